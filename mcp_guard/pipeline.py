@@ -1,0 +1,118 @@
+"""The interception pipeline: an ordered list of small hooks around every data-carrying call.
+
+The relay builds one :class:`Call` for each ``tools/list``, ``tools/call``, ``resources/read``,
+``prompts/get`` from the client, and for each ``sampling/createMessage`` or
+``elicitation/create`` an upstream sends toward the client. Hooks see it before it is
+forwarded (``request``) and once the result is back (``response``). A hook may change
+``call.params`` or ``call.result`` in place, or end the call with ``call.deny(reason)``.
+
+The runner fails closed: a hook that raises denies the call, it is never forwarded on an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Call", "Hook", "Pipeline", "Verdict", "INTERCEPTED"]
+
+# The methods that pass the pipeline. Everything else is relayed without a Call.
+INTERCEPTED = frozenset(
+    {"tools/list", "tools/call", "resources/read", "prompts/get", "sampling/createMessage", "elicitation/create"}
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a call was stopped; ``reason`` is written for the model to read and act on."""
+
+    action: str  # "deny" for now; approvals add more
+    reason: str
+    hook: str = ""
+
+
+@dataclass
+class Call:
+    """One intercepted exchange, as the pipeline sees it.
+
+    ``upstream`` is the configured server name; ``name`` is the tool or prompt name as the
+    upstream knows it (not namespaced), or the resource URI for ``resources/read``.
+    ``toward_client`` is True for requests an upstream sends to the client.
+    """
+
+    method: str
+    upstream: str
+    params: dict[str, Any]
+    session_id: str = ""
+    user: str = ""
+    toward_client: bool = False
+    result: Any = None
+    verdict: Verdict | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        key = "uri" if self.method == "resources/read" else "name"
+        value = self.params.get(key)
+        return value if isinstance(value, str) else ""
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        value = self.params.get("arguments")
+        return value if isinstance(value, dict) else {}
+
+    def deny(self, reason: str, hook: str = "") -> None:
+        if self.verdict is None:
+            self.verdict = Verdict("deny", reason, hook)
+
+
+class Hook:
+    """One step of the pipeline; override only the events you need."""
+
+    async def request(self, call: Call) -> None:
+        """Before the call is forwarded. Change ``call.params`` or ``call.deny(...)``."""
+
+    async def response(self, call: Call) -> None:
+        """After the result came back. Change ``call.result`` in place or replace it."""
+
+
+def _overrides(hook: Hook, name: str) -> bool:
+    return getattr(type(hook), name) is not getattr(Hook, name)
+
+
+class Pipeline:
+    """The ordered hooks, and the fail-closed runner."""
+
+    def __init__(self, hooks: Sequence[Hook] = ()) -> None:
+        self.hooks = tuple(hooks)
+        # Precomputed so that a pipeline of pass-through hooks costs nothing per call.
+        self._request_hooks = tuple(h for h in self.hooks if _overrides(h, "request"))
+        self._response_hooks = tuple(h for h in self.hooks if _overrides(h, "response"))
+
+    @property
+    def active(self) -> bool:
+        return bool(self._request_hooks or self._response_hooks)
+
+    async def run_request(self, call: Call) -> None:
+        for hook in self._request_hooks:
+            try:
+                await hook.request(call)
+            except Exception:  # never BaseException: cancellation must pass through
+                logger.exception("hook %s failed on %s %s", type(hook).__name__, call.method, call.upstream)
+                call.verdict = Verdict("deny", "mcp-guard could not check this call, so it was not run", type(hook).__name__)
+            if call.verdict is not None:
+                return
+
+    async def run_response(self, call: Call) -> None:
+        for hook in self._response_hooks:
+            try:
+                await hook.response(call)
+            except Exception:
+                logger.exception("hook %s failed on the result of %s %s", type(hook).__name__, call.method, call.upstream)
+                call.verdict = Verdict("deny", "mcp-guard could not check this result, so it was withheld", type(hook).__name__)
+            if call.verdict is not None:
+                return

@@ -1,0 +1,596 @@
+"""The hub: upstreams behind one server face, routing, aggregation, and the pipeline.
+
+With one upstream the guard is transparent: names, URIs, cursors and server info pass as they
+are. With several, tools and prompts are namespaced ``server__name``, URIs stay as they are
+and are routed by what each server listed, and cursors carry one position per server.
+
+Every method that carries data toward the model goes through :meth:`Hub.forward`, which runs
+the pipeline; the era translation happens below it, so hooks see one shape in every era.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from .. import era, jsonrpc
+from ..errors import RPCError
+from ..pipeline import INTERCEPTED, Call, Pipeline, Verdict
+from . import bridge
+from .upstream import ClientFacts, Inflight, Upstream
+
+if TYPE_CHECKING:
+    from .session import RequestContext, Session
+
+logger = logging.getLogger(__name__)
+
+SEPARATOR = "__"
+DENIED = -32012
+
+_LISTS = {
+    "tools/list": ("tools", "tools"),
+    "prompts/list": ("prompts", "prompts"),
+    "resources/list": ("resources", "resources"),
+    "resources/templates/list": ("resourceTemplates", "resources"),
+}
+_NAMESPACED = {"tools", "prompts", "resourceTemplates"}
+
+
+class Hub:
+    def __init__(
+        self,
+        upstreams: Sequence[Upstream] = (),
+        pipeline: Pipeline | None = None,
+        allow_methods: Sequence[str] = (),
+        server_name: str = "mcp-guard",
+    ) -> None:
+        self.upstreams: dict[str, Upstream] = {}
+        self.pipeline = pipeline or Pipeline()
+        self.allow_methods = tuple(allow_methods)
+        self.server_name = server_name
+        self.sessions: list[Session] = []
+        self.parked: dict[str, bridge.BridgedCall] = {}
+        self._uri_owner: dict[str, Upstream] = {}
+        self._templates: list[tuple[re.Pattern[str], Upstream]] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._checked = False
+        for up in upstreams:
+            self.add(up)
+
+    def add(self, upstream: Upstream) -> None:
+        if SEPARATOR in upstream.name:
+            raise ValueError(f"server name {upstream.name!r} may not contain {SEPARATOR!r}")
+        upstream.handler = self
+        self.upstreams[upstream.name] = upstream
+
+    @property
+    def aggregated(self) -> bool:
+        return len(self.upstreams) != 1
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the upstreams' tasks and background calls until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for up in self.upstreams.values():
+                await tg.start(up.run)
+            task_status.started()
+
+    def start_background(self, fn: Callable[[], Awaitable[None]]) -> None:
+        assert self._tg is not None
+        self._tg.start_soon(fn)
+
+    def method_allowed(self, method: str) -> bool:
+        return any(fnmatch.fnmatchcase(method, pattern) for pattern in self.allow_methods)
+
+    # -- connection -------------------------------------------------------------------------------
+
+    async def connect(self, facts: ClientFacts) -> None:
+        """Handshake with every upstream not yet connected; with one upstream its error is ours."""
+        pending = [up for up in self.upstreams.values() if not up.ready and up.dead is None]
+        if pending:
+            failures: dict[str, RPCError] = {}
+
+            async def one(up: Upstream) -> None:
+                try:
+                    await up.connect(facts)
+                except RPCError as exc:
+                    failures[up.name] = exc
+                    logger.error("%s", exc.message)
+
+            async with anyio.create_task_group() as tg:
+                for up in pending:
+                    tg.start_soon(one, up)
+            if failures and not self.aggregated:
+                raise next(iter(failures.values()))
+        if self.aggregated and not self._checked:
+            self._checked = True
+            await self._check_uri_collisions(facts)
+        if not self.aggregated:
+            only = self.single
+            if only.dead is not None and not only.ready:
+                raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, only.dead)
+
+    @property
+    def single(self) -> Upstream:
+        return next(iter(self.upstreams.values()))
+
+    def live(self) -> list[Upstream]:
+        return [up for up in self.upstreams.values() if up.ready]
+
+    async def _check_uri_collisions(self, facts: ClientFacts) -> None:
+        """Two servers offering the same resource URI would make reads ambiguous: refuse."""
+        owners: dict[str, str] = {}
+        for up in self.live():
+            if "resources" not in up.capabilities:
+                continue
+            try:
+                items = await self._list_all(up, "resources/list", "resources", facts)
+            except RPCError as exc:
+                logger.warning("could not list resources of %s: %s", up.name, exc.message)
+                continue
+            for item in items:
+                uri = item.get("uri") if isinstance(item, dict) else None
+                if not isinstance(uri, str):
+                    continue
+                if uri in owners and owners[uri] != up.name:
+                    message = (
+                        f"servers {owners[uri]!r} and {up.name!r} both offer resource {uri!r}; "
+                        "mcp-guard refuses to pick one. Remove one of them from the config."
+                    )
+                    for other in self.upstreams.values():
+                        other.dead = message
+                    raise RPCError(jsonrpc.INVALID_REQUEST, message)
+                owners[uri] = up.name
+                self._uri_owner[uri] = up
+
+    async def _list_all(self, up: Upstream, method: str, key: str, facts: ClientFacts) -> list[Any]:
+        items: list[Any] = []
+        params: dict[str, Any] | None = None
+        for _ in range(1000):
+            result = await up.request(method, params, facts=facts)
+            items.extend(result.get(key) or [])
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+            params = {"cursor": cursor}
+        return items
+
+    # -- the client's requests --------------------------------------------------------------------
+
+    async def handle(self, ctx: RequestContext, params: dict[str, Any] | None) -> Any:
+        method = ctx.method
+        if method == "initialize":
+            return await self._initialize(ctx, params or {})
+        if method == "ping":
+            return {}
+        if method not in era.CLIENT_REQUESTS and not self.method_allowed(method):
+            raise RPCError(
+                jsonrpc.METHOD_NOT_FOUND,
+                f"mcp-guard does not relay {method!r}: it is not an MCP method it inspects. "
+                "An operator can allow it with allowMethods in the guard config.",
+            )
+        await self.connect(ctx.facts)
+        if method == "server/discover":
+            return self._discover()
+        if method == "logging/setLevel":
+            return await self._set_level(ctx, params or {})
+        if method in _LISTS:
+            return await self._list(ctx, method, params or {})
+        if method == "subscriptions/listen":
+            return await self._listen(ctx, params or {})
+        if method in ("tools/call", "prompts/get"):
+            params = dict(params or {})
+            up, params["name"] = self.route_name(str(params.get("name", "")), "tool" if method == "tools/call" else "prompt")
+            params.pop("task", None)  # task-augmented calls would return output outside this path
+            result = await self.forward(ctx, up, method, params)
+            if self.aggregated and method == "tools/call":
+                self._learn_links(up, result)
+            return result
+        if method in ("resources/read", "resources/subscribe", "resources/unsubscribe"):
+            return await self._resource(ctx, method, params or {})
+        if method == "completion/complete":
+            return await self._complete(ctx, params or {})
+        # An allowlisted method the guard does not know: relay as is to the one upstream.
+        if self.aggregated:
+            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"{method!r} cannot be routed with several upstreams")
+        return await self.forward(ctx, self.single, method, params)
+
+    async def _initialize(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        session = ctx.session
+        requested = params.get("protocolVersion")
+        version = requested if requested in era.HANDSHAKE_VERSIONS else era.LATEST_HANDSHAKE
+        caps = params.get("capabilities")
+        session.era = era.LEGACY
+        session.facts = ClientFacts(
+            era=era.LEGACY,
+            version=version,
+            capabilities=caps if isinstance(caps, dict) else {},
+            client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else None,
+        )
+        await self.connect(session.facts)
+        if not self.aggregated and self.single.era == era.LEGACY:
+            # Not newer than what the upstream agreed to speak.
+            up_version = self.single.version
+            if up_version in era.HANDSHAKE_VERSIONS and era.HANDSHAKE_VERSIONS.index(up_version) < era.HANDSHAKE_VERSIONS.index(version):
+                version = up_version
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": self._capabilities(),
+            "serverInfo": self._server_info(),
+        }
+        instructions = self._instructions()
+        if instructions:
+            result["instructions"] = instructions
+        return result
+
+    def _discover(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "supportedVersions": list(era.MODERN_VERSIONS),
+            "capabilities": self._capabilities(),
+            "resultType": "complete",
+            "cacheScope": "private",
+            "ttlMs": 0,
+            "_meta": {era.SERVER_INFO_KEY: self._server_info()},
+        }
+        instructions = self._instructions()
+        if instructions:
+            result["instructions"] = instructions
+        return result
+
+    def _capabilities(self) -> dict[str, Any]:
+        live = self.live()
+        if not self.aggregated and live:
+            return dict(live[0].capabilities)
+        caps: dict[str, Any] = {}
+        for up in live:
+            for key, value in up.capabilities.items():
+                if key in ("tools", "prompts", "resources") and isinstance(value, dict):
+                    merged = caps.setdefault(key, {})
+                    for flag, on in value.items():
+                        merged[flag] = merged.get(flag) or on
+                elif key not in caps:
+                    caps[key] = value
+        return caps
+
+    def _server_info(self) -> dict[str, Any]:
+        if not self.aggregated and self.single.server_info:
+            return self.single.server_info
+        return {"name": self.server_name, "version": "0.1.0"}
+
+    def _instructions(self) -> str | None:
+        if not self.aggregated:
+            return self.single.instructions
+        parts = [f"## {up.name}\n{up.instructions}" for up in self.live() if up.instructions]
+        return "\n\n".join(parts) or None
+
+    async def _set_level(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        level = params.get("level")
+        if not isinstance(level, str):
+            raise RPCError(jsonrpc.INVALID_PARAMS, "level must be a string")
+        ctx.session.facts.log_level = level
+        ctx.session.log_opt_in = True
+        for up in self.live():
+            await up.set_log_level(level)
+        return {}
+
+    # -- lists and routing ------------------------------------------------------------------------
+
+    async def _list(self, ctx: RequestContext, method: str, params: dict[str, Any]) -> Any:
+        key, capability = _LISTS[method]
+        if not self.aggregated:
+            result = await self.forward(ctx, self.single, method, params)
+            self._learn_list(self.single, key, result)
+            return result
+        cursor = params.get("cursor")
+        positions = self._decode_cursor(cursor) if cursor is not None else {up.name: None for up in self.live()}
+        items: list[Any] = []
+        following: dict[str, str] = {}
+        base = {k: v for k, v in params.items() if k != "cursor"}
+        for name, position in positions.items():
+            up = self.upstreams.get(name)
+            if up is None or not up.ready or capability not in up.capabilities:
+                continue
+            page = dict(base)
+            if position is not None:
+                page["cursor"] = position
+            try:
+                result = await self.forward(ctx, up, method, page)
+            except RPCError as exc:
+                logger.warning("%s from %s failed: %s", method, up.name, exc.message)
+                continue
+            self._learn_list(up, key, result)
+            for item in result.get(key) or []:
+                if key in _NAMESPACED and isinstance(item, dict) and isinstance(item.get("name"), str):
+                    item = {**item, "name": f"{up.name}{SEPARATOR}{item['name']}"}
+                items.append(item)
+            if result.get("nextCursor"):
+                following[name] = result["nextCursor"]
+        out: dict[str, Any] = {key: items}
+        if following:
+            out["nextCursor"] = base64.urlsafe_b64encode(json.dumps(following).encode()).decode()
+        return era.modernize_result(method, out) if ctx.modern else out
+
+    @staticmethod
+    def _decode_cursor(cursor: Any) -> dict[str, str | None]:
+        try:
+            value = json.loads(base64.urlsafe_b64decode(str(cursor).encode()))
+        except (ValueError, binascii.Error):
+            value = None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise RPCError(jsonrpc.INVALID_PARAMS, "invalid cursor")
+        return value
+
+    def _learn_list(self, up: Upstream, key: str, result: Any) -> None:
+        if not isinstance(result, dict) or key not in ("resources", "resourceTemplates"):
+            return
+        for item in result.get(key) or []:
+            if not isinstance(item, dict):
+                continue
+            if key == "resources" and isinstance(item.get("uri"), str):
+                self._uri_owner.setdefault(item["uri"], up)
+            elif isinstance(item.get("uriTemplate"), str):
+                self._templates.append((_template_regex(item["uriTemplate"]), up))
+
+    def _learn_links(self, up: Upstream, result: Any) -> None:
+        for block in result.get("content") or [] if isinstance(result, dict) else []:
+            if not isinstance(block, dict):
+                continue
+            uri = block.get("uri") if block.get("type") == "resource_link" else (block.get("resource") or {}).get("uri")
+            if isinstance(uri, str):
+                self._uri_owner.setdefault(uri, up)
+
+    def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
+        if not self.aggregated:
+            return self.single, name
+        server, sep, rest = name.partition(SEPARATOR)
+        up = self.upstreams.get(server)
+        if not sep or up is None or not rest:
+            raise RPCError(jsonrpc.INVALID_PARAMS, f"unknown {kind} {name!r}: names here look like server{SEPARATOR}{kind}")
+        return up, rest
+
+    def route_uri(self, uri: str) -> list[Upstream]:
+        if not self.aggregated:
+            return [self.single]
+        owner = self._uri_owner.get(uri)
+        if owner is not None:
+            return [owner]
+        for pattern, up in self._templates:
+            if pattern.fullmatch(uri):
+                return [up]
+        return [up for up in self.live() if "resources" in up.capabilities]
+
+    async def _resource(self, ctx: RequestContext, method: str, params: dict[str, Any]) -> Any:
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise RPCError(jsonrpc.INVALID_PARAMS, "uri must be a string")
+        candidates = self.route_uri(uri)
+        if method != "resources/read":
+            if method == "resources/subscribe":
+                ctx.session.subscriptions.add(uri)
+            else:
+                ctx.session.subscriptions.discard(uri)
+            for up in candidates:
+                if up.era == era.MODERN:
+                    logger.warning("resource subscriptions toward 2026-07-28 upstream %s are not relayed yet", up.name)
+                    continue
+                await self.forward(ctx, up, method, params)
+            return {}
+        error: RPCError | None = None
+        for up in candidates:
+            try:
+                result = await self.forward(ctx, up, method, params)
+            except RPCError as exc:
+                error = error or exc
+                continue
+            if self.aggregated:
+                self._uri_owner.setdefault(uri, up)
+            return result
+        raise error or RPCError(jsonrpc.INVALID_PARAMS, f"no upstream offers resource {uri!r}")
+
+    async def _complete(self, ctx: RequestContext, params: dict[str, Any]) -> Any:
+        ref = params.get("ref")
+        if not isinstance(ref, dict):
+            raise RPCError(jsonrpc.INVALID_PARAMS, "ref must be an object")
+        if ref.get("type") == "ref/prompt":
+            up, name = self.route_name(str(ref.get("name", "")), "prompt")
+            params = {**params, "ref": {**ref, "name": name}}
+        else:
+            ups = self.route_uri(str(ref.get("uri", "")))
+            up = ups[0] if ups else self.single
+        return await self.forward(ctx, up, "completion/complete", params)
+
+    async def _listen(self, ctx: RequestContext, params: dict[str, Any]) -> Any:
+        """Serve a 2026 ``subscriptions/listen`` stream from the upstreams' notifications."""
+        wanted = params.get("notifications")
+        if not isinstance(wanted, dict):
+            raise RPCError(jsonrpc.INVALID_PARAMS, "notifications must be an object")
+        caps = self._capabilities()
+        granted: dict[str, Any] = {}
+        for flag, kind in (("toolsListChanged", "tools"), ("promptsListChanged", "prompts"), ("resourcesListChanged", "resources")):
+            if wanted.get(flag) and kind in caps:
+                granted[flag] = True
+        uris = wanted.get("resourceSubscriptions")
+        if isinstance(uris, list) and (caps.get("resources") or {}).get("subscribe"):
+            granted["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)]
+            for uri in granted["resourceSubscriptions"]:
+                for up in self.route_uri(uri):
+                    if up.era == era.LEGACY:
+                        try:
+                            await up.request("resources/subscribe", {"uri": uri})
+                        except RPCError as exc:
+                            logger.info("subscribe %s at %s failed: %s", uri, up.name, exc.message)
+        session = ctx.session
+        session.listens[ctx.id] = granted
+        try:
+            await session.send(
+                jsonrpc.notification(
+                    "notifications/subscriptions/acknowledged",
+                    {"notifications": granted, "_meta": {era.SUBSCRIPTION_ID_KEY: ctx.id}},
+                ),
+                ctx.id,
+            )
+            await anyio.sleep_forever()
+        finally:
+            session.listens.pop(ctx.id, None)
+        raise AssertionError("unreachable")
+
+    # -- forwarding through the pipeline ----------------------------------------------------------
+
+    async def forward(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
+        call: Call | None = None
+        if method in INTERCEPTED and self.pipeline.active:
+            call = Call(method, up.name, dict(params or {}), session_id=ctx.session.id, user=ctx.session.user)
+            await self.pipeline.run_request(call)
+            if call.verdict is not None:
+                return self._refusal(ctx, method, call.verdict)
+            params = call.params
+        result = await self._execute(ctx, up, method, params)
+        if call is not None:
+            call.result = result
+            await self.pipeline.run_response(call)
+            if call.verdict is not None:
+                return self._refusal(ctx, method, call.verdict)
+            result = call.result
+        return result
+
+    def _refusal(self, ctx: RequestContext, method: str, verdict: Verdict) -> Any:
+        if method == "tools/call":
+            result: dict[str, Any] = {"content": [{"type": "text", "text": f"mcp-guard: {verdict.reason}"}], "isError": True}
+            return era.modernize_result(method, result) if ctx.modern else result
+        raise RPCError(DENIED, f"mcp-guard: {verdict.reason}")
+
+    async def _execute(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
+        if not up.ready:
+            await up.connect(ctx.facts)
+        if ctx.modern:
+            if up.era == era.MODERN:
+                return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
+            if method in era.INPUT_REQUIRED_METHODS:
+                return await bridge.modern_over_legacy(self, ctx, up, method, dict(params or {}))
+            if ctx.facts.log_level:
+                await up.set_log_level(ctx.facts.log_level)
+            return era.modernize_result(method, await self._legacy_request(ctx, up, method, params))
+        if up.era == era.MODERN:
+            if method in era.INPUT_REQUIRED_METHODS:
+                return await bridge.legacy_over_modern(self, ctx, up, method, dict(params or {}))
+            return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
+        return await self._legacy_request(ctx, up, method, params)
+
+    async def _legacy_request(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
+        inflight = Inflight(ctx.session, ctx.id)
+        up.inflight.append(inflight)
+        try:
+            return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
+        finally:
+            up.inflight.remove(inflight)
+
+    # -- what upstreams send toward the client ----------------------------------------------------
+
+    async def on_upstream_request(self, up: Upstream, method: str, params: Any) -> Any:
+        if method == "ping":
+            return {}
+        if method not in era.SERVER_REQUESTS and not self.method_allowed(method):
+            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"mcp-guard does not relay {method!r} toward the client")
+        inflight = up.inflight[-1] if up.inflight else None
+        if inflight is not None and inflight.bridge is not None:
+            return await self._ask_bridged(inflight.bridge, up, method, params)
+        session = inflight.session if inflight is not None else self._latest_session()
+        if session is None or session.closed:
+            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"no client connected that can answer {method}")
+        if session.era == era.MODERN:
+            raise RPCError(
+                jsonrpc.METHOD_NOT_FOUND, f"the client speaks {era.MODERN} and can only be asked during a call"
+            )
+        return await self.ask_client(session, up, method, params, inflight.client_id if inflight else None, session.facts)
+
+    async def _ask_bridged(self, call: bridge.BridgedCall, up: Upstream, method: str, params: Any) -> Any:
+        if method in INTERCEPTED and self.pipeline.active:
+            params = await self._check_toward_client(call.session_id, up, method, params)
+        return await call.ask(method, params)
+
+    async def ask_client(
+        self,
+        session: Session,
+        up: Upstream,
+        method: str,
+        params: Any,
+        related: jsonrpc.RequestId | None,
+        facts: ClientFacts,
+    ) -> Any:
+        """Put an upstream's question to a handshake-era client, through the pipeline."""
+        capability = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}.get(method)
+        if capability is not None and not session.can(capability, facts):
+            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"the client does not support {capability}")
+        if method in INTERCEPTED and self.pipeline.active:
+            params = await self._check_toward_client(session.id, up, method, params)
+        return await session.request_client(method, params, related)
+
+    async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any) -> Any:
+        call = Call(method, up.name, dict(params or {}), session_id=session_id, toward_client=True)
+        await self.pipeline.run_request(call)
+        if call.verdict is not None:
+            raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")
+        return call.params
+
+    def _latest_session(self) -> Session | None:
+        for session in reversed(self.sessions):
+            if not session.closed and session.era == era.LEGACY:
+                return session
+        return self.sessions[-1] if self.sessions else None
+
+    async def on_upstream_notification(self, up: Upstream, method: str, params: Any) -> None:
+        if method == "notifications/message":
+            for session in list(self.sessions):
+                if session.era == era.LEGACY or session.log_opt_in:
+                    await session.send_safely(jsonrpc.notification(method, params))
+        elif method in era.LIST_CHANGED:
+            flag = era.LIST_CHANGED[method]
+            for session in list(self.sessions):
+                if session.era == era.LEGACY:
+                    await session.send_safely(jsonrpc.notification(method, params))
+                for listen_id, granted in list(session.listens.items()):
+                    if granted.get(flag):
+                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id)
+        elif method == "notifications/resources/updated":
+            uri = params.get("uri") if isinstance(params, dict) else None
+            for session in list(self.sessions):
+                if uri in session.subscriptions:
+                    await session.send_safely(jsonrpc.notification(method, params))
+                for listen_id, granted in list(session.listens.items()):
+                    if uri in (granted.get("resourceSubscriptions") or ()):
+                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id)
+        elif method == "notifications/elicitation/complete":
+            inflight = up.inflight[-1] if up.inflight else None
+            session = inflight.session if inflight else self._latest_session()
+            if session is not None and session.era == era.LEGACY:
+                await session.send_safely(jsonrpc.notification(method, params))
+        elif self.method_allowed(method):
+            for session in list(self.sessions):
+                await session.send_safely(jsonrpc.notification(method, params))
+        else:
+            logger.info("dropped notification %s from %s: not a known MCP method and not allowlisted", method, up.name)
+
+    async def broadcast_upstream(self, method: str, params: Any) -> None:
+        for up in self.live():
+            if method == "notifications/roots/list_changed" and up.era == era.MODERN:
+                continue  # 2026-07-28 has no such notification
+            await up.notify(method, params)
+
+
+def _stamp(params: Any, listen_id: jsonrpc.RequestId) -> dict[str, Any]:
+    return era.with_meta(params if isinstance(params, dict) else None, {era.SUBSCRIPTION_ID_KEY: listen_id})
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    """A loose matcher for an RFC 6570 URI template: each expression matches any run of text."""
+    parts = re.split(r"\{[^}]*\}", template)
+    return re.compile(".*".join(re.escape(p) for p in parts))

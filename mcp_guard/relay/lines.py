@@ -1,0 +1,152 @@
+"""Newline framing with a size limit, and non-blocking file-descriptor I/O on anyio.
+
+stdin/stdout are read and written through their file descriptors with ``anyio.wait_readable``
+and ``wait_writable``: no thread per direction, no copy through asyncio streams. Regular files
+(``< file``) cannot be polled, so those fall back to a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+
+# A message larger than this is refused; a tool returning a big file should use a resource.
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+READ_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Oversize:
+    """A line that passed the size limit; ``head`` holds its first bytes, to find its id."""
+
+    head: bytes
+    size: int
+
+
+class LineSplitter:
+    """Turns chunks into lines; a line over ``max_bytes`` becomes an :class:`Oversize` marker."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._buf = bytearray()
+        self._skipping: Oversize | None = None  # inside an oversize line, until its newline
+
+    def feed(self, chunk: bytes) -> list[bytes | Oversize]:
+        out: list[bytes | Oversize] = []
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                break
+            piece = chunk[start:nl]
+            start = nl + 1
+            if self._skipping is not None:
+                out.append(Oversize(self._skipping.head, self._skipping.size + len(piece)))
+                self._skipping = None
+            elif self._buf:
+                self._buf += piece
+                line = bytes(self._buf)
+                self._buf.clear()
+                out.append(self._check(line))
+            else:
+                out.append(self._check(piece))
+        rest = chunk[start:]
+        if rest:
+            if self._skipping is not None:
+                self._skipping = Oversize(self._skipping.head, self._skipping.size + len(rest))
+            else:
+                self._buf += rest
+                if len(self._buf) > self.max_bytes:
+                    self._skipping = Oversize(bytes(self._buf[:4096]), len(self._buf))
+                    self._buf.clear()
+        return [x for x in out if not (isinstance(x, bytes) and not x.strip())]
+
+    def _check(self, line: bytes) -> bytes | Oversize:
+        if len(line) > self.max_bytes:
+            return Oversize(line[:4096], len(line))
+        return line
+
+
+async def read_fd_chunks(fd: int) -> AsyncIterator[bytes]:
+    """Chunks from ``fd`` until EOF."""
+    pollable = _make_nonblocking(fd)
+    while True:
+        if pollable:
+            try:
+                await anyio.wait_readable(fd)
+            except (OSError, ValueError):
+                pollable = False
+                continue
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                continue
+        else:
+            chunk = await anyio.to_thread.run_sync(os.read, fd, READ_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+class FdWriter:
+    """Writes whole messages to a file descriptor in order, without blocking the loop."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._pollable = _make_nonblocking(fd)
+        self._lock = anyio.Lock()
+        self.closed = False
+
+    async def write(self, data: bytes) -> None:
+        if self.closed:
+            raise anyio.BrokenResourceError("the client closed its input")
+        async with self._lock:
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self.fd, view)
+                except BlockingIOError:
+                    await self._wait()
+                    continue
+                except OSError as exc:
+                    if exc.errno in (errno.EPIPE, errno.EBADF):
+                        self.closed = True
+                        raise anyio.BrokenResourceError("the client closed its input") from exc
+                    raise
+                view = view[n:]
+
+    async def _wait(self) -> None:
+        if self._pollable:
+            await anyio.wait_writable(self.fd)
+        else:
+            await anyio.sleep(0.001)
+
+
+def _make_nonblocking(fd: int) -> bool:
+    """Set O_NONBLOCK where the fd can be polled; regular files cannot."""
+    import stat
+
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return False
+    try:
+        os.set_blocking(fd, False)
+    except OSError:
+        return False
+    return True
+
+
+def restore_blocking(*fds: int) -> None:
+    """Give the descriptors back in blocking mode: a shell sharing our terminal expects it."""
+    for fd in fds:
+        try:
+            os.set_blocking(fd, True)
+        except OSError:
+            pass

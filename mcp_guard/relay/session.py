@@ -1,0 +1,258 @@
+"""One client connection, in either era: dispatch, cancellation, requests toward the client.
+
+Lifecycle: the transport feeds messages to :meth:`Session.feed`. Each client request runs in
+its own task in the session's task group, so a call waiting on a slow upstream (or, later, on
+a human) never blocks the others, and ``notifications/cancelled`` cancels exactly that task,
+which cancels the upstream request with it. When the client goes away the task group is
+cancelled: nothing the client started outlives it, except bridged calls parked in the hub
+for a 2026-07-28 retry, which expire on their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from .. import era, jsonrpc
+from ..errors import RPCError
+from .upstream import ClientFacts, ProgressFn
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+logger = logging.getLogger(__name__)
+
+SendFn = Callable[[jsonrpc.Message, "jsonrpc.RequestId | None"], Awaitable[None]]
+
+_session_ids = itertools.count(1)
+
+
+@dataclass
+class RequestContext:
+    """One client request as the hub handles it."""
+
+    session: Session
+    id: jsonrpc.RequestId
+    method: str
+    facts: ClientFacts
+    progress_token: Any = None
+
+    @property
+    def modern(self) -> bool:
+        return self.facts.era == era.MODERN
+
+    def progress_sink(self) -> ProgressFn | None:
+        """Relays upstream progress to this request's caller, under the caller's own token."""
+        token = self.progress_token
+        if token is None:
+            return None
+        session, rid = self.session, self.id
+
+        async def sink(params: dict[str, Any]) -> None:
+            out = dict(params)
+            out["progressToken"] = token
+            await session.send_safely(jsonrpc.notification("notifications/progress", out), rid)
+
+        return sink
+
+
+class _ClientWaiter:
+    __slots__ = ("event", "message")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.message: jsonrpc.Message | None = None
+
+
+class Session:
+    def __init__(self, hub: Hub, send: SendFn, *, user: str = "", label: str = "") -> None:
+        self.hub = hub
+        self._send = send
+        self.id = f"s{next(_session_ids)}"
+        self.user = user
+        self.label = label
+        self.era: str | None = None
+        self.facts = ClientFacts()  # from initialize; modern requests bring their own
+        self.subscriptions: set[str] = set()  # resource URIs (handshake-era subscribe)
+        self.listens: dict[jsonrpc.RequestId, dict[str, Any]] = {}  # 2026 subscriptions/listen filters
+        self.log_opt_in = False
+        self.stateless = False  # one HTTP exchange per request (2026-07-28 over HTTP)
+        self.closed = False
+        self._handlers: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
+        self._to_client: dict[int, _ClientWaiter] = {}
+        self._next_id = 0
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Hold the task group that the client's requests run in, until :meth:`close`."""
+        self.hub.sessions.append(self)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self.closed = True
+            if self in self.hub.sessions:
+                self.hub.sessions.remove(self)
+            for waiter in self._to_client.values():
+                waiter.event.set()
+
+    async def drained(self) -> None:
+        """Return once no client request is in flight (used at shutdown only)."""
+        while self._handlers:
+            await anyio.sleep(0.01)
+
+    def close(self) -> None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def send(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None = None) -> None:
+        await self._send(message, related)
+
+    async def send_safely(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None = None) -> None:
+        """Send, ignoring a client that has already gone: notifications are best effort."""
+        try:
+            await self._send(message, related)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+
+    # -- inbound ------------------------------------------------------------------------------------
+
+    async def feed(self, message: jsonrpc.Message) -> None:
+        """Handle one message from the client. Requests are answered from their own task."""
+        method = message.get("method")
+        if method is None:
+            self._on_response(message)
+            return
+        if not isinstance(method, str):
+            if "id" in message:
+                await self.send(jsonrpc.error(message.get("id"), jsonrpc.INVALID_REQUEST, "method must be a string"))
+            return
+        if "id" not in message:
+            await self._on_notification(method, message.get("params"))
+            return
+        rid = message["id"]
+        if not jsonrpc.valid_id(rid):
+            await self.send(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "a request id must be a string or an integer"))
+            return
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict):
+            await self.send(jsonrpc.error(rid, jsonrpc.INVALID_PARAMS, "params must be an object"), rid)
+            return
+        assert self._tg is not None
+        self._tg.start_soon(self._handle, rid, method, params)
+
+    async def _handle(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None) -> None:
+        with anyio.CancelScope() as scope:
+            self._handlers[rid] = scope
+            try:
+                ctx, params = self._context(rid, method, params)
+                reply = jsonrpc.result(rid, await self.hub.handle(ctx, params))
+            except RPCError as exc:
+                reply = {"jsonrpc": "2.0", "id": rid, "error": exc.to_error()}
+            except Exception:
+                logger.exception("handling %s failed", method)
+                reply = jsonrpc.error(rid, jsonrpc.INTERNAL_ERROR, f"mcp-guard failed while handling {method}")
+            finally:
+                if self._handlers.get(rid) is scope:
+                    del self._handlers[rid]
+        if scope.cancelled_caught:
+            return  # cancelled by the client: the spec says no response
+        await self.send_safely(reply, rid)
+
+    def _context(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None) -> tuple[RequestContext, Any]:
+        taken, params = era.split_meta(params)
+        version = taken.get(era.PROTOCOL_KEY)
+        if version is None:
+            facts = self.facts
+            if self.era is None and method != "initialize":
+                self.era = era.LEGACY
+        else:
+            if version not in era.MODERN_VERSIONS:
+                raise RPCError(
+                    -32022 if version not in era.HANDSHAKE_VERSIONS else jsonrpc.INVALID_REQUEST,
+                    f"unsupported protocol version {version!r}",
+                    {"supported": list(era.MODERN_VERSIONS), "requested": version},
+                )
+            self.era = self.era or era.MODERN
+            caps = taken.get(era.CLIENT_CAPS_KEY)
+            level = taken.get(era.LOG_LEVEL_KEY)
+            if level:
+                self.log_opt_in = True
+            facts = ClientFacts(
+                era=era.MODERN,
+                version=version,
+                capabilities=caps if isinstance(caps, dict) else {},
+                client_info=taken.get(era.CLIENT_INFO_KEY),
+                log_level=level if isinstance(level, str) else None,
+            )
+        return RequestContext(self, rid, method, facts, taken.get("progressToken")), params
+
+    async def _on_notification(self, method: str, params: Any) -> None:
+        if method == "notifications/cancelled":
+            rid = params.get("requestId") if isinstance(params, dict) else None
+            scope = self._handlers.get(rid)  # type: ignore[arg-type]
+            if scope is not None:
+                scope.cancel()
+        elif method == "notifications/initialized":
+            pass  # the guard sent its own to each upstream after its handshake
+        elif method == "notifications/roots/list_changed":
+            await self.hub.broadcast_upstream(method, params)
+        elif method == "notifications/progress":
+            pass  # progress on a request the guard sent to the client: nothing waits on it
+        elif self.hub.method_allowed(method):
+            await self.hub.broadcast_upstream(method, params)
+        else:
+            logger.info("dropped client notification %s: not a known MCP method and not allowlisted", method)
+
+    def _on_response(self, message: jsonrpc.Message) -> None:
+        waiter = self._to_client.pop(message.get("id"), None)  # type: ignore[arg-type]
+        if waiter is None:
+            return
+        waiter.message = message
+        waiter.event.set()
+
+    # -- requests toward the client -----------------------------------------------------------------
+
+    def can(self, capability: str, facts: ClientFacts | None = None) -> bool:
+        caps = (facts or self.facts).capabilities
+        return isinstance(caps, dict) and caps.get(capability) is not None
+
+    async def request_client(
+        self, method: str, params: Any, related: jsonrpc.RequestId | None = None, timeout: float | None = None
+    ) -> Any:
+        """Ask the client (handshake era only) and return its result; RPCError on its error."""
+        if self.closed:
+            raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, "the client has disconnected")
+        self._next_id += 1
+        gid = self._next_id
+        waiter = _ClientWaiter()
+        self._to_client[gid] = waiter
+        try:
+            await self.send(jsonrpc.request(gid, method, params), related)
+            if timeout is None:
+                await waiter.event.wait()
+            else:
+                with anyio.fail_after(timeout):
+                    await waiter.event.wait()
+        except BaseException:
+            if self._to_client.pop(gid, None) is not None and not self.closed:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                    await self.send_safely(
+                        jsonrpc.notification("notifications/cancelled", {"requestId": gid, "reason": "no longer needed"}),
+                        related,
+                    )
+            raise
+        message = waiter.message
+        if message is None:
+            raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, "the client disconnected before answering")
+        if "error" in message:
+            raise RPCError.from_error(message["error"])
+        return message.get("result")

@@ -1,0 +1,363 @@
+"""One upstream MCP server as the guard's peer: ids, handshake, era, in-flight requests.
+
+Lifecycle: ``run()`` is the owner task. It starts the transport, reports readiness, and reads
+messages until the server goes away; then every waiting request fails with a clear error and
+later ones fail at once. ``connect()`` does the handshake the first time a client needs the
+server, with that client's capabilities, so servers that offer tools by client capability
+(sampling, elicitation, roots) show the same tools through the guard as directly.
+
+Ids: the guard mints its own request ids and progress tokens toward each upstream, so several
+client sessions and the guard's own requests never collide.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import anyio.abc
+
+from .. import era, jsonrpc
+from ..era import LATEST_HANDSHAKE, LEGACY
+from ..errors import RPCError, UpstreamError
+from .lines import Oversize
+
+if TYPE_CHECKING:
+    from .bridge import BridgedCall
+    from .session import Session
+
+logger = logging.getLogger(__name__)
+
+# The first handshake may wait for `npx` or a slow interpreter to boot.
+CONNECT_TIMEOUT_S = 60.0
+# A courtesy cancel toward a server that stopped reading must not hold a cancelled caller.
+CANCEL_SEND_TIMEOUT_S = 1.0
+
+GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
+
+ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Transport(Protocol):
+    name: str
+
+    def describe(self) -> str: ...
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None: ...
+    def messages(self) -> AsyncIterator[jsonrpc.Message | Oversize | jsonrpc.ParseError]: ...
+    async def send(self, message: jsonrpc.Message) -> None: ...
+    def exit_status(self) -> str: ...
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class ClientFacts:
+    """What a client said about itself: at ``initialize`` (handshake era) or per request (2026)."""
+
+    era: str = LEGACY
+    version: str = LATEST_HANDSHAKE
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    client_info: dict[str, Any] | None = None
+    log_level: str | None = None
+
+    def envelope(self) -> dict[str, Any]:
+        """The 2026-07-28 ``_meta`` keys that carry these facts toward a modern upstream."""
+        env: dict[str, Any] = {
+            era.PROTOCOL_KEY: era.MODERN,
+            era.CLIENT_INFO_KEY: self.client_info or GUARD_INFO,
+            era.CLIENT_CAPS_KEY: era.without_tasks(self.capabilities),
+        }
+        if self.log_level:
+            env[era.LOG_LEVEL_KEY] = self.log_level
+        return env
+
+
+@dataclass
+class Inflight:
+    """A client request this upstream is serving; server-to-client requests go to the newest."""
+
+    session: Session
+    client_id: jsonrpc.RequestId | None
+    bridge: BridgedCall | None = None
+
+
+class _Waiter:
+    __slots__ = ("event", "result", "error", "progress")
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.event = anyio.Event()
+        self.result: Any = None
+        self.error: RPCError | None = None
+        self.progress = progress
+
+
+class UpstreamHandler(Protocol):
+    async def on_upstream_request(self, upstream: Upstream, method: str, params: Any) -> Any: ...
+    async def on_upstream_notification(self, upstream: Upstream, method: str, params: Any) -> None: ...
+
+
+class Upstream:
+    def __init__(self, name: str, transport: Transport, handler: UpstreamHandler, protocol: str = "auto") -> None:
+        self.name = name
+        self.transport = transport
+        self.handler = handler
+        self.protocol = protocol  # "auto", "legacy" or a 2026 version
+        self.era: str | None = None  # set by connect(): era.LEGACY or era.MODERN
+        self.version = ""
+        self.server_info: dict[str, Any] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.instructions: str | None = None
+        self.facts = ClientFacts()  # the facts the handshake was made with
+        self.inflight: list[Inflight] = []
+        self.log_level: str | None = None
+        self.dead: str | None = None  # why it cannot be used, once it cannot
+        self._pending: dict[int, _Waiter] = {}
+        self._progress: dict[int, ProgressFn] = {}
+        self._served: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
+        self._next_id = 0
+        self._connect_lock = anyio.Lock()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.era is not None and self.dead is None
+
+    # -- owner task ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                try:
+                    await self.transport.start(tg)
+                except UpstreamError as exc:
+                    self._fail_all(str(exc))
+                    task_status.started()
+                    return
+                task_status.started()
+                try:
+                    await self._read_loop()
+                finally:
+                    self._fail_all(
+                        f"upstream {self.name!r} stopped ({self.transport.exit_status()}); see its messages above"
+                    )
+                    tg.cancel_scope.cancel()
+        finally:
+            await self.transport.aclose()
+
+    async def _read_loop(self) -> None:
+        async for message in self.transport.messages():
+            if isinstance(message, Oversize):
+                self._on_oversize(message)
+            elif isinstance(message, jsonrpc.ParseError):
+                logger.warning("upstream %s sent a line that is not JSON-RPC: %s", self.name, message)
+            elif "method" in message:
+                method = message["method"]
+                if not isinstance(method, str):
+                    logger.warning("upstream %s sent a message with a non-string method", self.name)
+                elif "id" in message:
+                    assert self._tg is not None
+                    self._tg.start_soon(self._serve, message["id"], method, message.get("params"))
+                else:
+                    await self._on_notification(method, message.get("params"))
+            else:
+                self._on_response(message)
+
+    def _on_response(self, message: jsonrpc.Message) -> None:
+        waiter = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+        if waiter is None:
+            logger.debug("upstream %s answered an unknown or cancelled request id", self.name)
+            return
+        if "error" in message:
+            waiter.error = RPCError.from_error(message["error"])
+        else:
+            waiter.result = message.get("result")
+        waiter.event.set()
+
+    def _on_oversize(self, big: Oversize) -> None:
+        rid = jsonrpc.sniff_id(big.head)
+        waiter = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        logger.warning("upstream %s sent a %d-byte message, over the limit; dropped", self.name, big.size)
+        if waiter is not None:
+            waiter.error = RPCError(
+                jsonrpc.MESSAGE_TOO_LARGE,
+                f"the answer from {self.name!r} was {big.size} bytes, over mcp-guard's message size limit",
+            )
+            waiter.event.set()
+
+    async def _on_notification(self, method: str, params: Any) -> None:
+        if method == "notifications/progress" and isinstance(params, dict):
+            sink = self._progress.get(params.get("progressToken"))  # type: ignore[arg-type]
+            if sink is not None:
+                await sink(params)
+            return
+        if method == "notifications/cancelled" and isinstance(params, dict):
+            scope = self._served.get(params.get("requestId"))  # type: ignore[arg-type]
+            if scope is not None:
+                scope.cancel()
+            return
+        await self.handler.on_upstream_notification(self, method, params)
+
+    async def _serve(self, rid: jsonrpc.RequestId, method: str, params: Any) -> None:
+        """Answer a request the upstream sent us (sampling, elicitation, roots, ping)."""
+        with anyio.CancelScope() as scope:
+            self._served[rid] = scope
+            try:
+                result = await self.handler.on_upstream_request(self, method, params)
+                reply = jsonrpc.result(rid, result)
+            except RPCError as exc:
+                reply = {"jsonrpc": "2.0", "id": rid, "error": exc.to_error()}
+            except Exception:
+                logger.exception("answering %s from upstream %s failed", method, self.name)
+                reply = jsonrpc.error(rid, jsonrpc.INTERNAL_ERROR, "mcp-guard failed to relay this request")
+            finally:
+                self._served.pop(rid, None)
+        if scope.cancelled_caught:
+            return  # the upstream withdrew it: no answer is owed
+        try:
+            await self.transport.send(reply)
+        except UpstreamError:
+            pass
+
+    def _fail_all(self, reason: str) -> None:
+        self.dead = reason
+        for waiter in self._pending.values():
+            waiter.error = RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, reason)
+            waiter.event.set()
+        self._pending.clear()
+
+    # -- requests toward the upstream -----------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        facts: ClientFacts | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Any:
+        """Send a request and wait for its result; raises :class:`RPCError` on an error answer.
+
+        ``params`` must not carry envelope keys or a progress token: this adds the ones the
+        upstream's era needs. Cancelling the caller cancels the request upstream too.
+        """
+        if self.dead is not None:
+            raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
+        self._next_id += 1
+        rid = self._next_id
+        extra: dict[str, Any] = {}
+        if self.era == era.MODERN:
+            extra.update((facts or self.facts).envelope())
+        if progress is not None:
+            extra["progressToken"] = rid
+            self._progress[rid] = progress
+        if extra:
+            params = era.with_meta(params, extra)
+        waiter = _Waiter(progress)
+        self._pending[rid] = waiter
+        try:
+            await self.transport.send(jsonrpc.request(rid, method, params))
+            await waiter.event.wait()
+        except UpstreamError as exc:
+            raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead or str(exc)) from exc
+        except BaseException:
+            if self._pending.pop(rid, None) is not None and self.dead is None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SEND_TIMEOUT_S):
+                    await self.notify("notifications/cancelled", {"requestId": rid, "reason": "cancelled by the client"})
+            raise
+        finally:
+            self._progress.pop(rid, None)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        if self.dead is not None:
+            return
+        try:
+            await self.transport.send(jsonrpc.notification(method, params))
+        except UpstreamError:
+            pass
+
+    # -- handshake ------------------------------------------------------------------------------
+
+    async def connect(self, facts: ClientFacts) -> None:
+        """Handshake once, in the era the config asks for or, on ``auto``, the client's own first."""
+        async with self._connect_lock:
+            if self.era is not None:
+                return
+            if self.dead is not None:
+                raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
+            if self.protocol == "auto":
+                order = [era.LEGACY, era.MODERN] if facts.era == era.LEGACY else [era.MODERN, era.LEGACY]
+            else:
+                order = [era.LEGACY if self.protocol == "legacy" else era.MODERN]
+            errors = []
+            for attempt in order:
+                try:
+                    with anyio.fail_after(CONNECT_TIMEOUT_S):
+                        if attempt == era.LEGACY:
+                            await self._initialize(facts)
+                        else:
+                            await self._discover(facts)
+                    self.facts = facts
+                    logger.info("upstream %s speaks %s", self.name, self.version)
+                    return
+                except TimeoutError:
+                    errors.append(f"no answer within {CONNECT_TIMEOUT_S:.0f} s")
+                    break
+                except RPCError as exc:
+                    errors.append(f"{'initialize' if attempt == era.LEGACY else 'server/discover'}: {exc.message}")
+                    if self.dead is not None:
+                        break
+            raise RPCError(
+                jsonrpc.UPSTREAM_UNAVAILABLE,
+                f"upstream {self.name!r} ({self.transport.describe()}) did not complete the MCP handshake: "
+                + "; ".join(errors),
+            )
+
+    async def _initialize(self, facts: ClientFacts) -> None:
+        version = facts.version if facts.era == era.LEGACY else era.LATEST_HANDSHAKE
+        params = {
+            "protocolVersion": version,
+            "capabilities": era.without_tasks(facts.capabilities),
+            "clientInfo": facts.client_info or GUARD_INFO,
+        }
+        result = await self.request("initialize", params)
+        if not isinstance(result, dict):
+            raise RPCError(jsonrpc.INTERNAL_ERROR, "initialize result is not an object")
+        self.version = str(result.get("protocolVersion", version))
+        self.server_info = result.get("serverInfo") or {}
+        self.capabilities = era.without_tasks(result.get("capabilities"))
+        self.instructions = result.get("instructions")
+        self.era = era.LEGACY
+        await self.notify("notifications/initialized")
+
+    async def _discover(self, facts: ClientFacts) -> None:
+        self.era = era.MODERN  # request() adds the envelope from here on
+        try:
+            result = await self.request("server/discover", None, facts=facts)
+        except BaseException:
+            self.era = None
+            raise
+        if not isinstance(result, dict) or era.MODERN not in (result.get("supportedVersions") or []):
+            self.era = None
+            raise RPCError(jsonrpc.INTERNAL_ERROR, f"server does not list {era.MODERN} among its versions")
+        self.version = era.MODERN
+        meta = result.get("_meta") or {}
+        self.server_info = meta.get(era.SERVER_INFO_KEY) or {}
+        self.capabilities = era.without_tasks(result.get("capabilities"))
+        self.instructions = result.get("instructions")
+
+    async def set_log_level(self, level: str) -> None:
+        """Pass a client's log level on: ``logging/setLevel`` before 2026, the envelope after."""
+        if self.log_level == level:
+            return
+        self.log_level = level
+        if self.era == era.LEGACY and "logging" in self.capabilities:
+            try:
+                await self.request("logging/setLevel", {"level": level})
+            except RPCError as exc:
+                logger.info("upstream %s refused logging/setLevel: %s", self.name, exc.message)
