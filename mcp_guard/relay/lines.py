@@ -93,37 +93,68 @@ async def read_fd_chunks(fd: int) -> AsyncIterator[bytes]:
 
 
 class FdWriter:
-    """Writes whole messages to a file descriptor in order, without blocking the loop."""
+    """Writes whole messages to a file descriptor in order, without blocking the loop.
+
+    The common case costs one ``os.write`` and no await: only when the pipe is full does the
+    rest wait in a buffer that one drainer empties, and later writes queue behind it.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._pollable = _make_nonblocking(fd)
-        self._lock = anyio.Lock()
+        self._backlog = bytearray()
+        self._drained: anyio.Event | None = None
         self.closed = False
 
     async def write(self, data: bytes) -> None:
         if self.closed:
-            raise anyio.BrokenResourceError("the client closed its input")
-        async with self._lock:
-            view = memoryview(data)
-            while view:
-                try:
-                    n = os.write(self.fd, view)
-                except BlockingIOError:
-                    await self._wait()
-                    continue
-                except OSError as exc:
-                    if exc.errno in (errno.EPIPE, errno.EBADF):
-                        self.closed = True
-                        raise anyio.BrokenResourceError("the client closed its input") from exc
-                    raise
-                view = view[n:]
-
-    async def _wait(self) -> None:
-        if self._pollable:
-            await anyio.wait_writable(self.fd)
+            raise anyio.BrokenResourceError("the peer closed the pipe")
+        if self._backlog:
+            self._backlog += data
         else:
-            await anyio.sleep(0.001)
+            written = self._write_some(data)
+            if written == len(data):
+                return
+            self._backlog += data[written:]
+        if self._drained is None:
+            self._drained = anyio.Event()
+            try:
+                await self._drain()
+            finally:
+                self._drained.set()
+                self._drained = None
+        else:
+            await self._drained.wait()
+            if self.closed:
+                raise anyio.BrokenResourceError("the peer closed the pipe")
+
+    async def _drain(self) -> None:
+        while self._backlog:
+            if self._pollable:
+                await anyio.wait_writable(self.fd)
+            else:
+                await anyio.sleep(0.001)
+            written = self._write_some(self._backlog)
+            del self._backlog[:written]
+
+    def _write_some(self, data: bytes | bytearray) -> int:
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            self.closed = True
+            self._backlog.clear()
+            if exc.errno in (errno.EPIPE, errno.EBADF, errno.EINVAL):
+                raise anyio.BrokenResourceError("the peer closed the pipe") from exc
+            raise
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 def _make_nonblocking(fd: int) -> bool:

@@ -1,11 +1,12 @@
 """A stdio upstream: spawn the server, frame its messages, stop it without leaving orphans.
 
 Lifecycle: ``start()`` spawns the command in its own process group with the guard's whole
-environment plus the configured ``env`` (servers need their API keys). Its stderr is copied to
-ours line by line with a ``[name]`` prefix. ``aclose()`` runs shielded from ``finally``: EOF on
-stdin first, then SIGTERM to the group, then SIGKILL, each wait bounded by ``STOP_GRACE_S``.
-Clients give the guard about 2 s between EOF and their own SIGTERM, so the whole sequence
-must fit well inside that.
+environment plus the configured ``env`` (servers need their API keys). Its pipes are driven
+as non-blocking file descriptors on the event loop (see ``lines``). Its stderr is copied to
+ours line by line with a ``[name]`` prefix. ``aclose()`` runs shielded from ``finally``: EOF
+on stdin first, then SIGTERM to the group, then SIGKILL, each wait bounded by
+``STOP_GRACE_S``. Clients give the guard about 2 s between EOF and their own SIGTERM, so the
+whole sequence must fit well inside that.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 
@@ -21,12 +23,14 @@ import anyio.abc
 
 from .. import jsonrpc
 from ..errors import UpstreamError
-from .lines import DEFAULT_MAX_MESSAGE_BYTES, LineSplitter, Oversize
+from .lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks
 
 logger = logging.getLogger(__name__)
 
 # How long each step of a stop waits: EOF, then SIGTERM, then SIGKILL.
 STOP_GRACE_S = 0.5
+# How often a stop checks whether the process has exited.
+EXIT_POLL_S = 0.01
 
 
 class StdioTransport:
@@ -46,33 +50,34 @@ class StdioTransport:
         self.env = dict(env or {})
         self.cwd = cwd
         self.max_message_bytes = max_message_bytes
-        self.process: anyio.abc.Process | None = None
-        self._send_lock = anyio.Lock()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stdin: FdWriter | None = None
 
     def describe(self) -> str:
         return " ".join(self.argv)
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
         try:
-            self.process = await anyio.open_process(
+            self.process = subprocess.Popen(
                 self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env={**os.environ, **self.env},
                 cwd=self.cwd,
                 start_new_session=True,
+                bufsize=0,
             )
         except OSError as exc:
             raise UpstreamError(f"upstream {self.name!r} could not start: {self.describe()}: {exc.strerror or exc}") from exc
+        assert self.process.stdin is not None
+        self._stdin = FdWriter(self.process.stdin.fileno())
         task_group.start_soon(self._copy_stderr)
 
     async def messages(self) -> AsyncIterator[jsonrpc.Message | Oversize | jsonrpc.ParseError]:
         assert self.process is not None and self.process.stdout is not None
         splitter = LineSplitter(self.max_message_bytes)
-        stream = self.process.stdout
-        while True:
-            try:
-                chunk = await stream.receive(256 * 1024)
-            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
+        async for chunk in read_fd_chunks(self.process.stdout.fileno()):
             for line in splitter.feed(chunk):
                 if isinstance(line, Oversize):
                     yield line
@@ -83,21 +88,18 @@ class StdioTransport:
                     yield exc
 
     async def send(self, message: jsonrpc.Message) -> None:
-        process = self.process
-        if process is None or process.stdin is None or process.returncode is not None:
+        if self._stdin is None or self._stdin.closed:
             raise UpstreamError(f"upstream {self.name!r} is not running")
-        data = jsonrpc.dumps(message)
         try:
-            async with self._send_lock:
-                await process.stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            await self._stdin.write(jsonrpc.dumps(message))
+        except (anyio.BrokenResourceError, OSError) as exc:
             raise UpstreamError(f"upstream {self.name!r} closed its input") from exc
 
     def exit_status(self) -> str:
         process = self.process
         if process is None:
             return "never started"
-        code = process.returncode
+        code = process.poll()
         if code is None:
             return "still running"
         if code < 0:
@@ -113,14 +115,10 @@ class StdioTransport:
         if process is None:
             return
         with anyio.CancelScope(shield=True):
-            if process.stdin is not None:
-                try:
-                    await process.stdin.aclose()
-                except (OSError, anyio.BrokenResourceError):
-                    pass
+            if self._stdin is not None:
+                self._stdin.close()
             for sig in (signal.SIGTERM, signal.SIGKILL, None):
-                with anyio.move_on_after(STOP_GRACE_S):
-                    await process.wait()
+                if await _exited(process, STOP_GRACE_S):
                     break
                 if sig is None:
                     logger.warning("upstream %s (pid %d) did not exit after SIGKILL", self.name, process.pid)
@@ -130,23 +128,16 @@ class StdioTransport:
                 _signal_group(process.pid, sig)
             # The server may have left children in its group (npx -> node); end them too.
             _signal_group(process.pid, signal.SIGKILL)
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    await stream.aclose()
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     async def _copy_stderr(self) -> None:
-        assert self.process is not None
-        stream = self.process.stderr
-        if stream is None:
-            return
+        assert self.process is not None and self.process.stderr is not None
         prefix = f"[{self.name}] ".encode()
         pending = b""
         err = sys.stderr.buffer
-        while True:
-            try:
-                chunk = await stream.receive(65536)
-            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                break
+        async for chunk in read_fd_chunks(self.process.stderr.fileno()):
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()
             if len(pending) > 65536:  # a never-ending line still gets shown
@@ -164,6 +155,14 @@ class StdioTransport:
                 err.flush()
             except (OSError, ValueError):
                 pass
+
+
+async def _exited(process: subprocess.Popen[bytes], within: float) -> bool:
+    with anyio.move_on_after(within):
+        while process.poll() is None:
+            await anyio.sleep(EXIT_POLL_S)
+        return True
+    return process.poll() is not None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
