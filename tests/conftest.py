@@ -1,0 +1,97 @@
+"""Shared test helpers: real servers, the guard as a real process, a real SDK client.
+
+The reference servers come from the project's own package.json (``npm ci``) and the test
+extra (mcp-server-git, mcp-server-time); a missing one fails the test with the install step.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+NODE_MODULES = ROOT / "node_modules" / "@modelcontextprotocol"
+PY = sys.executable
+BIN = Path(sys.executable).parent
+
+ERAS = ["legacy", "2026-07-28"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def node_server(package: str, *args: str) -> list[str]:
+    entry = NODE_MODULES / package / "dist" / "index.js"
+    if not entry.exists():
+        pytest.fail(f"{entry} is missing: run `npm ci` in {ROOT}")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed")
+    return [node, str(entry), *args]
+
+
+def everything() -> list[str]:
+    return node_server("server-everything", "stdio")
+
+
+def python_server(script: str, *args: str) -> list[str]:
+    exe = BIN / script
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: pip install -e '.[test]'")
+    return [str(exe), *args]
+
+
+def probe() -> list[str]:
+    return [PY, str(FIXTURES / "probe_server.py")]
+
+
+def guard(*upstream: str, options: Sequence[str] = ()) -> list[str]:
+    return [PY, "-m", "mcp_guard", "run", *options, "--", *upstream]
+
+
+def params(argv: Sequence[str], env: dict[str, str] | None = None) -> StdioServerParameters:
+    full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
+    return StdioServerParameters(command=argv[0], args=list(argv[1:]), env=full_env)
+
+
+async def accept_elicitation(ctx: Any, p: Any) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"approve": True, "name": "Tester", "check": True})
+
+
+async def answer_sampling(ctx: Any, p: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(role="assistant", content=types.TextContent(text="four"), model="test-model")
+
+
+async def list_roots(ctx: Any) -> types.ListRootsResult:
+    return types.ListRootsResult(roots=[types.Root(uri="file:///tmp/root-a", name="a")])
+
+
+@asynccontextmanager
+async def connect(argv: Sequence[str], mode: str = "legacy", env: dict[str, str] | None = None, **kwargs: Any) -> AsyncIterator[Client]:
+    async with Client(params(argv, env), mode=mode, cache=None, **kwargs) as client:  # type: ignore[arg-type]
+        yield client
+
+
+def dump(model: Any) -> Any:
+    """A comparable plain form of an SDK result, without the per-server stamp."""
+    data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(data, dict):
+        meta = data.get("_meta")
+        if isinstance(meta, dict):
+            meta.pop("io.modelcontextprotocol/serverInfo", None)
+            if not meta:
+                data.pop("_meta")
+    return data
