@@ -142,4 +142,4 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .relay.front_http import serve_http
 
     hub, limit = _hub(args)
-    return serve_http(hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, max_message_bytes=limit)
+    return serve_http(hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=_user(args), max_message_bytes=limit)

@@ -1,0 +1,261 @@
+"""The guard as a streamable HTTP server at ``/mcp`` (``mcp-guard serve``).
+
+Lifecycle: one task group holds the hub (and so the upstreams), uvicorn, and one task per
+client session. A handshake-era client gets a session at ``initialize`` (``Mcp-Session-Id``),
+kept until DELETE or shutdown; each POSTed request is answered on its own SSE stream, which
+also carries the server's requests and notifications tied to it; a GET stream carries the
+rest. A 2026-07-28 request is one stateless exchange with a session of its own.
+
+Only loopback Host and Origin headers are accepted unless configured otherwise, so a web
+page cannot reach the guard through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import socket
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import era, jsonrpc
+from .hub import Hub
+from .lines import DEFAULT_MAX_MESSAGE_BYTES
+from .session import Session
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+# Messages for a session's GET stream wait here while no stream is open; the oldest go first.
+GET_BACKLOG = 1000
+
+
+class HttpSession:
+    """A handshake-era client session over HTTP: routes each outbound message to its stream."""
+
+    def __init__(self, hub: Hub, user: str, stateless: bool = False) -> None:
+        self.id = secrets.token_hex(16)
+        self.session = Session(hub, self._send, user=user, label="http")
+        self.session.stateless = stateless
+        self.streams: dict[jsonrpc.RequestId, anyio.abc.ObjectSendStream[jsonrpc.Message]] = {}
+        self.get_stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None = None
+        self.backlog: list[jsonrpc.Message] = []
+
+    async def _send(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None) -> None:
+        target = self.streams.get(related) if related is not None else None
+        if target is None and related is None and "method" not in message:
+            target = self.streams.get(message.get("id"))  # type: ignore[arg-type]
+        if target is None:
+            target = self.get_stream
+        if target is not None:
+            try:
+                target.send_nowait(message)
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+        self.backlog.append(message)
+        del self.backlog[:-GET_BACKLOG]
+
+
+class HttpFront:
+    def __init__(
+        self,
+        hub: Hub,
+        task_group: anyio.abc.TaskGroup,
+        *,
+        allowed_hosts: set[str],
+        user: str = "",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.hub = hub
+        self.tg = task_group
+        self.allowed_hosts = allowed_hosts
+        self.user = user
+        self.max_message_bytes = max_message_bytes
+        self.sessions: dict[str, HttpSession] = {}
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/mcp", self.endpoint, methods=["GET", "POST", "DELETE"]),
+                Route("/healthz", lambda request: PlainTextResponse("ok")),
+            ]
+        )
+
+    def _origin_ok(self, request: Request) -> Response | None:
+        host = request.headers.get("host", "")
+        if host not in self.allowed_hosts:
+            return PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)
+        origin = request.headers.get("origin")
+        if origin is not None:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or parts.netloc not in self.allowed_hosts:
+                return PlainTextResponse(f"Origin {origin!r} is not allowed", status_code=403)
+        return None
+
+    async def endpoint(self, request: Request) -> Response:
+        refused = self._origin_ok(request)
+        if refused is not None:
+            return refused
+        if request.method == "POST":
+            return await self._post(request)
+        sid = request.headers.get("mcp-session-id")
+        http_session = self.sessions.get(sid or "")
+        if http_session is None:
+            return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
+        if request.method == "DELETE":
+            self.sessions.pop(http_session.id, None)
+            http_session.session.close()
+            return Response(status_code=200)
+        return self._get_stream(http_session)
+
+    async def _post(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > self.max_message_bytes:
+            return _json_error(413, f"message of {len(body)} bytes is over the limit of {self.max_message_bytes}", jsonrpc.MESSAGE_TOO_LARGE)
+        try:
+            message = jsonrpc.loads(body)
+        except jsonrpc.ParseError as exc:
+            return _json_error(400, f"parse error: {exc}", jsonrpc.PARSE_ERROR)
+        version = request.headers.get("mcp-protocol-version")
+        modern = version in era.MODERN_VERSIONS or era.request_version(message.get("params")) in era.MODERN_VERSIONS
+        if modern:
+            return await self._stateless(request, message)
+        sid = request.headers.get("mcp-session-id")
+        if message.get("method") == "initialize" and not sid:
+            http_session = HttpSession(self.hub, self.user)
+            await self.tg.start(http_session.session.run)
+            self.sessions[http_session.id] = http_session
+        else:
+            found = self.sessions.get(sid or "")
+            if found is None:
+                return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
+            http_session = found
+        if not jsonrpc.is_request(message):
+            await http_session.session.feed(message)
+            return Response(status_code=202)
+        return await self._answer(request, http_session, message, {"mcp-session-id": http_session.id})
+
+    async def _stateless(self, request: Request, message: jsonrpc.Message) -> Response:
+        if not jsonrpc.is_request(message):
+            return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
+        http_session = HttpSession(self.hub, self.user, stateless=True)
+        await self.tg.start(http_session.session.run)
+        return await self._answer(request, http_session, message, {}, close_after=True)
+
+    async def _answer(
+        self,
+        request: Request,
+        http_session: HttpSession,
+        message: jsonrpc.Message,
+        headers: dict[str, str],
+        close_after: bool = False,
+    ) -> Response:
+        rid = message.get("id")
+        send, receive = anyio.create_memory_object_stream[jsonrpc.Message](math.inf)
+        if not jsonrpc.valid_id(rid):
+            await http_session.session.feed(message)  # answers the invalid id itself
+            return Response(status_code=202)
+        http_session.streams[rid] = send  # type: ignore[index]
+        await http_session.session.feed(message)
+
+        def done() -> None:
+            http_session.streams.pop(rid, None)  # type: ignore[arg-type]
+            send.close()
+            if close_after:
+                http_session.session.close()
+
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            try:
+                async for item in receive:
+                    if "method" not in item and item.get("id") == rid:
+                        return JSONResponse(item, headers=headers)
+            finally:
+                done()
+            return _json_error(500, "no response")
+
+        async def stream() -> Any:
+            try:
+                async for item in receive:
+                    yield sse_encode(item)
+                    if "method" not in item and item.get("id") == rid:
+                        return
+            finally:
+                done()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
+
+    def _get_stream(self, http_session: HttpSession) -> Response:
+        if http_session.get_stream is not None:
+            return _json_error(409, "this session already has a GET stream")
+        send, receive = anyio.create_memory_object_stream[jsonrpc.Message](math.inf)
+        for item in http_session.backlog:
+            send.send_nowait(item)
+        http_session.backlog.clear()
+        http_session.get_stream = send
+
+        async def stream() -> Any:
+            try:
+                yield b": mcp-guard stream open\n\n"
+                async for item in receive:
+                    yield sse_encode(item)
+            finally:
+                http_session.get_stream = None
+                send.close()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def sse_encode(message: jsonrpc.Message) -> bytes:
+    from .sse import encode
+
+    return encode(message)
+
+
+def _json_error(status: int, text: str, code: int = jsonrpc.INVALID_REQUEST) -> JSONResponse:
+    return JSONResponse(jsonrpc.error(None, code, text), status_code=status)
+
+
+def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:
+    names = set(LOOPBACK) if host in LOOPBACK or host in ("0.0.0.0", "::") else {host}
+    if host not in LOOPBACK:
+        names.add(host)
+    hosts = {f"{name}:{port}" for name in names if name != "::1"}
+    hosts.update(extra)
+    return hosts
+
+
+def serve_http(
+    hub: Hub, *, host: str, port: int, extra_hosts: list[str], user: str = "", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> int:
+    import functools
+
+    anyio.run(functools.partial(_serve, hub, host, port, extra_hosts, user, max_message_bytes))
+    return 0
+
+
+async def _serve(hub: Hub, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int) -> None:
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    port = sock.getsockname()[1]
+    async with anyio.create_task_group() as tg:
+        await tg.start(hub.run)
+        front = HttpFront(hub, tg, allowed_hosts=allowed_hosts(host, port, extra_hosts), user=user, max_message_bytes=max_message_bytes)
+        config = uvicorn.Config(front.app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+        await server.serve(sockets=[sock])
+        tg.cancel_scope.cancel()
