@@ -95,3 +95,38 @@ def dump(model: Any) -> Any:
             if not meta:
                 data.pop("_meta")
     return data
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def background(argv: Sequence[str], url: str, env: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    """Run a server process until ``url`` answers, and stop it afterwards."""
+    import subprocess
+
+    import anyio
+    import httpx
+
+    process = await anyio.open_process(list(argv), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with anyio.fail_after(30):
+            async with httpx.AsyncClient() as http:
+                while True:
+                    try:
+                        await http.get(url, timeout=1)
+                        break
+                    except httpx.HTTPError:
+                        await anyio.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        with anyio.move_on_after(5, shield=True):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
