@@ -36,6 +36,9 @@ CONNECT_TIMEOUT_S = 60.0
 # A courtesy cancel toward a server that stopped reading must not hold a cancelled caller.
 CANCEL_SEND_TIMEOUT_S = 1.0
 
+# How long to wait for an exit status once a server's output has closed.
+EXIT_SETTLE_S = 0.5
+
 GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
 
 ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
@@ -139,6 +142,10 @@ class Upstream:
                 task_status.started()
                 try:
                     await self._read_loop()
+                    # The pipe closes a moment before the exit status can be read.
+                    with anyio.move_on_after(EXIT_SETTLE_S):
+                        while self.transport.exit_status() == "still running":
+                            await anyio.sleep(0.01)
                 finally:
                     self._fail_all(
                         f"upstream {self.name!r} stopped ({self.transport.exit_status()}); see its messages above"
