@@ -380,7 +380,7 @@ class Hub:
                 ctx.session.subscriptions.discard(uri)
             for up in candidates:
                 if up.era == era.MODERN:
-                    logger.warning("resource subscriptions toward 2026-07-28 upstream %s are not relayed yet", up.name)
+                    up.listen(frozenset(u for s in self.sessions for u in s.subscriptions if up in self.route_uri(u)))
                     continue
                 await self.forward(ctx, up, method, params)
             return {}
@@ -548,6 +548,11 @@ class Hub:
         return self.sessions[-1] if self.sessions else None
 
     async def on_upstream_notification(self, up: Upstream, method: str, params: Any) -> None:
+        if isinstance(params, dict) and isinstance(params.get("_meta"), dict) and era.SUBSCRIPTION_ID_KEY in params["_meta"]:
+            # From the guard's own listen stream toward a 2026 upstream: the id means nothing downstream.
+            _, params = era.split_meta(params)
+        if method == "notifications/subscriptions/acknowledged":
+            return
         if method == "notifications/message":
             for session in list(self.sessions):
                 if session.era == era.LEGACY or session.log_opt_in:

@@ -122,6 +122,8 @@ class Upstream:
         self._next_id = 0
         self._connect_lock = anyio.Lock()
         self._tg: anyio.abc.TaskGroup | None = None
+        self._listen_scope: anyio.CancelScope | None = None
+        self.listened_uris: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
@@ -357,6 +359,36 @@ class Upstream:
         self.server_info = meta.get(era.SERVER_INFO_KEY) or {}
         self.capabilities = era.without_tasks(result.get("capabilities"))
         self.instructions = result.get("instructions")
+
+    def listen(self, uris: frozenset[str] | None = None) -> None:
+        """(Re)open the 2026 ``subscriptions/listen`` stream: list changes, and ``uris``' updates.
+
+        Handshake-era clients expect these notifications at any time; a 2026-07-28 server sends
+        them only on such a stream, so the guard holds one open per modern upstream.
+        """
+        if self.era != era.MODERN or self._tg is None:
+            return
+        if uris is not None:
+            self.listened_uris = uris
+        flags: dict[str, Any] = {}
+        for kind, flag in (("tools", "toolsListChanged"), ("resources", "resourcesListChanged"), ("prompts", "promptsListChanged")):
+            if (self.capabilities.get(kind) or {}).get("listChanged"):
+                flags[flag] = True
+        if self.listened_uris:
+            flags["resourceSubscriptions"] = sorted(self.listened_uris)
+        if self._listen_scope is not None:
+            self._listen_scope.cancel()
+            self._listen_scope = None
+        if flags:
+            self._listen_scope = anyio.CancelScope()
+            self._tg.start_soon(self._hold_listen, flags, self._listen_scope)
+
+    async def _hold_listen(self, flags: dict[str, Any], scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await self.request("subscriptions/listen", {"notifications": flags})
+            except RPCError as exc:
+                logger.info("upstream %s refused subscriptions/listen: %s", self.name, exc.message)
 
     async def set_log_level(self, level: str) -> None:
         """Pass a client's log level on: ``logging/setLevel`` before 2026, the envelope after."""

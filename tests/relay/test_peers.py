@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import mcp_types as types
-from tests.conftest import ERAS, PY, connect, dump, everything, guard, node_server, python_server
+from tests.conftest import ERAS, PY, connect, dump, everything, guard, node_server, probe, python_server
 
 pytestmark = pytest.mark.anyio
 
@@ -110,3 +110,24 @@ def leaf_messages(exc: BaseException) -> list[str]:
     if isinstance(exc, BaseExceptionGroup):
         return [m for inner in exc.exceptions for m in leaf_messages(inner)]
     return [str(exc)]
+
+
+async def test_a_handshake_era_client_gets_list_changes_and_resource_updates_from_a_2026_upstream() -> None:
+    """A 2026 server sends these only on a subscriptions/listen stream; the guard holds one.
+
+    (The same from a handshake-era server is covered with server-everything above; the SDK's
+    handshake-era server refuses resources/subscribe, so the probe cannot show it.)"""
+    changed, updated = anyio.Event(), anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+        if isinstance(message, types.ResourceUpdatedNotification) and str(message.params.uri) == "probe://hello":
+            updated.set()
+
+    with anyio.fail_after(30):
+        async with connect(guard(*probe(), options=["--protocol", "2026-07-28"]), "legacy", message_handler=on_message) as client:
+            await client.subscribe_resource("probe://hello")
+            await client.call_tool("touch", {"uri": "probe://hello"})
+            await changed.wait()
+            await updated.wait()
