@@ -89,9 +89,14 @@ async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[
 
 async def run_stdio(argv: list[str], n: int, warmup: int, is_guard: bool) -> dict[str, float]:
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=ENV)
+    t0 = time.perf_counter()
     async with Client(params, mode="legacy", cache=None) as client:
+        await client.list_tools()
+        startup = (time.perf_counter() - t0) * 1000
         pid = guard_pid(os.getpid()) if is_guard else None
-        return await measure(client, n, warmup, pid)
+        out = await measure(client, n, warmup, pid)
+        out["startup"] = startup
+        return out
 
 
 async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_guard: bool) -> dict[str, float]:
@@ -142,6 +147,9 @@ async def main() -> None:
         rss = f"{med(label, 'rss'):.1f}" if "rss" in results[label][0] else "-"
         cpu = f"{med(label, 'cpu_ms'):.2f}" if "cpu_ms" in results[label][0] else "-"
         print(f"{label:<14}{p50:>9.3f}{med(label, 'p99'):>9.3f}{med(label, 'rate'):>9.0f}{p50 - base:>+11.3f}{p50 / base:>7.2f}{rss:>14}{cpu:>13}")
+    start_base = med("direct-stdio", "startup")
+    start_guard = med("guard-run", "startup")
+    print(f"startup to first tools/list answer: direct {start_base:.0f} ms, guard-run {start_guard:.0f} ms (added {start_guard - start_base:+.0f} ms)")
     http_base = med("direct-http", "p50")
     print(f"guard-serve vs direct-http: added p50 {med('guard-serve', 'p50') - http_base:+.3f} ms (ratio {med('guard-serve', 'p50') / http_base:.2f})")
 
