@@ -124,7 +124,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     server = ["node", str(EVERYTHING), "stdio"]
-    guard = [sys.executable, "-m", "mcp_guard", "run", "--", *server]
+    guard = [sys.executable, "-m", "mcp_guard", "run", "--no-policy", "--", *server]
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.rounds):
         results.setdefault("direct-stdio", []).append(await run_stdio(server, args.n, args.warmup, False))
@@ -133,7 +133,7 @@ async def main() -> None:
         direct_http = ["env", f"PORT={port}", "node", str(EVERYTHING), "streamableHttp"]
         results.setdefault("direct-http", []).append(await run_http(direct_http, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, False))
         port = free_port()
-        serve = [sys.executable, "-m", "mcp_guard", "serve", "--port", str(port), "--", *server]
+        serve = [sys.executable, "-m", "mcp_guard", "serve", "--no-policy", "--port", str(port), "--", *server]
         results.setdefault("guard-serve", []).append(await run_http(serve, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, True))
 
     def med(label: str, key: str) -> float:

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, GuardError
 
 logger = logging.getLogger("mcp_guard")
 
@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mcp-guard: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except GuardError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
 
@@ -57,6 +60,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
+
+    policy = sub.add_parser("policy", help="check a policy, or explain a decision")
+    psub = policy.add_subparsers(metavar="ACTION")
+    check = psub.add_parser("check", help="validate policy files; exit 1 on the first error")
+    check.add_argument("files", nargs="+")
+    check.set_defaults(func=_cmd_policy_check)
+    explain = psub.add_parser("explain", help="print the decision for one call and the rule behind it")
+    explain.add_argument("--policy", help="policy YAML (default: the shipped default.yaml)")
+    explain.add_argument("--server", required=True)
+    explain.add_argument("--tool", required=True)
+    explain.add_argument("--args", default="{}", help="the call's arguments as JSON")
+    explain.add_argument("--risk", choices=("low", "medium", "high", "critical"), help="the author's tag, if any")
+    explain.add_argument("--annotations", default=None, help="the tool's MCP annotations as JSON")
+    explain.add_argument("--user", default=None)
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=_cmd_policy_explain)
+
+    grants = sub.add_parser("grants", help="list or revoke approvals that outlive one call")
+    gsub = grants.add_subparsers(metavar="ACTION")
+    glist = gsub.add_parser("list", help="active grants (add --all for expired and revoked)")
+    glist.add_argument("--all", action="store_true")
+    glist.add_argument("--json", action="store_true")
+    glist.add_argument("--home")
+    glist.set_defaults(func=_cmd_grants_list)
+    grevoke = gsub.add_parser("revoke", help="revoke a grant by id")
+    grevoke.add_argument("id")
+    grevoke.add_argument("--home")
+    grevoke.set_defaults(func=_cmd_grants_revoke)
     return parser
 
 
@@ -69,6 +100,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--protocol", choices=("auto", "legacy", "2026-07-28"), default="auto", help="era to speak to the upstream after --"
     )
     p.add_argument("--allow-method", action="append", default=[], help="relay this non-MCP method (glob), e.g. 'vendor/*'")
+    p.add_argument("--policy", help="policy YAML (default: $MCP_GUARD_POLICY, the config's, or the shipped default.yaml)")
+    p.add_argument("--no-policy", action="store_true", help="relay only: no risk, no decisions, no approvals")
 
 
 def _setup_logging(level: str) -> None:
@@ -104,7 +137,8 @@ def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise ConfigError("give either --config F or -- CMD ARGS, not both")
     if command:
         spec = UpstreamSpec(name=args.name, command=command[0], args=command[1:], protocol=args.protocol)
-        return build_hub([spec], allow_methods=args.allow_method), 32 * 1024 * 1024
+        hooks = _policy_hooks(args, None, [])
+        return build_hub([spec], hooks, allow_methods=args.allow_method), 32 * 1024 * 1024
     if not args.config:
         raise ConfigError("nothing to guard: give --config F, or the server command after --")
     from .config import load_config
@@ -123,9 +157,131 @@ def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         )
         for name, entry in config.enabled().items()
     ]
-    hooks = [load_hook(ref) for ref in config.guard.hooks]
+    policy_file = config.guard.policy
+    if policy_file is not None and not os.path.isabs(policy_file):
+        policy_file = os.path.join(os.path.dirname(os.path.abspath(args.config)), policy_file)
+    hooks = _policy_hooks(args, policy_file, [load_hook(ref) for ref in config.guard.hooks])
     allow = [*config.guard.allow_methods, *args.allow_method]
     return build_hub(specs, hooks, allow, config.guard.max_message_bytes), config.guard.max_message_bytes
+
+
+def _policy_path(explicit: str | None, from_config: str | None = None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("MCP_GUARD_POLICY"):
+        return os.environ["MCP_GUARD_POLICY"]
+    if from_config:
+        return from_config
+    from importlib.resources import files
+
+    return str(files("mcp_guard.policies").joinpath("default.yaml"))
+
+
+def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list):  # type: ignore[no-untyped-def, type-arg]
+    from .hooks import default_hooks
+
+    if args.no_policy:
+        return extra
+    from .hooks.policy import PolicySource
+
+    source = PolicySource.from_file(_policy_path(args.policy, from_config))
+    return default_hooks(source, _open_grants(), extra)
+
+
+def _open_grants():  # type: ignore[no-untyped-def]
+    from .grants import Grants
+    from .store import Store, StoreError
+
+    try:
+        return Grants(Store())
+    except StoreError as exc:
+        # Approvals still work, one call at a time: nothing wider can be remembered.
+        logger.error("%s; approvals will not be remembered beyond one call", exc)
+        return None
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from .policy import load_policy
+
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            policy = load_policy(path)
+        except ConfigError as exc:
+            print(f"{exc}", file=sys.stderr)
+            status = EXIT_PROBLEM
+            continue
+        print(f"{path}: ok ({len(policy.rules)} rules)", file=sys.stderr)
+    return status
+
+
+def _cmd_policy_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from .policy import decide, load_policy
+    from .policy.engine import Facts
+    from .risk import RISK_KEY, resolve_risk
+
+    policy = load_policy(_policy_path(args.policy))
+    try:
+        arguments = json.loads(args.args)
+        annotations = json.loads(args.annotations) if args.annotations else None
+    except ValueError as exc:
+        raise ConfigError(f"--args/--annotations: not valid JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise ConfigError("--args must be a JSON object")
+    tool: dict[str, object] = {"name": args.tool}
+    if args.risk:
+        tool["_meta"] = {RISK_KEY: args.risk}
+    if isinstance(annotations, dict):
+        tool["annotations"] = annotations
+    risk = resolve_risk(policy, args.server, tool, args.tool)
+    user = args.user or _user(args)
+    decision = decide(policy, Facts(args.server, args.tool, risk.level, arguments, user, annotations=annotations or {}))
+    if args.json:
+        print(json.dumps({**decision.to_dict(), "risk": risk.level, "risk_source": risk.source, "user": user}))
+    else:
+        print(f"{decision.action.upper()}  {args.tool} on {args.server} (risk {risk.level}, from {risk.source})")
+        print(f"rule:   {decision.rule}")
+        print(f"reason: {decision.reason}")
+        if decision.action == "approve":
+            print(f"asks:   {decision.approvers}, waits {decision.timeout:.0f} s, grant at most: {decision.scope}")
+    return EXIT_OK
+
+
+def _cmd_grants_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    grants = _open_grants()
+    if grants is None:
+        return EXIT_USAGE
+    items = grants.list(include_inactive=args.all)
+    if args.json:
+        print(json.dumps([g.to_dict() for g in items]))
+        return EXIT_OK
+    if not items:
+        print("no active grants", file=sys.stderr)
+    for g in items:
+        left = f"{max(0, (g.expires or 0) - time.time()) / 60:.0f} min left" if g.expires else "no expiry"
+        state = " (revoked)" if g.revoked else ""
+        print(f"{g.id}  {g.user} may call {g.tool} on {g.server}  scope {g.scope}, {left}{state}")
+    return EXIT_OK
+
+
+def _cmd_grants_revoke(args: argparse.Namespace) -> int:
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    grants = _open_grants()
+    if grants is None:
+        return EXIT_USAGE
+    if not grants.revoke(args.id):
+        print(f"mcp-guard: no active grant {args.id!r}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"revoked {args.id}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

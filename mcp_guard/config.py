@@ -55,6 +55,8 @@ class GuardSection(BaseModel):
 
     allow_methods: list[str] = Field(default=[], alias="allowMethods")
     hooks: list[str] = []
+    # Policy YAML; a relative path is read from the config file's folder.
+    policy: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, alias="maxMessageBytes", ge=1024)
 
 

@@ -12,18 +12,40 @@ The runner fails closed: a hook that raises denies the call, it is never forward
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Call", "Hook", "Pipeline", "Verdict", "INTERCEPTED"]
+__all__ = ["Asker", "Call", "Hook", "NeedInput", "Pipeline", "Verdict", "INTERCEPTED"]
 
 # The methods that pass the pipeline. Everything else is relayed without a Call.
 INTERCEPTED = frozenset(
     {"tools/list", "tools/call", "resources/read", "prompts/get", "sampling/createMessage", "elicitation/create"}
 )
+
+
+class NeedInput(Exception):
+    """Raised by :meth:`Asker.ask` toward a 2026-07-28 client that has not answered yet.
+
+    The relay turns it into an input-required result; the client's retry carries the answer
+    in ``Call.answers`` and the pipeline runs again from the start. Hooks let it propagate.
+    """
+
+    def __init__(self, key: str, method: str, params: dict[str, Any]) -> None:
+        super().__init__(key)
+        self.key, self.method, self.params = key, method, params
+
+
+class Asker(Protocol):
+    """How a hook asks the person at the client (provided by the relay, era-aware)."""
+
+    can_elicit: bool
+
+    async def ask(self, key: str, method: str, params: dict[str, Any], timeout: float) -> Any:
+        """The client's answer. Raises TimeoutError, RPCError, or NeedInput (2026 clients)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,11 @@ class Call:
     result: Any = None
     verdict: Verdict | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # Answers a 2026-07-28 client gave to the guard's own questions, by key.
+    answers: dict[str, Any] = field(default_factory=dict)
+    asker: Asker | None = None
+    # The upstream's definition of the tool being called (``None``: no such tool listed).
+    lookup_tool: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
 
     @property
     def name(self) -> str:
@@ -101,6 +128,8 @@ class Pipeline:
         for hook in self._request_hooks:
             try:
                 await hook.request(call)
+            except NeedInput:
+                raise
             except Exception:  # never BaseException: cancellation must pass through
                 logger.exception("hook %s failed on %s %s", type(hook).__name__, call.method, call.upstream)
                 call.verdict = Verdict("deny", "mcp-guard could not check this call, so it was not run", type(hook).__name__)

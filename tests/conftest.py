@@ -33,6 +33,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def guard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own MCP_GUARD_HOME: no state leaks between tests or into ~."""
+    home = tmp_path / "guard-home"
+    monkeypatch.setenv("MCP_GUARD_HOME", str(home))
+    return home
+
+
 def node_server(package: str, *args: str) -> list[str]:
     entry = NODE_MODULES / package / "dist" / "index.js"
     if not entry.exists():
@@ -58,12 +66,16 @@ def probe() -> list[str]:
     return [PY, str(FIXTURES / "probe_server.py")]
 
 
-def guard(*upstream: str, options: Sequence[str] = ()) -> list[str]:
-    return [PY, "-m", "mcp_guard", "run", *options, "--", *upstream]
+def guard(*upstream: str, options: Sequence[str] = (), policy: str | None = None) -> list[str]:
+    """The guard around one stdio upstream; a pure relay unless a policy file is given."""
+    chosen = ["--policy", policy] if policy else ["--no-policy"]
+    return [PY, "-m", "mcp_guard", "run", *chosen, *options, "--", *upstream]
 
 
 def params(argv: Sequence[str], env: dict[str, str] | None = None) -> StdioServerParameters:
     full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
+    if "MCP_GUARD_HOME" in os.environ:
+        full_env.setdefault("MCP_GUARD_HOME", os.environ["MCP_GUARD_HOME"])
     return StdioServerParameters(command=argv[0], args=list(argv[1:]), env=full_env)
 
 

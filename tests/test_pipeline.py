@@ -26,7 +26,7 @@ async def test_a_configured_hook_denies_a_call_and_the_upstream_never_sees_it(tm
     env = {"PROBE_LOG": str(log), "PYTHONPATH": str(FIXTURES), "PROBE_WORD": "a secret value"}
     cfg = config_with_hooks(tmp_path, ["sample_hooks:DenyEcho"])
     with anyio.fail_after(30):
-        async with connect([PY, "-m", "mcp_guard", "run", "--config", cfg], mode, env=env) as client:
+        async with connect([PY, "-m", "mcp_guard", "run", "--no-policy", "--config", cfg], mode, env=env) as client:
             denied = await client.call_tool("echo", {"message": "hi"})
             assert denied.is_error
             assert "blocked by the test policy" in denied.content[0].text  # type: ignore[union-attr]
@@ -41,7 +41,7 @@ async def test_a_hook_that_raises_blocks_the_call(tmp_path) -> None:
     log.touch()
     cfg = config_with_hooks(tmp_path, ["sample_hooks:Broken"])
     with anyio.fail_after(30):
-        async with connect([PY, "-m", "mcp_guard", "run", "--config", cfg], env={"PROBE_LOG": str(log), "PYTHONPATH": str(FIXTURES)}) as client:
+        async with connect([PY, "-m", "mcp_guard", "run", "--no-policy", "--config", cfg], env={"PROBE_LOG": str(log), "PYTHONPATH": str(FIXTURES)}) as client:
             result = await client.call_tool("echo", {"message": "hi"})
     assert result.is_error
     assert "could not check this call" in result.content[0].text  # type: ignore[union-attr]

@@ -24,8 +24,9 @@ import anyio.abc
 
 from .. import era, jsonrpc
 from ..errors import RPCError
-from ..pipeline import INTERCEPTED, Call, Pipeline, Verdict
+from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
 from . import bridge
+from .state import Sealer
 from .upstream import ClientFacts, Inflight, Upstream
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class Hub:
         self._templates: list[tuple[re.Pattern[str], Upstream]] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._checked = False
+        self.sealer = Sealer()
+        self._tools: dict[str, dict[str, Any]] = {}  # upstream -> tool name -> definition
+        self._tools_complete: set[str] = set()
         for up in upstreams:
             self.add(up)
 
@@ -446,21 +450,95 @@ class Hub:
     # -- forwarding through the pipeline ----------------------------------------------------------
 
     async def forward(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
-        call: Call | None = None
-        if method in INTERCEPTED and self.pipeline.active:
-            call = Call(method, up.name, dict(params or {}), session_id=ctx.session.id, user=ctx.session.user)
-            await self.pipeline.run_request(call)
+        """Run one data-carrying request through the pipeline and on to the upstream."""
+        if method not in INTERCEPTED or not self.pipeline.active:
+            result = await self._execute(ctx, up, method, params)
+            if method == "tools/list":
+                self._remember_tools(up, params, result)
+            return result
+        params = dict(params or {})
+        call = Call(method, up.name, params, session_id=ctx.session.id, user=ctx.session.user)
+        resumed = False
+        if ctx.modern and method in era.INPUT_REQUIRED_METHODS:
+            resumed = self._open_guard_state(call)
+        call.asker = _Asker(self, ctx, call)
+        if method == "tools/call":
+            call.lookup_tool = lambda: self.tool_definition(ctx, up, call.name)
+        if not resumed:
+            try:
+                await self.pipeline.run_request(call)
+            except NeedInput as need:
+                return self._ask_round(call, need)
             if call.verdict is not None:
                 return self._refusal(ctx, method, call.verdict)
-            params = call.params
-        result = await self._execute(ctx, up, method, params)
-        if call is not None:
-            call.result = result
-            await self.pipeline.run_response(call)
-            if call.verdict is not None:
-                return self._refusal(ctx, method, call.verdict)
-            result = call.result
-        return result
+        result = await self._execute(ctx, up, method, call.params)
+        if method == "tools/list":
+            self._remember_tools(up, params, result)
+        if ctx.modern and era.is_input_required(result) and (call.notes.get("approved") or call.notes.get("preapproved")):
+            # The upstream asks the client next; the retry must not ask the person again.
+            result = dict(result)
+            result["requestState"] = self.sealer.seal(
+                bridge.binding(method, call.params), approved=True, up=result.get("requestState")
+            )
+        call.result = result
+        await self.pipeline.run_response(call)
+        if call.verdict is not None:
+            return self._refusal(ctx, method, call.verdict)
+        return call.result
+
+    def _open_guard_state(self, call: Call) -> bool:
+        """Unwrap a 2026 retry. True when it resumes a parked bridged call (already checked)."""
+        params = call.params
+        state = params.get("requestState")
+        if not isinstance(state, str) or not state.startswith(bridge.STATE_PREFIX):
+            return False
+        if not self.sealer.owns(state):
+            return True  # a bridged call's handle; bridge.modern_over_legacy verifies it
+        clean = {k: v for k, v in params.items() if k not in ("requestState", "inputResponses")}
+        opened = self.sealer.open(state, bridge.binding(call.method, clean))
+        responses = params.get("inputResponses") if isinstance(params.get("inputResponses"), dict) else {}
+        call.answers = {k: v for k, v in responses.items() if k.startswith("mcp-guard/")}
+        theirs = {k: v for k, v in responses.items() if not k.startswith("mcp-guard/")}
+        if opened.get("approved"):
+            call.notes["preapproved"] = True
+        call.params = dict(clean)
+        if theirs:
+            call.params["inputResponses"] = theirs
+        if opened.get("up") is not None:
+            call.params["requestState"] = opened["up"]
+        return False
+
+    def _ask_round(self, call: Call, need: NeedInput) -> dict[str, Any]:
+        clean = {k: v for k, v in call.params.items() if k not in ("requestState", "inputResponses")}
+        return {
+            "resultType": "input_required",
+            "inputRequests": {need.key: {"method": need.method, "params": need.params}},
+            "requestState": self.sealer.seal(bridge.binding(call.method, clean), up=call.params.get("requestState")),
+        }
+
+    def _remember_tools(self, up: Upstream, params: dict[str, Any] | None, result: Any) -> None:
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return
+        first_page = not (params or {}).get("cursor")
+        known = {} if first_page else self._tools.get(up.name, {})
+        for tool in result["tools"]:
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                known[tool["name"]] = tool
+        self._tools[up.name] = known
+        if not result.get("nextCursor"):
+            self._tools_complete.add(up.name)
+        elif first_page:
+            self._tools_complete.discard(up.name)
+
+    async def tool_definition(self, ctx: RequestContext, up: Upstream, name: str) -> dict[str, Any] | None:
+        """The upstream's own definition of a tool, listing it first if need be."""
+        known = self._tools.get(up.name, {})
+        if name in known or up.name in self._tools_complete:
+            return known.get(name)
+        tools = await self._list_all(up, "tools/list", "tools", ctx.facts)
+        self._tools[up.name] = {t["name"]: t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
+        self._tools_complete.add(up.name)
+        return self._tools[up.name].get(name)
 
     def _refusal(self, ctx: RequestContext, method: str, verdict: Verdict) -> Any:
         if method == "tools/call":
@@ -558,6 +636,9 @@ class Hub:
                 if session.era == era.LEGACY or session.log_opt_in:
                     await session.send_safely(jsonrpc.notification(method, params))
         elif method in era.LIST_CHANGED:
+            if method == "notifications/tools/list_changed":
+                self._tools_complete.discard(up.name)
+                self._tools.pop(up.name, None)
             flag = era.LIST_CHANGED[method]
             for session in list(self.sessions):
                 if session.era == era.LEGACY:
@@ -599,3 +680,41 @@ def _template_regex(template: str) -> re.Pattern[str]:
     """A loose matcher for an RFC 6570 URI template: each expression matches any run of text."""
     parts = re.split(r"\{[^}]*\}", template)
     return re.compile(".*".join(re.escape(p) for p in parts))
+
+
+# How often a client waiting on a person hears that the call is still alive.
+WAITING_PROGRESS_S = 5.0
+
+
+class _Asker:
+    """Asks the person at the client, in whichever era the client speaks."""
+
+    def __init__(self, hub: Hub, ctx: RequestContext, call: Call) -> None:
+        self.hub = hub
+        self.ctx = ctx
+        self.call = call
+        caps = ctx.facts.capabilities.get("elicitation") if isinstance(ctx.facts.capabilities, dict) else None
+        # `{}` means form mode; a client that declares only `url` cannot show a form.
+        self.can_elicit = isinstance(caps, dict) and ("form" in caps or "url" not in caps)
+
+    async def ask(self, key: str, method: str, params: dict[str, Any], timeout: float) -> Any:
+        ctx = self.ctx
+        if ctx.modern:
+            if key in self.call.answers:
+                return self.call.answers.pop(key)  # the retry's answer, verified by the sealed state
+            raise NeedInput(key, method, params)
+        async with anyio.create_task_group() as tg:
+            if ctx.progress_token is not None:
+                tg.start_soon(self._keep_alive)
+            with anyio.fail_after(timeout):
+                answer = await ctx.session.request_client(method, params, related=ctx.id)
+            tg.cancel_scope.cancel()
+        return answer
+
+    async def _keep_alive(self) -> None:
+        ctx, beat = self.ctx, 0
+        while True:
+            await anyio.sleep(WAITING_PROGRESS_S)
+            beat += 1
+            note = {"progressToken": ctx.progress_token, "progress": beat, "message": "mcp-guard: waiting for your approval"}
+            await ctx.session.send_safely(jsonrpc.notification("notifications/progress", note), ctx.id)

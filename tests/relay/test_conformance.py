@@ -51,7 +51,7 @@ async def test_server_everything_loses_no_conformance_check_behind_the_guard(tmp
     with anyio.fail_after(120):
         async with background(["env", f"PORT={direct_port}", *everything()[:2], "streamableHttp"], f"http://127.0.0.1:{direct_port}/mcp"):
             direct = await run_suite(f"http://127.0.0.1:{direct_port}/mcp", tmp_path / "direct")
-        serve = [PY, "-m", "mcp_guard", "serve", "--port", str(guard_port), "--", *everything()]
+        serve = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", str(guard_port), "--", *everything()]
         async with background(serve, f"http://127.0.0.1:{guard_port}/healthz"):
             guarded = await run_suite(f"http://127.0.0.1:{guard_port}/mcp", tmp_path / "guard")
     passed_direct = {key for key, status in direct.items() if status == "SUCCESS"}

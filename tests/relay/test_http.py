@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 
 def serve(port: int, *upstream: str) -> list[str]:
-    return [PY, "-m", "mcp_guard", "serve", "--port", str(port), "--", *upstream]
+    return [PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", str(port), "--", *upstream]
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -105,7 +105,7 @@ async def test_http_upstreams_are_aggregated_with_stdio_ones(tmp_path, mode: str
     pr = background([*probe(), "--http", "--port", str(probe_port)], f"http://127.0.0.1:{probe_port}/mcp")
     async with ev, pr:
         with anyio.fail_after(60):
-            async with connect([PY, "-m", "mcp_guard", "run", "--config", str(config)], mode, elicitation_callback=accept_elicitation) as client:
+            async with connect([PY, "-m", "mcp_guard", "run", "--no-policy", "--config", str(config)], mode, elicitation_callback=accept_elicitation) as client:
                 names = [t.name for t in (await client.list_tools()).tools]
                 assert "ev__echo" in names and "probe__confirm" in names and "files__read_text_file" in names
                 assert not [n for n in names if "__" not in n]

@@ -1,0 +1,23 @@
+"""The concrete pipeline hooks, one small module each, and the default chain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..grants import Grants
+    from ..pipeline import Hook
+    from .policy import PolicySource
+
+
+def default_hooks(policy: PolicySource | None, grants: Grants | None, extra: Sequence[Hook] = ()) -> list[Hook]:
+    """The chain in order: operator hooks first (they may add facts), then policy, then approval."""
+    hooks: list[Hook] = list(extra)
+    if policy is not None:
+        from .approve import ApprovalHook
+        from .policy import PolicyHook
+
+        hooks.append(PolicyHook(policy))
+        hooks.append(ApprovalHook(grants))
+    return hooks

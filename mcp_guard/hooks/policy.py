@@ -1,0 +1,124 @@
+"""The policy hook: resolves each tool's risk, decides each call, hides denied tools.
+
+The decision is left in ``call.notes["decision"]`` for the approval hook. The policy file
+is re-read when it changes; a broken edit keeps the last good policy, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..pipeline import Call, Hook
+from ..policy import decide, load_policy
+from ..policy.engine import Facts
+from ..policy.model import Policy
+from ..risk import REASON_KEY, RISK_KEY, SOURCE_KEY, resolve_risk
+
+logger = logging.getLogger(__name__)
+
+# How often a changed policy file is noticed, at most.
+RELOAD_CHECK_S = 1.0
+
+
+class PolicySource:
+    """The current policy; reloads its file when it changes, keeping the last good one."""
+
+    def __init__(self, policy: Policy, path: str | Path | None = None) -> None:
+        self.policy = policy
+        self.path = Path(path) if path is not None else None
+        self._stamp = self._stat()
+        self._checked = time.monotonic()
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PolicySource:
+        return cls(load_policy(path), path)
+
+    def _stat(self) -> tuple[float, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    @property
+    def current(self) -> Policy:
+        now = time.monotonic()
+        if self.path is not None and now - self._checked >= RELOAD_CHECK_S:
+            self._checked = now
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._reload()
+        return self.policy
+
+    def _reload(self) -> None:
+        assert self.path is not None
+        try:
+            self.policy = load_policy(self.path)
+        except ConfigError as exc:
+            self.last_error = str(exc)
+            logger.error("policy reload failed; keeping the last good policy:\n%s", exc)
+            return
+        self.last_error = None
+        logger.warning("policy reloaded from %s", self.path)
+
+
+class PolicyHook(Hook):
+    def __init__(self, source: PolicySource) -> None:
+        self.source = source
+
+    async def request(self, call: Call) -> None:
+        if call.method != "tools/call" or call.toward_client:
+            return
+        policy = self.source.current
+        definition = await call.lookup_tool() if call.lookup_tool is not None else None
+        risk = resolve_risk(policy, call.upstream, definition, call.name)
+        labels = call.notes.get("labels", frozenset())
+        decision = decide(policy, Facts(call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition)))
+        call.notes["risk"] = risk
+        call.notes["decision"] = decision
+        if decision.action == "deny":
+            call.deny(f"{decision.reason} (rule '{decision.rule}'). The call was not run.", "policy")
+
+    async def response(self, call: Call) -> None:
+        if call.method != "tools/list" or not isinstance(call.result, dict):
+            return
+        policy = self.source.current
+        tools = call.result.get("tools")
+        if not isinstance(tools, list):
+            return
+        shown: list[Any] = []
+        for tool in tools:
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+                continue
+            risk = resolve_risk(policy, call.upstream, tool, tool["name"])
+            decision = decide(policy, Facts(call.upstream, tool["name"], risk.level, {}, call.user, annotations=_hints(tool)))
+            if decision.action == "deny" and _unconditional(policy, decision.rule):
+                continue  # hidden; a call by name is refused by request() as well
+            meta = {**(tool.get("_meta") or {}), RISK_KEY: risk.level, SOURCE_KEY: risk.source}
+            if risk.reason:
+                meta[REASON_KEY] = risk.reason
+            shown.append({**tool, "_meta": meta})
+        call.result = {**call.result, "tools": shown}
+
+
+def _unconditional(policy: Policy, rule_name: str) -> bool:
+    """A deny that holds whatever the arguments and the user: the tool can be hidden."""
+    for index, rule in enumerate(policy.rules):
+        if policy.rule_name(index) == rule_name:
+            m = rule.match
+            return m.args is None and m.labels is None and m.user is None and m.group is None
+    return rule_name == "defaults"
+
+
+def _hints(definition: dict[str, Any] | None) -> dict[str, Any]:
+    annotations = (definition or {}).get("annotations")
+    return annotations if isinstance(annotations, dict) else {}

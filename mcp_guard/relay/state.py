@@ -1,0 +1,63 @@
+"""Sealed ``requestState`` for the guard's own questions to 2026-07-28 clients.
+
+The guard keeps nothing between the rounds of a stateless exchange: what it needs back (the
+call it was about, when it expires, whether it was already approved, the upstream's own
+state) rides in the ``requestState`` the client returns, sealed with HMAC-SHA256 under a key
+only this process knows. A state is bound to its call (method, target, arguments), expires,
+and is accepted once: a replay, or the same state with other arguments, is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from typing import Any
+
+from .. import jsonrpc
+from ..errors import RPCError
+
+PREFIX = "mcp-guard.s."
+# How long a person has to answer the guard's question before the state expires.
+STATE_TTL_S = 900.0
+
+
+class Sealer:
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or os.urandom(32)
+        self._used: dict[str, float] = {}  # nonce -> expiry, so each state is accepted once
+
+    @staticmethod
+    def owns(state: Any) -> bool:
+        return isinstance(state, str) and state.startswith(PREFIX)
+
+    def seal(self, binding: str, **fields: Any) -> str:
+        payload = {"b": binding, "exp": time.time() + STATE_TTL_S, "n": secrets.token_hex(8), **fields}
+        body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+        mac = hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
+        return f"{PREFIX}{body}.{mac}"
+
+    def open(self, state: str, binding: str) -> dict[str, Any]:
+        """The sealed fields; RPCError (-32602) when forged, expired, reused or for another call."""
+        invalid = RPCError(jsonrpc.INVALID_PARAMS, "Invalid or expired requestState")
+        body, _, mac = state[len(PREFIX):].rpartition(".")
+        expected = hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
+        if not body or not hmac.compare_digest(mac, expected):
+            raise invalid
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except ValueError:
+            raise invalid from None
+        now = time.time()
+        if not isinstance(payload, dict) or payload.get("exp", 0) < now or payload.get("b") != binding:
+            raise invalid
+        nonce = str(payload.get("n"))
+        self._used = {n: exp for n, exp in self._used.items() if exp >= now}
+        if nonce in self._used:
+            raise invalid
+        self._used[nonce] = float(payload["exp"])
+        return payload

@@ -1,0 +1,102 @@
+"""The guard's SQLite database under ``MCP_GUARD_HOME``: connection, schema, migrations.
+
+WAL mode lets several guard processes and a reviewer's CLI share one file. Calls are short
+and run in a worker thread from async code (``anyio.to_thread``); domain rules live in the
+modules that use the store, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import GuardError
+
+__all__ = ["Store", "StoreError", "guard_home"]
+
+# Each entry upgrades the schema by one version; never edit a released entry, append.
+MIGRATIONS = [
+    """
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        session TEXT,
+        server TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL,
+        approver TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        revoked REAL
+    );
+    CREATE INDEX grants_lookup ON grants (server, tool, user);
+    """,
+]
+
+
+class StoreError(GuardError):
+    """The database is missing, locked or corrupt."""
+
+
+def guard_home() -> Path:
+    """``MCP_GUARD_HOME``, or the user's data directory."""
+    env = os.environ.get("MCP_GUARD_HOME")
+    if env:
+        return Path(env)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "mcp-guard"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "mcp-guard"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "mcp-guard"
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else guard_home() / "guard.db"
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the mcp-guard store at {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("PRAGMA user_version").fetchone()[0] < number:
+                    for statement in filter(str.strip, script.split(";")):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"mcp-guard store error at {self.path}: {exc}") from exc
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                cursor = self._db.execute(sql, params)
+                cursor.row_factory = sqlite3.Row
+                return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"mcp-guard store error at {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
