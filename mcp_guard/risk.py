@@ -22,7 +22,7 @@ RISK_KEY = "mcp-guard/risk"
 REASON_KEY = "mcp-guard/reason"
 SOURCE_KEY = "mcp-guard/risk-source"
 
-__all__ = ["RISK_KEY", "REASON_KEY", "ResolvedRisk", "resolve_risk", "tag"]
+__all__ = ["RISK_KEY", "REASON_KEY", "ResolvedRisk", "resolve_risk", "risk_meta", "tag"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,13 @@ def _from_annotations(annotations: dict[str, Any]) -> str:
     return RISKS[min(level, 2)]
 
 
+def risk_meta(risk: str, reason: str | None = None) -> dict[str, str]:
+    """The ``_meta`` entries that tag a tool's risk, e.g. for ``@server.tool(meta=risk_meta("high"))``."""
+    if risk not in RISKS:
+        raise ValueError(f"risk must be one of {', '.join(RISKS)}, got {risk!r}")
+    return {RISK_KEY: risk, **({REASON_KEY: reason} if reason else {})}
+
+
 def tag(tool: Any, risk: str, reason: str | None = None) -> Any:
     """Tag a tool definition with a risk level, for Python servers.
 
@@ -68,9 +75,7 @@ def tag(tool: Any, risk: str, reason: str | None = None) -> Any:
         from mcp_guard.risk import tag
         tool = tag(types.Tool(name="drop_table", input_schema={...}), "critical", "deletes data")
     """
-    if risk not in RISKS:
-        raise ValueError(f"risk must be one of {', '.join(RISKS)}, got {risk!r}")
-    extra = {RISK_KEY: risk, **({REASON_KEY: reason} if reason else {})}
+    extra = risk_meta(risk, reason)
     if isinstance(tool, dict):
         tool["_meta"] = {**(tool.get("_meta") or {}), **extra}
         return tool

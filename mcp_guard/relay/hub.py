@@ -703,12 +703,13 @@ class _Asker:
             if key in self.call.answers:
                 return self.call.answers.pop(key)  # the retry's answer, verified by the sealed state
             raise NeedInput(key, method, params)
-        async with anyio.create_task_group() as tg:
-            if ctx.progress_token is not None:
-                tg.start_soon(self._keep_alive)
-            with anyio.fail_after(timeout):
+        # fail_after outside the task group: the timeout surfaces as TimeoutError, not a group.
+        with anyio.fail_after(timeout):
+            async with anyio.create_task_group() as tg:
+                if ctx.progress_token is not None:
+                    tg.start_soon(self._keep_alive)
                 answer = await ctx.session.request_client(method, params, related=ctx.id)
-            tg.cancel_scope.cancel()
+                tg.cancel_scope.cancel()
         return answer
 
     async def _keep_alive(self) -> None:

@@ -1,0 +1,67 @@
+"""Policy files: the shipped ones are valid; broken ones name file, line and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_guard.errors import ConfigError
+from mcp_guard.policy import load_policy, parse_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """\
+version: 1
+rules:
+  - match: {server: "*", tool: "write_*"}     # glob on names; also risk: high, labels: [SECRET]
+    action: approve                             # allow | deny | approve
+    approvers: user                             # user (elicitation) | reviewers (queue)
+  - match: {risk: critical}
+    action: deny
+"""
+
+
+def test_the_minimal_policy_from_the_design_is_valid() -> None:
+    policy = parse_policy(MINIMAL)
+    assert [r.action for r in policy.rules] == ["approve", "deny"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "policies").glob("*.yaml")))
+def test_shipped_policies_are_valid(name: str) -> None:
+    assert load_policy(ROOT / "policies" / name).version == 1
+
+
+BROKEN = [
+    ("version: 1\nrules: [\n", "p.yaml:3: not valid YAML"),
+    ("version: 1\nrules:\n  - match: {tool: x}\n    action: ask\n", "p.yaml:4: rules[0].action: Input should be 'allow', 'deny' or 'approve'"),
+    ("version: 1\ndefaults:\n  timeout: soon\n", "p.yaml:3: defaults.timeout: Input should be a valid number"),
+    ("version: 1\nrules:\n  - match: {tol: x}\n    action: deny\n", "p.yaml:3: rules[0].match.tol: Extra inputs are not permitted"),
+    ("version: 1\nrules:\n  - action: deny\n  - match: {risk: extreme}\n    action: deny\n", "p.yaml:4: rules[1].match.risk: Value error, expected low, medium, high or critical"),
+    ("version: 2\n", "p.yaml:1: version: Input should be 1"),
+    ("version: 1\nrules:\n  - action: approve\n    scope: forever\n", "p.yaml:4: rules[0].scope: Value error, expected once, session or ttl"),
+    ("version: 1\nrules:\n  - match: {args: {path: x}}\n    action: deny\n", "p.yaml:3: rules[0].match.args: Value error, argument paths are JSONPath"),
+    ("", "p.yaml: the policy is empty"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BROKEN, ids=["yaml", "action", "type", "unknown-field", "risk", "version", "scope", "jsonpath", "empty"])
+def test_broken_policies_say_where_and_what(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_policy(text, "p.yaml")
+    assert message in str(info.value)
+
+
+def test_policy_check_exits_1_naming_the_error_and_0_when_valid(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - match: {tool: x}\n    action: maybe\n")
+    good = tmp_path / "good.yaml"
+    good.write_text(MINIMAL)
+    run = [sys.executable, "-m", "mcp_guard", "policy", "check"]
+    failed = subprocess.run([*run, str(good), str(bad)], capture_output=True, text=True, timeout=30)
+    assert failed.returncode == 1
+    assert f"{bad}:4: rules[0].action" in failed.stderr
+    passed = subprocess.run([*run, str(good)], capture_output=True, text=True, timeout=30)
+    assert passed.returncode == 0
