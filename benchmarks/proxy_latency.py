@@ -8,6 +8,7 @@ Targets, all against server-everything (installed by ``npm ci``):
   guard-run        client -> mcp-guard run (stdio) -> server (stdio)
   direct-http      client -> server-everything's own streamable HTTP
   guard-serve      client -> mcp-guard serve (HTTP) -> server (stdio)
+  guard-policy50   guard-run with a 50-rule policy that allows the call (issue: policy cost)
 Rounds are interleaved so that machine noise hits every target alike. Prints p50/p99, calls/s,
 the guard's RSS (VmHWM) and CPU per call, and the added p50 as a difference and a ratio.
 """
@@ -20,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +33,24 @@ from mcp import Client, StdioServerParameters
 ROOT = Path(__file__).resolve().parent.parent
 EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+
+
+def policy_with_rules(count: int) -> str:
+    """A policy of ``count`` rules, none of which stops ``echo`` (a read-only tool: low risk)."""
+    lines = ["version: 1", "defaults: {risk: medium, action: allow}", "rules:"]
+    for i in range(count):
+        kind = i % 5
+        if kind == 0:
+            lines += [f"  - name: deny-{i}", f"    match: {{tool: 'tool_{i}_*'}}", "    action: deny"]
+        elif kind == 1:
+            lines += [f"  - name: approve-{i}", f"    match: {{server: 'srv{i}', risk: high}}", "    action: approve"]
+        elif kind == 2:
+            lines += [f"  - name: args-{i}", f"    match: {{tool: 'echo', args: {{'$.message': 'forbidden-{i}*'}}}}", "    action: deny"]
+        elif kind == 3:
+            lines += [f"  - name: user-{i}", f"    match: {{user: 'nobody-{i}', tool: '*'}}", "    action: deny"]
+        else:
+            lines += [f"  - name: allow-{i}", "    match: {risk: '<=medium'}", "    action: allow"]
+    return "\n".join(lines) + "\n"
 
 
 def free_port() -> int:
@@ -125,10 +145,16 @@ async def main() -> None:
     args = parser.parse_args()
     server = ["node", str(EVERYTHING), "stdio"]
     guard = [sys.executable, "-m", "mcp_guard", "run", "--no-policy", "--", *server]
+    policy = Path(tempfile.mkdtemp()) / "policy50.yaml"
+    policy.write_text(policy_with_rules(50))
+    with_policy = [sys.executable, "-m", "mcp_guard", "run", "--policy", str(policy), "--", *server]
+    os.environ.setdefault("MCP_GUARD_HOME", tempfile.mkdtemp())
+    ENV["MCP_GUARD_HOME"] = os.environ["MCP_GUARD_HOME"]
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.rounds):
         results.setdefault("direct-stdio", []).append(await run_stdio(server, args.n, args.warmup, False))
         results.setdefault("guard-run", []).append(await run_stdio(guard, args.n, args.warmup, True))
+        results.setdefault("guard-policy50", []).append(await run_stdio(with_policy, args.n, args.warmup, True))
         port = free_port()
         direct_http = ["env", f"PORT={port}", "node", str(EVERYTHING), "streamableHttp"]
         results.setdefault("direct-http", []).append(await run_http(direct_http, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, False))
@@ -150,6 +176,7 @@ async def main() -> None:
     start_base = med("direct-stdio", "startup")
     start_guard = med("guard-run", "startup")
     print(f"startup to first tools/list answer: direct {start_base:.0f} ms, guard-run {start_guard:.0f} ms (added {start_guard - start_base:+.0f} ms)")
+    print(f"policy cost: guard-policy50 vs guard-run added p50 {med('guard-policy50', 'p50') - med('guard-run', 'p50'):+.3f} ms")
     http_base = med("direct-http", "p50")
     print(f"guard-serve vs direct-http: added p50 {med('guard-serve', 'p50') - http_base:+.3f} ms (ratio {med('guard-serve', 'p50') / http_base:.2f})")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +51,14 @@ class Decision:
 
 
 def decide(policy: Policy, facts: Facts) -> Decision:
+    compiled = _compile(policy)
     best: tuple[int, int] | None = None  # (strictness, -index)
-    for index, rule in enumerate(policy.rules):
-        if not matches(policy, rule.match, facts):
+    for index, strictness, test in compiled.rules:
+        if best is not None and strictness < best[0]:
+            continue  # cannot win: a stricter rule already matched
+        if not test(facts):
             continue
-        rank = (STRICTNESS[rule.action], -index)
+        rank = (strictness, -index)
         if best is None or rank > best:
             best = rank
     d = policy.defaults
@@ -67,31 +71,77 @@ def decide(policy: Policy, facts: Facts) -> Decision:
     return Decision(rule.action, name, reason, rule.approvers, rule.timeout or d.timeout, rule.scope or d.scope)
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    policy: Policy
+    rules: tuple[tuple[int, int, Callable[[Facts], bool]], ...]  # (index, strictness, test), strictest first
+    overrides: tuple[tuple[Callable[[Facts], bool], str], ...]
+
+
+_CACHE: dict[int, _Compiled] = {}
+
+
+def _compile(policy: Policy) -> _Compiled:
+    """Each match turned into one predicate, once per policy object (policies are frozen)."""
+    found = _CACHE.get(id(policy))
+    if found is not None and found.policy is policy:
+        return found
+    rules = sorted(
+        ((i, STRICTNESS[r.action], _predicate(policy, r.match)) for i, r in enumerate(policy.rules)),
+        key=lambda item: (-item[1], item[0]),
+    )
+    overrides = tuple((_predicate(policy, o.match), o.risk) for o in policy.risk)
+    compiled = _Compiled(policy, tuple(rules), overrides)
+    if len(_CACHE) > 16:
+        _CACHE.clear()
+    _CACHE[id(policy)] = compiled
+    return compiled
+
+
+def _glob(pattern: str) -> Callable[[str], object] | None:
+    return None if pattern == "*" else re.compile(fnmatch.translate(pattern)).match
+
+
+def _predicate(policy: Policy, match: Match) -> Callable[[Facts], bool]:
+    server, tool = _glob(match.server), _glob(match.tool)
+    risks = None if match.risk is None else frozenset(r for r in RISKS if risk_matches(match.risk, r))
+    user = None if match.user is None else _glob(match.user)
+    members = None if match.group is None else frozenset(policy.groups.get(match.group, ()))
+    labels = None if match.labels is None else frozenset(match.labels)
+    hints = match.annotations
+    args = None if match.args is None else [(path, re.compile(fnmatch.translate(p)).match) for path, p in match.args.items()]
+
+    def test(facts: Facts) -> bool:
+        if server is not None and not server(facts.server):
+            return False
+        if tool is not None and not tool(facts.tool):
+            return False
+        if risks is not None and (facts.risk if facts.risk in RISKS else "medium") not in risks:
+            return False
+        if user is not None and (match.user != "*" and not user(facts.user)):
+            return False
+        if members is not None and facts.user not in members:
+            return False
+        if labels is not None and not labels.intersection(facts.labels):
+            return False
+        if hints is not None and any(_annotation(facts.annotations, h) is not w for h, w in hints.items()):
+            return False
+        if args is not None:
+            for path, pattern in args:
+                if not any(pattern(_text(value)) for value in select(path, facts.arguments)):
+                    return False
+        return True
+
+    return test
+
+
 def _describe(action: str, name: str, facts: Facts) -> str:
     verb = {"deny": "denies", "approve": "requires approval for", "allow": "allows"}[action]
     return f"policy rule '{name}' {verb} {facts.tool} on {facts.server} (risk {facts.risk})"
 
 
 def matches(policy: Policy, match: Match, facts: Facts) -> bool:
-    if not fnmatch.fnmatchcase(facts.server, match.server) or not fnmatch.fnmatchcase(facts.tool, match.tool):
-        return False
-    if match.risk is not None and not risk_matches(match.risk, facts.risk):
-        return False
-    if match.user is not None and not fnmatch.fnmatchcase(facts.user, match.user):
-        return False
-    if match.group is not None and facts.user not in policy.groups.get(match.group, ()):
-        return False
-    if match.labels is not None and not facts.labels.intersection(match.labels):
-        return False
-    if match.annotations is not None:
-        for hint, wanted in match.annotations.items():
-            if _annotation(facts.annotations, hint) is not wanted:
-                return False
-    if match.args is not None:
-        for path, pattern in match.args.items():
-            if not any(fnmatch.fnmatchcase(_text(value), pattern) for value in select(path, facts.arguments)):
-                return False
-    return True
+    return _predicate(policy, match)(facts)
 
 
 # The spec's values for hints a server leaves out.
@@ -120,9 +170,9 @@ def _text(value: Any) -> str:
 
 def first_override(policy: Policy, server: str, tool: str) -> str | None:
     facts = Facts(server, tool, "medium")
-    for override in policy.risk:
-        if matches(policy, override.match, facts):
-            return override.risk
+    for test, risk in _compile(policy).overrides:
+        if test(facts):
+            return risk
     return None
 
 

@@ -205,3 +205,36 @@ async def test_a_waiting_call_sends_progress_to_a_client_that_asked_for_it(tmp_p
             result = await client.call_tool(*write_call(tmp_path), progress_callback=on_progress)
     assert not result.is_error
     assert progress and "waiting for your approval" in str(progress[0])
+
+
+async def test_a_changed_policy_is_reloaded_and_a_broken_one_keeps_the_last_good(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nrules: []\n")
+    argv = guard(sys.executable, str(ROOT / "examples" / "risky_server.py"), policy=str(policy))
+
+    async def note_denied(client: Any) -> bool:
+        result = await client.call_tool("note", {"text": "hi"})
+        return bool(result.is_error)
+
+    with anyio.fail_after(30):
+        async with connect(argv, "legacy", env={"PYTHONPATH": str(ROOT)}) as client:
+            assert not await note_denied(client)
+            policy.write_text("version: 1\nrules:\n  - name: no-notes\n    match: {tool: note}\n    action: deny\n")
+            while not await note_denied(client):
+                await anyio.sleep(0.1)  # the guard looks at the file at most once a second
+            policy.write_text("version: 1\nrules:\n  - match: {tool: note}\n    action: maybe\n")
+            for _ in range(15):  # well past the reload interval: still the last good policy
+                assert await note_denied(client)
+                await anyio.sleep(0.1)
+
+
+def test_a_missing_or_broken_policy_stops_the_guard_from_starting(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nrules:\n  - action: sometimes\n")
+    for path, message in ((tmp_path / "missing.yaml", "cannot read the policy"), (broken, "rules[0].action")):
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_guard", "run", "--policy", str(path), "--", "true"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert done.returncode == 2
+        assert message in done.stderr and str(path) in done.stderr
