@@ -99,7 +99,7 @@ class BridgedCall:
     async def ask(self, method: str, params: Any) -> Any:
         """A question from the upstream: surface it to the client, wait for the retry's answer."""
         self._keys += 1
-        key = f"mcp-guard/{self._keys}"
+        key = f"relay/{self._keys}"  # not "mcp-guard/...": those are the guard's own questions
         answer = _Answer()
         self._answers[key] = answer
         self._events_in.send_nowait(("ask", key, method, params))

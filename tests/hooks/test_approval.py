@@ -238,3 +238,23 @@ def test_a_missing_or_broken_policy_stops_the_guard_from_starting(tmp_path: Path
         )
         assert done.returncode == 2
         assert message in done.stderr and str(path) in done.stderr
+
+
+@pytest.mark.parametrize("mode", ERAS)
+@pytest.mark.parametrize("upstream_era", ERAS)
+async def test_an_approved_call_whose_server_asks_too_asks_the_guard_question_once(tmp_path: Path, mode: str, upstream_era: str) -> None:
+    """The guard's approval and the server's own elicitation, one after the other, in every era pair."""
+    from tests.conftest import probe
+
+    log = tmp_path / "probe.jsonl"
+    log.touch()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nrules:\n  - match: {tool: confirm}\n    action: approve\n")
+    person = Person()
+    argv = guard(*probe(), policy=str(policy), options=["--protocol", upstream_era])
+    with anyio.fail_after(30):
+        async with connect(argv, mode, elicitation_callback=person, env={"PROBE_LOG": str(log)}) as client:
+            result = await client.call_tool("confirm", {"action": "deploy"})
+    assert result.content[0].text == "accept: approve=True"  # type: ignore[union-attr]
+    assert [q.splitlines()[0] for q in person.questions] == ["mcp-guard: approve confirm on server upstream?", "Allow action: deploy?"]
+    assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["confirm"]
