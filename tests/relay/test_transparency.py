@@ -8,6 +8,8 @@ import re
 import anyio
 import pytest
 
+import mcp_types as types
+
 from tests.conftest import ERAS, accept_elicitation, answer_sampling, connect, dump, everything, guard, list_roots, probe
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +95,30 @@ async def test_probe_server_results_match_in_every_era_combination(mode: str, up
     direct = await run(probe())
     guarded = await run(guard(*probe(), options=["--protocol", upstream_era]))
     assert guarded == direct
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_server_everything_interactive_features_work_through_the_guard(mode: str) -> None:
+    """Sampling, roots, URL-mode elicitation and completions, asked by a handshake-era server."""
+    asked: list[str] = []
+
+    async def elicit(ctx: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(getattr(params, "mode", "form") or "form")
+        if getattr(params, "url", None):
+            return types.ElicitResult(action="accept")
+        return types.ElicitResult(action="accept", content={"name": "Tester", "check": True})
+
+    with anyio.fail_after(60):
+        async with connect(
+            guard(*everything()), mode, elicitation_callback=elicit, sampling_callback=answer_sampling, list_roots_callback=list_roots
+        ) as client:
+            sampled = await client.call_tool("trigger-sampling-request", {"prompt": "2+2?", "maxTokens": 10})
+            roots = await client.call_tool("get-roots-list", {})
+            url = await client.call_tool("trigger-url-elicitation", {"url": "https://example.com/consent"})
+            completion = await client.complete(
+                types.PromptReference(type="ref/prompt", name="completable-prompt"), {"name": "department", "value": "E"}
+            )
+    assert "four" in json.dumps(dump(sampled))
+    assert "file:///tmp/root-a" in json.dumps(dump(roots))
+    assert not url.is_error and "url" in asked
+    assert "Engineering" in completion.completion.values
