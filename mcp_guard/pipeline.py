@@ -106,6 +106,9 @@ class Hook:
     async def response(self, call: Call) -> None:
         """After the result came back. Change ``call.result`` in place or replace it."""
 
+    async def close_session(self, session_id: str) -> None:
+        """A client session ended: drop what was kept for it."""
+
 
 def _overrides(hook: Hook, name: str) -> bool:
     return getattr(type(hook), name) is not getattr(Hook, name)
@@ -135,6 +138,13 @@ class Pipeline:
                 call.verdict = Verdict("deny", "mcp-guard could not check this call, so it was not run", type(hook).__name__)
             if call.verdict is not None:
                 return
+
+    async def close_session(self, session_id: str) -> None:
+        for hook in self.hooks:
+            try:
+                await hook.close_session(session_id)
+            except Exception:
+                logger.exception("hook %s failed to close session %s", type(hook).__name__, session_id)
 
     async def run_response(self, call: Call) -> None:
         for hook in self._response_hooks:

@@ -12,12 +12,17 @@ if TYPE_CHECKING:
 
 
 def default_hooks(policy: PolicySource | None, grants: Grants | None, extra: Sequence[Hook] = ()) -> list[Hook]:
-    """The chain in order: operator hooks first (they may add facts), then policy, then approval."""
+    """The chain in order: operator hooks first (they may add facts), then masking (labels in,
+    placeholders back), policy, approval. Masking of results runs in the same order on the way out."""
     hooks: list[Hook] = list(extra)
     if policy is not None:
         from .approve import ApprovalHook
+        from .mask import MaskHook
         from .policy import PolicyHook
 
+        masking = policy.current.masking
+        if masking.enabled:
+            hooks.append(MaskHook(masking))
         hooks.append(PolicyHook(policy))
         hooks.append(ApprovalHook(grants))
     return hooks

@@ -115,7 +115,8 @@ def preview(call: Call, decision: Any) -> str:
         "Arguments:",
     ]
     body = ""
-    for key, value in call.arguments.items():
+    shown = call.notes.get("masked_arguments", call.arguments)  # placeholders, never restored values
+    for key, value in shown.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if len(text) > PREVIEW_VALUE_CHARS:
             text = text[:PREVIEW_VALUE_CHARS] + f"… ({len(text)} characters)"

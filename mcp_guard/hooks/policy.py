@@ -87,6 +87,9 @@ class PolicyHook(Hook):
         call.notes["decision"] = decision
         if decision.action == "deny":
             call.deny(f"{decision.reason} (rule '{decision.rule}'). The call was not run.", "policy")
+        elif decision.action == "mask" and "mask_arguments" in call.notes:
+            masked = call.notes["mask_arguments"]()
+            call.params = {**call.params, "arguments": masked}
 
     async def response(self, call: Call) -> None:
         if call.method != "tools/list" or not isinstance(call.result, dict):

@@ -136,7 +136,7 @@ def _predicate(policy: Policy, match: Match) -> Callable[[Facts], bool]:
 
 
 def _describe(action: str, name: str, facts: Facts) -> str:
-    verb = {"deny": "denies", "approve": "requires approval for", "allow": "allows"}[action]
+    verb = {"deny": "denies", "approve": "requires approval for", "allow": "allows", "mask": "masks the arguments of"}[action]
     return f"policy rule '{name}' {verb} {facts.tool} on {facts.server} (risk {facts.risk})"
 
 

@@ -12,7 +12,8 @@
       - name: writes-need-approval
         match: {server: "*", tool: "write_*", risk: high, user: "*", group: admins,
                 args: {"$.path": "/etc/*"}, labels: [SECRET], annotations: {openWorldHint: true}}
-        action: approve                    # allow | deny | approve
+        action: approve                    # allow | mask | deny | approve  (mask: raw values the
+                                           # model wrote into the arguments become placeholders)
         approvers: user                    # user (elicitation) | reviewers (queue)
         timeout: 120                       # seconds to wait for a decision
         scope: once                        # once | session | ttl:10m  (the widest a grant may be)
@@ -28,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RISKS = ("low", "medium", "high", "critical")
 Risk = Literal["low", "medium", "high", "critical"]
-Action = Literal["allow", "deny", "approve"]
-# deny beats approve beats allow when several rules match.
-STRICTNESS = {"allow": 0, "approve": 1, "deny": 2}
+Action = Literal["allow", "mask", "deny", "approve"]
+# deny beats approve beats mask beats allow when several rules match.
+STRICTNESS = {"allow": 0, "mask": 1, "approve": 2, "deny": 3}
+LABEL_NAMES = ("EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "IP_ADDRESS", "PERSON", "LOCATION", "URL", "DATE", "SECRET")
+OPERATORS = ("placeholder", "keep", "replace", "redact", "mask", "hash", "encrypt")
 
 _SCOPE = re.compile(r"^(once|session|ttl:\d+[smhd])$")
 _RISK_MATCH = re.compile(r"^(>=|<=|>|<)?(low|medium|high|critical)$")
@@ -101,9 +104,53 @@ class Defaults(_Strict):
     _check_scope = field_validator("scope")(lambda cls, v: _scope(v))
 
 
+class LabelOperator(_Strict):
+    operator: Literal["placeholder", "keep", "replace", "redact", "mask", "hash", "encrypt"]
+    # presidio-anonymizer's parameters for the operator (new_value, masking_char, chars_to_mask, key, ...).
+    params: dict[str, str | int | bool] = {}
+
+
+def _check_labels(value: dict[str, str | LabelOperator]) -> dict[str, str | LabelOperator]:
+    for label, op in value.items():
+        if label not in LABEL_NAMES:
+            raise ValueError(f"unknown label {label!r}; labels are {', '.join(LABEL_NAMES)}")
+        if isinstance(op, str) and op not in OPERATORS:
+            raise ValueError(f"unknown operator {op!r} for {label}; operators are {', '.join(OPERATORS)}")
+    return value
+
+
+class ServerMasking(_Strict):
+    enabled: bool = True
+    labels: dict[str, str | LabelOperator] = {}
+
+    _labels = field_validator("labels")(lambda cls, v: _check_labels(v))
+
+
+class Flow(_Strict):
+    """Values that came from ``source`` may be put back toward ``target`` (for these labels)."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    labels: list[str] | None = None
+
+
+class Masking(_Strict):
+    enabled: bool = True
+    # Operators per label; labels not named keep the defaults (secrets and direct identifiers
+    # become placeholders; URL, IP_ADDRESS and DATE stay readable).
+    labels: dict[str, str | LabelOperator] = {}
+    servers: dict[str, ServerMasking] = {}
+    flows: list[Flow] = []
+    # A result larger than this many tokens (cl100k) is cut, with a notice saying how much.
+    max_result_tokens: int | None = Field(default=None, gt=0)
+
+    _labels = field_validator("labels")(lambda cls, v: _check_labels(v))
+
+
 class Policy(_Strict):
     version: Literal[1]
     defaults: Defaults = Defaults()
+    masking: Masking = Masking()
     groups: dict[str, list[str]] = {}
     risk: list[RiskOverride] = []
     rules: list[Rule] = []

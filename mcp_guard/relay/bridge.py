@@ -63,6 +63,7 @@ class BridgedCall:
     def __init__(self, hub: Hub, ctx: RequestContext, upstream: Upstream, method: str, params: dict[str, Any]) -> None:
         self.hub = hub
         self.session_id = ctx.session.id
+        self.session_key = ctx.session.key
         self.upstream = upstream
         self.method = method
         self.params = params

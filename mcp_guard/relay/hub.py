@@ -457,7 +457,7 @@ class Hub:
                 self._remember_tools(up, params, result)
             return result
         params = dict(params or {})
-        call = Call(method, up.name, params, session_id=ctx.session.id, user=ctx.session.user)
+        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user)
         resumed = False
         if ctx.modern and method in era.INPUT_REQUIRED_METHODS:
             resumed = self._open_guard_state(call)
@@ -592,7 +592,7 @@ class Hub:
 
     async def _ask_bridged(self, call: bridge.BridgedCall, up: Upstream, method: str, params: Any) -> Any:
         if method in INTERCEPTED and self.pipeline.active:
-            params = await self._check_toward_client(call.session_id, up, method, params)
+            params = await self._check_toward_client(call.session_key, up, method, params)
         return await call.ask(method, params)
 
     async def ask_client(
@@ -609,7 +609,7 @@ class Hub:
         if capability is not None and not session.can(capability, facts):
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"the client does not support {capability}")
         if method in INTERCEPTED and self.pipeline.active:
-            params = await self._check_toward_client(session.id, up, method, params)
+            params = await self._check_toward_client(session.key, up, method, params)
         return await session.request_client(method, params, related)
 
     async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any) -> Any:

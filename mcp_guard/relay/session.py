@@ -103,6 +103,16 @@ class Session:
                 self.hub.sessions.remove(self)
             for waiter in self._to_client.values():
                 waiter.event.set()
+            if not self.stateless:
+                with anyio.CancelScope(shield=True):
+                    await self.hub.pipeline.close_session(self.key)
+
+    @property
+    def key(self) -> str:
+        """What per-session state (the vault, session grants) is kept under.
+
+        A stateless 2026 HTTP exchange has no session to speak of: its state is the user's."""
+        return f"user:{self.user}" if self.stateless else self.id
 
     async def drained(self) -> None:
         """Return once no client request is in flight (used at shutdown only)."""

@@ -36,7 +36,7 @@ def test_shipped_policies_are_valid(name: str) -> None:
 
 BROKEN = [
     ("version: 1\nrules: [\n", "p.yaml:3: not valid YAML"),
-    ("version: 1\nrules:\n  - match: {tool: x}\n    action: ask\n", "p.yaml:4: rules[0].action: Input should be 'allow', 'deny' or 'approve'"),
+    ("version: 1\nrules:\n  - match: {tool: x}\n    action: ask\n", "p.yaml:4: rules[0].action: Input should be 'allow', 'mask', 'deny' or 'approve'"),
     ("version: 1\ndefaults:\n  timeout: soon\n", "p.yaml:3: defaults.timeout: Input should be a valid number"),
     ("version: 1\nrules:\n  - match: {tol: x}\n    action: deny\n", "p.yaml:3: rules[0].match.tol: Extra inputs are not permitted"),
     ("version: 1\nrules:\n  - action: deny\n  - match: {risk: extreme}\n    action: deny\n", "p.yaml:4: rules[1].match.risk: Value error, expected low, medium, high or critical"),

@@ -1,0 +1,161 @@
+"""The masking hook: placeholders out toward the model, real values back toward their origin.
+
+On the way in (a call's arguments) it notes the labels of raw sensitive values the model wrote
+itself, for the policy to see (``call.notes["labels"]``), then puts back the placeholders this
+upstream may receive. On the way out it masks results, resource contents, prompts, and the
+sampling and elicitation requests an upstream sends toward the client. A detector failure
+fails the call closed (the pipeline runner turns the exception into a denial).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..masking.detect import detect
+from ..masking.mask import DEFAULT_MASKED, Masker, Operator
+from ..masking.vault import PLACEHOLDER, Vault
+from ..pipeline import Call, Hook
+from ..policy.model import LabelOperator, Masking
+
+logger = logging.getLogger(__name__)
+
+# A result cut by the token budget ends with this notice, so the model knows it is partial.
+CUT_NOTICE = "\n[mcp-guard: this result was cut to {kept} of {total} tokens; ask for a narrower query]"
+
+
+def _operators(*layers: dict[str, str | LabelOperator]) -> dict[str, Operator]:
+    ops = {label: Operator("placeholder") for label in DEFAULT_MASKED}
+    for layer in layers:
+        for label, spec in layer.items():
+            ops[label] = Operator(spec) if isinstance(spec, str) else Operator(spec.operator, spec.params)
+    return ops
+
+
+class MaskHook(Hook):
+    def __init__(self, settings: Masking) -> None:
+        self.settings = settings
+        flows = [(f.source, f.target, frozenset(f.labels) if f.labels else None) for f in settings.flows]
+        self._flows = flows
+        self._vaults: dict[str, Vault] = {}
+        self._base = _operators(settings.labels)
+        self._per_server = {name: _operators(settings.labels, s.labels) for name, s in settings.servers.items()}
+        self._budget = _TokenBudget(settings.max_result_tokens) if settings.max_result_tokens else None
+
+    def vault(self, session_id: str) -> Vault:
+        vault = self._vaults.get(session_id)
+        if vault is None:
+            vault = self._vaults[session_id] = Vault(self._flows)
+        return vault
+
+    def masker(self, call: Call) -> Masker | None:
+        server = self.settings.servers.get(call.upstream)
+        if not self.settings.enabled or (server is not None and not server.enabled):
+            return None
+        return Masker(self._per_server.get(call.upstream, self._base), self.vault(call.session_id))
+
+    async def request(self, call: Call) -> None:
+        if call.toward_client:
+            masker = self.masker(call)
+            if masker is not None:
+                call.params = masker.toward_client(call.method, call.params, call.upstream)
+            return
+        if call.method in ("tools/call", "prompts/get"):
+            arguments = call.params.get("arguments")
+            if not isinstance(arguments, dict):
+                return
+            labels = _raw_labels(arguments)
+            call.notes["labels"] = labels
+            call.notes["masked_arguments"] = arguments
+            masker = self.masker(call)
+            vault = self.vault(call.session_id)
+            if masker is not None and labels:
+                # For a policy rule with action "mask": raw values replaced, placeholders kept.
+                call.notes["mask_arguments"] = lambda: masker.value(arguments, "client")
+            restored, count, kept = vault.rehydrate(arguments, call.upstream)
+            if count or kept:
+                logger.info("call %s to %s: %d placeholders restored, %d kept masked", call.name, call.upstream, count, kept)
+            call.params = {**call.params, "arguments": restored}
+        elif call.method == "resources/read" and isinstance(call.params.get("uri"), str):
+            uri, _, _ = self.vault(call.session_id).rehydrate_text(call.params["uri"], call.upstream)
+            call.params = {**call.params, "uri": uri}
+
+    async def response(self, call: Call) -> None:
+        masker = self.masker(call)
+        if masker is None or call.result is None:
+            return
+        if call.method == "tools/call":
+            call.result = masker.tool_result(call.result, call.upstream)
+        elif call.method == "resources/read":
+            call.result = masker.read_result(call.result, call.upstream)
+        elif call.method == "prompts/get":
+            call.result = masker.prompt_result(call.result, call.upstream)
+        else:
+            return
+        if masker.found:
+            call.notes["masked"] = dict(masker.found)
+            logger.info("%s %s: masked %s", call.method, call.upstream, dict(masker.found))
+        if self._budget is not None and call.method == "tools/call":
+            call.result = self._budget.cut(call.result, call.notes)
+
+    async def close_session(self, session_id: str) -> None:
+        self._vaults.pop(session_id, None)
+
+
+def _raw_labels(arguments: Any) -> frozenset[str]:
+    """Labels of sensitive values the model wrote itself (placeholders are not counted)."""
+    found: set[str] = set()
+    stack = [arguments]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            text = PLACEHOLDER.sub(" ", value) if "<" in value else value
+            found.update(span.label for span in detect(text))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            found.update(span.label for span in detect(str(value)))
+    return frozenset(found)
+
+
+class _TokenBudget:
+    """Caps what one tool result may put into the model's context (tiktoken, offline)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._encoding: Any = None
+
+    def encoding(self) -> Any:
+        if self._encoding is None:
+            from ..tokens import encoding
+
+            self._encoding = encoding()
+        return self._encoding
+
+    def cut(self, result: Any, notes: dict[str, Any]) -> Any:
+        if not isinstance(result, dict) or not isinstance(result.get("content"), list):
+            return result
+        enc = self.encoding()
+        left = self.limit
+        total = kept_total = 0
+        blocks = []
+        for block in result["content"]:
+            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+                tokens = enc.encode(block["text"], disallowed_special=())
+                total += len(tokens)
+                keep = tokens[: max(left, 0)]
+                left -= len(keep)
+                kept_total += len(keep)
+                if len(keep) < len(tokens):
+                    block = {**block, "text": enc.decode(keep)}
+            blocks.append(block)
+        notes["result_tokens"] = total
+        if kept_total == total:
+            return result
+        blocks.append({"type": "text", "text": CUT_NOTICE.format(kept=kept_total, total=total)})
+        out = {**result, "content": blocks}
+        if "structuredContent" in out:
+            del out["structuredContent"]  # it would carry the whole result around the cut
+        return out

@@ -1,0 +1,232 @@
+"""Masking MCP payloads: operators per label, and walkers over every shape that reaches the model.
+
+The default operator is our typed placeholder (``<EMAIL_1>``, kept in the session's vault so it
+can be put back toward the server it came from). The others come from presidio-anonymizer:
+``replace``, ``redact``, ``mask``, ``hash``, ``encrypt``; ``keep`` leaves a label readable.
+
+Walkers cover text content, JSON inside text (the result stays valid JSON), structured
+content, embedded resources and resource links, ``resources/read`` contents, ``prompts/get``
+messages, and the sampling and elicitation requests upstreams send toward the client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from .detect import Span, detect
+from .vault import Vault
+
+DEFAULT_MASKED = frozenset({"SECRET", "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "PERSON", "LOCATION"})
+PRESIDIO_OPERATORS = frozenset({"replace", "redact", "mask", "hash", "encrypt"})
+# JSON numbers this long may be card numbers, SSNs or phones written without quotes.
+_NUMBER_DIGITS = 9
+
+
+class Operator:
+    """How one label is masked: ``name`` plus the presidio operator's parameters."""
+
+    __slots__ = ("name", "params")
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.params = dict(params or {})
+
+
+def default_operators() -> dict[str, Operator]:
+    return {label: Operator("placeholder") for label in DEFAULT_MASKED}
+
+
+class Masker:
+    """Masks values coming from one upstream (``origin``) into one session's vault."""
+
+    def __init__(self, operators: Mapping[str, Operator], vault: Vault) -> None:
+        self.operators = {label: op for label, op in operators.items() if op.name != "keep"}
+        self.labels = frozenset(self.operators)
+        self.vault = vault
+        self.found: Counter[str] = Counter()
+
+    # -- text -----------------------------------------------------------------------------------
+
+    def text(self, text: str, origin: str) -> str:
+        if not text or not self.labels:
+            return text
+        stripped = text.lstrip()
+        if stripped[:1] in ("{", "[") and len(stripped) > 1:
+            masked_json = self._json_text(text, origin)
+            if masked_json is not None:
+                return masked_json
+        spans = detect(text, self.labels)
+        if not spans:
+            return text
+        return self._apply(text, spans, origin)
+
+    def _json_text(self, text: str, origin: str) -> str | None:
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, (dict, list)):
+            return None
+        before = sum(self.found.values())
+        masked = self.value(data, origin)
+        if sum(self.found.values()) == before:
+            return text
+        indent = 2 if "\n" in text.strip() else None
+        return json.dumps(masked, ensure_ascii=False, indent=indent)
+
+    def _apply(self, text: str, spans: list[Span], origin: str) -> str:
+        if any(self.operators[s.label].name != "placeholder" for s in spans):
+            return self._presidio(text, spans, origin)
+        out, last = [], 0
+        for span in spans:
+            out.append(text[last : span.start])
+            out.append(self.vault.placeholder(span.label, text[span.start : span.end], origin))
+            self.found[span.label] += 1
+            last = span.end
+        out.append(text[last:])
+        return "".join(out)
+
+    def _presidio(self, text: str, spans: list[Span], origin: str) -> str:
+        from presidio_anonymizer import AnonymizerEngine
+        from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+        operators = {}
+        for label in {s.label for s in spans}:
+            op = self.operators[label]
+            if op.name == "placeholder":
+                operators[label] = OperatorConfig(
+                    "custom", {"lambda": lambda value, _l=label: self.vault.placeholder(_l, value, origin)}
+                )
+            else:
+                params = dict(op.params)
+                if op.name == "replace":
+                    params.setdefault("new_value", f"<{label}>")
+                if op.name == "mask":
+                    params.setdefault("masking_char", "*")
+                    params.setdefault("chars_to_mask", 100)
+                    params.setdefault("from_end", False)
+                operators[label] = OperatorConfig(op.name, params)
+        results = [RecognizerResult(s.label, s.start, s.end, 1.0) for s in spans]
+        for span in spans:
+            self.found[span.label] += 1
+        return str(_engine().anonymize(text=text, analyzer_results=results, operators=operators).text)
+
+    # -- JSON values ----------------------------------------------------------------------------
+
+    def value(self, value: Any, origin: str) -> Any:
+        if isinstance(value, str):
+            return self.text(value, origin)
+        if isinstance(value, dict):
+            return {key: self.value(item, origin) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item, origin) for item in value]
+        if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= _NUMBER_DIGITS:
+            as_text = str(value)
+            masked = self.text(as_text, origin)
+            return value if masked == as_text else masked
+        return value
+
+    # -- MCP shapes -----------------------------------------------------------------------------
+
+    def content_block(self, block: Any, origin: str) -> Any:
+        if not isinstance(block, dict):
+            return block
+        kind = block.get("type")
+        out = dict(block)
+        if kind == "text" and isinstance(block.get("text"), str):
+            out["text"] = self.text(block["text"], origin)
+        elif kind == "resource" and isinstance(block.get("resource"), dict):
+            out["resource"] = self.resource_contents(block["resource"], origin)
+        elif kind == "resource_link":
+            for key in ("uri", "name", "title", "description"):
+                if isinstance(block.get(key), str):
+                    out[key] = self.text(block[key], origin)
+        return out
+
+    def resource_contents(self, contents: Any, origin: str) -> Any:
+        if not isinstance(contents, dict):
+            return contents
+        out = dict(contents)
+        if isinstance(contents.get("text"), str):
+            out["text"] = self.text(contents["text"], origin)
+        return out
+
+    def tool_result(self, result: Any, origin: str) -> Any:
+        if not isinstance(result, dict):
+            return result
+        out = dict(result)
+        if isinstance(result.get("content"), list):
+            out["content"] = [self.content_block(b, origin) for b in result["content"]]
+        if "structuredContent" in result:
+            out["structuredContent"] = self.value(result["structuredContent"], origin)
+        if isinstance(result.get("inputRequests"), dict):
+            out["inputRequests"] = self.input_requests(result["inputRequests"], origin)
+        return out
+
+    def read_result(self, result: Any, origin: str) -> Any:
+        if not isinstance(result, dict) or not isinstance(result.get("contents"), list):
+            return self.tool_result(result, origin)
+        out = dict(result)
+        out["contents"] = [self.resource_contents(c, origin) for c in result["contents"]]
+        return out
+
+    def prompt_result(self, result: Any, origin: str) -> Any:
+        if not isinstance(result, dict):
+            return result
+        out = self.tool_result(result, origin)
+        if isinstance(result.get("description"), str):
+            out["description"] = self.text(result["description"], origin)
+        if isinstance(result.get("messages"), list):
+            out["messages"] = [self.message(m, origin) for m in result["messages"]]
+        return out
+
+    def message(self, message: Any, origin: str) -> Any:
+        if not isinstance(message, dict):
+            return message
+        out = dict(message)
+        content = message.get("content")
+        if isinstance(content, list):
+            out["content"] = [self.content_block(b, origin) for b in content]
+        elif isinstance(content, dict):
+            out["content"] = self.content_block(content, origin)
+        return out
+
+    def toward_client(self, method: str, params: Any, origin: str) -> Any:
+        """An upstream's sampling or elicitation request, before the client (and model) sees it."""
+        if not isinstance(params, dict):
+            return params
+        out = dict(params)
+        if method == "sampling/createMessage":
+            if isinstance(params.get("messages"), list):
+                out["messages"] = [self.message(m, origin) for m in params["messages"]]
+            if isinstance(params.get("systemPrompt"), str):
+                out["systemPrompt"] = self.text(params["systemPrompt"], origin)
+        elif method == "elicitation/create":
+            if isinstance(params.get("message"), str):
+                out["message"] = self.text(params["message"], origin)
+            if isinstance(params.get("requestedSchema"), dict):
+                out["requestedSchema"] = self.value(params["requestedSchema"], origin)
+        return out
+
+    def input_requests(self, requests: dict[str, Any], origin: str) -> dict[str, Any]:
+        out = {}
+        for key, request in requests.items():
+            if isinstance(request, dict) and isinstance(request.get("method"), str):
+                request = {**request, "params": self.toward_client(request["method"], request.get("params"), origin)}
+            out[key] = request
+        return out
+
+
+_ENGINE: Any = None
+
+
+def _engine() -> Any:
+    global _ENGINE
+    if _ENGINE is None:
+        from presidio_anonymizer import AnonymizerEngine
+
+        _ENGINE = AnonymizerEngine()
+    return _ENGINE
