@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=_cmd_policy_explain)
 
+    scan = sub.add_parser("scan", help="find personal data and secrets in text (the masking engine)")
+    scan.add_argument("file", nargs="?", help="a text file (default: stdin)")
+    scan.add_argument("--jsonl", action="store_true", help='read {"id","text"} lines, write {"id","spans","masked"} lines')
+    scan.set_defaults(func=_cmd_scan)
+
     grants = sub.add_parser("grants", help="list or revoke approvals that outlive one call")
     gsub = grants.add_subparsers(metavar="ACTION")
     glist = gsub.add_parser("list", help="active grants (add --all for expired and revoked)")
@@ -247,6 +252,12 @@ def _cmd_policy_explain(args: argparse.Namespace) -> int:
         if decision.action == "approve":
             print(f"asks:   {decision.approvers}, waits {decision.timeout:.0f} s, grant at most: {decision.scope}")
     return EXIT_OK
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .scan import main as scan_main
+
+    return scan_main(args.file, args.jsonl)
 
 
 def _cmd_grants_list(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ fails the call closed (the pipeline runner turns the exception into a denial).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..policy.model import LabelOperator, Masking
 logger = logging.getLogger(__name__)
 
 # A result cut by the token budget ends with this notice, so the model knows it is partial.
+TOO_LARGE = "mcp-guard: this result is {total} tokens, over the limit of {limit}; ask for a narrower query"
 CUT_NOTICE = "\n[mcp-guard: this result was cut to {kept} of {total} tokens; ask for a narrower query]"
 
 
@@ -138,24 +140,32 @@ class _TokenBudget:
         if not isinstance(result, dict) or not isinstance(result.get("content"), list):
             return result
         enc = self.encoding()
-        left = self.limit
-        total = kept_total = 0
-        blocks = []
-        for block in result["content"]:
-            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-                tokens = enc.encode(block["text"], disallowed_special=())
-                total += len(tokens)
+        counted = [
+            enc.encode(b["text"], disallowed_special=()) if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) else None
+            for b in result["content"]
+        ]
+        total = sum(len(t) for t in counted if t is not None)
+        structured = result.get("structuredContent")
+        if structured is not None:
+            total = max(total, len(enc.encode(json.dumps(structured, ensure_ascii=False), disallowed_special=())))
+        notes["result_tokens"] = total
+        if total <= self.limit:
+            return result
+        if structured is not None:
+            # Structured results cannot be cut and still match the tool's output schema.
+            return {
+                "content": [{"type": "text", "text": TOO_LARGE.format(total=total, limit=self.limit)}],
+                "isError": True,
+                **({"resultType": result["resultType"]} if "resultType" in result else {}),
+            }
+        left, kept_total, blocks = self.limit, 0, []
+        for block, tokens in zip(result["content"], counted):
+            if tokens is not None:
                 keep = tokens[: max(left, 0)]
                 left -= len(keep)
                 kept_total += len(keep)
                 if len(keep) < len(tokens):
                     block = {**block, "text": enc.decode(keep)}
             blocks.append(block)
-        notes["result_tokens"] = total
-        if kept_total == total:
-            return result
         blocks.append({"type": "text", "text": CUT_NOTICE.format(kept=kept_total, total=total)})
-        out = {**result, "content": blocks}
-        if "structuredContent" in out:
-            del out["structuredContent"]  # it would carry the whole result around the cut
-        return out
+        return {**result, "content": blocks}

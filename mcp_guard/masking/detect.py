@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["LABELS", "Span", "detect"]
+__all__ = ["LABELS", "Span", "detect", "secret_for_key"]
 
 LABELS = (
     "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "IP_ADDRESS", "PERSON", "LOCATION", "URL", "DATE", "SECRET"
@@ -325,6 +325,17 @@ def _secrets(text: str) -> Iterator[Span]:
             key, value = m.group(1), m.group(2)
             if _secretish(key, value):
                 yield Span(m.start(2), m.end(2), "SECRET")
+
+
+_SECRET_KEY = re.compile(
+    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
+    r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie"
+)
+
+
+def secret_for_key(key: str, value: str) -> bool:
+    """Whether ``value``, stored under ``key`` (a JSON key, an env name), is a secret."""
+    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and _secretish(key, value)
 
 
 def _pem_blocks(text: str) -> Iterator[Span]:

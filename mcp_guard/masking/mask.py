@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from .detect import Span, detect
+from .detect import Span, detect, secret_for_key
 from .vault import Vault
 
 DEFAULT_MASKED = frozenset({"SECRET", "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "PERSON", "LOCATION"})
@@ -120,7 +120,7 @@ class Masker:
         if isinstance(value, str):
             return self.text(value, origin)
         if isinstance(value, dict):
-            return {key: self.value(item, origin) for key, item in value.items()}
+            return {key: self._keyed(key, item, origin) for key, item in value.items()}
         if isinstance(value, list):
             return [self.value(item, origin) for item in value]
         if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= _NUMBER_DIGITS:
@@ -128,6 +128,12 @@ class Masker:
             masked = self.text(as_text, origin)
             return value if masked == as_text else masked
         return value
+
+    def _keyed(self, key: Any, item: Any, origin: str) -> Any:
+        """A value under a secret-like key is a secret whatever it looks like ({"password": ...})."""
+        if isinstance(item, str) and isinstance(key, str) and "SECRET" in self.labels and secret_for_key(key, item):
+            return self._apply(item, [Span(0, len(item), "SECRET")], origin)
+        return self.value(item, origin)
 
     # -- MCP shapes -----------------------------------------------------------------------------
 
