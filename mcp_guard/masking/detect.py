@@ -57,7 +57,7 @@ def _emails(text: str) -> Iterator[Span]:
 
 # -- numbers: cards, SSNs, phones -----------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
+_CARD = re.compile(r"(?<![\w.+-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01])|2720|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|22)|35)")
 
 
@@ -105,7 +105,7 @@ def _ssns(text: str) -> Iterator[Span]:
 
 _PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
 _PHONE_NANP = re.compile(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
-_PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,4}){2,4}(?![\w-]|\.\d)")
+_PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax)\b\W{0,12}(\d{7,15})\b")
 
 
@@ -181,9 +181,11 @@ def _ips(text: str) -> Iterator[Span]:
     if "." in text:
         for m in _IPV4.finditer(text):
             try:
-                ipaddress.IPv4Address(m.group())
+                address = ipaddress.IPv4Address(m.group())
             except ValueError:
                 continue
+            if address.is_unspecified or str(address) == "255.255.255.255":
+                continue  # "listen on all interfaces", not anyone's address
             yield Span(m.start(), m.end(), "IP_ADDRESS")
     if "::" in text or text.count(":") >= 7:
         for m in _IPV6.finditer(text):
@@ -213,9 +215,11 @@ def _urls(text: str) -> Iterator[Span]:
 
 _MONTHS = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 _DATES = [
-    re.compile(r"(?<![\w.:-])(\d{4})-(\d{2})-(\d{2})(?![\w:.-]|[T ]\d{2}:)"),
-    re.compile(r"(?<![\w./-])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/])"),
-    re.compile(r"(?<![\w./-])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\w.])"),
+    re.compile(r"(?<![\w.:-])(\d{4})-(\d{2})-(\d{2})(?![\w:-]|\.\d|[T ]\d{2}:)"),
+    re.compile(r"(?<![\w./-])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/]|\.\d)"),
+    re.compile(r"(?<![\w./-])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\w]|\.\d)"),
+    re.compile(r"(?<![\w./-])(\d{4})/(\d{1,2})/(\d{1,2})(?![\w/]|\.\d)"),
+    re.compile(r"(?<![\w.:-])(\d{1,2})-(\d{1,2})-(\d{4})(?![\w-]|\.\d)"),
     re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS},? \d{{4}}\b"),
     re.compile(rf"\b{_MONTHS} \d{{1,2}}(?:st|nd|rd|th)?, \d{{4}}\b"),
 ]
@@ -267,14 +271,18 @@ _TOKEN_HINTS = (
     "AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA", "gh", "github_pat_", "glpat-", "xox", "xapp-", "_live_", "_test_",
     "whsec_", "sk-", "AIza", "ya29.", "SG.", "npm_", "pypi-", "hf_", "dop_v1_", "shp", "AC", "SK", "eyJ",
 )
-_SLACK_HOOK = re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}")
+_SLACK_HOOK = re.compile(
+    r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
+    r"|https://(?:discord(?:app)?\.com)/api/webhooks/\d{5,25}/[A-Za-z0-9_-]{30,100}"
+)
 _BEARER = re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,2048}=*)")
 _BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
 # key = value, "key": "value", key: value, with a secret-like key name.
 _KV = re.compile(
     r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]{0,40}?(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
-    r"|private[_-]?key|auth(?:[_-]?key)?|credentials?|session[_-]?(?:id|key)|client[_-]?secret|signing[_-]?key|salt|cookie)"
+    r"|private[_-]?key|auth(?:[_-]?key)?|credentials?|session[_-]?(?:id|key)|client[_-]?secret|signing[_-]?key|salt|cookie"
+    r"|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key)"
     r"[A-Za-z0-9_.-]{0,40})[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?([^\s\"',;&<>{}\[\]]{4,512})"
 )
 _PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
@@ -308,7 +316,7 @@ def _secrets(text: str) -> Iterator[Span]:
             if value[:2] in ("AC", "SK") and not value[2:].isalnum():
                 continue
             yield Span(m.start(), m.end(), "SECRET")
-    if "hooks.slack.com" in text:
+    if "hooks.slack.com" in text or "/api/webhooks/" in text:
         for m in _SLACK_HOOK.finditer(text):
             yield Span(m.start(), m.end(), "SECRET")
     if "PRIVATE KEY" in text:
@@ -329,7 +337,7 @@ def _secrets(text: str) -> Iterator[Span]:
 
 _SECRET_KEY = re.compile(
     r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
-    r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie"
+    r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client)[_-]?key"
 )
 
 
@@ -383,10 +391,16 @@ def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
 
 
 def _resolve(spans: list[Span]) -> list[Span]:
-    """Keep the strongest of overlapping spans; among equals the longest, then the first."""
+    """Keep one of overlapping spans: a SECRET first; then the longest (an IBAN over the card
+    number its digits resemble); a URL last, so what is inside it stays visible to masking."""
     if len(spans) < 2:
         return spans
-    ranked = sorted(spans, key=lambda s: (PRIORITY.get(s.label, 9), -(s.end - s.start), s.start))
+
+    def rank(s: Span) -> tuple[int, int, int, int]:
+        tier = 0 if s.label == "SECRET" else 2 if s.label == "URL" else 1
+        return (tier, -(s.end - s.start), PRIORITY.get(s.label, 9), s.start)
+
+    ranked = sorted(spans, key=rank)
     taken: list[Span] = []
     for span in ranked:
         if all(span.end <= t.start or span.start >= t.end for t in taken):
