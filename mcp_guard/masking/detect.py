@@ -387,7 +387,29 @@ def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
         found.extend(finder(text))
     if labels is not None:
         found = [s for s in found if s.label in labels]
-    return _resolve(found)
+    return with_repeats(text, _resolve(found))
+
+
+def with_repeats(text: str, spans: list[Span]) -> list[Span]:
+    """``spans`` plus every other occurrence of a value they cover.
+
+    Once a value is known to be sensitive, each copy of it is: a phone number glued to the
+    next word, which the detector's boundaries refuse, must not survive masking by that."""
+    if not spans:
+        return spans
+    extra: list[Span] = []
+    seen: set[str] = set()
+    for span in spans:
+        value = text[span.start : span.end]
+        if len(value) < 6 or value in seen:
+            continue
+        seen.add(value)
+        at = text.find(value)
+        while at >= 0:
+            if not any(s.start < at + len(value) and at < s.end for s in spans):
+                extra.append(Span(at, at + len(value), span.label))
+            at = text.find(value, at + len(value))
+    return _resolve(spans + extra) if extra else spans
 
 
 def _resolve(spans: list[Span]) -> list[Span]:
