@@ -11,6 +11,7 @@ text the more sensitive label wins (a password inside a URL is a SECRET, not a U
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import math
 import re
@@ -49,10 +50,18 @@ _EMAIL = re.compile(
 
 
 def _emails(text: str) -> Iterator[Span]:
-    if "@" not in text:
-        return
-    for m in _EMAIL.finditer(text):
-        yield Span(m.start(), m.end(), "EMAIL")
+    """Looked for around each ``@`` only: an address cannot be anywhere else."""
+    at = text.find("@")
+    done = -1
+    while at >= 0:
+        if at > done:
+            lo = max(0, at - 66)
+            for m in _EMAIL.finditer(text, lo, at + 280):
+                if m.start() <= at < m.end():
+                    yield Span(m.start(), m.end(), "EMAIL")
+                    done = m.end()
+                    break
+        at = text.find("@", at + 1)
 
 
 # -- numbers: cards, SSNs, phones -----------------------------------------------------------------
@@ -97,24 +106,22 @@ def _ssns(text: str) -> Iterator[Span]:
     for m in _SSN.finditer(text):
         if _ssn_valid(m.group(1), m.group(3), m.group(4)):
             yield Span(m.start(), m.end(), "US_SSN")
-    for m in _SSN_BARE.finditer(text):
-        d = m.group(1)
-        if _ssn_valid(d[:3], d[3:5], d[5:]):
-            yield Span(m.start(1), m.end(1), "US_SSN")
 
 
-_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
+_PHONE_INTL = re.compile(r"\+(?<![\w+]\+)\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
 _PHONE_NANP = re.compile(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
 _PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax)\b\W{0,12}(\d{7,15})\b")
 
 
+def _phones_intl(text: str) -> Iterator[Span]:
+    for m in _PHONE_INTL.finditer(text):
+        n = sum(c.isdigit() for c in m.group())
+        if 8 <= n <= 15:
+            yield Span(m.start(), m.end(), "PHONE")
+
+
 def _phones(text: str) -> Iterator[Span]:
-    if "+" in text:
-        for m in _PHONE_INTL.finditer(text):
-            n = sum(c.isdigit() for c in m.group())
-            if 8 <= n <= 15:
-                yield Span(m.start(), m.end(), "PHONE")
     for m in _PHONE_NANP.finditer(text):
         yield Span(m.start(), m.end(), "PHONE")
     for m in _PHONE_NATIONAL.finditer(text):
@@ -123,8 +130,6 @@ def _phones(text: str) -> Iterator[Span]:
         seps = {c for c in raw if not c.isdigit()}
         if 9 <= n <= 12 and len(seps) == 1 and not _looks_like_date(raw):
             yield Span(m.start(), m.end(), "PHONE")
-    for m in _PHONE_CONTEXT.finditer(text):
-        yield Span(m.start(1), m.end(1), "PHONE")
 
 
 def _looks_like_date(raw: str) -> bool:
@@ -133,7 +138,7 @@ def _looks_like_date(raw: str) -> bool:
 
 # -- IBAN ----------------------------------------------------------------------------------------
 
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,
     "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
@@ -173,8 +178,9 @@ def _ibans(text: str) -> Iterator[Span]:
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:)(?:%\w{1,16})?(?![\w:])")
-_URL = re.compile(r"\b(?:https?|ftp|wss?)://[^\s<>\"'`{}|\\^\[\]]{1,2048}")
-_URL_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
+_URL_REST = re.compile(r"[^\s<>\"'`{}|\\^\[\]]{1,2048}")
+_SCHEME = re.compile(r"(?:https?|ftp|wss?)\Z")
+_URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
 
 
 def _ips(text: str) -> Iterator[Span]:
@@ -187,8 +193,8 @@ def _ips(text: str) -> Iterator[Span]:
             if address.is_unspecified or str(address) == "255.255.255.255":
                 continue  # "listen on all interfaces", not anyone's address
             yield Span(m.start(), m.end(), "IP_ADDRESS")
-    if "::" in text or text.count(":") >= 7:
-        for m in _IPV6.finditer(text):
+    for lo, hi in _ipv6_windows(text):
+        for m in _IPV6.finditer(text, lo, hi):
             raw = m.group().split("%")[0]
             if raw.count(":") < 2 or not any(c.isdigit() or c in "abcdefABCDEF" for c in raw):
                 continue
@@ -199,16 +205,50 @@ def _ips(text: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "IP_ADDRESS")
 
 
+_HEX_COLONS = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
+
+
+def _ipv6_windows(text: str) -> Iterator[tuple[int, int]]:
+    """Stretches of text where an IPv6 address may be: around "::" or hex:hex:hex."""
+    last = -1
+    at = text.find("::")
+    hits = []
+    while at >= 0:
+        hits.append(at)
+        at = text.find("::", at + 2)
+    if text.count(":") >= 7:
+        hits.extend(m.start() for m in _HEX_COLONS.finditer(text))
+    for hit in sorted(hits):
+        lo, hi = max(0, hit - 45), hit + 45
+        if lo < last:
+            lo = last
+        if lo < hi:
+            yield lo, hi
+            last = hi
+
+
 def _urls(text: str) -> Iterator[Span]:
-    if "://" not in text:
-        return
-    for m in _URL.finditer(text):
-        end = m.end()
-        while end > m.start() and text[end - 1] in ".,;:!?)":
-            end -= 1
-        yield Span(m.start(), end, "URL")
-    for m in _URL_CREDS.finditer(text):
-        yield Span(m.start(1), m.end(1), "SECRET")
+    at = text.find("://")
+    while at >= 0:
+        scheme = _SCHEME.search(text, max(0, at - 5), at)
+        if scheme is not None and not (scheme.start() and text[scheme.start() - 1].isalnum()):
+            rest = _URL_REST.match(text, at + 3)
+            if rest is not None:
+                end = rest.end()
+                while end > at + 3 and text[end - 1] in ".,;:!?)":
+                    end -= 1
+                yield Span(scheme.start(), end, "URL")
+        creds = _URL_CREDS.match(text, _scheme_start(text, at)) if "@" in text[at : at + 600] else None
+        if creds is not None:
+            yield Span(creds.start(1), creds.end(1), "SECRET")
+        at = text.find("://", at + 3)
+
+
+def _scheme_start(text: str, at: int) -> int:
+    start = at
+    while start > 0 and at - start < 21 and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
+        start -= 1
+    return start
 
 
 # -- dates ---------------------------------------------------------------------------------------
@@ -225,8 +265,12 @@ _DATES = [
 ]
 
 
-def _dates(text: str) -> Iterator[Span]:
-    for pattern in _DATES:
+def _numeric_dates(text: str) -> Iterator[Span]:
+    return _dates(text, _DATES[:-2])
+
+
+def _dates(text: str, patterns: list[re.Pattern[str]] | None = None) -> Iterator[Span]:
+    for pattern in patterns if patterns is not None else _DATES:
         for m in pattern.finditer(text):
             groups = m.groups()
             if groups and not _plausible_date(groups):
@@ -243,34 +287,30 @@ def _plausible_date(groups: tuple[str | None, ...]) -> bool:
 
 # -- secrets -------------------------------------------------------------------------------------
 
-_TOKENS = re.compile(
-    r"(?<![\w-])(?:"
-    r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}"  # AWS access key ids
-    r"|gh[pousr]_[A-Za-z0-9]{36,251}"  # GitHub tokens
-    r"|github_pat_[A-Za-z0-9_]{22,244}"
-    r"|glpat-[A-Za-z0-9_-]{20,64}"  # GitLab
-    r"|xox[abposre]-[A-Za-z0-9-]{10,250}"  # Slack
-    r"|xapp-\d-[A-Za-z0-9-]{10,250}"
-    r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}"  # Stripe
-    r"|whsec_[A-Za-z0-9]{24,64}"
-    r"|sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,200}"  # Anthropic
-    r"|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}"  # OpenAI and alike
-    r"|AIza[0-9A-Za-z_-]{35}"  # Google API keys
-    r"|ya29\.[0-9A-Za-z_-]{20,500}"  # Google OAuth access tokens
-    r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"  # SendGrid
-    r"|npm_[A-Za-z0-9]{36}"  # npm
-    r"|pypi-AgE[A-Za-z0-9_-]{50,300}"  # PyPI
-    r"|hf_[A-Za-z0-9]{30,40}"  # Hugging Face
-    r"|dop_v1_[a-f0-9]{64}"  # DigitalOcean
-    r"|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"  # Shopify
-    r"|AC[a-f0-9]{32}|SK[a-f0-9]{32}"  # Twilio
-    r"|eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,4096}"  # JWTs
-    r")(?![\w-])"
-)
-_TOKEN_HINTS = (
-    "AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA", "gh", "github_pat_", "glpat-", "xox", "xapp-", "_live_", "_test_",
-    "whsec_", "sk-", "AIza", "ya29.", "SG.", "npm_", "pypi-", "hf_", "dop_v1_", "shp", "AC", "SK", "eyJ",
-)
+# Token families, each found only where its literal prefix occurs (a cheap `in` test first).
+_TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
+    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"gh[pousr]_[A-Za-z0-9]{36,251}(?![\w-])")),
+    (("github_pat_",), re.compile(r"github_pat_[A-Za-z0-9_]{22,244}(?![\w-])")),
+    (("glpat-",), re.compile(r"glpat-[A-Za-z0-9_-]{20,64}(?![\w-])")),
+    (("xox",), re.compile(r"xox[abposre]-[A-Za-z0-9-]{10,250}(?![\w-])")),
+    (("xapp-",), re.compile(r"xapp-\d-[A-Za-z0-9-]{10,250}(?![\w-])")),
+    (("_live_", "_test_"), re.compile(r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}(?![\w-])")),
+    (("whsec_",), re.compile(r"whsec_[A-Za-z0-9]{24,64}(?![\w-])")),
+    (("sk-",), re.compile(r"sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}(?![\w-])")),
+    (("AIza",), re.compile(r"AIza[0-9A-Za-z_-]{35}(?![\w-])")),
+    (("ya29.",), re.compile(r"ya29\.[0-9A-Za-z_-]{20,500}(?![\w-])")),
+    (("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
+    (("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}(?![\w-])")),
+    (("pypi-AgE",), re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,300}(?![\w-])")),
+    (("hf_",), re.compile(r"hf_[A-Za-z0-9]{30,40}(?![\w-])")),
+    (("dop_v1_",), re.compile(r"dop_v1_[a-f0-9]{64}(?![\w-])")),
+    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
+    (("AC",), re.compile(r"AC[a-f0-9]{32}(?![\w-])")),
+    (("SK",), re.compile(r"SK[a-f0-9]{32}(?![\w-])")),
+    (("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,4096}(?![\w-])")),
+]
+_WORD_CHAR = re.compile(r"[\w-]")
 _SLACK_HOOK = re.compile(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
     r"|https://(?:discord(?:app)?\.com)/api/webhooks/\d{5,25}/[A-Za-z0-9_-]{30,100}"
@@ -278,13 +318,19 @@ _SLACK_HOOK = re.compile(
 _BEARER = re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,2048}=*)")
 _BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
-# key = value, "key": "value", key: value, with a secret-like key name.
-_KV = re.compile(
-    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]{0,40}?(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
-    r"|private[_-]?key|auth(?:[_-]?key)?|credentials?|session[_-]?(?:id|key)|client[_-]?secret|signing[_-]?key|salt|cookie"
-    r"|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key)"
-    r"[A-Za-z0-9_.-]{0,40})[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?([^\s\"',;&<>{}\[\]]{4,512})"
+# key = value, "key": "value", key: value, where the key holds one of these words. The words
+# are found with str.find on the lowercased text; the rest is matched from the word on.
+_KEY_WORDS = (
+    "pass", "pwd", "secret", "token", "key", "auth", "credential", "session", "salt", "cookie",
 )
+_KEY_WORD_RE = re.compile(
+    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
+    r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
+)
+_KV_TAIL = re.compile(
+    r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?([^\s\"',;&<>{}\[\]]{4,512})"
+)
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
 _NOT_A_VALUE = re.compile(
     r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
@@ -309,30 +355,54 @@ def _secretish(key: str, value: str) -> bool:
     return len(value) >= 16 and classes >= 2 and _entropy(value) >= 3.0
 
 
-def _secrets(text: str) -> Iterator[Span]:
-    if any(hint in text for hint in _TOKEN_HINTS):
-        for m in _TOKENS.finditer(text):
-            value = m.group()
-            if value[:2] in ("AC", "SK") and not value[2:].isalnum():
-                continue
-            yield Span(m.start(), m.end(), "SECRET")
+def _secrets(text: str, low: str) -> Iterator[Span]:
+    for prefixes, pattern in _TOKEN_FAMILIES:
+        if any(p in text for p in prefixes):
+            for m in pattern.finditer(text):
+                if m.start() and _WORD_CHAR.match(text, m.start() - 1):
+                    continue  # glued to a longer word
+                yield Span(m.start(), m.end(), "SECRET")
     if "hooks.slack.com" in text or "/api/webhooks/" in text:
         for m in _SLACK_HOOK.finditer(text):
             yield Span(m.start(), m.end(), "SECRET")
     if "PRIVATE KEY" in text:
         yield from _pem_blocks(text)
-    lowered_hint = ("earer" in text or "oken" in text or "asic" in text or "EARER" in text)
-    if lowered_hint:
+    if "bearer" in low or "token " in low:
         for m in _BEARER.finditer(text):
             if _entropy(m.group(1)) >= 3.0:
                 yield Span(m.start(1), m.end(1), "SECRET")
+    if "basic " in low:
         for m in _BASIC.finditer(text):
             yield Span(m.start(1), m.end(1), "SECRET")
     if "=" in text or ":" in text:
-        for m in _KV.finditer(text):
-            key, value = m.group(1), m.group(2)
-            if _secretish(key, value):
-                yield Span(m.start(2), m.end(2), "SECRET")
+        yield from _key_values(text, low)
+
+
+def _key_values(text: str, low: str) -> Iterator[Span]:
+    starts: set[int] = set()
+    for word in _KEY_WORDS:
+        at = low.find(word)
+        while at >= 0:
+            begin = at
+            while begin > 0 and at - begin < 40 and text[begin - 1] in _KEY_CHARS:
+                begin -= 1
+            starts.add(begin)
+            at = low.find(word, at + len(word))
+    done_until = -1
+    for begin in sorted(starts):
+        if begin < done_until:
+            continue
+        word = _KEY_WORD_RE.search(text, begin, begin + 90)
+        if word is None:
+            continue
+        m = _KV_TAIL.match(text, word.end())
+        if m is None:
+            continue
+        key = text[begin : m.start(1)]
+        value = m.group(1)
+        if _secretish(key, value):
+            done_until = m.end(1)
+            yield Span(m.start(1), m.end(1), "SECRET")
 
 
 _SECRET_KEY = re.compile(
@@ -354,20 +424,39 @@ def _pem_blocks(text: str) -> Iterator[Span]:
         yield Span(m.start(), stop, "SECRET")
 
 
-FINDERS: dict[str, Finder] = {
-    "SECRET": _secrets,
-    "EMAIL": _emails,
-    "CREDIT_CARD": _cards,
-    "US_SSN": _ssns,
-    "IBAN": _ibans,
-    "PHONE": _phones,
-    "IP_ADDRESS": _ips,
-    "URL": _urls,
-    "DATE": _dates,
-}
+# Runs of digits and separators long enough to be a phone, card, SSN, date or IPv4 address:
+# one pass over the text finds them; each kind's own check then runs on a small window.
+_NUM_RUN = re.compile(r"\d[\d ().+/:-]{4,40}\d")
+_RUN_MARGIN = 12  # context the checks look at around a run (country codes, "SSN:", lookarounds)
 
-_HAS_DIGIT = re.compile(r"\d")
-_NUMERIC = frozenset({"CREDIT_CARD", "US_SSN", "IBAN", "PHONE", "IP_ADDRESS", "DATE"})
+
+def _numbers(text: str, low: str, want: frozenset[str]) -> Iterator[Span]:
+    for run in _NUM_RUN.finditer(text):
+        seg = run.group()
+        digits = sum(1 for ch in seg if ch.isdigit())
+        if digits < 4:
+            continue
+        lo = max(0, run.start() - _RUN_MARGIN)
+        window = text[lo : run.end() + _RUN_MARGIN]
+        checks: list[Finder] = []
+        if 13 <= digits <= 19 and "CREDIT_CARD" in want:
+            checks.append(_cards)
+        if digits == 9 and "US_SSN" in want:
+            checks.append(_ssns)
+        if 7 <= digits <= 15 and "PHONE" in want:
+            checks.append(_phones)
+        if 4 <= digits <= 8 and "DATE" in want:
+            checks.append(_numeric_dates)
+        if 4 <= digits <= 12 and "." in seg and "IP_ADDRESS" in want:
+            checks.append(_ips)
+        for check in checks:
+            for span in check(window):
+                start, end = span.start + lo, span.end + lo
+                if end > run.start() and start < run.end():  # found in this run, not in the margin
+                    yield Span(start, end, span.label)
+
+
+_MONTH_WORDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
 def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
@@ -377,17 +466,51 @@ def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
     """
     if not text:
         return []
-    digits = _HAS_DIGIT.search(text) is not None
+    want = frozenset(FINDERS) if labels is None else labels
+    low = text.lower()
+    if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
+        low = text.translate(_ASCII_LOWER)
     found: list[Span] = []
-    for label, finder in FINDERS.items():
-        if labels is not None and label not in labels and not (label == "URL" and "SECRET" in labels):
-            continue
-        if label in _NUMERIC and not digits:
-            continue
-        found.extend(finder(text))
+    if "SECRET" in want:
+        found.extend(_secrets(text, low))
+    if "EMAIL" in want and "@" in text:
+        found.extend(_emails(text))
+    if ("URL" in want or "SECRET" in want) and "://" in text:
+        found.extend(_urls(text))
+    if "IBAN" in want:
+        found.extend(_ibans(text))
+    if "IP_ADDRESS" in want and ("::" in text or text.count(":") >= 7):
+        found.extend(s for s in _ips(text) if ":" in text[s.start : s.end])
+    if "PHONE" in want and "+" in text:
+        found.extend(s for s in _phones_intl(text))
+    if "US_SSN" in want and ("ssn" in low or "social sec" in low or "soc" in low):
+        found.extend(Span(m.start(1), m.end(1), "US_SSN") for m in _SSN_BARE.finditer(text) if _ssn_valid(m.group(1)[:3], m.group(1)[3:5], m.group(1)[5:]))
+    if "PHONE" in want and any(w in low for w in ("phone", "tel", "mobile", "cell", "fax")):
+        found.extend(Span(m.start(1), m.end(1), "PHONE") for m in _PHONE_CONTEXT.finditer(text))
+    if "DATE" in want and any(w in low for w in _MONTH_WORDS):
+        found.extend(_dates(text, _DATES[-2:]))
+    found.extend(_numbers(text, low, want))
     if labels is not None:
         found = [s for s in found if s.label in labels]
+    if "\\" in text:
+        found = [_after_escape(text, s) for s in found]
     return with_repeats(text, _resolve(found))
+
+
+_ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|[nrtbf])")
+
+
+def _after_escape(text: str, span: Span) -> Span:
+    """A span that begins inside an escape sequence (``\\njane@...``) starts after it."""
+    for back in (1, 5):
+        m = _ESCAPE.match(text, span.start - back) if span.start >= back else None
+        if m is not None and m.end() > span.start:
+            return Span(m.end(), span.end, span.label) if m.end() < span.end else span
+    return span
+
+
+FINDERS = {label: None for label in LABELS if label not in ("PERSON", "LOCATION")}
+_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
 
 
 def with_repeats(text: str, spans: list[Span]) -> list[Span]:
@@ -399,6 +522,7 @@ def with_repeats(text: str, spans: list[Span]) -> list[Span]:
         return spans
     extra: list[Span] = []
     seen: set[str] = set()
+    taken = _Taken(spans)
     for span in spans:
         value = text[span.start : span.end]
         if len(value) < 6 or value in seen:
@@ -406,10 +530,30 @@ def with_repeats(text: str, spans: list[Span]) -> list[Span]:
         seen.add(value)
         at = text.find(value)
         while at >= 0:
-            if not any(s.start < at + len(value) and at < s.end for s in spans):
+            if taken.free(at, at + len(value)):
                 extra.append(Span(at, at + len(value), span.label))
             at = text.find(value, at + len(value))
     return _resolve(spans + extra) if extra else spans
+
+
+class _Taken:
+    """Sorted, non-overlapping intervals with an O(log n) overlap test."""
+
+    def __init__(self, spans: list[Span] = ()) -> None:  # type: ignore[assignment]
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for span in sorted(spans, key=lambda s: s.start):
+            self.starts.append(span.start)
+            self.ends.append(span.end)
+
+    def free(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self.starts, end)  # intervals starting before `end`
+        return i == 0 or self.ends[i - 1] <= start
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect.bisect_left(self.starts, start)
+        self.starts.insert(i, start)
+        self.ends.insert(i, end)
 
 
 def _resolve(spans: list[Span]) -> list[Span]:
@@ -422,10 +566,11 @@ def _resolve(spans: list[Span]) -> list[Span]:
         tier = 0 if s.label == "SECRET" else 2 if s.label == "URL" else 1
         return (tier, -(s.end - s.start), PRIORITY.get(s.label, 9), s.start)
 
-    ranked = sorted(spans, key=rank)
-    taken: list[Span] = []
-    for span in ranked:
-        if all(span.end <= t.start or span.start >= t.end for t in taken):
-            taken.append(span)
-    taken.sort(key=lambda s: s.start)
-    return taken
+    taken = _Taken()
+    kept: list[Span] = []
+    for span in sorted(spans, key=rank):
+        if taken.free(span.start, span.end):
+            taken.add(span.start, span.end)
+            kept.append(span)
+    kept.sort(key=lambda s: s.start)
+    return kept

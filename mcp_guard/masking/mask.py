@@ -54,7 +54,7 @@ class Masker:
         if not text or not self.labels:
             return text
         stripped = text.lstrip()
-        if stripped[:1] in ("{", "[") and len(stripped) > 1:
+        if stripped[:1] in ("{", "[", '"') and len(stripped) > 1:
             masked_json = self._json_text(text, origin)
             if masked_json is not None:
                 return masked_json
@@ -68,7 +68,7 @@ class Masker:
             data = json.loads(text)
         except (ValueError, RecursionError):
             return None
-        if not isinstance(data, (dict, list)):
+        if not isinstance(data, (dict, list, str)):
             return None
         before = sum(self.found.values())
         masked = self.value(data, origin)
