@@ -260,13 +260,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return scan_main(args.file, args.jsonl)
 
 
+def _grants_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    return _open_grants()
+
+
 def _cmd_grants_list(args: argparse.Namespace) -> int:
     import json
     import time
 
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
-    grants = _open_grants()
+    grants = _grants_for(args)
     if grants is None:
         return EXIT_USAGE
     items = grants.list(include_inactive=args.all)
@@ -283,9 +287,7 @@ def _cmd_grants_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_grants_revoke(args: argparse.Namespace) -> int:
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
-    grants = _open_grants()
+    grants = _grants_for(args)
     if grants is None:
         return EXIT_USAGE
     if not grants.revoke(args.id):
