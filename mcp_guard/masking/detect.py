@@ -311,6 +311,9 @@ _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
     (("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,4096}(?![\w-])")),
 ]
 _WORD_CHAR = re.compile(r"[\w-]")
+# One search tells which families' prefixes occur at all (cheaper than a test per prefix).
+_PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
+_ANY_PREFIX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIX_OF, key=len, reverse=True)))
 _SLACK_HOOK = re.compile(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
     r"|https://(?:discord(?:app)?\.com)/api/webhooks/\d{5,25}/[A-Za-z0-9_-]{30,100}"
@@ -356,12 +359,12 @@ def _secretish(key: str, value: str) -> bool:
 
 
 def _secrets(text: str, low: str) -> Iterator[Span]:
-    for prefixes, pattern in _TOKEN_FAMILIES:
-        if any(p in text for p in prefixes):
-            for m in pattern.finditer(text):
-                if m.start() and _WORD_CHAR.match(text, m.start() - 1):
-                    continue  # glued to a longer word
-                yield Span(m.start(), m.end(), "SECRET")
+    families = {_PREFIX_OF[m.group()] for m in _ANY_PREFIX.finditer(text)}
+    for pattern in families:
+        for m in pattern.finditer(text):
+            if m.start() and _WORD_CHAR.match(text, m.start() - 1):
+                continue  # glued to a longer word
+            yield Span(m.start(), m.end(), "SECRET")
     if "hooks.slack.com" in text or "/api/webhooks/" in text:
         for m in _SLACK_HOOK.finditer(text):
             yield Span(m.start(), m.end(), "SECRET")
@@ -443,11 +446,12 @@ def _numbers(text: str, low: str, want: frozenset[str]) -> Iterator[Span]:
             checks.append(_cards)
         if digits == 9 and "US_SSN" in want:
             checks.append(_ssns)
-        if 7 <= digits <= 15 and "PHONE" in want:
+        # NANP numbers have 10 or 11 digits; national formats start with 0; "(" marks an area code.
+        if 7 <= digits <= 15 and "PHONE" in want and (digits >= 10 or seg[0] == "0" or "(" in seg):
             checks.append(_phones)
-        if 4 <= digits <= 8 and "DATE" in want:
+        if 6 <= digits <= 8 and "DATE" in want and ("-" in seg or "/" in seg or "." in seg):
             checks.append(_numeric_dates)
-        if 4 <= digits <= 12 and "." in seg and "IP_ADDRESS" in want:
+        if 4 <= digits <= 12 and seg.count(".") >= 3 and "IP_ADDRESS" in want:
             checks.append(_ips)
         for check in checks:
             for span in check(window):
@@ -456,7 +460,7 @@ def _numbers(text: str, low: str, want: frozenset[str]) -> Iterator[Span]:
                     yield Span(start, end, span.label)
 
 
-_MONTH_WORDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_WORD = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
 
 
 def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
@@ -485,9 +489,9 @@ def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
         found.extend(s for s in _phones_intl(text))
     if "US_SSN" in want and ("ssn" in low or "social sec" in low or "soc" in low):
         found.extend(Span(m.start(1), m.end(1), "US_SSN") for m in _SSN_BARE.finditer(text) if _ssn_valid(m.group(1)[:3], m.group(1)[3:5], m.group(1)[5:]))
-    if "PHONE" in want and any(w in low for w in ("phone", "tel", "mobile", "cell", "fax")):
+    if "PHONE" in want and ("phone" in low or "tel" in low or "mobile" in low or "cell" in low or "fax" in low):
         found.extend(Span(m.start(1), m.end(1), "PHONE") for m in _PHONE_CONTEXT.finditer(text))
-    if "DATE" in want and any(w in low for w in _MONTH_WORDS):
+    if "DATE" in want and _MONTH_WORD.search(low):
         found.extend(_dates(text, _DATES[-2:]))
     found.extend(_numbers(text, low, want))
     if labels is not None:
