@@ -323,9 +323,7 @@ _BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
 # key = value, "key": "value", key: value, where the key holds one of these words. The words
 # are found with str.find on the lowercased text; the rest is matched from the word on.
-_KEY_WORDS = (
-    "pass", "pwd", "secret", "token", "key", "auth", "credential", "session", "salt", "cookie",
-)
+_KEY_WORDS_RE = re.compile("pass|pwd|secret|token|key|auth|credential|session|salt|cookie")
 _KEY_WORD_RE = re.compile(
     r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
@@ -383,14 +381,11 @@ def _secrets(text: str, low: str) -> Iterator[Span]:
 
 def _key_values(text: str, low: str) -> Iterator[Span]:
     starts: set[int] = set()
-    for word in _KEY_WORDS:
-        at = low.find(word)
-        while at >= 0:
-            begin = at
-            while begin > 0 and at - begin < 40 and text[begin - 1] in _KEY_CHARS:
-                begin -= 1
-            starts.add(begin)
-            at = low.find(word, at + len(word))
+    for hit in _KEY_WORDS_RE.finditer(low):
+        at = begin = hit.start()
+        while begin > 0 and at - begin < 40 and text[begin - 1] in _KEY_CHARS:
+            begin -= 1
+        starts.add(begin)
     done_until = -1
     for begin in sorted(starts):
         if begin < done_until:
@@ -430,13 +425,14 @@ def _pem_blocks(text: str) -> Iterator[Span]:
 # Runs of digits and separators long enough to be a phone, card, SSN, date or IPv4 address:
 # one pass over the text finds them; each kind's own check then runs on a small window.
 _NUM_RUN = re.compile(r"\d[\d ().+/:-]{4,40}\d")
+_RUN_SEPARATORS = str.maketrans("", "", " ().+/:-")
 _RUN_MARGIN = 12  # context the checks look at around a run (country codes, "SSN:", lookarounds)
 
 
 def _numbers(text: str, low: str, want: frozenset[str]) -> Iterator[Span]:
     for run in _NUM_RUN.finditer(text):
         seg = run.group()
-        digits = sum(1 for ch in seg if ch.isdigit())
+        digits = len(seg.translate(_RUN_SEPARATORS))
         if digits < 4:
             continue
         lo = max(0, run.start() - _RUN_MARGIN)
