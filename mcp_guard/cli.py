@@ -77,6 +77,24 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=_cmd_policy_explain)
 
+    audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
+    asub = audit.add_subparsers(metavar="ACTION")
+    verify = asub.add_parser("verify", help="exit 0 when the chain is whole, 1 naming the first bad record")
+    verify.add_argument("--home")
+    verify.set_defaults(func=_cmd_audit_verify)
+    tail = asub.add_parser("tail", help="the last records")
+    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+    tail.add_argument("--json", action="store_true")
+    tail.add_argument("--home")
+    tail.set_defaults(func=_cmd_audit_tail)
+    exp = asub.add_parser("export", help="records as evidence: JSON lines or CSV")
+    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    exp.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-01")
+    exp.add_argument("--until", help="ISO date or time (UTC)")
+    exp.add_argument("--home")
+    exp.set_defaults(func=_cmd_audit_export)
+
     scan = sub.add_parser("scan", help="find personal data and secrets in text (the masking engine)")
     scan.add_argument("file", nargs="?", help="a text file (default: stdin)")
     scan.add_argument("--jsonl", action="store_true", help='read {"id","text"} lines, write {"id","spans","masked"} lines')
@@ -189,8 +207,38 @@ def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list
         return extra
     from .hooks.policy import PolicySource
 
-    source = PolicySource.from_file(_policy_path(args.policy, from_config))
-    return default_hooks(source, _open_grants(), extra)
+    path = _policy_path(args.policy, from_config)
+    audit = _open_audit()
+    try:
+        source = PolicySource.from_file(path)
+    except ConfigError as exc:
+        if audit is not None:
+            audit.append("policy.rejected", {"path": path, "error": str(exc)[:2000]})
+        raise
+    if audit is not None:
+        audit.append("policy.loaded", {"path": path, "sha256": _file_digest(path), "rules": len(source.policy.rules)})
+        source.listeners.append(lambda event, detail: audit.append(event, {"path": path, **detail}))
+    return default_hooks(source, _open_grants(), extra, audit)
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(open(path, "rb").read()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _open_audit():  # type: ignore[no-untyped-def]
+    from .audit import Audit
+    from .store import Store, StoreError
+
+    try:
+        return Audit(Store())
+    except StoreError as exc:
+        # Fail closed: a guard that cannot keep its record does not run calls.
+        raise ConfigError(f"{exc}. Fix MCP_GUARD_HOME, or run with --no-policy to relay without checks.") from exc
 
 
 def _open_grants():  # type: ignore[no-untyped-def]
@@ -251,6 +299,72 @@ def _cmd_policy_explain(args: argparse.Namespace) -> int:
         print(f"reason: {decision.reason}")
         if decision.action == "approve":
             print(f"asks:   {decision.approvers}, waits {decision.timeout:.0f} s, grant at most: {decision.scope}")
+    return EXIT_OK
+
+
+def _audit_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    return _open_audit()
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    audit = _audit_for(args)
+    problem = audit.verify()
+    if problem is not None:
+        print(f"mcp-guard: audit chain broken at record {problem.seq}: {problem.reason}", file=sys.stderr)
+        return EXIT_PROBLEM
+    count = sum(1 for _ in audit.records())
+    print(f"audit chain whole: {count} records", file=sys.stderr)
+    return EXIT_OK
+
+
+def _format_record(record: dict, as_json: bool) -> str:  # type: ignore[type-arg]
+    import json
+    import time
+
+    if as_json:
+        return json.dumps(record, ensure_ascii=False)
+    body = record["body"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
+    what = " ".join(f"{k}={body[k]}" for k in ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason") if k in body)
+    return f"{record['seq']:>6} {when} {record['kind']:<16} {what}"
+
+
+def _cmd_audit_tail(args: argparse.Namespace) -> int:
+    import time
+
+    audit = _audit_for(args)
+    records = list(audit.records())[-args.n :] if args.n > 0 else []
+    for record in records:
+        print(_format_record(record, args.json), flush=True)
+    last = records[-1]["seq"] if records else 0
+    while args.follow:
+        time.sleep(0.5)
+        for record in audit.records():
+            if record["seq"] > last:
+                print(_format_record(record, args.json), flush=True)
+                last = record["seq"]
+    return EXIT_OK
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .audit import export
+
+    def when(text: str | None) -> float | None:
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"--since/--until: not an ISO date or time: {text!r}") from None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+    audit = _audit_for(args)
+    for chunk in export(audit.records(when(args.since), when(args.until)), args.format):
+        sys.stdout.write(chunk)
     return EXIT_OK
 
 

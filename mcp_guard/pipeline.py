@@ -106,6 +106,9 @@ class Hook:
     async def response(self, call: Call) -> None:
         """After the result came back. Change ``call.result`` in place or replace it."""
 
+    async def finish(self, call: Call) -> None:
+        """The call is over: run, refused, failed or waiting for input (``call.notes["outcome"]``)."""
+
     async def close_session(self, session_id: str) -> None:
         """A client session ended: drop what was kept for it."""
 
@@ -122,10 +125,11 @@ class Pipeline:
         # Precomputed so that a pipeline of pass-through hooks costs nothing per call.
         self._request_hooks = tuple(h for h in self.hooks if _overrides(h, "request"))
         self._response_hooks = tuple(h for h in self.hooks if _overrides(h, "response"))
+        self._finish_hooks = tuple(h for h in self.hooks if _overrides(h, "finish"))
 
     @property
     def active(self) -> bool:
-        return bool(self._request_hooks or self._response_hooks)
+        return bool(self._request_hooks or self._response_hooks or self._finish_hooks)
 
     async def run_request(self, call: Call) -> None:
         for hook in self._request_hooks:
@@ -138,6 +142,13 @@ class Pipeline:
                 call.verdict = Verdict("deny", "mcp-guard could not check this call, so it was not run", type(hook).__name__)
             if call.verdict is not None:
                 return
+
+    async def run_finish(self, call: Call) -> None:
+        for hook in self._finish_hooks:
+            try:
+                await hook.finish(call)
+            except Exception:
+                logger.exception("hook %s failed to finish %s %s", type(hook).__name__, call.method, call.upstream)
 
     async def close_session(self, session_id: str) -> None:
         for hook in self.hooks:

@@ -36,6 +36,22 @@ MIGRATIONS = [
     );
     CREATE INDEX grants_lookup ON grants (server, tool, user);
     """,
+    """
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE audit_heads (
+        seq INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        ts REAL NOT NULL,
+        mac TEXT NOT NULL
+    )
+    """,
 ]
 
 
@@ -82,6 +98,10 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def transaction(self) -> Any:
+        """``with store.transaction() as db:`` — one IMMEDIATE transaction, rolled back on error."""
+        return _Transaction(self)
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         try:
             with self._lock:
@@ -100,3 +120,26 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+class _Transaction:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.store._lock.acquire()
+        try:
+            self.store._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.store._lock.release()
+            raise StoreError(f"mcp-guard store error at {self.store.path}: {exc}") from exc
+        return self.store._db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        except sqlite3.Error as error:
+            if exc_type is None:
+                raise StoreError(f"mcp-guard store error at {self.store.path}: {error}") from error
+        finally:
+            self.store._lock.release()

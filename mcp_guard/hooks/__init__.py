@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..audit import Audit
     from ..grants import Grants
     from ..pipeline import Hook
     from .policy import PolicySource
 
 
-def default_hooks(policy: PolicySource | None, grants: Grants | None, extra: Sequence[Hook] = ()) -> list[Hook]:
+def default_hooks(
+    policy: PolicySource | None, grants: Grants | None, extra: Sequence[Hook] = (), audit: Audit | None = None
+) -> list[Hook]:
     """The chain in order: operator hooks first (they may add facts), then masking (labels in,
     placeholders back), policy, approval. Masking of results runs in the same order on the way out."""
     hooks: list[Hook] = list(extra)
@@ -25,4 +28,8 @@ def default_hooks(policy: PolicySource | None, grants: Grants | None, extra: Seq
             hooks.append(MaskHook(masking))
         hooks.append(PolicyHook(policy))
         hooks.append(ApprovalHook(grants))
+    if audit is not None:
+        from .audit import AuditHook
+
+        hooks.append(AuditHook(audit))  # last: it records what the others decided
     return hooks

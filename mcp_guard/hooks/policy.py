@@ -34,6 +34,8 @@ class PolicySource:
         self._stamp = self._stat()
         self._checked = time.monotonic()
         self.last_error: str | None = None
+        # Called with ("policy.loaded" | "policy.rejected", details) on each reload.
+        self.listeners: list[Any] = []
 
     @classmethod
     def from_file(cls, path: str | Path) -> PolicySource:
@@ -66,9 +68,18 @@ class PolicySource:
         except ConfigError as exc:
             self.last_error = str(exc)
             logger.error("policy reload failed; keeping the last good policy:\n%s", exc)
+            self._tell("policy.rejected", {"error": str(exc)[:2000], "kept": "last good policy"})
             return
         self.last_error = None
         logger.warning("policy reloaded from %s", self.path)
+        self._tell("policy.loaded", {"rules": len(self.policy.rules), "reload": True})
+
+    def _tell(self, event: str, detail: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, detail)
+            except Exception:
+                logger.exception("policy listener failed")
 
 
 class PolicyHook(Hook):

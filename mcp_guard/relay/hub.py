@@ -16,6 +16,7 @@ import fnmatch
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -458,6 +459,15 @@ class Hub:
             return result
         params = dict(params or {})
         call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user)
+        call.notes["started"] = time.monotonic()
+        call.notes["outcome"] = "error"
+        try:
+            return await self._guarded(ctx, up, method, params, call)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.pipeline.run_finish(call)
+
+    async def _guarded(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any], call: Call) -> Any:
         resumed = False
         if ctx.modern and method in era.INPUT_REQUIRED_METHODS:
             resumed = self._open_guard_state(call)
@@ -468,10 +478,16 @@ class Hub:
             try:
                 await self.pipeline.run_request(call)
             except NeedInput as need:
+                call.notes["outcome"] = "asked"
                 return self._ask_round(call, need)
             if call.verdict is not None:
+                call.notes["outcome"] = "denied"
                 return self._refusal(ctx, method, call.verdict)
-        result = await self._execute(ctx, up, method, call.params)
+        try:
+            result = await self._execute(ctx, up, method, call.params)
+        except RPCError as exc:
+            call.notes["error"] = exc.message
+            raise
         if method == "tools/list":
             self._remember_tools(up, params, result)
         if ctx.modern and era.is_input_required(result) and (call.notes.get("approved") or call.notes.get("preapproved")):
@@ -483,7 +499,9 @@ class Hub:
         call.result = result
         await self.pipeline.run_response(call)
         if call.verdict is not None:
+            call.notes["outcome"] = "withheld"
             return self._refusal(ctx, method, call.verdict)
+        call.notes["outcome"] = "completed"
         return call.result
 
     def _open_guard_state(self, call: Call) -> bool:

@@ -1,0 +1,76 @@
+"""The audit hook: one record when a call is let through (written before it is forwarded, so a
+crash cannot lose it) and one when the call is over, whatever became of it.
+
+Records carry names, the resolved risk, the rule, the decision, the approver and grant, the
+outcome, latency, token counts and keyed digests of the masked arguments and result, never
+the values themselves. A record that cannot be written fails the call closed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..audit import Audit, digest
+from ..pipeline import Call, Hook
+
+
+class AuditHook(Hook):
+    def __init__(self, audit: Audit) -> None:
+        self.audit = audit
+
+    def _base(self, call: Call) -> dict[str, Any]:
+        risk = call.notes.get("risk")
+        decision = call.notes.get("decision")
+        body: dict[str, Any] = {
+            "session": call.session_id,
+            "user": call.user,
+            "server": call.upstream,
+            "method": call.method,
+            "tool": call.name if call.method != "resources/read" else "",
+        }
+        if risk is not None:
+            body["risk"] = risk.level
+        if decision is not None:
+            body["rule"] = decision.rule
+            body["decision"] = decision.action
+        if call.notes.get("approved"):
+            body["approved_scope"] = call.notes["approved"]
+            body["approver"] = call.user
+            body["channel"] = "elicitation"
+        if call.notes.get("grant"):
+            body["grant"] = call.notes["grant"]
+        if call.notes.get("labels"):
+            body["labels"] = sorted(call.notes["labels"])
+        return body
+
+    async def request(self, call: Call) -> None:
+        if call.method != "tools/call" or call.toward_client:
+            return
+        body = self._base(call)
+        body["arguments_digest"] = digest(self.audit.key, call.notes.get("masked_arguments", call.arguments))
+        call.notes["audit_seq"] = self.audit.append("call.forwarded", body)
+
+    async def finish(self, call: Call) -> None:
+        if call.method != "tools/call" or call.toward_client:
+            return
+        body = self._base(call)
+        outcome = call.notes.get("outcome", "error")
+        body["outcome"] = outcome
+        started = call.notes.get("started")
+        if started is not None:
+            body["latency_ms"] = round((time.monotonic() - started) * 1000, 3)
+        if call.verdict is not None:
+            body["reason"] = call.verdict.reason
+        if call.notes.get("error"):
+            body["error"] = call.notes["error"]
+        if call.notes.get("audit_seq"):
+            body["forwarded_record"] = call.notes["audit_seq"]
+        if call.result is not None and outcome == "completed":
+            body["result_digest"] = digest(self.audit.key, call.result)
+        if call.notes.get("masked"):
+            body["masked"] = call.notes["masked"]
+        if call.notes.get("result_tokens") is not None:
+            body["result_tokens"] = call.notes["result_tokens"]
+        kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked"}.get(outcome, "call.finished")
+        self.audit.append(kind, body)

@@ -1,0 +1,130 @@
+"""The audit trail: every decision recorded, tampering found at the right record, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_guard.audit import Audit, digest
+from mcp_guard.masking import detect
+from mcp_guard.store import Store
+from tests.conftest import PY, connect, everything, guard, probe
+
+pytestmark = pytest.mark.anyio
+
+ALLOW = "version: 1\ndefaults: {action: allow}\nrules:\n  - name: no-crash\n    match: {tool: crash}\n    action: deny\n"
+GITHUB = "ghp_" + "16C7e42F292c6912E7710c838347Ae178B4a"
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mcp_guard", "audit", *args, "--home", str(home)], capture_output=True, text=True, timeout=30)
+
+
+def fill(home: Path, count: int) -> Audit:
+    audit = Audit(Store(home / "guard.db"))
+    for i in range(count):
+        audit.append("call.finished", {"tool": f"t{i}", "outcome": "completed"})
+    return audit
+
+
+async def test_calls_and_decisions_are_recorded_and_hold_no_secret(tmp_path: Path, guard_home: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(ALLOW)
+    argv = guard("env", f"GITHUB_TOKEN={GITHUB}", "OWNER=jane.doe@example.com", *everything(), policy=str(policy))
+    with anyio.fail_after(30):
+        async with connect(argv) as client:
+            await client.call_tool("get-env", {})
+            await client.call_tool("echo", {"message": f"my token is {GITHUB}"})
+    verified = cli(guard_home, "verify")
+    assert verified.returncode == 0, verified.stderr
+    exported = cli(guard_home, "export", "--format", "jsonl").stdout
+    records = [json.loads(line) for line in exported.splitlines()]
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "policy.loaded"
+    assert kinds.count("call.forwarded") == 2 and kinds.count("call.finished") == 2
+    finished = [r["body"] for r in records if r["kind"] == "call.finished"]
+    assert finished[0]["tool"] == "get-env" and finished[0]["masked"]["SECRET"] >= 1
+    assert all("result_digest" in b and "latency_ms" in b for b in finished)
+    assert GITHUB not in exported and "jane.doe@example.com" not in exported
+    leaks = [s for s in detect(exported) if s.label in ("SECRET", "EMAIL")]
+    assert leaks == [], [exported[s.start:s.end] for s in leaks]
+    csv_out = cli(guard_home, "export", "--format", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("seq,time,kind,session,user,server,tool")
+
+
+async def test_a_denied_call_is_recorded_with_its_rule_and_reason(tmp_path: Path, guard_home: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(ALLOW)
+    with anyio.fail_after(30):
+        async with connect(guard(*probe(), policy=str(policy))) as client:
+            await client.call_tool("crash", {})
+    tail = json.loads(cli(guard_home, "tail", "-n", "1", "--json").stdout)
+    assert tail["kind"] == "call.denied"
+    assert tail["body"]["rule"] == "no-crash" and "not run" in tail["body"]["reason"]
+
+
+def test_an_untouched_chain_verifies(guard_home: Path) -> None:
+    fill(guard_home, 250)
+    assert cli(guard_home, "verify").returncode == 0
+
+
+def tamper(db: Path, *statements: str) -> None:
+    con = sqlite3.connect(db)
+    for statement in statements:
+        con.execute(statement)
+    con.commit()
+    con.close()
+
+
+TAMPERING = [
+    ("edit", ["UPDATE audit SET body='{\"tool\":\"t9\",\"outcome\":\"denied\"}' WHERE seq=10"], 10, "edited"),
+    ("delete", ["DELETE FROM audit WHERE seq=40"], 41, "deleted"),
+    ("insert", ["UPDATE audit SET seq=seq+1000 WHERE seq>=30", "UPDATE audit SET seq=seq-999 WHERE seq>=1030",
+                "INSERT INTO audit (seq, ts, kind, body, prev, hash) SELECT 30, ts, kind, body, prev, hash FROM audit WHERE seq=29"], 30, ""),
+    ("reorder", ["UPDATE audit SET seq=-1 WHERE seq=20", "UPDATE audit SET seq=20 WHERE seq=21", "UPDATE audit SET seq=21 WHERE seq=-1"], 20, ""),
+    ("truncate", ["DELETE FROM audit WHERE seq>150"], 151, "cut off the end"),
+]
+
+
+@pytest.mark.parametrize(("name", "statements", "first_bad", "words"), TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_tampering_is_found_at_the_right_record(guard_home: Path, name: str, statements: list[str], first_bad: int, words: str) -> None:
+    fill(guard_home, 250)
+    tamper(guard_home / "guard.db", *statements)
+    done = cli(guard_home, "verify")
+    assert done.returncode == 1
+    assert f"record {first_bad}" in done.stderr
+    assert words in done.stderr
+
+
+async def test_killing_the_guard_mid_calls_leaves_a_chain_that_verifies_with_every_forwarded_call(tmp_path: Path, guard_home: Path) -> None:
+    from tests.rawclient import RawClient, open_raw
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(ALLOW)
+    log = tmp_path / "probe.jsonl"
+    log.touch()
+    process = await open_raw(guard(*probe(), policy=str(policy)), env={"PROBE_LOG": str(log)})
+    with anyio.fail_after(60):
+        client = RawClient(process)
+        await client.initialize()
+        for i in range(100):
+            await client.send({"jsonrpc": "2.0", "id": 100 + i, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": f"m{i}"}}})
+        while len(log.read_text().splitlines()) < 30:  # some calls reached the server, others not yet
+            await anyio.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        await process.wait()
+    verified = cli(guard_home, "verify")
+    assert verified.returncode == 0, verified.stderr
+    records = [json.loads(line) for line in cli(guard_home, "export").stdout.splitlines()]
+    forwarded = {r["body"]["arguments_digest"] for r in records if r["kind"] == "call.forwarded"}
+    reached = [json.loads(line)["arguments"]["message"] for line in log.read_text().splitlines()]
+    key = Audit(Store(guard_home / "guard.db")).key
+    assert reached and all(digest(key, {"message": m}) in forwarded for m in reached)
