@@ -47,6 +47,10 @@ class Asker(Protocol):
         """The client's answer. Raises TimeoutError, RPCError, or NeedInput (2026 clients)."""
         ...
 
+    async def progress(self, message: str) -> None:
+        """Tell a client that asked for progress that the call is still alive."""
+        ...
+
 
 @dataclass(frozen=True)
 class Verdict:

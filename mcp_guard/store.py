@@ -52,6 +52,33 @@ MIGRATIONS = [
         mac TEXT NOT NULL
     )
     """,
+    """
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        user TEXT NOT NULL,
+        session TEXT NOT NULL,
+        server TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        preview_sha256 TEXT NOT NULL,
+        page_token TEXT NOT NULL,
+        page_url TEXT,
+        max_scope TEXT NOT NULL,
+        state TEXT NOT NULL,
+        decided_at REAL,
+        decided_by TEXT,
+        channel TEXT,
+        scope TEXT,
+        reason TEXT,
+        consumed REAL
+    );
+    CREATE INDEX approvals_binding ON approvals (binding, state)
+    """,
 ]
 
 

@@ -27,7 +27,14 @@ def default_hooks(
         if masking.enabled:
             hooks.append(MaskHook(masking))
         hooks.append(PolicyHook(policy))
-        hooks.append(ApprovalHook(grants))
+        approvals = page = None
+        if grants is not None:  # the same store holds the out-of-band approval requests
+            from ..approvals import Approvals
+            from ..web.page import ApprovalPage
+
+            approvals = Approvals(grants.store)
+            page = ApprovalPage(approvals)
+        hooks.append(ApprovalHook(grants, approvals, page))
     if audit is not None:
         from .audit import AuditHook
 

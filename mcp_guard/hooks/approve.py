@@ -12,13 +12,23 @@ import json
 import logging
 from typing import Any
 
+import time
+
+import anyio
+
+from ..approvals import Approvals, call_binding
 from ..errors import RPCError
 from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
+from ..web.page import ApprovalPage
 
 logger = logging.getLogger(__name__)
 
 APPROVE_KEY = "mcp-guard/approve"
+# How often a waiting call checks the store for a decision made elsewhere (page, CLI, another guard).
+POLL_S = 0.1
+# How often a waiting call tells the client it is still waiting.
+WAITING_NOTE_S = 5.0
 # Argument values longer than this are shortened in the preview a person reads.
 PREVIEW_VALUE_CHARS = 200
 PREVIEW_TOTAL_CHARS = 2000
@@ -27,8 +37,10 @@ SCOPE_TITLES = {"once": "Only this call", "session": "This tool, for the rest of
 
 
 class ApprovalHook(Hook):
-    def __init__(self, grants: Grants | None) -> None:
+    def __init__(self, grants: Grants | None, approvals: Approvals | None = None, page: ApprovalPage | None = None) -> None:
         self.grants = grants
+        self.approvals = approvals
+        self.page = page
 
     async def request(self, call: Call) -> None:
         decision = call.notes.get("decision")
@@ -48,7 +60,17 @@ class ApprovalHook(Hook):
                 "approve",
             )
             return
-        if call.asker is None or not call.asker.can_elicit:
+        binding = call_binding(call.upstream, call.name, call.notes.get("masked_arguments", call.arguments), call.notes.get("policy_version", ""))
+        if self.approvals is not None:
+            earlier = self.approvals.take_decision(binding, call.user)
+            if earlier is not None:
+                self._settle(call, earlier)
+                return
+        scopes = offered_scopes(decision.scope)
+        if "elicitation" in decision.channels and call.asker is not None and call.asker.can_elicit:
+            if await self._elicit(call, decision, scopes):
+                return
+        elif not self._out_of_band_possible(decision):
             call.deny(
                 f"{call.name} on {call.upstream} needs your approval (rule '{decision.rule}': {decision.reason}), "
                 "but this MCP client does not support elicitation, the way mcp-guard asks. "
@@ -56,30 +78,136 @@ class ApprovalHook(Hook):
                 "approve",
             )
             return
-        scopes = offered_scopes(decision.scope)
+        if call.verdict is None:
+            await self._out_of_band(call, decision, binding)
+
+    async def _elicit(self, call: Call, decision: Any, scopes: list[str]) -> bool:
+        """Ask in the client. True when that settled the call (approved or denied)."""
+        assert call.asker is not None
         params = {"mode": "form", "message": preview(call, decision), "requestedSchema": schema(scopes)}
+        started = time.monotonic()
         try:
             answer = await call.asker.ask(APPROVE_KEY, "elicitation/create", params, decision.timeout)
         except TimeoutError:
             call.deny(f"no one approved {call.name} within {decision.timeout:.0f} s, so it was not run.", "approve")
-            return
+            return True
         except RPCError as exc:
+            if self._out_of_band_possible(decision):
+                call.notes["client_could_not_ask"] = f"elicitation failed: {exc.message}"
+                return False
             call.deny(f"asking for approval failed ({exc.message}), so {call.name} was not run.", "approve")
-            return
+            return True
         verdict = _read(answer, scopes)
-        if verdict is None:
-            action = answer.get("action") if isinstance(answer, dict) else None
-            what = {"decline": "declined", "cancel": "cancelled"}.get(str(action), "did not approve")
-            call.deny(f"the user {what} {call.name} on {call.upstream}; it was not run. Do not retry it unless the user asks.", "approve")
+        if verdict is not None:
+            self._approved(call, verdict, "elicitation", call.user)
+            return True
+        action = answer.get("action") if isinstance(answer, dict) else None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        automatic = action in ("decline", "cancel") and elapsed_ms < decision.min_human_ms
+        if automatic and self._out_of_band_possible(decision):
+            # Faster than anyone can read: the client answered by itself. Never a yes; ask elsewhere.
+            call.notes["client_could_not_ask"] = f"{action} after {elapsed_ms:.0f} ms, faster than a person"
+            logger.info("call %s: %s came back in %.0f ms; asking out of band", call.name, action, elapsed_ms)
+            return False
+        what = {"decline": "declined", "cancel": "cancelled"}.get(str(action), "did not approve")
+        call.deny(f"the user {what} {call.name} on {call.upstream}; it was not run. Do not retry it unless the user asks.", "approve")
+        return True
+
+    def _out_of_band_possible(self, decision: Any) -> bool:
+        return self.approvals is not None and any(c in decision.channels for c in ("page", "cli", "notify"))
+
+    async def _out_of_band(self, call: Call, decision: Any, binding: str) -> None:
+        assert self.approvals is not None
+        risk = call.notes.get("risk")
+        request = self.approvals.open(
+            user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
+            rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
+            max_scope=decision.scope, lifetime=max(decision.timeout, decision.wait),
+        )
+        call.notes["approval_request"] = request.id
+        # The link carries the request's token: it goes to the person (notification, progress shown
+        # by the client, `mcp-guard review list`), never into text the model reads, so a model
+        # with a web tool cannot approve its own call.
+        where, link = [], None
+        if "page" in decision.channels and self.page is not None:
+            try:
+                link = request.page_url or self.page.url(request)
+            except Exception:
+                logger.exception("the approval page could not start")
+            if link:
+                if request.page_url is None:
+                    self.approvals.set_page(request.id, link)
+                where.append("on the mcp-guard approval page (its link is in your desktop notification and in `mcp-guard review list`)")
+                if "notify" in decision.channels:
+                    notify(f"mcp-guard: approve {call.name} on {call.upstream}?", link)
+        if "cli" in decision.channels:
+            where.append(f"with `mcp-guard review approve {request.id}` in a terminal")
+        how = " or ".join(where) or "out of band"
+        logger.warning("approval request %s for %s on %s is waiting", request.id, call.name, call.upstream)
+        decided = await self._wait(call, request.id, decision.wait, f"approve {link}" if link else how)
+        if decided is None:
+            call.deny(
+                f"{call.name} on {call.upstream} is waiting for the user's approval (request {request.id}). "
+                f"Ask the user to approve it {how}, then call the tool again with exactly the same arguments.",
+                "approve",
+            )
             return
-        call.notes["approved"] = verdict
-        if self.grants is not None and verdict != "once":
+        taken = self.approvals.take_decision(binding, call.user)
+        self._settle(call, taken or decided)
+
+    async def _wait(self, call: Call, request_id: str, wait: float, how: str) -> Any:
+        assert self.approvals is not None
+        deadline = time.monotonic() + wait
+        next_note = time.monotonic()
+        while time.monotonic() < deadline:
+            request = self.approvals.get(request_id)
+            if request is None or request.state in ("approved", "denied", "expired"):
+                return request if request is not None and request.state != "expired" else None
+            if time.monotonic() >= next_note and call.asker is not None:
+                await call.asker.progress(f"mcp-guard: waiting for approval: {how}")
+                next_note = time.monotonic() + WAITING_NOTE_S
+            await anyio.sleep(POLL_S)
+        return None
+
+    def _settle(self, call: Call, request: Any) -> None:
+        if request.state == "approved":
+            self._approved(call, request.scope or "once", request.channel or "page", request.decided_by or call.user)
+            call.notes["approval_request"] = request.id
+            call.notes["preview_sha256"] = request.preview_sha256
+        else:
+            reason = f": {request.reason}" if request.reason else ""
+            call.deny(f"the user denied {call.name} on {call.upstream} ({request.channel}){reason}. It was not run.", "approve")
+
+    def _approved(self, call: Call, scope: str, channel: str, approver: str) -> None:
+        call.notes["approved"] = scope
+        call.notes["approval_channel"] = channel
+        call.notes["approver"] = approver
+        if self.grants is not None and scope != "once":
             grant = self.grants.add(
                 user=call.user, session=call.session_id, server=call.upstream, tool=call.name,
-                scope=verdict, approver=call.user, channel="elicitation",
+                scope=scope, approver=approver, channel=channel,
             )
             if grant is not None:
                 call.notes["grant"] = grant.id
+
+
+def notify(title: str, body: str) -> None:
+    """A desktop notification where the OS offers one; skipped quietly elsewhere."""
+    import shutil
+    import subprocess
+    import sys
+
+    if sys.platform == "darwin" and shutil.which("osascript"):
+        script = f'display notification {json.dumps(body)} with title {json.dumps(title)}'
+        argv = ["osascript", "-e", script]
+    elif shutil.which("notify-send"):
+        argv = ["notify-send", "--app-name=mcp-guard", title, body]
+    else:
+        return
+    try:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        pass
 
 
 def _read(answer: Any, scopes: list[str]) -> str | None:

@@ -36,8 +36,11 @@ class AuditHook(Hook):
             body["decision"] = decision.action
         if call.notes.get("approved"):
             body["approved_scope"] = call.notes["approved"]
-            body["approver"] = call.user
-            body["channel"] = "elicitation"
+            body["approver"] = call.notes.get("approver", call.user)
+            body["channel"] = call.notes.get("approval_channel", "elicitation")
+        for key in ("approval_request", "preview_sha256", "client_could_not_ask"):
+            if call.notes.get(key):
+                body[key] = call.notes[key]
         if call.notes.get("grant"):
             body["grant"] = call.notes["grant"]
         if call.notes.get("labels"):

@@ -34,6 +34,7 @@ class PolicySource:
         self._stamp = self._stat()
         self._checked = time.monotonic()
         self.last_error: str | None = None
+        self.version = _version(policy)
         # Called with ("policy.loaded" | "policy.rejected", details) on each reload.
         self.listeners: list[Any] = []
 
@@ -71,6 +72,7 @@ class PolicySource:
             self._tell("policy.rejected", {"error": str(exc)[:2000], "kept": "last good policy"})
             return
         self.last_error = None
+        self.version = _version(self.policy)
         logger.warning("policy reloaded from %s", self.path)
         self._tell("policy.loaded", {"rules": len(self.policy.rules), "reload": True})
 
@@ -96,6 +98,7 @@ class PolicyHook(Hook):
         decision = decide(policy, Facts(call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition)))
         call.notes["risk"] = risk
         call.notes["decision"] = decision
+        call.notes["policy_version"] = self.source.version
         if decision.action == "deny":
             call.deny(f"{decision.reason} (rule '{decision.rule}'). The call was not run.", "policy")
         elif decision.action == "mask" and "mask_arguments" in call.notes:
@@ -136,3 +139,10 @@ def _unconditional(policy: Policy, rule_name: str) -> bool:
 def _hints(definition: dict[str, Any] | None) -> dict[str, Any]:
     annotations = (definition or {}).get("annotations")
     return annotations if isinstance(annotations, dict) else {}
+
+
+def _version(policy: Policy) -> str:
+    """Identifies a policy's content: an approval recorded under one policy is not reused under another."""
+    import hashlib
+
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]

@@ -38,6 +38,9 @@ class Decision:
     approvers: str = "user"
     timeout: float = 120.0
     scope: str = "once"
+    channels: tuple[str, ...] = ("elicitation", "page", "notify", "cli")
+    wait: float = 50.0
+    min_human_ms: float = 300.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,8 @@ class Decision:
             "approvers": self.approvers,
             "timeout": self.timeout,
             "scope": self.scope,
+            "channels": list(self.channels),
+            "wait": self.wait,
         }
 
 
@@ -63,12 +68,18 @@ def decide(policy: Policy, facts: Facts) -> Decision:
             best = rank
     d = policy.defaults
     if best is None:
-        return Decision(d.action, "defaults", f"no rule matched; the default for this policy is {d.action}", d.approvers, d.timeout, d.scope)
+        return Decision(
+            d.action, "defaults", f"no rule matched; the default for this policy is {d.action}", d.approvers, d.timeout,
+            d.scope, tuple(d.channels), d.wait, d.min_human_ms,
+        )
     index = -best[1]
     rule = policy.rules[index]
     name = policy.rule_name(index)
     reason = rule.reason or _describe(rule.action, name, facts)
-    return Decision(rule.action, name, reason, rule.approvers, rule.timeout or d.timeout, rule.scope or d.scope)
+    return Decision(
+        rule.action, name, reason, rule.approvers, rule.timeout or d.timeout, rule.scope or d.scope,
+        tuple(rule.channels or d.channels), d.wait if rule.wait is None else rule.wait, d.min_human_ms,
+    )
 
 
 @dataclass(frozen=True)

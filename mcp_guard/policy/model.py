@@ -77,6 +77,9 @@ def _scope(value: str) -> str:
     return value
 
 
+Channel = Literal["elicitation", "page", "notify", "cli"]
+
+
 class Rule(_Strict):
     name: str | None = None
     match: Match = Match()
@@ -85,6 +88,10 @@ class Rule(_Strict):
     timeout: float | None = Field(default=None, gt=0)
     scope: str | None = None
     reason: str | None = None
+    # How the user may be asked, in order of preference (default: defaults.channels).
+    channels: list[Channel] | None = None
+    # How long a call waits for an out-of-band decision before it returns "call again once approved".
+    wait: float | None = Field(default=None, ge=0)
 
     _check_scope = field_validator("scope")(lambda cls, v: None if v is None else _scope(v))
 
@@ -100,6 +107,11 @@ class Defaults(_Strict):
     timeout: float = Field(default=120.0, gt=0)
     scope: str = "once"
     approvers: Literal["user", "reviewers"] = "user"
+    channels: list[Channel] = ["elicitation", "page", "notify", "cli"]
+    # Clients time out at 60 s by default (TypeScript SDK): answer before that, with a link.
+    wait: float = Field(default=50.0, ge=0)
+    # A decline faster than this was not made by a person (clients that auto-decline).
+    min_human_ms: float = Field(default=300.0, ge=0)
 
     _check_scope = field_validator("scope")(lambda cls, v: _scope(v))
 

@@ -711,6 +711,7 @@ class _Asker:
         self.hub = hub
         self.ctx = ctx
         self.call = call
+        self._beats = 0
         caps = ctx.facts.capabilities.get("elicitation") if isinstance(ctx.facts.capabilities, dict) else None
         # `{}` means form mode; a client that declares only `url` cannot show a form.
         self.can_elicit = isinstance(caps, dict) and ("form" in caps or "url" not in caps)
@@ -729,6 +730,14 @@ class _Asker:
                 answer = await ctx.session.request_client(method, params, related=ctx.id)
                 tg.cancel_scope.cancel()
         return answer
+
+    async def progress(self, message: str) -> None:
+        ctx = self.ctx
+        if ctx.progress_token is None:
+            return
+        self._beats += 1
+        note = {"progressToken": ctx.progress_token, "progress": self._beats, "message": message}
+        await ctx.session.send_safely(jsonrpc.notification("notifications/progress", note), ctx.id)
 
     async def _keep_alive(self) -> None:
         ctx, beat = self.ctx, 0

@@ -20,6 +20,17 @@ pytestmark = pytest.mark.anyio
 DEFAULT = str(ROOT / "policies" / "default.yaml")
 
 
+def default_with(tmp_path: Path, **defaults: Any) -> str:
+    """The shipped default policy with some defaults changed (e.g. min_human_ms for instant test answers)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "policies" / "default.yaml").read_text())
+    data["defaults"].update(defaults)
+    path = tmp_path / "default-variant.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 class Person:
     """An elicitation handler that answers like a person would, and counts the questions."""
 
@@ -48,7 +59,9 @@ def write_call(root: Path) -> tuple[str, dict[str, str]]:
 @pytest.mark.parametrize(("answer", "written"), [("approve", True), ("refuse", False), ("decline", False), ("cancel", False)])
 async def test_filesystem_write_runs_only_when_the_user_approves(tmp_path: Path, mode: str, answer: str, written: bool) -> None:
     person = Person(action="accept" if answer in ("approve", "refuse") else answer, approve=answer == "approve")
-    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=DEFAULT)
+    # This test's person answers at once; a decline that fast would otherwise be taken for an
+    # automatic one (see the out-of-band tests).
+    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=default_with(tmp_path, min_human_ms=0))
     with anyio.fail_after(30):
         async with connect(argv, mode, elicitation_callback=person) as client:
             result = await client.call_tool(*write_call(tmp_path))
@@ -78,7 +91,9 @@ async def test_no_answer_within_the_policy_timeout_means_not_written(tmp_path: P
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_client_without_elicitation_is_told_how_to_get_approval(tmp_path: Path, mode: str) -> None:
-    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=DEFAULT)
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndefaults: {channels: [elicitation]}\nrules:\n  - match: {risk: high}\n    action: approve\n")
+    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=str(policy))
     with anyio.fail_after(30):
         async with connect(argv, mode) as client:
             result = await client.call_tool(*write_call(tmp_path))
@@ -96,6 +111,7 @@ async def test_git_branch_on_a_2026_server_waits_for_a_2025_client(tmp_path: Pat
     policy.write_text("version: 1\nrules:\n  - match: {tool: git_create_branch}\n    action: approve\n")
     person = Person(action="accept" if answer == "approve" else "decline")
     argv = guard(*python_server("mcp-server-git", "--repository", str(repo)), policy=str(policy), options=["--protocol", "2026-07-28"])
+    policy.write_text(policy.read_text() + "defaults: {min_human_ms: 0}\n")
     with anyio.fail_after(30):
         async with connect(argv, "legacy", elicitation_callback=person) as client:
             result = await client.call_tool("git_create_branch", {"repo_path": str(repo), "branch_name": "feature"})
@@ -107,7 +123,7 @@ async def test_git_branch_on_a_2026_server_waits_for_a_2025_client(tmp_path: Pat
 @pytest.mark.parametrize("answer", ["approve", "decline"])
 async def test_server_everything_call_waits_for_a_2026_client(tmp_path: Path, answer: str) -> None:
     policy = tmp_path / "p.yaml"
-    policy.write_text("version: 1\nrules:\n  - match: {tool: get-sum}\n    action: approve\n")
+    policy.write_text("version: 1\ndefaults: {min_human_ms: 0}\nrules:\n  - match: {tool: get-sum}\n    action: approve\n")
     person = Person(action="accept" if answer == "approve" else "decline")
     with anyio.fail_after(30):
         async with connect(guard(*everything(), policy=str(policy)), "2026-07-28", elicitation_callback=person) as client:

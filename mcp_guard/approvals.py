@@ -1,0 +1,150 @@
+"""Approval requests that outlive one elicitation: the out-of-band path for ``approvers: user``.
+
+A request is created when the guard cannot get an answer through the client (no elicitation,
+or a decline faster than a person can read). It is bound to the exact call: server, tool, the
+canonical hash of the arguments and the policy version. States: pending -> approved | denied
+| expired. Any channel may decide it (the loopback page, ``mcp-guard review approve|deny``);
+the first decision wins and is recorded with the channel, who, when, and the SHA-256 of the
+preview that was shown. An approval is used once unless the person chose a wider scope.
+
+No HTTP, no CLI here: those call these functions. The store is the only shared state, so a
+guard process and a terminal see the same requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .store import Store
+
+__all__ = ["Approvals", "Request", "call_binding"]
+
+
+def call_binding(server: str, tool: str, arguments: Any, policy_version: str) -> str:
+    body = json.dumps([server, tool, arguments, policy_version], sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    created: float
+    expires: float
+    user: str
+    session: str
+    server: str
+    tool: str
+    binding: str
+    rule: str
+    risk: str
+    preview: str
+    preview_sha256: str
+    page_token: str
+    page_url: str | None
+    max_scope: str
+    state: str
+    decided_at: float | None = None
+    decided_by: str | None = None
+    channel: str | None = None
+    scope: str | None = None
+    reason: str | None = None
+    consumed: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the page token (a bearer secret for the approval page)."""
+        data = asdict(self)
+        data.pop("page_token")
+        data.pop("page_url")
+        return data
+
+
+class Approvals:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _expire(self) -> None:
+        self.store.execute("UPDATE approvals SET state='expired' WHERE state='pending' AND expires < ?", (time.time(),))
+
+    def open(
+        self, *, user: str, session: str, server: str, tool: str, binding: str, rule: str, risk: str,
+        preview: str, max_scope: str, lifetime: float,
+    ) -> Request:
+        """The pending request for this exact call, creating it if there is none."""
+        self._expire()
+        found = self.store.query(
+            "SELECT * FROM approvals WHERE binding=? AND user=? AND state='pending' ORDER BY created DESC LIMIT 1", (binding, user)
+        )
+        if found:
+            return Request(**dict(found[0]))
+        now = time.time()
+        request = Request(
+            id=secrets.token_hex(4), created=now, expires=now + lifetime, user=user, session=session, server=server,
+            tool=tool, binding=binding, rule=rule, risk=risk, preview=preview,
+            preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
+            page_url=None, max_scope=max_scope, state="pending",
+        )
+        self.store.execute(
+            "INSERT INTO approvals (id, created, expires, user, session, server, tool, binding, rule, risk, preview,"
+            " preview_sha256, page_token, max_scope, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (request.id, request.created, request.expires, request.user, request.session, request.server, request.tool,
+             request.binding, request.rule, request.risk, request.preview, request.preview_sha256, request.page_token,
+             request.max_scope, request.state),
+        )
+        return request
+
+    def set_page(self, request_id: str, url: str) -> None:
+        self.store.execute("UPDATE approvals SET page_url=? WHERE id=?", (url, request_id))
+
+    def get(self, request_id: str) -> Request | None:
+        self._expire()
+        rows = self.store.query("SELECT * FROM approvals WHERE id=?", (request_id,))
+        return Request(**dict(rows[0])) if rows else None
+
+    def pending(self) -> list[Request]:
+        self._expire()
+        return [Request(**dict(r)) for r in self.store.query("SELECT * FROM approvals WHERE state='pending' ORDER BY created")]
+
+    def decide(self, request_id: str, *, approve: bool, by: str, channel: str, scope: str = "once", reason: str = "") -> Request:
+        """Record the first decision; raises ValueError when there is nothing to decide."""
+        self._expire()
+        with self.store.transaction() as db:
+            row = db.execute("SELECT state, max_scope FROM approvals WHERE id=?", (request_id,)).fetchone()
+            if row is None:
+                raise ValueError(f"no approval request {request_id!r}")
+            if row[0] != "pending":
+                raise ValueError(f"request {request_id} is already {row[0]}")
+            allowed = _scopes(row[1])
+            if approve and scope not in allowed:
+                raise ValueError(f"scope {scope!r} is wider than the policy allows ({', '.join(allowed)})")
+            db.execute(
+                "UPDATE approvals SET state=?, decided_at=?, decided_by=?, channel=?, scope=?, reason=? WHERE id=?",
+                ("approved" if approve else "denied", time.time(), by, channel, scope if approve else None, reason, request_id),
+            )
+        decided = self.get(request_id)
+        assert decided is not None
+        return decided
+
+    def take_decision(self, binding: str, user: str) -> Request | None:
+        """A decided, unused request for this exact call, marked used unless its scope is wider."""
+        with self.store.transaction() as db:
+            row = db.execute(
+                "SELECT id, scope, state FROM approvals WHERE binding=? AND user=? AND state IN ('approved','denied')"
+                " AND consumed IS NULL ORDER BY decided_at DESC LIMIT 1",
+                (binding, user),
+            ).fetchone()
+            if row is None:
+                return None
+            if row[2] == "denied" or row[1] in (None, "once"):
+                db.execute("UPDATE approvals SET consumed=? WHERE id=?", (time.time(), row[0]))
+        return self.get(row[0])
+
+
+def _scopes(widest: str) -> list[str]:
+    from .grants import offered_scopes
+
+    return offered_scopes(widest)
