@@ -77,6 +77,27 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=_cmd_policy_explain)
 
+    review = sub.add_parser("review", help="list and decide calls waiting for approval")
+    rsub = review.add_subparsers(metavar="ACTION")
+    rlist = rsub.add_parser("list", help="pending approval requests (with the approval page's link)")
+    rlist.add_argument("--json", action="store_true")
+    rlist.add_argument("--home")
+    rlist.set_defaults(func=_cmd_review_list)
+    rshow = rsub.add_parser("show", help="one request: the preview the approver sees")
+    rshow.add_argument("id")
+    rshow.add_argument("--json", action="store_true")
+    rshow.add_argument("--home")
+    rshow.set_defaults(func=_cmd_review_show)
+    for verb in ("approve", "deny"):
+        decide = rsub.add_parser(verb, help=f"{verb} a pending request")
+        decide.add_argument("id")
+        decide.add_argument("--as", dest="as_name", default=None, help="who decides (default: the OS user)")
+        decide.add_argument("--reason", default="")
+        if verb == "approve":
+            decide.add_argument("--scope", default="once", help="once (default), session, or the policy's ttl:...")
+        decide.add_argument("--home")
+        decide.set_defaults(func=_cmd_review_decide, approve=verb == "approve")
+
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
     asub = audit.add_subparsers(metavar="ACTION")
     verify = asub.add_parser("verify", help="exit 0 when the chain is whole, 1 naming the first bad record")
@@ -299,6 +320,62 @@ def _cmd_policy_explain(args: argparse.Namespace) -> int:
         print(f"reason: {decision.reason}")
         if decision.action == "approve":
             print(f"asks:   {decision.approvers}, waits {decision.timeout:.0f} s, grant at most: {decision.scope}")
+    return EXIT_OK
+
+
+def _approvals_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .approvals import Approvals
+
+    grants = _grants_for(args)
+    if grants is None:
+        raise ConfigError("the mcp-guard store cannot be opened")
+    return Approvals(grants.store)
+
+
+def _cmd_review_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    items = _approvals_for(args).pending()
+    if args.json:
+        print(json.dumps([{**r.public(), "page_url": r.page_url} for r in items]))
+        return EXIT_OK
+    if not items:
+        print("no calls are waiting for approval", file=sys.stderr)
+    for r in items:
+        left = max(0, int(r.expires - time.time()))
+        print(f"{r.id}  {r.user} wants {r.tool} on {r.server} (risk {r.risk}, rule {r.rule}), {left} s left")
+        if r.page_url:
+            print(f"          {r.page_url}")
+    return EXIT_OK
+
+
+def _cmd_review_show(args: argparse.Namespace) -> int:
+    import json
+
+    request = _approvals_for(args).get(args.id)
+    if request is None:
+        print(f"mcp-guard: no approval request {args.id!r}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(request.public()))
+    else:
+        print(f"{request.id}: {request.tool} on {request.server}, risk {request.risk}, rule {request.rule}, {request.state}")
+        print(request.preview)
+    return EXIT_OK
+
+
+def _cmd_review_decide(args: argparse.Namespace) -> int:
+    approvals = _approvals_for(args)
+    who = args.as_name or _user(argparse.Namespace(user=None))
+    try:
+        decided = approvals.decide(
+            args.id, approve=args.approve, by=who, channel="cli", scope=getattr(args, "scope", "once"), reason=args.reason
+        )
+    except ValueError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{decided.id} {decided.state} by {who}", file=sys.stderr)
     return EXIT_OK
 
 
