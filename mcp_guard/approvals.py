@@ -54,6 +54,9 @@ class Request:
     scope: str | None = None
     reason: str | None = None
     consumed: float | None = None
+    approvers: str = "user"  # "user": the requester decides; "reviewers": anyone else (in the group)
+    reviewers: str | None = None  # JSON list of who may decide, or None for anyone but the requester
+    quorum: int = 1  # distinct reviewers whose approval it takes
 
     def public(self) -> dict[str, Any]:
         """Everything but the page token (a bearer secret for the approval page)."""
@@ -72,7 +75,8 @@ class Approvals:
 
     def open(
         self, *, user: str, session: str, server: str, tool: str, binding: str, rule: str, risk: str,
-        preview: str, max_scope: str, lifetime: float,
+        preview: str, max_scope: str, lifetime: float, approvers: str = "user", reviewers: list[str] | None = None,
+        quorum: int = 1,
     ) -> Request:
         """The pending request for this exact call, creating it if there is none."""
         self._expire()
@@ -86,14 +90,16 @@ class Approvals:
             id=secrets.token_hex(4), created=now, expires=now + lifetime, user=user, session=session, server=server,
             tool=tool, binding=binding, rule=rule, risk=risk, preview=preview,
             preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
-            page_url=None, max_scope=max_scope, state="pending",
+            page_url=None, max_scope=max_scope, state="pending", approvers=approvers,
+            reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum,
         )
         self.store.execute(
             "INSERT INTO approvals (id, created, expires, user, session, server, tool, binding, rule, risk, preview,"
-            " preview_sha256, page_token, max_scope, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (request.id, request.created, request.expires, request.user, request.session, request.server, request.tool,
              request.binding, request.rule, request.risk, request.preview, request.preview_sha256, request.page_token,
-             request.max_scope, request.state),
+             request.max_scope, request.state, request.approvers, request.reviewers, request.quorum),
         )
         return request
 
@@ -110,24 +116,46 @@ class Approvals:
         return [Request(**dict(r)) for r in self.store.query("SELECT * FROM approvals WHERE state='pending' ORDER BY created")]
 
     def decide(self, request_id: str, *, approve: bool, by: str, channel: str, scope: str = "once", reason: str = "") -> Request:
-        """Record the first decision; raises ValueError when there is nothing to decide."""
+        """Record a decision; raises ValueError when it is not this person's to make.
+
+        A user request is settled by its requester's first answer. A reviewer request is never
+        decided by its requester; one deny settles it, and approvals count once per person
+        until the quorum is reached."""
         self._expire()
         with self.store.transaction() as db:
-            row = db.execute("SELECT state, max_scope FROM approvals WHERE id=?", (request_id,)).fetchone()
+            row = db.execute("SELECT state, max_scope, user, approvers, reviewers, quorum FROM approvals WHERE id=?", (request_id,)).fetchone()
             if row is None:
                 raise ValueError(f"no approval request {request_id!r}")
-            if row[0] != "pending":
-                raise ValueError(f"request {request_id} is already {row[0]}")
-            allowed = _scopes(row[1])
+            state, max_scope, requester, approvers, reviewers, quorum = row
+            if state != "pending":
+                raise ValueError(f"request {request_id} is already {state}")
+            allowed = _scopes(max_scope)
             if approve and scope not in allowed:
                 raise ValueError(f"scope {scope!r} is wider than the policy allows ({', '.join(allowed)})")
-            db.execute(
-                "UPDATE approvals SET state=?, decided_at=?, decided_by=?, channel=?, scope=?, reason=? WHERE id=?",
-                ("approved" if approve else "denied", time.time(), by, channel, scope if approve else None, reason, request_id),
-            )
+            settled = True
+            if approvers == "reviewers":
+                if by == requester:
+                    raise ValueError(f"{by} requested this call and cannot decide it: another reviewer must")
+                if reviewers is not None and by not in json.loads(reviewers):
+                    raise ValueError(f"{by} is not among the reviewers who may decide this request")
+                db.execute(
+                    "INSERT OR REPLACE INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)",
+                    (request_id, by, "approve" if approve else "deny", time.time(), channel, reason),
+                )
+                if approve:
+                    yes = db.execute("SELECT COUNT(*) FROM approval_votes WHERE request=? AND decision='approve'", (request_id,)).fetchone()[0]
+                    settled = yes >= quorum
+            if settled:
+                db.execute(
+                    "UPDATE approvals SET state=?, decided_at=?, decided_by=?, channel=?, scope=?, reason=? WHERE id=?",
+                    ("approved" if approve else "denied", time.time(), by, channel, scope if approve else None, reason, request_id),
+                )
         decided = self.get(request_id)
         assert decided is not None
         return decided
+
+    def votes(self, request_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.store.query("SELECT * FROM approval_votes WHERE request=? ORDER BY at", (request_id,))]
 
     def take_decision(self, binding: str, user: str) -> Request | None:
         """A decided, unused request for this exact call, marked used unless its scope is wider."""

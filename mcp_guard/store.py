@@ -75,9 +75,21 @@ MIGRATIONS = [
         channel TEXT,
         scope TEXT,
         reason TEXT,
-        consumed REAL
+        consumed REAL,
+        approvers TEXT NOT NULL DEFAULT 'user',
+        reviewers TEXT,
+        quorum INTEGER NOT NULL DEFAULT 1
     );
-    CREATE INDEX approvals_binding ON approvals (binding, state)
+    CREATE INDEX approvals_binding ON approvals (binding, state);
+    CREATE TABLE approval_votes (
+        request TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        at REAL NOT NULL,
+        channel TEXT NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (request, reviewer)
+    )
     """,
 ]
 

@@ -53,14 +53,10 @@ class ApprovalHook(Hook):
             if grant is not None:
                 call.notes["grant"] = grant.id
                 return
-        if decision.approvers == "reviewers":
-            call.deny(
-                f"{call.name} on {call.upstream} needs approval by a security reviewer (rule '{decision.rule}'), "
-                "and this guard has no review queue configured. The call was not run.",
-                "approve",
-            )
-            return
         binding = call_binding(call.upstream, call.name, call.notes.get("masked_arguments", call.arguments), call.notes.get("policy_version", ""))
+        if decision.approvers == "reviewers":
+            await self._reviewers(call, decision, binding)
+            return
         if self.approvals is not None:
             earlier = self.approvals.take_decision(binding, call.user)
             if earlier is not None:
@@ -112,6 +108,31 @@ class ApprovalHook(Hook):
         what = {"decline": "declined", "cancel": "cancelled"}.get(str(action), "did not approve")
         call.deny(f"the user {what} {call.name} on {call.upstream}; it was not run. Do not retry it unless the user asks.", "approve")
         return True
+
+    async def _reviewers(self, call: Call, decision: Any, binding: str) -> None:
+        """Suspend the call in the review queue until reviewers decide, or it times out."""
+        if self.approvals is None:
+            call.deny(f"{call.name} on {call.upstream} needs a reviewer's approval, but the review queue (the mcp-guard store) is unavailable. The call was not run.", "approve")
+            return
+        earlier = self.approvals.take_decision(binding, call.user)
+        if earlier is not None:
+            self._settle(call, earlier)
+            return
+        risk = call.notes.get("risk")
+        request = self.approvals.open(
+            user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
+            rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
+            max_scope=decision.scope, lifetime=decision.timeout, approvers="reviewers",
+            reviewers=list(decision.reviewers) if decision.reviewers is not None else None, quorum=decision.quorum,
+        )
+        call.notes["approval_request"] = request.id
+        logger.warning("review request %s for %s on %s is waiting for %d reviewer(s)", request.id, call.name, call.upstream, decision.quorum)
+        decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})")
+        if decided is None:
+            call.deny(f"no reviewer decided on {call.name} within {decision.timeout:.0f} s (request {request.id}), so it was not run.", "approve")
+            return
+        taken = self.approvals.take_decision(binding, call.user)
+        self._settle(call, taken or decided)
 
     def _out_of_band_possible(self, decision: Any) -> bool:
         return self.approvals is not None and any(c in decision.channels for c in ("page", "cli", "notify"))
@@ -171,12 +192,16 @@ class ApprovalHook(Hook):
 
     def _settle(self, call: Call, request: Any) -> None:
         if request.state == "approved":
-            self._approved(call, request.scope or "once", request.channel or "page", request.decided_by or call.user)
+            approver = request.decided_by or call.user
+            if request.approvers == "reviewers" and self.approvals is not None:
+                approver = ",".join(v["reviewer"] for v in self.approvals.votes(request.id) if v["decision"] == "approve")
+            self._approved(call, request.scope or "once", request.channel or "page", approver)
             call.notes["approval_request"] = request.id
             call.notes["preview_sha256"] = request.preview_sha256
         else:
             reason = f": {request.reason}" if request.reason else ""
-            call.deny(f"the user denied {call.name} on {call.upstream} ({request.channel}){reason}. It was not run.", "approve")
+            who = "a reviewer" if request.approvers == "reviewers" else "the user"
+            call.deny(f"{who} ({request.decided_by}, via {request.channel}) denied {call.name} on {call.upstream}{reason}. It was not run.", "approve")
 
     def _approved(self, call: Call, scope: str, channel: str, approver: str) -> None:
         call.notes["approved"] = scope

@@ -41,6 +41,8 @@ class Decision:
     channels: tuple[str, ...] = ("elicitation", "page", "notify", "cli")
     wait: float = 50.0
     min_human_ms: float = 300.0
+    reviewers: tuple[str, ...] | None = None
+    quorum: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ def decide(policy: Policy, facts: Facts) -> Decision:
     return Decision(
         rule.action, name, reason, rule.approvers, rule.timeout or d.timeout, rule.scope or d.scope,
         tuple(rule.channels or d.channels), d.wait if rule.wait is None else rule.wait, d.min_human_ms,
+        tuple(policy.groups.get(rule.group, ())) if rule.group is not None else None, rule.quorum,
     )
 
 

@@ -92,6 +92,10 @@ class Rule(_Strict):
     channels: list[Channel] | None = None
     # How long a call waits for an out-of-band decision before it returns "call again once approved".
     wait: float | None = Field(default=None, ge=0)
+    # approvers: reviewers — who may decide (a name in `groups`; none: anyone but the requester),
+    # and how many distinct reviewers must approve.
+    group: str | None = None
+    quorum: int = Field(default=1, ge=1)
 
     _check_scope = field_validator("scope")(lambda cls, v: None if v is None else _scope(v))
 
