@@ -57,6 +57,7 @@ class Request:
     approvers: str = "user"  # "user": the requester decides; "reviewers": anyone else (in the group)
     reviewers: str | None = None  # JSON list of who may decide, or None for anyone but the requester
     quorum: int = 1  # distinct reviewers whose approval it takes
+    grp: str | None = None  # the policy group whose members may decide
 
     def public(self) -> dict[str, Any]:
         """Everything but the page token (a bearer secret for the approval page)."""
@@ -76,7 +77,7 @@ class Approvals:
     def open(
         self, *, user: str, session: str, server: str, tool: str, binding: str, rule: str, risk: str,
         preview: str, max_scope: str, lifetime: float, approvers: str = "user", reviewers: list[str] | None = None,
-        quorum: int = 1,
+        quorum: int = 1, group: str | None = None,
     ) -> Request:
         """The pending request for this exact call, creating it if there is none."""
         self._expire()
@@ -91,15 +92,15 @@ class Approvals:
             tool=tool, binding=binding, rule=rule, risk=risk, preview=preview,
             preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
             page_url=None, max_scope=max_scope, state="pending", approvers=approvers,
-            reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum,
+            reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum, grp=group,
         )
         self.store.execute(
             "INSERT INTO approvals (id, created, expires, user, session, server, tool, binding, rule, risk, preview,"
-            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum, grp)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (request.id, request.created, request.expires, request.user, request.session, request.server, request.tool,
              request.binding, request.rule, request.risk, request.preview, request.preview_sha256, request.page_token,
-             request.max_scope, request.state, request.approvers, request.reviewers, request.quorum),
+             request.max_scope, request.state, request.approvers, request.reviewers, request.quorum, request.grp),
         )
         return request
 
@@ -154,6 +155,14 @@ class Approvals:
         assert decided is not None
         return decided
 
+    def history(self, server: str, tool: str, limit: int = 10) -> list[Request]:
+        """Earlier decided requests for the same tool: what reviewers did with similar calls."""
+        rows = self.store.query(
+            "SELECT * FROM approvals WHERE server=? AND tool=? AND state != 'pending' ORDER BY created DESC LIMIT ?",
+            (server, tool, limit),
+        )
+        return [Request(**dict(r)) for r in rows]
+
     def votes(self, request_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.store.query("SELECT * FROM approval_votes WHERE request=? ORDER BY at", (request_id,))]
 
@@ -176,3 +185,42 @@ def _scopes(widest: str) -> list[str]:
     from .grants import offered_scopes
 
     return offered_scopes(widest)
+
+
+class Reviewers:
+    """Reviewer tokens: created once, shown once, stored only as SHA-256."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, name: str, role: str) -> str:
+        token = "mgr_" + secrets.token_urlsafe(32)
+        self.store.execute(
+            "INSERT INTO reviewer_tokens (hash, name, role, created) VALUES (?,?,?,?)",
+            (hashlib.sha256(token.encode()).hexdigest(), name, role, time.time()),
+        )
+        return token
+
+    def identify(self, token: str) -> tuple[str, str] | None:
+        """(name, role) for a live token."""
+        rows = self.store.query(
+            "SELECT name, role FROM reviewer_tokens WHERE hash=? AND revoked IS NULL", (hashlib.sha256(token.encode()).hexdigest(),)
+        )
+        return (rows[0]["name"], rows[0]["role"]) if rows else None
+
+    def list(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.store.query("SELECT name, role, created, revoked FROM reviewer_tokens ORDER BY created")]
+
+    def revoke(self, name: str) -> int:
+        return self.store.execute("UPDATE reviewer_tokens SET revoked=? WHERE name=? AND revoked IS NULL", (time.time(), name))
+
+
+def may_decide(request: Request, name: str, role: str) -> str | None:
+    """Why ``name`` (with ``role``) may not decide ``request``, or None when they may."""
+    if request.approvers != "reviewers":
+        return "this request is the requester's own to decide"
+    if name == request.user:
+        return f"{name} requested this call and cannot decide it: another reviewer must"
+    if role != "admin" and request.grp is not None and role != request.grp:
+        return f"the role {role!r} may not decide requests for the {request.grp!r} group"
+    return None

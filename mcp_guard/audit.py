@@ -47,9 +47,9 @@ def link(prev: str, seq: int, ts: float, kind: str, body: Any) -> str:
     return hashlib.sha256(prev.encode() + _canonical(seq, ts, kind, body)).hexdigest()
 
 
-def load_key(home: Path | None = None) -> bytes:
-    """The home's audit key (created on first use, readable by the owner only)."""
-    path = (home or guard_home()) / "audit.key"
+def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
+    """A key file of the home (created on first use, readable by the owner only)."""
+    path = (home or guard_home()) / name
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:

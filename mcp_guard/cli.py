@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     rshow.add_argument("--json", action="store_true")
     rshow.add_argument("--home")
     rshow.set_defaults(func=_cmd_review_show)
+    rserve = rsub.add_parser("serve", help="serve only the reviewers' web page and API (no MCP)")
+    rserve.add_argument("--host", default="127.0.0.1")
+    rserve.add_argument("--port", type=int, default=8766)
+    rserve.add_argument("--allowed-host", action="append", default=[])
+    rserve.add_argument("--home")
+    rserve.set_defaults(func=_cmd_review_serve)
+    token = rsub.add_parser("token", help="reviewer tokens: create NAME --role ROLE | list | revoke NAME")
+    token.add_argument("token_action", choices=("create", "list", "revoke"))
+    token.add_argument("name", nargs="?", default="")
+    token.add_argument("--role", default="reviewer", help="a policy group name the reviewer decides for, or admin")
+    token.add_argument("--home")
+    token.set_defaults(func=_cmd_review_token)
     for verb in ("approve", "deny"):
         decide = rsub.add_parser(verb, help=f"{verb} a pending request")
         decide.add_argument("id")
@@ -498,8 +510,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _review_routes():  # type: ignore[no-untyped-def]
+    """A factory for the reviewers' routes on the store of this home (None without a store)."""
+    from .approvals import Approvals, Reviewers
+    from .audit import load_key
+
+    grants = _open_grants()
+    if grants is None:
+        return None
+    store = grants.store
+
+    def build(origins: set[str]) -> list:  # type: ignore[type-arg]
+        from .web.review import ReviewApp
+
+        return ReviewApp(Approvals(store), Reviewers(store), load_key(store.path.parent, "web.key"), origins).routes()
+
+    return build
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .relay.front_http import serve_http
 
     hub, limit = _hub(args)
-    return serve_http(hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=_user(args), max_message_bytes=limit)
+    review = None if args.no_policy else _review_routes()
+    return serve_http(
+        hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=_user(args), max_message_bytes=limit, review=review
+    )
+
+
+def _cmd_review_serve(args: argparse.Namespace) -> int:
+    from .relay.front_http import serve_http
+
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    review = _review_routes()
+    if review is None:
+        raise ConfigError("the mcp-guard store cannot be opened")
+    return serve_http(None, host=args.host, port=args.port, extra_hosts=args.allowed_host, review=review)
+
+
+def _cmd_review_token(args: argparse.Namespace) -> int:
+    import json
+
+    from .approvals import Reviewers
+
+    store = _approvals_for(args).store
+    reviewers = Reviewers(store)
+    if args.token_action == "create":
+        token = reviewers.create(args.name, args.role)
+        print(token)  # the only time it is shown: it is stored hashed
+        print(f"reviewer token for {args.name} ({args.role}) created; keep it secret", file=sys.stderr)
+    elif args.token_action == "revoke":
+        if not reviewers.revoke(args.name):
+            print(f"mcp-guard: no live token for {args.name!r}", file=sys.stderr)
+            return EXIT_PROBLEM
+    else:
+        print(json.dumps(reviewers.list()))
+    return EXIT_OK

@@ -78,7 +78,8 @@ MIGRATIONS = [
         consumed REAL,
         approvers TEXT NOT NULL DEFAULT 'user',
         reviewers TEXT,
-        quorum INTEGER NOT NULL DEFAULT 1
+        quorum INTEGER NOT NULL DEFAULT 1,
+        grp TEXT
     );
     CREATE INDEX approvals_binding ON approvals (binding, state);
     CREATE TABLE approval_votes (
@@ -89,6 +90,13 @@ MIGRATIONS = [
         channel TEXT NOT NULL,
         reason TEXT,
         PRIMARY KEY (request, reviewer)
+    );
+    CREATE TABLE reviewer_tokens (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created REAL NOT NULL,
+        revoked REAL
     )
     """,
 ]

@@ -20,6 +20,8 @@ from ..approvals import Approvals, call_binding
 from ..errors import RPCError
 from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
+from ..masking.detect import detect
+from ..scan import mask_all
 from ..web.page import ApprovalPage
 
 logger = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class ApprovalHook(Hook):
             rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
             max_scope=decision.scope, lifetime=decision.timeout, approvers="reviewers",
             reviewers=list(decision.reviewers) if decision.reviewers is not None else None, quorum=decision.quorum,
+            group=decision.group,
         )
         call.notes["approval_request"] = request.id
         logger.warning("review request %s for %s on %s is waiting for %d reviewer(s)", request.id, call.name, call.upstream, decision.quorum)
@@ -271,6 +274,7 @@ def preview(call: Call, decision: Any) -> str:
     shown = call.notes.get("masked_arguments", call.arguments)  # placeholders, never restored values
     for key, value in shown.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        text = mask_all(text, detect(text))  # what a person sees is masked like what the model sees
         if len(text) > PREVIEW_VALUE_CHARS:
             text = text[:PREVIEW_VALUE_CHARS] + f"… ({len(text)} characters)"
         body += f"  {key}: {text}\n"

@@ -43,6 +43,7 @@ class Decision:
     min_human_ms: float = 300.0
     reviewers: tuple[str, ...] | None = None
     quorum: int = 1
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +82,7 @@ def decide(policy: Policy, facts: Facts) -> Decision:
     return Decision(
         rule.action, name, reason, rule.approvers, rule.timeout or d.timeout, rule.scope or d.scope,
         tuple(rule.channels or d.channels), d.wait if rule.wait is None else rule.wait, d.min_human_ms,
-        tuple(policy.groups.get(rule.group, ())) if rule.group is not None else None, rule.quorum,
+        tuple(policy.groups.get(rule.group, ())) if rule.group is not None else None, rule.quorum, rule.group,
     )
 
 

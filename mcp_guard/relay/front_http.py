@@ -75,7 +75,9 @@ class HttpFront:
         allowed_hosts: set[str],
         user: str = "",
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        extra_routes: list[Any] | None = None,
     ) -> None:
+        self.extra_routes = list(extra_routes or [])
         self.hub = hub
         self.tg = task_group
         self.allowed_hosts = allowed_hosts
@@ -88,7 +90,9 @@ class HttpFront:
             routes=[
                 Route("/mcp", self.endpoint, methods=["GET", "POST", "DELETE"]),
                 Route("/healthz", lambda request: PlainTextResponse("ok")),
-            ]
+                *self.extra_routes,
+            ],
+            middleware=[_host_check(self.allowed_hosts)],
         )
 
     def _origin_ok(self, request: Request) -> Response | None:
@@ -215,6 +219,27 @@ class HttpFront:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+def _host_check(allowed: set[str]) -> Any:
+    """Every route (the review page too) answers only to the expected Host: no DNS rebinding."""
+    from starlette.middleware import Middleware
+
+    return Middleware(_HostCheck, allowed=frozenset(allowed))
+
+
+class _HostCheck:
+    def __init__(self, app: Any, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if host not in self.allowed:
+                await PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def sse_encode(message: jsonrpc.Message) -> bytes:
     from .sse import encode
 
@@ -235,15 +260,17 @@ def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:
 
 
 def serve_http(
-    hub: Hub, *, host: str, port: int, extra_hosts: list[str], user: str = "", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    hub: Hub | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None,
 ) -> int:
+    """Serve MCP at /mcp (when ``hub`` is given) and the reviewers' page (when ``review`` is)."""
     import functools
 
-    anyio.run(functools.partial(_serve, hub, host, port, extra_hosts, user, max_message_bytes))
+    anyio.run(functools.partial(_serve, hub, host, port, extra_hosts, user, max_message_bytes, review))
     return 0
 
 
-async def _serve(hub: Hub, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int) -> None:
+async def _serve(hub: Hub | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any) -> None:
     import uvicorn
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -251,11 +278,22 @@ async def _serve(hub: Hub, host: str, port: int, extra_hosts: list[str], user: s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
+    hosts = allowed_hosts(host, port, extra_hosts)
+    routes = review(origins={f"http://{h}" for h in hosts}) if review is not None else []
     async with anyio.create_task_group() as tg:
-        await tg.start(hub.run)
-        front = HttpFront(hub, tg, allowed_hosts=allowed_hosts(host, port, extra_hosts), user=user, max_message_bytes=max_message_bytes)
-        config = uvicorn.Config(front.app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        if hub is not None:
+            await tg.start(hub.run)
+            front = HttpFront(hub, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes)
+            app = front.app()
+        else:
+            from starlette.applications import Starlette
+
+            app = Starlette(routes=[Route("/healthz", lambda request: PlainTextResponse("ok")), *routes], middleware=[_host_check(hosts)])
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         server = uvicorn.Server(config)
-        print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+        if hub is not None:
+            print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+        if review is not None:
+            print(f"mcp-guard: review page at http://{host}:{port}/review", file=sys.stderr, flush=True)
         await server.serve(sockets=[sock])
         tg.cancel_scope.cancel()

@@ -117,7 +117,7 @@ class ApprovalPage:
         return Starlette(routes=[Route("/r/{rid}", show), Route("/r/{rid}/decide", decide, methods=["POST"])])
 
 
-_NO_CACHE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+_NO_CACHE = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY",
              "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
 
 

@@ -1,0 +1,225 @@
+"""The reviewers' web page and HTTP API, served by `mcp-guard serve` and `mcp-guard review serve`.
+
+Reviewers sign in with a token from `mcp-guard review token create NAME --role ROLE`; the page
+keeps them signed in with an HMAC-signed cookie (HttpOnly, SameSite=Strict) and every form
+carries a CSRF token bound to that cookie, and must come from the page's own Origin. The JSON
+API takes the token as ``Authorization: Bearer``. Both only call the approvals engine: who may
+decide is `approvals.may_decide`, the first settling decision wins, the requester never decides.
+
+No JavaScript frameworks and no external assets: the machine may have no internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import time
+from typing import Any
+
+from starlette.requests import Request as HttpRequest
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..approvals import Approvals, Request, Reviewers, may_decide
+
+COOKIE = "mcp_guard_review"
+# How long a sign-in lasts.
+SESSION_S = 8 * 3600
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'",
+}
+_STYLE = (
+    "body{font:15px system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#1d1d1f}"
+    "header{display:flex;justify-content:space-between;align-items:baseline;border-bottom:1px solid #ddd}"
+    ".card{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0}"
+    ".risk-high,.risk-critical{color:#b00020;font-weight:bold}.risk-medium{color:#a15c00}.meta{color:#555;font-size:.9em}"
+    "pre{background:#f5f5f7;padding:.8rem;white-space:pre-wrap;word-break:break-word;border-radius:6px}"
+    "button{font-size:1rem;padding:.45rem 1.1rem;margin-right:.5rem;cursor:pointer}"
+    "button.approve{background:#0a7d32;color:#fff;border:0;border-radius:5px}button.deny{background:#fff;border:1px solid #b00020;color:#b00020;border-radius:5px}"
+    "input[type=text],input[type=password]{padding:.4rem;width:22rem}table{border-collapse:collapse}td{padding:.15rem .6rem .15rem 0}"
+)
+
+
+class ReviewApp:
+    def __init__(self, approvals: Approvals, reviewers: Reviewers, key: bytes, origins: set[str]) -> None:
+        self.approvals = approvals
+        self.reviewers = reviewers
+        self.key = key
+        self.origins = origins  # scheme://host:port values a form may be sent from
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/review", self.index),
+            Route("/review/login", self.login, methods=["GET", "POST"]),
+            Route("/review/logout", self.logout, methods=["POST"]),
+            Route("/review/{rid}/decide", self.decide, methods=["POST"]),
+            Route("/api/review/pending", self.api_pending),
+            Route("/api/review/{rid}/{verb}", self.api_decide, methods=["POST"]),
+        ]
+
+    # -- identity -------------------------------------------------------------------------------
+
+    def _sign(self, value: str) -> str:
+        return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()
+
+    def _cookie(self, name: str, role: str) -> str:
+        expires = int(time.time() + SESSION_S)
+        body = f"{name}|{role}|{expires}"
+        return f"{body}|{self._sign(body)}"
+
+    def _who(self, req: HttpRequest) -> tuple[str, str] | None:
+        raw = req.cookies.get(COOKIE, "")
+        parts = raw.split("|")
+        if len(parts) != 4:
+            return None
+        body = "|".join(parts[:3])
+        if not hmac.compare_digest(parts[3], self._sign(body)) or int(parts[2]) < time.time():
+            return None
+        return parts[0], parts[1]
+
+    def _csrf(self, req: HttpRequest) -> str:
+        return self._sign("csrf|" + req.cookies.get(COOKIE, ""))
+
+    def _form_ok(self, req: HttpRequest, form: Any) -> bool:
+        origin = req.headers.get("origin")
+        return origin in self.origins and hmac.compare_digest(str(form.get("csrf", "")), self._csrf(req))
+
+    def _bearer(self, req: HttpRequest) -> tuple[str, str] | None:
+        auth = req.headers.get("authorization", "")
+        return self.reviewers.identify(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    async def login(self, req: HttpRequest) -> Response:
+        if req.method == "GET":
+            return _html("Sign in", _login_form())
+        if req.headers.get("origin") not in self.origins:
+            return PlainTextResponse("sign-in forms are accepted from this site only", status_code=403)
+        form = await req.form()
+        who = self.reviewers.identify(str(form.get("token", "")))
+        if who is None:
+            return _html("Sign in", "<p>That token is not valid.</p>" + _login_form(), status=401)
+        response = RedirectResponse("/review", status_code=303)
+        response.set_cookie(COOKIE, self._cookie(*who), max_age=SESSION_S, httponly=True, samesite="strict")
+        return response
+
+    async def logout(self, req: HttpRequest) -> Response:
+        response = RedirectResponse("/review/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    async def index(self, req: HttpRequest) -> Response:
+        who = self._who(req)
+        if who is None:
+            return RedirectResponse("/review/login", status_code=303)
+        name, role = who
+        csrf = self._csrf(req)
+        cards = [self._card(r, name, role, csrf) for r in self.approvals.pending() if r.approvers == "reviewers"]
+        notice = req.query_params.get("done", "")
+        body = (
+            f"<header><h1>Calls waiting for review</h1><span class='meta'>{html.escape(name)} ({html.escape(role)}) "
+            f"<form method='post' action='/review/logout' style='display:inline'><button>Sign out</button></form></span></header>"
+            + (f"<p class='meta'>{html.escape(notice)}</p>" if notice else "")
+            + ("".join(cards) or "<p>Nothing is waiting. This page does not refresh by itself: reload it to check again.</p>")
+        )
+        return _html("Review queue", body)
+
+    def _card(self, r: Request, name: str, role: str, csrf: str) -> str:
+        refusal = may_decide(r, name, role)
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created))
+        left = max(0, int(r.expires - time.time()))
+        votes = self.approvals.votes(r.id)
+        history = self.approvals.history(r.server, r.tool, 5)
+        past = "".join(
+            f"<tr><td>{time.strftime('%m-%d %H:%M', time.localtime(h.created))}</td><td>{html.escape(h.user)}</td>"
+            f"<td>{html.escape(h.state)}</td><td>{html.escape(h.decided_by or '')}</td><td>{html.escape(h.reason or '')}</td></tr>"
+            for h in history
+        )
+        actions = (
+            f"<p class='meta'>{html.escape(refusal)}</p>"
+            if refusal
+            else f"<form method='post' action='/review/{html.escape(r.id)}/decide'><input type='hidden' name='csrf' value='{csrf}'>"
+            f"<p><input type='text' name='reason' placeholder='Reason (shown to the requester and in the audit)' aria-label='reason'></p>"
+            "<button class='approve' name='decision' value='approve'>Approve</button>"
+            "<button class='deny' name='decision' value='deny'>Deny</button></form>"
+        )
+        return (
+            f"<div class='card' id='req-{html.escape(r.id)}'><h2>{html.escape(r.tool)} on {html.escape(r.server)}</h2>"
+            f"<p class='meta'>Requested by <b>{html.escape(r.user)}</b> at {when} · risk <span class='risk-{html.escape(r.risk)}'>{html.escape(r.risk)}</span>"
+            f" · rule {html.escape(r.rule)} · {len([v for v in votes if v['decision'] == 'approve'])} of {r.quorum} approval(s) · expires in {left} s</p>"
+            f"<pre>{html.escape(r.preview)}</pre>"
+            + (f"<details><summary>Similar calls</summary><table>{past}</table></details>" if past else "")
+            + actions
+            + "</div>"
+        )
+
+    async def decide(self, req: HttpRequest) -> Response:
+        who = self._who(req)
+        if who is None:
+            return RedirectResponse("/review/login", status_code=303)
+        form = await req.form()
+        if not self._form_ok(req, form):
+            return PlainTextResponse("this form may only be sent from the review page itself", status_code=403)
+        outcome = self._decide(req.path_params["rid"], who, form.get("decision") == "approve", str(form.get("reason", ""))[:500], "web")
+        if isinstance(outcome, str):
+            return _html("Not decided", f"<p>{html.escape(outcome)}</p><p><a href='/review'>Back to the queue</a></p>", status=409)
+        return RedirectResponse(f"/review?done={outcome.id}+{outcome.state}", status_code=303)
+
+    def _decide(self, rid: str, who: tuple[str, str], approve: bool, reason: str, channel: str) -> Request | str:
+        request = self.approvals.get(rid)
+        if request is None:
+            return f"no request {rid}"
+        refusal = may_decide(request, *who)
+        if refusal:
+            return refusal
+        try:
+            return self.approvals.decide(rid, approve=approve, by=who[0], channel=channel, reason=reason)
+        except ValueError as exc:
+            return str(exc)
+
+    # -- JSON API -------------------------------------------------------------------------------
+
+    async def api_pending(self, req: HttpRequest) -> Response:
+        who = self._bearer(req)
+        if who is None:
+            return JSONResponse({"error": "a reviewer token is required (Authorization: Bearer ...)"}, status_code=401)
+        items = [r.public() for r in self.approvals.pending() if r.approvers == "reviewers"]
+        return JSONResponse(items, headers=_HEADERS)
+
+    async def api_decide(self, req: HttpRequest) -> Response:
+        who = self._bearer(req)
+        if who is None:
+            return JSONResponse({"error": "a reviewer token is required (Authorization: Bearer ...)"}, status_code=401)
+        verb = req.path_params["verb"]
+        if verb not in ("approve", "deny"):
+            return JSONResponse({"error": "use /approve or /deny"}, status_code=404)
+        try:
+            payload = await req.json()
+        except ValueError:
+            payload = {}
+        reason = str(payload.get("reason", ""))[:500] if isinstance(payload, dict) else ""
+        outcome = self._decide(req.path_params["rid"], who, verb == "approve", reason, "api")
+        if isinstance(outcome, str):
+            return JSONResponse({"error": outcome}, status_code=409)
+        return JSONResponse(outcome.public())
+
+
+def _login_form() -> str:
+    return (
+        "<form method='post' action='/review/login'><p><label>Reviewer token<br>"
+        "<input type='password' name='token' autocomplete='off' aria-label='token'></label></p><button>Sign in</button></form>"
+        "<p class='meta'>Tokens come from <code>mcp-guard review token create NAME --role ROLE</code>.</p>"
+    )
+
+
+def _html(title: str, body: str, status: int = 200) -> HTMLResponse:
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>mcp-guard: {html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
+    )
+    return HTMLResponse(page, status_code=status, headers=_HEADERS)
