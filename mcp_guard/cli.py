@@ -521,9 +521,13 @@ def _review_routes():  # type: ignore[no-untyped-def]
     store = grants.store
 
     def build(origins: set[str]) -> list:  # type: ignore[type-arg]
+        from .audit import Audit
         from .web.review import ReviewApp
+        from .web.slack import SlackCallback
 
-        return ReviewApp(Approvals(store), Reviewers(store), load_key(store.path.parent, "web.key"), origins).routes()
+        approvals = Approvals(store)
+        review = ReviewApp(approvals, Reviewers(store), load_key(store.path.parent, "web.key"), origins).routes()
+        return review + SlackCallback(approvals, Audit(store)).routes()
 
     return build
 

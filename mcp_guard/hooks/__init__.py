@@ -34,7 +34,9 @@ def default_hooks(
 
             approvals = Approvals(grants.store)
             page = ApprovalPage(approvals)
-        hooks.append(ApprovalHook(grants, approvals, page))
+        from ..notify import Notifier
+
+        hooks.append(ApprovalHook(grants, approvals, page, Notifier()))
     if audit is not None:
         from .audit import AuditHook
 

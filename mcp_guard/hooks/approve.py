@@ -39,10 +39,13 @@ SCOPE_TITLES = {"once": "Only this call", "session": "This tool, for the rest of
 
 
 class ApprovalHook(Hook):
-    def __init__(self, grants: Grants | None, approvals: Approvals | None = None, page: ApprovalPage | None = None) -> None:
+    def __init__(
+        self, grants: Grants | None, approvals: Approvals | None = None, page: ApprovalPage | None = None, notifier: Any = None
+    ) -> None:
         self.grants = grants
         self.approvals = approvals
         self.page = page
+        self.notifier = notifier
 
     async def request(self, call: Call) -> None:
         decision = call.notes.get("decision")
@@ -121,6 +124,7 @@ class ApprovalHook(Hook):
             self._settle(call, earlier)
             return
         risk = call.notes.get("risk")
+        opened_at = time.time()
         request = self.approvals.open(
             user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
             rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
@@ -130,6 +134,9 @@ class ApprovalHook(Hook):
         )
         call.notes["approval_request"] = request.id
         logger.warning("review request %s for %s on %s is waiting for %d reviewer(s)", request.id, call.name, call.upstream, decision.quorum)
+        if self.notifier is not None and self.notifier.enabled and request.created >= opened_at:  # new, not a retry's
+            with anyio.move_on_after(15):
+                await self.notifier.request_opened(request)
         decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})")
         if decided is None:
             call.deny(f"no reviewer decided on {call.name} within {decision.timeout:.0f} s (request {request.id}), so it was not run.", "approve")

@@ -1,0 +1,130 @@
+"""Slack and webhooks: the message is sent (to a local stand-in for Slack's Web API, which cannot
+be reached here) and the interactive callback is accepted only when signed as Slack signs it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+import httpx
+import pytest
+
+from mcp import Client
+from mcp_guard.web.slack import slack_signature
+from tests.conftest import PY, background, free_port, node_server
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "test-signing-secret"  # a test value, not a credential
+POLICY = """version: 1
+rules:
+  - name: writes-are-reviewed
+    match: {tool: write_file}
+    action: approve
+    approvers: reviewers
+"""
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Plays Slack's chat.postMessage and a webhook receiver: records what arrives."""
+
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Recorder.received.append((self.path, dict(self.headers), body))
+        reply = json.dumps({"ok": True, "ts": "1.0"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def signed(payload: dict[str, Any], timestamp: int | None = None, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(secret, ts, body), "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def click(request_id: str, action: str, user: str) -> dict[str, Any]:
+    return {"type": "block_actions", "user": {"id": user}, "actions": [{"action_id": action, "value": request_id}]}
+
+
+async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_path: Path, guard_home: Path) -> None:
+    Recorder.received = []
+    stand_in = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{stand_in.server_address[1]}"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "MCP_GUARD_USER": "carol",
+        "MCP_GUARD_SLACK_BOT_TOKEN": "test-bot-token", "MCP_GUARD_SLACK_CHANNEL": "C0REVIEW", "MCP_GUARD_SLACK_API_URL": api,
+        "MCP_GUARD_SLACK_SIGNING_SECRET": SECRET, "MCP_GUARD_SLACK_USERS": "U0ALICE=alice,U0CAROL=carol",
+        "MCP_GUARD_WEBHOOK_URLS": f"{api}/hook", "MCP_GUARD_WEBHOOK_SECRET": "hook-secret",
+    }
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *node_server("server-filesystem", str(tmp_path))]
+    target = tmp_path / "out.txt"
+    result: list[Any] = []
+    try:
+        async with background(argv, f"{base}/healthz", env=env):
+            with anyio.fail_after(60):
+                async with Client(f"{base}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+
+                    async def call() -> None:
+                        result.append(await client.call_tool("write_file", {"path": str(target), "content": "via slack"}))
+
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(call)
+                        while len(Recorder.received) < 2:
+                            await anyio.sleep(0.05)
+                        by_path = {path: (headers, body) for path, headers, body in Recorder.received}
+                        headers, body = by_path["/chat.postMessage"]
+                        message = json.loads(body)
+                        assert headers["Authorization"] == "Bearer test-bot-token" and message["channel"] == "C0REVIEW"
+                        buttons = message["blocks"][-1]["elements"]
+                        request_id = buttons[0]["value"]
+                        assert [b["action_id"] for b in buttons] == ["approve", "deny"]
+                        assert "write_file" in json.dumps(message) and "via slack" in json.dumps(message)
+                        hook_headers, hook_body = by_path["/hook"]
+                        expected = hmac.new(b"hook-secret", hook_body, hashlib.sha256).hexdigest()
+                        assert hook_headers["X-MCP-Guard-Signature"] == f"sha256={expected}"
+                        async with httpx.AsyncClient() as http:
+                            url = f"{base}/slack/interactive"
+                            bad_body, bad = signed(click(request_id, "approve", "U0ALICE"), secret="wrong")
+                            assert (await http.post(url, content=bad_body, headers=bad)).status_code == 401
+                            old_body, old = signed(click(request_id, "approve", "U0ALICE"), timestamp=int(time.time()) - 3600)
+                            assert (await http.post(url, content=old_body, headers=old)).status_code == 401
+                            who_body, who = signed(click(request_id, "approve", "U0MALLORY"))
+                            assert (await http.post(url, content=who_body, headers=who)).status_code == 403
+                            own_body, own = signed(click(request_id, "approve", "U0CAROL"))
+                            assert (await http.post(url, content=own_body, headers=own)).status_code == 403
+                            ok_body, ok = signed(click(request_id, "approve", "U0ALICE"))
+                            answer = await http.post(url, content=ok_body, headers=ok)
+                            assert answer.status_code == 200 and "approved by alice" in answer.json()["text"]
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+    assert not result[0].is_error and target.read_text() == "via slack"
+    audit = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)], capture_output=True, text=True).stdout
+    refused = [json.loads(line)["body"]["reason"] for line in audit.splitlines() if '"review.refused"' in line]
+    assert refused[:3] == ["bad signature", "stale or missing timestamp", "unknown Slack user"]
+    assert "cannot decide it" in refused[3]
+    finished = [json.loads(line)["body"] for line in audit.splitlines() if '"call.finished"' in line]
+    assert finished[-1]["channel"] == "slack" and finished[-1]["approver"] == "alice"
