@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -58,6 +59,7 @@ class Request:
     reviewers: str | None = None  # JSON list of who may decide, or None for anyone but the requester
     quorum: int = 1  # distinct reviewers whose approval it takes
     grp: str | None = None  # the policy group whose members may decide
+    owner_pid: int | None = None  # the guard process whose caller waits for it
 
     def public(self) -> dict[str, Any]:
         """Everything but the page token (a bearer secret for the approval page)."""
@@ -73,6 +75,17 @@ class Approvals:
 
     def _expire(self) -> None:
         self.store.execute("UPDATE approvals SET state='expired' WHERE state='pending' AND expires < ?", (time.time(),))
+        # A request whose guard process is gone has no caller left to run it (a restart, a crash):
+        # it is marked so, and the record stays.
+        for row in self.store.query("SELECT id, owner_pid FROM approvals WHERE state='pending' AND owner_pid IS NOT NULL"):
+            if not _alive(row["owner_pid"]):
+                self.cancel(row["id"], "the guard process waiting for it is gone")
+
+    def cancel(self, request_id: str, reason: str) -> None:
+        """The caller went away: the request can no longer run; kept as a record."""
+        self.store.execute(
+            "UPDATE approvals SET state='cancelled', decided_at=?, reason=? WHERE id=? AND state='pending'", (time.time(), reason, request_id)
+        )
 
     def open(
         self, *, user: str, session: str, server: str, tool: str, binding: str, rule: str, risk: str,
@@ -93,14 +106,16 @@ class Approvals:
             preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
             page_url=None, max_scope=max_scope, state="pending", approvers=approvers,
             reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum, grp=group,
+            owner_pid=os.getpid(),
         )
         self.store.execute(
             "INSERT INTO approvals (id, created, expires, user, session, server, tool, binding, rule, risk, preview,"
-            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum, grp)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum, grp, owner_pid)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (request.id, request.created, request.expires, request.user, request.session, request.server, request.tool,
              request.binding, request.rule, request.risk, request.preview, request.preview_sha256, request.page_token,
-             request.max_scope, request.state, request.approvers, request.reviewers, request.quorum, request.grp),
+             request.max_scope, request.state, request.approvers, request.reviewers, request.quorum, request.grp,
+             request.owner_pid),
         )
         return request
 
@@ -179,6 +194,16 @@ class Approvals:
             if row[2] == "denied" or row[1] in (None, "once"):
                 db.execute("UPDATE approvals SET consumed=? WHERE id=?", (time.time(), row[0]))
         return self.get(row[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _scopes(widest: str) -> list[str]:

@@ -79,7 +79,8 @@ MIGRATIONS = [
         approvers TEXT NOT NULL DEFAULT 'user',
         reviewers TEXT,
         quorum INTEGER NOT NULL DEFAULT 1,
-        grp TEXT
+        grp TEXT,
+        owner_pid INTEGER
     );
     CREATE INDEX approvals_binding ON approvals (binding, state);
     CREATE TABLE approval_votes (

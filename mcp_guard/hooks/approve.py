@@ -137,7 +137,7 @@ class ApprovalHook(Hook):
         if self.notifier is not None and self.notifier.enabled and request.created >= opened_at:  # new, not a retry's
             with anyio.move_on_after(15):
                 await self.notifier.request_opened(request)
-        decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})")
+        decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})", cancel_on_exit=True)
         if decided is None:
             call.deny(f"no reviewer decided on {call.name} within {decision.timeout:.0f} s (request {request.id}), so it was not run.", "approve")
             return
@@ -186,18 +186,26 @@ class ApprovalHook(Hook):
         taken = self.approvals.take_decision(binding, call.user)
         self._settle(call, taken or decided)
 
-    async def _wait(self, call: Call, request_id: str, wait: float, how: str) -> Any:
+    async def _wait(self, call: Call, request_id: str, wait: float, how: str, cancel_on_exit: bool = False) -> Any:
         assert self.approvals is not None
         deadline = time.monotonic() + wait
         next_note = time.monotonic()
-        while time.monotonic() < deadline:
-            request = self.approvals.get(request_id)
-            if request is None or request.state in ("approved", "denied", "expired"):
-                return request if request is not None and request.state != "expired" else None
-            if time.monotonic() >= next_note and call.asker is not None:
-                await call.asker.progress(f"mcp-guard: waiting for approval: {how}")
-                next_note = time.monotonic() + WAITING_NOTE_S
-            await anyio.sleep(POLL_S)
+        try:
+            while time.monotonic() < deadline:
+                request = self.approvals.get(request_id)
+                if request is None or request.state in ("approved", "denied", "expired", "cancelled"):
+                    return request if request is not None and request.state in ("approved", "denied") else None
+                if time.monotonic() >= next_note and call.asker is not None:
+                    await call.asker.progress(f"mcp-guard: waiting for approval: {how}")
+                    next_note = time.monotonic() + WAITING_NOTE_S
+                await anyio.sleep(POLL_S)
+        except anyio.get_cancelled_exc_class():
+            # The client went away (or cancelled the call): nobody is left to run it.
+            with anyio.CancelScope(shield=True):
+                self.approvals.cancel(request_id, "the caller cancelled the call or went away")
+            raise
+        if cancel_on_exit:
+            self.approvals.cancel(request_id, "no decision in time")
         return None
 
     def _settle(self, call: Call, request: Any) -> None:

@@ -143,3 +143,20 @@ async def test_two_hundred_waiting_calls_are_each_decided_correctly(tmp_path: Pa
     assert ran == list(range(0, 200, 2))
     for i, result in results.items():
         assert result.is_error is (i % 2 == 1)
+
+
+async def test_a_request_whose_caller_is_gone_is_marked_so_and_kept(tmp_path: Path, guard_home: Path) -> None:
+    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path))
+    with anyio.fail_after(60):
+        async with connect(argv, env={"MCP_GUARD_USER": "carol"}) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.call_tool, "write_file", {"path": str(tmp_path / "x.txt"), "content": "x"})
+                rid = await first_pending(guard_home)
+                tg.cancel_scope.cancel()  # the client gives up; then the whole session closes
+    shown: dict[str, Any] = {}
+    with anyio.fail_after(20):
+        while shown.get("state") != "cancelled":
+            shown = json.loads(review(guard_home, "show", rid, "--json").stdout)
+            await anyio.sleep(0.05)
+    assert shown["reason"] and not (tmp_path / "x.txt").exists()
+    assert review(guard_home, "approve", rid, "--as", "alice").returncode == 1  # nothing left to decide
