@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 import time
@@ -31,6 +32,8 @@ APPROVE_KEY = "mcp-guard/approve"
 POLL_S = 0.1
 # How often a waiting call tells the client it is still waiting.
 WAITING_NOTE_S = 5.0
+# How long the client may take to acknowledge the review page's link (it changes nothing).
+REVIEW_LINK_TIMEOUT_S = 600.0
 # Argument values longer than this are shortened in the preview a person reads.
 PREVIEW_VALUE_CHARS = 200
 PREVIEW_TOTAL_CHARS = 2000
@@ -137,12 +140,31 @@ class ApprovalHook(Hook):
         if self.notifier is not None and self.notifier.enabled and request.created >= opened_at:  # new, not a retry's
             with anyio.move_on_after(15):
                 await self.notifier.request_opened(request)
-        decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})", cancel_on_exit=True)
+        review_url = os.environ.get("MCP_GUARD_REVIEW_URL")
+        async with anyio.create_task_group() as tg:
+            if review_url and call.asker is not None and getattr(call.asker, "can_elicit_url", False):
+                tg.start_soon(self._show_review_link, call, f"{review_url.rstrip('/')}#req-{request.id}", request.id)
+            decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})", cancel_on_exit=True)
+            tg.cancel_scope.cancel()
         if decided is None:
             call.deny(f"no reviewer decided on {call.name} within {decision.timeout:.0f} s (request {request.id}), so it was not run.", "approve")
             return
         taken = self.approvals.take_decision(binding, call.user)
         self._settle(call, taken or decided)
+
+    async def _show_review_link(self, call: Call, url: str, request_id: str) -> None:
+        """URL-mode elicitation: the client can offer the person the review page's link."""
+        assert call.asker is not None
+        params = {
+            "mode": "url",
+            "message": f"mcp-guard: {call.name} on {call.upstream} waits for a security reviewer (request {request_id}).",
+            "url": url,
+            "elicitationId": f"mcp-guard-review-{request_id}",
+        }
+        try:
+            await call.asker.ask(f"mcp-guard/review-link-{request_id}", "elicitation/create", params, REVIEW_LINK_TIMEOUT_S)
+        except (TimeoutError, RPCError):
+            pass  # showing the link is a courtesy; the decision comes from the queue
 
     def _out_of_band_possible(self, decision: Any) -> bool:
         return self.approvals is not None and any(c in decision.channels for c in ("page", "cli", "notify"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
 import socket
 import sys
@@ -294,6 +295,8 @@ async def _serve(hub: Hub | None, host: str, port: int, extra_hosts: list[str], 
         if hub is not None:
             print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
         if review is not None:
+            # Waiting reviewer requests offer this link to clients that take URL-mode elicitation.
+            os.environ.setdefault("MCP_GUARD_REVIEW_URL", f"http://{host}:{port}/review")
             print(f"mcp-guard: review page at http://{host}:{port}/review", file=sys.stderr, flush=True)
         await server.serve(sockets=[sock])
         tg.cancel_scope.cancel()

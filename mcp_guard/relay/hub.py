@@ -715,6 +715,8 @@ class _Asker:
         caps = ctx.facts.capabilities.get("elicitation") if isinstance(ctx.facts.capabilities, dict) else None
         # `{}` means form mode; a client that declares only `url` cannot show a form.
         self.can_elicit = isinstance(caps, dict) and ("form" in caps or "url" not in caps)
+        # URL mode needs 2025-11-25 and a mid-call request: handshake-era clients only.
+        self.can_elicit_url = isinstance(caps, dict) and "url" in caps and not ctx.modern
 
     async def ask(self, key: str, method: str, params: dict[str, Any], timeout: float) -> Any:
         ctx = self.ctx

@@ -160,3 +160,26 @@ async def test_a_request_whose_caller_is_gone_is_marked_so_and_kept(tmp_path: Pa
             await anyio.sleep(0.05)
     assert shown["reason"] and not (tmp_path / "x.txt").exists()
     assert review(guard_home, "approve", rid, "--as", "alice").returncode == 1  # nothing left to decide
+
+
+async def test_a_client_with_url_elicitation_is_offered_the_review_pages_link(tmp_path: Path, guard_home: Path) -> None:
+    offered: list[str] = []
+
+    async def on_elicit(ctx: Any, params: Any) -> Any:
+        import mcp_types as types
+
+        offered.append(str(getattr(params, "url", "")))
+        return types.ElicitResult(action="accept")
+
+    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path))
+    env = {"MCP_GUARD_USER": "carol", "MCP_GUARD_REVIEW_URL": "http://127.0.0.1:8765/review"}
+    with anyio.fail_after(60):
+        async with connect(argv, env=env, elicitation_callback=on_elicit) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.call_tool, "write_file", {"path": str(tmp_path / "x.txt"), "content": "x"})
+                rid = await first_pending(guard_home)
+                while not offered:
+                    await anyio.sleep(0.05)
+                assert review(guard_home, "approve", rid, "--as", "alice").returncode == 0
+    assert offered == [f"http://127.0.0.1:8765/review#req-{rid}"]
+    assert (tmp_path / "x.txt").read_text() == "x"
