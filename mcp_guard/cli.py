@@ -110,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--home")
         decide.set_defaults(func=_cmd_review_decide, approve=verb == "approve")
 
+    for verb in ("wrap", "unwrap"):
+        w = sub.add_parser(verb, help=f"{'put every server of' if verb == 'wrap' else 'restore'} a client's MCP config {'behind the guard' if verb == 'wrap' else 'from its backup'}")
+        w.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"), default="claude-desktop")
+        w.add_argument("--file", help="the config file (default: where the client keeps it on this OS)")
+        w.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+        w.set_defaults(func=_cmd_wrap, verb=verb)
+
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
     asub = audit.add_subparsers(metavar="ACTION")
     verify = asub.add_parser("verify", help="exit 0 when the chain is whole, 1 naming the first bad record")
@@ -454,6 +461,26 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     audit = _audit_for(args)
     for chunk in export(audit.records(when(args.since), when(args.until)), args.format):
         sys.stdout.write(chunk)
+    return EXIT_OK
+
+
+def _cmd_wrap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import wrap as wrapping
+
+    path = Path(args.file) if args.file else wrapping.default_path(args.client)
+    if args.verb == "wrap":
+        old, new = wrapping.wrap(path, args.client, dry_run=args.dry_run)
+    else:
+        old, new = wrapping.unwrap(path, dry_run=args.dry_run)
+    if args.dry_run:
+        sys.stdout.write(wrapping.diff(old, new, path))
+    elif old == new:
+        print(f"{path}: nothing to change", file=sys.stderr)
+    else:
+        done = "every server now runs through mcp-guard; restart the client" if args.verb == "wrap" else "restored from the backup"
+        print(f"{path}: {done}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,0 +1,79 @@
+"""`mcp-guard wrap` / `unwrap` on real config files of each client shape."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import FIXTURES, background, connect, free_port, probe
+
+SHAPES = {
+    "claude-desktop": "claude_desktop_config.json",
+    "claude-code": "claude_code.json",
+    "cursor": "cursor_mcp.json",
+    "vscode": "vscode_mcp.json",
+}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mcp_guard", *args], capture_output=True, text=True, timeout=30)
+
+
+def servers(data: dict) -> dict:  # type: ignore[type-arg]
+    found = dict(data.get("mcpServers") or data.get("servers") or {})
+    for project in (data.get("projects") or {}).values():
+        found.update(project.get("mcpServers") or {})
+    return found
+
+
+@pytest.mark.parametrize("client", SHAPES)
+def test_wrap_is_idempotent_and_unwrap_restores_the_file_byte_for_byte(tmp_path: Path, client: str) -> None:
+    path = tmp_path / SHAPES[client]
+    shutil.copy(FIXTURES / "clients" / SHAPES[client], path)
+    original = path.read_bytes()
+    before = servers(json.loads(original))
+    dry = run("wrap", "--client", client, "--file", str(path), "--dry-run")
+    assert dry.returncode == 0 and "mcp-guard" in dry.stdout and path.read_bytes() == original
+    assert run("wrap", "--client", client, "--file", str(path)).returncode == 0
+    wrapped = path.read_bytes()
+    after = servers(json.loads(wrapped))
+    assert set(after) == set(before)
+    for name, entry in after.items():
+        assert Path(entry["command"]).name == "mcp-guard" and entry["args"][:3] == ["run", "--name", name]
+        if "command" in before[name]:
+            assert entry["args"][entry["args"].index("--") + 1:] == [before[name]["command"], *before[name].get("args", [])]
+            assert entry.get("env") == before[name].get("env")
+    assert run("wrap", "--client", client, "--file", str(path)).returncode == 0
+    assert path.read_bytes() == wrapped  # twice changes nothing
+    assert run("unwrap", "--client", client, "--file", str(path)).returncode == 0
+    assert path.read_bytes() == original
+
+
+@pytest.mark.anyio
+async def test_a_wrapped_config_starts_and_serves_tools_through_the_guard(tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "claude_desktop_config.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "local": {"command": probe()[0], "args": probe()[1:], "env": {"PROBE_WORD": "kept"}},
+        "remote": {"url": f"http://127.0.0.1:{port}/mcp"},
+    }}))
+    assert run("wrap", "--file", str(path)).returncode == 0
+    wrapped = json.loads(path.read_text())["mcpServers"]
+    async with background([*probe(), "--http", "--port", str(port)], f"http://127.0.0.1:{port}/mcp"):
+        for name in ("local", "remote"):
+            entry = wrapped[name]
+            argv = [entry["command"], *entry["args"]]
+            with anyio.fail_after(30):
+                async with connect(argv, env=entry.get("env")) as client:
+                    tools = {t.name: t for t in (await client.list_tools()).tools}
+                    assert "echo" in tools
+                    assert tools["echo"].meta and tools["echo"].meta["mcp-guard/risk"]  # the guard's policy is in force
+                    if name == "local":
+                        result = await client.call_tool("env", {"name": "PROBE_WORD"})
+                        assert result.content[0].text == "kept"  # type: ignore[union-attr]
