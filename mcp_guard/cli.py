@@ -110,6 +110,23 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--home")
         decide.set_defaults(func=_cmd_review_decide, approve=verb == "approve")
 
+    tools = sub.add_parser("tools", help="pinned tool definitions: diff, accept, check")
+    tsub = tools.add_subparsers(metavar="ACTION")
+    tdiff = tsub.add_parser("diff", help="changed or held tools, with the difference")
+    tdiff.add_argument("server", nargs="?")
+    tdiff.add_argument("--home")
+    tdiff.set_defaults(func=_cmd_tools_diff)
+    taccept = tsub.add_parser("accept", help="accept the changed (or held new) tools of a server")
+    taccept.add_argument("server")
+    taccept.add_argument("tool", nargs="?")
+    taccept.add_argument("--home")
+    taccept.set_defaults(func=_cmd_tools_accept)
+    tcheck = tsub.add_parser("check", help="what description scanning found, with the evidence")
+    tcheck.add_argument("server", nargs="?")
+    tcheck.add_argument("--json", action="store_true")
+    tcheck.add_argument("--home")
+    tcheck.set_defaults(func=_cmd_tools_check)
+
     for verb in ("wrap", "unwrap"):
         w = sub.add_parser(verb, help=f"{'put every server of' if verb == 'wrap' else 'restore'} a client's MCP config {'behind the guard' if verb == 'wrap' else 'from its backup'}")
         w.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"), default="claude-desktop")
@@ -158,7 +175,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file in the mcpServers shape (command/args/env or url/headers)")
     p.add_argument("--home", help="state directory (default: $MCP_GUARD_HOME or the user's data dir)")
     p.add_argument("--user", default=None, help="the requester's name (default: $MCP_GUARD_USER or the OS user)")
-    p.add_argument("--name", default="upstream", help="name of the upstream given after -- (default: upstream)")
+    p.add_argument("--name", default=None, help="name of the upstream given after -- (default: taken from its command)")
     p.add_argument(
         "--protocol", choices=("auto", "legacy", "2026-07-28"), default="auto", help="era to speak to the upstream after --"
     )
@@ -199,7 +216,7 @@ def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if command and args.config:
         raise ConfigError("give either --config F or -- CMD ARGS, not both")
     if command:
-        spec = UpstreamSpec(name=args.name, command=command[0], args=command[1:], protocol=args.protocol)
+        spec = UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)
         hooks = _policy_hooks(args, None, [])
         return build_hub([spec], hooks, allow_methods=args.allow_method), 32 * 1024 * 1024
     if not args.config:
@@ -464,6 +481,58 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pins_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .integrity import Pins
+
+    return Pins(_approvals_for(args).store)
+
+
+def _cmd_tools_diff(args: argparse.Namespace) -> int:
+    import difflib
+    import json
+
+    rows = [r for r in _pins_for(args).rows(args.server) if r["pending_hash"] or r["accepted"] is None]
+    if not rows:
+        print("no changed or held tools", file=sys.stderr)
+        return EXIT_OK
+    for r in rows:
+        if r["pending_hash"]:
+            old = json.dumps(json.loads(r["definition"]), indent=2, sort_keys=True).splitlines(True)
+            new = json.dumps(json.loads(r["pending_definition"]), indent=2, sort_keys=True).splitlines(True)
+            sys.stdout.write("".join(difflib.unified_diff(old, new, f"{r['server']}/{r['tool']} (accepted)", f"{r['server']}/{r['tool']} (now)")))
+        else:
+            print(f"{r['server']}/{r['tool']}: new, held until accepted")
+    return EXIT_PROBLEM
+
+
+def _cmd_tools_accept(args: argparse.Namespace) -> int:
+    count = _pins_for(args).accept(args.server, args.tool)
+    if not count:
+        print(f"mcp-guard: nothing to accept for {args.server}{'/' + args.tool if args.tool else ''}", file=sys.stderr)
+        return EXIT_PROBLEM
+    audit = _audit_for(args)
+    audit.append("tool.accepted", {"server": args.server, "tool": args.tool or "*", "by": _user(argparse.Namespace(user=None))})
+    print(f"accepted {count} tool definition(s) of {args.server}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_tools_check(args: argparse.Namespace) -> int:
+    import json
+
+    flagged = [(r["server"], r["tool"], json.loads(r["findings"] or "[]")) for r in _pins_for(args).rows(args.server)]
+    flagged = [f for f in flagged if f[2]]
+    if args.json:
+        print(json.dumps([{"server": s, "tool": t, "findings": f} for s, t, f in flagged]))
+    else:
+        for server, tool, findings in flagged:
+            print(f"{server}/{tool}:")
+            for f in findings:
+                print(f"  {f['kind']} in {f['where']}: {f['evidence']!r}")
+        if not flagged:
+            print("no findings", file=sys.stderr)
+    return EXIT_PROBLEM if flagged else EXIT_OK
+
+
 def _cmd_wrap(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -525,6 +594,33 @@ def _cmd_grants_revoke(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     print(f"revoked {args.id}", file=sys.stderr)
     return EXIT_OK
+
+
+_GENERIC = {"index", "main", "__main__", "server", "dist", "build", "lib", "src", "bin", "app", "cli"}
+_RUNNERS = {"node", "npx", "python", "python3", "uv", "uvx", "pipx", "bun", "bunx", "deno", "docker", "env", "sh", "bash"}
+
+
+def default_name(command: list[str]) -> str:
+    """A stable server name from its command line, so that policies, pins and audit records of
+    different servers do not share one: `npx -y @mcp/server-files` -> server-files."""
+    import re
+    from pathlib import PurePath
+
+    for word in command:
+        if word.startswith("-") or "=" in word and not word.startswith("/"):
+            continue
+        path = PurePath(word)
+        parts = [re.sub(r"\.(?:py|js|mjs|cjs|ts|exe)$", "", p) for p in path.parts]
+        meaningful = [p for p in parts if p and p not in _GENERIC and p != "/" and not p.startswith("@")]
+        if not meaningful:
+            continue
+        candidate = meaningful[-1]
+        if path.name in ("index.js", "main.py", "__main__.py", "index.mjs") and len(meaningful) >= 1:
+            candidate = meaningful[-1]
+        if candidate in _RUNNERS:
+            continue
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", candidate).replace("__", "_")[:48] or "upstream"
+    return "upstream"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -92,6 +92,19 @@ MIGRATIONS = [
         reason TEXT,
         PRIMARY KEY (request, reviewer)
     );
+    CREATE TABLE pins (
+        server TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        accepted REAL,
+        pending_hash TEXT,
+        pending_definition TEXT,
+        changed REAL,
+        findings TEXT,
+        PRIMARY KEY (server, tool)
+    );
     CREATE TABLE reviewer_tokens (
         hash TEXT PRIMARY KEY,
         name TEXT NOT NULL,

@@ -20,8 +20,16 @@ def default_hooks(
     hooks: list[Hook] = list(extra)
     if policy is not None:
         from .approve import ApprovalHook
+        from .integrity import IntegrityHook
         from .mask import MaskHook
         from .policy import PolicyHook
+
+        pins = None
+        if grants is not None:
+            from ..integrity import Pins
+
+            pins = Pins(grants.store)
+        hooks.append(IntegrityHook(policy, pins, audit))
 
         masking = policy.current.masking
         if masking.enabled:

@@ -17,7 +17,8 @@ from ..pipeline import Call, Hook
 from ..policy import decide, load_policy
 from ..policy.engine import Facts
 from ..policy.model import Policy
-from ..risk import REASON_KEY, RISK_KEY, SOURCE_KEY, resolve_risk
+from ..policy.model import RISKS
+from ..risk import REASON_KEY, RISK_KEY, SOURCE_KEY, ResolvedRisk, resolve_risk
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class PolicyHook(Hook):
         policy = self.source.current
         definition = await call.lookup_tool() if call.lookup_tool is not None else None
         risk = resolve_risk(policy, call.upstream, definition, call.name)
+        floor = call.notes.get("risk_floor")
+        if floor in RISKS and RISKS.index(floor) > RISKS.index(risk.level) and risk.source != "policy":
+            risk = ResolvedRisk(floor, "integrity", "its description carries instructions to the model")
         labels = call.notes.get("labels", frozenset())
         decision = decide(policy, Facts(call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition)))
         call.notes["risk"] = risk

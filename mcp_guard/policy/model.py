@@ -163,10 +163,20 @@ class Masking(_Strict):
     _labels = field_validator("labels")(lambda cls, v: _check_labels(v))
 
 
+class Integrity(_Strict):
+    # A tool seen for the first time: run it (allow), or hold it until `mcp-guard tools accept`.
+    new_tools: Literal["allow", "hold"] = "allow"
+    # A pinned tool whose definition changed (a rug pull): held until accepted, or only recorded.
+    changed: Literal["block", "allow"] = "block"
+    # Instructions to the model found in descriptions: raise the tool to high risk, hold it, or note it.
+    findings: Literal["raise", "block", "allow"] = "raise"
+
+
 class Policy(_Strict):
     version: Literal[1]
     defaults: Defaults = Defaults()
     masking: Masking = Masking()
+    integrity: Integrity = Integrity()
     groups: dict[str, list[str]] = {}
     risk: list[RiskOverride] = []
     rules: list[Rule] = []

@@ -272,5 +272,5 @@ async def test_an_approved_call_whose_server_asks_too_asks_the_guard_question_on
         async with connect(argv, mode, elicitation_callback=person, env={"PROBE_LOG": str(log)}) as client:
             result = await client.call_tool("confirm", {"action": "deploy"})
     assert result.content[0].text == "accept: approve=True"  # type: ignore[union-attr]
-    assert [q.splitlines()[0] for q in person.questions] == ["mcp-guard: approve confirm on server upstream?", "Allow action: deploy?"]
+    assert [q.splitlines()[0] for q in person.questions] == ["mcp-guard: approve confirm on server probe_server?", "Allow action: deploy?"]
     assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["confirm"]

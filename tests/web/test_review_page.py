@@ -89,7 +89,7 @@ async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_bro
                         await page.click("button")
                         await page.wait_for_selector(".card")
                         card = await page.inner_text(".card")
-                        assert "write_file on upstream" in card and "carol" in card
+                        assert "write_file on server-filesystem" in card and "carol" in card
                         assert "<EMAIL_1>" in card and "jane.doe@example.com" not in card  # the masked preview
                         await page.fill("input[name=reason]", "customer asked for it")
                         shot = tmp_path / "review-page.png"  # docs/review-page.png is a copy of one
