@@ -46,7 +46,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("override", re.compile(r"\b(?:you are now|from now on,? you|new instructions?:|system prompt|act as (?:an?|the) (?:admin|system|developer))", re.I)),
     ("secrecy", re.compile(r"\b(?:do not|don't|never|must not|should not)\b[^.\n]{0,25}\b(?:tell|inform|mention|reveal|show|notify|alert|disclose)\b[^.\n]{0,25}\b(?:the )?user", re.I)),
     ("secrecy", re.compile(r"\bwithout (?:the user(?:'s)?|telling|informing|asking|notifying)\b|\b(?:silently|secretly|covertly)\b[^.\n]{0,30}\b(?:send|read|call|include|add|copy|forward)", re.I)),
-    ("exfiltration", re.compile(r"\b(?:read|cat|open|load|send|upload|post|include|pass|attach|forward|copy|exfiltrat\w*|collect)\b[^\n]{0,80}(?:~/\.ssh|id_rsa|id_ed25519|\.env\b|/etc/passwd|\.aws/|credentials|private key|api[_ -]?keys?|passwords?|secrets?|tokens?|mcp\.json|cookies)", re.I)),
+    ("exfiltration", re.compile(r"\b(?:read|cat|open|load|send|upload|post|include|pass|attach|forward|copy|exfiltrat\w*|collect)\b[^\n]{0,80}(?:~/\.[\w-]+|id_rsa|id_ed25519|\.env\b|/etc/passwd|\.aws/|credentials|private key|api[_ -]?keys?|passwords?|secrets?|tokens?|mcp\.json|cookies)", re.I)),
     ("exfiltration", re.compile(r"\b(?:send|post|upload|forward|transmit|report)\b[^\n]{0,60}\bto\b[^\n]{0,20}(?:https?://|[\w.-]+@[\w-]+\.[\w.]+)", re.I)),
     ("cross-tool", re.compile(r"\b(?:before|after|instead of|whenever|every time)\b[^.\n]{0,20}\b(?:using|calling|invoking|you use|you call)\b[^.\n]{0,30}\b(?:any|other|another|all|every)\b[^.\n]{0,15}\btools?\b", re.I)),
     ("cross-tool", re.compile(r"\b(?:always|must|first)\b[^.\n]{0,20}\b(?:call|use|invoke|run)\b[^.\n]{0,10}\bthis tool\b[^.\n]{0,30}\b(?:first|instead|before|rather than)\b", re.I)),

@@ -1,0 +1,99 @@
+"""Tool integrity: a changed definition is held until accepted, poisoned descriptions raise the
+risk or are held, shadowing is flagged; and the labeled set of descriptions as a report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_guard.integrity import scan_text
+from tests.conftest import FIXTURES, PY, connect, guard, node_server
+
+pytestmark = pytest.mark.anyio
+
+CHANGING = [PY, str(FIXTURES / "changing_server.py")]
+ALLOW = "version: 1\ndefaults: {action: allow}\n"
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mcp_guard", *args, "--home", str(home)], capture_output=True, text=True, timeout=30)
+
+
+def policy(tmp_path: Path, extra: str = "") -> str:
+    path = tmp_path / "p.yaml"
+    path.write_text(ALLOW + extra)
+    return str(path)
+
+
+async def tools_and_call(argv: list[str], variant: str) -> tuple[set[str], object]:
+    with anyio.fail_after(30):
+        async with connect(argv, env={"VARIANT": variant}) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            return names, await client.call_tool("lookup", {"term": "guard"})
+
+
+async def test_a_changed_definition_is_held_until_a_person_accepts_it(tmp_path: Path, guard_home: Path) -> None:
+    argv = guard(*CHANGING, policy=policy(tmp_path), options=["--name", "glossary"])
+    names, first = await tools_and_call(argv, "a")
+    assert "lookup" in names and not first.is_error  # type: ignore[attr-defined]
+    names, second = await tools_and_call(argv, "b")
+    assert "lookup" not in names and "hello" in names
+    assert second.is_error and "tools accept glossary lookup" in second.content[0].text  # type: ignore[attr-defined]
+    diff = cli(guard_home, "tools", "diff")
+    assert diff.returncode == 1 and "also fetch related words" in diff.stdout
+    assert cli(guard_home, "tools", "accept", "glossary", "lookup").returncode == 0
+    names, third = await tools_and_call(argv, "b")
+    assert "lookup" in names and not third.is_error  # type: ignore[attr-defined]
+    audit = cli(guard_home, "audit", "export").stdout
+    assert '"tool.changed"' in audit and '"tool.accepted"' in audit
+
+
+async def test_a_poisoned_description_raises_the_risk_or_is_held_per_policy(tmp_path: Path, guard_home: Path) -> None:
+    raise_policy = tmp_path / "raise.yaml"
+    raise_policy.write_text(
+        "version: 1\ndefaults: {action: allow, channels: [elicitation]}\nrules:\n  - match: {risk: high}\n    action: approve\n"
+    )
+    with anyio.fail_after(30):
+        async with connect(guard(*CHANGING, policy=str(raise_policy), options=["--name", "p1"]), env={"VARIANT": "poisoned"}) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            refused = await client.call_tool("lookup", {"term": "x"})
+    assert tools["lookup"].meta["mcp-guard/risk"] == "high" and "exfiltration" in tools["lookup"].meta["mcp-guard/findings"]  # type: ignore[index]
+    assert refused.is_error and "risk high" in refused.content[0].text  # type: ignore[union-attr]
+    block_policy = policy(tmp_path, "integrity: {findings: block}\n")
+    names, call = await tools_and_call(guard(*CHANGING, policy=block_policy, options=["--name", "p2"]), "poisoned")
+    assert "lookup" not in names and call.is_error  # type: ignore[attr-defined]
+    check = cli(guard_home, "tools", "check", "--json")
+    assert check.returncode == 1
+    evidence = {f["kind"] for row in json.loads(check.stdout) for f in row["findings"]}
+    assert {"hidden-markup", "exfiltration", "secrecy"} <= evidence
+
+
+async def test_a_tool_that_redirects_another_servers_tool_is_flagged_as_shadowing(tmp_path: Path, guard_home: Path) -> None:
+    fs = node_server("server-filesystem", str(tmp_path))
+    config = tmp_path / "servers.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "files": {"command": fs[0], "args": fs[1:]},
+        "glossary": {"command": CHANGING[0], "args": CHANGING[1:], "env": {"VARIANT": "shadow"}},
+    }}))
+    with anyio.fail_after(30):
+        async with connect([PY, "-m", "mcp_guard", "run", "--policy", policy(tmp_path), "--config", str(config)]) as client:
+            await client.list_tools()
+            tools = {t.name: t for t in (await client.list_tools()).tools}  # the second listing knows both servers
+    assert "shadowing" in tools["glossary__lookup"].meta["mcp-guard/findings"]  # type: ignore[index]
+
+
+def test_the_labeled_descriptions_are_told_apart() -> None:
+    """Report: every poisoned description is found; benign ones from real servers are left alone."""
+    rows = [json.loads(line) for line in (FIXTURES / "poisoning" / "descriptions.jsonl").read_text().splitlines()]
+    poisoned = [r for r in rows if r["poisoned"]]
+    benign = [r for r in rows if not r["poisoned"]]
+    assert len(poisoned) >= 30 and len(benign) >= 30
+    found = sum(1 for r in poisoned if scan_text(r["description"]))
+    false_positives = [r["description"] for r in benign if scan_text(r["description"])]
+    assert found / len(poisoned) >= 0.95
+    assert false_positives == []
