@@ -110,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--home")
         decide.set_defaults(func=_cmd_review_decide, approve=verb == "approve")
 
+    doctor = sub.add_parser("doctor", help="check the config, policy, store and each upstream; say how to fix problems")
+    _common(doctor)
+    doctor.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream")
+    doctor.set_defaults(func=_cmd_doctor)
+
     tools = sub.add_parser("tools", help="pinned tool definitions: diff, accept, check")
     tsub = tools.add_subparsers(metavar="ACTION")
     tdiff = tsub.add_parser("diff", help="changed or held tools, with the difference")
@@ -479,6 +484,43 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     for chunk in export(audit.records(when(args.since), when(args.until)), args.format):
         sys.stdout.write(chunk)
     return EXIT_OK
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+    from .guard import UpstreamSpec
+
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    specs: object
+    from_config = None
+    if command:
+        specs = [UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)]
+    elif args.config:
+        from .config import load_config
+
+        try:
+            config = load_config(args.config)
+            from_config = config.guard.policy
+            specs = [
+                UpstreamSpec(name=n, command=e.command, args=e.args, env=e.env, cwd=e.cwd, url=e.url, headers=e.headers, protocol=e.protocol)
+                for n, e in config.enabled().items()
+            ]
+        except ConfigError as exc:
+            specs = exc
+    else:
+        raise ConfigError("give --config F, or the server command after --")
+
+    def store():  # type: ignore[no-untyped-def]
+        from .store import Store
+
+        return Store()
+
+    policy = None if args.no_policy else _policy_path(args.policy, from_config)
+    return doctor.run(specs, policy, store)
 
 
 def _pins_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -77,3 +77,21 @@ async def test_a_wrapped_config_starts_and_serves_tools_through_the_guard(tmp_pa
                     if name == "local":
                         result = await client.call_tool("env", {"name": "PROBE_WORD"})
                         assert result.content[0].text == "kept"  # type: ignore[union-attr]
+
+
+def test_doctor_names_what_is_wrong_and_how_to_fix_it(tmp_path: Path) -> None:
+    config = tmp_path / "servers.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "good": {"command": probe()[0], "args": probe()[1:]},
+        "missing": {"command": "/nonexistent/server"},
+    }}))
+    bad_policy = tmp_path / "p.yaml"
+    bad_policy.write_text("version: 1\nrules:\n  - action: perhaps\n")
+    done = run("doctor", "--config", str(config), "--policy", str(bad_policy), "--home", str(tmp_path / "home"))
+    assert done.returncode == 1
+    assert "ok    upstream good: probe speaks" in done.stdout
+    assert "FAIL  upstream missing" in done.stdout and "could not start" in done.stdout
+    assert "FAIL  policy" in done.stdout and "rules[0].action" in done.stdout
+    assert "ok    store" in done.stdout
+    healthy = run("doctor", "--home", str(tmp_path / "home"), "--", *probe())
+    assert healthy.returncode == 0, healthy.stdout
