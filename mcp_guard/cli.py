@@ -189,9 +189,30 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-policy", action="store_true", help="relay only: no risk, no decisions, no approvals")
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors. Messages hold names and ids, never values."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def _setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("mcp-guard %(levelname)s %(name)s: %(message)s"))
+    style = os.environ.get("MCP_GUARD_LOG_FORMAT") or ("text" if sys.stderr.isatty() else "json")
+    if style == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("mcp-guard %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("mcp_guard")
     root.addHandler(handler)
     root.setLevel(level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING")
@@ -280,7 +301,7 @@ def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list
     if audit is not None:
         audit.append("policy.loaded", {"path": path, "sha256": _file_digest(path), "rules": len(source.policy.rules)})
         source.listeners.append(lambda event, detail: audit.append(event, {"path": path, **detail}))
-    return default_hooks(source, _open_grants(), extra, audit)
+    return default_hooks(source, _open_grants(), extra, audit, getattr(args, "metrics", None))
 
 
 def _file_digest(path: str) -> str:
@@ -698,13 +719,35 @@ def _review_routes():  # type: ignore[no-untyped-def]
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .hooks.metrics import Metrics
     from .relay.front_http import serve_http
 
+    args.metrics = Metrics()
     hub, limit = _hub(args)
     review = None if args.no_policy else _review_routes()
+    routes = [_metrics_route(args.metrics)]
     return serve_http(
-        hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=_user(args), max_message_bytes=limit, review=review
+        hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=_user(args), max_message_bytes=limit,
+        review=review, routes=routes,
     )
+
+
+def _metrics_route(metrics):  # type: ignore[no-untyped-def]
+    """GET /metrics: Prometheus text format; approvals pending is read from the store then."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    grants = _open_grants()
+
+    async def endpoint(request):  # type: ignore[no-untyped-def]
+        if grants is not None:
+            from .approvals import Approvals
+
+            metrics.pending.set(len(Approvals(grants.store).pending()))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Route("/metrics", endpoint)
 
 
 def _cmd_review_serve(args: argparse.Namespace) -> int:

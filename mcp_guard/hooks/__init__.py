@@ -7,17 +7,23 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..audit import Audit
+    from .metrics import Metrics
     from ..grants import Grants
     from ..pipeline import Hook
     from .policy import PolicySource
 
 
 def default_hooks(
-    policy: PolicySource | None, grants: Grants | None, extra: Sequence[Hook] = (), audit: Audit | None = None
+    policy: PolicySource | None, grants: Grants | None, extra: Sequence[Hook] = (), audit: Audit | None = None,
+    metrics: Metrics | None = None,
 ) -> list[Hook]:
     """The chain in order: operator hooks first (they may add facts), then masking (labels in,
     placeholders back), policy, approval. Masking of results runs in the same order on the way out."""
     hooks: list[Hook] = list(extra)
+    if metrics is not None:
+        from .metrics import MetricsHook
+
+        hooks.append(MetricsHook(metrics))  # first: it times the approval steps after it
     if policy is not None:
         from .approve import ApprovalHook
         from .integrity import IntegrityHook

@@ -262,16 +262,18 @@ def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:
 
 def serve_http(
     hub: Hub | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
 ) -> int:
     """Serve MCP at /mcp (when ``hub`` is given) and the reviewers' page (when ``review`` is)."""
     import functools
 
-    anyio.run(functools.partial(_serve, hub, host, port, extra_hosts, user, max_message_bytes, review))
+    anyio.run(functools.partial(_serve, hub, host, port, extra_hosts, user, max_message_bytes, review, routes or []))
     return 0
 
 
-async def _serve(hub: Hub | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any) -> None:
+async def _serve(
+    hub: Hub | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any, extra: list[Any]
+) -> None:
     import uvicorn
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -280,7 +282,7 @@ async def _serve(hub: Hub | None, host: str, port: int, extra_hosts: list[str], 
     sock.bind((host, port))
     port = sock.getsockname()[1]
     hosts = allowed_hosts(host, port, extra_hosts)
-    routes = review(origins={f"http://{h}" for h in hosts}) if review is not None else []
+    routes = (review(origins={f"http://{h}" for h in hosts}) if review is not None else []) + extra
     async with anyio.create_task_group() as tg:
         if hub is not None:
             await tg.start(hub.run)

@@ -123,3 +123,24 @@ async def test_http_upstreams_are_aggregated_with_stdio_ones(tmp_path, mode: str
                 assert "Ada" in greet.messages[0].content.text  # type: ignore[union-attr]
                 with pytest.raises(MCPError, match="names here look like server__tool"):
                     await client.call_tool("nosuch__tool", {})
+
+
+async def test_serve_exposes_prometheus_metrics_for_calls_decisions_and_masking(tmp_path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow}\nrules:\n  - name: no-sum\n    match: {tool: get-sum}\n    action: deny\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", "env", "OWNER=jane.doe@example.com", *everything()]
+    async with background(argv, f"http://127.0.0.1:{port}/healthz"):
+        with anyio.fail_after(60):
+            async with Client(url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                await client.call_tool("echo", {"message": "hi"})
+                await client.call_tool("get-sum", {"a": 1, "b": 2})
+                await client.call_tool("get-env", {})
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'mcp_guard_calls_total{method="tools/call",outcome="completed",server="server-everything"} 2.0' in text
+    assert 'mcp_guard_decisions_total{action="deny",rule="no-sum"} 1.0' in text
+    assert 'mcp_guard_masked_values_total{label="EMAIL"} 1.0' in text
+    assert "mcp_guard_approvals_pending 0.0" in text
+    assert "jane.doe" not in text
