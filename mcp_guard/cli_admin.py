@@ -1,0 +1,340 @@
+"""The administrative commands: policy, review, grants, tools, audit, wrap, scan, doctor.
+
+Each takes the parsed arguments and returns an exit code; messages go to stderr, data to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .cli_support import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    approvals_for,
+    audit_for,
+    default_name,
+    grants_for,
+    pins_for,
+    policy_path,
+    requester_name,
+)
+from .errors import ConfigError
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from .policy import load_policy
+
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            policy = load_policy(path)
+        except ConfigError as exc:
+            print(f"{exc}", file=sys.stderr)
+            status = EXIT_PROBLEM
+            continue
+        print(f"{path}: ok ({len(policy.rules)} rules)", file=sys.stderr)
+    return status
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from .policy import decide, load_policy
+    from .policy.engine import Facts
+    from .risk import RISK_KEY, resolve_risk
+
+    policy = load_policy(policy_path(args.policy))
+    try:
+        arguments = json.loads(args.args)
+        annotations = json.loads(args.annotations) if args.annotations else None
+    except ValueError as exc:
+        raise ConfigError(f"--args/--annotations: not valid JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise ConfigError("--args must be a JSON object")
+    tool: dict[str, object] = {"name": args.tool}
+    if args.risk:
+        tool["_meta"] = {RISK_KEY: args.risk}
+    if isinstance(annotations, dict):
+        tool["annotations"] = annotations
+    risk = resolve_risk(policy, args.server, tool, args.tool)
+    who = args.user or requester_name(args)
+    decision = decide(policy, Facts(args.server, args.tool, risk.level, arguments, who, annotations=annotations or {}))
+    if args.json:
+        print(json.dumps({**decision.to_dict(), "risk": risk.level, "risk_source": risk.source, "user": who}))
+    else:
+        print(f"{decision.action.upper()}  {args.tool} on {args.server} (risk {risk.level}, from {risk.source})")
+        print(f"rule:   {decision.rule}")
+        print(f"reason: {decision.reason}")
+        if decision.action == "approve":
+            print(f"asks:   {decision.approvers}, waits {decision.timeout:.0f} s, grant at most: {decision.scope}")
+    return EXIT_OK
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    items = approvals_for(args).pending()
+    if args.json:
+        print(json.dumps([{**r.public(), "page_url": r.page_url} for r in items]))
+        return EXIT_OK
+    if not items:
+        print("no calls are waiting for approval", file=sys.stderr)
+    for r in items:
+        left = max(0, int(r.expires - time.time()))
+        print(f"{r.id}  {r.user} wants {r.tool} on {r.server} (risk {r.risk}, rule {r.rule}), {left} s left")
+        if r.page_url:
+            print(f"          {r.page_url}")
+    return EXIT_OK
+
+
+def cmd_review_show(args: argparse.Namespace) -> int:
+    import json
+
+    request = approvals_for(args).get(args.id)
+    if request is None:
+        print(f"mcp-guard: no approval request {args.id!r}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(request.public()))
+    else:
+        print(f"{request.id}: {request.tool} on {request.server}, risk {request.risk}, rule {request.rule}, {request.state}")
+        print(request.preview)
+    return EXIT_OK
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    approvals = approvals_for(args)
+    who = args.as_name or requester_name(argparse.Namespace(user=None))
+    try:
+        decided = approvals.decide(
+            args.id, approve=args.approve, by=who, channel="cli", scope=getattr(args, "scope", "once"), reason=args.reason
+        )
+    except ValueError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{decided.id} {decided.state} by {who}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    audit = audit_for(args)
+    problem = audit.verify()
+    if problem is not None:
+        print(f"mcp-guard: audit chain broken at record {problem.seq}: {problem.reason}", file=sys.stderr)
+        return EXIT_PROBLEM
+    count = sum(1 for _ in audit.records())
+    print(f"audit chain whole: {count} records", file=sys.stderr)
+    return EXIT_OK
+
+
+def _format_record(record: dict, as_json: bool) -> str:  # type: ignore[type-arg]
+    import json
+    import time
+
+    if as_json:
+        return json.dumps(record, ensure_ascii=False)
+    body = record["body"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
+    what = " ".join(f"{k}={body[k]}" for k in ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason") if k in body)
+    return f"{record['seq']:>6} {when} {record['kind']:<16} {what}"
+
+
+def cmd_audit_tail(args: argparse.Namespace) -> int:
+    import time
+
+    audit = audit_for(args)
+    records = list(audit.records())[-args.n :] if args.n > 0 else []
+    for record in records:
+        print(_format_record(record, args.json), flush=True)
+    last = records[-1]["seq"] if records else 0
+    while args.follow:
+        time.sleep(0.5)
+        for record in audit.records():
+            if record["seq"] > last:
+                print(_format_record(record, args.json), flush=True)
+                last = record["seq"]
+    return EXIT_OK
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .audit import export
+
+    def when(text: str | None) -> float | None:
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"--since/--until: not an ISO date or time: {text!r}") from None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+    audit = audit_for(args)
+    for chunk in export(audit.records(when(args.since), when(args.until)), args.format):
+        sys.stdout.write(chunk)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+    from .guard import UpstreamSpec
+
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    specs: object
+    from_config = None
+    if command:
+        specs = [UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)]
+    elif args.config:
+        from .config import load_config
+
+        try:
+            config = load_config(args.config)
+            from_config = config.guard.policy
+            specs = [
+                UpstreamSpec(name=n, command=e.command, args=e.args, env=e.env, cwd=e.cwd, url=e.url, headers=e.headers, protocol=e.protocol)
+                for n, e in config.enabled().items()
+            ]
+        except ConfigError as exc:
+            specs = exc
+    else:
+        raise ConfigError("give --config F, or the server command after --")
+
+    def store():  # type: ignore[no-untyped-def]
+        from .store import Store
+
+        return Store()
+
+    policy = None if args.no_policy else policy_path(args.policy, from_config)
+    return doctor.run(specs, policy, store)
+
+
+def cmd_tools_diff(args: argparse.Namespace) -> int:
+    import difflib
+    import json
+
+    rows = [r for r in pins_for(args).rows(args.server) if r["pending_hash"] or r["accepted"] is None]
+    if not rows:
+        print("no changed or held tools", file=sys.stderr)
+        return EXIT_OK
+    for r in rows:
+        if r["pending_hash"]:
+            old = json.dumps(json.loads(r["definition"]), indent=2, sort_keys=True).splitlines(True)
+            new = json.dumps(json.loads(r["pending_definition"]), indent=2, sort_keys=True).splitlines(True)
+            sys.stdout.write("".join(difflib.unified_diff(old, new, f"{r['server']}/{r['tool']} (accepted)", f"{r['server']}/{r['tool']} (now)")))
+        else:
+            print(f"{r['server']}/{r['tool']}: new, held until accepted")
+    return EXIT_PROBLEM
+
+
+def cmd_tools_accept(args: argparse.Namespace) -> int:
+    count = pins_for(args).accept(args.server, args.tool)
+    if not count:
+        print(f"mcp-guard: nothing to accept for {args.server}{'/' + args.tool if args.tool else ''}", file=sys.stderr)
+        return EXIT_PROBLEM
+    audit = audit_for(args)
+    audit.append("tool.accepted", {"server": args.server, "tool": args.tool or "*", "by": requester_name(argparse.Namespace(user=None))})
+    print(f"accepted {count} tool definition(s) of {args.server}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_tools_check(args: argparse.Namespace) -> int:
+    import json
+
+    flagged = [(r["server"], r["tool"], json.loads(r["findings"] or "[]")) for r in pins_for(args).rows(args.server)]
+    flagged = [f for f in flagged if f[2]]
+    if args.json:
+        print(json.dumps([{"server": s, "tool": t, "findings": f} for s, t, f in flagged]))
+    else:
+        for server, tool, findings in flagged:
+            print(f"{server}/{tool}:")
+            for f in findings:
+                print(f"  {f['kind']} in {f['where']}: {f['evidence']!r}")
+        if not flagged:
+            print("no findings", file=sys.stderr)
+    return EXIT_PROBLEM if flagged else EXIT_OK
+
+
+def cmd_wrap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import wrap as wrapping
+
+    path = Path(args.file) if args.file else wrapping.default_path(args.client)
+    if args.verb == "wrap":
+        old, new = wrapping.wrap(path, args.client, dry_run=args.dry_run)
+    else:
+        old, new = wrapping.unwrap(path, dry_run=args.dry_run)
+    if args.dry_run:
+        sys.stdout.write(wrapping.diff(old, new, path))
+    elif old == new:
+        print(f"{path}: nothing to change", file=sys.stderr)
+    else:
+        done = "every server now runs through mcp-guard; restart the client" if args.verb == "wrap" else "restored from the backup"
+        print(f"{path}: {done}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .scan import main as scan_main
+
+    return scan_main(args.file, args.jsonl)
+
+
+def cmd_grants_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    grants = grants_for(args)
+    if grants is None:
+        return EXIT_USAGE
+    items = grants.list(include_inactive=args.all)
+    if args.json:
+        print(json.dumps([g.to_dict() for g in items]))
+        return EXIT_OK
+    if not items:
+        print("no active grants", file=sys.stderr)
+    for g in items:
+        left = f"{max(0, (g.expires or 0) - time.time()) / 60:.0f} min left" if g.expires else "no expiry"
+        state = " (revoked)" if g.revoked else ""
+        print(f"{g.id}  {g.user} may call {g.tool} on {g.server}  scope {g.scope}, {left}{state}")
+    return EXIT_OK
+
+
+def cmd_grants_revoke(args: argparse.Namespace) -> int:
+    grants = grants_for(args)
+    if grants is None:
+        return EXIT_USAGE
+    if not grants.revoke(args.id):
+        print(f"mcp-guard: no active grant {args.id!r}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"revoked {args.id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_review_token(args: argparse.Namespace) -> int:
+    import json
+
+    from .approvals import Reviewers
+
+    store = approvals_for(args).store
+    reviewers = Reviewers(store)
+    if args.token_action == "create":
+        token = reviewers.create(args.name, args.role)
+        print(token)  # the only time it is shown: it is stored hashed
+        print(f"reviewer token for {args.name} ({args.role}) created; keep it secret", file=sys.stderr)
+    elif args.token_action == "revoke":
+        if not reviewers.revoke(args.name):
+            print(f"mcp-guard: no live token for {args.name!r}", file=sys.stderr)
+            return EXIT_PROBLEM
+    else:
+        print(json.dumps(reviewers.list()))
+    return EXIT_OK

@@ -1,0 +1,127 @@
+"""What the command-line front ends share: names, paths, and opening the home's stores."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+
+from .errors import ConfigError
+
+logger = logging.getLogger("mcp_guard")
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+def requester_name(args: argparse.Namespace) -> str:
+    """Who asks: --user, $MCP_GUARD_USER, or the OS user."""
+    if args.user:
+        return str(args.user)
+    env = os.environ.get("MCP_GUARD_USER")
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def policy_path(explicit: str | None, from_config: str | None = None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("MCP_GUARD_POLICY"):
+        return os.environ["MCP_GUARD_POLICY"]
+    if from_config:
+        return from_config
+    from importlib.resources import files
+
+    return str(files("mcp_guard.policies").joinpath("default.yaml"))
+
+
+def file_digest(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(open(path, "rb").read()).hexdigest()
+    except OSError:
+        return ""
+
+
+def open_audit():  # type: ignore[no-untyped-def]
+    from .audit import Audit
+    from .store import Store, StoreError
+
+    try:
+        return Audit(Store())
+    except StoreError as exc:
+        # Fail closed: a guard that cannot keep its record does not run calls.
+        raise ConfigError(f"{exc}. Fix MCP_GUARD_HOME, or run with --no-policy to relay without checks.") from exc
+
+
+def open_grants():  # type: ignore[no-untyped-def]
+    from .grants import Grants
+    from .store import Store, StoreError
+
+    try:
+        return Grants(Store())
+    except StoreError as exc:
+        # Approvals still work, one call at a time: nothing wider can be remembered.
+        logger.error("%s; approvals will not be remembered beyond one call", exc)
+        return None
+
+
+_GENERIC = {"index", "main", "__main__", "server", "dist", "build", "lib", "src", "bin", "app", "cli"}
+
+
+_RUNNERS = {"node", "npx", "python", "python3", "uv", "uvx", "pipx", "bun", "bunx", "deno", "docker", "env", "sh", "bash"}
+
+
+def default_name(command: list[str]) -> str:
+    """A stable server name from its command line, so that policies, pins and audit records of
+    different servers do not share one: `npx -y @mcp/server-files` -> server-files."""
+    import re
+    from pathlib import PurePath
+
+    for word in command:
+        if word.startswith("-") or "=" in word and not word.startswith("/"):
+            continue
+        path = PurePath(word)
+        parts = [re.sub(r"\.(?:py|js|mjs|cjs|ts|exe)$", "", p) for p in path.parts]
+        meaningful = [p for p in parts if p and p not in _GENERIC and p != "/" and not p.startswith("@")]
+        if not meaningful:
+            continue
+        candidate = meaningful[-1]
+        if path.name in ("index.js", "main.py", "__main__.py", "index.mjs") and len(meaningful) >= 1:
+            candidate = meaningful[-1]
+        if candidate in _RUNNERS:
+            continue
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", candidate).replace("__", "_")[:48] or "upstream"
+    return "upstream"
+
+
+def approvals_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .approvals import Approvals
+
+    grants = grants_for(args)
+    if grants is None:
+        raise ConfigError("the mcp-guard store cannot be opened")
+    return Approvals(grants.store)
+
+
+def audit_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    return open_audit()
+
+
+def pins_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .integrity import Pins
+
+    return Pins(approvals_for(args).store)
+
+
+def grants_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.home:
+        os.environ["MCP_GUARD_HOME"] = args.home
+    return open_grants()
