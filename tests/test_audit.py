@@ -16,7 +16,7 @@ import pytest
 from mcp_guard.audit import Audit, digest
 from mcp_guard.masking import detect
 from mcp_guard.store import Store
-from tests.conftest import PY, connect, everything, guard, probe
+from tests.conftest import connect, everything, guard, probe
 
 pytestmark = pytest.mark.anyio
 

@@ -90,7 +90,6 @@ class Masker:
         return "".join(out)
 
     def _presidio(self, text: str, spans: list[Span], origin: str) -> str:
-        from presidio_anonymizer import AnonymizerEngine
         from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
         operators = {}

@@ -12,7 +12,6 @@ HTTP failures become JSON-RPC errors for the request that met them, so the hub s
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import AsyncIterator

@@ -10,12 +10,8 @@ the pipeline; the era translation happens below it, so hooks see one shape in ev
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fnmatch
-import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +24,7 @@ from ..errors import RPCError
 from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
 from . import bridge
 from .asker import Asker
+from .routing import UriRoutes, decode_cursor, encode_cursor
 from .state import Sealer
 from .upstream import ClientFacts, Inflight, Upstream
 
@@ -62,8 +59,7 @@ class Hub:
         self.server_name = server_name
         self.sessions: list[Session] = []
         self.parked: dict[str, bridge.BridgedCall] = {}
-        self._uri_owner: dict[str, Upstream] = {}
-        self._templates: list[tuple[re.Pattern[str], Upstream]] = []
+        self.uris: UriRoutes[Upstream] = UriRoutes()
         self._tg: anyio.abc.TaskGroup | None = None
         self._checked = False
         self.sealer = Sealer()
@@ -156,7 +152,7 @@ class Hub:
                         other.dead = message
                     raise RPCError(jsonrpc.INVALID_REQUEST, message)
                 owners[uri] = up.name
-                self._uri_owner[uri] = up
+                self.uris.owner[uri] = up
 
     async def _list_all(self, up: Upstream, method: str, key: str, facts: ClientFacts) -> list[Any]:
         items: list[Any] = []
@@ -199,7 +195,7 @@ class Hub:
             params.pop("task", None)  # task-augmented calls would return output outside this path
             result = await self.forward(ctx, up, method, params)
             if self.aggregated and method == "tools/call":
-                self._learn_links(up, result)
+                self.uris.learn_links(up, result)
             return result
         if method in ("resources/read", "resources/subscribe", "resources/unsubscribe"):
             return await self._resource(ctx, method, params or {})
@@ -294,10 +290,10 @@ class Hub:
         key, capability = _LISTS[method]
         if not self.aggregated:
             result = await self.forward(ctx, self.single, method, params)
-            self._learn_list(self.single, key, result)
+            self.uris.learn_list(self.single, key, result)
             return result
         cursor = params.get("cursor")
-        positions = self._decode_cursor(cursor) if cursor is not None else {up.name: None for up in self.live()}
+        positions = decode_cursor(cursor) if cursor is not None else {up.name: None for up in self.live()}
         items: list[Any] = []
         following: dict[str, str] = {}
         base = {k: v for k, v in params.items() if k != "cursor"}
@@ -313,7 +309,7 @@ class Hub:
             except RPCError as exc:
                 logger.warning("%s from %s failed: %s", method, up.name, exc.message)
                 continue
-            self._learn_list(up, key, result)
+            self.uris.learn_list(up, key, result)
             for item in result.get(key) or []:
                 if key in _NAMESPACED and isinstance(item, dict) and isinstance(item.get("name"), str):
                     item = {**item, "name": f"{up.name}{SEPARATOR}{item['name']}"}
@@ -322,37 +318,8 @@ class Hub:
                 following[name] = result["nextCursor"]
         out: dict[str, Any] = {key: items}
         if following:
-            out["nextCursor"] = base64.urlsafe_b64encode(json.dumps(following).encode()).decode()
+            out["nextCursor"] = encode_cursor(following)
         return era.modernize_result(method, out) if ctx.modern else out
-
-    @staticmethod
-    def _decode_cursor(cursor: Any) -> dict[str, str | None]:
-        try:
-            value = json.loads(base64.urlsafe_b64decode(str(cursor).encode()))
-        except (ValueError, binascii.Error):
-            value = None
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise RPCError(jsonrpc.INVALID_PARAMS, "invalid cursor")
-        return value
-
-    def _learn_list(self, up: Upstream, key: str, result: Any) -> None:
-        if not isinstance(result, dict) or key not in ("resources", "resourceTemplates"):
-            return
-        for item in result.get(key) or []:
-            if not isinstance(item, dict):
-                continue
-            if key == "resources" and isinstance(item.get("uri"), str):
-                self._uri_owner.setdefault(item["uri"], up)
-            elif isinstance(item.get("uriTemplate"), str):
-                self._templates.append((_template_regex(item["uriTemplate"]), up))
-
-    def _learn_links(self, up: Upstream, result: Any) -> None:
-        for block in result.get("content") or [] if isinstance(result, dict) else []:
-            if not isinstance(block, dict):
-                continue
-            uri = block.get("uri") if block.get("type") == "resource_link" else (block.get("resource") or {}).get("uri")
-            if isinstance(uri, str):
-                self._uri_owner.setdefault(uri, up)
 
     def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
         if not self.aggregated:
@@ -366,12 +333,9 @@ class Hub:
     def route_uri(self, uri: str) -> list[Upstream]:
         if not self.aggregated:
             return [self.single]
-        owner = self._uri_owner.get(uri)
+        owner = self.uris.find(uri)
         if owner is not None:
             return [owner]
-        for pattern, up in self._templates:
-            if pattern.fullmatch(uri):
-                return [up]
         return [up for up in self.live() if "resources" in up.capabilities]
 
     async def _resource(self, ctx: RequestContext, method: str, params: dict[str, Any]) -> Any:
@@ -398,7 +362,7 @@ class Hub:
                 error = error or exc
                 continue
             if self.aggregated:
-                self._uri_owner.setdefault(uri, up)
+                self.uris.owner.setdefault(uri, up)
             return result
         raise error or RPCError(jsonrpc.INVALID_PARAMS, f"no upstream offers resource {uri!r}")
 
@@ -693,9 +657,3 @@ class Hub:
 
 def _stamp(params: Any, listen_id: jsonrpc.RequestId) -> dict[str, Any]:
     return era.with_meta(params if isinstance(params, dict) else None, {era.SUBSCRIPTION_ID_KEY: listen_id})
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    """A loose matcher for an RFC 6570 URI template: each expression matches any run of text."""
-    parts = re.split(r"\{[^}]*\}", template)
-    return re.compile(".*".join(re.escape(p) for p in parts))
