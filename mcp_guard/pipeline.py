@@ -1,6 +1,6 @@
 """The interception pipeline: an ordered list of small hooks around every data-carrying call.
 
-The relay builds one :class:`Call` for each ``tools/list``, ``tools/call``, ``resources/read``,
+The relay builds one :class:`Call` for each ``tools/list``, ``tools/call``, ``resources/read``, ``prompts/list``,
 ``prompts/get`` from the client, and for each ``sampling/createMessage`` or
 ``elicitation/create`` an upstream sends toward the client. Hooks see it before it is
 forwarded (``request``) and once the result is back (``response``). A hook may change
@@ -22,7 +22,7 @@ __all__ = ["Asker", "Call", "Hook", "NeedInput", "Pipeline", "Verdict", "INTERCE
 
 # The methods that pass the pipeline. Everything else is relayed without a Call.
 INTERCEPTED = frozenset(
-    {"tools/list", "tools/call", "resources/read", "prompts/get", "sampling/createMessage", "elicitation/create"}
+    {"tools/list", "tools/call", "resources/read", "prompts/list", "prompts/get", "sampling/createMessage", "elicitation/create"}
 )
 
 

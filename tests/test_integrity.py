@@ -97,3 +97,25 @@ def test_the_labeled_descriptions_are_told_apart() -> None:
     false_positives = [r["description"] for r in benign if scan_text(r["description"])]
     assert found / len(poisoned) >= 0.95
     assert false_positives == []
+
+
+async def test_poisoned_prompts_are_held_and_resource_contents_are_scanned_where_policy_asks(tmp_path: Path) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    blocking = policy(tmp_path, "integrity: {findings: block, resources: block}\n")
+    with anyio.fail_after(30):
+        async with connect(guard(*CHANGING, policy=blocking, options=["--name", "p3"]), env={"VARIANT": "poisoned"}) as client:
+            prompts = [p.name for p in (await client.list_prompts()).prompts]
+            with pytest.raises(MCPError, match="carry instructions to the model"):
+                await client.read_resource("changing://notes")
+    assert "summarise" not in prompts
+    noting = policy(tmp_path, "integrity: {findings: raise, resources: scan}\n")
+    with anyio.fail_after(30):
+        async with connect(guard(*CHANGING, policy=noting, options=["--name", "p4"]), env={"VARIANT": "poisoned"}) as client:
+            listed = {p.name: p for p in (await client.list_prompts()).prompts}
+            read = await client.read_resource("changing://notes")
+        async with connect(guard(*CHANGING, policy=noting, options=["--name", "p5"]), env={"VARIANT": "a"}) as client:
+            clean = await client.read_resource("changing://notes")
+    assert "override" in listed["summarise"].meta["mcp-guard/findings"]  # type: ignore[index]
+    assert "exfiltration" in read.meta["mcp-guard/findings"]  # type: ignore[index]
+    assert not (clean.meta or {}).get("mcp-guard/findings")

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from ..integrity import Finding, Pins, definition_hash, scan_definition
+from ..integrity import Finding, Pins, definition_hash, scan_definition, scan_text
 from ..pipeline import Call, Hook
 from ..policy.model import RISKS
 from ..risk import RISK_KEY
@@ -60,6 +60,12 @@ class IntegrityHook(Hook):
         return held, findings
 
     async def response(self, call: Call) -> None:
+        if call.method == "prompts/list":
+            self._prompts(call)
+            return
+        if call.method == "resources/read":
+            self._resource(call)
+            return
         if call.method != "tools/list" or not isinstance(call.result, dict) or not isinstance(call.result.get("tools"), list):
             return
         tools = [t for t in call.result["tools"] if isinstance(t, dict) and isinstance(t.get("name"), str)]
@@ -77,6 +83,43 @@ class IntegrityHook(Hook):
                 tool = {**tool, "_meta": meta}
             shown.append(tool)
         call.result = {**call.result, "tools": shown}
+
+    def _prompts(self, call: Call) -> None:
+        """Prompt and argument descriptions get the same scan; poisoned prompts follow `findings`."""
+        if not isinstance(call.result, dict) or not isinstance(call.result.get("prompts"), list):
+            return
+        mode = self.source.current.integrity.findings
+        shown = []
+        for prompt in call.result["prompts"]:
+            if not isinstance(prompt, dict):
+                continue
+            findings = scan_text(str(prompt.get("description") or ""))
+            for argument in prompt.get("arguments") or []:
+                if isinstance(argument, dict) and isinstance(argument.get("description"), str):
+                    findings.extend(scan_text(argument["description"], f"arguments.{argument.get('name')}.description"))
+            if findings:
+                logger.warning("prompt %s on %s: %s", prompt.get("name"), call.upstream, ", ".join(f.kind for f in findings))
+                if mode == "block":
+                    continue
+                if mode == "raise":
+                    prompt = {**prompt, "_meta": {**(prompt.get("_meta") or {}), "mcp-guard/findings": sorted({f.kind for f in findings})}}
+            shown.append(prompt)
+        call.result = {**call.result, "prompts": shown}
+
+    def _resource(self, call: Call) -> None:
+        """Resource contents, where the policy asks: findings are noted, or the contents withheld."""
+        mode = self.source.current.integrity.resources
+        if mode == "off" or not isinstance(call.result, dict):
+            return
+        findings = [f for c in call.result.get("contents") or [] if isinstance(c, dict) and isinstance(c.get("text"), str) for f in scan_text(c["text"], "contents")]
+        if not findings:
+            return
+        kinds = sorted({f.kind for f in findings})
+        logger.warning("resource %s on %s: %s", call.name, call.upstream, ", ".join(kinds))
+        if mode == "block":
+            call.deny(f"the contents of {call.name} carry instructions to the model ({', '.join(kinds)}), so they were withheld", "integrity")
+            return
+        call.result = {**call.result, "_meta": {**(call.result.get("_meta") or {}), "mcp-guard/findings": kinds}}
 
     async def request(self, call: Call) -> None:
         if call.method != "tools/call" or call.toward_client or call.lookup_tool is None:

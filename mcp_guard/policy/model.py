@@ -170,6 +170,8 @@ class Integrity(_Strict):
     changed: Literal["block", "allow"] = "block"
     # Instructions to the model found in descriptions: raise the tool to high risk, hold it, or note it.
     findings: Literal["raise", "block", "allow"] = "raise"
+    # Also scan what resources/read returns (costs a scan per read): note findings, or withhold.
+    resources: Literal["off", "scan", "block"] = "off"
 
 
 class Policy(_Strict):
