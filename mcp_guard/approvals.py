@@ -73,11 +73,16 @@ class Approvals:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _expire(self) -> None:
-        self.store.execute("UPDATE approvals SET state='expired' WHERE state='pending' AND expires < ?", (time.time(),))
+    def _expire(self, request_id: str | None = None) -> None:
+        """Mark requests past their time expired, and those whose guard process is gone cancelled.
+
+        With ``request_id`` only that request is looked at: a waiting call polls its own request
+        many times a second, and must not sweep the whole table each time."""
+        only, args = ("AND id=?", (request_id,)) if request_id is not None else ("", ())
+        self.store.execute(f"UPDATE approvals SET state='expired' WHERE state='pending' AND expires < ? {only}", (time.time(), *args))
         # A request whose guard process is gone has no caller left to run it (a restart, a crash):
         # it is marked so, and the record stays.
-        for row in self.store.query("SELECT id, owner_pid FROM approvals WHERE state='pending' AND owner_pid IS NOT NULL"):
+        for row in self.store.query(f"SELECT id, owner_pid FROM approvals WHERE state='pending' AND owner_pid IS NOT NULL {only}", args):
             if not _alive(row["owner_pid"]):
                 self.cancel(row["id"], "the guard process waiting for it is gone")
 
@@ -123,7 +128,7 @@ class Approvals:
         self.store.execute("UPDATE approvals SET page_url=? WHERE id=?", (url, request_id))
 
     def get(self, request_id: str) -> Request | None:
-        self._expire()
+        self._expire(request_id)
         rows = self.store.query("SELECT * FROM approvals WHERE id=?", (request_id,))
         return Request(**dict(rows[0])) if rows else None
 
@@ -137,7 +142,7 @@ class Approvals:
         A user request is settled by its requester's first answer. A reviewer request is never
         decided by its requester; one deny settles it, and approvals count once per person
         until the quorum is reached."""
-        self._expire()
+        self._expire(request_id)
         with self.store.transaction() as db:
             row = db.execute("SELECT state, max_scope, user, approvers, reviewers, quorum FROM approvals WHERE id=?", (request_id,)).fetchone()
             if row is None:
