@@ -22,7 +22,7 @@ from ..errors import RPCError
 from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
 from ..masking.detect import detect
-from ..scan import mask_all
+from ..masking.vault import Vault
 from ..web.page import ApprovalPage
 
 logger = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ def preview(call: Call, decision: Any) -> str:
     shown = call.notes.get("masked_arguments", call.arguments)  # placeholders, never restored values
     for key, value in shown.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        text = mask_all(text, detect(text))  # what a person sees is masked like what the model sees
+        text = Vault().replace(text, detect(text), "preview")  # a person sees it masked, as the model does
         if len(text) > PREVIEW_VALUE_CHARS:
             text = text[:PREVIEW_VALUE_CHARS] + f"… ({len(text)} characters)"
         body += f"  {key}: {text}\n"

@@ -80,14 +80,8 @@ class Masker:
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
         if any(self.operators[s.label].name != "placeholder" for s in spans):
             return self._presidio(text, spans, origin)
-        out, last = [], 0
-        for span in spans:
-            out.append(text[last : span.start])
-            out.append(self.vault.placeholder(span.label, text[span.start : span.end], origin))
-            self.found[span.label] += 1
-            last = span.end
-        out.append(text[last:])
-        return "".join(out)
+        self.found.update(span.label for span in spans)
+        return self.vault.replace(text, spans, origin)
 
     def _presidio(self, text: str, spans: list[Span], origin: str) -> str:
         from presidio_anonymizer.entities import OperatorConfig, RecognizerResult

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .detect import Span
+
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]{1,20})_(\d{1,9})>")
 
 __all__ = ["PLACEHOLDER", "Vault"]
@@ -41,6 +43,16 @@ class Vault:
         else:
             self._by_placeholder[found][1].add(origin)
         return found
+
+    def replace(self, text: str, spans: Iterable[Span], origin: str) -> str:
+        """``text`` with each span (in order, not overlapping) replaced by its placeholder."""
+        out, last = [], 0
+        for span in spans:
+            out.append(text[last : span.start])
+            out.append(self.placeholder(span.label, text[span.start : span.end], origin))
+            last = span.end
+        out.append(text[last:])
+        return "".join(out)
 
     def allowed(self, placeholder: str, target: str) -> bool:
         entry = self._by_placeholder.get(placeholder)
