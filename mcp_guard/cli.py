@@ -14,7 +14,20 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_admin as admin
-from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, default_name, file_digest, open_audit, open_grants, policy_path, requester_name
+from .cli_support import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    command_spec,
+    config_policy,
+    config_specs,
+    file_digest,
+    open_audit,
+    open_grants,
+    policy_path,
+    requester_name,
+    upstream_command,
+)
 from .errors import ConfigError, GuardError
 
 logger = logging.getLogger("mcp_guard")
@@ -219,40 +232,23 @@ def _setup_logging(level: str) -> None:
 
 
 def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .guard import UpstreamSpec, build_hub, load_hook
+    from .guard import build_hub, load_hook
 
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
+    command = upstream_command(args)
     if args.home:
         os.environ["MCP_GUARD_HOME"] = args.home
     if command and args.config:
         raise ConfigError("give either --config F or -- CMD ARGS, not both")
     if command:
-        spec = UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)
         hooks = _policy_hooks(args, None, [])
-        return build_hub([spec], hooks, allow_methods=args.allow_method), 32 * 1024 * 1024
+        return build_hub([command_spec(args, command)], hooks, allow_methods=args.allow_method), 32 * 1024 * 1024
     if not args.config:
         raise ConfigError("nothing to guard: give --config F, or the server command after --")
     from .config import load_config
 
     config = load_config(args.config)
-    specs = [
-        UpstreamSpec(
-            name=name,
-            command=entry.command,
-            args=entry.args,
-            env=entry.env,
-            cwd=entry.cwd,
-            url=entry.url,
-            headers=entry.headers,
-            protocol=entry.protocol,
-        )
-        for name, entry in config.enabled().items()
-    ]
-    policy_file = config.guard.policy
-    if policy_file is not None and not os.path.isabs(policy_file):
-        policy_file = os.path.join(os.path.dirname(os.path.abspath(args.config)), policy_file)
+    specs = config_specs(config)
+    policy_file = config_policy(config, args.config)
     hooks = _policy_hooks(args, policy_file, [load_hook(ref) for ref in config.guard.hooks])
     allow = [*config.guard.allow_methods, *args.allow_method]
     return build_hub(specs, hooks, allow, config.guard.max_message_bytes), config.guard.max_message_bytes

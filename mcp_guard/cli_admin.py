@@ -15,11 +15,14 @@ from .cli_support import (
     EXIT_USAGE,
     approvals_for,
     audit_for,
-    default_name,
+    command_spec,
+    config_policy,
+    config_specs,
     grants_for,
     pins_for,
     policy_path,
     requester_name,
+    upstream_command,
 )
 from .errors import ConfigError
 
@@ -182,27 +185,21 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import doctor
-    from .guard import UpstreamSpec
 
     if args.home:
         os.environ["MCP_GUARD_HOME"] = args.home
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
+    command = upstream_command(args)
     specs: object
     from_config = None
     if command:
-        specs = [UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)]
+        specs = [command_spec(args, command)]
     elif args.config:
         from .config import load_config
 
         try:
             config = load_config(args.config)
-            from_config = config.guard.policy
-            specs = [
-                UpstreamSpec(name=n, command=e.command, args=e.args, env=e.env, cwd=e.cwd, url=e.url, headers=e.headers, protocol=e.protocol)
-                for n, e in config.enabled().items()
-            ]
+            from_config = config_policy(config, args.config)
+            specs = config_specs(config)
         except ConfigError as exc:
             specs = exc
     else:

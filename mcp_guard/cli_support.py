@@ -6,6 +6,7 @@ import argparse
 import getpass
 import logging
 import os
+from typing import Any
 
 from .errors import ConfigError
 
@@ -125,3 +126,33 @@ def grants_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if args.home:
         os.environ["MCP_GUARD_HOME"] = args.home
     return open_grants()
+
+
+def upstream_command(args: argparse.Namespace) -> list[str]:
+    """The server command given after ``--``, if any."""
+    command = list(args.command)
+    return command[1:] if command and command[0] == "--" else command
+
+
+def command_spec(args: argparse.Namespace, command: list[str]) -> Any:
+    from .guard import UpstreamSpec
+
+    return UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)
+
+
+def config_specs(config: Any) -> list[Any]:
+    """One upstream spec per enabled entry of a loaded config."""
+    from .guard import UpstreamSpec
+
+    return [
+        UpstreamSpec(name=name, command=e.command, args=e.args, env=e.env, cwd=e.cwd, url=e.url, headers=e.headers, protocol=e.protocol)
+        for name, e in config.enabled().items()
+    ]
+
+
+def config_policy(config: Any, config_path: str) -> str | None:
+    """The config's policy file; a relative path is read from the config file's folder."""
+    policy_file = config.guard.policy
+    if policy_file is not None and not os.path.isabs(policy_file):
+        policy_file = os.path.join(os.path.dirname(os.path.abspath(config_path)), policy_file)
+    return policy_file
