@@ -31,13 +31,26 @@ class IntegrityHook(Hook):
         self.audit = audit
         self._names: dict[str, set[str]] = {}  # server -> its tool names, for shadowing checks
         self._verdicts: dict[tuple[str, str, str], tuple[float, str | None, list[Finding]]] = {}
+        self._hashes: dict[int, tuple[dict[str, Any], str]] = {}
 
     def _others(self, server: str) -> set[str]:
         return {name for other, names in self._names.items() if other != server for name in names}
 
+    def _hash(self, tool: dict[str, Any]) -> str:
+        """The definition's hash, computed once per definition object: on every call the hub
+        hands over the same cached dict, so the schemas are not serialised again each time."""
+        known = self._hashes.get(id(tool))
+        if known is not None and known[0] is tool:
+            return known[1]
+        if len(self._hashes) > 4096:
+            self._hashes.clear()
+        digest = definition_hash(tool)
+        self._hashes[id(tool)] = (tool, digest)
+        return digest
+
     def verdict(self, server: str, tool: dict[str, Any]) -> tuple[str | None, list[Finding]]:
         """(why the tool is held, or None; findings) for this definition."""
-        key = (server, str(tool.get("name")), definition_hash(tool))
+        key = (server, str(tool.get("name")), self._hash(tool))
         cached = self._verdicts.get(key)
         if cached is not None and time.monotonic() - cached[0] < STATUS_TTL_S:
             return cached[1], cached[2]
