@@ -32,6 +32,7 @@ from .. import era, jsonrpc
 from .hub import Hub
 from .lines import DEFAULT_MAX_MESSAGE_BYTES
 from .session import Session
+from .sse import encode as sse_encode
 
 logger = logging.getLogger(__name__)
 
@@ -239,12 +240,6 @@ class _HostCheck:
                 await PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def sse_encode(message: jsonrpc.Message) -> bytes:
-    from .sse import encode
-
-    return encode(message)
 
 
 def _json_error(status: int, text: str, code: int = jsonrpc.INVALID_REQUEST) -> JSONResponse:
