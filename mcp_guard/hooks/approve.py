@@ -126,16 +126,12 @@ class ApprovalHook(Hook):
         if earlier is not None:
             self._settle(call, earlier)
             return
-        risk = call.notes.get("risk")
         opened_at = time.time()
-        request = self.approvals.open(
-            user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
-            rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
-            max_scope=decision.scope, lifetime=decision.timeout, approvers="reviewers",
+        request = self._open(
+            call, decision, binding, decision.timeout, approvers="reviewers",
             reviewers=list(decision.reviewers) if decision.reviewers is not None else None, quorum=decision.quorum,
             group=decision.group,
         )
-        call.notes["approval_request"] = request.id
         logger.warning("review request %s for %s on %s is waiting for %d reviewer(s)", request.id, call.name, call.upstream, decision.quorum)
         if self.notifier is not None and self.notifier.enabled and request.created >= opened_at:  # new, not a retry's
             with anyio.move_on_after(15):
@@ -169,15 +165,20 @@ class ApprovalHook(Hook):
     def _out_of_band_possible(self, decision: Any) -> bool:
         return self.approvals is not None and any(c in decision.channels for c in ("page", "cli", "notify"))
 
-    async def _out_of_band(self, call: Call, decision: Any, binding: str) -> None:
+    def _open(self, call: Call, decision: Any, binding: str, lifetime: float, **kind: Any) -> Any:
+        """The pending request for this exact call (an identical retry finds the same one)."""
         assert self.approvals is not None
         risk = call.notes.get("risk")
         request = self.approvals.open(
             user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
             rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
-            max_scope=decision.scope, lifetime=max(decision.timeout, decision.wait),
+            max_scope=decision.scope, lifetime=lifetime, **kind,
         )
         call.notes["approval_request"] = request.id
+        return request
+
+    async def _out_of_band(self, call: Call, decision: Any, binding: str) -> None:
+        request = self._open(call, decision, binding, max(decision.timeout, decision.wait))
         # The link carries the request's token: it goes to the person (notification, progress shown
         # by the client, `mcp-guard review list`), never into text the model reads, so a model
         # with a web tool cannot approve its own call.
