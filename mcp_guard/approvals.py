@@ -17,11 +17,14 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .store import Store
+
+HOST = socket.gethostname()
 
 __all__ = ["Approvals", "Request", "call_binding"]
 
@@ -60,6 +63,7 @@ class Request:
     quorum: int = 1  # distinct reviewers whose approval it takes
     grp: str | None = None  # the policy group whose members may decide
     owner_pid: int | None = None  # the guard process whose caller waits for it
+    owner_host: str | None = None  # ... on this host (several instances may share a PostgreSQL store)
 
     def public(self) -> dict[str, Any]:
         """Everything but the page token (a bearer secret for the approval page)."""
@@ -82,15 +86,26 @@ class Approvals:
         self.store.execute(f"UPDATE approvals SET state='expired' WHERE state='pending' AND expires < ? {only}", (time.time(), *args))
         # A request whose guard process is gone has no caller left to run it (a restart, a crash):
         # it is marked so, and the record stays.
-        for row in self.store.query(f"SELECT id, owner_pid FROM approvals WHERE state='pending' AND owner_pid IS NOT NULL {only}", args):
-            if not _alive(row["owner_pid"]):
+        # Only this host's processes can be looked at; another host's instance sweeps its own.
+        rows = self.store.query(
+            f"SELECT id, owner_pid, owner_host FROM approvals WHERE state='pending' AND owner_pid IS NOT NULL {only}", args
+        )
+        for row in rows:
+            if row["owner_host"] in (None, HOST) and not _alive(row["owner_pid"]):
                 self.cancel(row["id"], "the guard process waiting for it is gone")
 
     def cancel(self, request_id: str, reason: str) -> None:
         """The caller went away: the request can no longer run; kept as a record."""
-        self.store.execute(
-            "UPDATE approvals SET state='cancelled', decided_at=?, reason=? WHERE id=? AND state='pending'", (time.time(), reason, request_id)
-        )
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE approvals SET state='cancelled', decided_at=?, reason=? WHERE id=? AND state='pending'",
+                (time.time(), reason, request_id),
+            )
+            self.store.notify(db, f"approval:{request_id}")
+
+    async def wait_changed(self, request_id: str, timeout: float) -> None:
+        """Return when the request may have been decided (at once with a PostgreSQL store)."""
+        await self.store.wait_changed(f"approval:{request_id}", timeout)
 
     def open(
         self, *, user: str, session: str, server: str, tool: str, binding: str, rule: str, risk: str,
@@ -111,16 +126,16 @@ class Approvals:
             preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
             page_url=None, max_scope=max_scope, state="pending", approvers=approvers,
             reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum, grp=group,
-            owner_pid=os.getpid(),
+            owner_pid=os.getpid(), owner_host=HOST,
         )
         self.store.execute(
             "INSERT INTO approvals (id, created, expires, user, session, server, tool, binding, rule, risk, preview,"
-            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum, grp, owner_pid)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " preview_sha256, page_token, max_scope, state, approvers, reviewers, quorum, grp, owner_pid, owner_host)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (request.id, request.created, request.expires, request.user, request.session, request.server, request.tool,
              request.binding, request.rule, request.risk, request.preview, request.preview_sha256, request.page_token,
              request.max_scope, request.state, request.approvers, request.reviewers, request.quorum, request.grp,
-             request.owner_pid),
+             request.owner_pid, request.owner_host),
         )
         return request
 
@@ -160,7 +175,9 @@ class Approvals:
                 if reviewers is not None and by not in json.loads(reviewers):
                     raise ValueError(f"{by} is not among the reviewers who may decide this request")
                 db.execute(
-                    "INSERT OR REPLACE INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)"
+                    " ON CONFLICT (request, reviewer) DO UPDATE SET decision=excluded.decision, at=excluded.at,"
+                    " channel=excluded.channel, reason=excluded.reason",
                     (request_id, by, "approve" if approve else "deny", time.time(), channel, reason),
                 )
                 if approve:
@@ -171,6 +188,7 @@ class Approvals:
                     "UPDATE approvals SET state=?, decided_at=?, decided_by=?, channel=?, scope=?, reason=? WHERE id=?",
                     ("approved" if approve else "denied", time.time(), by, channel, scope if approve else None, reason, request_id),
                 )
+                self.store.notify(db, f"approval:{request_id}")
         decided = self.get(request_id)
         assert decided is not None
         return decided

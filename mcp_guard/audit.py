@@ -7,18 +7,29 @@ the end leaves a shorter chain that still links; to catch that, the head is seal
 ``verify`` fails when the chain no longer reaches a sealed head.
 
 Records hold no raw sensitive values: callers pass masked data and digests only.
+
+A running guard does not chain its call records on the call's path. :meth:`Audit.record`
+appends the record as one line to the process's spool file (a single ``write``: it survives the
+process being killed) and a writer thread chains spooled records into the store in batches,
+one transaction each. Any process may fold any spool (a reader does so before it reads, and a
+guard at start folds those of guards that died): each spool's last folded line is kept in the
+store and checked in the folding transaction, so no record is chained twice or lost. A spool
+whose owner is gone (its ``flock`` is free) is deleted once folded.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import secrets
-import sqlite3
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from .store import Store, StoreError, guard_home
+
+logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SEAL_EVERY = 100
@@ -64,47 +77,119 @@ def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
 
 
 def digest(key: bytes, value: Any) -> str:
-    """A keyed digest of a (masked) value: proves what was seen without storing it."""
+    """A keyed digest (BLAKE2b-128) of a (masked) value: proves what was seen without storing it."""
     data = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return hmac.new(key, data, hashlib.sha256).hexdigest()[:32]
+    return hashlib.blake2b(data, digest_size=16, key=key[:64]).hexdigest()
 
 
 class Audit:
     def __init__(self, store: Store, key: bytes | None = None) -> None:
         self.store = store
-        self.key = key if key is not None else load_key(store.path.parent)
+        self.key = key if key is not None else load_key(store.home)
+        self.spool: Spool | None = None
 
     def append(self, kind: str, body: dict[str, Any]) -> int:
-        """Add one record; returns its sequence number. Raises StoreError if it cannot be written."""
-        ts = round(time.time(), 6)
-        try:
-            with self.store.transaction() as db:
-                row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                db.execute(
-                    "INSERT INTO audit (seq, ts, kind, body, prev, hash) VALUES (?,?,?,?,?,?)",
-                    (seq, ts, kind, json.dumps(body, sort_keys=True, ensure_ascii=False), prev, link(prev, seq, ts, kind, body)),
-                )
-                if seq % SEAL_EVERY == 0:
-                    self._seal(db, seq)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the audit record: {exc}") from exc
+        """Chain one record now; returns its sequence number. Raises StoreError if it cannot be written."""
+        with self.store.transaction() as db:
+            return self._chain(db, [(round(time.time(), 6), kind, body)])
+
+    def record(self, kind: str, body: dict[str, Any]) -> str:
+        """Keep one record: spooled when this process has a spool, else chained now. Returns its id."""
+        if self.spool is not None:
+            return self.spool.write(kind, body)
+        return str(self.append(kind, body))
+
+    def _chain(self, db: Any, entries: list[tuple[float, str, Any]]) -> int:
+        row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        rows = []
+        for ts, kind, body in entries:
+            seq += 1
+            prev_hash, prev = prev, link(prev, seq, ts, kind, body)
+            rows.append((seq, ts, kind, json.dumps(body, sort_keys=True, ensure_ascii=False), prev_hash, prev))
+            if seq % SEAL_EVERY == 0:
+                self._seal_row(db, seq, prev)
+        db.executemany("INSERT INTO audit (seq, ts, kind, body, prev, hash) VALUES (?,?,?,?,?,?)", rows)
         return seq
 
     def seal(self) -> int | None:
         """Seal the current head now (also done every SEAL_EVERY records)."""
         with self.store.transaction() as db:
-            row = db.execute("SELECT seq FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             if row is None:
                 return None
-            self._seal(db, row[0])
+            self._seal_row(db, row[0], row[1])
             return int(row[0])
 
-    def _seal(self, db: sqlite3.Connection, seq: int) -> None:
-        head = db.execute("SELECT hash FROM audit WHERE seq=?", (seq,)).fetchone()[0]
-        ts = time.time()
+    def _seal_row(self, db: Any, seq: int, head: str) -> None:
         mac = hmac.new(self.key, f"{seq}:{head}".encode(), hashlib.sha256).hexdigest()
-        db.execute("INSERT OR REPLACE INTO audit_heads (seq, hash, ts, mac) VALUES (?,?,?,?)", (seq, head, ts, mac))
+        db.execute(
+            "INSERT INTO audit_heads (seq, hash, ts, mac) VALUES (?,?,?,?)"
+            " ON CONFLICT (seq) DO UPDATE SET hash=excluded.hash, ts=excluded.ts, mac=excluded.mac",
+            (seq, head, time.time(), mac),
+        )
+
+    # -- spools ---------------------------------------------------------------------------------
+
+    def spool_dir(self) -> Path:
+        return self.store.home / "audit-spool"
+
+    def start_spool(self) -> Spool:
+        """Spool this process's records from now on (a guard serving calls)."""
+        self.fold_spools()
+        self.spool = Spool(self, self.spool_dir())
+        return self.spool
+
+    def fold(self, name: str, entries: list[dict[str, Any]]) -> int:
+        """Chain the entries of spool ``name`` not chained yet, in one transaction."""
+        with self.store.transaction() as db:
+            row = db.execute("SELECT folded FROM audit_spools WHERE name=?", (name,)).fetchone()
+            done = row[0] if row else 0
+            todo = [e for e in entries if e["n"] > done]
+            if not todo:
+                return 0
+            self._chain(db, [(e["ts"], e["kind"], e["body"]) for e in todo])
+            db.execute(
+                "INSERT INTO audit_spools (name, folded) VALUES (?,?) ON CONFLICT (name) DO UPDATE SET folded=excluded.folded",
+                (name, todo[-1]["n"]),
+            )
+        return len(todo)
+
+    def fold_spools(self) -> int:
+        """Chain what every spool in the home holds; delete the spools of processes that are gone."""
+        folded = 0
+        directory = self.spool_dir()
+        for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else ():
+            if self.spool is not None and path == self.spool.path:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # its owner closed it meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    gone = True
+                except BlockingIOError:
+                    gone = False  # a live guard: fold what is there, leave the file to it
+                with os.fdopen(os.dup(fd), "rb") as spool_file:
+                    entries = _read_spool(spool_file.read(), path)
+                name = path.stem
+                count = self.fold(name, entries)
+                folded += count
+                if gone:
+                    if count:
+                        logger.warning("chained %d audit records left by a guard that stopped (%s)", count, name)
+                    path.unlink(missing_ok=True)
+                    self.store.execute("DELETE FROM audit_spools WHERE name=?", (name,))
+            finally:
+                os.close(fd)
+        return folded
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
 
     def records(self, since: float | None = None, until: float | None = None) -> Iterator[dict[str, Any]]:
         sql, args = "SELECT seq, ts, kind, body, prev, hash FROM audit", []
@@ -124,7 +209,7 @@ class Audit:
         """None when the chain is whole; else the first record where it breaks, and why."""
         prev, expected_seq, last_seq = GENESIS, 1, 0
         hashes: dict[int, str] = {}
-        for row in self.store.query("SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY rowid"):
+        for row in self.store.query("SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY seq"):
             seq = row["seq"]
             if seq != expected_seq:
                 return Problem(seq, f"record {seq} follows record {expected_seq - 1}: a record was deleted, inserted or moved")
@@ -147,6 +232,125 @@ class Audit:
             if hashes.get(head["seq"]) != head["hash"]:
                 return Problem(head["seq"], f"record {head['seq']} differs from the sealed one")
         return None
+
+
+def _read_spool(data: bytes, path: Path) -> list[dict[str, Any]]:
+    entries = []
+    for line in data.split(b"\n")[:-1]:  # a last line without its newline is still being written
+        try:
+            entry = json.loads(line)
+            if isinstance(entry, dict) and isinstance(entry.get("n"), int) and isinstance(entry.get("kind"), str):
+                entries.append(entry)
+                continue
+        except ValueError:
+            pass
+        logger.error("skipped a damaged line in the audit spool %s", path)
+    return entries
+
+
+class Spool:
+    """This process's audit records on their way into the chain (see the module's docstring)."""
+
+    ROTATE_BYTES = 8 * 1024 * 1024
+    BATCH_S = 0.02
+
+    def __init__(self, audit: Audit, directory: Path) -> None:
+        self.audit = audit
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = directory / f"{self.name}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while this process lives: readers know it is alive
+        self._n = 0
+        self._folded = 0
+        self._pending: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._error: str | None = None
+        self._closing = False
+        self._urgent = False
+        self._thread = threading.Thread(target=self._run, name="mcp-guard-audit", daemon=True)
+        self._thread.start()
+
+    def write(self, kind: str, body: dict[str, Any]) -> str:
+        """Spool one record; raises StoreError while the store refuses records (fail closed)."""
+        if self._error is not None:
+            raise StoreError(f"the audit trail cannot be written ({self._error}), so calls are not run")
+        with self._cond:
+            self._n += 1
+            entry = {"n": self._n, "ts": round(time.time(), 6), "kind": kind, "body": body}
+            data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            try:
+                written = os.write(self._fd, data)
+            except OSError as exc:
+                self._n -= 1
+                raise StoreError(f"cannot write the audit spool {self.path}: {exc}") from exc
+            if written != len(data):  # a full disk: the line is torn; never run the call
+                self._n -= 1
+                raise StoreError(f"cannot write the audit spool {self.path}: short write")
+            self._pending.append(entry)
+            if len(self._pending) == 1:
+                self._cond.notify()  # only the first of a batch: the writer then waits for more
+        return f"{self.name}:{entry['n']}"
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything spooled so far is chained."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._n
+            self._urgent = True
+            self._cond.notify_all()
+            while self._folded < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._closing and not self._urgent:
+                    # Let records gather: one transaction for many, and this thread takes the
+                    # interpreter from the calls' path once per batch, not once per record.
+                    self._cond.wait(self.BATCH_S)
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+                self._urgent = False
+            try:
+                self.audit.fold(self.name, batch)
+            except Exception as exc:  # the store is down or locked: keep the records, refuse calls
+                logger.error("cannot chain %d audit records: %s", len(batch), exc)
+                with self._cond:
+                    self._error = str(exc)
+                    self._pending[:0] = batch
+                    if self._closing:
+                        return  # the spool file keeps them; the next reader or guard chains them
+                time.sleep(0.5)
+                continue
+            with self._cond:
+                self._error = None
+                self._folded = batch[-1]["n"]
+                if not self._pending and os.fstat(self._fd).st_size > self.ROTATE_BYTES:
+                    os.ftruncate(self._fd, 0)  # all chained; lines are numbered, so folding stays exact
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+        with self._cond:
+            clean = not self._pending and self._error is None
+        if clean:
+            try:
+                self.path.unlink(missing_ok=True)
+                self.audit.store.execute("DELETE FROM audit_spools WHERE name=?", (self.name,))
+            except (OSError, StoreError) as exc:
+                logger.warning("could not remove the audit spool %s: %s", self.path, exc)
+        os.close(self._fd)
 
 
 def export(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:

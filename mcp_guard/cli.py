@@ -7,6 +7,7 @@ Messages go to stderr; stdout belongs to the MCP protocol (``run``) or to data.
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import logging
 import os
@@ -36,6 +37,10 @@ logger = logging.getLogger("mcp_guard")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.log_level)
+    if getattr(args, "home", None):
+        os.environ["MCP_GUARD_HOME"] = args.home
+    if getattr(args, "store", None):
+        os.environ["MCP_GUARD_STORE"] = args.store
     if not getattr(args, "func", None):
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
@@ -93,24 +98,24 @@ def _parser() -> argparse.ArgumentParser:
     rsub = review.add_subparsers(metavar="ACTION")
     rlist = rsub.add_parser("list", help="pending approval requests (with the approval page's link)")
     rlist.add_argument("--json", action="store_true")
-    rlist.add_argument("--home")
+    _state(rlist)
     rlist.set_defaults(func=admin.cmd_review_list)
     rshow = rsub.add_parser("show", help="one request: the preview the approver sees")
     rshow.add_argument("id")
     rshow.add_argument("--json", action="store_true")
-    rshow.add_argument("--home")
+    _state(rshow)
     rshow.set_defaults(func=admin.cmd_review_show)
     rserve = rsub.add_parser("serve", help="serve only the reviewers' web page and API (no MCP)")
     rserve.add_argument("--host", default="127.0.0.1")
     rserve.add_argument("--port", type=int, default=8766)
     rserve.add_argument("--allowed-host", action="append", default=[])
-    rserve.add_argument("--home")
+    _state(rserve)
     rserve.set_defaults(func=_cmd_review_serve)
     token = rsub.add_parser("token", help="reviewer tokens: create NAME --role ROLE | list | revoke NAME")
     token.add_argument("token_action", choices=("create", "list", "revoke"))
     token.add_argument("name", nargs="?", default="")
     token.add_argument("--role", default="reviewer", help="a policy group name the reviewer decides for, or admin")
-    token.add_argument("--home")
+    _state(token)
     token.set_defaults(func=admin.cmd_review_token)
     for verb in ("approve", "deny"):
         decide = rsub.add_parser(verb, help=f"{verb} a pending request")
@@ -119,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--reason", default="")
         if verb == "approve":
             decide.add_argument("--scope", default="once", help="once (default), session, or the policy's ttl:...")
-        decide.add_argument("--home")
+        _state(decide)
         decide.set_defaults(func=admin.cmd_review_decide, approve=verb == "approve")
 
     doctor = sub.add_parser("doctor", help="check the config, policy, store and each upstream; say how to fix problems")
@@ -131,17 +136,17 @@ def _parser() -> argparse.ArgumentParser:
     tsub = tools.add_subparsers(metavar="ACTION")
     tdiff = tsub.add_parser("diff", help="changed or held tools, with the difference")
     tdiff.add_argument("server", nargs="?")
-    tdiff.add_argument("--home")
+    _state(tdiff)
     tdiff.set_defaults(func=admin.cmd_tools_diff)
     taccept = tsub.add_parser("accept", help="accept the changed (or held new) tools of a server")
     taccept.add_argument("server")
     taccept.add_argument("tool", nargs="?")
-    taccept.add_argument("--home")
+    _state(taccept)
     taccept.set_defaults(func=admin.cmd_tools_accept)
     tcheck = tsub.add_parser("check", help="what description scanning found, with the evidence")
     tcheck.add_argument("server", nargs="?")
     tcheck.add_argument("--json", action="store_true")
-    tcheck.add_argument("--home")
+    _state(tcheck)
     tcheck.set_defaults(func=admin.cmd_tools_check)
 
     for verb in ("wrap", "unwrap"):
@@ -154,19 +159,19 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
     asub = audit.add_subparsers(metavar="ACTION")
     verify = asub.add_parser("verify", help="exit 0 when the chain is whole, 1 naming the first bad record")
-    verify.add_argument("--home")
+    _state(verify)
     verify.set_defaults(func=admin.cmd_audit_verify)
     tail = asub.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
     tail.add_argument("--json", action="store_true")
-    tail.add_argument("--home")
+    _state(tail)
     tail.set_defaults(func=admin.cmd_audit_tail)
     exp = asub.add_parser("export", help="records as evidence: JSON lines or CSV")
     exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     exp.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-01")
     exp.add_argument("--until", help="ISO date or time (UTC)")
-    exp.add_argument("--home")
+    _state(exp)
     exp.set_defaults(func=admin.cmd_audit_export)
 
     scan = sub.add_parser("scan", help="find personal data and secrets in text (the masking engine)")
@@ -179,18 +184,25 @@ def _parser() -> argparse.ArgumentParser:
     glist = gsub.add_parser("list", help="active grants (add --all for expired and revoked)")
     glist.add_argument("--all", action="store_true")
     glist.add_argument("--json", action="store_true")
-    glist.add_argument("--home")
+    _state(glist)
     glist.set_defaults(func=admin.cmd_grants_list)
     grevoke = gsub.add_parser("revoke", help="revoke a grant by id")
     grevoke.add_argument("id")
-    grevoke.add_argument("--home")
+    _state(grevoke)
     grevoke.set_defaults(func=admin.cmd_grants_revoke)
     return parser
 
 
+def _state(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="state directory (default: $MCP_GUARD_HOME or the user's data dir)")
+    p.add_argument(
+        "--store", help="postgresql://... to share approvals, grants and audit between instances (default: $MCP_GUARD_STORE or SQLite in the home)"
+    )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file in the mcpServers shape (command/args/env or url/headers)")
-    p.add_argument("--home", help="state directory (default: $MCP_GUARD_HOME or the user's data dir)")
+    _state(p)
     p.add_argument("--user", default=None, help="the requester's name (default: $MCP_GUARD_USER or the OS user)")
     p.add_argument("--name", default=None, help="name of the upstream given after -- (default: taken from its command)")
     p.add_argument(
@@ -235,23 +247,32 @@ def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .guard import build_hub, load_hook
 
     command = upstream_command(args)
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
     if command and args.config:
         raise ConfigError("give either --config F or -- CMD ARGS, not both")
     if command:
         hooks = _policy_hooks(args, None, [])
-        return build_hub([command_spec(args, command)], hooks, allow_methods=args.allow_method), 32 * 1024 * 1024
+        return _settled(build_hub([command_spec(args, command)], hooks, allow_methods=args.allow_method)), 32 * 1024 * 1024
     if not args.config:
         raise ConfigError("nothing to guard: give --config F, or the server command after --")
     from .config import load_config
 
     config = load_config(args.config)
+    if config.guard.store and not os.environ.get("MCP_GUARD_STORE"):
+        os.environ["MCP_GUARD_STORE"] = config.guard.store
     specs = config_specs(config)
     policy_file = config_policy(config, args.config)
     hooks = _policy_hooks(args, policy_file, [load_hook(ref) for ref in config.guard.hooks])
     allow = [*config.guard.allow_methods, *args.allow_method]
-    return build_hub(specs, hooks, allow, config.guard.max_message_bytes), config.guard.max_message_bytes
+    return _settled(build_hub(specs, hooks, allow, config.guard.max_message_bytes)), config.guard.max_message_bytes
+
+
+def _settled(hub):  # type: ignore[no-untyped-def]
+    """Everything built so far lives as long as the process: keep the garbage collector off it."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return hub
 
 
 def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list):  # type: ignore[no-untyped-def, type-arg]
@@ -271,7 +292,9 @@ def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list
         raise
     if audit is not None:
         audit.append("policy.loaded", {"path": path, "sha256": file_digest(path), "rules": len(source.policy.rules)})
-        source.listeners.append(lambda event, detail: audit.append(event, {"path": path, **detail}))
+        audit.start_spool()
+        atexit.register(audit.close)
+        source.listeners.append(lambda event, detail: audit.record(event, {"path": path, **detail}))
     return default_hooks(source, open_grants(), extra, audit, getattr(args, "metrics", None))
 
 
@@ -301,7 +324,7 @@ def _review_routes():  # type: ignore[no-untyped-def]
         from .web.slack import SlackCallback
 
         approvals = Approvals(store)
-        review = ReviewApp(approvals, Reviewers(store), load_key(store.path.parent, "web.key"), origins).routes()
+        review = ReviewApp(approvals, Reviewers(store), load_key(store.home, "web.key"), origins).routes()
         return review + SlackCallback(approvals, Audit(store)).routes()
 
     return build
@@ -342,8 +365,6 @@ def _metrics_route(metrics):  # type: ignore[no-untyped-def]
 def _cmd_review_serve(args: argparse.Namespace) -> int:
     from .relay.front_http import serve_http
 
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
     review = _review_routes()
     if review is None:
         raise ConfigError("the mcp-guard store cannot be opened")

@@ -6,7 +6,6 @@ Each takes the parsed arguments and returns an exit code; messages go to stderr,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .cli_support import (
@@ -186,8 +185,6 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import doctor
 
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
     command = upstream_command(args)
     specs: object
     from_config = None
@@ -206,9 +203,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         raise ConfigError("give --config F, or the server command after --")
 
     def store():  # type: ignore[no-untyped-def]
-        from .store import Store
+        from .store import open_store
 
-        return Store()
+        return open_store()
 
     policy = None if args.no_policy else policy_path(args.policy, from_config)
     return doctor.run(specs, policy, store)

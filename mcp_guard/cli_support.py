@@ -51,10 +51,10 @@ def file_digest(path: str) -> str:
 
 def open_audit():  # type: ignore[no-untyped-def]
     from .audit import Audit
-    from .store import Store, StoreError
+    from .store import StoreError, open_store
 
     try:
-        return Audit(Store())
+        return Audit(open_store())
     except StoreError as exc:
         # Fail closed: a guard that cannot keep its record does not run calls.
         raise ConfigError(f"{exc}. Fix MCP_GUARD_HOME, or run with --no-policy to relay without checks.") from exc
@@ -62,10 +62,10 @@ def open_audit():  # type: ignore[no-untyped-def]
 
 def open_grants():  # type: ignore[no-untyped-def]
     from .grants import Grants
-    from .store import Store, StoreError
+    from .store import StoreError, open_store
 
     try:
-        return Grants(Store())
+        return Grants(open_store())
     except StoreError as exc:
         # Approvals still work, one call at a time: nothing wider can be remembered.
         logger.error("%s; approvals will not be remembered beyond one call", exc)
@@ -111,9 +111,10 @@ def approvals_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def audit_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
-    return open_audit()
+    """The audit for a reader: first chained up to the last record any guard spooled."""
+    audit = open_audit()
+    audit.fold_spools()
+    return audit
 
 
 def pins_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -123,8 +124,6 @@ def pins_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def grants_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    if args.home:
-        os.environ["MCP_GUARD_HOME"] = args.home
     return open_grants()
 
 

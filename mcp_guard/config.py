@@ -57,6 +57,9 @@ class GuardSection(BaseModel):
     hooks: list[str] = []
     # Policy YAML; a relative path is read from the config file's folder.
     policy: str | None = None
+    # postgresql://... for instances that share approvals, grants and audit ($MCP_GUARD_STORE and
+    # --store win). A password here sits in a plain file: prefer PGPASSWORD or ~/.pgpass.
+    store: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, alias="maxMessageBytes", ge=1024)
 
 

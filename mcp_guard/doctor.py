@@ -56,9 +56,9 @@ def run(specs_or_error: Any, policy_path: str | None, store_factory: Any) -> int
         store = store_factory()
         with store.transaction():
             pass
-        report.ok(f"store: {store.path} opens and can be written")
+        report.ok(f"store: {store.where} opens and can be written")
     except GuardError as exc:
-        report.bad(f"store: {exc}", "set MCP_GUARD_HOME (or --home) to a folder you can write")
+        report.bad(f"store: {exc}", "set MCP_GUARD_HOME (or --home) to a folder you can write, or check --store / MCP_GUARD_STORE")
     for spec in specs:
         anyio.run(_check_upstream, spec, report)
     print("all checks passed" if not report.problems else f"{report.problems} problem(s) found", file=sys.stderr)

@@ -1,22 +1,42 @@
-"""The guard's SQLite database under ``MCP_GUARD_HOME``: connection, schema, migrations.
+"""The guard's database: SQLite under ``MCP_GUARD_HOME`` (the default), or PostgreSQL for
+several guard instances that share one review queue, one set of grants and one audit chain.
 
-WAL mode lets several guard processes and a reviewer's CLI share one file. Calls are short
-and run in a worker thread from async code (``anyio.to_thread``); domain rules live in the
-modules that use the store, not here.
+Both stores offer the same small interface (``transaction``, ``execute``, ``query``, ``notify``,
+``wait_changed``) over the same SQL, written with ``?`` placeholders; the PostgreSQL store
+rewrites what differs. Writers are serialized in both: SQLite takes its write lock at
+``BEGIN IMMEDIATE``, PostgreSQL an advisory lock at the start of each transaction, so the code
+above can read-then-write (the audit chain's head, a vote count) without races. Domain rules
+live in the modules that use the store, not here.
+
+Pick the store with ``--store URL``, the config's ``mcpGuard.store``, or ``MCP_GUARD_STORE``:
+``postgresql://user@host/db`` or a SQLite file path. Key files (the audit seal key, the web
+cookie key) stay in ``MCP_GUARD_HOME`` either way: instances sharing a PostgreSQL store must
+share those files too.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sqlite3
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
 from .errors import GuardError
 
-__all__ = ["Store", "StoreError", "guard_home"]
+__all__ = ["PostgresStore", "Store", "StoreError", "guard_home", "open_store"]
+
+logger = logging.getLogger(__name__)
 
 # Each entry upgrades the schema by one version; never edit a released entry, append.
 MIGRATIONS = [
@@ -113,11 +133,18 @@ MIGRATIONS = [
         revoked REAL
     )
     """,
+    """
+    ALTER TABLE approvals ADD COLUMN owner_host TEXT;
+    CREATE TABLE audit_spools (
+        name TEXT PRIMARY KEY,
+        folded INTEGER NOT NULL
+    )
+    """,
 ]
 
 
 class StoreError(GuardError):
-    """The database is missing, locked or corrupt."""
+    """The database is missing, locked, unreachable or corrupt."""
 
 
 def guard_home() -> Path:
@@ -132,9 +159,34 @@ def guard_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "mcp-guard"
 
 
+def open_store(url: str | None = None) -> Store:
+    """The store named by ``url``, else ``MCP_GUARD_STORE``, else SQLite in the home."""
+    url = url or os.environ.get("MCP_GUARD_STORE") or ""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite://"):]
+    return Store(url or None)
+
+
+def redact_url(url: str) -> str:
+    """A connection URL fit for messages: the password replaced."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+# How often a waiting call looks at its request in SQLite, where nothing wakes it sooner.
+POLL_S = 0.1
+
+
 class Store:
+    """SQLite in WAL mode: several guard processes and a reviewer's CLI share one file."""
+
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else guard_home() / "guard.db"
+        self.home = self.path.parent  # key files and audit spools live beside the database
+        self.where = str(self.path)
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -162,48 +214,219 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def transaction(self) -> Any:
-        """``with store.transaction() as db:`` — one IMMEDIATE transaction, rolled back on error."""
-        return _Transaction(self)
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """``with store.transaction() as db:`` — one writer at a time, rolled back on error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
+                raise
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         try:
             with self._lock:
                 return self._db.execute(sql, params).rowcount
         except sqlite3.Error as exc:
-            raise StoreError(f"mcp-guard store error at {self.path}: {exc}") from exc
+            raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
             with self._lock:
                 cursor = self._db.execute(sql, params)
                 cursor.row_factory = sqlite3.Row
                 return cursor.fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"mcp-guard store error at {self.path}: {exc}") from exc
+            raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
+
+    def notify(self, db: Any, topic: str) -> None:
+        """Tell waiters in other processes that ``topic`` changed (SQLite: they poll)."""
+
+    async def wait_changed(self, topic: str, timeout: float) -> None:
+        """Return when ``topic`` may have changed, or after ``timeout`` seconds."""
+        await anyio.sleep(min(timeout, POLL_S))
 
     def close(self) -> None:
         self._db.close()
 
 
-class _Transaction:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+class _Row(tuple):  # type: ignore[type-arg]
+    """A result row read by position or by column name, as ``sqlite3.Row`` is."""
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.store._lock.acquire()
-        try:
-            self.store._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self.store._lock.release()
-            raise StoreError(f"mcp-guard store error at {self.store.path}: {exc}") from exc
-        return self.store._db
+    names: dict[str, int]
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+_ROW_TYPES: dict[tuple[str, ...], type[_Row]] = {}
+
+
+def _row_factory(cursor: Any) -> Any:
+    key = tuple(column.name for column in cursor.description or ())
+    row_type = _ROW_TYPES.get(key)
+    if row_type is None:
+        row_type = _ROW_TYPES[key] = type("Row", (_Row,), {"names": {n: i for i, n in enumerate(key)}, "__slots__": ()})
+    return row_type
+
+
+_STRING = re.compile(r"('(?:[^']|'')*')")
+_ADVISORY_KEY = 0x6D6370  # one lock for all writers of one database: "mcp"
+
+
+def _pg_sql(sql: str, ddl: bool = False) -> str:
+    """Our SQLite-flavoured SQL for PostgreSQL: placeholders, the reserved word ``user``, types."""
+    parts = _STRING.split(sql)
+    for i in range(0, len(parts), 2):
+        part = re.sub(r"\buser\b", '"user"', parts[i]).replace("?", "%s")
+        if ddl:
+            part = re.sub(r"\bREAL\b", "DOUBLE PRECISION", re.sub(r"\bINTEGER\b", "BIGINT", part))
+        parts[i] = part
+    return "".join(parts)
+
+
+class PostgresStore:
+    """PostgreSQL (psycopg 3), for several guard instances sharing one store.
+
+    A decision written by one instance wakes the calls waiting on every other at once: writers
+    ``NOTIFY`` in the committing transaction, and each instance keeps one ``LISTEN``
+    connection whose thread wakes the waiting tasks.
+    """
+
+    dialect = "postgresql"
+    CHANNEL = "mcp_guard"
+
+    def __init__(self, url: str) -> None:
         try:
-            self.store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        except sqlite3.Error as error:
-            if exc_type is None:
-                raise StoreError(f"mcp-guard store error at {self.store.path}: {error}") from error
+            import psycopg
+        except ImportError as exc:
+            raise StoreError("a PostgreSQL store needs psycopg: pip install 'mcp-guard[postgres]'") from exc
+        self._psycopg = psycopg
+        self.url = url
+        self.where = redact_url(url)
+        self.home = guard_home()
+        self._lock = threading.Lock()
+        self._sql: dict[tuple[str, bool], str] = {}
+        self._waiters: dict[str, set[tuple[Any, anyio.Event]]] = {}
+        self._waiters_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._closed = False
+        try:
+            self._db = psycopg.connect(url, autocommit=True, row_factory=_row_factory, connect_timeout=10)
+            self._migrate()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the mcp-guard store at {self.where}: {exc}") from exc
+
+    def _translate(self, sql: str, ddl: bool = False) -> str:
+        found = self._sql.get((sql, ddl))
+        if found is None:
+            found = self._sql[(sql, ddl)] = _pg_sql(sql, ddl)
+        return found
+
+    def _migrate(self) -> None:
+        with self._lock, self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                self._db.execute("INSERT INTO schema_version (version) VALUES (0)")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    self._db.execute(self._translate(statement, ddl=True))
+                self._db.execute("UPDATE schema_version SET version=%s", (number,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                with self._db.transaction():
+                    self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+                    yield _PgConnection(self)
+            except self._psycopg.Error as exc:
+                raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        with self.transaction() as db:
+            return int(db.execute(sql, params).rowcount)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(self._translate(sql), params).fetchall()
+        except self._psycopg.Error as exc:
+            raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
+
+    def notify(self, db: Any, topic: str) -> None:
+        db.execute("SELECT pg_notify(?, ?)", (self.CHANNEL, topic))
+
+    async def wait_changed(self, topic: str, timeout: float) -> None:
+        self._listen()
+        entry = (anyio.lowlevel.current_token(), anyio.Event())
+        with self._waiters_lock:
+            self._waiters.setdefault(topic, set()).add(entry)
+        try:
+            # A missed notification (the listener reconnecting) costs at most this fallback poll.
+            with anyio.move_on_after(min(timeout, float(os.environ.get("MCP_GUARD_PG_POLL_S", "1.0")))):
+                await entry[1].wait()
         finally:
-            self.store._lock.release()
+            with self._waiters_lock:
+                self._waiters.get(topic, set()).discard(entry)
+
+    def _listen(self) -> None:
+        if self._listener is None:
+            self._listener = threading.Thread(target=self._listen_loop, name="mcp-guard-listen", daemon=True)
+            self._listener.start()
+
+    def _listen_loop(self) -> None:
+        while not self._closed:
+            try:
+                with self._psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(f"LISTEN {self.CHANNEL}")
+                    while not self._closed:
+                        for note in conn.notifies(timeout=1.0):
+                            self._wake(note.payload)
+            except self._psycopg.Error as exc:
+                logger.warning("listening for store changes at %s failed (%s); retrying", self.where, exc)
+                time.sleep(1.0)
+
+    def _wake(self, topic: str) -> None:
+        with self._waiters_lock:
+            waiting = list(self._waiters.get(topic, ()))
+        for token, event in waiting:
+            try:
+                anyio.from_thread.run_sync(event.set, token=token)
+            except RuntimeError:
+                pass  # that event loop has ended
+
+    def close(self) -> None:
+        self._closed = True
+        self._db.close()
+
+
+class _PgConnection:
+    """What ``transaction()`` yields: ``execute`` with our SQL, as on a sqlite3 connection."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._store._db.execute(self._store._translate(sql), params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._store._db.cursor() as cursor:
+            cursor.executemany(self._store._translate(sql), rows)

@@ -28,8 +28,6 @@ from ..web.page import ApprovalPage
 logger = logging.getLogger(__name__)
 
 APPROVE_KEY = "mcp-guard/approve"
-# How often a waiting call checks the store for a decision made elsewhere (page, CLI, another guard).
-POLL_S = 0.1
 # How often a waiting call tells the client it is still waiting.
 WAITING_NOTE_S = 5.0
 # How long the client may take to acknowledge the review page's link (it changes nothing).
@@ -221,7 +219,7 @@ class ApprovalHook(Hook):
                 if time.monotonic() >= next_note and call.asker is not None:
                     await call.asker.progress(f"mcp-guard: waiting for approval: {how}")
                     next_note = time.monotonic() + WAITING_NOTE_S
-                await anyio.sleep(POLL_S)
+                await self.approvals.wait_changed(request_id, max(0.0, min(deadline, next_note) - time.monotonic()))
         except anyio.get_cancelled_exc_class():
             # The client went away (or cancelled the call): nobody is left to run it.
             with anyio.CancelScope(shield=True):

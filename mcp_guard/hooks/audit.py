@@ -1,5 +1,6 @@
-"""The audit hook: one record when a call is let through (written before it is forwarded, so a
-crash cannot lose it) and one when the call is over, whatever became of it.
+"""The audit hook: one record when a call is let through (spooled before it is forwarded, so a
+crash cannot lose it) and one when the call is over, whatever became of it (written once the
+answer is on its way to the client).
 
 Records carry names, the resolved risk, the rule, the decision, the approver and grant, the
 outcome, latency, token counts and keyed digests of the masked arguments and result, never
@@ -52,7 +53,7 @@ class AuditHook(Hook):
             return
         body = self._base(call)
         body["arguments_digest"] = digest(self.audit.key, call.notes.get("masked_arguments", call.arguments))
-        call.notes["audit_seq"] = self.audit.append("call.forwarded", body)
+        call.notes["audit_record"] = self.audit.record("call.forwarded", body)
 
     async def finish(self, call: Call) -> None:
         if call.method != "tools/call" or call.toward_client:
@@ -62,13 +63,13 @@ class AuditHook(Hook):
         body["outcome"] = outcome
         started = call.notes.get("started")
         if started is not None:
-            body["latency_ms"] = round((time.monotonic() - started) * 1000, 3)
+            body["latency_ms"] = round((call.notes.get("ended", time.monotonic()) - started) * 1000, 3)
         if call.verdict is not None:
             body["reason"] = call.verdict.reason
         if call.notes.get("error"):
             body["error"] = call.notes["error"]
-        if call.notes.get("audit_seq"):
-            body["forwarded_record"] = call.notes["audit_seq"]
+        if call.notes.get("audit_record"):
+            body["forwarded_record"] = call.notes["audit_record"]
         if call.result is not None and outcome == "completed":
             body["result_digest"] = digest(self.audit.key, call.result)
         if call.notes.get("masked"):
@@ -76,4 +77,4 @@ class AuditHook(Hook):
         if call.notes.get("result_tokens") is not None:
             body["result_tokens"] = call.notes["result_tokens"]
         kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked"}.get(outcome, "call.finished")
-        self.audit.append(kind, body)
+        self.audit.record(kind, body)

@@ -62,7 +62,7 @@ class IntegrityHook(Hook):
         if status == "changed" and settings.changed == "block":
             held = f"the definition of {name} on {server} changed since it was accepted (a possible rug pull)"
             if cached is None and self.audit is not None:
-                self.audit.append("tool.changed", {"server": server, "tool": name, "hash": key[2]})
+                self.audit.record("tool.changed", {"server": server, "tool": name, "hash": key[2]})
         elif status == "new-held":
             held = f"{name} on {server} is new and this policy holds new tools until they are accepted"
         elif findings and settings.findings == "block":

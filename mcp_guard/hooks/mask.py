@@ -34,14 +34,18 @@ def _operators(*layers: dict[str, str | LabelOperator]) -> dict[str, Operator]:
     return ops
 
 
+def _with_labels(operators: dict[str, Operator]) -> tuple[dict[str, Operator], frozenset[str]]:
+    return operators, frozenset(label for label, op in operators.items() if op.name != "keep")
+
+
 class MaskHook(Hook):
     def __init__(self, settings: Masking) -> None:
         self.settings = settings
         flows = [(f.source, f.target, frozenset(f.labels) if f.labels else None) for f in settings.flows]
         self._flows = flows
         self._vaults: dict[str, Vault] = {}
-        self._base = _operators(settings.labels)
-        self._per_server = {name: _operators(settings.labels, s.labels) for name, s in settings.servers.items()}
+        self._base = _with_labels(_operators(settings.labels))
+        self._per_server = {name: _with_labels(_operators(settings.labels, s.labels)) for name, s in settings.servers.items()}
         self._budget = _TokenBudget(settings.max_result_tokens) if settings.max_result_tokens else None
 
     def vault(self, session_id: str) -> Vault:
@@ -54,7 +58,8 @@ class MaskHook(Hook):
         server = self.settings.servers.get(call.upstream)
         if not self.settings.enabled or (server is not None and not server.enabled):
             return None
-        return Masker(self._per_server.get(call.upstream, self._base), self.vault(call.session_id))
+        operators, labels = self._per_server.get(call.upstream, self._base)
+        return Masker(operators, self.vault(call.session_id), labels)
 
     async def request(self, call: Call) -> None:
         if call.toward_client:

@@ -42,9 +42,10 @@ def default_operators() -> dict[str, Operator]:
 class Masker:
     """Masks values coming from one upstream (``origin``) into one session's vault."""
 
-    def __init__(self, operators: Mapping[str, Operator], vault: Vault) -> None:
-        self.operators = {label: op for label, op in operators.items() if op.name != "keep"}
-        self.labels = frozenset(self.operators)
+    def __init__(self, operators: Mapping[str, Operator], vault: Vault, labels: frozenset[str] | None = None) -> None:
+        # ``labels``: the operators' labels but "keep", when the caller already knows them.
+        self.operators = operators
+        self.labels = labels if labels is not None else frozenset(label for label, op in operators.items() if op.name != "keep")
         self.vault = vault
         self.found: Counter[str] = Counter()
 

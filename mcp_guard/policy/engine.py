@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .jsonpath import select
+from .jsonpath import compile_path, select
 from .model import RISKS, STRICTNESS, Match, Policy
 
 
@@ -59,23 +59,18 @@ class Decision:
 
 
 def decide(policy: Policy, facts: Facts) -> Decision:
-    compiled = _compile(policy)
-    best: tuple[int, int] | None = None  # (strictness, -index)
-    for index, strictness, test in compiled.rules:
-        if best is not None and strictness < best[0]:
-            continue  # cannot win: a stricter rule already matched
-        if not test(facts):
-            continue
-        rank = (strictness, -index)
-        if best is None or rank > best:
-            best = rank
+    best: int | None = None
+    for index, dynamic in _compile(policy).candidates(facts):
+        if dynamic is None or dynamic(facts):
+            best = index  # candidates come strictest first, then in file order: the first match wins
+            break
     d = policy.defaults
     if best is None:
         return Decision(
             d.action, "defaults", f"no rule matched; the default for this policy is {d.action}", d.approvers, d.timeout,
             d.scope, tuple(d.channels), d.wait, d.min_human_ms,
         )
-    index = -best[1]
+    index = best
     rule = policy.rules[index]
     name = policy.rule_name(index)
     reason = rule.reason or _describe(rule.action, name, facts)
@@ -86,27 +81,45 @@ def decide(policy: Policy, facts: Facts) -> Decision:
     )
 
 
-@dataclass(frozen=True)
+Test = Callable[[Facts], bool]
+
 class _Compiled:
-    policy: Policy
-    rules: tuple[tuple[int, int, Callable[[Facts], bool]], ...]  # (index, strictness, test), strictest first
-    overrides: tuple[tuple[Callable[[Facts], bool], str], ...]
+    """A policy's rules as predicates, strictest first, split into the part that depends only on
+    which tool is called by whom (cached per server, tool, risk, user and hints) and the part
+    that depends on the arguments (tested on every call)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        rules = sorted(
+            ((i, STRICTNESS[r.action], *_predicates(policy, r.match)) for i, r in enumerate(policy.rules)),
+            key=lambda item: (-item[1], item[0]),
+        )
+        self.rules: tuple[tuple[int, Test, Test | None], ...] = tuple((i, static, dynamic) for i, _, static, dynamic in rules)
+        self.overrides = tuple((_predicate(policy, o.match), o.risk) for o in policy.risk)
+        # The hints any rule looks at, in a fixed order: part of the candidates' cache key.
+        self.hints = tuple(sorted({h for r in policy.rules for h in (r.match.annotations or {})}))
+        self._candidates: dict[tuple[Any, ...], tuple[tuple[int, Test | None], ...]] = {}
+
+    def candidates(self, facts: Facts) -> tuple[tuple[int, Test | None], ...]:
+        key = (facts.server, facts.tool, facts.risk, facts.user, tuple(_annotation(facts.annotations, h) for h in self.hints))
+        found = self._candidates.get(key)
+        if found is None:
+            found = tuple((index, dynamic) for index, static, dynamic in self.rules if static(facts))
+            if len(self._candidates) >= 4096:
+                self._candidates.clear()
+            self._candidates[key] = found
+        return found
 
 
 _CACHE: dict[int, _Compiled] = {}
 
 
 def _compile(policy: Policy) -> _Compiled:
-    """Each match turned into one predicate, once per policy object (policies are frozen)."""
+    """Compiled once per policy object (policies are frozen)."""
     found = _CACHE.get(id(policy))
     if found is not None and found.policy is policy:
         return found
-    rules = sorted(
-        ((i, STRICTNESS[r.action], _predicate(policy, r.match)) for i, r in enumerate(policy.rules)),
-        key=lambda item: (-item[1], item[0]),
-    )
-    overrides = tuple((_predicate(policy, o.match), o.risk) for o in policy.risk)
-    compiled = _Compiled(policy, tuple(rules), overrides)
+    compiled = _Compiled(policy)
     if len(_CACHE) > 16:
         _CACHE.clear()
     _CACHE[id(policy)] = compiled
@@ -117,16 +130,24 @@ def _glob(pattern: str) -> Callable[[str], object] | None:
     return None if pattern == "*" else re.compile(fnmatch.translate(pattern)).match
 
 
-def _predicate(policy: Policy, match: Match) -> Callable[[Facts], bool]:
+def _predicate(policy: Policy, match: Match) -> Test:
+    static, dynamic = _predicates(policy, match)
+    if dynamic is None:
+        return static
+    return lambda facts: static(facts) and dynamic(facts)
+
+
+def _predicates(policy: Policy, match: Match) -> tuple[Test, Test | None]:
+    """The match as two predicates: on who calls which tool, and on the call's content."""
     server, tool = _glob(match.server), _glob(match.tool)
     risks = None if match.risk is None else frozenset(r for r in RISKS if risk_matches(match.risk, r))
     user = None if match.user is None else _glob(match.user)
     members = None if match.group is None else frozenset(policy.groups.get(match.group, ()))
     labels = None if match.labels is None else frozenset(match.labels)
     hints = match.annotations
-    args = None if match.args is None else [(path, re.compile(fnmatch.translate(p)).match) for path, p in match.args.items()]
+    args = None if match.args is None else [(_getter(path), re.compile(fnmatch.translate(p)).match) for path, p in match.args.items()]
 
-    def test(facts: Facts) -> bool:
+    def static(facts: Facts) -> bool:
         if server is not None and not server(facts.server):
             return False
         if tool is not None and not tool(facts.tool):
@@ -137,17 +158,32 @@ def _predicate(policy: Policy, match: Match) -> Callable[[Facts], bool]:
             return False
         if members is not None and facts.user not in members:
             return False
-        if labels is not None and not labels.intersection(facts.labels):
-            return False
         if hints is not None and any(_annotation(facts.annotations, h) is not w for h, w in hints.items()):
             return False
+        return True
+
+    if labels is None and args is None:
+        return static, None
+
+    def dynamic(facts: Facts) -> bool:
+        if labels is not None and not labels.intersection(facts.labels):
+            return False
         if args is not None:
-            for path, pattern in args:
-                if not any(pattern(_text(value)) for value in select(path, facts.arguments)):
+            for get, pattern in args:
+                if not any(pattern(_text(value)) for value in get(facts.arguments)):
                     return False
         return True
 
-    return test
+    return static, dynamic
+
+
+def _getter(path: str) -> Callable[[Any], list[Any]]:
+    """``select`` for one path, with a shortcut for the common ``$.name``."""
+    steps = compile_path(path)
+    if len(steps) == 1 and steps[0][0] == "key" and steps[0][1] != "*":
+        name = steps[0][1]
+        return lambda data: [data[name]] if isinstance(data, dict) and name in data else []
+    return lambda data: select(path, data)
 
 
 def _describe(action: str, name: str, facts: Facts) -> str:

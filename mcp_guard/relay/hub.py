@@ -11,6 +11,7 @@ the pipeline; the era translation happens below it, so hooks see one shape in ev
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -429,8 +430,8 @@ class Hub:
         try:
             return await self._guarded(ctx, up, method, params, call)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.pipeline.run_finish(call)
+            call.notes["ended"] = time.monotonic()
+            ctx.after.append(functools.partial(self.pipeline.run_finish, call))
 
     async def _guarded(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any], call: Call) -> Any:
         resumed = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -42,6 +42,9 @@ class RequestContext:
     method: str
     facts: ClientFacts
     progress_token: Any = None
+    # Work that must run once the answer is on its way (audit of the finished call): it does
+    # not delay the client's answer, and it runs even when the request is cancelled.
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def modern(self) -> bool:
@@ -160,6 +163,7 @@ class Session:
         self._tg.start_soon(self._handle, rid, method, params)
 
     async def _handle(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None) -> None:
+        ctx: RequestContext | None = None
         with anyio.CancelScope() as scope:
             self._handlers[rid] = scope
             try:
@@ -173,9 +177,11 @@ class Session:
             finally:
                 if self._handlers.get(rid) is scope:
                     del self._handlers[rid]
-        if scope.cancelled_caught:
-            return  # cancelled by the client: the spec says no response
-        await self.send_safely(reply, rid)
+        with anyio.CancelScope(shield=True):
+            if not scope.cancelled_caught:  # cancelled by the client: the spec says no response
+                await self.send_safely(reply, rid)
+            for job in ctx.after if ctx is not None else ():
+                await job()
 
     def _context(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None) -> tuple[RequestContext, Any]:
         taken, params = era.split_meta(params)

@@ -49,7 +49,7 @@ class SlackCallback:
 
     def _refuse(self, status: int, why: str, detail: dict[str, Any]) -> Response:
         if self.audit is not None:
-            self.audit.append("review.refused", {"channel": "slack", "reason": why, **detail})
+            self.audit.record("review.refused", {"channel": "slack", "reason": why, **detail})
         return JSONResponse({"error": why}, status_code=status)
 
     async def interactive(self, req: HttpRequest) -> Response:
