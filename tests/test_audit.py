@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_guard.audit import Audit, digest
+from mcp_guard.audit import Audit, digest, load_key
 from mcp_guard.masking import detect
 from mcp_guard.store import Store
 from tests.conftest import connect, everything, guard, probe
@@ -105,13 +105,18 @@ def test_tampering_is_found_at_the_right_record(guard_home: Path, name: str, sta
 
 
 async def test_killing_the_guard_mid_calls_leaves_a_chain_that_verifies_with_every_forwarded_call(tmp_path: Path, guard_home: Path) -> None:
+    await kill_mid_calls(tmp_path, guard_home, {})
+
+
+async def kill_mid_calls(tmp_path: Path, home: Path, env: dict[str, str], store: tuple[str, ...] = ()) -> None:
+    """SIGKILL the guard while 100 calls are in flight; every call the server saw has its record."""
     from tests.rawclient import RawClient, open_raw
 
     policy = tmp_path / "p.yaml"
     policy.write_text(ALLOW)
     log = tmp_path / "probe.jsonl"
     log.touch()
-    process = await open_raw(guard(*probe(), policy=str(policy)), env={"PROBE_LOG": str(log)})
+    process = await open_raw(guard(*probe(), policy=str(policy)), env={"PROBE_LOG": str(log), **env})
     with anyio.fail_after(60):
         client = RawClient(process)
         await client.initialize()
@@ -121,10 +126,10 @@ async def test_killing_the_guard_mid_calls_leaves_a_chain_that_verifies_with_eve
             await anyio.sleep(0.01)
         os.kill(process.pid, signal.SIGKILL)
         await process.wait()
-    verified = cli(guard_home, "verify")
+    verified = cli(home, "verify", *store)
     assert verified.returncode == 0, verified.stderr
-    records = [json.loads(line) for line in cli(guard_home, "export").stdout.splitlines()]
+    records = [json.loads(line) for line in cli(home, "export", *store).stdout.splitlines()]
     forwarded = {r["body"]["arguments_digest"] for r in records if r["kind"] == "call.forwarded"}
     reached = [json.loads(line)["arguments"]["message"] for line in log.read_text().splitlines()]
-    key = Audit(Store(guard_home / "guard.db")).key
+    key = load_key(home)
     assert reached and all(digest(key, {"message": m}) in forwarded for m in reached)

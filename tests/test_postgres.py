@@ -19,7 +19,7 @@ from mcp_guard.audit import Audit
 from mcp_guard.store import PostgresStore, StoreError, open_store
 from tests.conftest import PY, background, free_port, node_server
 from tests.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
-from tests.test_audit import TAMPERING
+from tests.test_audit import TAMPERING, kill_mid_calls
 
 pytestmark = pytest.mark.anyio
 
@@ -89,6 +89,7 @@ def test_concurrent_writers_on_two_connections_keep_one_chain(postgres_url: str,
     audit = Audit(PostgresStore(postgres_url))
     assert audit.verify() is None
     records = list(audit.records())
+    audit.store.close()
     assert [r["seq"] for r in records] == list(range(1, 1201))
     for tag in ("w0", "w1", "w2", "w3"):
         assert [r["body"]["i"] for r in records if r["body"]["writer"] == tag] == list(range(300))
@@ -165,3 +166,9 @@ async def test_a_call_waiting_on_one_instance_is_approved_through_another_and_co
     finished = [r["body"] for r in exported if r["kind"] == "call.finished" and r["body"].get("tool") == "write_file"]
     assert finished and finished[-1]["approver"] == "alice" and finished[-1]["outcome"] == "completed"
     assert cli(homes[0], postgres_url, "audit", "verify").returncode == 0
+
+
+async def test_killing_a_guard_on_postgresql_mid_calls_leaves_a_chain_with_every_forwarded_call(
+    tmp_path: Path, guard_home: Path, postgres_url: str
+) -> None:
+    await kill_mid_calls(tmp_path, guard_home, {"MCP_GUARD_STORE": postgres_url}, ("--store", postgres_url))
