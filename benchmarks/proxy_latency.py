@@ -11,6 +11,7 @@ Targets, all against server-everything (installed by ``npm ci``):
   guard-policy50   guard-run with a 50-rule policy that allows the call: the whole default chain
                    (integrity, masking, policy, approval check, two audit records)
   guard-nomask50   the same policy with masking turned off (shows masking's share)
+  guard-policy0    the same whole chain with a policy of no rules (shows the rules' own share)
 Rounds are interleaved so that machine noise hits every target alike. Prints p50/p99, calls/s,
 the guard's RSS (VmHWM) and CPU per call, and the added p50 as a difference and a ratio.
 """
@@ -153,6 +154,9 @@ async def main() -> None:
     no_mask = policy.with_name("policy50-nomask.yaml")
     no_mask.write_text(policy_with_rules(50).replace("version: 1\n", "version: 1\nmasking: {enabled: false}\n", 1))
     without_masking = [sys.executable, "-m", "mcp_guard", "run", "--policy", str(no_mask), "--", *server]
+    no_rules = policy.with_name("policy0.yaml")
+    no_rules.write_text(policy_with_rules(0).replace("rules:\n", "rules: []\n"))
+    with_no_rules = [sys.executable, "-m", "mcp_guard", "run", "--policy", str(no_rules), "--", *server]
     os.environ.setdefault("MCP_GUARD_HOME", tempfile.mkdtemp())
     ENV["MCP_GUARD_HOME"] = os.environ["MCP_GUARD_HOME"]
     results: dict[str, list[dict[str, float]]] = {}
@@ -161,6 +165,7 @@ async def main() -> None:
         results.setdefault("guard-run", []).append(await run_stdio(guard, args.n, args.warmup, True))
         results.setdefault("guard-policy50", []).append(await run_stdio(with_policy, args.n, args.warmup, True))
         results.setdefault("guard-nomask50", []).append(await run_stdio(without_masking, args.n, args.warmup, True))
+        results.setdefault("guard-policy0", []).append(await run_stdio(with_no_rules, args.n, args.warmup, True))
         port = free_port()
         direct_http = ["env", f"PORT={port}", "node", str(EVERYTHING), "streamableHttp"]
         results.setdefault("direct-http", []).append(await run_http(direct_http, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, False))
@@ -182,6 +187,8 @@ async def main() -> None:
     start_base = med("direct-stdio", "startup")
     start_guard = med("guard-run", "startup")
     print(f"startup to first tools/list answer: direct {start_base:.0f} ms, guard-run {start_guard:.0f} ms (added {start_guard - start_base:+.0f} ms)")
+    print(f"the 50 rules: guard-policy50 vs guard-policy0 (the same chain, no rules) added p50 "
+          f"{med('guard-policy50', 'p50') - med('guard-policy0', 'p50'):+.3f} ms")
     print(f"policy cost: guard-policy50 vs guard-run added p50 {med('guard-policy50', 'p50') - med('guard-run', 'p50'):+.3f} ms"
           f" (without masking {med('guard-nomask50', 'p50') - med('guard-run', 'p50'):+.3f} ms)")
     http_base = med("direct-http", "p50")

@@ -74,11 +74,14 @@ class MaskHook(Hook):
             labels = _raw_labels(arguments)
             call.notes["labels"] = labels
             call.notes["masked_arguments"] = arguments
-            masker = self.masker(call)
             vault = self.vault(call.session_id)
-            if masker is not None and labels:
-                # For a policy rule with action "mask": raw values replaced, placeholders kept.
-                call.notes["mask_arguments"] = lambda: masker.value(arguments, "client")
+            if labels:
+                masker = self.masker(call)
+                if masker is not None:
+                    # For a policy rule with action "mask": raw values replaced, placeholders kept.
+                    call.notes["mask_arguments"] = lambda: masker.value(arguments, "client")
+            if not len(vault):
+                return  # nothing was masked in this session yet: no placeholder can be ours
             restored, count, kept = vault.rehydrate(arguments, call.upstream)
             if count or kept:
                 logger.info("call %s to %s: %d placeholders restored, %d kept masked", call.name, call.upstream, count, kept)

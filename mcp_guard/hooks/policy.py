@@ -88,13 +88,25 @@ class PolicySource:
 class PolicyHook(Hook):
     def __init__(self, source: PolicySource) -> None:
         self.source = source
+        # (server, tool) -> (policy, definition, risk): valid while both are the same objects.
+        self._risks: dict[tuple[str, str], tuple[Any, Any, ResolvedRisk]] = {}
+
+    def _risk(self, policy: Any, server: str, definition: dict[str, Any] | None, name: str) -> ResolvedRisk:
+        found = self._risks.get((server, name))
+        if found is not None and found[0] is policy and found[1] is definition:
+            return found[2]
+        risk = resolve_risk(policy, server, definition, name)
+        if len(self._risks) >= 4096:
+            self._risks.clear()
+        self._risks[(server, name)] = (policy, definition, risk)
+        return risk
 
     async def request(self, call: Call) -> None:
         if call.method != "tools/call" or call.toward_client:
             return
         policy = self.source.current
         definition = await call.lookup_tool() if call.lookup_tool is not None else None
-        risk = resolve_risk(policy, call.upstream, definition, call.name)
+        risk = self._risk(policy, call.upstream, definition, call.name)
         floor = call.notes.get("risk_floor")
         if floor in RISKS and RISKS.index(floor) > RISKS.index(risk.level) and risk.source != "policy":
             risk = ResolvedRisk(floor, "integrity", "its description carries instructions to the model")

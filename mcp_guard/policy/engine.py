@@ -59,20 +59,28 @@ class Decision:
 
 
 def decide(policy: Policy, facts: Facts) -> Decision:
+    compiled = _compile(policy)
+    key, candidates = compiled.candidates(facts)
     best: int | None = None
-    for index, dynamic in _compile(policy).candidates(facts):
+    for index, dynamic in candidates:
         if dynamic is None or dynamic(facts):
             best = index  # candidates come strictest first, then in file order: the first match wins
             break
+    found = compiled.decisions.get((key, best))
+    if found is None:
+        found = compiled.decisions[(key, best)] = _decision(policy, best, facts)  # depends on facts only via key
+    return found
+
+
+def _decision(policy: Policy, best: int | None, facts: Facts) -> Decision:
     d = policy.defaults
     if best is None:
         return Decision(
             d.action, "defaults", f"no rule matched; the default for this policy is {d.action}", d.approvers, d.timeout,
             d.scope, tuple(d.channels), d.wait, d.min_human_ms,
         )
-    index = best
-    rule = policy.rules[index]
-    name = policy.rule_name(index)
+    rule = policy.rules[best]
+    name = policy.rule_name(best)
     reason = rule.reason or _describe(rule.action, name, facts)
     return Decision(
         rule.action, name, reason, rule.approvers, rule.timeout or d.timeout, rule.scope or d.scope,
@@ -99,16 +107,19 @@ class _Compiled:
         # The hints any rule looks at, in a fixed order: part of the candidates' cache key.
         self.hints = tuple(sorted({h for r in policy.rules for h in (r.match.annotations or {})}))
         self._candidates: dict[tuple[Any, ...], tuple[tuple[int, Test | None], ...]] = {}
+        self.decisions: dict[tuple[Any, int | None], Decision] = {}
 
-    def candidates(self, facts: Facts) -> tuple[tuple[int, Test | None], ...]:
-        key = (facts.server, facts.tool, facts.risk, facts.user, tuple(_annotation(facts.annotations, h) for h in self.hints))
+    def candidates(self, facts: Facts) -> tuple[tuple[Any, ...], tuple[tuple[int, Test | None], ...]]:
+        hints = tuple(_annotation(facts.annotations, h) for h in self.hints) if self.hints else ()
+        key = (facts.server, facts.tool, facts.risk, facts.user, hints)
         found = self._candidates.get(key)
         if found is None:
             found = tuple((index, dynamic) for index, static, dynamic in self.rules if static(facts))
             if len(self._candidates) >= 4096:
                 self._candidates.clear()
+                self.decisions.clear()
             self._candidates[key] = found
-        return found
+        return key, found
 
 
 _CACHE: dict[int, _Compiled] = {}
@@ -170,7 +181,10 @@ def _predicates(policy: Policy, match: Match) -> tuple[Test, Test | None]:
             return False
         if args is not None:
             for get, pattern in args:
-                if not any(pattern(_text(value)) for value in get(facts.arguments)):
+                for value in get(facts.arguments):
+                    if pattern(value if isinstance(value, str) else _text(value)):
+                        break
+                else:
                     return False
         return True
 
