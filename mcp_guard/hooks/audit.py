@@ -9,9 +9,11 @@ the values themselves. A record that cannot be written fails the call closed.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from .. import tokens
 from ..audit import Audit, digest
 from ..pipeline import Call, Hook
 
@@ -74,7 +76,28 @@ class AuditHook(Hook):
             body["result_digest"] = digest(self.audit.key, call.result)
         if call.notes.get("masked"):
             body["masked"] = call.notes["masked"]
-        if call.notes.get("result_tokens") is not None:
-            body["result_tokens"] = call.notes["result_tokens"]
+        _token_counts(body, call, outcome)
         kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked"}.get(outcome, "call.finished")
         self.audit.record(kind, body)
+
+
+def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:
+    """Tokens of the arguments and of what reached the model (counted off the call's path)."""
+    arguments = call.notes.get("masked_arguments", call.arguments)
+    counted = tokens.count(json.dumps(arguments, ensure_ascii=False)) if arguments else (0, True)
+    if counted is None:
+        return  # no encoding here; the guard's doctor says how to add one
+    body["argument_tokens"] = counted[0]
+    exact = counted[1]
+    if call.notes.get("result_tokens") is not None:
+        body["result_tokens"] = call.notes["result_tokens"]  # the budget counted them already
+    elif outcome == "completed" and isinstance(call.result, dict):
+        parts = [b["text"] for b in call.result.get("content") or () if isinstance(b, dict) and isinstance(b.get("text"), str)]
+        if call.result.get("structuredContent") is not None:
+            parts.append(json.dumps(call.result["structuredContent"], ensure_ascii=False))
+        result = tokens.count("\n".join(parts))
+        if result is not None:
+            body["result_tokens"] = result[0]
+            exact = exact and result[1]
+    if not exact:
+        body["tokens_estimated"] = True
