@@ -155,6 +155,7 @@ def cmd_audit_tail(args: argparse.Namespace) -> int:
     last = records[-1]["seq"] if records else 0
     while args.follow:
         time.sleep(0.5)
+        audit.fold_spools()  # records a guard spooled but has not chained yet
         for record in audit.records():
             if record["seq"] > last:
                 print(_format_record(record, args.json), flush=True)
