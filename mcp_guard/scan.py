@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from .masking.detect import Span, detect
+from .masking.mask import NerFinder
+from .masking.ner import load_ner
 from .masking.vault import Vault
 
 _COLOURS = {"SECRET": "31", "CREDIT_CARD": "35", "IBAN": "35", "US_SSN": "35", "EMAIL": "33", "PHONE": "33"}
@@ -25,7 +27,7 @@ def mask_all(text: str, spans: list[Span]) -> str:
     return Vault().replace(text, spans, "scan")
 
 
-def scan_jsonl(lines: Iterable[str], out: IO[str]) -> int:
+def scan_jsonl(lines: Iterable[str], out: IO[str], ner: NerFinder | None = None) -> int:
     problems = 0
     for line in lines:
         if not line.strip():
@@ -39,7 +41,7 @@ def scan_jsonl(lines: Iterable[str], out: IO[str]) -> int:
             text = record.get("text")
             if not isinstance(text, str):
                 raise ValueError("'text' must be a string")
-            spans = detect(text)
+            spans = detect(text, None, ner)
             reply = {
                 "id": record_id,
                 "spans": [{"start": s.start, "end": s.end, "label": s.label} for s in spans],
@@ -53,11 +55,11 @@ def scan_jsonl(lines: Iterable[str], out: IO[str]) -> int:
     return problems
 
 
-def scan_report(lines: Iterable[str], out: IO[str], colour: bool) -> int:
+def scan_report(lines: Iterable[str], out: IO[str], colour: bool, ner: NerFinder | None = None) -> int:
     findings = 0
     for number, line in enumerate(lines, start=1):
         text = line.rstrip("\n")
-        spans = detect(text)
+        spans = detect(text, None, ner)
         if not spans:
             continue
         findings += len(spans)
@@ -76,13 +78,14 @@ def scan_report(lines: Iterable[str], out: IO[str], colour: bool) -> int:
     return findings
 
 
-def main(path: str | None, jsonl: bool) -> int:
+def main(path: str | None, jsonl: bool, ner_model: str = "off") -> int:
+    ner = load_ner(ner_model)
     source: IO[str] = open(path, encoding="utf-8", errors="replace") if path else sys.stdin
     try:
         if jsonl:
-            scan_jsonl(source, sys.stdout)
+            scan_jsonl(source, sys.stdout, ner)
             return 0
-        found = scan_report(source, sys.stdout, colour=sys.stdout.isatty())
+        found = scan_report(source, sys.stdout, colour=sys.stdout.isatty(), ner=ner)
         return 1 if found else 0
     finally:
         if path:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..masking.detect import detect
 from ..masking.mask import DEFAULT_MASKED, Masker, Operator
+from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
 from ..pipeline import Call, Hook
 from ..policy.model import LabelOperator, Masking
@@ -47,6 +48,7 @@ class MaskHook(Hook):
         self._base = _with_labels(_operators(settings.labels))
         self._per_server = {name: _with_labels(_operators(settings.labels, s.labels)) for name, s in settings.servers.items()}
         self._budget = _TokenBudget(settings.max_result_tokens) if settings.max_result_tokens else None
+        self._ner = load_ner(settings.ner) if settings.enabled else None
 
     def vault(self, session_id: str) -> Vault:
         vault = self._vaults.get(session_id)
@@ -59,7 +61,7 @@ class MaskHook(Hook):
         if not self.settings.enabled or (server is not None and not server.enabled):
             return None
         operators, labels = self._per_server.get(call.upstream, self._base)
-        return Masker(operators, self.vault(call.session_id), labels)
+        return Masker(operators, self.vault(call.session_id), labels, self._ner)
 
     async def request(self, call: Call) -> None:
         if call.toward_client:

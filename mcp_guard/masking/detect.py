@@ -459,10 +459,12 @@ def _numbers(text: str, low: str, want: frozenset[str]) -> Iterator[Span]:
 _MONTH_WORD = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
 
 
-def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
+def detect(text: str, labels: frozenset[str] | None = None, ner: Callable[[str], list[Span]] | None = None) -> list[Span]:
     """Non-overlapping spans of sensitive data in ``text``, in order of position.
 
-    ``labels`` limits the search (``None``: every label this module knows).
+    ``labels`` limits the search (``None``: every label this module knows). ``ner`` finds
+    PERSON and LOCATION (see ``ner.py``); where its spans overlap a structured one, the
+    structured one stays.
     """
     if not text:
         return []
@@ -494,7 +496,16 @@ def detect(text: str, labels: frozenset[str] | None = None) -> list[Span]:
         found = [s for s in found if s.label in labels]
     if "\\" in text:
         found = [_after_escape(text, s) for s in found]
-    return with_repeats(text, _resolve(found))
+    found = _resolve(found)
+    named = _NAMED if labels is None else labels & _NAMED
+    if ner is not None and named:
+        taken = _Taken(found)
+        for span in sorted(ner(text), key=lambda s: (s.start, s.start - s.end)):
+            if span.label in named and taken.free(span.start, span.end):
+                taken.add(span.start, span.end)
+                found.append(span)
+        found.sort(key=lambda s: s.start)
+    return with_repeats(text, found)
 
 
 _ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|[nrtbf])")
@@ -509,7 +520,8 @@ def _after_escape(text: str, span: Span) -> Span:
     return span
 
 
-FINDERS = {label: None for label in LABELS if label not in ("PERSON", "LOCATION")}
+_NAMED = frozenset({"PERSON", "LOCATION"})  # found by a model (ner.py), not by patterns
+FINDERS = {label: None for label in LABELS if label not in _NAMED}
 _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
 
 

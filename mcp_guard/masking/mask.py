@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .detect import Span, detect, secret_for_key
 from .vault import Vault
+
+NerFinder = Callable[[str], list[Span]]
 
 DEFAULT_MASKED = frozenset({"SECRET", "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "PERSON", "LOCATION"})
 PRESIDIO_OPERATORS = frozenset({"replace", "redact", "mask", "hash", "encrypt"})
@@ -42,8 +44,11 @@ def default_operators() -> dict[str, Operator]:
 class Masker:
     """Masks values coming from one upstream (``origin``) into one session's vault."""
 
-    def __init__(self, operators: Mapping[str, Operator], vault: Vault, labels: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, operators: Mapping[str, Operator], vault: Vault, labels: frozenset[str] | None = None, ner: NerFinder | None = None
+    ) -> None:
         # ``labels``: the operators' labels but "keep", when the caller already knows them.
+        self.ner = ner
         self.operators = operators
         self.labels = labels if labels is not None else frozenset(label for label, op in operators.items() if op.name != "keep")
         self.vault = vault
@@ -59,7 +64,7 @@ class Masker:
             masked_json = self._json_text(text, origin)
             if masked_json is not None:
                 return masked_json
-        spans = detect(text, self.labels)
+        spans = detect(text, self.labels, self.ner)
         if not spans:
             return text
         return self._apply(text, spans, origin)

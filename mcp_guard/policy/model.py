@@ -159,6 +159,9 @@ class Masking(_Strict):
     flows: list[Flow] = []
     # A result larger than this many tokens (cl100k) is cut, with a notice saying how much.
     max_result_tokens: int | None = Field(default=None, gt=0)
+    # PERSON and LOCATION through a spaCy model (pip install 'mcp-guard[ner]'): auto (the largest
+    # installed English model, none if none), off, or a model package name or folder.
+    ner: str = "auto"
 
     _labels = field_validator("labels")(lambda cls, v: _check_labels(v))
 
