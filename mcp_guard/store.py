@@ -350,11 +350,19 @@ class PostgresStore:
                     self._db.execute(self._translate(statement, ddl=True))
                 self._db.execute("UPDATE schema_version SET version=%s", (number,))
 
+    def _usable(self) -> Any:
+        """The connection, opened again if the server dropped it (a restart, a failover): the
+        operation that met the drop failed closed; the ones after it work again."""
+        if self._db.broken or self._db.closed:
+            logger.warning("the connection to %s was lost; reconnecting", self.where)
+            self._db = self._psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, connect_timeout=10)
+        return self._db
+
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         with self._lock:
             try:
-                with self._db.transaction():
+                with self._usable().transaction():
                     self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
                     yield _PgConnection(self)
             except self._psycopg.Error as exc:
@@ -367,7 +375,7 @@ class PostgresStore:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
             with self._lock:
-                return self._db.execute(self._translate(sql), params).fetchall()
+                return self._usable().execute(self._translate(sql), params).fetchall()
         except self._psycopg.Error as exc:
             raise StoreError(f"mcp-guard store error at {self.where}: {exc}") from exc
 

@@ -135,3 +135,25 @@ async def kill_mid_calls(tmp_path: Path, home: Path, env: dict[str, str], store:
     reached = [json.loads(line)["arguments"]["message"] for line in log.read_text().splitlines()]
     key = load_key(home)
     assert reached and all(digest(key, {"message": m}) in forwarded for m in reached)
+
+
+async def test_when_the_audit_cannot_be_written_calls_are_refused_until_it_can(tmp_path: Path, guard_home: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(ALLOW)
+    with anyio.fail_after(60):
+        async with connect(guard(*probe(), policy=str(policy))) as client:
+            assert not (await client.call_tool("echo", {"message": "recorded"})).is_error
+            tamper(guard_home / "guard.db", "ALTER TABLE audit RENAME TO audit_gone")
+            while True:  # the writer fails on the next batch; from then on nothing runs unrecorded
+                result = await client.call_tool("echo", {"message": "must not run unrecorded"})
+                if result.is_error:
+                    break
+            assert "not run" in result.content[0].text
+            tamper(guard_home / "guard.db", "ALTER TABLE audit_gone RENAME TO audit")
+            while (await client.call_tool("echo", {"message": "recorded again"})).is_error:
+                pass  # the writer retries, chains what waited in the spool, and calls run again
+    verified = cli(guard_home, "verify")
+    assert verified.returncode == 0, verified.stderr
+    messages = [r["body"].get("arguments_digest") for r in (json.loads(x) for x in cli(guard_home, "export").stdout.splitlines())]
+    key = load_key(guard_home)
+    assert digest(key, {"message": "recorded again"}) in messages

@@ -172,3 +172,18 @@ async def test_killing_a_guard_on_postgresql_mid_calls_leaves_a_chain_with_every
     tmp_path: Path, guard_home: Path, postgres_url: str
 ) -> None:
     await kill_mid_calls(tmp_path, guard_home, {"MCP_GUARD_STORE": postgres_url}, ("--store", postgres_url))
+
+
+def test_a_dropped_connection_fails_one_operation_closed_and_the_next_reconnects(postgres_url: str, guard_home: Path) -> None:
+    import psycopg
+
+    audit = Audit(PostgresStore(postgres_url))
+    audit.append("call.finished", {"tool": "before"})
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()")
+    with pytest.raises(StoreError):
+        audit.append("call.finished", {"tool": "lost"})
+    audit.append("call.finished", {"tool": "after"})
+    assert [r["body"]["tool"] for r in audit.records()] == ["before", "after"]
+    assert audit.verify() is None
+    audit.store.close()
