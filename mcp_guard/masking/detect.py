@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from . import fast
+
 __all__ = ["LABELS", "Span", "detect", "secret_for_key"]
 
 LABELS = (
@@ -469,6 +471,43 @@ def detect(text: str, labels: frozenset[str] | None = None, ner: Callable[[str],
     if not text:
         return []
     want = frozenset(FINDERS) if labels is None else labels
+    if fast.AVAILABLE and len(text) >= FAST_FROM:
+        found = _zoned(text, want)
+    else:
+        found = _structured(text, want)
+    named = _NAMED if labels is None else labels & _NAMED
+    if ner is not None and named:
+        taken = _Taken(found)
+        for span in sorted(ner(text), key=lambda s: (s.start, s.start - s.end)):
+            if span.label in named and taken.free(span.start, span.end):
+                taken.add(span.start, span.end)
+                found.append(span)
+        found.sort(key=lambda s: s.start)
+    return with_repeats(text, found)
+
+
+# Below this length one pass of each detector costs less than asking Hyperscan where to look.
+FAST_FROM = 512
+
+
+def _zoned(text: str, want: frozenset[str]) -> list[Span]:
+    """The detectors run only on the zones Hyperscan found (see fast.py); a span is taken from a
+    zone only away from its cut edges, where the whole text's context is all there."""
+    found: list[Span] = []
+    size = len(text)
+    zones = fast.zones(text, want)
+    if sum(hi - lo for lo, hi in zones) > size // 2:
+        return _structured(text, want)  # dense text: one pass over all of it costs less
+    for lo, hi in zones:
+        first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
+        for span in _structured(text[lo:hi], want):
+            start, end = span.start + lo, span.end + lo
+            if start >= first and end <= last:
+                found.append(Span(start, end, span.label))
+    return found
+
+
+def _structured(text: str, want: frozenset[str]) -> list[Span]:
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
@@ -492,20 +531,10 @@ def detect(text: str, labels: frozenset[str] | None = None, ner: Callable[[str],
     if "DATE" in want and _MONTH_WORD.search(low):
         found.extend(_dates(text, _DATES[-2:]))
     found.extend(_numbers(text, low, want))
-    if labels is not None:
-        found = [s for s in found if s.label in labels]
+    found = [s for s in found if s.label in want]
     if "\\" in text:
         found = [_after_escape(text, s) for s in found]
-    found = _resolve(found)
-    named = _NAMED if labels is None else labels & _NAMED
-    if ner is not None and named:
-        taken = _Taken(found)
-        for span in sorted(ner(text), key=lambda s: (s.start, s.start - s.end)):
-            if span.label in named and taken.free(span.start, span.end):
-                taken.add(span.start, span.end)
-                found.append(span)
-        found.sort(key=lambda s: s.start)
-    return with_repeats(text, found)
+    return _resolve(found)
 
 
 _ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|[nrtbf])")

@@ -1,0 +1,247 @@
+"""Where to look: one Hyperscan pass finds every place a detector could match.
+
+The detectors in ``detect.py`` are Python regular expressions, a dozen passes over the text.
+Most text holds nothing sensitive, so this module asks Hyperscan, in one pass, where any of them
+*could* match, and the Python detectors then run only on those stretches (zones), with enough
+text around each that their lookarounds and their runs see what they would see in the whole
+text. Hyperscan gets each detector's own pattern, loosened so that it matches wherever the
+original does: lookarounds and back-references removed, inner bounded repeats opened, a final
+repeat cut to its minimum (the zone then reaches as far as the original could). Nothing is
+decided here; every span still comes from the Python detectors.
+
+Without the ``hyperscan`` package (it is installed where wheels exist) the detectors read the
+whole text, with the same results.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+__all__ = ["AVAILABLE", "zones"]
+
+try:
+    import hyperscan
+except ImportError:  # the extra is not installed: detect.py runs its passes on the whole text
+    hyperscan = None
+
+AVAILABLE = hyperscan is not None
+
+# Context kept on each side of a zone, beyond how far a match can reach: lookarounds, the
+# number runs of detect._numbers (up to 42 characters, looked at with a margin of 12).
+MARGIN = 64
+MAX_REACH = 20_000
+# Zones closer than this are read as one.
+JOIN = 256
+
+
+def _strip_lookarounds(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith(("(?<!", "(?<=", "(?!", "(?="), i):
+            depth, j = 0, i
+            while j < len(pattern):
+                c = pattern[j]
+                if c == "\\":
+                    j += 2
+                    continue
+                if c == "[":
+                    j += 1
+                    while pattern[j] != "]" or pattern[j - 1] == "\\":
+                        j += 1
+                elif c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            i = j + 1
+            continue
+        out.append(pattern[i])
+        i += 1
+    return "".join(out)
+
+
+_BOUNDED = re.compile(r"\{(\d+),(\d+)\}")
+
+
+# A class the match must not follow or precede: "(?<![...])" at the start and "(?![...])" or
+# "(?![...]|\.\d)" at the end become the same condition on one consumed character, which keeps
+# Hyperscan from reporting places the detector would refuse (inside hashes, inside dates).
+_HEAD_GUARD = re.compile(r"^\(\?<!(\[[^\]]*\])\)")
+_TAIL_GUARD = re.compile(r"\(\?!(\[[^\]]*\])(\|\\\.\\d)?\)$")
+
+
+def _guards(pattern: str) -> tuple[str, str, str]:
+    head = tail = ""
+    m = _HEAD_GUARD.match(pattern)
+    if m is not None:
+        head, pattern = f"(?:^|[^{m.group(1)[1:-1]}])", pattern[m.end() :]
+    m = _TAIL_GUARD.search(pattern)
+    if m is not None:
+        cls = m.group(1)[1:-1]
+        tail = f"(?:$|[^{cls}.]|\\.(?:$|\\D))" if m.group(2) else f"(?:$|[^{cls}])"
+        pattern = pattern[: m.start()]
+    return head, pattern, tail
+
+
+def _loosen(pattern: str) -> tuple[str, int]:
+    """A pattern that matches wherever ``pattern`` does, for Hyperscan; and how much further
+    than its match the original's can reach."""
+    head, body, tail = _guards(pattern)
+    p = _strip_lookarounds(body)
+    p = re.sub(r"\\(\d)", lambda m: "[- ]", p)  # detect.py's only back-reference: an SSN's separator
+    extra = 0
+    last = re.search(r"\{(\d+),(\d+)\}$", p)
+    if last is not None and int(last.group(1)) > 0:
+        # Cut the final repeat to its minimum: the match is then reported once, where the
+        # original's could still go on; the zone reaches that far. What follows says nothing.
+        extra = _width(pattern)  # however the repeated part is built, no further than the whole match
+        p = p[: last.start()] + "{%s}" % last.group(1)
+        tail = ""
+    p = _BOUNDED.sub(lambda m: m.group(0) if int(m.group(2)) - int(m.group(1)) <= 8 else ("*" if m.group(1) == "0" else "{%s,}" % m.group(1)), p)
+    return head + p + tail, extra
+
+
+def _width(pattern: str) -> int:
+    """The longest text ``pattern`` can match (capped): how far back a zone must reach."""
+    parser: Any = getattr(re, "_parser", None) or sys.modules.get("sre_parse")
+    return min(int(parser.parse(pattern).getwidth()[1]), MAX_REACH)
+
+
+class _Family:
+    """One detector's pattern for Hyperscan, and the zone around a match: ``back`` characters
+    before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
+
+    __slots__ = ("back", "expression", "flags", "fwd", "label", "som")
+
+    def __init__(self, label: str, pattern: str, back: int | None = None, fwd: int | None = None, som: bool = False) -> None:
+        caseless = pattern.startswith("(?i)")
+        loose, extra = _loosen(pattern[4:] if caseless else pattern)
+        self.label = label
+        self.expression = loose.encode()
+        self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if som else 0)
+        self.som = som
+        self.back = MARGIN if som else (back if back is not None else _width(pattern)) + MARGIN
+        self.fwd = (fwd if fwd is not None else extra) + MARGIN
+
+
+def _families() -> list[_Family]:
+    import importlib
+
+    d = importlib.import_module(f"{__package__}.detect")  # the package's `detect` is the function
+
+    numbers = 60  # a zone around a number holds the whole run detect._numbers would see
+    found = [
+        _Family("EMAIL", d._EMAIL.pattern),
+        # A URL runs to the first character detect._URL_REST stops at; its scheme is just before.
+        _Family("URL", r"[A-Za-z0-9+.-]{0,21}://[^\s<>\"'`{}|\\^\[\]]{0,2048}(?:$|[\s<>\"'`{}|\\^\[\]])", fwd=0, som=True),
+        _Family("SECRET", r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
+        _Family("IBAN", d._IBAN.pattern),
+        _Family("IP_ADDRESS", r"::", back=45, fwd=45),
+        _Family("IP_ADDRESS", r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:", back=45, fwd=45),
+        _Family("IP_ADDRESS", d._IPV4.pattern, back=_width(d._IPV4.pattern) + numbers, fwd=numbers),
+        _Family("PHONE", d._PHONE_INTL.pattern),
+        _Family("PHONE", d._PHONE_NANP.pattern, back=_width(d._PHONE_NANP.pattern) + numbers, fwd=numbers),
+        _Family("PHONE", d._PHONE_NATIONAL.pattern, back=_width(d._PHONE_NATIONAL.pattern) + numbers, fwd=numbers),
+        _Family("PHONE", d._PHONE_CONTEXT.pattern),
+        _Family("CREDIT_CARD", d._CARD.pattern, back=_width(d._CARD.pattern) + numbers, fwd=numbers),
+        _Family("US_SSN", d._SSN.pattern, back=_width(d._SSN.pattern) + numbers, fwd=numbers),
+        _Family("US_SSN", d._SSN_BARE.pattern),
+        _Family("SECRET", r"PRIVATE KEY", back=64, fwd=16_384 + 128),
+        _Family("SECRET", r"hooks.slack.com/services/", back=16, fwd=128),
+        _Family("SECRET", r"/api/webhooks/", back=32, fwd=160),
+        _Family("SECRET", d._BEARER.pattern, som=True),
+        _Family("SECRET", d._BASIC.pattern, som=True),
+        # key = value: the words of detect._KEY_WORD_RE, a key of up to 40 more characters, then
+        # a value as long as detect._secretish could call secret for that kind of key.
+        _Family(
+            "SECRET",
+            r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
+            back=200, fwd=520,
+        ),
+        _Family(
+            "SECRET",
+            r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{16}",
+            back=200, fwd=520,
+        ),
+    ]
+    # An ISO date that is a timestamp's first half (2026-11-23T10:00, 2026-11-23 10:00:00) is
+    # not a date to mask (detect._DATES[0] looks ahead for it); timestamps fill logs, so the
+    # same condition is spelled out here on the characters after the date.
+    iso = d._DATES[0].pattern
+    assert iso.endswith(r"(?![\w:-]|\.\d|[T ]\d{2}:)"), "keep this in step with detect._DATES[0]"
+    iso = iso[: -len(r"(?![\w:-]|\.\d|[T ]\d{2}:)")] + r"(?![\w:. -])"  # then "." and " ", below
+    found.append(_Family("DATE", iso, back=_width(iso) + numbers, fwd=numbers))
+    found.append(_Family("DATE", r"(?:^|[^\w.:-])\d{4}-\d{2}-\d{2}(?:\.(?:$|\D)| (?:$|\D|\d(?:$|\D)|\d\d(?:$|[^:])))", back=20 + numbers, fwd=numbers))
+    found += [_Family("DATE", p.pattern, back=_width(p.pattern) + numbers, fwd=numbers) for p in d._DATES[1:]]
+    found += [_Family("SECRET", p.pattern, back=_width(p.pattern)) for _, p in d._TOKEN_FAMILIES]
+    return found
+
+
+_compiled: tuple[Any, list[_Family]] | None = None
+
+
+def _database() -> tuple[Any, list[_Family]]:
+    global _compiled
+    if _compiled is None:
+        families = _families()
+        db = hyperscan.Database()
+        db.compile(
+            expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
+            flags=[f.flags for f in families],
+        )
+        _compiled = (db, families)
+    return _compiled
+
+
+# Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
+# Hyperscan scans a copy where each other character stands in for its class (the same length,
+# so offsets hold): a digit for a decimal digit, a letter for any other word character, a space
+# for whitespace, "~" for the rest; and the two characters Python's case-insensitive matching
+# folds onto ASCII letters (Kelvin sign, long s) become those letters.
+_FOLDS = {0x212A: "k", 0x017F: "s"}
+
+
+def _stand_in(code: int) -> str:
+    char = chr(code)
+    if code in _FOLDS:
+        return _FOLDS[code]
+    if char.isdecimal():
+        return "0"
+    if char.isalnum() or char == "_":
+        return "a"
+    return " " if char.isspace() else "~"
+
+
+def _asciify(text: str) -> str:
+    table = {ord(c): _stand_in(ord(c)) for c in set(text) if ord(c) > 127}
+    return text.translate(table)
+
+
+def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]]:
+    """Stretches of ``text`` outside of which no detector for ``want`` can match."""
+    db, families = _database()
+    size = len(text)
+    spans: list[tuple[int, int]] = []
+    wanted = [f.label in want or (f.label == "URL" and "SECRET" in want) for f in families]
+
+    def hit(index: int, start: int, end: int, flags: int, context: Any) -> None:
+        if wanted[index]:
+            family = families[index]
+            spans.append((max(0, (start if family.som else end) - family.back), min(size, end + family.fwd)))
+
+    db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=hit)
+    if not spans:
+        return []
+    spans.sort()
+    merged = [list(spans[0])]
+    for lo, hi in spans[1:]:
+        if lo <= merged[-1][1] + JOIN:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return [(lo, hi) for lo, hi in merged]
+

@@ -1,0 +1,73 @@
+"""The Hyperscan pre-pass (fast.py) only decides where the detectors look: on every text it
+must give exactly what the detectors give reading the whole text."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.masking import detect as detect_text
+from mcp_guard.masking import fast
+
+detect_module = sys.modules["mcp_guard.masking.detect"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "pii"))
+import generate  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not fast.AVAILABLE, reason="hyperscan has no wheel for this platform: the pre-pass is off")
+
+
+def whole(text: str) -> list[object]:
+    """The detectors on the whole text, no pre-pass."""
+    return detect_module.with_repeats(text, detect_module._structured(text, frozenset(detect_module.FINDERS)))
+
+
+def tool_results(kind: str, size: int, seed: int) -> list[str]:
+    out, current = [], ""
+    for record in generate.records(3000, seed):
+        if (record["kind"] == "clean") == (kind == "clean"):
+            current += record["text"] + "\n"
+            if len(current) >= size:
+                out.append(current)
+                current = ""
+    return out
+
+
+@pytest.mark.parametrize("kind", ["clean", "dense"])
+@pytest.mark.parametrize("size", [600, 8192])
+def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_the_corpus(kind: str, size: int) -> None:
+    texts = tool_results(kind, size, seed=5)
+    assert texts
+    for text in texts:
+        assert detect_text(text) == whole(text)
+
+
+def test_the_pre_pass_leaves_most_of_clean_text_unread() -> None:
+    text = "".join(tool_results("clean", 8192, seed=6))
+    covered = sum(hi - lo for lo, hi in fast.zones(text, frozenset(detect_module.FINDERS)))
+    assert covered < len(text) * 0.2
+
+
+# Unicode that Python's \d, \w, \s and case-insensitive matching treat specially.
+UNICODE = ["José", "Ω", "…", "\u00a0", "\u2009", "٣٤٥", "１２３", "\u212a", "\u017f", "é", "😀", "ß", "İ"]
+PIECES = st.sampled_from(
+    ["jane@example.com", "+44 20 7946 0958", "(415) 555-0134", "4111 1111 1111 1111", "123-45-6789",
+     "DE89 3704 0044 0532 0130 00", "password=hunter22", "api_key: 'Zx9QvL2mT8rP4kW7nB3c'", "10.0.0.1",
+     "fe80::1", "https://user:pa55@x.example/a?b=c", "2024-01-15", "2024-01-15T10:00:00Z", "Jan 5, 2024",
+     "Bearer abcdefghijklmnopqrstuvwxyz012345", "ssn 123456789", "phone: 4155550134",
+     "ghp_" + "a" * 36, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "::", "@", "-", " ", "\n", '"',
+     "\\", "{", *UNICODE]
+)
+FILLER = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+LONG_TEXT = st.lists(st.one_of(PIECES, FILLER, st.just("x" * 200)), min_size=5, max_size=60).map("".join).filter(
+    lambda t: len(t) >= detect_module.FAST_FROM
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], deadline=None)
+@given(LONG_TEXT)
+def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_any_text(text: str) -> None:
+    assert detect_text(text) == whole(text)
