@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from ..masking.detect import detect
+from ..masking import fast
 from ..masking.mask import DEFAULT_MASKED, Masker, Operator
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
@@ -49,6 +50,8 @@ class MaskHook(Hook):
         self._per_server = {name: _with_labels(_operators(settings.labels, s.labels)) for name, s in settings.servers.items()}
         self._budget = _TokenBudget(settings.max_result_tokens) if settings.max_result_tokens else None
         self._ner = load_ner(settings.ner) if settings.enabled else None
+        if settings.enabled:
+            fast.warm()
 
     def vault(self, session_id: str) -> Vault:
         vault = self._vaults.get(session_id)

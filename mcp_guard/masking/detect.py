@@ -496,8 +496,9 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     found: list[Span] = []
     size = len(text)
     zones = fast.zones(text, want)
-    if sum(hi - lo for lo, hi in zones) > size // 2:
-        return _structured(text, want)  # dense text: one pass over all of it costs less
+    # Each zone costs what reading ~100 more characters would: dense text is read whole.
+    if sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
+        return _structured(text, want)
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
         for span in _structured(text[lo:hi], want):

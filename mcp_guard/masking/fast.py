@@ -15,11 +15,15 @@ whole text, with the same results.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["AVAILABLE", "zones"]
+__all__ = ["AVAILABLE", "warm", "zones"]
 
 try:
     import hyperscan
@@ -184,17 +188,60 @@ def _families() -> list[_Family]:
 _compiled: tuple[Any, list[_Family]] | None = None
 
 
+def warm() -> None:
+    """Compile now (tens of milliseconds), not on the first long result."""
+    if AVAILABLE:
+        _database()
+
+
 def _database() -> tuple[Any, list[_Family]]:
     global _compiled
     if _compiled is None:
         families = _families()
-        db = hyperscan.Database()
-        db.compile(
-            expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
-            flags=[f.flags for f in families],
-        )
-        _compiled = (db, families)
+        _compiled = (_cached(families) or _compile(families), families)
     return _compiled
+
+
+def _compile(families: list[_Family]) -> Any:
+    db = hyperscan.Database()
+    db.compile(
+        expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
+        flags=[f.flags for f in families],
+    )
+    _store(families, db)
+    return db
+
+
+def _cache_path(families: list[_Family]) -> Path:
+    """Compiling takes ~80 ms of start-up; a compiled database is kept in the home, named by
+    what it was compiled from (patterns, flags, Hyperscan's version, the machine)."""
+    from ..store import guard_home
+
+    build = os.stat(hyperscan.__file__)  # the installed build (cheaper to ask than its metadata)
+    key = hashlib.sha256(
+        repr(([f.expression for f in families], [f.flags for f in families], hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
+    )
+    return guard_home() / "cache" / f"hyperscan-{key.hexdigest()[:20]}.db"
+
+
+def _cached(families: list[_Family]) -> Any:
+    try:
+        db = hyperscan.loadb(_cache_path(families).read_bytes(), hyperscan.HS_MODE_BLOCK)
+        db.scratch = hyperscan.Scratch(db)
+        return db
+    except Exception:  # none yet, unreadable, or from another build: compile
+        return None
+
+
+def _store(families: list[_Family], db: Any) -> None:
+    path = _cache_path(families)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(hyperscan.dumpb(db))
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home: compile again next time
 
 
 # Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
