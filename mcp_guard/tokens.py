@@ -34,20 +34,21 @@ def encoding() -> Any:
     )
 
 
-_counter: Any = None
-EXACT_UP_TO = 256 * 1024  # longer texts are estimated (4 bytes a token) to keep the event loop free
+_shared: Any = None
+EXACT_UP_TO = 256 * 1024  # longer texts are estimated, to keep the event loop free
 
 
-def count(text: str) -> tuple[int, bool] | None:
-    """Tokens in ``text`` and whether the count is exact; None when no encoding loads."""
-    global _counter
-    if len(text) > EXACT_UP_TO:
-        return len(text.encode()) // 4, False
-    if _counter is None:
-        try:
-            _counter = encoding()
-        except ConfigError:
-            _counter = False
-    if _counter is False:
-        return None
-    return len(_counter.encode(text, disallowed_special=())), True
+def shared() -> Any:
+    """The encoding, loaded once per process (~25 MB: loaded only where a budget needs it)."""
+    global _shared
+    if _shared is None:
+        _shared = encoding()
+    return _shared
+
+
+def count(text: str) -> tuple[int, bool]:
+    """Tokens in ``text`` and whether the count is exact. Exact when a token budget has
+    loaded the encoding and the text is not huge; else estimated at four bytes a token."""
+    if _shared is None or len(text) > EXACT_UP_TO:
+        return (len(text.encode()) + 3) // 4, False
+    return len(_shared.encode(text, disallowed_special=())), True

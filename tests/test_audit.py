@@ -55,6 +55,7 @@ async def test_calls_and_decisions_are_recorded_and_hold_no_secret(tmp_path: Pat
     assert all("result_digest" in b and "latency_ms" in b for b in finished)
     assert all(b["result_tokens"] > 0 and b["argument_tokens"] >= 0 for b in finished)
     assert finished[1]["argument_tokens"] > 5  # {"message": "my token is <SECRET_1>"}
+    assert all(b["tokens_estimated"] for b in finished)  # no token budget: tiktoken is not loaded
     assert GITHUB not in exported and "jane.doe@example.com" not in exported
     leaks = [s for s in detect(exported) if s.label in ("SECRET", "EMAIL")]
     assert leaks == [], [exported[s.start:s.end] for s in leaks]

@@ -82,11 +82,10 @@ class AuditHook(Hook):
 
 
 def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:
-    """Tokens of the arguments and of what reached the model (counted off the call's path)."""
+    """Tokens of the arguments and of what reached the model (counted off the call's path):
+    exact with tiktoken where a token budget loaded it, else estimated (and marked so)."""
     arguments = call.notes.get("masked_arguments", call.arguments)
     counted = tokens.count(json.dumps(arguments, ensure_ascii=False)) if arguments else (0, True)
-    if counted is None:
-        return  # no encoding here; the guard's doctor says how to add one
     body["argument_tokens"] = counted[0]
     exact = counted[1]
     if call.notes.get("result_tokens") is not None:
@@ -96,8 +95,7 @@ def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:
         if call.result.get("structuredContent") is not None:
             parts.append(json.dumps(call.result["structuredContent"], ensure_ascii=False))
         result = tokens.count("\n".join(parts))
-        if result is not None:
-            body["result_tokens"] = result[0]
-            exact = exact and result[1]
+        body["result_tokens"] = result[0]
+        exact = exact and result[1]
     if not exact:
         body["tokens_estimated"] = True

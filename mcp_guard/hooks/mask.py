@@ -144,9 +144,9 @@ class _TokenBudget:
 
     def encoding(self) -> Any:
         if self._encoding is None:
-            from ..tokens import encoding
+            from ..tokens import shared
 
-            self._encoding = encoding()
+            self._encoding = shared()
         return self._encoding
 
     def cut(self, result: Any, notes: dict[str, Any]) -> Any:
