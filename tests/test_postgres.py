@@ -20,6 +20,7 @@ from mcp_guard.store import PostgresStore, StoreError, open_store
 from tests.conftest import PY, background, free_port, node_server
 from tests.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from tests.test_audit import TAMPERING, kill_mid_calls
+from tests.web.test_review_page import POLICY as REVIEWED_BY_SECOPS
 
 pytestmark = pytest.mark.anyio
 
@@ -107,18 +108,6 @@ def test_a_wrong_postgresql_url_is_a_clear_error_without_the_password(guard_home
     assert "cannot open the mcp-guard store" in done.stderr and "hunter2-secret" not in done.stderr
 
 
-REVIEWED = """version: 1
-defaults: {timeout: 60}
-groups: {secops: [alice, bob]}
-rules:
-  - name: writes-are-reviewed
-    match: {tool: write_file}
-    action: approve
-    approvers: reviewers
-    group: secops
-"""
-
-
 async def test_a_call_waiting_on_one_instance_is_approved_through_another_and_completes(
     tmp_path: Path, guard_home: Path, postgres_url: str
 ) -> None:
@@ -127,7 +116,7 @@ async def test_a_call_waiting_on_one_instance_is_approved_through_another_and_co
     Each instance has its own home (as on two machines; they share the audit key). The
     fallback poll is set far beyond the test's deadline, so only NOTIFY can wake A in time."""
     policy = tmp_path / "reviewed.yaml"
-    policy.write_text(REVIEWED)
+    policy.write_text(REVIEWED_BY_SECOPS)  # the default timeout (120 s) outlasts the test
     homes = [tmp_path / "home-a", tmp_path / "home-b"]
     for home in homes:
         home.mkdir()
