@@ -86,7 +86,7 @@ def _guards(pattern: str) -> tuple[str, str, str]:
     m = _TAIL_GUARD.search(pattern)
     if m is not None:
         cls = m.group(1)[1:-1]
-        tail = f"(?:$|[^{cls}.]|\\.(?:$|\\D))" if m.group(2) else f"(?:$|[^{cls}])"
+        tail = f"(?:$|[^.{cls}]|\\.(?:$|\\D))" if m.group(2) else f"(?:$|[^{cls}])"
         pattern = pattern[: m.start()]
     return head, pattern, tail
 
