@@ -61,19 +61,40 @@ def link(prev: str, seq: int, ts: float, kind: str, body: Any) -> str:
 
 
 def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
-    """A key file of the home (created on first use, readable by the owner only)."""
+    """A key file of the home, readable by the owner only; created on first use.
+
+    The key is written to a private temporary file and linked into place, so a key file is
+    never seen half-written and, when guards start together, one key wins and all use it."""
     path = (home or guard_home()) / name
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(key.hex())
+    for _ in range(3):
+        try:
+            key = bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            _create_key(path)
+            continue
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read the key at {path}: {exc}") from exc
+        if len(key) < 16:
+            raise StoreError(f"the key at {path} is damaged (too short); restore it from a backup")
         return key
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read the audit key at {path}: {exc}") from exc
+    raise StoreError(f"cannot create the key at {path}")
+
+
+def _create_key(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_bytes(32).hex())
+        try:
+            os.link(partial, path)  # fails if another process was first: its key is the key
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    except OSError as exc:
+        raise StoreError(f"cannot create the key at {path}: {exc}") from exc
 
 
 def digest(key: bytes, value: Any) -> str:

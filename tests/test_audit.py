@@ -158,3 +158,22 @@ async def test_when_the_audit_cannot_be_written_calls_are_refused_until_it_can(t
     messages = [r["body"].get("arguments_digest") for r in (json.loads(x) for x in cli(guard_home, "export").stdout.splitlines())]
     key = load_key(guard_home)
     assert digest(key, {"message": "recorded again"}) in messages
+
+
+def test_guards_starting_together_on_a_fresh_home_all_use_one_whole_key(tmp_path: Path) -> None:
+    import threading
+
+    keys: list[bytes] = []
+    start = threading.Barrier(16)
+
+    def load() -> None:
+        start.wait()
+        keys.append(load_key(tmp_path / "fresh"))
+
+    threads = [threading.Thread(target=load) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(keys) == 16 and len(set(keys)) == 1 and len(keys[0]) == 32
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["audit.key"]
