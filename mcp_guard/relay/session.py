@@ -177,11 +177,13 @@ class Session:
             finally:
                 if self._handlers.get(rid) is scope:
                     del self._handlers[rid]
-        with anyio.CancelScope(shield=True):
+        try:
             if not scope.cancelled_caught:  # cancelled by the client: the spec says no response
                 await self.send_safely(reply, rid)
-            for job in ctx.after if ctx is not None else ():
-                await job()
+        finally:  # even when the session is torn down while the answer is being written
+            with anyio.CancelScope(shield=True):
+                for job in ctx.after if ctx is not None else ():
+                    await job()
 
     def _context(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None) -> tuple[RequestContext, Any]:
         taken, params = era.split_meta(params)
