@@ -247,9 +247,9 @@ def _store(families: list[_Family], db: Any) -> None:
 # Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
 # Hyperscan scans a copy where each other character stands in for its class (the same length,
 # so offsets hold): a digit for a decimal digit, a letter for any other word character, a space
-# for whitespace, "~" for the rest; and the two characters Python's case-insensitive matching
-# folds onto ASCII letters (Kelvin sign, long s) become those letters.
-_FOLDS = {0x212A: "k", 0x017F: "s"}
+# for whitespace, "~" for the rest; and the four characters Python's case-insensitive matching
+# takes for ASCII letters (dotted and dotless i, long s, Kelvin sign) become those letters.
+_FOLDS = {0x0130: "i", 0x0131: "i", 0x017F: "s", 0x212A: "k"}
 
 
 def _stand_in(code: int) -> str:

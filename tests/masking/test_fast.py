@@ -52,7 +52,8 @@ def test_the_pre_pass_leaves_most_of_clean_text_unread() -> None:
 
 
 # Unicode that Python's \d, \w, \s and case-insensitive matching treat specially.
-UNICODE = ["José", "Ω", "…", "\u00a0", "\u2009", "٣٤٥", "１２３", "\u212a", "\u017f", "é", "😀", "ß", "İ"]
+UNICODE = ["José", "Ω", "…", "\u00a0", "\u2009", "٣٤٥", "１２３", "\u212a", "\u017f", "é", "😀", "ß", "İ", "ı",
+           "Basıc QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "ſecret=hunter2x"]
 PIECES = st.sampled_from(
     ["jane@example.com", "+44 20 7946 0958", "(415) 555-0134", "4111 1111 1111 1111", "123-45-6789",
      "DE89 3704 0044 0532 0130 00", "password=hunter22", "api_key: 'Zx9QvL2mT8rP4kW7nB3c'", "10.0.0.1",
