@@ -313,6 +313,15 @@ class Spool:
                 self._cond.notify()  # only the first of a batch: the writer then waits for more
         return f"{self.name}:{entry['n']}"
 
+    @property
+    def backlog(self) -> int:
+        """Records spooled and not chained yet."""
+        return self._n - self._folded
+
+    @property
+    def failing(self) -> bool:
+        return self._error is not None
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything spooled so far is chained."""
         deadline = time.monotonic() + timeout

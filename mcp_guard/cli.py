@@ -293,8 +293,10 @@ def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list
         raise
     if audit is not None:
         audit.append("policy.loaded", {"path": path, "sha256": file_digest(path), "rules": len(source.policy.rules)})
-        audit.start_spool()
+        spool = audit.start_spool()
         atexit.register(audit.close)
+        if getattr(args, "metrics", None) is not None:
+            args.metrics.spool = spool
         source.listeners.append(lambda event, detail: audit.record(event, {"path": path, **detail}))
     return default_hooks(source, open_grants(), extra, audit, getattr(args, "metrics", None))
 
@@ -346,7 +348,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _metrics_route(metrics):  # type: ignore[no-untyped-def]
-    """GET /metrics: Prometheus text format; approvals pending is read from the store then."""
+    """GET /metrics: Prometheus text format; approvals pending and the audit's state are read then."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.responses import Response
     from starlette.routing import Route
@@ -358,6 +360,9 @@ def _metrics_route(metrics):  # type: ignore[no-untyped-def]
             from .approvals import Approvals
 
             metrics.pending.set(len(Approvals(grants.store).pending()))
+        if metrics.spool is not None:
+            metrics.audit_backlog.set(metrics.spool.backlog)
+            metrics.audit_failing.set(1 if metrics.spool.failing else 0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return Route("/metrics", endpoint)

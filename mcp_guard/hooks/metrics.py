@@ -31,6 +31,9 @@ class Metrics:
         self.latency = Histogram("mcp_guard_call_seconds", "Time from request to answer", ["method"], buckets=_LATENCY_BUCKETS, registry=r)
         self.approval_wait = Histogram("mcp_guard_approval_wait_seconds", "Time calls waited for a person", ["channel"], buckets=_WAIT_BUCKETS, registry=r)
         self.pending = Gauge("mcp_guard_approvals_pending", "Approval requests waiting for a decision", registry=r)
+        self.audit_backlog = Gauge("mcp_guard_audit_backlog", "Audit records spooled, not yet chained in the store", registry=r)
+        self.audit_failing = Gauge("mcp_guard_audit_failing", "1 while the store refuses audit records (calls are refused)", registry=r)
+        self.spool: Any = None  # the audit spool of this process, read at scrape time
 
 
 class MetricsHook(Hook):

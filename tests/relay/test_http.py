@@ -143,4 +143,29 @@ async def test_serve_exposes_prometheus_metrics_for_calls_decisions_and_masking(
     assert 'mcp_guard_decisions_total{action="deny",rule="no-sum"} 1.0' in text
     assert 'mcp_guard_masked_values_total{label="EMAIL"} 1.0' in text
     assert "mcp_guard_approvals_pending 0.0" in text
+    assert "mcp_guard_audit_failing 0.0" in text and "mcp_guard_audit_backlog " in text
     assert "jane.doe" not in text
+
+
+async def test_metrics_show_when_the_audit_cannot_be_written_and_calls_are_refused(tmp_path, guard_home) -> None:
+    import sqlite3
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow}\n")
+    port = free_port()
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *everything()]
+    async with background(argv, f"http://127.0.0.1:{port}/healthz"):
+        with anyio.fail_after(60):
+            async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy", cache=None) as client, httpx.AsyncClient() as http:  # type: ignore[arg-type]
+                assert not (await client.call_tool("echo", {"message": "recorded"})).is_error
+                assert "mcp_guard_audit_failing 0.0" in (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                db = sqlite3.connect(guard_home / "guard.db")
+                db.execute("ALTER TABLE audit RENAME TO audit_gone")
+                db.commit()
+                while not (await client.call_tool("echo", {"message": "unrecorded"})).is_error:
+                    pass
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                db.execute("ALTER TABLE audit_gone RENAME TO audit")
+                db.commit()
+                db.close()
+    assert "mcp_guard_audit_failing 1.0" in text
