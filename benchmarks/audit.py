@@ -19,6 +19,7 @@ The IPC-level figure (the proxy's added p50 with the whole chain) is in proxy_la
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -77,11 +78,9 @@ def build(source: PolicySource, audit: Audit | None) -> Pipeline:
 
 
 def postgres_url() -> tuple[str | None, Any]:
-    try:
-        from tests.postgres import Cluster, _bindir
+    from tests.postgres import Cluster, _bindir
 
-        import psycopg  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:
         return None, None
     bindir = _bindir()
     if bindir is None:

@@ -9,6 +9,7 @@ own. Without the binaries the tests that need them skip, saying how to install t
 from __future__ import annotations
 
 import glob
+import importlib.util
 import itertools
 import os
 import shutil
@@ -103,9 +104,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[Cluster]:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:
         pytest.skip("psycopg is not installed: pip install -e '.[test]' (it brings mcp-guard[postgres])")
     bindir = _bindir()
     if bindir is None:
