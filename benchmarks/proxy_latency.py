@@ -22,18 +22,19 @@ import argparse
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import anyio
-import httpx
 
 from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.conftest import background  # noqa: E402  (starts a server, waits until it answers)
+
 EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 
@@ -123,21 +124,8 @@ async def run_stdio(argv: list[str], n: int, warmup: int, is_guard: bool) -> dic
 
 
 async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_guard: bool) -> dict[str, float]:
-    process = subprocess.Popen(server_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
-    try:
-        async with httpx.AsyncClient() as http:
-            with anyio.fail_after(30):
-                while True:
-                    try:
-                        await http.get(url, timeout=1)
-                        break
-                    except httpx.HTTPError:
-                        await anyio.sleep(0.05)
-        async with Client(url, mode="legacy", cache=None) as client:
-            return await measure(client, n, warmup, process.pid if is_guard else None)
-    finally:
-        process.terminate()
-        process.wait(5)
+    async with background(server_argv, url) as process, Client(url, mode="legacy", cache=None) as client:
+        return await measure(client, n, warmup, process.pid if is_guard else None)
 
 
 async def main() -> None:

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from ..masking.detect import detect
+from ..tokens import shared as shared_encoding
 from ..masking import fast
 from ..masking.mask import DEFAULT_MASKED, Masker, Operator
 from ..masking.ner import load_ner
@@ -49,8 +50,9 @@ class MaskHook(Hook):
         self._base = _with_labels(_operators(settings.labels))
         self._per_server = {name: _with_labels(_operators(settings.labels, s.labels)) for name, s in settings.servers.items()}
         self._budget = _TokenBudget(settings.max_result_tokens) if settings.max_result_tokens else None
-        self._ner = load_ner(settings.ner) if settings.enabled else None
+        self._ner = None
         if settings.enabled:
+            self._ner = load_ner(settings.ner)
             fast.warm()
 
     def vault(self, session_id: str) -> Vault:
@@ -140,19 +142,11 @@ class _TokenBudget:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._encoding: Any = None
-
-    def encoding(self) -> Any:
-        if self._encoding is None:
-            from ..tokens import shared
-
-            self._encoding = shared()
-        return self._encoding
 
     def cut(self, result: Any, notes: dict[str, Any]) -> Any:
         if not isinstance(result, dict) or not isinstance(result.get("content"), list):
             return result
-        enc = self.encoding()
+        enc = shared_encoding()
         counted = [
             enc.encode(b["text"], disallowed_special=()) if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) else None
             for b in result["content"]
