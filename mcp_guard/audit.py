@@ -142,8 +142,11 @@ class Audit:
             self._seal_row(db, row[0], row[1])
             return int(row[0])
 
+    def _seal_mac(self, seq: int, head: str) -> str:
+        return hmac.new(self.key, f"{seq}:{head}".encode(), hashlib.sha256).hexdigest()
+
     def _seal_row(self, db: Any, seq: int, head: str) -> None:
-        mac = hmac.new(self.key, f"{seq}:{head}".encode(), hashlib.sha256).hexdigest()
+        mac = self._seal_mac(seq, head)
         db.execute(
             "INSERT INTO audit_heads (seq, hash, ts, mac) VALUES (?,?,?,?)"
             " ON CONFLICT (seq) DO UPDATE SET hash=excluded.hash, ts=excluded.ts, mac=excluded.mac",
@@ -201,11 +204,15 @@ class Audit:
                 if gone:
                     if count:
                         logger.warning("chained %d audit records left by a guard that stopped (%s)", count, name)
-                    path.unlink(missing_ok=True)
-                    self.store.execute("DELETE FROM audit_spools WHERE name=?", (name,))
+                    self.forget_spool(path)
             finally:
                 os.close(fd)
         return folded
+
+    def forget_spool(self, path: Path) -> None:
+        """A spool whose every line is chained: its file and its row go."""
+        path.unlink(missing_ok=True)
+        self.store.execute("DELETE FROM audit_spools WHERE name=?", (path.stem,))
 
     def close(self) -> None:
         if self.spool is not None:
@@ -245,8 +252,7 @@ class Audit:
             prev, expected_seq, last_seq = row["hash"], seq + 1, seq
             hashes[seq] = row["hash"]
         for head in self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq"):
-            mac = hmac.new(self.key, f"{head['seq']}:{head['hash']}".encode(), hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(mac, head["mac"]):
+            if not hmac.compare_digest(self._seal_mac(head["seq"], head["hash"]), head["mac"]):
                 return Problem(head["seq"], f"the seal of record {head['seq']} is not valid: the seals were tampered with")
             if head["seq"] > last_seq:
                 return Problem(last_seq + 1, f"the chain ends at record {last_seq}, but record {head['seq']} was sealed: records were cut off the end")
@@ -376,8 +382,7 @@ class Spool:
             clean = not self._pending and self._error is None
         if clean:
             try:
-                self.path.unlink(missing_ok=True)
-                self.audit.store.execute("DELETE FROM audit_spools WHERE name=?", (self.name,))
+                self.audit.forget_spool(self.path)
             except (OSError, StoreError) as exc:
                 logger.warning("could not remove the audit spool %s: %s", self.path, exc)
         os.close(self._fd)

@@ -326,10 +326,13 @@ class PostgresStore:
         self._listener: threading.Thread | None = None
         self._closed = False
         try:
-            self._db = psycopg.connect(url, autocommit=True, row_factory=_row_factory, connect_timeout=10)
-            self._migrate()
+            self._db = self._connect()
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the mcp-guard store at {self.where}: {exc}") from exc
+        self._migrate()
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, connect_timeout=10)
 
     def _translate(self, sql: str, ddl: bool = False) -> str:
         found = self._sql.get((sql, ddl))
@@ -338,8 +341,7 @@ class PostgresStore:
         return found
 
     def _migrate(self) -> None:
-        with self._lock, self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+        with self.transaction():  # under the writers' lock: instances starting together migrate once
             self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             row = self._db.execute("SELECT version FROM schema_version").fetchone()
             version = row[0] if row else 0
@@ -355,7 +357,7 @@ class PostgresStore:
         operation that met the drop failed closed; the ones after it work again."""
         if self._db.broken or self._db.closed:
             logger.warning("the connection to %s was lost; reconnecting", self.where)
-            self._db = self._psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, connect_timeout=10)
+            self._db = self._connect()
         return self._db
 
     @contextmanager
