@@ -137,7 +137,11 @@ def _families() -> list[_Family]:
 
     d = importlib.import_module(f"{__package__}.detect")  # the package's `detect` is the function
 
-    numbers = 60  # a zone around a number holds the whole run detect._numbers would see
+    def number(label: str, pattern: str, back: int | None = None) -> _Family:
+        """A detector of detect._numbers: its zone holds the whole run that function would see."""
+        runs = 60
+        return _Family(label, pattern, back=(back if back is not None else _width(pattern)) + runs, fwd=runs)
+
     found = [
         _Family("EMAIL", d._EMAIL.pattern),
         # A URL runs to the first character detect._URL_REST stops at; its scheme is just before.
@@ -146,13 +150,13 @@ def _families() -> list[_Family]:
         _Family("IBAN", d._IBAN.pattern),
         _Family("IP_ADDRESS", r"::", back=45, fwd=45),
         _Family("IP_ADDRESS", r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:", back=45, fwd=45),
-        _Family("IP_ADDRESS", d._IPV4.pattern, back=_width(d._IPV4.pattern) + numbers, fwd=numbers),
+        number("IP_ADDRESS", d._IPV4.pattern),
         _Family("PHONE", d._PHONE_INTL.pattern),
-        _Family("PHONE", d._PHONE_NANP.pattern, back=_width(d._PHONE_NANP.pattern) + numbers, fwd=numbers),
-        _Family("PHONE", d._PHONE_NATIONAL.pattern, back=_width(d._PHONE_NATIONAL.pattern) + numbers, fwd=numbers),
+        number("PHONE", d._PHONE_NANP.pattern),
+        number("PHONE", d._PHONE_NATIONAL.pattern),
         _Family("PHONE", d._PHONE_CONTEXT.pattern),
-        _Family("CREDIT_CARD", d._CARD.pattern, back=_width(d._CARD.pattern) + numbers, fwd=numbers),
-        _Family("US_SSN", d._SSN.pattern, back=_width(d._SSN.pattern) + numbers, fwd=numbers),
+        number("CREDIT_CARD", d._CARD.pattern),
+        number("US_SSN", d._SSN.pattern),
         _Family("US_SSN", d._SSN_BARE.pattern),
         _Family("SECRET", r"PRIVATE KEY", back=64, fwd=16_384 + 128),
         _Family("SECRET", r"hooks.slack.com/services/", back=16, fwd=128),
@@ -178,14 +182,15 @@ def _families() -> list[_Family]:
     iso = d._DATES[0].pattern
     assert iso.endswith(r"(?![\w:-]|\.\d|[T ]\d{2}:)"), "keep this in step with detect._DATES[0]"
     iso = iso[: -len(r"(?![\w:-]|\.\d|[T ]\d{2}:)")] + r"(?![\w:. -])"  # then "." and " ", below
-    found.append(_Family("DATE", iso, back=_width(iso) + numbers, fwd=numbers))
-    found.append(_Family("DATE", r"(?:^|[^\w.:-])\d{4}-\d{2}-\d{2}(?:\.(?:$|\D)| (?:$|\D|\d(?:$|\D)|\d\d(?:$|[^:])))", back=20 + numbers, fwd=numbers))
-    found += [_Family("DATE", p.pattern, back=_width(p.pattern) + numbers, fwd=numbers) for p in d._DATES[1:]]
+    found.append(number("DATE", iso))
+    found.append(number("DATE", r"(?:^|[^\w.:-])\d{4}-\d{2}-\d{2}(?:\.(?:$|\D)| (?:$|\D|\d(?:$|\D)|\d\d(?:$|[^:])))", back=20))
+    found += [number("DATE", p.pattern) for p in d._DATES[1:]]
     found += [_Family("SECRET", p.pattern, back=_width(p.pattern)) for _, p in d._TOKEN_FAMILIES]
     return found
 
 
 _compiled: tuple[Any, list[_Family]] | None = None
+_wanted: dict[frozenset[str], list[bool]] = {}
 
 
 def warm() -> None:
@@ -273,7 +278,9 @@ def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]]:
     db, families = _database()
     size = len(text)
     spans: list[tuple[int, int]] = []
-    wanted = [f.label in want or (f.label == "URL" and "SECRET" in want) for f in families]
+    wanted = _wanted.get(want)
+    if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's
+        wanted = _wanted[want] = [f.label in want or (f.label == "URL" and "SECRET" in want) for f in families]
 
     def hit(index: int, start: int, end: int, flags: int, context: Any) -> None:
         if wanted[index]:
