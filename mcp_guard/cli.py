@@ -244,15 +244,18 @@ def _setup_logging(level: str) -> None:
     root.propagate = False
 
 
-def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .guard import build_hub, load_hook
+def _guard(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The guard the command line describes, its message size limit, and its idle timeout."""
+    from .guard import Guard, load_hook
+    from .pipeline import Pipeline
 
     command = upstream_command(args)
     if command and args.config:
         raise ConfigError("give either --config F or -- CMD ARGS, not both")
     if command:
         hooks = _policy_hooks(args, None, [])
-        return _settled(build_hub([command_spec(args, command)], hooks, allow_methods=args.allow_method)), 32 * 1024 * 1024
+        guard = Guard([command_spec(args, command)], Pipeline(hooks), allow_methods=args.allow_method)
+        return _settled(guard), 32 * 1024 * 1024, 1800.0
     if not args.config:
         raise ConfigError("nothing to guard: give --config F, or the server command after --")
     from .config import load_config
@@ -264,16 +267,17 @@ def _hub(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     policy_file = config_policy(config, args.config)
     hooks = _policy_hooks(args, policy_file, [load_hook(ref) for ref in config.guard.hooks])
     allow = [*config.guard.allow_methods, *args.allow_method]
-    return _settled(build_hub(specs, hooks, allow, config.guard.max_message_bytes)), config.guard.max_message_bytes
+    guard = Guard(specs, Pipeline(hooks), allow, config.guard.max_message_bytes)
+    return _settled(guard), config.guard.max_message_bytes, config.guard.session_idle_timeout
 
 
-def _settled(hub):  # type: ignore[no-untyped-def]
+def _settled(guard):  # type: ignore[no-untyped-def]
     """Everything built so far lives as long as the process: keep the garbage collector off it."""
     import gc
 
     gc.collect()
     gc.freeze()
-    return hub
+    return guard
 
 
 def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list):  # type: ignore[no-untyped-def, type-arg]
@@ -306,8 +310,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from .relay.front_stdio import serve_stdio
 
-    hub, limit = _hub(args)
-    anyio.run(functools.partial(serve_stdio, hub, user=requester_name(args), max_message_bytes=limit))
+    guard, limit, _ = _guard(args)
+    anyio.run(functools.partial(serve_stdio, guard.solo(), user=requester_name(args), max_message_bytes=limit))
     return EXIT_OK
 
 
@@ -338,12 +342,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .relay.front_http import serve_http
 
     args.metrics = Metrics()
-    hub, limit = _hub(args)
+    guard, limit, idle_s = _guard(args)
     review = None if args.no_policy else _review_routes()
     routes = [_metrics_route(args.metrics)]
     return serve_http(
-        hub, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
-        review=review, routes=routes,
+        guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
+        review=review, routes=routes, idle_s=idle_s,
     )
 
 

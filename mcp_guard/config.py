@@ -40,6 +40,11 @@ class ServerEntry(BaseModel):
     disabled: bool = False
     # Which era to speak to this server; "auto" follows the client's era where the server can.
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    # Under `serve`: "session" starts this server once per client session (its own process or
+    # HTTP session, that client's capabilities); "shared" keeps one for every client, for servers
+    # the operator knows hold no per-client state. Server-to-client requests of a shared server
+    # that cannot be tied to exactly one call are refused.
+    isolation: Literal["session", "shared"] = "session"
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerEntry:
@@ -61,6 +66,8 @@ class GuardSection(BaseModel):
     # --store win). A password here sits in a plain file: prefer PGPASSWORD or ~/.pgpass.
     store: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, alias="maxMessageBytes", ge=1024)
+    # `serve`: close a client session (and its upstream processes) after this many seconds without a request.
+    session_idle_timeout: float = Field(default=1800.0, alias="sessionIdleTimeout", gt=0)
 
 
 class GuardConfig(BaseModel):

@@ -1,19 +1,44 @@
-"""Assembling a guard: upstream specs and hooks in, a ready :class:`~mcp_guard.relay.hub.Hub` out."""
+"""Assembling a guard: upstream specs and hooks in, one :class:`Guard` out, and a hub per client.
+
+What client sessions share lives in the :class:`Guard`: the pipeline (whose hooks keep their
+per-session state under each session's key), the sealer of ``requestState``, the bridged calls
+parked between a 2026-07-28 client's rounds, and the upstreams an operator declared
+``"isolation": "shared"``. Everything else is built per client session by :meth:`Guard.hub`:
+its own upstream processes and HTTP upstream sessions, started with *that* client's
+capabilities, so one caller's server-to-client requests, notifications and vault can never
+reach another.
+
+Lifecycle: :meth:`Guard.run` owns the shared upstreams; each hub's :meth:`~Hub.run` owns its own
+upstreams and stops them (EOF, SIGTERM, SIGKILL, bounded) when its session ends.
+"""
 
 from __future__ import annotations
 
 import importlib
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from .errors import ConfigError
+import anyio
+import anyio.abc
+
+from . import era, jsonrpc
+from .errors import ConfigError, RPCError
 from .pipeline import Hook, Pipeline
 from .relay.hub import Hub
 from .relay.lines import DEFAULT_MAX_MESSAGE_BYTES
-from .relay.upstream import Upstream
+from .relay.state import Sealer
+from .relay.upstream import ClientFacts, Upstream
 
-__all__ = ["UpstreamSpec", "build_hub", "load_hook"]
+__all__ = ["Guard", "UpstreamSpec", "build_hub", "load_hook"]
+
+logger = logging.getLogger(__name__)
+
+# Distinct capability sets that get a stateless hub of their own (2026-07-28 over HTTP). The
+# key is made of a few known flags (see _caps_key), so there are at most 2**5 of them anyway.
+MAX_STATELESS_HUBS = 32
 
 
 @dataclass(frozen=True)
@@ -28,6 +53,144 @@ class UpstreamSpec:
     url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     protocol: str = "auto"
+    # "session": one upstream process / HTTP session per client session (the default);
+    # "shared": one for all, for servers an operator declares stateless.
+    isolation: Literal["session", "shared"] = "session"
+
+
+class Guard:
+    """The state every client session shares, and the factory of each session's hub."""
+
+    def __init__(
+        self,
+        specs: Sequence[UpstreamSpec],
+        pipeline: Pipeline | None = None,
+        allow_methods: Sequence[str] = (),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.specs = tuple(specs)
+        self.pipeline = pipeline or Pipeline()
+        self.allow_methods = tuple(allow_methods)
+        self.max_message_bytes = max_message_bytes
+        self.sealer = Sealer()
+        self.parked: dict[str, Any] = {}  # bridged calls waiting for a 2026 client's retry, by handle
+        self._shared: dict[str, Upstream] = {}
+        self._fanout = _Fanout()
+        self._stateless: dict[str, Hub] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the shared upstreams and the stateless hubs until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for spec in self.specs:
+                if spec.isolation == "shared":
+                    up = self._shared[spec.name] = _upstream(spec, self._fanout, self.max_message_bytes)
+                    up.shared = True
+                    await tg.start(up.run)
+            task_status.started()
+            await anyio.sleep_forever()
+
+    def hub(self) -> Hub:
+        """A hub for one client session: its own upstreams, the shared ones, the guard's pipeline."""
+        hub = Hub(pipeline=self.pipeline, allow_methods=self.allow_methods, sealer=self.sealer, parked=self.parked)
+        for spec in self.specs:
+            shared = self._shared.get(spec.name)
+            if shared is not None:
+                hub.add(shared, owned=False)
+                self._fanout.hubs.add(hub)
+            else:
+                hub.add(_upstream(spec, hub, self.max_message_bytes))
+        return hub
+
+    def solo(self) -> Hub:
+        """The hub of a guard with one client for its whole life (``run``): it owns every upstream."""
+        hub = Hub(pipeline=self.pipeline, allow_methods=self.allow_methods, sealer=self.sealer, parked=self.parked)
+        for spec in self.specs:
+            hub.add(_upstream(spec, hub, self.max_message_bytes))
+        return hub
+
+    def forget(self, hub: Hub) -> None:
+        """A session's hub is done: shared upstreams stop routing to it."""
+        self._fanout.hubs.discard(hub)
+
+    async def stateless_hub(self, facts: ClientFacts) -> Hub:
+        """The hub for 2026-07-28 exchanges that declare these capabilities (started on first use).
+
+        Such exchanges have no session; handshake-era upstreams behind them are set up once per
+        capability set, so a caller is never offered tools that need what it did not declare."""
+        key = _caps_key(facts.capabilities)
+        hub = self._stateless.get(key)
+        if hub is None:
+            if len(self._stateless) >= MAX_STATELESS_HUBS or self._tg is None:
+                raise RuntimeError("no stateless hub can be started")  # cannot happen: keys are bounded
+            hub = self._stateless[key] = self.hub()
+            await self._tg.start(hub.run)
+        return hub
+
+
+class _Fanout:
+    """The handler of a shared upstream: its messages reach only the session they belong to.
+
+    A server-to-client request or a data-carrying notification is routed to the one call in
+    flight on that upstream; when none or several are, it cannot be tied to exactly one caller,
+    and is refused (requests) or dropped (notifications), never guessed."""
+
+    def __init__(self) -> None:
+        self.hubs: set[Hub] = set()
+
+    def _owner(self, up: Upstream) -> Hub | None:
+        sessions = {id(i.session): i.session for i in up.inflight}
+        if len(sessions) != 1:
+            return None
+        hub = next(iter(sessions.values())).hub
+        return hub if hub in self.hubs else None
+
+    async def on_upstream_request(self, upstream: Upstream, method: str, params: Any) -> Any:
+        if method == "ping":
+            return {}
+        hub = self._owner(upstream)
+        if hub is None:
+            raise RPCError(
+                jsonrpc.METHOD_NOT_FOUND,
+                f"mcp-guard cannot tie this {method} to exactly one client call of the shared server {upstream.name!r}",
+            )
+        return await hub.on_upstream_request(upstream, method, params)
+
+    async def on_upstream_notification(self, upstream: Upstream, method: str, params: Any) -> None:
+        if method in era.LIST_CHANGED or method == "notifications/resources/updated":
+            for hub in list(self.hubs):  # carry no data; each hub sends them only to its subscribers
+                await hub.on_upstream_notification(upstream, method, params)
+            return
+        hub = self._owner(upstream)
+        if hub is None:
+            logger.info("dropped %s from shared server %s: not tied to exactly one call", method, upstream.name)
+            return
+        await hub.on_upstream_notification(upstream, method, params)
+
+
+def _caps_key(capabilities: Any) -> str:
+    caps = capabilities if isinstance(capabilities, dict) else {}
+    flags = [name for name in ("sampling", "roots") if caps.get(name) is not None]
+    elicitation = caps.get("elicitation")
+    if isinstance(elicitation, dict):
+        flags.append("elicitation")
+        flags.extend(f"elicitation.{mode}" for mode in ("form", "url") if mode in elicitation)
+    return json.dumps(flags)
+
+
+def _upstream(spec: UpstreamSpec, handler: Any, max_message_bytes: int) -> Upstream:
+    transport: Any
+    if spec.url is not None:
+        from .relay.http import HttpTransport  # httpx only when an HTTP upstream is configured
+
+        transport = HttpTransport(spec.name, spec.url, dict(spec.headers), max_message_bytes=max_message_bytes)
+    else:
+        from .relay.stdio import StdioTransport
+
+        assert spec.command is not None
+        transport = StdioTransport(spec.name, spec.command, spec.args, spec.env, spec.cwd, max_message_bytes=max_message_bytes)
+    return Upstream(spec.name, transport, handler, protocol=spec.protocol)
 
 
 def build_hub(
@@ -36,22 +199,8 @@ def build_hub(
     allow_methods: Sequence[str] = (),
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Hub:
-    hub = Hub(pipeline=Pipeline(hooks), allow_methods=allow_methods)
-    for spec in specs:
-        transport: Any
-        if spec.url is not None:
-            from .relay.http import HttpTransport  # httpx only when an HTTP upstream is configured
-
-            transport = HttpTransport(spec.name, spec.url, dict(spec.headers), max_message_bytes=max_message_bytes)
-        else:
-            from .relay.stdio import StdioTransport
-
-            assert spec.command is not None
-            transport = StdioTransport(
-                spec.name, spec.command, spec.args, spec.env, spec.cwd, max_message_bytes=max_message_bytes
-            )
-        hub.add(Upstream(spec.name, transport, hub, protocol=spec.protocol))
-    return hub
+    """The hub of a one-client guard (``run``, ``doctor``), owning every upstream."""
+    return Guard(specs, Pipeline(hooks), allow_methods, max_message_bytes).solo()
 
 
 def load_hook(reference: str) -> Hook:

@@ -77,7 +77,7 @@ class AuditHook(Hook):
         if call.notes.get("masked"):
             body["masked"] = call.notes["masked"]
         _token_counts(body, call, outcome)
-        kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked"}.get(outcome, "call.finished")
+        kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked", "refused": "call.refused"}.get(outcome, "call.finished")
         self.audit.record(kind, body)
 
 

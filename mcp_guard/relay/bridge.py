@@ -44,10 +44,10 @@ STATE_ONLY_BACKOFF_S = 0.1
 STATE_PREFIX = "mcp-guard."
 
 
-def binding(method: str, params: dict[str, Any]) -> str:
-    """What a retry must repeat to resume a parked call: method, target and arguments."""
+def binding(method: str, params: dict[str, Any], server: str) -> str:
+    """What a retry must repeat to resume a parked call: server, method, target and arguments."""
     target = params.get("uri") if method == "resources/read" else params.get("name")
-    body = json.dumps([method, target, params.get("arguments")], sort_keys=True, separators=(",", ":"), default=str)
+    body = json.dumps([server, method, target, params.get("arguments")], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -64,10 +64,13 @@ class BridgedCall:
         self.hub = hub
         self.session_id = ctx.session.id
         self.session_key = ctx.session.key
+        # A stateless exchange's state is dropped when it ends; what this call's later rounds
+        # keep under its key is dropped when the call ends.
+        self._owns_key = ctx.session.stateless
         self.upstream = upstream
         self.method = method
         self.params = params
-        self.binding = binding(method, params)
+        self.binding = binding(method, params, upstream.name)
         self.handle = STATE_PREFIX + secrets.token_urlsafe(32)
         self.progress: ProgressFn | None = None  # the open round's sink
         self._inflight = Inflight(ctx.session, None, bridge=self)
@@ -87,6 +90,9 @@ class BridgedCall:
                 event = ("error", exc)
             finally:
                 self.upstream.inflight.remove(self._inflight)
+                if self._owns_key:
+                    with anyio.CancelScope(shield=True):
+                        await self.hub.pipeline.close_session(self.session_key)
         self._events_in.send_nowait(event)
 
     def cancel(self) -> None:
@@ -159,19 +165,17 @@ class BridgedCall:
 
 
 async def modern_over_legacy(
-    hub: Hub, ctx: RequestContext, upstream: Upstream, method: str, params: dict[str, Any]
+    hub: Hub, ctx: RequestContext, upstream: Upstream, method: str, params: dict[str, Any],
+    resume: BridgedCall | None = None,
 ) -> Any:
-    state = params.get("requestState")
-    if isinstance(state, str) and state.startswith(STATE_PREFIX):
-        call = hub.parked.get(state)
-        clean = {k: v for k, v in params.items() if k not in ("requestState", "inputResponses")}
-        foreign = call is not None and call.session_id != ctx.session.id and not ctx.session.stateless
-        if call is None or foreign or call.binding != binding(method, clean):
-            raise RPCError(jsonrpc.INVALID_PARAMS, "Invalid or expired requestState")
-        hub.parked.pop(state, None)
-        call.deliver(params.get("inputResponses"))
-        return await call.next_round(ctx)
-    if state is not None or params.get("inputResponses") is not None:
+    """A 2026 client's call to a handshake-era upstream: start it, or resume the parked one.
+
+    ``resume`` was verified by the gate (parked here, same server, method, target, arguments)."""
+    if resume is not None:
+        hub.parked.pop(resume.handle, None)
+        resume.deliver(params.get("inputResponses"))
+        return await resume.next_round(ctx)
+    if params.get("requestState") is not None or params.get("inputResponses") is not None:
         raise RPCError(jsonrpc.INVALID_PARAMS, "Invalid or expired requestState")
     call = BridgedCall(hub, ctx, upstream, method, params)
     hub.start_background(call.run)

@@ -1,10 +1,13 @@
 """The guard as a streamable HTTP server at ``/mcp`` (``mcp-guard serve``).
 
-Lifecycle: one task group holds the hub (and so the upstreams), uvicorn, and one task per
-client session. A handshake-era client gets a session at ``initialize`` (``Mcp-Session-Id``),
-kept until DELETE or shutdown; each POSTed request is answered on its own SSE stream, which
-also carries the server's requests and notifications tied to it; a GET stream carries the
-rest. A 2026-07-28 request is one stateless exchange with a session of its own.
+Lifecycle: one task group holds the guard (shared upstreams, stateless hubs), uvicorn, and one
+task per client session. A handshake-era client gets a session at ``initialize``
+(``Mcp-Session-Id``) with a hub of its own: its own upstream processes and HTTP upstream
+sessions, started with its capabilities, stopped at DELETE, after ``idle_s`` without a request,
+or at shutdown. Each POSTed request is answered on its own SSE stream, which also carries the
+server's requests and notifications tied to it; a GET stream carries the rest. A 2026-07-28
+request is one stateless exchange with a session of its own, on the guard's stateless hub for
+the capabilities it declares.
 
 Only loopback Host and Origin headers are accepted unless configured otherwise, so a web
 page cannot reach the guard through DNS rebinding.
@@ -18,7 +21,8 @@ import os
 import secrets
 import socket
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -33,24 +37,46 @@ from .hub import Hub
 from .lines import DEFAULT_MAX_MESSAGE_BYTES
 from .session import Session
 from .sse import encode as sse_encode
+from .upstream import ClientFacts
+
+if TYPE_CHECKING:
+    from ..guard import Guard
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 # Messages for a session's GET stream wait here while no stream is open; the oldest go first.
 GET_BACKLOG = 1000
+# A session with no request for this long is closed, and its upstream processes with it: each
+# session costs a process per server. The client gets 404 next time and starts a new session.
+SESSION_IDLE_S = 1800.0
 
 
 class HttpSession:
-    """A handshake-era client session over HTTP: routes each outbound message to its stream."""
+    """A client session over HTTP: its hub, and the stream each outbound message goes to."""
 
     def __init__(self, hub: Hub, user: str, stateless: bool = False) -> None:
         self.id = secrets.token_hex(16)
+        self.hub = hub
         self.session = Session(hub, self._send, user=user, label="http")
         self.session.stateless = stateless
         self.streams: dict[jsonrpc.RequestId, anyio.abc.ObjectSendStream[jsonrpc.Message]] = {}
         self.get_stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None = None
         self.backlog: list[jsonrpc.Message] = []
+        self.last_seen = time.monotonic()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own this session's hub (its upstreams) and the session, until the session closes."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.hub.run)
+            await tg.start(self.session.run)
+            task_status.started()
+            await self.session.wait_closed()
+            tg.cancel_scope.cancel()
+
+    @property
+    def idle(self) -> bool:
+        return not self.streams and not self.session.busy
 
     async def _send(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None) -> None:
         target = self.streams.get(related) if related is not None else None
@@ -71,16 +97,18 @@ class HttpSession:
 class HttpFront:
     def __init__(
         self,
-        hub: Hub,
+        guard: Guard,
         task_group: anyio.abc.TaskGroup,
         *,
         allowed_hosts: set[str],
         user: str = "",
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         extra_routes: list[Any] | None = None,
+        idle_s: float = SESSION_IDLE_S,
     ) -> None:
         self.extra_routes = list(extra_routes or [])
-        self.hub = hub
+        self.guard = guard
+        self.idle_s = idle_s
         self.tg = task_group
         self.allowed_hosts = allowed_hosts
         self.user = user
@@ -119,8 +147,7 @@ class HttpFront:
         if http_session is None:
             return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
         if request.method == "DELETE":
-            self.sessions.pop(http_session.id, None)
-            http_session.session.close()
+            self._end(http_session)
             return Response(status_code=200)
         return self._get_stream(http_session)
 
@@ -138,14 +165,15 @@ class HttpFront:
             return await self._stateless(request, message)
         sid = request.headers.get("mcp-session-id")
         if message.get("method") == "initialize" and not sid:
-            http_session = HttpSession(self.hub, self.user)
-            await self.tg.start(http_session.session.run)
+            http_session = HttpSession(self.guard.hub(), self.user)
+            await self.tg.start(http_session.run)
             self.sessions[http_session.id] = http_session
         else:
             found = self.sessions.get(sid or "")
             if found is None:
                 return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
             http_session = found
+        http_session.last_seen = time.monotonic()
         if not jsonrpc.is_request(message):
             await http_session.session.feed(message)
             return Response(status_code=202)
@@ -154,9 +182,27 @@ class HttpFront:
     async def _stateless(self, request: Request, message: jsonrpc.Message) -> Response:
         if not jsonrpc.is_request(message):
             return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
-        http_session = HttpSession(self.hub, self.user, stateless=True)
+        taken, _ = era.split_meta(message.get("params") if isinstance(message.get("params"), dict) else None)
+        caps = taken.get(era.CLIENT_CAPS_KEY)
+        hub = await self.guard.stateless_hub(ClientFacts(era=era.MODERN, capabilities=caps if isinstance(caps, dict) else {}))
+        http_session = HttpSession(hub, self.user, stateless=True)
         await self.tg.start(http_session.session.run)
         return await self._answer(request, http_session, message, {}, close_after=True)
+
+    def _end(self, http_session: HttpSession) -> None:
+        self.sessions.pop(http_session.id, None)
+        self.guard.forget(http_session.hub)
+        http_session.session.close()
+
+    async def reap_idle(self) -> None:
+        """Close sessions that sent nothing for ``idle_s``: each holds upstream processes."""
+        while True:
+            await anyio.sleep(min(self.idle_s / 4, 30.0))
+            now = time.monotonic()
+            for http_session in list(self.sessions.values()):
+                if http_session.idle and now - http_session.last_seen > self.idle_s:
+                    logger.info("closing HTTP session %s after %.0f s without a request", http_session.id[:8], self.idle_s)
+                    self._end(http_session)
 
     async def _answer(
         self,
@@ -256,18 +302,20 @@ def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:
 
 
 def serve_http(
-    hub: Hub | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
+    guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
+    idle_s: float = SESSION_IDLE_S,
 ) -> int:
-    """Serve MCP at /mcp (when ``hub`` is given) and the reviewers' page (when ``review`` is)."""
+    """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is)."""
     import functools
 
-    anyio.run(functools.partial(_serve, hub, host, port, extra_hosts, user, max_message_bytes, review, routes or []))
+    anyio.run(functools.partial(_serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s))
     return 0
 
 
 async def _serve(
-    hub: Hub | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any, extra: list[Any]
+    guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
+    extra: list[Any], idle_s: float,
 ) -> None:
     import uvicorn
 
@@ -279,9 +327,13 @@ async def _serve(
     hosts = allowed_hosts(host, port, extra_hosts)
     routes = (review(origins={f"http://{h}" for h in hosts}) if review is not None else []) + extra
     async with anyio.create_task_group() as tg:
-        if hub is not None:
-            await tg.start(hub.run)
-            front = HttpFront(hub, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes)
+        if guard is not None:
+            await tg.start(guard.run)
+            front = HttpFront(
+                guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
+                idle_s=idle_s,
+            )
+            tg.start_soon(front.reap_idle)
             app = front.app()
         else:
             from starlette.applications import Starlette
@@ -289,7 +341,7 @@ async def _serve(
             app = Starlette(routes=[Route("/healthz", lambda request: PlainTextResponse("ok")), *routes], middleware=[_host_check(hosts)])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         server = uvicorn.Server(config)
-        if hub is not None:
+        if guard is not None:
             print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
         if review is not None:
             # Waiting reviewer requests offer this link to clients that take URL-mode elicitation.

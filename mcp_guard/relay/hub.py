@@ -10,11 +10,12 @@ the pipeline; the era translation happens below it, so hooks see one shape in ev
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,6 +26,7 @@ from ..errors import RPCError
 from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
 from . import bridge
 from .asker import Asker
+from .gate import INVALID_STATE, Admission, Gate
 from .routing import UriRoutes, decode_cursor, encode_cursor
 from .state import Sealer
 from .upstream import ClientFacts, Inflight, Upstream
@@ -53,26 +55,34 @@ class Hub:
         pipeline: Pipeline | None = None,
         allow_methods: Sequence[str] = (),
         server_name: str = "mcp-guard",
+        *,
+        sealer: Sealer | None = None,
+        parked: dict[str, bridge.BridgedCall] | None = None,
     ) -> None:
         self.upstreams: dict[str, Upstream] = {}
         self.pipeline = pipeline or Pipeline()
         self.allow_methods = tuple(allow_methods)
         self.server_name = server_name
         self.sessions: list[Session] = []
-        self.parked: dict[str, bridge.BridgedCall] = {}
+        # Shared by every hub of one guard: a 2026 retry may arrive in another exchange.
+        self.parked: dict[str, bridge.BridgedCall] = {} if parked is None else parked
+        self.sealer = sealer or Sealer()
+        self.gate = Gate(self.sealer, self.parked)
         self.uris: UriRoutes[Upstream] = UriRoutes()
         self._tg: anyio.abc.TaskGroup | None = None
         self._checked = False
-        self.sealer = Sealer()
+        self._owned: list[Upstream] = []  # started and stopped by this hub (not the shared ones)
         self._tools: dict[str, dict[str, Any]] = {}  # upstream -> tool name -> definition
         self._tools_complete: set[str] = set()
         for up in upstreams:
             self.add(up)
 
-    def add(self, upstream: Upstream) -> None:
+    def add(self, upstream: Upstream, *, owned: bool = True) -> None:
         if SEPARATOR in upstream.name:
             raise ValueError(f"server name {upstream.name!r} may not contain {SEPARATOR!r}")
-        upstream.handler = self
+        if owned:
+            upstream.handler = self
+            self._owned.append(upstream)
         self.upstreams[upstream.name] = upstream
 
     @property
@@ -83,7 +93,7 @@ class Hub:
         """Own the upstreams' tasks and background calls until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            for up in self.upstreams.values():
+            for up in self._owned:
                 await tg.start(up.run)
             task_status.started()
 
@@ -418,13 +428,14 @@ class Hub:
 
     async def forward(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
         """Run one data-carrying request through the pipeline and on to the upstream."""
+        params = dict(params or {})
+        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user)
         if method not in INTERCEPTED or not self.pipeline.active:
-            result = await self._execute(ctx, up, method, params)
+            admission = self._admit(ctx, up, call)
+            result = await self._execute(ctx, up, method, call.params, resume=admission.resume)
             if method == "tools/list":
                 self._remember_tools(up, params, result)
             return result
-        params = dict(params or {})
-        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user)
         call.notes["started"] = time.monotonic()
         call.notes["outcome"] = "error"
         try:
@@ -434,23 +445,28 @@ class Hub:
             ctx.after.append(functools.partial(self.pipeline.run_finish, call))
 
     async def _guarded(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any], call: Call) -> Any:
-        resumed = False
-        if ctx.modern and method in era.INPUT_REQUIRED_METHODS:
-            resumed = self._open_guard_state(call)
+        try:
+            admission = self._admit(ctx, up, call)
+        except RPCError as exc:
+            call.notes["outcome"] = "refused"
+            call.notes["error"] = exc.message
+            raise
+        if admission.preapproved:
+            call.notes["preapproved"] = True
         call.asker = Asker(self, ctx, call)
         if method == "tools/call":
             call.lookup_tool = lambda: self.tool_definition(ctx, up, call.name)
-        if not resumed:
+        if admission.resume is None:
             try:
                 await self.pipeline.run_request(call)
             except NeedInput as need:
                 call.notes["outcome"] = "asked"
-                return self._ask_round(call, need)
+                return self._ask_round(call, need, up)
             if call.verdict is not None:
                 call.notes["outcome"] = "denied"
                 return self._refusal(ctx, method, call.verdict)
         try:
-            result = await self._execute(ctx, up, method, call.params)
+            result = await self._execute(ctx, up, method, call.params, resume=admission.resume)
         except RPCError as exc:
             call.notes["error"] = exc.message
             raise
@@ -459,9 +475,7 @@ class Hub:
         if ctx.modern and era.is_input_required(result) and (call.notes.get("approved") or call.notes.get("preapproved")):
             # The upstream asks the client next; the retry must not ask the person again.
             result = dict(result)
-            result["requestState"] = self.sealer.seal(
-                bridge.binding(method, call.params), approved=True, up=result.get("requestState")
-            )
+            result["requestState"] = self.gate.seal(call, up.name, approved=True, up=result.get("requestState"))
         call.result = result
         await self.pipeline.run_response(call)
         if call.verdict is not None:
@@ -470,34 +484,17 @@ class Hub:
         call.notes["outcome"] = "completed"
         return call.result
 
-    def _open_guard_state(self, call: Call) -> bool:
-        """Unwrap a 2026 retry. True when it resumes a parked bridged call (already checked)."""
-        params = call.params
-        state = params.get("requestState")
-        if not isinstance(state, str) or not state.startswith(bridge.STATE_PREFIX):
-            return False
-        if not self.sealer.owns(state):
-            return True  # a bridged call's handle; bridge.modern_over_legacy verifies it
-        clean = {k: v for k, v in params.items() if k not in ("requestState", "inputResponses")}
-        opened = self.sealer.open(state, bridge.binding(call.method, clean))
-        responses = params.get("inputResponses") if isinstance(params.get("inputResponses"), dict) else {}
-        call.answers = {k: v for k, v in responses.items() if k.startswith("mcp-guard/")}
-        theirs = {k: v for k, v in responses.items() if not k.startswith("mcp-guard/")}
-        if opened.get("approved"):
-            call.notes["preapproved"] = True
-        call.params = dict(clean)
-        if theirs:
-            call.params["inputResponses"] = theirs
-        if opened.get("up") is not None:
-            call.params["requestState"] = opened["up"]
-        return False
+    def _admit(self, ctx: RequestContext, up: Upstream, call: Call) -> Admission:
+        """Every request passes here, with or without hooks: the gate opens a 2026 retry's state."""
+        if not (ctx.modern and call.method in era.INPUT_REQUIRED_METHODS):
+            return Admission()
+        return self.gate.admit(call, up.name, session_id=ctx.session.id, stateless=ctx.session.stateless)
 
-    def _ask_round(self, call: Call, need: NeedInput) -> dict[str, Any]:
-        clean = {k: v for k, v in call.params.items() if k not in ("requestState", "inputResponses")}
+    def _ask_round(self, call: Call, need: NeedInput, up: Upstream) -> dict[str, Any]:
         return {
             "resultType": "input_required",
             "inputRequests": {need.key: {"method": need.method, "params": need.params}},
-            "requestState": self.sealer.seal(bridge.binding(call.method, clean), up=call.params.get("requestState")),
+            "requestState": self.gate.seal(call, up.name, up=call.params.get("requestState")),
         }
 
     def _remember_tools(self, up: Upstream, params: dict[str, Any] | None, result: Any) -> None:
@@ -530,30 +527,27 @@ class Hub:
             return era.modernize_result(method, result) if ctx.modern else result
         raise RPCError(DENIED, f"mcp-guard: {verdict.reason}")
 
-    async def _execute(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
+    async def _execute(
+        self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None,
+        resume: bridge.BridgedCall | None = None,
+    ) -> Any:
         if not up.ready:
             await up.connect(ctx.facts)
-        if ctx.modern:
-            if up.era == era.MODERN:
-                return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
-            if method in era.INPUT_REQUIRED_METHODS:
-                return await bridge.modern_over_legacy(self, ctx, up, method, dict(params or {}))
-            if ctx.facts.log_level:
-                await up.set_log_level(ctx.facts.log_level)
-            return era.modernize_result(method, await self._legacy_request(ctx, up, method, params))
-        if up.era == era.MODERN:
-            if method in era.INPUT_REQUIRED_METHODS:
+        if ctx.modern and up.era != era.MODERN and method in era.INPUT_REQUIRED_METHODS:
+            return await bridge.modern_over_legacy(self, ctx, up, method, dict(params or {}), resume)  # tracks itself
+        if resume is not None:  # the gate saw a parked call, but this upstream no longer needs bridging
+            raise RPCError(jsonrpc.INVALID_PARAMS, INVALID_STATE)
+        with _serving(up, Inflight(ctx.session, ctx.id)):
+            if ctx.modern:
+                if up.era == era.MODERN:
+                    return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
+                if ctx.facts.log_level:
+                    await up.set_log_level(ctx.facts.log_level)
+                result = await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
+                return era.modernize_result(method, result)
+            if up.era == era.MODERN and method in era.INPUT_REQUIRED_METHODS:
                 return await bridge.legacy_over_modern(self, ctx, up, method, dict(params or {}))
             return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
-        return await self._legacy_request(ctx, up, method, params)
-
-    async def _legacy_request(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
-        inflight = Inflight(ctx.session, ctx.id)
-        up.inflight.append(inflight)
-        try:
-            return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
-        finally:
-            up.inflight.remove(inflight)
 
     # -- what upstreams send toward the client ----------------------------------------------------
 
@@ -562,17 +556,38 @@ class Hub:
             return {}
         if method not in era.SERVER_REQUESTS and not self.method_allowed(method):
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"mcp-guard does not relay {method!r} toward the client")
-        inflight = up.inflight[-1] if up.inflight else None
+        owner = self._owner(up)
+        if owner is None:
+            raise RPCError(
+                jsonrpc.METHOD_NOT_FOUND,
+                f"mcp-guard cannot tie this {method} from {up.name!r} to exactly one client session, so it is not relayed",
+            )
+        session, inflight = owner
         if inflight is not None and inflight.bridge is not None:
             return await self._ask_bridged(inflight.bridge, up, method, params)
-        session = inflight.session if inflight is not None else self._latest_session()
-        if session is None or session.closed:
+        if session.closed:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"no client connected that can answer {method}")
         if session.era == era.MODERN:
             raise RPCError(
                 jsonrpc.METHOD_NOT_FOUND, f"the client speaks {era.MODERN} and can only be asked during a call"
             )
-        return await self.ask_client(session, up, method, params, inflight.client_id if inflight else None, session.facts)
+        related = inflight.client_id if inflight is not None else None
+        return await self.ask_client(session, up, method, params, related, session.facts)
+
+    def _owner(self, up: Upstream) -> tuple[Session, Inflight | None] | None:
+        """The one client session (and call) a message from ``up`` belongs to, or None.
+
+        Calls in flight on the upstream decide: if they all belong to one session, it is that
+        session's (its newest call, as a stdio server cannot say which). With none in flight,
+        only an upstream that serves a single session (never a shared one) can be tied to it."""
+        calls = [i for i in up.inflight if not i.session.closed]
+        owners = {id(i.session) for i in calls}
+        if len(owners) == 1:
+            return calls[-1].session, calls[-1]
+        if owners or up.shared:
+            return None
+        live = [s for s in self.sessions if not s.closed]
+        return (live[0], None) if len(live) == 1 else None
 
     async def _ask_bridged(self, call: bridge.BridgedCall, up: Upstream, method: str, params: Any) -> Any:
         if method in INTERCEPTED and self.pipeline.active:
@@ -603,12 +618,6 @@ class Hub:
             raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")
         return call.params
 
-    def _latest_session(self) -> Session | None:
-        for session in reversed(self.sessions):
-            if not session.closed and session.era == era.LEGACY:
-                return session
-        return self.sessions[-1] if self.sessions else None
-
     async def on_upstream_notification(self, up: Upstream, method: str, params: Any) -> None:
         if isinstance(params, dict) and isinstance(params.get("_meta"), dict) and era.SUBSCRIPTION_ID_KEY in params["_meta"]:
             # From the guard's own listen stream toward a 2026 upstream: the id means nothing downstream.
@@ -616,9 +625,12 @@ class Hub:
         if method == "notifications/subscriptions/acknowledged":
             return
         if method == "notifications/message":
-            for session in list(self.sessions):
+            owner = self._owner(up)  # a log line may carry anything: only its own session sees it
+            if owner is not None:
+                session, inflight = owner
                 if session.era == era.LEGACY or session.log_opt_in:
-                    await session.send_safely(jsonrpc.notification(method, params))
+                    related = inflight.client_id if inflight is not None else None
+                    await session.send_safely(jsonrpc.notification(method, params), related)
         elif method in era.LIST_CHANGED:
             if method == "notifications/tools/list_changed":
                 self._tools_complete.discard(up.name)
@@ -638,14 +650,10 @@ class Hub:
                 for listen_id, granted in list(session.listens.items()):
                     if uri in (granted.get("resourceSubscriptions") or ()):
                         await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id)
-        elif method == "notifications/elicitation/complete":
-            inflight = up.inflight[-1] if up.inflight else None
-            session = inflight.session if inflight else self._latest_session()
-            if session is not None and session.era == era.LEGACY:
-                await session.send_safely(jsonrpc.notification(method, params))
-        elif self.method_allowed(method):
-            for session in list(self.sessions):
-                await session.send_safely(jsonrpc.notification(method, params))
+        elif method == "notifications/elicitation/complete" or self.method_allowed(method):
+            owner = self._owner(up)
+            if owner is not None and (owner[0].era == era.LEGACY or method != "notifications/elicitation/complete"):
+                await owner[0].send_safely(jsonrpc.notification(method, params))
         else:
             logger.info("dropped notification %s from %s: not a known MCP method and not allowlisted", method, up.name)
 
@@ -654,6 +662,16 @@ class Hub:
             if method == "notifications/roots/list_changed" and up.era == era.MODERN:
                 continue  # 2026-07-28 has no such notification
             await up.notify(method, params)
+
+
+@contextlib.contextmanager
+def _serving(up: Upstream, inflight: Inflight) -> Iterator[None]:
+    """Mark a client call as in flight on ``up``, so what the upstream sends meanwhile finds it."""
+    up.inflight.append(inflight)
+    try:
+        yield
+    finally:
+        up.inflight.remove(inflight)
 
 
 def _stamp(params: Any, listen_id: jsonrpc.RequestId) -> dict[str, Any]:

@@ -10,8 +10,8 @@ for a 2026-07-28 retry, which expire on their own.
 
 from __future__ import annotations
 
-import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SendFn = Callable[[jsonrpc.Message, "jsonrpc.RequestId | None"], Awaitable[None]]
-
-_session_ids = itertools.count(1)
 
 
 @dataclass
@@ -77,7 +75,8 @@ class Session:
     def __init__(self, hub: Hub, send: SendFn, *, user: str = "", label: str = "") -> None:
         self.hub = hub
         self._send = send
-        self.id = f"s{next(_session_ids)}"
+        # Unique across processes: session grants in a shared store are kept under it.
+        self.id = f"s-{secrets.token_hex(8)}"
         self.user = user
         self.label = label
         self.era: str | None = None
@@ -91,6 +90,7 @@ class Session:
         self._to_client: dict[int, _ClientWaiter] = {}
         self._next_id = 0
         self._tg: anyio.abc.TaskGroup | None = None
+        self._ended = anyio.Event()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Hold the task group that the client's requests run in, until :meth:`close`."""
@@ -106,16 +106,25 @@ class Session:
                 self.hub.sessions.remove(self)
             for waiter in self._to_client.values():
                 waiter.event.set()
-            if not self.stateless:
-                with anyio.CancelScope(shield=True):
-                    await self.hub.pipeline.close_session(self.key)
+            with anyio.CancelScope(shield=True):
+                await self.hub.pipeline.close_session(self.key)
+            self._ended.set()
 
     @property
     def key(self) -> str:
         """What per-session state (the vault, session grants) is kept under.
 
-        A stateless 2026 HTTP exchange has no session to speak of: its state is the user's."""
-        return f"user:{self.user}" if self.stateless else self.id
+        A stateless 2026 HTTP exchange is a session of its own: with no authenticated caller to
+        tie exchanges together, nothing (placeholders, grants) carries from one to the next."""
+        return self.id
+
+    async def wait_closed(self) -> None:
+        await self._ended.wait()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a client request is in flight."""
+        return bool(self._handlers)
 
     async def drained(self) -> None:
         """Return once no client request is in flight (used at shutdown only)."""

@@ -116,6 +116,7 @@ class Upstream:
         self.inflight: list[Inflight] = []
         self.log_level: str | None = None
         self.dead: str | None = None  # why it cannot be used, once it cannot
+        self.shared = False  # serves several client sessions ("isolation": "shared")
         self._pending: dict[int, _Waiter] = {}
         self._progress: dict[int, ProgressFn] = {}
         self._served: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
