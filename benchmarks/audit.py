@@ -57,14 +57,14 @@ async def measure(pipeline: Pipeline, n: int) -> tuple[float, float]:
     for i in range(n):
         call = Call("tools/call", "everything", {"name": "echo", "arguments": {"message": f"hello {i}"}}, session_id="s1", user="me")
         call.lookup_tool = _lookup
-        call.notes["started"] = time.monotonic()
-        call.notes["outcome"] = "error"
+        call.started = time.monotonic()
+        call.outcome = "error"
         t0 = time.perf_counter()
         await pipeline.run_request(call)
         call.result = {"content": [{"type": "text", "text": f"Echo: hello {i}"}]}
         await pipeline.run_response(call)
         t1 = time.perf_counter()
-        call.notes["outcome"] = "completed"
+        call.outcome = "completed"
         await pipeline.run_finish(call)
         t2 = time.perf_counter()
         assert call.verdict is None, call.verdict

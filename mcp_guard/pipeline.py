@@ -78,12 +78,38 @@ class Call:
     toward_client: bool = False
     result: Any = None
     verdict: Verdict | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
     # Answers a 2026-07-28 client gave to the guard's own questions, by key.
     answers: dict[str, Any] = field(default_factory=dict)
     asker: Asker | None = None
     # The upstream's definition of the tool being called (``None``: no such tool listed).
     lookup_tool: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
+
+    # What the hooks learn about the call, in pipeline order; the comment names the writer.
+    risk_floor: str | None = None  # integrity: a tool that tries to instruct the model is at least this risky
+    labels: frozenset[str] = frozenset()  # mask: labels of raw sensitive values the model wrote itself
+    masked_arguments: dict[str, Any] | None = None  # mask: the arguments as the model wrote them (placeholders)
+    mask_arguments: Callable[[], Any] | None = None  # mask: the arguments with raw values masked (policy "mask")
+    risk: Any = None  # policy: the resolved risk (mcp_guard.risk.ResolvedRisk)
+    decision: Any = None  # policy: the matching rule's decision (mcp_guard.policy.engine.Decision)
+    policy_version: str = ""  # policy: the version of the policy that decided
+    preapproved: bool = False  # gate: a sealed 2026 state says the person already approved this call
+    approval_started: float | None = None  # metrics: when the approval wait began (monotonic)
+    approval_request: str = ""  # approve: the queue request this call waited on
+    preview_sha256: str = ""  # approve: hash of the preview the approver saw
+    approved: str = ""  # approve: the scope approved (once, session, ttl...), empty when not approved
+    approval_channel: str = ""  # approve: where the approval came from
+    approver: str = ""  # approve: who approved
+    grant: str = ""  # approve: the grant that let the call through
+    client_could_not_ask: str = ""  # approve: why the client's own elicitation did not reach a person
+    masked: dict[str, int] = field(default_factory=dict)  # mask: label -> values masked in the result
+    result_tokens: int | None = None  # mask: tokens of the result, when the budget counted them
+    audit_record: Any = None  # audit: the call.forwarded record
+    outcome: str = "error"  # relay: completed, denied, withheld, asked, refused or error
+    error: str = ""  # relay: the upstream's or the gate's error message
+    started: float | None = None  # relay: monotonic time the call entered the guard
+    ended: float | None = None  # relay: monotonic time it left
+    # For operators' own hooks to share state; the guard's hooks use the fields above.
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -95,6 +121,11 @@ class Call:
     def arguments(self) -> dict[str, Any]:
         value = self.params.get("arguments")
         return value if isinstance(value, dict) else {}
+
+    @property
+    def shown_arguments(self) -> dict[str, Any]:
+        """The arguments as the model wrote them: placeholders, never restored values."""
+        return self.masked_arguments if self.masked_arguments is not None else self.arguments
 
     def deny(self, reason: str, hook: str = "") -> None:
         if self.verdict is None:
@@ -111,7 +142,7 @@ class Hook:
         """After the result came back. Change ``call.result`` in place or replace it."""
 
     async def finish(self, call: Call) -> None:
-        """The call is over: run, refused, failed or waiting for input (``call.notes["outcome"]``)."""
+        """The call is over: run, refused, failed or waiting for input (``call.outcome``)."""
 
     async def close_session(self, session_id: str) -> None:
         """A client session ended: drop what was kept for it."""

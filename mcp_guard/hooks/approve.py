@@ -49,17 +49,17 @@ class ApprovalHook(Hook):
         self.notifier = notifier
 
     async def request(self, call: Call) -> None:
-        decision = call.notes.get("decision")
+        decision = call.decision
         if decision is None or decision.action != "approve" or call.verdict is not None:
             return
-        if call.notes.get("preapproved"):
+        if call.preapproved:
             return
         if self.grants is not None:
             grant = self.grants.find(call.user, call.session_id, call.upstream, call.name)
             if grant is not None:
-                call.notes["grant"] = grant.id
+                call.grant = grant.id
                 return
-        binding = call_binding(call.upstream, call.name, call.notes.get("masked_arguments", call.arguments), call.notes.get("policy_version", ""))
+        binding = call_binding(call.upstream, call.name, call.shown_arguments, call.policy_version)
         if decision.approvers == "reviewers":
             await self._reviewers(call, decision, binding)
             return
@@ -95,7 +95,7 @@ class ApprovalHook(Hook):
             return True
         except RPCError as exc:
             if self._out_of_band_possible(decision):
-                call.notes["client_could_not_ask"] = f"elicitation failed: {exc.message}"
+                call.client_could_not_ask = f"elicitation failed: {exc.message}"
                 return False
             call.deny(f"asking for approval failed ({exc.message}), so {call.name} was not run.", "approve")
             return True
@@ -108,7 +108,7 @@ class ApprovalHook(Hook):
         automatic = action in ("decline", "cancel") and elapsed_ms < decision.min_human_ms
         if automatic and self._out_of_band_possible(decision):
             # Faster than anyone can read: the client answered by itself. Never a yes; ask elsewhere.
-            call.notes["client_could_not_ask"] = f"{action} after {elapsed_ms:.0f} ms, faster than a person"
+            call.client_could_not_ask = f"{action} after {elapsed_ms:.0f} ms, faster than a person"
             logger.info("call %s: %s came back in %.0f ms; asking out of band", call.name, action, elapsed_ms)
             return False
         what = {"decline": "declined", "cancel": "cancelled"}.get(str(action), "did not approve")
@@ -166,13 +166,13 @@ class ApprovalHook(Hook):
     def _open(self, call: Call, decision: Any, binding: str, lifetime: float, **kind: Any) -> Any:
         """The pending request for this exact call (an identical retry finds the same one)."""
         assert self.approvals is not None
-        risk = call.notes.get("risk")
+        risk = call.risk
         request = self.approvals.open(
             user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
             rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
             max_scope=decision.scope, lifetime=lifetime, **kind,
         )
-        call.notes["approval_request"] = request.id
+        call.approval_request = request.id
         return request
 
     async def _out_of_band(self, call: Call, decision: Any, binding: str) -> None:
@@ -235,24 +235,24 @@ class ApprovalHook(Hook):
             if request.approvers == "reviewers" and self.approvals is not None:
                 approver = ",".join(v["reviewer"] for v in self.approvals.votes(request.id) if v["decision"] == "approve")
             self._approved(call, request.scope or "once", request.channel or "page", approver)
-            call.notes["approval_request"] = request.id
-            call.notes["preview_sha256"] = request.preview_sha256
+            call.approval_request = request.id
+            call.preview_sha256 = request.preview_sha256
         else:
             reason = f": {request.reason}" if request.reason else ""
             who = "a reviewer" if request.approvers == "reviewers" else "the user"
             call.deny(f"{who} ({request.decided_by}, via {request.channel}) denied {call.name} on {call.upstream}{reason}. It was not run.", "approve")
 
     def _approved(self, call: Call, scope: str, channel: str, approver: str) -> None:
-        call.notes["approved"] = scope
-        call.notes["approval_channel"] = channel
-        call.notes["approver"] = approver
+        call.approved = scope
+        call.approval_channel = channel
+        call.approver = approver
         if self.grants is not None and scope != "once":
             grant = self.grants.add(
                 user=call.user, session=call.session_id, server=call.upstream, tool=call.name,
                 scope=scope, approver=approver, channel=channel,
             )
             if grant is not None:
-                call.notes["grant"] = grant.id
+                call.grant = grant.id
 
 
 def notify(title: str, body: str) -> None:
@@ -300,14 +300,14 @@ def schema(scopes: list[str]) -> dict[str, Any]:
 
 
 def preview(call: Call, decision: Any) -> str:
-    risk = call.notes.get("risk")
+    risk = call.risk
     lines = [
         f"mcp-guard: approve {call.name} on server {call.upstream}?",
         f"Risk: {risk.level if risk else 'unknown'}. Rule '{decision.rule}': {decision.reason}",
         "Arguments:",
     ]
     body = ""
-    shown = call.notes.get("masked_arguments", call.arguments)  # placeholders, never restored values
+    shown = call.shown_arguments  # placeholders, never restored values
     for key, value in shown.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         text = Vault().replace(text, detect(text), "preview")  # a person sees it masked, as the model does

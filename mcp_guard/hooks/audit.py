@@ -23,8 +23,8 @@ class AuditHook(Hook):
         self.audit = audit
 
     def _base(self, call: Call) -> dict[str, Any]:
-        risk = call.notes.get("risk")
-        decision = call.notes.get("decision")
+        risk = call.risk
+        decision = call.decision
         body: dict[str, Any] = {
             "session": call.session_id,
             "user": call.user,
@@ -37,45 +37,45 @@ class AuditHook(Hook):
         if decision is not None:
             body["rule"] = decision.rule
             body["decision"] = decision.action
-        if call.notes.get("approved"):
-            body["approved_scope"] = call.notes["approved"]
-            body["approver"] = call.notes.get("approver", call.user)
-            body["channel"] = call.notes.get("approval_channel", "elicitation")
+        if call.approved:
+            body["approved_scope"] = call.approved
+            body["approver"] = (call.approver or call.user)
+            body["channel"] = (call.approval_channel or "elicitation")
         for key in ("approval_request", "preview_sha256", "client_could_not_ask"):
-            if call.notes.get(key):
-                body[key] = call.notes[key]
-        if call.notes.get("grant"):
-            body["grant"] = call.notes["grant"]
-        if call.notes.get("labels"):
-            body["labels"] = sorted(call.notes["labels"])
+            if getattr(call, key):
+                body[key] = getattr(call, key)
+        if call.grant:
+            body["grant"] = call.grant
+        if call.labels:
+            body["labels"] = sorted(call.labels)
         return body
 
     async def request(self, call: Call) -> None:
         if call.method != "tools/call" or call.toward_client:
             return
         body = self._base(call)
-        body["arguments_digest"] = digest(self.audit.key, call.notes.get("masked_arguments", call.arguments))
-        call.notes["audit_record"] = self.audit.record("call.forwarded", body)
+        body["arguments_digest"] = digest(self.audit.key, call.shown_arguments)
+        call.audit_record = self.audit.record("call.forwarded", body)
 
     async def finish(self, call: Call) -> None:
         if call.method != "tools/call" or call.toward_client:
             return
         body = self._base(call)
-        outcome = call.notes.get("outcome", "error")
+        outcome = call.outcome
         body["outcome"] = outcome
-        started = call.notes.get("started")
+        started = call.started
         if started is not None:
-            body["latency_ms"] = round((call.notes.get("ended", time.monotonic()) - started) * 1000, 3)
+            body["latency_ms"] = round(((call.ended or time.monotonic()) - started) * 1000, 3)
         if call.verdict is not None:
             body["reason"] = call.verdict.reason
-        if call.notes.get("error"):
-            body["error"] = call.notes["error"]
-        if call.notes.get("audit_record"):
-            body["forwarded_record"] = call.notes["audit_record"]
+        if call.error:
+            body["error"] = call.error
+        if call.audit_record:
+            body["forwarded_record"] = call.audit_record
         if call.result is not None and outcome == "completed":
             body["result_digest"] = digest(self.audit.key, call.result)
-        if call.notes.get("masked"):
-            body["masked"] = call.notes["masked"]
+        if call.masked:
+            body["masked"] = call.masked
         _token_counts(body, call, outcome)
         kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked", "refused": "call.refused"}.get(outcome, "call.finished")
         self.audit.record(kind, body)
@@ -84,12 +84,12 @@ class AuditHook(Hook):
 def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:
     """Tokens of the arguments and of what reached the model (counted off the call's path):
     exact with tiktoken where a token budget loaded it, else estimated (and marked so)."""
-    arguments = call.notes.get("masked_arguments", call.arguments)
+    arguments = call.shown_arguments
     counted = tokens.count(json.dumps(arguments, ensure_ascii=False)) if arguments else (0, True)
     body["argument_tokens"] = counted[0]
     exact = counted[1]
-    if call.notes.get("result_tokens") is not None:
-        body["result_tokens"] = call.notes["result_tokens"]  # the budget counted them already
+    if call.result_tokens is not None:
+        body["result_tokens"] = call.result_tokens  # the budget counted them already
     elif outcome == "completed" and isinstance(call.result, dict):
         parts = [b["text"] for b in call.result.get("content") or () if isinstance(b, dict) and isinstance(b.get("text"), str)]
         if call.result.get("structuredContent") is not None:

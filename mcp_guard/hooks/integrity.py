@@ -148,4 +148,4 @@ class IntegrityHook(Hook):
                 "integrity",
             )
         elif findings and self.source.current.integrity.findings == "raise":
-            call.notes["risk_floor"] = "high"
+            call.risk_floor = "high"

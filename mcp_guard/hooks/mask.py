@@ -1,7 +1,7 @@
 """The masking hook: placeholders out toward the model, real values back toward their origin.
 
 On the way in (a call's arguments) it notes the labels of raw sensitive values the model wrote
-itself, for the policy to see (``call.notes["labels"]``), then puts back the placeholders this
+itself, for the policy to see (``call.labels``), then puts back the placeholders this
 upstream may receive. On the way out it masks results, resource contents, prompts, and the
 sampling and elicitation requests an upstream sends toward the client. A detector failure
 fails the call closed (the pipeline runner turns the exception into a denial).
@@ -79,14 +79,14 @@ class MaskHook(Hook):
             if not isinstance(arguments, dict):
                 return
             labels = _raw_labels(arguments)
-            call.notes["labels"] = labels
-            call.notes["masked_arguments"] = arguments
+            call.labels = labels
+            call.masked_arguments = arguments
             vault = self.vault(call.session_id)
             if labels:
                 masker = self.masker(call)
                 if masker is not None:
                     # For a policy rule with action "mask": raw values replaced, placeholders kept.
-                    call.notes["mask_arguments"] = lambda: masker.value(arguments, "client")
+                    call.mask_arguments = lambda: masker.value(arguments, "client")
             if not len(vault):
                 return  # nothing was masked in this session yet: no placeholder can be ours
             restored, count, kept = vault.rehydrate(arguments, call.upstream)
@@ -110,10 +110,10 @@ class MaskHook(Hook):
         else:
             return
         if masker.found:
-            call.notes["masked"] = dict(masker.found)
+            call.masked = dict(masker.found)
             logger.info("%s %s: masked %s", call.method, call.upstream, dict(masker.found))
         if self._budget is not None and call.method == "tools/call":
-            call.result = self._budget.cut(call.result, call.notes)
+            call.result = self._budget.cut(call.result, call)
 
     async def close_session(self, session_id: str) -> None:
         self._vaults.pop(session_id, None)
@@ -143,7 +143,7 @@ class _TokenBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def cut(self, result: Any, notes: dict[str, Any]) -> Any:
+    def cut(self, result: Any, call: Call) -> Any:
         if not isinstance(result, dict) or not isinstance(result.get("content"), list):
             return result
         enc = shared_encoding()
@@ -155,7 +155,7 @@ class _TokenBudget:
         structured = result.get("structuredContent")
         if structured is not None:
             total = max(total, len(enc.encode(json.dumps(structured, ensure_ascii=False), disallowed_special=())))
-        notes["result_tokens"] = total
+        call.result_tokens = total
         if total <= self.limit:
             return result
         if structured is not None:

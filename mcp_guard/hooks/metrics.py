@@ -48,24 +48,24 @@ class MetricsHook(Hook):
             pass
 
     async def request(self, call: Call) -> None:
-        call.notes["approval_started"] = time.monotonic()
+        call.approval_started = time.monotonic()
 
     async def finish(self, call: Call) -> None:
         m = self.metrics
-        outcome = str(call.notes.get("outcome", "error"))
+        outcome = call.outcome
         m.calls.labels(call.method, call.upstream, outcome).inc()
-        decision = call.notes.get("decision")
+        decision = call.decision
         if decision is not None:
             m.decisions.labels(decision.action, decision.rule).inc()
-        if call.notes.get("error"):
+        if call.error:
             m.errors.labels(call.upstream).inc()
-        for label, count in (call.notes.get("masked") or {}).items():
+        for label, count in (call.masked or {}).items():
             m.masked.labels(label).inc(count)
-        started = call.notes.get("started")
+        started = call.started
         if started is not None:
             m.latency.labels(call.method).observe(time.monotonic() - started)
-        if call.notes.get("approved") and call.notes.get("approval_started") is not None:
-            m.approval_wait.labels(str(call.notes.get("approval_channel", "elicitation"))).observe(time.monotonic() - call.notes["approval_started"])
+        if call.approved and call.approval_started is not None:
+            m.approval_wait.labels(str((call.approval_channel or "elicitation"))).observe(time.monotonic() - call.approval_started)
         self._span(call, outcome, started)
 
     def _span(self, call: Call, outcome: str, started: float | None) -> None:
@@ -76,7 +76,7 @@ class MetricsHook(Hook):
         span.set_attribute("mcp.server", call.upstream)
         span.set_attribute("mcp.name", call.name)
         span.set_attribute("mcp_guard.outcome", outcome)
-        decision, risk = call.notes.get("decision"), call.notes.get("risk")
+        decision, risk = call.decision, call.risk
         if decision is not None:
             span.set_attribute("mcp_guard.decision", decision.action)
             span.set_attribute("mcp_guard.rule", decision.rule)

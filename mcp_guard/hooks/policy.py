@@ -1,6 +1,6 @@
 """The policy hook: resolves each tool's risk, decides each call, hides denied tools.
 
-The decision is left in ``call.notes["decision"]`` for the approval hook. The policy file
+The decision is left in ``call.decision`` for the approval hook. The policy file
 is re-read when it changes; a broken edit keeps the last good policy, and says so.
 """
 
@@ -107,18 +107,18 @@ class PolicyHook(Hook):
         policy = self.source.current
         definition = await call.lookup_tool() if call.lookup_tool is not None else None
         risk = self._risk(policy, call.upstream, definition, call.name)
-        floor = call.notes.get("risk_floor")
+        floor = call.risk_floor
         if floor in RISKS and RISKS.index(floor) > RISKS.index(risk.level) and risk.source != "policy":
             risk = ResolvedRisk(floor, "integrity", "its description carries instructions to the model")
-        labels = call.notes.get("labels", frozenset())
+        labels = call.labels
         decision = decide(policy, Facts(call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition)))
-        call.notes["risk"] = risk
-        call.notes["decision"] = decision
-        call.notes["policy_version"] = self.source.version
+        call.risk = risk
+        call.decision = decision
+        call.policy_version = self.source.version
         if decision.action == "deny":
             call.deny(f"{decision.reason} (rule '{decision.rule}'). The call was not run.", "policy")
-        elif decision.action == "mask" and "mask_arguments" in call.notes:
-            masked = call.notes["mask_arguments"]()
+        elif decision.action == "mask" and call.mask_arguments is not None:
+            masked = call.mask_arguments()
             call.params = {**call.params, "arguments": masked}
 
     async def response(self, call: Call) -> None:

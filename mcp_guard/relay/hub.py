@@ -436,23 +436,23 @@ class Hub:
             if method == "tools/list":
                 self._remember_tools(up, params, result)
             return result
-        call.notes["started"] = time.monotonic()
-        call.notes["outcome"] = "error"
+        call.started = time.monotonic()
+        call.outcome = "error"
         try:
             return await self._guarded(ctx, up, method, params, call)
         finally:
-            call.notes["ended"] = time.monotonic()
+            call.ended = time.monotonic()
             ctx.after.append(functools.partial(self.pipeline.run_finish, call))
 
     async def _guarded(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any], call: Call) -> Any:
         try:
             admission = self._admit(ctx, up, call)
         except RPCError as exc:
-            call.notes["outcome"] = "refused"
-            call.notes["error"] = exc.message
+            call.outcome = "refused"
+            call.error = exc.message
             raise
         if admission.preapproved:
-            call.notes["preapproved"] = True
+            call.preapproved = True
         call.asker = Asker(self, ctx, call)
         if method == "tools/call":
             call.lookup_tool = lambda: self.tool_definition(ctx, up, call.name)
@@ -460,28 +460,28 @@ class Hub:
             try:
                 await self.pipeline.run_request(call)
             except NeedInput as need:
-                call.notes["outcome"] = "asked"
+                call.outcome = "asked"
                 return self._ask_round(call, need, up)
             if call.verdict is not None:
-                call.notes["outcome"] = "denied"
+                call.outcome = "denied"
                 return self._refusal(ctx, method, call.verdict)
         try:
             result = await self._execute(ctx, up, method, call.params, resume=admission.resume)
         except RPCError as exc:
-            call.notes["error"] = exc.message
+            call.error = exc.message
             raise
         if method == "tools/list":
             self._remember_tools(up, params, result)
-        if ctx.modern and era.is_input_required(result) and (call.notes.get("approved") or call.notes.get("preapproved")):
+        if ctx.modern and era.is_input_required(result) and (call.approved or call.preapproved):
             # The upstream asks the client next; the retry must not ask the person again.
             result = dict(result)
             result["requestState"] = self.gate.seal(call, up.name, approved=True, up=result.get("requestState"))
         call.result = result
         await self.pipeline.run_response(call)
         if call.verdict is not None:
-            call.notes["outcome"] = "withheld"
+            call.outcome = "withheld"
             return self._refusal(ctx, method, call.verdict)
-        call.notes["outcome"] = "completed"
+        call.outcome = "completed"
         return call.result
 
     def _admit(self, ctx: RequestContext, up: Upstream, call: Call) -> Admission:
