@@ -1,17 +1,24 @@
 """Added latency of mcp-guard over a direct connection, measured in one run.
 
-    python benchmarks/proxy_latency.py [-n 500] [--rounds 3]
+    python benchmarks/proxy_latency.py [-n 500] [--rounds 3] [--only a,b] [--mcp-proxy PATH | --setup-mcp-proxy]
 
 Client: the MCP Python SDK, handshake era, N sequential ``tools/call echo`` after warm-up.
 Targets, all against server-everything (installed by ``npm ci``):
   direct-stdio     the client spawns the server itself (the baseline)
+  bytecopy         client -> benchmarks/bytecopy_relay.py -> server: the floor for any stdio proxy
   guard-run        client -> mcp-guard run (stdio) -> server (stdio)
+  guard-default    guard-run with the shipped default policy (policies/default.yaml)
   direct-http      client -> server-everything's own streamable HTTP
   guard-serve      client -> mcp-guard serve (HTTP) -> server (stdio)
   guard-policy50   guard-run with a 50-rule policy that allows the call: the whole default chain
                    (integrity, masking, policy, approval check, two audit records)
   guard-nomask50   the same policy with masking turned off (shows masking's share)
   guard-policy0    the same whole chain with a policy of no rules (shows the rules' own share)
+  mcp-proxy-http   client -> sparfenyuk's mcp-proxy (HTTP -> stdio bridge) -> server, when it is
+                   installed (--mcp-proxy PATH, or --setup-mcp-proxy makes bench-out/venv-mcp-proxy:
+                   it pins mcp<2, so it cannot share our environment)
+Then what one `serve` session costs: the time from `initialize` to the first `tools/list` answer
+for a new session (its own upstream process), and the guard's and that process's RSS.
 Rounds are interleaved so that machine noise hits every target alike. Prints p50/p99, calls/s,
 the guard's RSS (VmHWM) and CPU per call, and the added p50 as a difference and a ratio.
 """
@@ -128,59 +135,150 @@ async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_gua
         return await measure(client, n, warmup, process.pid if is_guard else None)
 
 
+def mcp_proxy_path(args: argparse.Namespace) -> str | None:
+    if args.mcp_proxy:
+        return str(args.mcp_proxy)
+    venv = ROOT / "bench-out" / "venv-mcp-proxy"
+    exe = venv / "bin" / "mcp-proxy"
+    if args.setup_mcp_proxy and not exe.exists():
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "mcp-proxy==0.13.0"], check=True)
+    return str(exe) if exe.exists() else None
+
+
+async def session_cost(serve_argv: list[str], port: int, sessions: int) -> dict[str, float]:
+    """Open ``sessions`` sessions one after another on one `serve`; time and memory per session."""
+    url = f"http://127.0.0.1:{port}/mcp"
+    async with background(serve_argv, url) as process:
+        base_rss = proc_stats(process.pid)[0]
+        times, clients = [], []
+        try:
+            for _ in range(sessions):
+                t0 = time.perf_counter()
+                client = Client(url, mode="legacy", cache=None)
+                await client.__aenter__()
+                clients.append(client)
+                await client.list_tools()
+                times.append((time.perf_counter() - t0) * 1000)
+            children = [int(c) for c in _children(process.pid)]
+            upstream_rss = [proc_stats(pid)[0] for pid in children]
+            guard_rss = proc_stats(process.pid)[0]
+        finally:
+            for client in reversed(clients):
+                await client.__aexit__(None, None, None)
+    return {
+        "startup_ms": statistics.median(times),
+        "guard_mb_per_session": (guard_rss - base_rss) / sessions,
+        "upstream_mb": statistics.median(upstream_rss) if upstream_rss else 0.0,
+        "upstreams": len(children),
+    }
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated targets (default: all)")
+    parser.add_argument("--sessions", type=int, default=5, help="serve sessions opened to measure a session's cost")
+    parser.add_argument("--mcp-proxy", help="path of sparfenyuk's mcp-proxy executable")
+    parser.add_argument("--setup-mcp-proxy", action="store_true", help="install mcp-proxy 0.13.0 in bench-out/ first")
     args = parser.parse_args()
     server = ["node", str(EVERYTHING), "stdio"]
-    guard = [sys.executable, "-m", "mcp_guard", "run", "--no-policy", "--", *server]
+    py_guard = [sys.executable, "-m", "mcp_guard"]
     policy = Path(tempfile.mkdtemp()) / "policy50.yaml"
     policy.write_text(policy_with_rules(50))
-    with_policy = [sys.executable, "-m", "mcp_guard", "run", "--policy", str(policy), "--", *server]
     no_mask = policy.with_name("policy50-nomask.yaml")
     no_mask.write_text(policy_with_rules(50).replace("version: 1\n", "version: 1\nmasking: {enabled: false}\n", 1))
-    without_masking = [sys.executable, "-m", "mcp_guard", "run", "--policy", str(no_mask), "--", *server]
     no_rules = policy.with_name("policy0.yaml")
     no_rules.write_text(policy_with_rules(0).replace("rules:\n", "rules: []\n"))
-    with_no_rules = [sys.executable, "-m", "mcp_guard", "run", "--policy", str(no_rules), "--", *server]
+    default = ROOT / "policies" / "default.yaml"
     os.environ.setdefault("MCP_GUARD_HOME", tempfile.mkdtemp())
     ENV["MCP_GUARD_HOME"] = os.environ["MCP_GUARD_HOME"]
+    proxy = mcp_proxy_path(args)
+
+    stdio_targets = {
+        "direct-stdio": (server, False),
+        "bytecopy": ([sys.executable, str(ROOT / "benchmarks" / "bytecopy_relay.py"), "--", *server], False),
+        "guard-run": ([*py_guard, "run", "--no-policy", "--", *server], True),
+        "guard-default": ([*py_guard, "run", "--policy", str(default), "--", *server], True),
+        "guard-policy50": ([*py_guard, "run", "--policy", str(policy), "--", *server], True),
+        "guard-nomask50": ([*py_guard, "run", "--policy", str(no_mask), "--", *server], True),
+        "guard-policy0": ([*py_guard, "run", "--policy", str(no_rules), "--", *server], True),
+    }
+
+    def http_targets(port: int) -> dict[str, tuple[list[str], bool]]:
+        targets = {
+            "direct-http": (["env", f"PORT={port}", "node", str(EVERYTHING), "streamableHttp"], False),
+            "guard-serve": ([*py_guard, "serve", "--no-policy", "--port", str(port), "--", *server], True),
+        }
+        if proxy:
+            targets["mcp-proxy-http"] = ([proxy, "--port", str(port), "--", *server], False)
+        return targets
+
+    wanted = set(filter(None, args.only.split(",")))
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.rounds):
-        results.setdefault("direct-stdio", []).append(await run_stdio(server, args.n, args.warmup, False))
-        results.setdefault("guard-run", []).append(await run_stdio(guard, args.n, args.warmup, True))
-        results.setdefault("guard-policy50", []).append(await run_stdio(with_policy, args.n, args.warmup, True))
-        results.setdefault("guard-nomask50", []).append(await run_stdio(without_masking, args.n, args.warmup, True))
-        results.setdefault("guard-policy0", []).append(await run_stdio(with_no_rules, args.n, args.warmup, True))
+        for label, (argv, is_guard) in stdio_targets.items():
+            if not wanted or label in wanted or label == "direct-stdio":
+                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, is_guard))
+        for label in http_targets(0):
+            if wanted and label not in wanted and label != "direct-http":
+                continue
+            port = free_port()
+            argv, is_guard = http_targets(port)[label]
+            results.setdefault(label, []).append(await run_http(argv, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, is_guard))
+    report(results, args)
+    if args.sessions and (not wanted or "guard-serve" in wanted):
         port = free_port()
-        direct_http = ["env", f"PORT={port}", "node", str(EVERYTHING), "streamableHttp"]
-        results.setdefault("direct-http", []).append(await run_http(direct_http, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, False))
-        port = free_port()
-        serve = [sys.executable, "-m", "mcp_guard", "serve", "--no-policy", "--port", str(port), "--", *server]
-        results.setdefault("guard-serve", []).append(await run_http(serve, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, True))
+        cost = await session_cost([*py_guard, "serve", "--no-policy", "--port", str(port), "--", *server], port, args.sessions)
+        print(f"a serve session ({args.sessions} opened in turn, medians): {cost['startup_ms']:.0f} ms from initialize to the "
+              f"first tools/list answer; {cost['upstreams']} upstream processes of {cost['upstream_mb']:.0f} MB RSS each; "
+              f"the guard grew {cost['guard_mb_per_session']:.1f} MB per session")
 
+
+def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
     def med(label: str, key: str) -> float:
         return statistics.median(r[key] for r in results[label])
 
     base = med("direct-stdio", "p50")
     print(f"{args.rounds} rounds x {args.n} sequential echo calls, medians of rounds; baseline direct stdio p50 {base:.3f} ms")
-    print(f"{'target':<14}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}{'guard RSS MB':>14}{'CPU ms/call':>13}")
+    print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}{'guard RSS MB':>14}{'CPU ms/call':>13}")
     for label in results:
         p50 = med(label, "p50")
         rss = f"{med(label, 'rss'):.1f}" if "rss" in results[label][0] else "-"
         cpu = f"{med(label, 'cpu_ms'):.2f}" if "cpu_ms" in results[label][0] else "-"
-        print(f"{label:<14}{p50:>9.3f}{med(label, 'p99'):>9.3f}{med(label, 'rate'):>9.0f}{p50 - base:>+11.3f}{p50 / base:>7.2f}{rss:>14}{cpu:>13}")
-    start_base = med("direct-stdio", "startup")
-    start_guard = med("guard-run", "startup")
-    print(f"startup to first tools/list answer: direct {start_base:.0f} ms, guard-run {start_guard:.0f} ms (added {start_guard - start_base:+.0f} ms)")
-    print(f"the 50 rules: guard-policy50 vs guard-policy0 (the same chain, no rules) added p50 "
-          f"{med('guard-policy50', 'p50') - med('guard-policy0', 'p50'):+.3f} ms")
-    print(f"policy cost: guard-policy50 vs guard-run added p50 {med('guard-policy50', 'p50') - med('guard-run', 'p50'):+.3f} ms"
-          f" (without masking {med('guard-nomask50', 'p50') - med('guard-run', 'p50'):+.3f} ms)")
-    http_base = med("direct-http", "p50")
-    print(f"guard-serve vs direct-http: added p50 {med('guard-serve', 'p50') - http_base:+.3f} ms (ratio {med('guard-serve', 'p50') / http_base:.2f})")
+        print(f"{label:<15}{p50:>9.3f}{med(label, 'p99'):>9.3f}{med(label, 'rate'):>9.0f}{p50 - base:>+11.3f}{p50 / base:>7.2f}{rss:>14}{cpu:>13}")
+    if "guard-run" in results:
+        start_base, start_guard = med("direct-stdio", "startup"), med("guard-run", "startup")
+        print(f"startup to first tools/list answer: direct {start_base:.0f} ms, guard-run {start_guard:.0f} ms "
+              f"(added {start_guard - start_base:+.0f} ms)")
+    if "bytecopy" in results:
+        floor = med("bytecopy", "p50") - base
+        for label in ("guard-run", "guard-default"):
+            if label in results:
+                added = med(label, "p50") - base
+                print(f"{label} adds {added:+.3f} ms p50 over direct stdio; the byte-copy relay adds {floor:+.3f} ms: "
+                      f"{added / floor:.2f}x the floor" if floor > 0 else f"{label} adds {added:+.3f} ms")
+    if "guard-policy50" in results and "guard-policy0" in results:
+        print(f"the 50 rules: guard-policy50 vs guard-policy0 (the same chain, no rules) added p50 "
+              f"{med('guard-policy50', 'p50') - med('guard-policy0', 'p50'):+.3f} ms")
+    if "direct-http" in results:
+        http_base = med("direct-http", "p50")
+        for label in ("guard-serve", "mcp-proxy-http"):
+            if label in results:
+                print(f"{label} vs direct-http: added p50 {med(label, 'p50') - http_base:+.3f} ms "
+                      f"(ratio {med(label, 'p50') / http_base:.2f})")
 
 
 if __name__ == "__main__":

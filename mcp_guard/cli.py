@@ -10,11 +10,11 @@ import argparse
 import atexit
 import functools
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 from . import cli_admin as admin
+from . import settings
 from .cli_support import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -36,11 +36,12 @@ logger = logging.getLogger("mcp_guard")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
-    if getattr(args, "home", None):
-        os.environ["MCP_GUARD_HOME"] = args.home
-    if getattr(args, "store", None):
-        os.environ["MCP_GUARD_STORE"] = args.store
+    chosen = settings.install(
+        settings.Settings.from_environment(
+            home=getattr(args, "home", None), store_url=getattr(args, "store", None), log_level=args.log_level
+        )
+    )
+    _setup_logging(chosen)
     if not getattr(args, "func", None):
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-guard", description="A tool-call firewall for the Model Context Protocol.")
     parser.add_argument(
-        "--log-level", default=os.environ.get("MCP_GUARD_LOG_LEVEL", "warning"), help="debug, info, warning (default) or error; logs go to stderr"
+        "--log-level", default=None, help="debug, info, warning (default) or error ($MCP_GUARD_LOG_LEVEL); logs go to stderr"
     )
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -231,9 +232,10 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(chosen: settings.Settings) -> None:
+    level = chosen.log_level
     handler = logging.StreamHandler(sys.stderr)
-    style = os.environ.get("MCP_GUARD_LOG_FORMAT") or ("text" if sys.stderr.isatty() else "json")
+    style = chosen.log_format or ("text" if sys.stderr.isatty() else "json")
     if style == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -261,8 +263,7 @@ def _guard(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .config import load_config
 
     config = load_config(args.config)
-    if config.guard.store and not os.environ.get("MCP_GUARD_STORE"):
-        os.environ["MCP_GUARD_STORE"] = config.guard.store
+    settings.install(settings.current().with_store(config.guard.store))
     specs = config_specs(config)
     policy_file = config_policy(config, args.config)
     hooks = _policy_hooks(args, policy_file, [load_hook(ref) for ref in config.guard.hooks])
@@ -347,8 +348,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     routes = [_metrics_route(args.metrics)]
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
-        review=review, routes=routes, idle_s=idle_s,
+        review=review, routes=routes, idle_s=idle_s, on_review_url=functools.partial(_offer_review_url, guard),
     )
+
+
+def _offer_review_url(guard, url: str) -> None:  # type: ignore[no-untyped-def]
+    from .hooks.approve import ApprovalHook
+
+    for hook in guard.pipeline.hooks:
+        if isinstance(hook, ApprovalHook) and not hook.review_url:  # $MCP_GUARD_REVIEW_URL wins
+            hook.review_url = url
 
 
 def _metrics_route(metrics):  # type: ignore[no-untyped-def]

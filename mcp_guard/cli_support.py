@@ -8,6 +8,7 @@ import logging
 import os
 from typing import Any
 
+from . import settings
 from .errors import ConfigError
 
 logger = logging.getLogger("mcp_guard")
@@ -19,9 +20,8 @@ def requester_name(args: argparse.Namespace) -> str:
     """Who asks: --user, $MCP_GUARD_USER, or the OS user."""
     if args.user:
         return str(args.user)
-    env = os.environ.get("MCP_GUARD_USER")
-    if env:
-        return env
+    if settings.current().user:
+        return settings.current().user
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -31,8 +31,8 @@ def requester_name(args: argparse.Namespace) -> str:
 def policy_path(explicit: str | None, from_config: str | None = None) -> str:
     if explicit:
         return explicit
-    if os.environ.get("MCP_GUARD_POLICY"):
-        return os.environ["MCP_GUARD_POLICY"]
+    if settings.current().policy:
+        return settings.current().policy
     if from_config:
         return from_config
     from importlib.resources import files

@@ -18,9 +18,9 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from typing import Any
 
+from . import settings
 from .approvals import Request
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def slack_blocks(request: Request) -> list[dict[str, Any]]:
 
 class Notifier:
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ if env is None else env)
+        env = dict(settings.current().environ if env is None else env)
         self.slack_token = env.get("MCP_GUARD_SLACK_BOT_TOKEN")
         self.slack_channel = env.get("MCP_GUARD_SLACK_CHANNEL")
         self.slack_api = env.get("MCP_GUARD_SLACK_API_URL", "https://slack.com/api").rstrip("/")

@@ -17,10 +17,8 @@ share those files too.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from . import settings
 from .errors import GuardError
 
 __all__ = ["PostgresStore", "Store", "StoreError", "guard_home", "open_store"]
@@ -148,20 +147,13 @@ class StoreError(GuardError):
 
 
 def guard_home() -> Path:
-    """``MCP_GUARD_HOME``, or the user's data directory."""
-    env = os.environ.get("MCP_GUARD_HOME")
-    if env:
-        return Path(env)
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "mcp-guard"
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "mcp-guard"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "mcp-guard"
+    """Where the store, audit and keys live (``--home``, ``MCP_GUARD_HOME`` or the data dir)."""
+    return settings.current().home
 
 
 def open_store(url: str | None = None) -> Store:
-    """The store named by ``url``, else ``MCP_GUARD_STORE``, else SQLite in the home."""
-    url = url or os.environ.get("MCP_GUARD_STORE") or ""
+    """The store named by ``url``, else the settings' store URL, else SQLite in the home."""
+    url = url or settings.current().store_url
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresStore(url)
     if url.startswith("sqlite:///"):
@@ -391,7 +383,7 @@ class PostgresStore:
             self._waiters.setdefault(topic, set()).add(entry)
         try:
             # A missed notification (the listener reconnecting) costs at most this fallback poll.
-            with anyio.move_on_after(min(timeout, float(os.environ.get("MCP_GUARD_PG_POLL_S", "1.0")))):
+            with anyio.move_on_after(min(timeout, settings.current().pg_poll_s)):
                 await entry[1].wait()
         finally:
             with self._waiters_lock:

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .errors import ConfigError
 from .store import guard_home
 
@@ -35,8 +36,9 @@ def default_path(client: str) -> Path:
         if sys.platform == "darwin":
             return home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
         if sys.platform == "win32":
-            return Path(os.environ.get("APPDATA", home)) / "Claude" / "claude_desktop_config.json"
-        return Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "Claude" / "claude_desktop_config.json"
+            return Path(settings.current().environ.get("APPDATA", home)) / "Claude" / "claude_desktop_config.json"
+        config_home = settings.current().environ.get("XDG_CONFIG_HOME", home / ".config")
+        return Path(config_home) / "Claude" / "claude_desktop_config.json"
     if client == "claude-code":
         return home / ".claude.json"
     if client == "cursor":

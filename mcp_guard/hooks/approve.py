@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 import time
 
 import anyio
 
+from .. import settings
 from ..approvals import Approvals, call_binding
 from ..errors import RPCError
 from ..grants import Grants, offered_scopes
@@ -47,6 +47,9 @@ class ApprovalHook(Hook):
         self.approvals = approvals
         self.page = page
         self.notifier = notifier
+        # The review page's address, once `serve` is listening: clients that take URL-mode
+        # elicitation are offered a link to the request there.
+        self.review_url: str | None = settings.current().review_url or None
 
     async def request(self, call: Call) -> None:
         decision = call.decision
@@ -134,7 +137,7 @@ class ApprovalHook(Hook):
         if self.notifier is not None and self.notifier.enabled and request.created >= opened_at:  # new, not a retry's
             with anyio.move_on_after(15):
                 await self.notifier.request_opened(request)
-        review_url = os.environ.get("MCP_GUARD_REVIEW_URL")
+        review_url = self.review_url
         async with anyio.create_task_group() as tg:
             if review_url and call.asker is not None and getattr(call.asker, "can_elicit_url", False):
                 tg.start_soon(self._show_review_link, call, f"{review_url.rstrip('/')}#req-{request.id}", request.id)

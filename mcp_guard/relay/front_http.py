@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import secrets
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -304,18 +304,22 @@ def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:
 def serve_http(
     guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
-    idle_s: float = SESSION_IDLE_S,
+    idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
 ) -> int:
-    """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is)."""
+    """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
+
+    ``on_review_url`` learns the review page's address once the port is bound."""
     import functools
 
-    anyio.run(functools.partial(_serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s))
+    anyio.run(functools.partial(
+        _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url
+    ))
     return 0
 
 
 async def _serve(
     guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
-    extra: list[Any], idle_s: float,
+    extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
 ) -> None:
     import uvicorn
 
@@ -344,8 +348,8 @@ async def _serve(
         if guard is not None:
             print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
         if review is not None:
-            # Waiting reviewer requests offer this link to clients that take URL-mode elicitation.
-            os.environ.setdefault("MCP_GUARD_REVIEW_URL", f"http://{host}:{port}/review")
+            if on_review_url is not None:  # waiting reviewer requests offer it to URL-mode clients
+                on_review_url(f"http://{host}:{port}/review")
             print(f"mcp-guard: review page at http://{host}:{port}/review", file=sys.stderr, flush=True)
         await server.serve(sockets=[sock])
         tg.cancel_scope.cancel()

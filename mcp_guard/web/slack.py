@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +23,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import settings
 from ..approvals import Approvals, may_decide
 
 # Slack's own advice: refuse requests whose timestamp is more than five minutes off.
@@ -37,7 +37,7 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 class SlackCallback:
     def __init__(self, approvals: Approvals, audit: Any, env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ if env is None else env)
+        env = dict(settings.current().environ if env is None else env)
         self.approvals = approvals
         self.audit = audit
         self.secret = env.get("MCP_GUARD_SLACK_SIGNING_SECRET", "")
