@@ -11,7 +11,7 @@ from .errors import ConfigError
 from .pipeline import Hook, Pipeline
 from .relay.hub import Hub
 from .relay.lines import DEFAULT_MAX_MESSAGE_BYTES
-from .relay.upstream import Upstream
+from .relay.upstream import DEFAULT_REQUEST_TIMEOUT_S, Upstream
 
 __all__ = ["UpstreamSpec", "build_hub", "load_hook"]
 
@@ -28,6 +28,7 @@ class UpstreamSpec:
     url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     protocol: str = "auto"
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S  # seconds an upstream may take per request
 
 
 def build_hub(
@@ -50,7 +51,7 @@ def build_hub(
             transport = StdioTransport(
                 spec.name, spec.command, spec.args, spec.env, spec.cwd, max_message_bytes=max_message_bytes
             )
-        hub.add(Upstream(spec.name, transport, hub, protocol=spec.protocol))
+        hub.add(Upstream(spec.name, transport, hub, protocol=spec.protocol, request_timeout=spec.request_timeout))
     return hub
 
 

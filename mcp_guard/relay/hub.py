@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
 DENIED = -32012
+# How long a server's request outside any call waits for a probing client to pick its era.
+SETTLE_WAIT_S = 10.0
 
 _LISTS = {
     "tools/list": ("tools", "tools"),
@@ -219,6 +221,7 @@ class Hub:
             capabilities=caps if isinstance(caps, dict) else {},
             client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else None,
         )
+        session.settled.set()
         await self.connect(session.facts)
         if not self.aggregated and self.single.era == era.LEGACY:
             # Not newer than what the upstream agreed to speak.
@@ -565,7 +568,7 @@ class Hub:
         inflight = up.inflight[-1] if up.inflight else None
         if inflight is not None and inflight.bridge is not None:
             return await self._ask_bridged(inflight.bridge, up, method, params)
-        session = inflight.session if inflight is not None else self._latest_session()
+        session = inflight.session if inflight is not None else await self._settled_session()
         if session is None or session.closed:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"no client connected that can answer {method}")
         if session.era == era.MODERN:
@@ -602,6 +605,19 @@ class Hub:
         if call.verdict is not None:
             raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")
         return call.params
+
+    async def _settled_session(self) -> Session | None:
+        """The session to ask outside any call, once its client has said which era it speaks.
+
+        A server asks (``roots/list``) right after its handshake, which a client's
+        ``server/discover`` probe may have set off before the client's own ``initialize``.
+        """
+        session = self._latest_session()
+        if session is not None and not session.settled.is_set():
+            with anyio.move_on_after(SETTLE_WAIT_S):
+                await session.settled.wait()
+            session = self._latest_session()
+        return session
 
     def _latest_session(self) -> Session | None:
         for session in reversed(self.sessions):

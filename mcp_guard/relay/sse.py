@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .. import jsonrpc
+
 
 def encode(message: dict[str, Any], event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-    return f"{head}event: message\ndata: {body}\n\n".encode()
+    head = f"id: {event_id}\n".encode() if event_id else b""
+    # jsonrpc.dumps writes one line of valid UTF-8 whatever the strings hold.
+    return head + b"event: message\ndata: " + jsonrpc.dumps(message)[:-1] + b"\n\n"
 
 
 async def events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:

@@ -1,0 +1,286 @@
+"""Any input, a clear answer: hostile upstreams and hostile clients against the real guard.
+
+Every test drives `mcp-guard run` (a real subprocess on stdio) or `mcp-guard serve` (real HTTP
+on 127.0.0.1) with fixtures/hostile_server.py behind it. A broken message gets an error or is
+dropped; the guard never crashes and no call waits forever.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_guard import era
+from tests.conftest import FIXTURES, PY
+from tests.rawclient import INIT, RawClient, open_raw
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE = [PY, str(FIXTURES / "hostile_server.py")]
+# Generous: tests that must end "at once" would hang past it on the old code, not fail early.
+LONG_DEADLINE_S = 300
+
+
+def write_config(tmp_path: Path, timeout: float = LONG_DEADLINE_S, **server: Any) -> str:
+    path = tmp_path / "guard.json"
+    entry = {"command": HOSTILE[0], "args": HOSTILE[1:], **server}
+    path.write_text(json.dumps({"mcpServers": {"hostile": entry}, "mcpGuard": {"requestTimeout": timeout}}))
+    return str(path)
+
+
+def run_guard(config: str) -> list[str]:
+    return [PY, "-m", "mcp_guard", "run", "--no-policy", "--config", config]
+
+
+async def started(tmp_path: Path, timeout: float = LONG_DEADLINE_S, env: dict[str, str] | None = None) -> RawClient:
+    process = await open_raw(run_guard(write_config(tmp_path, timeout)), env=env)
+    client = RawClient(process)
+    reply = await client.initialize()
+    assert reply["result"]["serverInfo"]["name"] == "hostile"
+    return client
+
+
+async def stop(client: RawClient) -> None:
+    client.process.kill()
+    await client.process.wait()
+
+
+async def call(client: RawClient, rid: int, tool: str, args: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": tool, "arguments": args or {}}
+    if meta:
+        params["_meta"] = meta
+    return await client.request(rid, "tools/call", params)
+
+
+def first_text(reply: dict[str, Any]) -> str:
+    return str(reply["result"]["content"][0]["text"])
+
+
+async def still_serving(client: RawClient, rid: int = 900) -> None:
+    reply = await call(client, rid, "echo", {"message": "still alive"})
+    assert first_text(reply) == "still alive"
+
+
+# -- lone surrogates ----------------------------------------------------------------------------
+
+
+async def test_lone_surrogate_in_upstream_result_is_answered_not_fatal(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, "surrogate")
+            assert first_text(reply) == "before \ufffd after"
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+async def test_lone_surrogate_in_upstream_notification_is_relayed_as_valid_utf8(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, "surrogate_notice")
+            assert first_text(reply) == "noticed"
+            notes = [m for m in client.seen if m.get("method") == "notifications/message"]
+            assert notes and notes[0]["params"]["data"] == "log \ufffd"
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+async def test_lone_surrogate_from_the_client_reaches_the_upstream_as_replacement_character(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            await client.send_line(
+                b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a\\ud800b"}}}'
+            )
+            assert first_text(await client.response(1)) == "a\ufffdb"
+    finally:
+        await stop(client)
+
+
+# -- malformed answers from the upstream --------------------------------------------------------
+
+
+@pytest.mark.parametrize("tool", ["truncated", "garbled_with_id", "deep", "nan"])
+async def test_malformed_upstream_answer_with_a_readable_id_fails_that_call_at_once(tmp_path: Path, tool: str) -> None:
+    client = await started(tmp_path)  # the deadline is minutes away: only the sniffed id can end the call
+    try:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, tool)
+            assert reply["error"]["code"] == -32603
+            assert "'hostile' sent a malformed answer" in reply["error"]["message"]
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+@pytest.mark.parametrize("tool", ["not_json", "silence"])
+async def test_upstream_that_never_answers_ends_at_the_deadline_with_a_clear_error(tmp_path: Path, tool: str) -> None:
+    log = tmp_path / "hostile.log"
+    client = await started(tmp_path, timeout=1, env={"HOSTILE_LOG": str(log)})
+    try:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, tool)
+            assert reply["error"]["code"] == -32013
+            assert "'hostile' did not answer tools/call within 1 s" in reply["error"]["message"]
+            await still_serving(client)
+        # The courtesy cancel reached the server (it is written before the next call is read).
+        assert any(line.startswith("cancelled:") for line in log.read_text().splitlines())
+    finally:
+        await stop(client)
+
+
+async def test_progress_notifications_extend_the_deadline(tmp_path: Path) -> None:
+    client = await started(tmp_path, timeout=2)
+    try:
+        with anyio.fail_after(30):
+            # Eight steps of 0.5 s: twice the deadline in all, never 2 s without news.
+            reply = await call(client, 1, "progress", {"steps": 8, "interval": 0.5}, progressToken="p1")
+            assert first_text(reply) == "progressed"
+            steps = [m for m in client.seen if m.get("method") == "notifications/progress"]
+            assert [m["params"]["progressToken"] for m in steps] == ["p1"] * 8
+    finally:
+        await stop(client)
+
+
+async def test_wrongly_typed_ids_and_tokens_from_the_upstream_are_dropped_not_fatal(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            assert first_text(await call(client, 1, "bad_ids")) == "still here"
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+async def test_stray_answer_from_the_upstream_is_dropped(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            assert first_text(await call(client, 1, "stray")) == "after the stray"
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+# -- hostile clients ----------------------------------------------------------------------------
+
+
+async def test_client_message_nested_too_deep_is_refused_under_its_own_id(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            deep = b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":' + b"[" * 100_000
+            await client.send_line(deep + b"]" * 100_000 + b"}}")
+            refused = await client.response(9)
+            assert refused["error"]["code"] == -32600
+            assert "nested deeper than" in refused["error"]["message"]
+            await client.send_line(b'{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":')
+            truncated = await client.response(10)
+            assert truncated["error"]["code"] == -32700
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": [1]}},
+        {"jsonrpc": "2.0", "id": [1], "result": {}},
+        {"jsonrpc": "2.0", "id": {"a": 1}, "error": {"code": 1, "message": "x"}},
+        {"jsonrpc": "2.0", "id": True, "result": {}},
+    ],
+    ids=["cancel-with-list-id", "answer-with-list-id", "answer-with-object-id", "answer-with-bool-id"],
+)
+async def test_client_messages_with_wrongly_typed_ids_are_dropped_not_fatal(tmp_path: Path, message: dict[str, Any]) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            await client.send(message)
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+async def test_duplicate_in_flight_id_on_stdio_is_refused_and_the_first_call_still_answered(tmp_path: Path) -> None:
+    client = await started(tmp_path)
+    try:
+        with anyio.fail_after(20):
+            slow = {"name": "progress", "arguments": {"steps": 2, "interval": 0.3}}
+            await client.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": slow})
+            await client.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "dup"}}})
+            first = await client.response(5)
+            assert first["error"]["code"] == -32600
+            assert "already in use" in first["error"]["message"]
+            second = await client.response(5)
+            assert first_text(second) == "progressed"
+    finally:
+        await stop(client)
+
+
+# -- handshakes: Claude Code's probe-then-initialize, roots after initialized -----------------------
+
+
+def probe_params(caps: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A 2026-07-28 server/discover as a probing client sends it, before falling back."""
+    return {
+        "_meta": {
+            era.PROTOCOL_KEY: era.MODERN,
+            era.CLIENT_INFO_KEY: {"name": "claude-code", "version": "2"},
+            era.CLIENT_CAPS_KEY: caps or {},
+        }
+    }
+
+
+async def test_initialize_during_a_slow_upstream_handshake_waits_and_gets_the_upstream_capabilities(tmp_path: Path) -> None:
+    process = await open_raw(run_guard(write_config(tmp_path)), env={"HOSTILE_START_DELAY": "2"})
+    client = RawClient(process)
+    try:
+        with anyio.fail_after(40):
+            await client.send({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": probe_params()})
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})
+            initialized = await client.response(1)
+            assert initialized["result"]["serverInfo"]["name"] == "hostile"
+            assert "tools" in initialized["result"]["capabilities"]
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            tools = await client.request(2, "tools/list", {})
+            assert "echo" in {t["name"] for t in tools["result"]["tools"]}
+    finally:
+        await stop(client)
+
+
+async def test_roots_list_after_a_probe_waits_for_initialize_and_reaches_the_client(tmp_path: Path) -> None:
+    log = tmp_path / "hostile.log"
+    process = await open_raw(run_guard(write_config(tmp_path)), env={"HOSTILE_LOG": str(log)})
+    client = RawClient(process)
+    roots_caps = {"roots": {"listChanged": True}}
+    try:
+        with anyio.fail_after(40):
+            await client.request(0, "server/discover", probe_params(roots_caps))
+            # The handshake the probe set off is done, and the server asks for roots at once.
+            while not log.exists() or "roots-asked" not in log.read_text():
+                await anyio.sleep(0.02)
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {**INIT, "capabilities": roots_caps}})
+            answered = initialized = False
+            while not (answered and initialized):
+                message = await client.receive()
+                if message.get("method") == "roots/list":
+                    roots = {"roots": [{"uri": "file:///work/project", "name": "project"}]}
+                    await client.send({"jsonrpc": "2.0", "id": message["id"], "result": roots})
+                    answered = True
+                elif message.get("id") == 1 and "method" not in message:
+                    initialized = True
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            while "roots-answered" not in log.read_text():
+                await anyio.sleep(0.02)
+            seen = json.loads(first_text(await call(client, 2, "roots")))
+            assert seen == {"roots": [{"uri": "file:///work/project", "name": "project"}]}
+    finally:
+        await stop(client)
