@@ -240,11 +240,16 @@ def probe_params(caps: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 async def test_initialize_during_a_slow_upstream_handshake_waits_and_gets_the_upstream_capabilities(tmp_path: Path) -> None:
-    process = await open_raw(run_guard(write_config(tmp_path)), env={"HOSTILE_START_DELAY": "2"})
+    log = tmp_path / "hostile.log"
+    env = {"HOSTILE_LOG": str(log), "HOSTILE_DISCOVER_DELAY": "2", "HOSTILE_INIT_DELAY": "1"}
+    process = await open_raw(run_guard(write_config(tmp_path)), env=env)
     client = RawClient(process)
     try:
         with anyio.fail_after(40):
             await client.send({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": probe_params()})
+            # As Claude Code does: initialize while the probe's handshake is still under way.
+            while not log.exists() or "got:server/discover" not in log.read_text():
+                await anyio.sleep(0.02)
             await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})
             initialized = await client.response(1)
             assert initialized["result"]["serverInfo"]["name"] == "hostile"
