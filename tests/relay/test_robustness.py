@@ -8,14 +8,17 @@ dropped; the guard never crashes and no call waits forever.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from mcp_guard import era
-from tests.conftest import FIXTURES, PY
+from tests.conftest import FIXTURES, PY, background, free_port
 from tests.rawclient import INIT, RawClient, open_raw
 
 pytestmark = pytest.mark.anyio
@@ -289,3 +292,99 @@ async def test_roots_list_after_a_probe_waits_for_initialize_and_reaches_the_cli
             assert seen == {"roots": [{"uri": "file:///work/project", "name": "project"}]}
     finally:
         await stop(client)
+
+
+# -- HTTP upstreams: resumption, bodies that are not answers ---------------------------------------
+
+
+def http_config(tmp_path: Path, port: int) -> str:
+    path = tmp_path / "guard-http.json"
+    entry = {"url": f"http://127.0.0.1:{port}/mcp"}
+    path.write_text(json.dumps({"mcpServers": {"remote": entry}, "mcpGuard": {"requestTimeout": LONG_DEADLINE_S}}))
+    return str(path)
+
+
+@asynccontextmanager
+async def guarded_http_upstream(tmp_path: Path) -> AsyncIterator[RawClient]:
+    port = free_port()
+    async with background([PY, str(FIXTURES / "hostile_http_server.py"), str(port)], f"http://127.0.0.1:{port}/healthz"):
+        client = RawClient(await open_raw(run_guard(http_config(tmp_path, port))))
+        try:
+            with anyio.fail_after(30):
+                reply = await client.initialize()
+            assert reply["result"]["serverInfo"]["name"] == "hostile-http"
+            yield client
+        finally:
+            await stop(client)
+
+
+async def test_sse_stream_closed_before_the_answer_is_resumed_with_last_event_id(tmp_path: Path) -> None:
+    async with guarded_http_upstream(tmp_path) as client:
+        with anyio.fail_after(20):
+            assert first_text(await call(client, 1, "resume")) == "resumed"
+            tried = json.loads(first_text(await call(client, 2, "resumes")))
+            assert len(tried) == 1 and tried[0].startswith("resume-")  # the id of the event it had
+
+
+async def test_sse_stream_that_never_resumes_ends_with_a_clear_error_after_bounded_attempts(tmp_path: Path) -> None:
+    async with guarded_http_upstream(tmp_path) as client:
+        with anyio.fail_after(30):
+            reply = await call(client, 1, "never_resume")
+            assert reply["error"]["code"] == -32010
+            assert "did not answer on any of 5 attempts to resume it" in reply["error"]["message"]
+            tried = json.loads(first_text(await call(client, 2, "resumes")))
+            assert len(tried) == 5 and len(set(tried)) == 1 and tried[0].startswith("never_resume-")
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        ("no_event_id", "closed the stream for request"),
+        ("not_json", "with a body that is not JSON-RPC"),
+        ("accepted", "(HTTP 202) but will never answer it"),
+    ],
+)
+async def test_http_upstream_answer_that_is_no_answer_fails_the_call_at_once(tmp_path: Path, tool: str, expected: str) -> None:
+    async with guarded_http_upstream(tmp_path) as client:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, tool)
+            assert reply["error"]["code"] == -32010
+            assert expected in reply["error"]["message"]
+            assert first_text(await call(client, 2, "echo", {"message": "next"})) == "next"
+
+
+async def test_lone_surrogate_from_an_http_upstream_is_answered_not_fatal(tmp_path: Path) -> None:
+    async with guarded_http_upstream(tmp_path) as client:
+        with anyio.fail_after(20):
+            assert first_text(await call(client, 1, "surrogate")) == "x \ufffd y"
+
+
+# -- the HTTP front: two POSTs with one id ------------------------------------------------------------
+
+
+async def test_duplicate_in_flight_id_across_concurrent_posts_is_refused_and_the_first_still_answered(tmp_path: Path) -> None:
+    port = free_port()
+    serve = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--config", write_config(tmp_path), "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/mcp"
+    headers = {"Accept": "application/json, text/event-stream"}
+    async with background(serve, f"http://127.0.0.1:{port}/healthz"), httpx.AsyncClient(timeout=None) as http:
+        with anyio.fail_after(30):
+            init = await http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}, headers=headers)
+            session = {**headers, "Mcp-Session-Id": init.headers["mcp-session-id"]}
+            slow = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "progress", "arguments": {"steps": 2, "interval": 0.5}}}
+            quick = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "dup"}}}
+            answers: dict[str, Any] = {}
+
+            async def first() -> None:
+                async with http.stream("POST", url, json=slow, headers=session) as response:
+                    started.set()
+                    answers["first"] = [json.loads(line[5:]) async for line in response.aiter_lines() if line.startswith("data:")]
+
+            started = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                await started.wait()  # the first POST's stream is open: its request is in flight
+                answers["second"] = (await http.post(url, json=quick, headers={**session, "Accept": "application/json"})).json()
+    assert answers["second"]["id"] == 7 and answers["second"]["error"]["code"] == -32600
+    assert "already in use" in answers["second"]["error"]["message"]
+    assert answers["first"][-1]["id"] == 7 and answers["first"][-1]["result"]["content"][0]["text"] == "progressed"
