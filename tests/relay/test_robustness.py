@@ -39,8 +39,10 @@ def run_guard(config: str) -> list[str]:
     return [PY, "-m", "mcp_guard", "run", "--no-policy", "--config", config]
 
 
-async def started(tmp_path: Path, timeout: float = LONG_DEADLINE_S, env: dict[str, str] | None = None) -> RawClient:
-    process = await open_raw(run_guard(write_config(tmp_path, timeout)), env=env)
+async def started(
+    tmp_path: Path, timeout: float = LONG_DEADLINE_S, env: dict[str, str] | None = None, **server: Any
+) -> RawClient:
+    process = await open_raw(run_guard(write_config(tmp_path, timeout, **server)), env=env)
     client = RawClient(process)
     reply = await client.initialize()
     assert reply["result"]["serverInfo"]["name"] == "hostile"
@@ -123,10 +125,16 @@ async def test_malformed_upstream_answer_with_a_readable_id_fails_that_call_at_o
         await stop(client)
 
 
-@pytest.mark.parametrize("tool", ["not_json", "silence"])
-async def test_upstream_that_never_answers_ends_at_the_deadline_with_a_clear_error(tmp_path: Path, tool: str) -> None:
+@pytest.mark.parametrize(
+    ("tool", "deadlines"),
+    [("not_json", {"timeout": 1}), ("silence", {"timeout": LONG_DEADLINE_S, "requestTimeout": 1})],
+    ids=["not-json-guard-wide-deadline", "silence-per-server-deadline"],
+)
+async def test_upstream_that_never_answers_ends_at_the_deadline_with_a_clear_error(
+    tmp_path: Path, tool: str, deadlines: dict[str, Any]
+) -> None:
     log = tmp_path / "hostile.log"
-    client = await started(tmp_path, timeout=1, env={"HOSTILE_LOG": str(log)})
+    client = await started(tmp_path, env={"HOSTILE_LOG": str(log)}, **deadlines)
     try:
         with anyio.fail_after(20):
             reply = await call(client, 1, tool)
@@ -297,18 +305,19 @@ async def test_roots_list_after_a_probe_waits_for_initialize_and_reaches_the_cli
 # -- HTTP upstreams: resumption, bodies that are not answers ---------------------------------------
 
 
-def http_config(tmp_path: Path, port: int) -> str:
+def http_config(tmp_path: Path, port: int, **guard: Any) -> str:
     path = tmp_path / "guard-http.json"
     entry = {"url": f"http://127.0.0.1:{port}/mcp"}
-    path.write_text(json.dumps({"mcpServers": {"remote": entry}, "mcpGuard": {"requestTimeout": LONG_DEADLINE_S}}))
+    settings = {"requestTimeout": LONG_DEADLINE_S, **guard}
+    path.write_text(json.dumps({"mcpServers": {"remote": entry}, "mcpGuard": settings}))
     return str(path)
 
 
 @asynccontextmanager
-async def guarded_http_upstream(tmp_path: Path) -> AsyncIterator[RawClient]:
+async def guarded_http_upstream(tmp_path: Path, **guard: Any) -> AsyncIterator[RawClient]:
     port = free_port()
     async with background([PY, str(FIXTURES / "hostile_http_server.py"), str(port)], f"http://127.0.0.1:{port}/healthz"):
-        client = RawClient(await open_raw(run_guard(http_config(tmp_path, port))))
+        client = RawClient(await open_raw(run_guard(http_config(tmp_path, port, **guard))))
         try:
             with anyio.fail_after(30):
                 reply = await client.initialize()
@@ -357,6 +366,31 @@ async def test_lone_surrogate_from_an_http_upstream_is_answered_not_fatal(tmp_pa
     async with guarded_http_upstream(tmp_path) as client:
         with anyio.fail_after(20):
             assert first_text(await call(client, 1, "surrogate")) == "x \ufffd y"
+
+
+async def test_endless_http_upstream_body_fails_the_call_once_past_the_size_limit(tmp_path: Path) -> None:
+    async with guarded_http_upstream(tmp_path, maxMessageBytes=2048) as client:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, "huge")
+            assert reply["error"]["code"] == -32011
+            assert "over mcp-guard's message size limit" in reply["error"]["message"]
+            assert first_text(await call(client, 2, "echo", {"message": "next"})) == "next"
+
+
+async def test_serve_answers_a_lone_surrogate_result_as_valid_utf8_json(tmp_path: Path) -> None:
+    port = free_port()
+    serve = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--config", write_config(tmp_path), "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/mcp"
+    headers = {"Accept": "application/json"}
+    async with background(serve, f"http://127.0.0.1:{port}/healthz"), httpx.AsyncClient(timeout=None) as http:
+        with anyio.fail_after(30):
+            init = await http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}, headers=headers)
+            session = {**headers, "Mcp-Session-Id": init.headers["mcp-session-id"]}
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "surrogate", "arguments": {}}}
+            reply = await http.post(url, json=body, headers=session)
+            assert json.loads(reply.content.decode("utf-8"))["result"]["content"][0]["text"] == "before \ufffd after"
+            again = await http.post(url, json={**body, "id": 2, "params": {"name": "echo", "arguments": {"message": "ok"}}}, headers=session)
+            assert again.json()["result"]["content"][0]["text"] == "ok"
 
 
 # -- the HTTP front: two POSTs with one id ------------------------------------------------------------
