@@ -568,7 +568,7 @@ class Hub:
         inflight = up.inflight[-1] if up.inflight else None
         if inflight is not None and inflight.bridge is not None:
             return await self._ask_bridged(inflight.bridge, up, method, params)
-        session = inflight.session if inflight is not None else await self._settled_session()
+        session = inflight.session if inflight is not None else await self._settled_session(up, method)
         if session is None or session.closed:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"no client connected that can answer {method}")
         if session.era == era.MODERN:
@@ -606,7 +606,7 @@ class Hub:
             raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")
         return call.params
 
-    async def _settled_session(self) -> Session | None:
+    async def _settled_session(self, up: Upstream, method: str) -> Session | None:
         """The session to ask outside any call, once its client has said which era it speaks.
 
         A server asks (``roots/list``) right after its handshake, which a client's
@@ -614,6 +614,7 @@ class Hub:
         """
         session = self._latest_session()
         if session is not None and not session.settled.is_set():
+            logger.info("upstream %s asked %s before the client finished its handshake; waiting for it", up.name, method)
             with anyio.move_on_after(SETTLE_WAIT_S):
                 await session.settled.wait()
             session = self._latest_session()

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
 
 from mcp_guard import era
-from tests.conftest import FIXTURES, PY, background, free_port
+from tests.conftest import FIXTURES, PY, background, free_port, node_server
 from tests.rawclient import INIT, RawClient, open_raw
 
 pytestmark = pytest.mark.anyio
@@ -422,3 +423,47 @@ async def test_duplicate_in_flight_id_across_concurrent_posts_is_refused_and_the
     assert answers["second"]["id"] == 7 and answers["second"]["error"]["code"] == -32600
     assert "already in use" in answers["second"]["error"]["message"]
     assert answers["first"][-1]["id"] == 7 and answers["first"][-1]["result"]["content"][0]["text"] == "progressed"
+
+
+async def test_server_filesystem_gets_the_roots_of_a_client_that_probes_before_initialize(tmp_path: Path) -> None:
+    """Claude Code's sequence against the real server: the roots it gives replace the command line's."""
+    from_args, from_roots = tmp_path / "from-args", tmp_path / "from-roots"
+    from_args.mkdir()
+    from_roots.mkdir()
+    upstream = node_server("server-filesystem", str(from_args))
+    argv = [PY, "-m", "mcp_guard", "run", "--no-policy", "--", *upstream]
+    process = await open_raw(argv, env={"MCP_GUARD_LOG_LEVEL": "info", "MCP_GUARD_LOG_FORMAT": "text"})
+    client = RawClient(process)
+    roots_caps = {"roots": {"listChanged": True}}
+    try:
+        with anyio.fail_after(40):
+            await client.request(0, "server/discover", probe_params(roots_caps))
+            # The server asks for roots as soon as the probe's handshake is done: the guard must hold
+            # that question for the client's initialize, not refuse it (which the server logs).
+            said = await stderr_until(process, ["before the client finished its handshake", "Failed to request initial roots"])
+            assert "before the client finished its handshake" in said
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {**INIT, "capabilities": roots_caps}})
+            answered = initialized = False
+            while not (answered and initialized):
+                message = await client.receive()
+                if message.get("method") == "roots/list":
+                    roots = {"roots": [{"uri": from_roots.as_uri(), "name": "project"}]}
+                    await client.send({"jsonrpc": "2.0", "id": message["id"], "result": roots})
+                    answered = True
+                elif message.get("id") == 1 and "method" not in message:
+                    initialized = True
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await stderr_until(process, ["Updated allowed directories from MCP roots"])
+            allowed = first_text(await call(client, 2, "list_allowed_directories"))
+            assert str(from_roots) in allowed and str(from_args) not in allowed
+    finally:
+        await stop(client)
+
+
+async def stderr_until(process: anyio.abc.Process, needles: list[str]) -> str:
+    """Read the guard's stderr until one of ``needles`` shows; return what was read."""
+    assert process.stderr is not None
+    seen = ""
+    while not any(needle in seen for needle in needles):
+        seen += (await process.stderr.receive()).decode("utf-8", "replace")
+    return seen
