@@ -161,6 +161,28 @@ async def test_progress_notifications_extend_the_deadline(tmp_path: Path) -> Non
         await stop(client)
 
 
+async def test_the_deadline_does_not_run_while_the_client_answers_the_server(tmp_path: Path) -> None:
+    """A person answering an elicitation is not the upstream hanging."""
+    log = tmp_path / "hostile.log"
+    process = await open_raw(run_guard(write_config(tmp_path, timeout=1)), env={"HOSTILE_LOG": str(log)})
+    client = RawClient(process)
+    try:
+        with anyio.fail_after(30):
+            await client.request(0, "initialize", {**INIT, "capabilities": {"elicitation": {"form": {}}}})
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask", "arguments": {"wait": 2}}})
+            question = await client.receive()
+            assert question["method"] == "elicitation/create"
+            # Answer only once twice the deadline has passed upstream.
+            while not log.exists() or "asked-long" not in log.read_text():
+                await anyio.sleep(0.02)
+            await client.send({"jsonrpc": "2.0", "id": question["id"], "result": {"action": "accept", "content": {}}})
+            reply = await client.response(1)
+            assert json.loads(first_text(reply)) == {"action": "accept", "content": {}}
+    finally:
+        await stop(client)
+
+
 async def test_wrongly_typed_ids_and_tokens_from_the_upstream_are_dropped_not_fatal(tmp_path: Path) -> None:
     client = await started(tmp_path)
     try:
