@@ -61,7 +61,8 @@ async def _pump(session: Session, send: object, max_message_bytes: int) -> None:
                 message = jsonrpc.loads(line)
             except jsonrpc.ParseError as exc:
                 # Answer under the id it seems to carry, so that request does not wait forever.
-                await session.send_safely(jsonrpc.error(exc.id, exc.code, f"mcp-guard could not read this message: {exc}"))
+                text = f"mcp-guard could not read this message: {exc}"
+                await session.send_safely(jsonrpc.error(exc.id, exc.code, text))
                 continue
             await session.feed(message)
 

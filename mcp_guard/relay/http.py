@@ -144,7 +144,8 @@ class HttpTransport:
         if scope.cancelled_caught:
             return  # the request was withdrawn (cancelled, or its deadline passed): no one waits
         if not stream.answered:
-            self._fail(rid, stream.reason or f"upstream {self.name!r} closed the stream for request {rid} without answering it")
+            unanswered = f"upstream {self.name!r} closed the stream for request {rid} without answering it"
+            self._fail(rid, stream.reason or unanswered)
         if message.get("method") == "initialize" and self.session_id and not self._get_started:
             self._get_started = True
             assert self._tg is not None

@@ -614,7 +614,9 @@ class Hub:
         """
         session = self._latest_session()
         if session is not None and not session.settled.is_set():
-            logger.info("upstream %s asked %s before the client finished its handshake; waiting for it", up.name, method)
+            logger.info(
+                "upstream %s asked %s before the client finished its handshake; waiting for it", up.name, method
+            )
             with anyio.move_on_after(SETTLE_WAIT_S):
                 await session.settled.wait()
             session = self._latest_session()

@@ -160,7 +160,8 @@ class Session:
             return
         if rid in self._handlers:
             # Its answer would be indistinguishable from the first one's, and a cancel would hit both.
-            await self.send(jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, f"request id {rid!r} is already in use by a request in flight"), rid)
+            text = f"request id {rid!r} is already in use by a request in flight"
+            await self.send(jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, text), rid)
             return
         params = message.get("params")
         if params is not None and not isinstance(params, dict):
@@ -170,7 +171,9 @@ class Session:
         scope = self._handlers[rid] = anyio.CancelScope()  # taken now, before the task runs
         self._tg.start_soon(self._handle, rid, method, params, scope)
 
-    async def _handle(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None, scope: anyio.CancelScope) -> None:
+    async def _handle(
+        self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None, scope: anyio.CancelScope
+    ) -> None:
         ctx: RequestContext | None = None
         with scope:
             try:

@@ -46,7 +46,7 @@ async def lines(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[s
             nl = buf.find(b"\n")
             if nl < 0:
                 break
-            line, buf = buf[:nl], buf[nl + 1:]
+            line, buf = buf[:nl], buf[nl + 1 :]
             yield line.rstrip(b"\r").decode("utf-8", "replace")
         if len(buf) > max_bytes:
             raise TooLong(len(buf))

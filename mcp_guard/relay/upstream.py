@@ -409,9 +409,8 @@ class Upstream:
             self._handshake = None  # the next client may try again
         except Exception:  # a malformed handshake answer must not take the upstream's task down
             logger.exception("handshake with upstream %s failed", self.name)
-            handshake.error = RPCError(
-                jsonrpc.UPSTREAM_UNAVAILABLE, f"upstream {self.name!r} answered the MCP handshake with a malformed result"
-            )
+            text = f"upstream {self.name!r} answered the MCP handshake with a malformed result"
+            handshake.error = RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, text)
             self._handshake = None
         finally:
             handshake.done.set()

@@ -55,7 +55,9 @@ async def stop(client: RawClient) -> None:
     await client.process.wait()
 
 
-async def call(client: RawClient, rid: int, tool: str, args: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+async def call(
+    client: RawClient, rid: int, tool: str, args: dict[str, Any] | None = None, **meta: Any
+) -> dict[str, Any]:
     params: dict[str, Any] = {"name": tool, "arguments": args or {}}
     if meta:
         params["_meta"] = meta
@@ -103,7 +105,8 @@ async def test_lone_surrogate_from_the_client_reaches_the_upstream_as_replacemen
     try:
         with anyio.fail_after(20):
             await client.send_line(
-                b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a\\ud800b"}}}'
+                b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+                b'"params":{"name":"echo","arguments":{"message":"a\\ud800b"}}}'
             )
             assert first_text(await client.response(1)) == "a\ufffdb"
     finally:
@@ -170,7 +173,9 @@ async def test_the_deadline_does_not_run_while_the_client_answers_the_server(tmp
         with anyio.fail_after(30):
             await client.request(0, "initialize", {**INIT, "capabilities": {"elicitation": {"form": {}}}})
             await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-            await client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask", "arguments": {"wait": 2}}})
+            await client.send(
+                {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask", "arguments": {"wait": 2}}}
+            )
             question = await client.receive()
             assert question["method"] == "elicitation/create"
             # Answer only once twice the deadline has passed upstream.
@@ -210,7 +215,9 @@ async def test_client_message_nested_too_deep_is_refused_under_its_own_id(tmp_pa
     client = await started(tmp_path)
     try:
         with anyio.fail_after(20):
-            deep = b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":' + b"[" * 100_000
+            deep = (
+                b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":' + b"[" * 100_000
+            )
             await client.send_line(deep + b"]" * 100_000 + b"}}")
             refused = await client.response(9)
             assert refused["error"]["code"] == -32600
@@ -233,7 +240,9 @@ async def test_client_message_nested_too_deep_is_refused_under_its_own_id(tmp_pa
     ],
     ids=["cancel-with-list-id", "answer-with-list-id", "answer-with-object-id", "answer-with-bool-id"],
 )
-async def test_client_messages_with_wrongly_typed_ids_are_dropped_not_fatal(tmp_path: Path, message: dict[str, Any]) -> None:
+async def test_client_messages_with_wrongly_typed_ids_are_dropped_not_fatal(
+    tmp_path: Path, message: dict[str, Any]
+) -> None:
     client = await started(tmp_path)
     try:
         with anyio.fail_after(20):
@@ -249,7 +258,14 @@ async def test_duplicate_in_flight_id_on_stdio_is_refused_and_the_first_call_sti
         with anyio.fail_after(20):
             slow = {"name": "progress", "arguments": {"steps": 2, "interval": 0.3}}
             await client.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": slow})
-            await client.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "dup"}}})
+            await client.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 5,
+                    "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"message": "dup"}},
+                }
+            )
             first = await client.response(5)
             assert first["error"]["code"] == -32600
             assert "already in use" in first["error"]["message"]
@@ -273,7 +289,9 @@ def probe_params(caps: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-async def test_initialize_during_a_slow_upstream_handshake_waits_and_gets_the_upstream_capabilities(tmp_path: Path) -> None:
+async def test_initialize_during_a_slow_upstream_handshake_waits_and_gets_the_upstream_capabilities(
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "hostile.log"
     env = {"HOSTILE_LOG": str(log), "HOSTILE_DISCOVER_DELAY": "2", "HOSTILE_INIT_DELAY": "1"}
     process = await open_raw(run_guard(write_config(tmp_path)), env=env)
@@ -306,7 +324,9 @@ async def test_roots_list_after_a_probe_waits_for_initialize_and_reaches_the_cli
             # The handshake the probe set off is done, and the server asks for roots at once.
             while not log.exists() or "roots-asked" not in log.read_text():
                 await anyio.sleep(0.02)
-            await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {**INIT, "capabilities": roots_caps}})
+            await client.send(
+                {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {**INIT, "capabilities": roots_caps}}
+            )
             answered = initialized = False
             while not (answered and initialized):
                 message = await client.receive()
@@ -339,7 +359,9 @@ def http_config(tmp_path: Path, port: int, **guard: Any) -> str:
 @asynccontextmanager
 async def guarded_http_upstream(tmp_path: Path, **guard: Any) -> AsyncIterator[RawClient]:
     port = free_port()
-    async with background([PY, str(FIXTURES / "hostile_http_server.py"), str(port)], f"http://127.0.0.1:{port}/healthz"):
+    async with background(
+        [PY, str(FIXTURES / "hostile_http_server.py"), str(port)], f"http://127.0.0.1:{port}/healthz"
+    ):
         client = RawClient(await open_raw(run_guard(http_config(tmp_path, port, **guard))))
         try:
             with anyio.fail_after(30):
@@ -376,7 +398,9 @@ async def test_sse_stream_that_never_resumes_ends_with_a_clear_error_after_bound
         ("accepted", "(HTTP 202) but will never answer it"),
     ],
 )
-async def test_http_upstream_answer_that_is_no_answer_fails_the_call_at_once(tmp_path: Path, tool: str, expected: str) -> None:
+async def test_http_upstream_answer_that_is_no_answer_fails_the_call_at_once(
+    tmp_path: Path, tool: str, expected: str
+) -> None:
     async with guarded_http_upstream(tmp_path) as client:
         with anyio.fail_after(20):
             reply = await call(client, 1, tool)
@@ -407,41 +431,63 @@ async def test_serve_answers_a_lone_surrogate_result_as_valid_utf8_json(tmp_path
     headers = {"Accept": "application/json"}
     async with background(serve, f"http://127.0.0.1:{port}/healthz"), httpx.AsyncClient(timeout=None) as http:
         with anyio.fail_after(30):
-            init = await http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}, headers=headers)
+            init = await http.post(
+                url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}, headers=headers
+            )
             session = {**headers, "Mcp-Session-Id": init.headers["mcp-session-id"]}
             body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "surrogate", "arguments": {}}}
             reply = await http.post(url, json=body, headers=session)
             assert json.loads(reply.content.decode("utf-8"))["result"]["content"][0]["text"] == "before \ufffd after"
-            again = await http.post(url, json={**body, "id": 2, "params": {"name": "echo", "arguments": {"message": "ok"}}}, headers=session)
+            again = await http.post(
+                url, json={**body, "id": 2, "params": {"name": "echo", "arguments": {"message": "ok"}}}, headers=session
+            )
             assert again.json()["result"]["content"][0]["text"] == "ok"
 
 
 # -- the HTTP front: two POSTs with one id ------------------------------------------------------------
 
 
-async def test_duplicate_in_flight_id_across_concurrent_posts_is_refused_and_the_first_still_answered(tmp_path: Path) -> None:
+async def test_duplicate_in_flight_id_across_concurrent_posts_is_refused_and_the_first_still_answered(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     serve = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--config", write_config(tmp_path), "--port", str(port)]
     url = f"http://127.0.0.1:{port}/mcp"
     headers = {"Accept": "application/json, text/event-stream"}
     async with background(serve, f"http://127.0.0.1:{port}/healthz"), httpx.AsyncClient(timeout=None) as http:
         with anyio.fail_after(30):
-            init = await http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}, headers=headers)
+            init = await http.post(
+                url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INIT}, headers=headers
+            )
             session = {**headers, "Mcp-Session-Id": init.headers["mcp-session-id"]}
-            slow = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "progress", "arguments": {"steps": 2, "interval": 0.5}}}
-            quick = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "dup"}}}
+            slow = {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "tools/call",
+                "params": {"name": "progress", "arguments": {"steps": 2, "interval": 0.5}},
+            }
+            quick = {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"message": "dup"}},
+            }
             answers: dict[str, Any] = {}
 
             async def first() -> None:
                 async with http.stream("POST", url, json=slow, headers=session) as response:
                     started.set()
-                    answers["first"] = [json.loads(line[5:]) async for line in response.aiter_lines() if line.startswith("data:")]
+                    answers["first"] = [
+                        json.loads(line[5:]) async for line in response.aiter_lines() if line.startswith("data:")
+                    ]
 
             started = anyio.Event()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(first)
                 await started.wait()  # the first POST's stream is open: its request is in flight
-                answers["second"] = (await http.post(url, json=quick, headers={**session, "Accept": "application/json"})).json()
+                answers["second"] = (
+                    await http.post(url, json=quick, headers={**session, "Accept": "application/json"})
+                ).json()
     assert answers["second"]["id"] == 7 and answers["second"]["error"]["code"] == -32600
     assert "already in use" in answers["second"]["error"]["message"]
     assert answers["first"][-1]["id"] == 7 and answers["first"][-1]["result"]["content"][0]["text"] == "progressed"
@@ -462,9 +508,13 @@ async def test_server_filesystem_gets_the_roots_of_a_client_that_probes_before_i
             await client.request(0, "server/discover", probe_params(roots_caps))
             # The server asks for roots as soon as the probe's handshake is done: the guard must hold
             # that question for the client's initialize, not refuse it (which the server logs).
-            said = await stderr_until(process, ["before the client finished its handshake", "Failed to request initial roots"])
+            said = await stderr_until(
+                process, ["before the client finished its handshake", "Failed to request initial roots"]
+            )
             assert "before the client finished its handshake" in said
-            await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {**INIT, "capabilities": roots_caps}})
+            await client.send(
+                {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {**INIT, "capabilities": roots_caps}}
+            )
             answered = initialized = False
             while not (answered and initialized):
                 message = await client.receive()
