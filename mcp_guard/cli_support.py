@@ -144,8 +144,10 @@ def config_specs(config: Any) -> list[Any]:
     from .guard import UpstreamSpec
 
     return [
-        UpstreamSpec(name=name, command=e.command, args=e.args, env=e.env, cwd=e.cwd, url=e.url, headers=e.headers, protocol=e.protocol,
-                     isolation=e.isolation)
+        UpstreamSpec(
+            name=name, command=e.command, args=e.args, env=e.env, cwd=e.cwd, url=e.url, headers=e.headers,
+            protocol=e.protocol, request_timeout=config.request_timeout(e), isolation=e.isolation,
+        )
         for name, e in config.enabled().items()
     ]
 

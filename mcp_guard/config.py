@@ -7,8 +7,13 @@
         "files": {"command": "npx", "args": ["@modelcontextprotocol/server-filesystem", "/tmp"]},
         "remote": {"url": "http://127.0.0.1:3001/mcp", "headers": {"Authorization": "Bearer ..."}}
       },
-      "mcpGuard": {"allowMethods": ["vendor/*"], "hooks": ["mypkg.hooks:Redact"]}
+      "mcpGuard": {"allowMethods": ["vendor/*"], "hooks": ["mypkg.hooks:Redact"], "requestTimeout": 120}
     }
+
+``requestTimeout`` (seconds, in ``mcpGuard`` or per server, the server's own winning) bounds
+how long an upstream may take to answer one request; each progress notification from it
+restarts the clock. The time a call spends waiting for a human approval is not counted: the
+deadline starts when the call is forwarded.
 
 VS Code's ``servers`` key is read as ``mcpServers``. Fields a client uses that the guard does
 not (``type``, ``disabled``, ...) are accepted; ``disabled`` servers are left out.
@@ -24,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 from .relay.lines import DEFAULT_MAX_MESSAGE_BYTES
+from .relay.upstream import DEFAULT_REQUEST_TIMEOUT_S
 
 __all__ = ["ServerEntry", "GuardSection", "GuardConfig", "load_config"]
 
 
 class ServerEntry(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     command: str | None = None
     args: list[str] = []
@@ -45,6 +51,7 @@ class ServerEntry(BaseModel):
     # the operator knows hold no per-client state. Server-to-client requests of a shared server
     # that cannot be tied to exactly one call are refused.
     isolation: Literal["session", "shared"] = "session"
+    request_timeout: float | None = Field(default=None, alias="requestTimeout", gt=0)
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerEntry:
@@ -68,6 +75,7 @@ class GuardSection(BaseModel):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, alias="maxMessageBytes", ge=1024)
     # `serve`: close a client session (and its upstream processes) after this many seconds without a request.
     session_idle_timeout: float = Field(default=1800.0, alias="sessionIdleTimeout", gt=0)
+    request_timeout: float = Field(default=DEFAULT_REQUEST_TIMEOUT_S, alias="requestTimeout", gt=0)
 
 
 class GuardConfig(BaseModel):
@@ -94,6 +102,10 @@ class GuardConfig(BaseModel):
 
     def enabled(self) -> dict[str, ServerEntry]:
         return {name: entry for name, entry in self.mcp_servers.items() if not entry.disabled}
+
+    def request_timeout(self, entry: ServerEntry) -> float:
+        """The server's own deadline, else the guard-wide one."""
+        return entry.request_timeout if entry.request_timeout is not None else self.guard.request_timeout
 
 
 def load_config(path: str | Path) -> GuardConfig:

@@ -30,7 +30,7 @@ from .pipeline import Hook, Pipeline
 from .relay.hub import Hub
 from .relay.lines import DEFAULT_MAX_MESSAGE_BYTES
 from .relay.state import Sealer
-from .relay.upstream import ClientFacts, Upstream
+from .relay.upstream import DEFAULT_REQUEST_TIMEOUT_S, ClientFacts, Upstream
 
 __all__ = ["Guard", "UpstreamSpec", "build_hub", "load_hook"]
 
@@ -56,6 +56,7 @@ class UpstreamSpec:
     # "session": one upstream process / HTTP session per client session (the default);
     # "shared": one for all, for servers an operator declares stateless.
     isolation: Literal["session", "shared"] = "session"
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S  # seconds an upstream may take per request
 
 
 class Guard:
@@ -190,7 +191,7 @@ def _upstream(spec: UpstreamSpec, handler: Any, max_message_bytes: int) -> Upstr
 
         assert spec.command is not None
         transport = StdioTransport(spec.name, spec.command, spec.args, spec.env, spec.cwd, max_message_bytes=max_message_bytes)
-    return Upstream(spec.name, transport, handler, protocol=spec.protocol)
+    return Upstream(spec.name, transport, handler, protocol=spec.protocol, request_timeout=spec.request_timeout)
 
 
 def build_hub(

@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import era, jsonrpc
@@ -158,7 +158,7 @@ class HttpFront:
         try:
             message = jsonrpc.loads(body)
         except jsonrpc.ParseError as exc:
-            return _json_error(400, f"parse error: {exc}", jsonrpc.PARSE_ERROR)
+            return _json_error(400, f"mcp-guard could not read this message: {exc}", exc.code, exc.id)
         version = request.headers.get("mcp-protocol-version")
         modern = version in era.MODERN_VERSIONS or era.request_version(message.get("params")) in era.MODERN_VERSIONS
         if modern:
@@ -217,6 +217,10 @@ class HttpFront:
         if not jsonrpc.valid_id(rid):
             await http_session.session.feed(message)  # answers the invalid id itself
             return Response(status_code=202)
+        if rid in http_session.streams:
+            # Two POSTs with one id: the second would take over the first one's answer stream.
+            text = f"request id {rid!r} is already in use by a request in flight"
+            return _json_error(200, text, jsonrpc.INVALID_REQUEST, rid, headers)  # type: ignore[arg-type]
         http_session.streams[rid] = send  # type: ignore[index]
         await http_session.session.feed(message)
 
@@ -230,7 +234,7 @@ class HttpFront:
             try:
                 async for item in receive:
                     if "method" not in item and item.get("id") == rid:
-                        return JSONResponse(item, headers=headers)
+                        return Response(jsonrpc.dumps(item), media_type="application/json", headers=headers)
             finally:
                 done()
             return _json_error(500, "no response")
@@ -288,8 +292,12 @@ class _HostCheck:
         await self.app(scope, receive, send)
 
 
-def _json_error(status: int, text: str, code: int = jsonrpc.INVALID_REQUEST) -> JSONResponse:
-    return JSONResponse(jsonrpc.error(None, code, text), status_code=status)
+def _json_error(
+    status: int, text: str, code: int = jsonrpc.INVALID_REQUEST, rid: jsonrpc.RequestId | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = jsonrpc.dumps(jsonrpc.error(rid, code, text))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:

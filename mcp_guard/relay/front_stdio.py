@@ -60,7 +60,9 @@ async def _pump(session: Session, send: object, max_message_bytes: int) -> None:
             try:
                 message = jsonrpc.loads(line)
             except jsonrpc.ParseError as exc:
-                await session.send_safely(jsonrpc.error(None, jsonrpc.PARSE_ERROR, f"parse error: {exc}"))
+                # Answer under the id it seems to carry, so that request does not wait forever.
+                text = f"mcp-guard could not read this message: {exc}"
+                await session.send_safely(jsonrpc.error(exc.id, exc.code, text))
                 continue
             await session.feed(message)
 

@@ -7,7 +7,11 @@ transport keeps ``Mcp-Session-Id`` and opens the GET stream for messages not tie
 request. 2026-07-28 requests carry the ``MCP-Protocol-Version``, ``Mcp-Method`` and
 ``Mcp-Name`` headers instead of a session.
 
-HTTP failures become JSON-RPC errors for the request that met them, so the hub sees one shape.
+HTTP failures become JSON-RPC errors for the request that met them, so the hub sees one shape:
+an error status, a body that is not JSON-RPC, a 202 to a request, a stream that ends without
+the answer and cannot be resumed. A server that closes a stream after giving an event id is
+asked to resume it (GET with ``Last-Event-ID`` after its ``retry:``), a bounded number of times.
+Bodies and events are read up to the message size limit, never further.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -33,6 +38,23 @@ CONNECT_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 30.0
 # Between attempts to reopen a dropped GET stream.
 GET_RETRY_S = 1.0
+# Resuming a POST's stream the server closed (spec: GET with Last-Event-ID): how many attempts
+# in a row may bring nothing before the request fails, and the most a server's `retry:` may ask.
+MAX_RESUME_ATTEMPTS = 5
+MAX_RETRY_S = 30.0
+SNIFF_BYTES = 4096
+
+
+@dataclass
+class _Stream:
+    """What one request's answer stream has shown so far."""
+
+    rid: jsonrpc.RequestId
+    answered: bool = False
+    reason: str | None = None  # why the request failed, once it has
+    last_id: str | None = None  # the last SSE event id, to resume after
+    retry_s: float = GET_RETRY_S
+    delivered: int = 0  # messages received on it
 
 
 class HttpTransport:
@@ -50,6 +72,7 @@ class HttpTransport:
         self._in, self._out = anyio.create_memory_object_stream[Any](math.inf)
         self._closed = False
         self._get_started = False
+        self._exchanges: dict[jsonrpc.RequestId, anyio.CancelScope] = {}  # POSTs awaiting their answer
 
     def describe(self) -> str:
         return self.url
@@ -71,8 +94,14 @@ class HttpTransport:
             raise UpstreamError(f"upstream {self.name!r} is closed")
         if jsonrpc.is_request(message):
             self._tg.start_soon(self._exchange, message)
-        else:
-            await self._post_one_way(message)
+            return
+        if message.get("method") == "notifications/cancelled":
+            # The request was withdrawn: stop reading (or resuming) its stream too.
+            rid = (message.get("params") or {}).get("requestId")
+            scope = self._exchanges.get(rid) if jsonrpc.valid_id(rid) else None
+            if scope is not None:
+                scope.cancel()
+        await self._post_one_way(message)
 
     def _headers_for(self, message: jsonrpc.Message) -> dict[str, str]:
         headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -100,55 +129,156 @@ class HttpTransport:
             logger.warning("upstream %s answered %s to a %s", self.name, response.status_code, message.get("method", "response"))
 
     async def _exchange(self, message: jsonrpc.Message) -> None:
-        assert self._client is not None
+        """One request's POST, its answer, and the resumption of a stream the server closed."""
         rid = message["id"]
-        try:
-            request = self._client.build_request("POST", self.url, content=jsonrpc.dumps(message), headers=self._headers_for(message))
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            self._fail(rid, f"upstream {self.name!r} at {self.url} is not reachable: {exc}")
-            return
-        try:
-            if message.get("method") == "initialize" and response.headers.get("mcp-session-id"):
-                self.session_id = response.headers["mcp-session-id"]
-            if response.status_code >= 400:
-                body = (await response.aread())[:500].decode("utf-8", "replace")
-                self._fail(rid, f"upstream {self.name!r} answered HTTP {response.status_code}: {body}")
-                return
-            ctype = response.headers.get("content-type", "")
-            if ctype.startswith("text/event-stream"):
-                async for _, data in sse.events(response.aiter_lines()):
-                    self._deliver(data.encode())
-            elif ctype.startswith("application/json"):
-                body = await response.aread()
-                self._deliver(body)
-            elif response.status_code != 202:
-                self._fail(rid, f"upstream {self.name!r} answered with content type {ctype!r}")
-        except httpx.HTTPError as exc:
-            self._fail(rid, f"upstream {self.name!r} broke the response off: {exc}")
-        finally:
-            await response.aclose()
+        stream = _Stream(rid)
+        with anyio.CancelScope() as scope:
+            self._exchanges[rid] = scope
+            try:
+                await self._post_and_read(message, stream)
+                if stream.reason is None and stream.last_id is not None:
+                    await self._resume(message, stream)
+            finally:
+                if self._exchanges.get(rid) is scope:
+                    del self._exchanges[rid]
+        if scope.cancelled_caught:
+            return  # the request was withdrawn (cancelled, or its deadline passed): no one waits
+        if not stream.answered:
+            unanswered = f"upstream {self.name!r} closed the stream for request {rid} without answering it"
+            self._fail(rid, stream.reason or unanswered)
         if message.get("method") == "initialize" and self.session_id and not self._get_started:
             self._get_started = True
             assert self._tg is not None
             self._tg.start_soon(self._listen)
 
-    def _deliver(self, data: bytes) -> None:
-        if not data.strip():
-            return  # priming events (an id for resumption, no message)
-        if len(data) > self.max_message_bytes:
-            self._in.send_nowait(Oversize(data[:4096], len(data)))
+    async def _post_and_read(self, message: jsonrpc.Message, stream: _Stream) -> None:
+        assert self._client is not None
+        body, headers = jsonrpc.dumps(message), self._headers_for(message)
+        try:
+            request = self._client.build_request("POST", self.url, content=body, headers=headers)
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            stream.reason = f"upstream {self.name!r} at {self.url} is not reachable: {exc}"
             return
+        try:
+            if message.get("method") == "initialize" and response.headers.get("mcp-session-id"):
+                self.session_id = response.headers["mcp-session-id"]
+            await self._read_answer(response, stream)
+        except httpx.HTTPError as exc:
+            if stream.last_id is None:
+                stream.reason = f"upstream {self.name!r} broke the response off: {exc}"
+        finally:
+            await response.aclose()
+
+    async def _read_answer(self, response: httpx.Response, stream: _Stream) -> None:
+        status, ctype = response.status_code, response.headers.get("content-type", "")
+        if status >= 400:
+            head = await self._read_body(response, 500)
+            text = (head.head if isinstance(head, Oversize) else head).decode("utf-8", "replace")
+            stream.reason = f"upstream {self.name!r} answered HTTP {status}: {text[:500]}"
+        elif ctype.startswith("text/event-stream"):
+            await self._read_events(response, stream)
+        elif ctype.startswith("application/json"):
+            body = await self._read_body(response, self.max_message_bytes)
+            self._deliver(body, stream, whole=True)
+        elif status == 202:
+            stream.reason = f"upstream {self.name!r} accepted request {stream.rid} (HTTP 202) but will never answer it"
+        else:
+            stream.reason = f"upstream {self.name!r} answered with content type {ctype!r}"
+
+    async def _read_events(self, response: httpx.Response, stream: _Stream) -> None:
+        try:
+            source = sse.lines(response.aiter_bytes(), self.max_message_bytes)
+            async for frame in sse.frames(source, self.max_message_bytes):
+                if frame.id is not None:
+                    stream.last_id = frame.id
+                if frame.retry is not None:
+                    stream.retry_s = min(frame.retry / 1000, MAX_RETRY_S)
+                if frame.data.strip():
+                    stream.delivered += 1
+                    self._deliver(frame.data.encode(), stream)
+                if stream.answered:
+                    return
+        except sse.TooLong as exc:
+            stream.reason = f"the answer from {self.name!r} was {exc.size} bytes, over mcp-guard's message size limit"
+
+    async def _resume(self, message: jsonrpc.Message, stream: _Stream) -> None:
+        """Reopen a stream the server closed before answering: GET with ``Last-Event-ID``.
+
+        Per the streamable HTTP spec the server replays what followed that event. Attempts that
+        bring no message count toward :data:`MAX_RESUME_ATTEMPTS`; the request's own deadline
+        bounds the whole."""
+        assert self._client is not None
+        fruitless = 0
+        while not stream.answered and stream.reason is None:
+            if fruitless >= MAX_RESUME_ATTEMPTS:
+                stream.reason = (
+                    f"upstream {self.name!r} closed the stream for request {stream.rid} and did not answer "
+                    f"on any of {MAX_RESUME_ATTEMPTS} attempts to resume it"
+                )
+                return
+            await anyio.sleep(stream.retry_s)
+            headers = {k: v for k, v in self._headers_for(message).items() if k != "Content-Type"}
+            headers.update({"Accept": "text/event-stream", "Last-Event-ID": stream.last_id or ""})
+            before = stream.delivered
+            try:
+                async with self._client.stream("GET", self.url, headers=headers) as response:
+                    if response.status_code >= 400:
+                        stream.reason = (
+                            f"upstream {self.name!r} refused to resume the stream for request {stream.rid}: "
+                            f"HTTP {response.status_code}"
+                        )
+                        return
+                    await self._read_events(response, stream)
+            except httpx.HTTPError as exc:
+                logger.info("resuming a stream of %s failed: %s", self.name, exc)
+            fruitless = 0 if stream.delivered > before else fruitless + 1
+
+    async def _read_body(self, response: httpx.Response, limit: int) -> bytes | Oversize:
+        """The body, or an :class:`Oversize` marker as soon as it passes ``limit``."""
+        buf = bytearray()
+        async for chunk in response.aiter_bytes():
+            buf += chunk
+            if len(buf) > limit:
+                return Oversize(bytes(buf[:SNIFF_BYTES]), len(buf))
+        return bytes(buf)
+
+    def _deliver(self, data: bytes | Oversize, stream: _Stream | None = None, whole: bool = False) -> None:
+        """Hand one message to the upstream's reader; note when it is ``stream``'s answer.
+
+        ``whole``: the data is the entire answer to the request (a JSON body), so anything
+        wrong with it fails that request at once."""
+        item = self._parse(data)
+        if stream is None:
+            self._in.send_nowait(item)
+            return
+        if isinstance(item, Oversize):
+            found = jsonrpc.sniff_id(item.head)
+        elif isinstance(item, jsonrpc.ParseError):
+            found = item.id
+        else:
+            found = item.get("id") if "method" not in item else None
+        if whole and found != stream.rid and not isinstance(item, dict):
+            reason = "over mcp-guard's message size limit" if isinstance(item, Oversize) else f"not JSON-RPC: {item}"
+            stream.reason = f"upstream {self.name!r} answered request {stream.rid} with a body that is {reason}"
+            return
+        self._in.send_nowait(item)
+        stream.answered = stream.answered or found == stream.rid
+
+    def _parse(self, data: bytes | Oversize) -> jsonrpc.Message | Oversize | jsonrpc.ParseError:
+        if isinstance(data, Oversize):
+            return data
+        if len(data) > self.max_message_bytes:
+            return Oversize(data[:SNIFF_BYTES], len(data))
         try:
             message = jsonrpc.loads(data)
         except jsonrpc.ParseError as exc:
-            self._in.send_nowait(exc)
-            return
+            return exc
         if message.get("method") is None and isinstance(message.get("result"), dict):
             version = message["result"].get("protocolVersion")
             if isinstance(version, str) and version in era.HANDSHAKE_VERSIONS:
                 self.version = version
-        self._in.send_nowait(message)
+        return message
 
     def _fail(self, rid: jsonrpc.RequestId, reason: str) -> None:
         logger.warning("%s", reason)
@@ -170,9 +300,11 @@ class HttpTransport:
                     if response.status_code >= 400:
                         logger.info("upstream %s refused the GET stream: HTTP %s", self.name, response.status_code)
                         return
-                    async for _, data in sse.events(response.aiter_lines()):
-                        self._deliver(data.encode())
-            except httpx.HTTPError as exc:
+                    source = sse.lines(response.aiter_bytes(), self.max_message_bytes)
+                    async for frame in sse.frames(source, self.max_message_bytes):
+                        if frame.data.strip():
+                            self._deliver(frame.data.encode())
+            except (httpx.HTTPError, sse.TooLong) as exc:
                 logger.info("GET stream of %s dropped: %s", self.name, exc)
             await anyio.sleep(GET_RETRY_S)
 

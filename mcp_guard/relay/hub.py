@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
 DENIED = -32012
+# How long a server's request outside any call waits for a probing client to pick its era.
+SETTLE_WAIT_S = 10.0
 
 _LISTS = {
     "tools/list": ("tools", "tools"),
@@ -229,6 +231,7 @@ class Hub:
             capabilities=caps if isinstance(caps, dict) else {},
             client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else None,
         )
+        session.settled.set()
         await self.connect(session.facts)
         if not self.aggregated and self.single.era == era.LEGACY:
             # Not newer than what the upstream agreed to speak.
@@ -565,6 +568,8 @@ class Hub:
         session, inflight = owner
         if inflight is not None and inflight.bridge is not None:
             return await self._ask_bridged(inflight.bridge, up, method, params)
+        if inflight is None:
+            await self._settled(session, up, method)
         if session.closed:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"no client connected that can answer {method}")
         if session.era == era.MODERN:
@@ -617,6 +622,17 @@ class Hub:
         if call.verdict is not None:
             raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")
         return call.params
+
+    async def _settled(self, session: Session, up: Upstream, method: str) -> None:
+        """Outside any call, wait until the client has said which era it speaks.
+
+        A server asks (``roots/list``) right after its handshake, which a client's
+        ``server/discover`` probe may have set off before the client's own ``initialize``.
+        """
+        if not session.settled.is_set():
+            logger.info("upstream %s asked %s before the client finished its handshake; waiting for it", up.name, method)
+            with anyio.move_on_after(SETTLE_WAIT_S):
+                await session.settled.wait()
 
     async def on_upstream_notification(self, up: Upstream, method: str, params: Any) -> None:
         if isinstance(params, dict) and isinstance(params.get("_meta"), dict) and era.SUBSCRIPTION_ID_KEY in params["_meta"]:

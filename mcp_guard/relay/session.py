@@ -87,6 +87,9 @@ class Session:
         self.stateless = False  # one HTTP exchange per request (2026-07-28 over HTTP)
         self.closed = False
         self._handlers: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
+        # Set once the client's era is known: at initialize, or at its first 2026 request other
+        # than a server/discover probe (a client may probe, then fall back to initialize).
+        self.settled = anyio.Event()
         self._to_client: dict[int, _ClientWaiter] = {}
         self._next_id = 0
         self._tg: anyio.abc.TaskGroup | None = None
@@ -164,17 +167,24 @@ class Session:
         if not jsonrpc.valid_id(rid):
             await self.send(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "a request id must be a string or an integer"))
             return
+        if rid in self._handlers:
+            # Its answer would be indistinguishable from the first one's, and a cancel would hit both.
+            text = f"request id {rid!r} is already in use by a request in flight"
+            await self.send(jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, text), rid)
+            return
         params = message.get("params")
         if params is not None and not isinstance(params, dict):
             await self.send(jsonrpc.error(rid, jsonrpc.INVALID_PARAMS, "params must be an object"), rid)
             return
         assert self._tg is not None
-        self._tg.start_soon(self._handle, rid, method, params)
+        scope = self._handlers[rid] = anyio.CancelScope()  # taken now, before the task runs
+        self._tg.start_soon(self._handle, rid, method, params, scope)
 
-    async def _handle(self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None) -> None:
+    async def _handle(
+        self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None, scope: anyio.CancelScope
+    ) -> None:
         ctx: RequestContext | None = None
-        with anyio.CancelScope() as scope:
-            self._handlers[rid] = scope
+        with scope:
             try:
                 ctx, params = self._context(rid, method, params)
                 reply = jsonrpc.result(rid, await self.hub.handle(ctx, params))
@@ -201,6 +211,8 @@ class Session:
             facts = self.facts
             if self.era is None and method != "initialize":
                 self.era = era.LEGACY
+            if method not in ("initialize", "server/discover"):
+                self.settled.set()
         else:
             if version not in era.MODERN_VERSIONS:
                 raise RPCError(
@@ -209,6 +221,8 @@ class Session:
                     {"supported": list(era.MODERN_VERSIONS), "requested": version},
                 )
             self.era = self.era or era.MODERN
+            if method != "server/discover":
+                self.settled.set()
             caps = taken.get(era.CLIENT_CAPS_KEY)
             level = taken.get(era.LOG_LEVEL_KEY)
             if level:
@@ -225,7 +239,7 @@ class Session:
     async def _on_notification(self, method: str, params: Any) -> None:
         if method == "notifications/cancelled":
             rid = params.get("requestId") if isinstance(params, dict) else None
-            scope = self._handlers.get(rid)  # type: ignore[arg-type]
+            scope = self._handlers.get(rid) if jsonrpc.valid_id(rid) else None  # type: ignore[arg-type]
             if scope is not None:
                 scope.cancel()
         elif method == "notifications/initialized":
@@ -240,8 +254,10 @@ class Session:
             logger.info("dropped client notification %s: not a known MCP method and not allowlisted", method)
 
     def _on_response(self, message: jsonrpc.Message) -> None:
-        waiter = self._to_client.pop(message.get("id"), None)  # type: ignore[arg-type]
+        rid = message.get("id")
+        waiter = self._to_client.pop(rid, None) if type(rid) is int else None  # type: ignore[arg-type]
         if waiter is None:
+            logger.debug("dropped an answer from the client to no request the guard sent")
             return
         waiter.message = message
         waiter.event.set()

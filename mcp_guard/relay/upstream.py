@@ -8,11 +8,20 @@ server, with that client's capabilities, so servers that offer tools by client c
 
 Ids: the guard mints its own request ids and progress tokens toward each upstream, so several
 client sessions and the guard's own requests never collide.
+
+Deadlines: every request waits at most ``request_timeout`` seconds for its answer. A progress
+notification for it starts the wait afresh, and so does the end of any request the upstream
+put to the client meanwhile (a person answering an elicitation is not the upstream hanging).
+When the deadline passes the caller gets a clear error and the upstream a courtesy
+``notifications/cancelled``. A line the upstream botched (not JSON, truncated, too deep, too
+large) fails the request whose id can be read from it at once; otherwise it is dropped and the
+deadline ends the wait.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +47,9 @@ CANCEL_SEND_TIMEOUT_S = 1.0
 
 # How long to wait for an exit status once a server's output has closed.
 EXIT_SETTLE_S = 0.5
+# How long an upstream may take to answer one request (progress restarts it); config
+# ``requestTimeout`` changes it per guard or per server.
+DEFAULT_REQUEST_TIMEOUT_S = 120.0
 
 GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
 
@@ -87,13 +99,27 @@ class Inflight:
 
 
 class _Waiter:
-    __slots__ = ("event", "result", "error", "progress")
+    __slots__ = ("event", "result", "error", "progress", "deadline")
 
-    def __init__(self, progress: ProgressFn | None) -> None:
+    def __init__(self, progress: ProgressFn | None, deadline: float) -> None:
         self.event = anyio.Event()
         self.result: Any = None
         self.error: RPCError | None = None
         self.progress = progress
+        self.deadline = deadline  # anyio.current_time() by which an answer is due; inf: none
+
+    def fail(self, error: RPCError) -> None:
+        if not self.event.is_set():
+            self.error = error
+            self.event.set()
+
+
+class _Handshake:
+    """One handshake in progress; everyone who needs the server waits on the same one."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: RPCError | None = None
 
 
 class UpstreamHandler(Protocol):
@@ -102,8 +128,16 @@ class UpstreamHandler(Protocol):
 
 
 class Upstream:
-    def __init__(self, name: str, transport: Transport, handler: UpstreamHandler, protocol: str = "auto") -> None:
+    def __init__(
+        self,
+        name: str,
+        transport: Transport,
+        handler: UpstreamHandler,
+        protocol: str = "auto",
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> None:
         self.name = name
+        self.request_timeout = request_timeout
         self.transport = transport
         self.handler = handler
         self.protocol = protocol  # "auto", "legacy" or a 2026 version
@@ -121,7 +155,7 @@ class Upstream:
         self._progress: dict[int, ProgressFn] = {}
         self._served: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
         self._next_id = 0
-        self._connect_lock = anyio.Lock()
+        self._handshake: _Handshake | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._listen_scope: anyio.CancelScope | None = None
         self.listened_uris: frozenset[str] = frozenset()
@@ -162,21 +196,36 @@ class Upstream:
             if isinstance(message, Oversize):
                 self._on_oversize(message)
             elif isinstance(message, jsonrpc.ParseError):
-                logger.warning("upstream %s sent a line that is not JSON-RPC: %s", self.name, message)
+                self._on_garbled(message)
             elif "method" in message:
-                method = message["method"]
-                if not isinstance(method, str):
-                    logger.warning("upstream %s sent a message with a non-string method", self.name)
-                elif "id" in message:
-                    assert self._tg is not None
-                    self._tg.start_soon(self._serve, message["id"], method, message.get("params"))
-                else:
-                    await self._on_notification(method, message.get("params"))
+                await self._on_message(message)
             else:
                 self._on_response(message)
 
+    async def _on_message(self, message: jsonrpc.Message) -> None:
+        method = message["method"]
+        if not isinstance(method, str):
+            logger.warning("upstream %s sent a message with a non-string method; dropped", self.name)
+        elif "id" not in message:
+            await self._on_notification(method, message.get("params"))
+        elif not jsonrpc.valid_id(message["id"]):
+            logger.warning("upstream %s sent a %s request with an invalid id; dropped", self.name, method)
+        else:
+            assert self._tg is not None
+            self._tg.start_soon(self._serve, message["id"], method, message.get("params"))
+
+    def _on_garbled(self, exc: jsonrpc.ParseError) -> None:
+        """A line that is not a message: fail the request it answers, if its id shows."""
+        waiter = self._pending.pop(exc.id, None) if type(exc.id) is int else None
+        if waiter is None:
+            logger.warning("upstream %s sent a line that is not JSON-RPC (%s); dropped", self.name, exc)
+            return
+        logger.warning("upstream %s answered request %s with a line that is not JSON-RPC: %s", self.name, exc.id, exc)
+        waiter.fail(RPCError(jsonrpc.INTERNAL_ERROR, f"upstream {self.name!r} sent a malformed answer: {exc}"))
+
     def _on_response(self, message: jsonrpc.Message) -> None:
-        waiter = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+        rid = message.get("id")
+        waiter = self._pending.pop(rid, None) if type(rid) is int else None
         if waiter is None:
             logger.debug("upstream %s answered an unknown or cancelled request id", self.name)
             return
@@ -188,23 +237,25 @@ class Upstream:
 
     def _on_oversize(self, big: Oversize) -> None:
         rid = jsonrpc.sniff_id(big.head)
-        waiter = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        waiter = self._pending.pop(rid, None) if type(rid) is int else None
         logger.warning("upstream %s sent a %d-byte message, over the limit; dropped", self.name, big.size)
         if waiter is not None:
-            waiter.error = RPCError(
+            waiter.fail(RPCError(
                 jsonrpc.MESSAGE_TOO_LARGE,
                 f"the answer from {self.name!r} was {big.size} bytes, over mcp-guard's message size limit",
-            )
-            waiter.event.set()
+            ))
 
     async def _on_notification(self, method: str, params: Any) -> None:
         if method == "notifications/progress" and isinstance(params, dict):
-            sink = self._progress.get(params.get("progressToken"))  # type: ignore[arg-type]
+            token = params.get("progressToken")
+            sink = self._progress.get(token) if type(token) is int else None
             if sink is not None:
+                self._extend(token)  # type: ignore[arg-type]
                 await sink(params)
             return
         if method == "notifications/cancelled" and isinstance(params, dict):
-            scope = self._served.get(params.get("requestId"))  # type: ignore[arg-type]
+            rid = params.get("requestId")
+            scope = self._served.get(rid) if jsonrpc.valid_id(rid) else None
             if scope is not None:
                 scope.cancel()
             return
@@ -224,6 +275,7 @@ class Upstream:
                 reply = jsonrpc.error(rid, jsonrpc.INTERNAL_ERROR, "mcp-guard failed to relay this request")
             finally:
                 self._served.pop(rid, None)
+                self._extend()  # the time the client took to answer is not the upstream's
         if scope.cancelled_caught:
             return  # the upstream withdrew it: no answer is owed
         try:
@@ -234,9 +286,16 @@ class Upstream:
     def _fail_all(self, reason: str) -> None:
         self.dead = reason
         for waiter in self._pending.values():
-            waiter.error = RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, reason)
-            waiter.event.set()
+            waiter.fail(RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, reason))
         self._pending.clear()
+
+    def _extend(self, rid: int | None = None) -> None:
+        """Restart the deadline of request ``rid``, or of every request when None."""
+        waiters = [self._pending[rid]] if rid in self._pending else [] if rid is not None else self._pending.values()
+        now = anyio.current_time()
+        for waiter in waiters:
+            if waiter.deadline != math.inf:
+                waiter.deadline = now + self.request_timeout
 
     # -- requests toward the upstream -----------------------------------------------------------
 
@@ -247,41 +306,69 @@ class Upstream:
         *,
         facts: ClientFacts | None = None,
         progress: ProgressFn | None = None,
+        deadline: bool = True,
+        modern: bool = False,
     ) -> Any:
         """Send a request and wait for its result; raises :class:`RPCError` on an error answer.
 
         ``params`` must not carry envelope keys or a progress token: this adds the ones the
-        upstream's era needs. Cancelling the caller cancels the request upstream too.
+        upstream's era needs (``modern`` forces the 2026 envelope, for the handshake itself).
+        Cancelling the caller cancels the request upstream too. Without ``deadline`` the wait
+        is unbounded (a listen stream that is meant to stay open).
         """
         if self.dead is not None:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
         self._next_id += 1
         rid = self._next_id
         extra: dict[str, Any] = {}
-        if self.era == era.MODERN:
+        if self.era == era.MODERN or modern:
             extra.update((facts or self.facts).envelope())
         if progress is not None:
             extra["progressToken"] = rid
             self._progress[rid] = progress
         if extra:
             params = era.with_meta(params, extra)
-        waiter = _Waiter(progress)
+        waiter = _Waiter(progress, anyio.current_time() + self.request_timeout if deadline else math.inf)
         self._pending[rid] = waiter
         try:
             await self.transport.send(jsonrpc.request(rid, method, params))
-            await waiter.event.wait()
+            await self._wait(waiter)
         except UpstreamError as exc:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead or str(exc)) from exc
+        except TimeoutError:
+            await self._withdraw(rid, "mcp-guard's request deadline passed")
+            raise RPCError(
+                jsonrpc.UPSTREAM_TIMEOUT,
+                f"upstream {self.name!r} did not answer {method} within {self.request_timeout:g} s "
+                "(its requestTimeout); the request was cancelled",
+            ) from None
         except BaseException:
-            if self._pending.pop(rid, None) is not None and self.dead is None:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SEND_TIMEOUT_S):
-                    await self.notify("notifications/cancelled", {"requestId": rid, "reason": "cancelled by the client"})
+            await self._withdraw(rid, "cancelled by the client")
             raise
         finally:
             self._progress.pop(rid, None)
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
+
+    async def _wait(self, waiter: _Waiter) -> None:
+        """Wait for the answer; TimeoutError once the deadline passes with nothing to extend it."""
+        while not waiter.event.is_set():
+            with anyio.move_on_at(waiter.deadline):
+                await waiter.event.wait()
+            if waiter.event.is_set() or anyio.current_time() < waiter.deadline:
+                continue  # answered, or the deadline moved while we waited
+            if self._served:
+                # The upstream is waiting on the client for a moment (sampling, elicitation):
+                # its own clock restarts when that answer is back.
+                waiter.deadline = anyio.current_time() + self.request_timeout
+                continue
+            raise TimeoutError
+
+    async def _withdraw(self, rid: int, reason: str) -> None:
+        if self._pending.pop(rid, None) is not None and self.dead is None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SEND_TIMEOUT_S):
+                await self.notify("notifications/cancelled", {"requestId": rid, "reason": reason})
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         if self.dead is not None:
@@ -294,39 +381,69 @@ class Upstream:
     # -- handshake ------------------------------------------------------------------------------
 
     async def connect(self, facts: ClientFacts) -> None:
-        """Handshake once, in the era the config asks for or, on ``auto``, the client's own first."""
-        async with self._connect_lock:
-            if self.era is not None:
-                return
-            if self.dead is not None:
-                raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
-            if self.protocol == "auto":
-                order = [era.LEGACY, era.MODERN] if facts.era == era.LEGACY else [era.MODERN, era.LEGACY]
+        """Handshake once, in the era the config asks for or, on ``auto``, the client's own first.
+
+        The handshake runs in this upstream's own task: a caller that gives up (a client that
+        cancels its probe) does not abort it, and every caller meanwhile waits for the same one
+        rather than seeing a half-connected server.
+        """
+        if self.ready:
+            return
+        if self.dead is not None:
+            raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
+        handshake = self._handshake
+        if handshake is None:
+            handshake = self._handshake = _Handshake()
+            if self._tg is not None:
+                self._tg.start_soon(self._shake_hands, facts, handshake)
             else:
-                order = [era.LEGACY if self.protocol == "legacy" else era.MODERN]
-            errors = []
-            for attempt in order:
-                try:
-                    with anyio.fail_after(CONNECT_TIMEOUT_S):
-                        if attempt == era.LEGACY:
-                            await self._initialize(facts)
-                        else:
-                            await self._discover(facts)
-                    self.facts = facts
-                    logger.info("upstream %s speaks %s", self.name, self.version)
-                    return
-                except TimeoutError:
-                    errors.append(f"no answer within {CONNECT_TIMEOUT_S:.0f} s")
+                await self._shake_hands(facts, handshake)
+        await handshake.done.wait()
+        if handshake.error is not None:
+            raise handshake.error
+
+    async def _shake_hands(self, facts: ClientFacts, handshake: _Handshake) -> None:
+        try:
+            await self._try_eras(facts)
+        except RPCError as exc:
+            handshake.error = exc
+            self._handshake = None  # the next client may try again
+        except Exception:  # a malformed handshake answer must not take the upstream's task down
+            logger.exception("handshake with upstream %s failed", self.name)
+            text = f"upstream {self.name!r} answered the MCP handshake with a malformed result"
+            handshake.error = RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, text)
+            self._handshake = None
+        finally:
+            handshake.done.set()
+
+    async def _try_eras(self, facts: ClientFacts) -> None:
+        if self.protocol == "auto":
+            order = [era.LEGACY, era.MODERN] if facts.era == era.LEGACY else [era.MODERN, era.LEGACY]
+        else:
+            order = [era.LEGACY if self.protocol == "legacy" else era.MODERN]
+        errors = []
+        for attempt in order:
+            try:
+                with anyio.fail_after(CONNECT_TIMEOUT_S):
+                    if attempt == era.LEGACY:
+                        await self._initialize(facts)
+                    else:
+                        await self._discover(facts)
+                self.facts = facts
+                logger.info("upstream %s speaks %s", self.name, self.version)
+                return
+            except TimeoutError:
+                errors.append(f"no answer within {CONNECT_TIMEOUT_S:.0f} s")
+                break
+            except RPCError as exc:
+                errors.append(f"{'initialize' if attempt == era.LEGACY else 'server/discover'}: {exc.message}")
+                if self.dead is not None:
                     break
-                except RPCError as exc:
-                    errors.append(f"{'initialize' if attempt == era.LEGACY else 'server/discover'}: {exc.message}")
-                    if self.dead is not None:
-                        break
-            raise RPCError(
-                jsonrpc.UPSTREAM_UNAVAILABLE,
-                f"upstream {self.name!r} ({self.transport.describe()}) did not complete the MCP handshake: "
-                + "; ".join(errors),
-            )
+        raise RPCError(
+            jsonrpc.UPSTREAM_UNAVAILABLE,
+            f"upstream {self.name!r} ({self.transport.describe()}) did not complete the MCP handshake: "
+            + "; ".join(errors),
+        )
 
     async def _initialize(self, facts: ClientFacts) -> None:
         version = facts.version if facts.era == era.LEGACY else era.LATEST_HANDSHAKE
@@ -346,20 +463,16 @@ class Upstream:
         await self.notify("notifications/initialized")
 
     async def _discover(self, facts: ClientFacts) -> None:
-        self.era = era.MODERN  # request() adds the envelope from here on
-        try:
-            result = await self.request("server/discover", None, facts=facts)
-        except BaseException:
-            self.era = None
-            raise
+        # The era is set last: until then the server is not ready, and nobody may describe it.
+        result = await self.request("server/discover", None, facts=facts, modern=True)
         if not isinstance(result, dict) or era.MODERN not in (result.get("supportedVersions") or []):
-            self.era = None
             raise RPCError(jsonrpc.INTERNAL_ERROR, f"server does not list {era.MODERN} among its versions")
         self.version = era.MODERN
         meta = result.get("_meta") or {}
         self.server_info = meta.get(era.SERVER_INFO_KEY) or {}
         self.capabilities = era.without_tasks(result.get("capabilities"))
         self.instructions = result.get("instructions")
+        self.era = era.MODERN
 
     def listen(self, uris: frozenset[str] | None = None) -> None:
         """(Re)open the 2026 ``subscriptions/listen`` stream: list changes, and ``uris``' updates.
@@ -387,7 +500,7 @@ class Upstream:
     async def _hold_listen(self, flags: dict[str, Any], scope: anyio.CancelScope) -> None:
         with scope:
             try:
-                await self.request("subscriptions/listen", {"notifications": flags})
+                await self.request("subscriptions/listen", {"notifications": flags}, deadline=False)
             except RPCError as exc:
                 logger.info("upstream %s refused subscriptions/listen: %s", self.name, exc.message)
 
