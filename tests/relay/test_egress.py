@@ -232,11 +232,17 @@ async def r_laundering(c: LeakClient) -> None:
     assert base64.b64decode(media["result"]["content"][0]["data"]).decode() == secret.group(0)
 
 
+async def r_deep(c: LeakClient) -> None:
+    reply = await c.call(1, "deep")
+    assert "error" in reply or reply["result"].get("isError")
+    assert (await c.request(2, "ping"))["result"] == {}
+
+
 ROUTES: dict[str, Callable[[LeakClient], Awaitable[None]]] = {
     "instructions": r_instructions, "listings": r_listings, "completion": r_completion, "error": r_error,
     "log": r_log, "progress": r_progress, "meta": r_meta, "split": r_split, "blob": r_blob,
     "sampling": r_sampling, "elicitation": r_elicitation, "subscription": r_subscription,
-    "uri_echo": r_uri_echo, "laundering": r_laundering,
+    "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep,
 }
 
 
@@ -278,6 +284,27 @@ async def test_a_ping_is_answered_while_a_large_result_is_being_masked(tmp_path:
     assert order == [2, 1]
     big = next(m for m in client.seen if m.get("id") == 1)["result"]["content"][0]["text"]
     assert "<EMAIL_" in big and "@example.com" not in big
+
+
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+@pytest.mark.parametrize("route", ["error", "meta", "split", "blob", "listing"])
+async def test_a_2026_client_over_run_gets_every_route_masked_too(tmp_path: Path, route: str) -> None:
+    values = canaries()
+    with anyio.fail_after(60):
+        process = await anyio.open_process(guard_argv(tmp_path), env={**os.environ, **values}, stderr=subprocess.DEVNULL)
+        client = LeakClient(process)
+        async with process:
+            if route == "listing":
+                reply = await client.request(1, "tools/list", {"_meta": MODERN_META})
+            else:
+                params = {"name": "leak", "arguments": {"route": route}, "_meta": MODERN_META}
+                reply = await client.request(1, "tools/call", params)
+            await client.process.stdin.aclose()  # type: ignore[union-attr]
+    assert "result" in reply or "error" in reply
+    pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route == "split" else []
+    assert_clean(bytes(client.raw), client.seen, [*values.values(), *pieces])
 
 
 # -- serve --------------------------------------------------------------------------------------
