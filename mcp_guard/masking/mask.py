@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .detect import Span, detect, secret_for_key
+from .detect import Span, detect, secret_for_key, with_repeats
 from .vault import Vault
 
 NerFinder = Callable[[str], list[Span]]
@@ -25,6 +25,10 @@ DEFAULT_MASKED = frozenset({"SECRET", "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN",
 PRESIDIO_OPERATORS = frozenset({"replace", "redact", "mask", "hash", "encrypt"})
 # JSON numbers this long may be card numbers, SSNs or phones written without quotes.
 _NUMBER_DIGITS = 9
+# Long texts are read in windows of this many characters, each with this much context around it
+# (longer than any one value the detectors find, a PEM block included).
+_WINDOW = 65_536
+_CONTEXT = 8_192
 
 
 class Operator:
@@ -75,7 +79,7 @@ class Masker:
     def spans(self, text: str) -> list[Span]:
         """What to mask in ``text``: the detectors' finds, and values the vault already holds
         wherever they reappear (a value laundered through a server comes back masked)."""
-        found = detect(text, self.labels, self.ner) if self.labels else []
+        found = self._detect(text) if self.labels else []
         known = self.vault.find(text)
         if not known:
             return found
@@ -94,6 +98,25 @@ class Masker:
             return text
         indent = 2 if "\n" in text.strip() else None
         return json.dumps(masked, ensure_ascii=False, indent=indent)
+
+    def _detect(self, text: str) -> list[Span]:
+        """The detectors' spans, a window at a time for long texts: masking may run in a worker
+        thread, and one detector pass over a whole megabyte would hold the GIL long enough to
+        stall the event loop. Each window also reads ``_CONTEXT`` characters on either side,
+        so a value (or the ``key=`` before it) that straddles a window's edge is still found."""
+        if len(text) <= _WINDOW + 2 * _CONTEXT:
+            return detect(text, self.labels, self.ner)
+        found: list[Span] = []
+        start = 0
+        while start < len(text):
+            limit = min(len(text), start + _WINDOW)
+            lo = max(0, start - _CONTEXT)
+            for span in detect(text[lo : limit + _CONTEXT], self.labels, self.ner):
+                at, end = span.start + lo, span.end + lo
+                if start <= at < limit and (not found or at >= found[-1].end):
+                    found.append(Span(at, end, span.label))
+            start = max(limit, found[-1].end if found else limit)
+        return with_repeats(text, found)
 
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
         if any(self._operator(s.label) != "placeholder" for s in spans):
