@@ -19,10 +19,9 @@ from typing import Any
 
 import anyio
 
-from ..masking.detect import detect
 from ..tokens import shared as shared_encoding
 from ..masking import fast
-from ..masking.mask import DEFAULT_MASKED, Masker, Operator
+from ..masking.mask import DEFAULT_MASKED, Masker, Operator, locked_detect
 from ..masking.outbound import THREAD_CHARS, Masked, mask_tree, off_loop, weight_over
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
@@ -145,13 +144,13 @@ def _raw_labels(arguments: Any) -> frozenset[str]:
         value = stack.pop()
         if isinstance(value, str):
             text = PLACEHOLDER.sub(" ", value) if "<" in value else value
-            found.update(span.label for span in detect(text))
+            found.update(span.label for span in locked_detect(text))
         elif isinstance(value, dict):
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            found.update(span.label for span in detect(str(value)))
+            found.update(span.label for span in locked_detect(str(value)))
     return frozenset(found)
 
 

@@ -12,6 +12,7 @@ messages, and the sampling and elicitation requests upstreams send toward the cl
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,9 +44,41 @@ class Operator:
 
 _PLACEHOLDER = Operator("placeholder")
 
+# The detectors share one Hyperscan scratch space (masking/fast.py), which serves one scan at a
+# time, and a scan releases the GIL. Masking now also runs in worker threads, so every detector
+# call takes this lock; long texts hold it one window at a time, so a caller on the event loop
+# waits a few milliseconds at most.
+DETECT_LOCK = threading.Lock()
+
+
+def locked_detect(text: str, labels: frozenset[str] | None = None, ner: NerFinder | None = None) -> list[Span]:
+    with DETECT_LOCK:
+        return detect(text, labels, ner)
+
 
 def default_operators() -> dict[str, Operator]:
     return {label: Operator("placeholder") for label in DEFAULT_MASKED}
+
+
+def detect_long(text: str, labels: frozenset[str] | None = None, ner: NerFinder | None = None) -> list[Span]:
+    """The detectors' spans, a window at a time for long texts: masking may run in a worker
+    thread, and one detector pass over a whole megabyte would hold the GIL (and the detectors'
+    lock) long enough to stall the event loop. Each window also reads ``_CONTEXT`` characters on
+    either side, so a value (or the ``key=`` before it) that straddles a window's edge is found."""
+    if len(text) <= _WINDOW + 2 * _CONTEXT:
+        return locked_detect(text, labels, ner)
+    found: list[Span] = []
+    start = 0
+    while start < len(text):
+        limit = min(len(text), start + _WINDOW)
+        lo = max(0, start - _CONTEXT)
+        for span in locked_detect(text[lo : limit + _CONTEXT], labels, ner):
+            at, end = span.start + lo, span.end + lo
+            if start <= at < limit and (not found or at >= found[-1].end):
+                found.append(Span(at, end, span.label))
+        start = max(limit, found[-1].end if found else limit)
+    with DETECT_LOCK:
+        return with_repeats(text, found)
 
 
 class Masker:
@@ -100,23 +133,7 @@ class Masker:
         return json.dumps(masked, ensure_ascii=False, indent=indent)
 
     def _detect(self, text: str) -> list[Span]:
-        """The detectors' spans, a window at a time for long texts: masking may run in a worker
-        thread, and one detector pass over a whole megabyte would hold the GIL long enough to
-        stall the event loop. Each window also reads ``_CONTEXT`` characters on either side,
-        so a value (or the ``key=`` before it) that straddles a window's edge is still found."""
-        if len(text) <= _WINDOW + 2 * _CONTEXT:
-            return detect(text, self.labels, self.ner)
-        found: list[Span] = []
-        start = 0
-        while start < len(text):
-            limit = min(len(text), start + _WINDOW)
-            lo = max(0, start - _CONTEXT)
-            for span in detect(text[lo : limit + _CONTEXT], self.labels, self.ner):
-                at, end = span.start + lo, span.end + lo
-                if start <= at < limit and (not found or at >= found[-1].end):
-                    found.append(Span(at, end, span.label))
-            start = max(limit, found[-1].end if found else limit)
-        return with_repeats(text, found)
+        return detect_long(text, self.labels, self.ner)
 
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
         if any(self._operator(s.label) != "placeholder" for s in spans):
@@ -187,7 +204,7 @@ class Masker:
     def binary_carries(self, text: str, labels: frozenset[str]) -> bool:
         """Whether bytes read as text hold a value of ``labels`` or one the vault holds."""
         wanted = labels & self.labels
-        return bool((wanted and detect(text, wanted)) or self.vault.find(text))
+        return bool((wanted and detect_long(text, wanted)) or self.vault.find(text))
 
     # -- MCP shapes -----------------------------------------------------------------------------
 
