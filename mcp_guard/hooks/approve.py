@@ -21,7 +21,7 @@ from ..approvals import Approvals, call_binding
 from ..errors import RPCError
 from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
-from ..masking.detect import detect
+from ..masking.mask import locked_detect as detect  # masking threads share the detectors
 from ..masking.vault import Vault
 from ..web.page import ApprovalPage
 

@@ -5,6 +5,10 @@ itself, for the policy to see (``call.labels``), then puts back the placeholders
 upstream may receive. On the way out it masks results, resource contents, prompts, and the
 sampling and elicitation requests an upstream sends toward the client. A detector failure
 fails the call closed (the pipeline runner turns the exception into a denial).
+
+Results are masked as whole trees (``_meta``, descriptions, blobs included) and marked, so the
+relay's egress, which masks every other message toward the client with :meth:`outbound_masker`,
+does not walk them again. Large results are masked in a worker thread, one job at a time.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import json
 import logging
 from typing import Any
 
-from ..masking.detect import detect
+import anyio
+
 from ..tokens import shared as shared_encoding
 from ..masking import fast
-from ..masking.mask import DEFAULT_MASKED, Masker, Operator
+from ..masking.mask import DEFAULT_MASKED, Masker, Operator, locked_detect
+from ..masking.outbound import THREAD_CHARS, Masked, mask_tree, off_loop, weight_over
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
 from ..pipeline import Call, Hook
@@ -51,6 +57,8 @@ class MaskHook(Hook):
         self._per_server = {name: _with_labels(_operators(settings.labels, s.labels)) for name, s in settings.servers.items()}
         self._budget = _TokenBudget(settings.max_result_tokens) if settings.max_result_tokens else None
         self._ner = None
+        # Masking jobs run one at a time: the vaults and the detectors' scratch are shared.
+        self.serial = anyio.Lock()
         if settings.enabled:
             self._ner = load_ner(settings.ner)
             fast.warm()
@@ -67,6 +75,17 @@ class MaskHook(Hook):
             return None
         operators, labels = self._per_server.get(call.upstream, self._base)
         return Masker(operators, self.vault(call.session_id), labels, self._ner)
+
+    def outbound_masker(self, session_id: str, origin: str) -> Masker | None:
+        """The masker for a message toward the client; where masking is off for ``origin``,
+        one that still masks the values this session's vault holds (no laundering)."""
+        if not self.settings.enabled:
+            return None
+        server = self.settings.servers.get(origin)
+        if server is not None and not server.enabled:
+            return Masker({}, self.vault(session_id), frozenset())
+        operators, labels = self._per_server.get(origin, self._base)
+        return Masker(operators, self.vault(session_id), labels, self._ner)
 
     async def request(self, call: Call) -> None:
         if call.toward_client:
@@ -101,19 +120,17 @@ class MaskHook(Hook):
         masker = self.masker(call)
         if masker is None or call.result is None:
             return
-        if call.method == "tools/call":
-            call.result = masker.tool_result(call.result, call.upstream)
-        elif call.method == "resources/read":
-            call.result = masker.read_result(call.result, call.upstream)
-        elif call.method == "prompts/get":
-            call.result = masker.prompt_result(call.result, call.upstream)
-        else:
-            return
+        if call.method not in ("tools/call", "resources/read", "prompts/get"):
+            return  # listings are masked on their way out, after integrity pinned the originals
+        heavy = weight_over(call.result, THREAD_CHARS)
+        masked = await off_loop(self.serial, heavy, mask_tree, masker, call.result, call.upstream)
+        call.result = Masked(masked) if isinstance(masked, dict) else masked
         if masker.found:
             call.masked = dict(masker.found)
             logger.info("%s %s: masked %s", call.method, call.upstream, dict(masker.found))
         if self._budget is not None and call.method == "tools/call":
-            call.result = self._budget.cut(call.result, call)
+            cut = self._budget.cut(call.result, call)
+            call.result = Masked(cut) if isinstance(cut, dict) else cut
 
     async def close_session(self, session_id: str) -> None:
         self._vaults.pop(session_id, None)
@@ -127,13 +144,13 @@ def _raw_labels(arguments: Any) -> frozenset[str]:
         value = stack.pop()
         if isinstance(value, str):
             text = PLACEHOLDER.sub(" ", value) if "<" in value else value
-            found.update(span.label for span in detect(text))
+            found.update(span.label for span in locked_detect(text))
         elif isinstance(value, dict):
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            found.update(span.label for span in detect(str(value)))
+            found.update(span.label for span in locked_detect(str(value)))
     return frozenset(found)
 
 

@@ -12,11 +12,12 @@ messages, and the sampling and elicitation requests upstreams send toward the cl
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .detect import Span, detect, secret_for_key
+from .detect import Span, detect, secret_for_key, with_repeats
 from .vault import Vault
 
 NerFinder = Callable[[str], list[Span]]
@@ -25,6 +26,10 @@ DEFAULT_MASKED = frozenset({"SECRET", "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN",
 PRESIDIO_OPERATORS = frozenset({"replace", "redact", "mask", "hash", "encrypt"})
 # JSON numbers this long may be card numbers, SSNs or phones written without quotes.
 _NUMBER_DIGITS = 9
+# Long texts are read in windows of this many characters, each with this much context around it
+# (longer than any one value the detectors find, a PEM block included).
+_WINDOW = 65_536
+_CONTEXT = 8_192
 
 
 class Operator:
@@ -37,8 +42,43 @@ class Operator:
         self.params = dict(params or {})
 
 
+_PLACEHOLDER = Operator("placeholder")
+
+# The detectors share one Hyperscan scratch space (masking/fast.py), which serves one scan at a
+# time, and a scan releases the GIL. Masking now also runs in worker threads, so every detector
+# call takes this lock; long texts hold it one window at a time, so a caller on the event loop
+# waits a few milliseconds at most.
+DETECT_LOCK = threading.Lock()
+
+
+def locked_detect(text: str, labels: frozenset[str] | None = None, ner: NerFinder | None = None) -> list[Span]:
+    with DETECT_LOCK:
+        return detect(text, labels, ner)
+
+
 def default_operators() -> dict[str, Operator]:
     return {label: Operator("placeholder") for label in DEFAULT_MASKED}
+
+
+def detect_long(text: str, labels: frozenset[str] | None = None, ner: NerFinder | None = None) -> list[Span]:
+    """The detectors' spans, a window at a time for long texts: masking may run in a worker
+    thread, and one detector pass over a whole megabyte would hold the GIL (and the detectors'
+    lock) long enough to stall the event loop. Each window also reads ``_CONTEXT`` characters on
+    either side, so a value (or the ``key=`` before it) that straddles a window's edge is found."""
+    if len(text) <= _WINDOW + 2 * _CONTEXT:
+        return locked_detect(text, labels, ner)
+    found: list[Span] = []
+    start = 0
+    while start < len(text):
+        limit = min(len(text), start + _WINDOW)
+        lo = max(0, start - _CONTEXT)
+        for span in locked_detect(text[lo : limit + _CONTEXT], labels, ner):
+            at, end = span.start + lo, span.end + lo
+            if start <= at < limit and (not found or at >= found[-1].end):
+                found.append(Span(at, end, span.label))
+        start = max(limit, found[-1].end if found else limit)
+    with DETECT_LOCK:
+        return with_repeats(text, found)
 
 
 class Masker:
@@ -57,17 +97,26 @@ class Masker:
     # -- text -----------------------------------------------------------------------------------
 
     def text(self, text: str, origin: str) -> str:
-        if not text or not self.labels:
+        if not text or not (self.labels or len(self.vault)):
             return text
         stripped = text.lstrip()
         if stripped[:1] in ("{", "[", '"') and len(stripped) > 1:
             masked_json = self._json_text(text, origin)
             if masked_json is not None:
                 return masked_json
-        spans = detect(text, self.labels, self.ner)
+        spans = self.spans(text)
         if not spans:
             return text
         return self._apply(text, spans, origin)
+
+    def spans(self, text: str) -> list[Span]:
+        """What to mask in ``text``: the detectors' finds, and values the vault already holds
+        wherever they reappear (a value laundered through a server comes back masked)."""
+        found = self._detect(text) if self.labels else []
+        known = self.vault.find(text)
+        if not known:
+            return found
+        return _merge(known, found)
 
     def _json_text(self, text: str, origin: str) -> str | None:
         try:
@@ -83,8 +132,11 @@ class Masker:
         indent = 2 if "\n" in text.strip() else None
         return json.dumps(masked, ensure_ascii=False, indent=indent)
 
+    def _detect(self, text: str) -> list[Span]:
+        return detect_long(text, self.labels, self.ner)
+
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
-        if any(self.operators[s.label].name != "placeholder" for s in spans):
+        if any(self._operator(s.label) != "placeholder" for s in spans):
             return self._presidio(text, spans, origin)
         self.found.update(span.label for span in spans)
         return self.vault.replace(text, spans, origin)
@@ -94,7 +146,7 @@ class Masker:
 
         operators = {}
         for label in {s.label for s in spans}:
-            op = self.operators[label]
+            op = self.operators.get(label) or _PLACEHOLDER
             if op.name == "placeholder":
                 operators[label] = OperatorConfig(
                     "custom", {"lambda": lambda value, _l=label: self.vault.placeholder(_l, value, origin)}
@@ -113,6 +165,10 @@ class Masker:
             self.found[span.label] += 1
         return str(_engine().anonymize(text=text, analyzer_results=results, operators=operators).text)
 
+    def _operator(self, label: str) -> str:
+        op = self.operators.get(label)
+        return "placeholder" if op is None else op.name
+
     # -- JSON values ----------------------------------------------------------------------------
 
     def value(self, value: Any, origin: str) -> Any:
@@ -130,9 +186,25 @@ class Masker:
 
     def _keyed(self, key: Any, item: Any, origin: str) -> Any:
         """A value under a secret-like key is a secret whatever it looks like ({"password": ...})."""
-        if isinstance(item, str) and isinstance(key, str) and "SECRET" in self.labels and secret_for_key(key, item):
-            return self._apply(item, [Span(0, len(item), "SECRET")], origin)
+        if isinstance(item, str) and self.keyed_secret(key, item):
+            return self.secret(item, origin)
         return self.value(item, origin)
+
+    def keyed_secret(self, key: Any, item: str) -> bool:
+        return isinstance(key, str) and "SECRET" in self.labels and secret_for_key(key, item)
+
+    def secret(self, item: str, origin: str) -> str:
+        return self._apply(item, [Span(0, len(item), "SECRET")], origin)
+
+    def mask_span(self, text: str, span: Span, origin: str) -> str:
+        """What one span of ``text`` becomes (its placeholder, or its operator's output)."""
+        value = text[span.start : span.end]
+        return self._apply(value, [Span(0, len(value), span.label)], origin)
+
+    def binary_carries(self, text: str, labels: frozenset[str]) -> bool:
+        """Whether bytes read as text hold a value of ``labels`` or one the vault holds."""
+        wanted = labels & self.labels
+        return bool((wanted and detect_long(text, wanted)) or self.vault.find(text))
 
     # -- MCP shapes -----------------------------------------------------------------------------
 
@@ -223,6 +295,21 @@ class Masker:
                 request = {**request, "params": self.toward_client(request["method"], request.get("params"), origin)}
             out[key] = request
         return out
+
+
+def _merge(first: list[Span], second: list[Span]) -> list[Span]:
+    """Both sorted span lists as one; where they overlap, ``first`` wins (linear time)."""
+    out: list[Span] = []
+    i = 0
+    for span in second:
+        while i < len(first) and first[i].end <= span.start:
+            out.append(first[i])
+            i += 1
+        if i < len(first) and first[i].start < span.end:
+            continue  # overlaps a span of ``first``
+        out.append(span)
+    out.extend(first[i:])
+    return out
 
 
 _ENGINE: Any = None

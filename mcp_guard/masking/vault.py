@@ -5,11 +5,18 @@ up, and remembers which upstream servers it came from. A placeholder in a later 
 arguments is put back only toward one of those servers (or along a flow the policy allows);
 toward any other server it stays a placeholder, so data read from one tool cannot be sent to
 another by a model that was talked into it.
+
+The vault also finds its own values again (:meth:`Vault.find`): a value the model only ever saw
+as a placeholder must not come back raw by another route (written through its origin server and
+read back, echoed in a URI). One compiled pattern over the known values, shaped as a prefix tree
+so a scan costs about the length of the text, is rebuilt only when the vault has grown. Masking
+may run in a worker thread: changes to the maps happen under a lock.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +26,15 @@ PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]{1,20})_(\d{1,9})>")
 
 __all__ = ["PLACEHOLDER", "Vault"]
 
+# Values shorter than this are not searched for again: they would match everywhere.
+MIN_FIND = 4
+# Bounds on what one vault searches for: a hostile upstream that floods the vault with distinct
+# values must not make every later message slow. Values past these are still masked when the
+# detectors find them; they are only not searched for verbatim.
+MAX_FIND_VALUES = 5000
+MAX_FIND_CHARS = 200_000
+MAX_FIND_VALUE = 20_000
+
 
 class Vault:
     def __init__(self, flows: Iterable[tuple[str, str, frozenset[str] | None]] = ()) -> None:
@@ -27,22 +43,40 @@ class Vault:
         self._counters: dict[str, int] = {}
         # (from server, to server, labels or None for all) that may carry values across.
         self._flows = list(flows)
+        self._lock = threading.Lock()
+        self._finder: _Finder | None = None
 
     def __len__(self) -> int:
         return len(self._by_placeholder)
 
     def placeholder(self, label: str, value: str, origin: str) -> str:
         key = (label, value)
-        found = self._by_value.get(key)
-        if found is None:
-            number = self._counters.get(label, 0) + 1
-            self._counters[label] = number
-            found = f"<{label}_{number}>"
-            self._by_value[key] = found
-            self._by_placeholder[found] = (value, {origin})
-        else:
-            self._by_placeholder[found][1].add(origin)
+        with self._lock:
+            found = self._by_value.get(key)
+            if found is None:
+                number = self._counters.get(label, 0) + 1
+                self._counters[label] = number
+                found = f"<{label}_{number}>"
+                self._by_value[key] = found
+                self._by_placeholder[found] = (value, {origin})
+            else:
+                self._by_placeholder[found][1].add(origin)
         return found
+
+    def find(self, text: str) -> list[Span]:
+        """Where values already in the vault occur in ``text`` (leftmost, longest, in order)."""
+        if not self._by_value or len(text) < MIN_FIND:
+            return []
+        finder = self._finder
+        if finder is None or finder.size != len(self._by_value):
+            finder = self._finder = _Finder(self._snapshot())
+        if finder.pattern is None:
+            return []
+        return [Span(m.start(), m.end(), finder.labels[m.group()]) for m in finder.pattern.finditer(text)]
+
+    def _snapshot(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._by_value)
 
     def replace(self, text: str, spans: Iterable[Span], origin: str) -> str:
         """``text`` with each span (in order, not overlapping) replaced by its placeholder."""
@@ -100,3 +134,53 @@ class Vault:
                 r, k = r + r1, k + k1
             return items, r, k
         return value, 0, 0
+
+
+class _Finder:
+    """One compiled pattern for the vault's values at one size (a prefix tree as a regex)."""
+
+    def __init__(self, entries: list[tuple[str, str]]) -> None:
+        self.size = len(entries)
+        self.labels: dict[str, str] = {}
+        total = 0
+        for label, value in entries:
+            if len(self.labels) >= MAX_FIND_VALUES or total + len(value) > MAX_FIND_CHARS:
+                break
+            if MIN_FIND <= len(value) <= MAX_FIND_VALUE and value not in self.labels:
+                self.labels[value] = label
+                total += len(value)
+        self.pattern = _compile(list(self.labels)) if self.labels else None
+
+
+def _compile(values: list[str]) -> re.Pattern[str]:
+    try:
+        return re.compile(_tree_pattern(values))
+    except (RecursionError, re.error, OverflowError):
+        # A hostile chain of values, each a prefix of the next, nests too deep for a tree:
+        # a flat alternation, longest first, finds the same values, only more slowly.
+        return re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+
+
+def _tree_pattern(values: list[str]) -> str:
+    """A regex matching exactly ``values``, longest match first, with shared prefixes factored."""
+    root: dict[str, Any] = {}
+    for value in values:
+        node = root
+        for char in value:
+            node = node.setdefault(char, {})
+        node[""] = True
+    return _node_pattern(root)
+
+
+def _node_pattern(node: dict[str, Any]) -> str:
+    branches = []
+    for char in sorted(k for k in node if k):
+        child, chars = node[char], [char]
+        while len(child) == 1 and "" not in child:  # a chain with no branching: one literal
+            (nxt, child), = child.items()
+            chars.append(nxt)
+        branches.append(re.escape("".join(chars)) + (_node_pattern(child) if len(child) > ("" in child) else ""))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body

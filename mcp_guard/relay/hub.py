@@ -26,6 +26,7 @@ from ..errors import RPCError
 from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
 from . import bridge
 from .asker import Asker
+from .egress import Egress
 from .gate import INVALID_STATE, Admission, Gate
 from .routing import UriRoutes, decode_cursor, encode_cursor
 from .state import Sealer
@@ -63,6 +64,8 @@ class Hub:
     ) -> None:
         self.upstreams: dict[str, Upstream] = {}
         self.pipeline = pipeline or Pipeline()
+        # Every message toward a client passes it (Session.send); unknown origin: the one upstream.
+        self.egress = Egress(self.pipeline, lambda: "" if self.aggregated else self.single.name)
         self.allow_methods = tuple(allow_methods)
         self.server_name = server_name
         self.sessions: list[Session] = []
@@ -330,6 +333,7 @@ class Hub:
                 items.append(item)
             if result.get("nextCursor"):
                 following[name] = result["nextCursor"]
+        ctx.origin = ""  # items from several servers: placeholders minted here go back to none
         out: dict[str, Any] = {key: items}
         if following:
             out["nextCursor"] = encode_cursor(following)
@@ -431,6 +435,7 @@ class Hub:
 
     async def forward(self, ctx: RequestContext, up: Upstream, method: str, params: dict[str, Any] | None) -> Any:
         """Run one data-carrying request through the pipeline and on to the upstream."""
+        ctx.origin = up.name
         params = dict(params or {})
         call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user)
         if method not in INTERCEPTED or not self.pipeline.active:
@@ -614,7 +619,7 @@ class Hub:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"the client does not support {capability}")
         if method in INTERCEPTED and self.pipeline.active:
             params = await self._check_toward_client(session.key, up, method, params)
-        return await session.request_client(method, params, related)
+        return await session.request_client(method, params, related, origin=up.name)
 
     async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any) -> Any:
         call = Call(method, up.name, dict(params or {}), session_id=session_id, toward_client=True)
@@ -646,7 +651,7 @@ class Hub:
                 session, inflight = owner
                 if session.era == era.LEGACY or session.log_opt_in:
                     related = inflight.client_id if inflight is not None else None
-                    await session.send_safely(jsonrpc.notification(method, params), related)
+                    await session.send_safely(jsonrpc.notification(method, params), related, up.name)
         elif method in era.LIST_CHANGED:
             if method == "notifications/tools/list_changed":
                 self._tools_complete.discard(up.name)
@@ -654,22 +659,22 @@ class Hub:
             flag = era.LIST_CHANGED[method]
             for session in list(self.sessions):
                 if session.era == era.LEGACY:
-                    await session.send_safely(jsonrpc.notification(method, params))
+                    await session.send_safely(jsonrpc.notification(method, params), origin=up.name)
                 for listen_id, granted in list(session.listens.items()):
                     if granted.get(flag):
-                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id)
+                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id, up.name)
         elif method == "notifications/resources/updated":
             uri = params.get("uri") if isinstance(params, dict) else None
             for session in list(self.sessions):
                 if uri in session.subscriptions:
-                    await session.send_safely(jsonrpc.notification(method, params))
+                    await session.send_safely(jsonrpc.notification(method, params), origin=up.name)
                 for listen_id, granted in list(session.listens.items()):
                     if uri in (granted.get("resourceSubscriptions") or ()):
-                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id)
+                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id, up.name)
         elif method == "notifications/elicitation/complete" or self.method_allowed(method):
             owner = self._owner(up)
             if owner is not None and (owner[0].era == era.LEGACY or method != "notifications/elicitation/complete"):
-                await owner[0].send_safely(jsonrpc.notification(method, params))
+                await owner[0].send_safely(jsonrpc.notification(method, params), origin=up.name)
         else:
             logger.info("dropped notification %s from %s: not a known MCP method and not allowlisted", method, up.name)
 

@@ -40,6 +40,8 @@ class RequestContext:
     method: str
     facts: ClientFacts
     progress_token: Any = None
+    # The upstream the answer came from, set by the hub (for the egress's vault).
+    origin: str | None = None
     # Work that must run once the answer is on its way (audit of the finished call): it does
     # not delay the client's answer, and it runs even when the request is cancelled.
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -58,7 +60,7 @@ class RequestContext:
         async def sink(params: dict[str, Any]) -> None:
             out = dict(params)
             out["progressToken"] = token
-            await session.send_safely(jsonrpc.notification("notifications/progress", out), rid)
+            await session.send_safely(jsonrpc.notification("notifications/progress", out), rid, self.origin)
 
         return sink
 
@@ -138,13 +140,20 @@ class Session:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    async def send(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None = None) -> None:
-        await self._send(message, related)
+    async def send(
+        self, message: jsonrpc.Message, related: jsonrpc.RequestId | None = None, origin: str | None = None
+    ) -> None:
+        """Send toward the client, through the one egress (``origin``: the upstream it came from)."""
+        outgoing = await self.hub.egress.outbound(self.key, message, origin)
+        if outgoing is not None:
+            await self._send(outgoing, related)
 
-    async def send_safely(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None = None) -> None:
+    async def send_safely(
+        self, message: jsonrpc.Message, related: jsonrpc.RequestId | None = None, origin: str | None = None
+    ) -> None:
         """Send, ignoring a client that has already gone: notifications are best effort."""
         try:
-            await self._send(message, related)
+            await self.send(message, related, origin)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
 
@@ -198,7 +207,7 @@ class Session:
                     del self._handlers[rid]
         try:
             if not scope.cancelled_caught:  # cancelled by the client: the spec says no response
-                await self.send_safely(reply, rid)
+                await self.send_safely(reply, rid, ctx.origin if ctx is not None else None)
         finally:  # even when the session is torn down while the answer is being written
             with anyio.CancelScope(shield=True):
                 for job in ctx.after if ctx is not None else ():
@@ -269,7 +278,12 @@ class Session:
         return isinstance(caps, dict) and caps.get(capability) is not None
 
     async def request_client(
-        self, method: str, params: Any, related: jsonrpc.RequestId | None = None, timeout: float | None = None
+        self,
+        method: str,
+        params: Any,
+        related: jsonrpc.RequestId | None = None,
+        timeout: float | None = None,
+        origin: str | None = None,
     ) -> Any:
         """Ask the client (handshake era only) and return its result; RPCError on its error."""
         if self.closed:
@@ -279,7 +293,7 @@ class Session:
         waiter = _ClientWaiter()
         self._to_client[gid] = waiter
         try:
-            await self.send(jsonrpc.request(gid, method, params), related)
+            await self.send(jsonrpc.request(gid, method, params), related, origin)
             if timeout is None:
                 await waiter.event.wait()
             else:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from tests.conftest import ERAS, PY, connect, everything, guard, node_server
@@ -144,3 +145,34 @@ def test_scan_jsonl_reports_spans_in_code_points_and_masks(tmp_path: Path) -> No
     assert "error" in out[3] and out[3]["id"] == 3
 
 
+
+
+async def test_masking_in_a_worker_thread_and_checks_on_the_event_loop_never_collide() -> None:
+    """A large result is masked in a thread while the loop keeps checking other calls'
+    arguments: the detectors' shared scan space must serve both, one at a time."""
+    from mcp_guard.hooks.mask import MaskHook
+    from mcp_guard.pipeline import Call
+    from mcp_guard.policy.model import Masking
+
+    hook = MaskHook(Masking())
+    rows = "\n".join(f"row {i}: mail user{i % 40}@example.com, card {CARD}" for i in range(30_000))
+    big = Call("tools/call", "a", {"name": "t"}, session_id="s1")
+    big.result = {"content": [{"type": "text", "text": rows}]}
+    done = anyio.Event()
+    checked = 0
+
+    async def mask_big() -> None:
+        await hook.response(big)
+        done.set()
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(mask_big)
+            while not done.is_set():
+                small = Call("tools/call", "a", {"name": "t", "arguments": {"note": f"to {EMAIL} " + "x " * 400}}, session_id="s2")
+                await hook.request(small)
+                assert small.labels == frozenset({"EMAIL"})
+                checked += 1
+                await anyio.lowlevel.checkpoint()
+    assert checked > 1, "the loop was not free while the large result was masked"
+    assert "@example.com" not in big.result["content"][0]["text"]

@@ -1,0 +1,245 @@
+"""Masking whole messages on their way to the client: every string, wherever it sits.
+
+The walkers in :mod:`.mask` know the MCP shapes that carry tool output. A hostile upstream puts
+data everywhere else too: ``_meta``, descriptions and schemas in listings, error messages and
+data, log and progress notifications, completion values, ``instructions``, base64 blobs. So what
+goes to the client is walked as a tree: every string value is masked except the few protocol
+fields the client must read as they are (ids, methods, tokens, cursors, versions, types).
+
+Three shapes get more than a string-by-string look:
+
+- adjacent text blocks are also checked as one text, so a value split across two blocks is
+  found (the placeholder goes where the value starts, the rest of the value is cut);
+- base64 content (``blob``, and ``data`` of image and audio blocks) is decoded: bytes that are
+  UTF-8 text are masked as text and encoded again; other bytes that carry a secret or a value the
+  vault holds are withheld, the block replaced by a notice;
+- a result the pipeline has already walked is marked (:class:`Masked`) and not walked twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .mask import Masker
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Masked", "STRUCTURAL", "mask_message", "mask_tree", "off_loop", "weight_over"]
+
+# Protocol fields that steer the client: masking them would break it, and they carry no data of
+# the upstream's choosing that the client would show the model as text.
+STRUCTURAL = frozenset({
+    "jsonrpc", "id", "method", "type", "mimeType", "role", "level", "resultType", "protocolVersion",
+    "progressToken", "progress", "total", "requestId", "requestState", "cursor", "nextCursor",
+    "isError", "hasMore", "ttlMs", "cacheScope", "supportedVersions", "action",
+    "io.modelcontextprotocol/subscriptionId",
+})
+# Above this many characters of strings, masking runs in a worker thread, off the event loop.
+THREAD_CHARS = 32_768
+# The labels that withhold binary content: bytes are not text, so only what stays a secret in
+# any encoding (keys, tokens) and values the vault already holds are looked for there.
+BINARY_LABELS = frozenset({"SECRET"})
+WITHHELD = "mcp-guard: binary content ({mime}) was withheld because it carries a secret or a masked value"
+
+T = TypeVar("T")
+
+
+class Masked(dict):  # type: ignore[type-arg]
+    """A result the pipeline has already masked as a whole tree (never built from wire data)."""
+
+
+def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[str, Any]:
+    """A JSON-RPC message with everything the upstream could have put in it masked."""
+    out = dict(message)
+    result = message.get("result")
+    if result is not None and not isinstance(result, Masked):
+        out["result"] = mask_tree(masker, result, origin)
+    if isinstance(message.get("error"), dict):
+        error = dict(message["error"])
+        for key in ("message", "data"):
+            if key in error:
+                error[key] = mask_tree(masker, error[key], origin)
+        out["error"] = error
+    if "params" in message:
+        out["params"] = mask_tree(masker, message["params"], origin)
+    return out
+
+
+def mask_tree(masker: Masker, value: Any, origin: str) -> Any:
+    """Every string in ``value`` masked (dict keys and :data:`STRUCTURAL` fields kept)."""
+    if isinstance(value, str):
+        return masker.text(value, origin)
+    if isinstance(value, dict):
+        return _mask_dict(masker, value, origin)
+    if isinstance(value, list):
+        return _mask_list(masker, value, origin)
+    return masker.value(value, origin)  # numbers long enough to be card numbers or phones
+
+
+def _mask_dict(masker: Masker, value: dict[str, Any], origin: str) -> dict[str, Any]:
+    binary = _binary_key(value)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in STRUCTURAL:
+            out[key] = item
+        elif key == binary:
+            return _mask_binary(masker, value, key, origin)
+        elif isinstance(item, str) and masker.keyed_secret(key, item):
+            out[key] = masker.secret(item, origin)
+        else:
+            out[key] = mask_tree(masker, item, origin)
+    return out
+
+
+def _mask_list(masker: Masker, items: list[Any], origin: str) -> list[Any]:
+    items = _split_values_masked(masker, items, origin)
+    return [mask_tree(masker, item, origin) for item in items]
+
+
+# -- a value split across adjacent text blocks -----------------------------------------------------
+
+
+def _text_of(item: Any) -> str | None:
+    if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
+        return item["text"]  # type: ignore[no-any-return]
+    return None
+
+
+def _split_values_masked(masker: Masker, items: list[Any], origin: str) -> list[Any]:
+    """``items`` where each run of adjacent text blocks had the values that span two of them cut."""
+    out = list(items)
+    start = 0
+    while start < len(items):
+        end = start
+        while end < len(items) and _text_of(items[end]) is not None:
+            end += 1
+        if end - start >= 2:
+            out[start:end] = _cut_run(masker, items[start:end], origin)
+        start = end + 1
+    return out
+
+
+def _cut_run(masker: Masker, blocks: list[dict[str, Any]], origin: str) -> list[dict[str, Any]]:
+    texts = [b["text"] for b in blocks]
+    bounds, at = [], 0
+    for text in texts:
+        bounds.append((at, at + len(text)))
+        at += len(text)
+    joined = "".join(texts)
+    across = [s for s in masker.spans(joined) if _block_of(bounds, s.start) != _block_of(bounds, s.end - 1)]
+    if not across:
+        return blocks
+    out_texts = list(texts)
+    for span in reversed(across):  # right to left, so earlier offsets still hold
+        first, last = _block_of(bounds, span.start), _block_of(bounds, span.end - 1)
+        placeholder = masker.mask_span(joined, span, origin)
+        lo, hi = bounds[first][0], bounds[last][0]
+        out_texts[last] = out_texts[last][span.end - hi :]
+        for middle in range(first + 1, last):
+            out_texts[middle] = ""
+        out_texts[first] = out_texts[first][: span.start - lo] + placeholder
+    return [{**b, "text": t} for b, t in zip(blocks, out_texts)]
+
+
+def _block_of(bounds: list[tuple[int, int]], offset: int) -> int:
+    lo, hi = 0, len(bounds) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if bounds[mid][1] <= offset:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# -- base64 content ------------------------------------------------------------------------------
+
+
+def _binary_key(value: dict[str, Any]) -> str | None:
+    if isinstance(value.get("blob"), str):
+        return "blob"
+    if value.get("type") in ("image", "audio") and isinstance(value.get("data"), str):
+        return "data"
+    return None
+
+
+def _mask_binary(masker: Masker, value: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
+    rest = {k: (v if k in STRUCTURAL or k == key else mask_tree(masker, v, origin)) for k, v in value.items()}
+    try:
+        raw = base64.b64decode(value[key], validate=True)
+    except (binascii.Error, ValueError):
+        return _withheld(rest, key)  # not base64: the client could not read it as such either
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        masked = masker.text(text, origin)
+        if masked != text:
+            rest[key] = base64.b64encode(masked.encode("utf-8")).decode("ascii")
+        return rest
+    if masker.binary_carries(raw.decode("latin-1"), BINARY_LABELS):
+        return _withheld(rest, key)
+    return rest
+
+
+def _withheld(value: dict[str, Any], key: str) -> dict[str, Any]:
+    mime = value.get("mimeType") if isinstance(value.get("mimeType"), str) else "unknown type"
+    notice = WITHHELD.format(mime=mime)
+    logger.info("withheld %s content", mime)
+    if key == "blob":  # resource contents: the same shape, as text
+        out = {k: v for k, v in value.items() if k not in ("blob", "mimeType")}
+        return {**out, "mimeType": "text/plain", "text": notice}
+    out = {k: v for k, v in value.items() if k not in ("data", "mimeType", "type")}
+    return {**out, "type": "text", "text": notice}
+
+
+# -- cost ------------------------------------------------------------------------------------------
+
+
+def weight_over(value: Any, limit: int) -> bool:
+    """Whether the strings in ``value`` add up to more than ``limit`` characters (stops early)."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+            if total > limit:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def has_strings(value: Any) -> bool:
+    """Whether ``value`` holds any string or long number at all (a ping's ``{}`` does not)."""
+    return weight_over(value, 0) or _has_numbers(value)
+
+
+def _has_numbers(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_numbers(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_numbers(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def off_loop(lock: anyio.Lock, heavy: bool, fn: Callable[..., T], *args: Any) -> T:
+    """Run a masking job; a heavy one in a worker thread, so other sessions keep being served.
+
+    Jobs run one at a time (``lock``): the vault and the detectors' scratch space are shared,
+    and a small job waiting here waits without holding up the event loop."""
+    async with lock:
+        if heavy:
+            return await anyio.to_thread.run_sync(fn, *args)
+        return fn(*args)
