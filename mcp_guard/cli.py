@@ -309,7 +309,7 @@ def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list
 def _cmd_run(args: argparse.Namespace) -> int:
     import anyio
 
-    from .relay.front_stdio import serve_stdio
+    from .relay.fronts.stdio import serve_stdio
 
     guard, limit, _ = _guard(args)
     anyio.run(functools.partial(serve_stdio, guard.solo(), user=requester_name(args), max_message_bytes=limit))
@@ -340,7 +340,7 @@ def _review_routes():  # type: ignore[no-untyped-def]
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .hooks.metrics import Metrics
-    from .relay.front_http import serve_http
+    from .relay.fronts.http import serve_http
 
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
@@ -382,7 +382,7 @@ def _metrics_route(metrics):  # type: ignore[no-untyped-def]
 
 
 def _cmd_review_serve(args: argparse.Namespace) -> int:
-    from .relay.front_http import serve_http
+    from .relay.fronts.http import serve_http
 
     review = _review_routes()
     if review is None:

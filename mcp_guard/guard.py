@@ -24,11 +24,12 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from . import era, jsonrpc
+from .protocol import era, jsonrpc
 from .errors import ConfigError, RPCError
 from .pipeline import Hook, Pipeline
 from .relay.hub import Hub
 from .relay.lines import DEFAULT_MAX_MESSAGE_BYTES
+from .relay import transports
 from .relay.state import Sealer
 from .relay.upstream import DEFAULT_REQUEST_TIMEOUT_S, ClientFacts, Upstream
 
@@ -181,16 +182,7 @@ def _caps_key(capabilities: Any) -> str:
 
 
 def _upstream(spec: UpstreamSpec, handler: Any, max_message_bytes: int) -> Upstream:
-    transport: Any
-    if spec.url is not None:
-        from .relay.http import HttpTransport  # httpx only when an HTTP upstream is configured
-
-        transport = HttpTransport(spec.name, spec.url, dict(spec.headers), max_message_bytes=max_message_bytes)
-    else:
-        from .relay.stdio import StdioTransport
-
-        assert spec.command is not None
-        transport = StdioTransport(spec.name, spec.command, spec.args, spec.env, spec.cwd, max_message_bytes=max_message_bytes)
+    transport = transports.for_spec(spec, max_message_bytes)
     return Upstream(spec.name, transport, handler, protocol=spec.protocol, request_timeout=spec.request_timeout)
 
 

@@ -13,7 +13,7 @@ from tests.conftest import PY, ROOT
 PACKAGE = ROOT / "mcp_guard"
 # The stdio transport hands the guard's environment on to the servers it starts: that is the
 # user's environment for their server, not the guard's configuration.
-MAY_READ_ENVIRON = {PACKAGE / "settings.py", PACKAGE / "relay" / "stdio.py"}
+MAY_READ_ENVIRON = {PACKAGE / "settings.py", PACKAGE / "relay" / "transports" / "stdio.py"}
 
 
 def _environ_uses(path: Path) -> list[int]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .. import jsonrpc
+from ..protocol import jsonrpc
 from ..pipeline import Call, NeedInput
 
 if TYPE_CHECKING:

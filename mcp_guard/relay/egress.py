@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .. import jsonrpc
+from ..protocol import jsonrpc
 from ..errors import RPCError
 from ..masking.mask import Masker
 from ..masking.outbound import THREAD_CHARS, Masked, has_strings, mask_message, off_loop, weight_over

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import jsonrpc
+from ..protocol import jsonrpc
 from ..errors import RPCError
-from . import bridge
+from . import eras as bridge
 from .state import Sealer
 
 if TYPE_CHECKING:

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from .. import era, jsonrpc
+from ..protocol import era, jsonrpc
 from ..errors import RPCError
 from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
-from . import bridge
+from . import eras as bridge
 from .asker import Asker
 from .egress import Egress
 from .gate import INVALID_STATE, Admission, Gate
-from .routing import UriRoutes, decode_cursor, encode_cursor
+from .router import UriRoutes, decode_cursor, encode_cursor
 from .state import Sealer
 from .upstream import ClientFacts, Inflight, Upstream
 

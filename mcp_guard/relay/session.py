@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from .. import era, jsonrpc
+from ..protocol import era, jsonrpc
 from ..errors import RPCError
 from .upstream import ClientFacts, ProgressFn
 

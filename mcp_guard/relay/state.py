@@ -18,7 +18,7 @@ import secrets
 import time
 from typing import Any
 
-from .. import jsonrpc
+from ..protocol import jsonrpc
 from ..errors import RPCError
 
 PREFIX = "mcp-guard.s."

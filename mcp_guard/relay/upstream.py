@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
 
-from .. import era, jsonrpc
-from ..era import LATEST_HANDSHAKE, LEGACY
+from ..protocol import era, jsonrpc
+from ..protocol.era import LATEST_HANDSHAKE, LEGACY
 from ..errors import RPCError, UpstreamError
 from .lines import Oversize
+from .transports import Transport
 
 if TYPE_CHECKING:
-    from .bridge import BridgedCall
+    from .eras import BridgedCall
     from .session import Session
 
 logger = logging.getLogger(__name__)
@@ -54,17 +55,6 @@ DEFAULT_REQUEST_TIMEOUT_S = 120.0
 GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
 
 ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class Transport(Protocol):
-    name: str
-
-    def describe(self) -> str: ...
-    async def start(self, task_group: anyio.abc.TaskGroup) -> None: ...
-    def messages(self) -> AsyncIterator[jsonrpc.Message | Oversize | jsonrpc.ParseError]: ...
-    async def send(self, message: jsonrpc.Message) -> None: ...
-    def exit_status(self) -> str: ...
-    async def aclose(self) -> None: ...
 
 
 @dataclass

@@ -18,7 +18,7 @@ import anyio.abc
 import httpx
 import pytest
 
-from mcp_guard import era
+from mcp_guard.protocol import era
 from tests.conftest import FIXTURES, PY, background, free_port, node_server
 from tests.rawclient import INIT, RawClient, open_raw
 

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import anyio
 import anyio.abc
 
-from .. import jsonrpc
-from ..errors import UpstreamError
-from .lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks
+from ...protocol import jsonrpc
+from ...errors import UpstreamError
+from ..lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks
 
 logger = logging.getLogger(__name__)
 

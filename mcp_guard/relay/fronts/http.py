@@ -32,15 +32,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import era, jsonrpc
-from .hub import Hub
-from .lines import DEFAULT_MAX_MESSAGE_BYTES
-from .session import Session
-from .sse import encode as sse_encode
-from .upstream import ClientFacts
+from ...protocol import era, jsonrpc
+from ..hub import Hub
+from ..lines import DEFAULT_MAX_MESSAGE_BYTES
+from ..session import Session
+from ...protocol.sse import encode as sse_encode
+from ..upstream import ClientFacts
 
 if TYPE_CHECKING:
-    from ..guard import Guard
+    from ...guard import Guard
 
 logger = logging.getLogger(__name__)
 

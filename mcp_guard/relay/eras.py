@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from .. import era, jsonrpc
+from ..protocol import era, jsonrpc
 from ..errors import RPCError
 from .upstream import Inflight, ProgressFn, Upstream
 

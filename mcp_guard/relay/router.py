@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Generic, TypeVar
 
-from .. import jsonrpc
+from ..protocol import jsonrpc
 from ..errors import RPCError
 
 U = TypeVar("U")

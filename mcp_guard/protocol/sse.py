@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import jsonrpc
+from . import jsonrpc
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ import anyio
 import anyio.abc
 import httpx
 
-from .. import era, jsonrpc
-from ..errors import UpstreamError
-from . import sse
-from .lines import DEFAULT_MAX_MESSAGE_BYTES, Oversize
+from ...protocol import era, jsonrpc
+from ...errors import UpstreamError
+from ...protocol import sse
+from ..lines import DEFAULT_MAX_MESSAGE_BYTES, Oversize
 
 logger = logging.getLogger(__name__)
 

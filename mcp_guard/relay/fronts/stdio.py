@@ -12,10 +12,10 @@ import signal
 
 import anyio
 
-from .. import jsonrpc
-from .hub import Hub
-from .lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks, restore_blocking
-from .session import Session
+from ...protocol import jsonrpc
+from ..hub import Hub
+from ..lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks, restore_blocking
+from ..session import Session
 
 logger = logging.getLogger(__name__)
 
