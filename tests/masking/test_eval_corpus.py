@@ -134,3 +134,15 @@ def test_clean_records_hold_no_url_ip_address_or_email() -> None:
             if rec["kind"] == "clean":
                 for shape in shapes:
                     assert re.search(shape, rec["text"]) is None, (rec["id"], shape)
+
+
+def test_every_web_url_and_ipv4_address_in_a_labeled_record_is_gold() -> None:
+    # Gold must be complete for the labels the engine always reports, or a correct span would look like noise.
+    shapes = {"URL": r"https?://[^\s\"'<>)]+", "IP_ADDRESS": r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"}
+    for name in CORPORA:
+        for rec in _records(name):
+            if rec["kind"] == "clean":
+                continue
+            for label, shape in shapes.items():
+                for m in re.finditer(shape, rec["text"]):
+                    assert any(s["start"] <= m.start() < s["end"] for s in rec["spans"]), (rec["id"], label)
