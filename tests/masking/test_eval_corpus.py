@@ -110,7 +110,9 @@ def test_the_validators_reject_what_they_must() -> None:
 
 
 def test_the_committed_files_are_what_the_build_writes() -> None:
-    proc = subprocess.run([sys.executable, str(EVAL / "build.py"), "--check"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(EVAL / "build.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
 
 
