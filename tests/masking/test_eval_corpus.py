@@ -20,6 +20,7 @@ from mcp_guard.masking.detect import LABELS
 EVAL = Path(__file__).resolve().parents[2] / "fixtures" / "pii" / "eval"
 sys.path.insert(0, str(EVAL))
 
+import score_eval  # noqa: E402
 import values  # noqa: E402
 
 CORPORA = ("tool", "public", "clean")
@@ -148,3 +149,51 @@ def test_every_web_url_and_ipv4_address_in_a_labeled_record_is_gold() -> None:
             for label, shape in shapes.items():
                 for m in re.finditer(shape, rec["text"]):
                     assert any(s["start"] <= m.start() < s["end"] for s in rec["spans"]), (rec["id"], label)
+
+
+# -- the scorer's metric definitions (issue 15): what counts as found, as leaked, as a false span --------------------
+
+
+_TEXT = "key sk_abcdefghij mail ann@example.org end"
+_SECRET, _EMAIL = (4, 17), (23, 38)
+_LABELED = {
+    "id": "x",
+    "kind": "env",
+    "text": _TEXT,
+    "spans": [{"start": 4, "end": 17, "label": "SECRET"}, {"start": 23, "end": 38, "label": "EMAIL"}],
+}
+_CLEAN = {"id": "c", "kind": "clean", "text": "nothing here", "spans": []}
+_MASKED = frozenset({"SECRET", "EMAIL"})
+
+
+def _scored(spans: list[tuple[int, int, str]], records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return score_eval.score(records or [_LABELED], lambda text: spans if text == _TEXT else [], _MASKED)
+
+
+def test_scorer_gives_full_recall_and_no_leak_to_a_detector_that_finds_the_gold() -> None:
+    result = _scored([(*_SECRET, "SECRET"), (*_EMAIL, "EMAIL")])
+    assert result["recall_any"] == 1.0 and result["secret_recall"] == 1.0 and result["leak_rate"] == 0.0
+
+
+def test_scorer_counts_a_partly_masked_value_as_found_and_leaked() -> None:
+    result = _scored([(_SECRET[0], _SECRET[1] - 1, "SECRET"), (*_EMAIL, "EMAIL")])
+    assert result["labels"]["SECRET"]["recall_any"] == 1.0
+    assert result["labels"]["SECRET"]["leak"] == 1.0 and result["leak_rate"] == 0.5
+
+
+def test_scorer_joins_adjacent_masked_spans_when_it_decides_a_leak() -> None:
+    result = _scored([(4, 10, "SECRET"), (10, 17, "SECRET"), (*_EMAIL, "EMAIL")])
+    assert result["leak_rate"] == 0.0
+
+
+def test_scorer_finds_with_any_label_but_a_label_left_readable_leaks() -> None:
+    result = _scored([(*_SECRET, "URL"), (*_EMAIL, "EMAIL")])
+    secret = result["labels"]["SECRET"]
+    assert secret["recall_any"] == 1.0 and secret["recall_same"] == 0.0 and secret["leak"] == 1.0
+
+
+def test_scorer_counts_every_span_on_a_clean_record_per_thousand() -> None:
+    records = [_CLEAN, dict(_CLEAN, id="c2", text=_TEXT)]
+    result = score_eval.score(records, lambda text: [(0, 3, "DATE")] if text == _TEXT else [], _MASKED)
+    assert result["clean_records"] == 2 and result["fp_per_1k_clean"] == 500.0
+    assert result["fp_masked_per_1k_clean"] == 0.0  # DATE is not masked by default
