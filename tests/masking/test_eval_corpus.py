@@ -18,7 +18,7 @@ import pytest
 from mcp_guard.masking.detect import LABELS
 
 EVAL = Path(__file__).resolve().parents[2] / "fixtures" / "pii" / "eval"
-sys.path.insert(0, str(EVAL))
+sys.path.append(str(EVAL))  # appended: these module names must not shadow anything installed
 
 import score_eval  # noqa: E402
 import values  # noqa: E402
