@@ -34,9 +34,15 @@ MIN_FIND = 4
 MAX_FIND_VALUES = 5000
 MAX_FIND_CHARS = 200_000
 MAX_FIND_VALUE = 20_000
+# Distinct values one session's vault keeps. Past it a new value is still masked, as a
+# placeholder numbered 0 that stands for no value and is never put back: a hostile upstream
+# cannot grow a session's memory without bound.
+MAX_VALUES = 100_000
 
 
 class Vault:
+    max_values = MAX_VALUES
+
     def __init__(self, flows: Iterable[tuple[str, str, frozenset[str] | None]] = ()) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
         self._by_placeholder: dict[str, tuple[str, set[str]]] = {}
@@ -53,6 +59,8 @@ class Vault:
         key = (label, value)
         with self._lock:
             found = self._by_value.get(key)
+            if found is None and len(self._by_value) >= self.max_values:
+                return f"<{label}_0>"  # full: masked, but not kept, so never restored
             if found is None:
                 number = self._counters.get(label, 0) + 1
                 self._counters[label] = number
