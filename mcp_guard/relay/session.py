@@ -21,6 +21,7 @@ import anyio.abc
 
 from ..protocol import era, jsonrpc
 from ..errors import RPCError
+from .peer import Incoming, Outgoing
 from .upstream import ClientFacts, ProgressFn
 
 if TYPE_CHECKING:
@@ -65,14 +66,6 @@ class RequestContext:
         return sink
 
 
-class _ClientWaiter:
-    __slots__ = ("event", "message")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.message: jsonrpc.Message | None = None
-
-
 class Session:
     def __init__(self, hub: Hub, send: SendFn, *, user: str = "", label: str = "") -> None:
         self.hub = hub
@@ -88,12 +81,11 @@ class Session:
         self.log_opt_in = False
         self.stateless = False  # one HTTP exchange per request (2026-07-28 over HTTP)
         self.closed = False
-        self._handlers: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
+        self._in = Incoming()  # the client's requests being served
         # Set once the client's era is known: at initialize, or at its first 2026 request other
         # than a server/discover probe (a client may probe, then fall back to initialize).
         self.settled = anyio.Event()
-        self._to_client: dict[int, _ClientWaiter] = {}
-        self._next_id = 0
+        self._out = Outgoing()  # the guard's requests to the client (sampling, elicitation, roots)
         self._tg: anyio.abc.TaskGroup | None = None
         self._ended = anyio.Event()
 
@@ -109,8 +101,7 @@ class Session:
             self.closed = True
             if self in self.hub.sessions:
                 self.hub.sessions.remove(self)
-            for waiter in self._to_client.values():
-                waiter.event.set()
+            self._out.fail_all(RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, "the client disconnected before answering"))
             with anyio.CancelScope(shield=True):
                 await self.hub.pipeline.close_session(self.key)
             self._ended.set()
@@ -129,11 +120,11 @@ class Session:
     @property
     def busy(self) -> bool:
         """Whether a client request is in flight."""
-        return bool(self._handlers)
+        return bool(len(self._in))
 
     async def drained(self) -> None:
         """Return once no client request is in flight (used at shutdown only)."""
-        while self._handlers:
+        while len(self._in):
             await anyio.sleep(0.01)
 
     def close(self) -> None:
@@ -176,7 +167,7 @@ class Session:
         if not jsonrpc.valid_id(rid):
             await self.send(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "a request id must be a string or an integer"))
             return
-        if rid in self._handlers:
+        if rid in self._in:
             # Its answer would be indistinguishable from the first one's, and a cancel would hit both.
             text = f"request id {rid!r} is already in use by a request in flight"
             await self.send(jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, text), rid)
@@ -186,7 +177,7 @@ class Session:
             await self.send(jsonrpc.error(rid, jsonrpc.INVALID_PARAMS, "params must be an object"), rid)
             return
         assert self._tg is not None
-        scope = self._handlers[rid] = anyio.CancelScope()  # taken now, before the task runs
+        scope = self._in.begin(rid)
         self._tg.start_soon(self._handle, rid, method, params, scope)
 
     async def _handle(
@@ -203,8 +194,7 @@ class Session:
                 logger.exception("handling %s failed", method)
                 reply = jsonrpc.error(rid, jsonrpc.INTERNAL_ERROR, f"mcp-guard failed while handling {method}")
             finally:
-                if self._handlers.get(rid) is scope:
-                    del self._handlers[rid]
+                self._in.end(rid, scope)
         try:
             if not scope.cancelled_caught:  # cancelled by the client: the spec says no response
                 await self.send_safely(reply, rid, ctx.origin if ctx is not None else None)
@@ -247,10 +237,7 @@ class Session:
 
     async def _on_notification(self, method: str, params: Any) -> None:
         if method == "notifications/cancelled":
-            rid = params.get("requestId") if isinstance(params, dict) else None
-            scope = self._handlers.get(rid) if jsonrpc.valid_id(rid) else None  # type: ignore[arg-type]
-            if scope is not None:
-                scope.cancel()
+            self._in.cancel(params.get("requestId") if isinstance(params, dict) else None)
         elif method == "notifications/initialized":
             pass  # the guard sent its own to each upstream after its handshake
         elif method == "notifications/roots/list_changed":
@@ -263,13 +250,8 @@ class Session:
             logger.info("dropped client notification %s: not a known MCP method and not allowlisted", method)
 
     def _on_response(self, message: jsonrpc.Message) -> None:
-        rid = message.get("id")
-        waiter = self._to_client.pop(rid, None) if type(rid) is int else None  # type: ignore[arg-type]
-        if waiter is None:
+        if not self._out.answer(message):
             logger.debug("dropped an answer from the client to no request the guard sent")
-            return
-        waiter.message = message
-        waiter.event.set()
 
     # -- requests toward the client -----------------------------------------------------------------
 
@@ -288,10 +270,7 @@ class Session:
         """Ask the client (handshake era only) and return its result; RPCError on its error."""
         if self.closed:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, "the client has disconnected")
-        self._next_id += 1
-        gid = self._next_id
-        waiter = _ClientWaiter()
-        self._to_client[gid] = waiter
+        gid, waiter = self._out.open()
         try:
             await self.send(jsonrpc.request(gid, method, params), related, origin)
             if timeout is None:
@@ -300,16 +279,13 @@ class Session:
                 with anyio.fail_after(timeout):
                     await waiter.event.wait()
         except BaseException:
-            if self._to_client.pop(gid, None) is not None and not self.closed:
+            if self._out.take(gid) is not None and not self.closed:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await self.send_safely(
                         jsonrpc.notification("notifications/cancelled", {"requestId": gid, "reason": "no longer needed"}),
                         related,
                     )
             raise
-        message = waiter.message
-        if message is None:
-            raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, "the client disconnected before answering")
-        if "error" in message:
-            raise RPCError.from_error(message["error"])
-        return message.get("result")
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result

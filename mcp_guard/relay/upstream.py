@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +32,7 @@ from ..protocol import era, jsonrpc
 from ..protocol.era import LATEST_HANDSHAKE, LEGACY
 from ..errors import RPCError, UpstreamError
 from .lines import Oversize
+from .peer import Incoming, Outgoing, ProgressFn, Waiter
 from .transports import Transport
 
 if TYPE_CHECKING:
@@ -54,7 +54,6 @@ DEFAULT_REQUEST_TIMEOUT_S = 120.0
 
 GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
 
-ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -86,22 +85,6 @@ class Inflight:
     session: Session
     client_id: jsonrpc.RequestId | None
     bridge: BridgedCall | None = None
-
-
-class _Waiter:
-    __slots__ = ("event", "result", "error", "progress", "deadline")
-
-    def __init__(self, progress: ProgressFn | None, deadline: float) -> None:
-        self.event = anyio.Event()
-        self.result: Any = None
-        self.error: RPCError | None = None
-        self.progress = progress
-        self.deadline = deadline  # anyio.current_time() by which an answer is due; inf: none
-
-    def fail(self, error: RPCError) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
 
 
 class _Handshake:
@@ -141,10 +124,8 @@ class Upstream:
         self.log_level: str | None = None
         self.dead: str | None = None  # why it cannot be used, once it cannot
         self.shared = False  # serves several client sessions ("isolation": "shared")
-        self._pending: dict[int, _Waiter] = {}
-        self._progress: dict[int, ProgressFn] = {}
-        self._served: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
-        self._next_id = 0
+        self._out = Outgoing()  # requests the guard sent this server (ids and progress tokens it minted)
+        self._in = Incoming()  # requests this server sent the guard (sampling, elicitation, roots)
         self._handshake: _Handshake | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._listen_scope: anyio.CancelScope | None = None
@@ -206,7 +187,7 @@ class Upstream:
 
     def _on_garbled(self, exc: jsonrpc.ParseError) -> None:
         """A line that is not a message: fail the request it answers, if its id shows."""
-        waiter = self._pending.pop(exc.id, None) if type(exc.id) is int else None
+        waiter = self._out.take(exc.id)
         if waiter is None:
             logger.warning("upstream %s sent a line that is not JSON-RPC (%s); dropped", self.name, exc)
             return
@@ -214,20 +195,12 @@ class Upstream:
         waiter.fail(RPCError(jsonrpc.INTERNAL_ERROR, f"upstream {self.name!r} sent a malformed answer: {exc}"))
 
     def _on_response(self, message: jsonrpc.Message) -> None:
-        rid = message.get("id")
-        waiter = self._pending.pop(rid, None) if type(rid) is int else None
-        if waiter is None:
+        if not self._out.answer(message):
             logger.debug("upstream %s answered an unknown or cancelled request id", self.name)
-            return
-        if "error" in message:
-            waiter.error = RPCError.from_error(message["error"])
-        else:
-            waiter.result = message.get("result")
-        waiter.event.set()
 
     def _on_oversize(self, big: Oversize) -> None:
         rid = jsonrpc.sniff_id(big.head)
-        waiter = self._pending.pop(rid, None) if type(rid) is int else None
+        waiter = self._out.take(rid)
         logger.warning("upstream %s sent a %d-byte message, over the limit; dropped", self.name, big.size)
         if waiter is not None:
             waiter.fail(RPCError(
@@ -238,23 +211,20 @@ class Upstream:
     async def _on_notification(self, method: str, params: Any) -> None:
         if method == "notifications/progress" and isinstance(params, dict):
             token = params.get("progressToken")
-            sink = self._progress.get(token) if type(token) is int else None
+            waiter = self._out.get(token)
+            sink = waiter.progress if waiter is not None else None
             if sink is not None:
                 self._extend(token)  # type: ignore[arg-type]
                 await sink(params)
             return
         if method == "notifications/cancelled" and isinstance(params, dict):
-            rid = params.get("requestId")
-            scope = self._served.get(rid) if jsonrpc.valid_id(rid) else None
-            if scope is not None:
-                scope.cancel()
+            self._in.cancel(params.get("requestId"))
             return
         await self.handler.on_upstream_notification(self, method, params)
 
     async def _serve(self, rid: jsonrpc.RequestId, method: str, params: Any) -> None:
         """Answer a request the upstream sent us (sampling, elicitation, roots, ping)."""
-        with anyio.CancelScope() as scope:
-            self._served[rid] = scope
+        with self._in.begin(rid) as scope:
             try:
                 result = await self.handler.on_upstream_request(self, method, params)
                 reply = jsonrpc.result(rid, result)
@@ -264,7 +234,7 @@ class Upstream:
                 logger.exception("answering %s from upstream %s failed", method, self.name)
                 reply = jsonrpc.error(rid, jsonrpc.INTERNAL_ERROR, "mcp-guard failed to relay this request")
             finally:
-                self._served.pop(rid, None)
+                self._in.end(rid, scope)
                 self._extend()  # the time the client took to answer is not the upstream's
         if scope.cancelled_caught:
             return  # the upstream withdrew it: no answer is owed
@@ -275,13 +245,12 @@ class Upstream:
 
     def _fail_all(self, reason: str) -> None:
         self.dead = reason
-        for waiter in self._pending.values():
-            waiter.fail(RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, reason))
-        self._pending.clear()
+        self._out.fail_all(RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, reason))
 
     def _extend(self, rid: int | None = None) -> None:
         """Restart the deadline of request ``rid``, or of every request when None."""
-        waiters = [self._pending[rid]] if rid in self._pending else [] if rid is not None else self._pending.values()
+        one = self._out.get(rid) if rid is not None else None
+        waiters = [one] if one is not None else [] if rid is not None else [w for _, w in self._out.items()]
         now = anyio.current_time()
         for waiter in waiters:
             if waiter.deadline != math.inf:
@@ -308,18 +277,14 @@ class Upstream:
         """
         if self.dead is not None:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
-        self._next_id += 1
-        rid = self._next_id
+        rid, waiter = self._out.open(progress, anyio.current_time() + self.request_timeout if deadline else math.inf)
         extra: dict[str, Any] = {}
         if self.era == era.MODERN or modern:
             extra.update((facts or self.facts).envelope())
         if progress is not None:
             extra["progressToken"] = rid
-            self._progress[rid] = progress
         if extra:
             params = era.with_meta(params, extra)
-        waiter = _Waiter(progress, anyio.current_time() + self.request_timeout if deadline else math.inf)
-        self._pending[rid] = waiter
         try:
             await self.transport.send(jsonrpc.request(rid, method, params))
             await self._wait(waiter)
@@ -336,19 +301,19 @@ class Upstream:
             await self._withdraw(rid, "cancelled by the client")
             raise
         finally:
-            self._progress.pop(rid, None)
+            self._out.take(rid)
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
 
-    async def _wait(self, waiter: _Waiter) -> None:
+    async def _wait(self, waiter: Waiter) -> None:
         """Wait for the answer; TimeoutError once the deadline passes with nothing to extend it."""
         while not waiter.event.is_set():
             with anyio.move_on_at(waiter.deadline):
                 await waiter.event.wait()
             if waiter.event.is_set() or anyio.current_time() < waiter.deadline:
                 continue  # answered, or the deadline moved while we waited
-            if self._served:
+            if len(self._in):
                 # The upstream is waiting on the client for a moment (sampling, elicitation):
                 # its own clock restarts when that answer is back.
                 waiter.deadline = anyio.current_time() + self.request_timeout
@@ -356,7 +321,7 @@ class Upstream:
             raise TimeoutError
 
     async def _withdraw(self, rid: int, reason: str) -> None:
-        if self._pending.pop(rid, None) is not None and self.dead is None:
+        if self._out.take(rid) is not None and self.dead is None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SEND_TIMEOUT_S):
                 await self.notify("notifications/cancelled", {"requestId": rid, "reason": reason})
 
