@@ -451,7 +451,8 @@ class Upstream:
             "capabilities": era.without_tasks(facts.capabilities),
             "clientInfo": facts.client_info or GUARD_INFO,
         }
-        result = await self.request("initialize", params)
+        # Bounded by CONNECT_TIMEOUT_S in connect(), not by the request deadline: `npx` may take long.
+        result = await self.request("initialize", params, deadline=False)
         if not isinstance(result, dict):
             raise RPCError(jsonrpc.INTERNAL_ERROR, "initialize result is not an object")
         self.version = str(result.get("protocolVersion", version))
@@ -463,7 +464,7 @@ class Upstream:
 
     async def _discover(self, facts: ClientFacts) -> None:
         # The era is set last: until then the server is not ready, and nobody may describe it.
-        result = await self.request("server/discover", None, facts=facts, modern=True)
+        result = await self.request("server/discover", None, facts=facts, modern=True, deadline=False)
         if not isinstance(result, dict) or era.MODERN not in (result.get("supportedVersions") or []):
             raise RPCError(jsonrpc.INTERNAL_ERROR, f"server does not list {era.MODERN} among its versions")
         self.version = era.MODERN

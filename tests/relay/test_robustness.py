@@ -539,3 +539,22 @@ async def stderr_until(process: anyio.abc.Process, needles: list[str]) -> str:
     while not any(needle in seen for needle in needles):
         seen += (await process.stderr.receive()).decode("utf-8", "replace")
     return seen
+
+
+async def test_client_that_never_answers_roots_list_gets_the_server_an_error_at_the_deadline(tmp_path: Path) -> None:
+    log = tmp_path / "hostile.log"
+    process = await open_raw(run_guard(write_config(tmp_path, timeout=1)), env={"HOSTILE_LOG": str(log)})
+    client = RawClient(process)
+    try:
+        with anyio.fail_after(30):
+            await client.request(0, "initialize", {**INIT, "capabilities": {"roots": {}}})
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            question = await client.receive()
+            assert question["method"] == "roots/list"  # and never answered
+            while not log.exists() or "roots-answered" not in log.read_text():
+                await anyio.sleep(0.02)
+            told = json.loads(first_text(await call(client, 1, "roots")))
+            assert told["code"] == -32013
+            assert "did not answer roots/list within 1 s" in told["message"]
+    finally:
+        await stop(client)
