@@ -21,8 +21,7 @@ deadline ends the wait.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +32,7 @@ from .. import era, jsonrpc
 from ..era import LATEST_HANDSHAKE, LEGACY
 from ..errors import RPCError, UpstreamError
 from .lines import Oversize
+from .waiting import Handshake, ProgressFn, Waiter
 
 if TYPE_CHECKING:
     from .bridge import BridgedCall
@@ -53,7 +53,6 @@ DEFAULT_REQUEST_TIMEOUT_S = 120.0
 
 GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
 
-ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Transport(Protocol):
@@ -98,30 +97,6 @@ class Inflight:
     bridge: BridgedCall | None = None
 
 
-class _Waiter:
-    __slots__ = ("event", "result", "error", "progress", "deadline")
-
-    def __init__(self, progress: ProgressFn | None, deadline: float) -> None:
-        self.event = anyio.Event()
-        self.result: Any = None
-        self.error: RPCError | None = None
-        self.progress = progress
-        self.deadline = deadline  # anyio.current_time() by which an answer is due; inf: none
-
-    def fail(self, error: RPCError) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
-
-
-class _Handshake:
-    """One handshake in progress; everyone who needs the server waits on the same one."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.error: RPCError | None = None
-
-
 class UpstreamHandler(Protocol):
     async def on_upstream_request(self, upstream: Upstream, method: str, params: Any) -> Any: ...
     async def on_upstream_notification(self, upstream: Upstream, method: str, params: Any) -> None: ...
@@ -150,11 +125,11 @@ class Upstream:
         self.inflight: list[Inflight] = []
         self.log_level: str | None = None
         self.dead: str | None = None  # why it cannot be used, once it cannot
-        self._pending: dict[int, _Waiter] = {}
+        self._pending: dict[int, Waiter] = {}
         self._progress: dict[int, ProgressFn] = {}
         self._served: dict[jsonrpc.RequestId, anyio.CancelScope] = {}
         self._next_id = 0
-        self._handshake: _Handshake | None = None
+        self._handshake: Handshake | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._listen_scope: anyio.CancelScope | None = None
         self.listened_uris: frozenset[str] = frozenset()
@@ -228,11 +203,7 @@ class Upstream:
         if waiter is None:
             logger.debug("upstream %s answered an unknown or cancelled request id", self.name)
             return
-        if "error" in message:
-            waiter.error = RPCError.from_error(message["error"])
-        else:
-            waiter.result = message.get("result")
-        waiter.event.set()
+        waiter.resolve(message)
 
     def _on_oversize(self, big: Oversize) -> None:
         rid = jsonrpc.sniff_id(big.head)
@@ -291,10 +262,8 @@ class Upstream:
     def _extend(self, rid: int | None = None) -> None:
         """Restart the deadline of request ``rid``, or of every request when None."""
         waiters = [self._pending[rid]] if rid in self._pending else [] if rid is not None else self._pending.values()
-        now = anyio.current_time()
         for waiter in waiters:
-            if waiter.deadline != math.inf:
-                waiter.deadline = now + self.request_timeout
+            waiter.restart(self.request_timeout)
 
     # -- requests toward the upstream -----------------------------------------------------------
 
@@ -327,11 +296,12 @@ class Upstream:
             self._progress[rid] = progress
         if extra:
             params = era.with_meta(params, extra)
-        waiter = _Waiter(progress, anyio.current_time() + self.request_timeout if deadline else math.inf)
+        waiter = Waiter(progress, self.request_timeout if deadline else None)
         self._pending[rid] = waiter
         try:
             await self.transport.send(jsonrpc.request(rid, method, params))
-            await self._wait(waiter)
+            # The upstream's clock is held while it waits on the client (sampling, elicitation).
+            await waiter.wait(self.request_timeout, lambda: bool(self._served))
         except UpstreamError as exc:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead or str(exc)) from exc
         except TimeoutError:
@@ -349,20 +319,6 @@ class Upstream:
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
-
-    async def _wait(self, waiter: _Waiter) -> None:
-        """Wait for the answer; TimeoutError once the deadline passes with nothing to extend it."""
-        while not waiter.event.is_set():
-            with anyio.move_on_at(waiter.deadline):
-                await waiter.event.wait()
-            if waiter.event.is_set() or anyio.current_time() < waiter.deadline:
-                continue  # answered, or the deadline moved while we waited
-            if self._served:
-                # The upstream is waiting on the client for a moment (sampling, elicitation):
-                # its own clock restarts when that answer is back.
-                waiter.deadline = anyio.current_time() + self.request_timeout
-                continue
-            raise TimeoutError
 
     async def _withdraw(self, rid: int, reason: str) -> None:
         if self._pending.pop(rid, None) is not None and self.dead is None:
@@ -392,7 +348,7 @@ class Upstream:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead)
         handshake = self._handshake
         if handshake is None:
-            handshake = self._handshake = _Handshake()
+            handshake = self._handshake = Handshake()
             if self._tg is not None:
                 self._tg.start_soon(self._shake_hands, facts, handshake)
             else:
@@ -401,7 +357,7 @@ class Upstream:
         if handshake.error is not None:
             raise handshake.error
 
-    async def _shake_hands(self, facts: ClientFacts, handshake: _Handshake) -> None:
+    async def _shake_hands(self, facts: ClientFacts, handshake: Handshake) -> None:
         try:
             await self._try_eras(facts)
         except RPCError as exc:
