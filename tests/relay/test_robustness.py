@@ -87,6 +87,32 @@ async def test_lone_surrogate_in_upstream_result_is_answered_not_fatal(tmp_path:
         await stop(client)
 
 
+MODERN_META = {
+    era.PROTOCOL_KEY: era.MODERN,
+    era.CLIENT_INFO_KEY: {"name": "raw-2026", "version": "1"},
+    era.CLIENT_CAPS_KEY: {},
+}
+
+
+@pytest.mark.parametrize(("tool", "expected"), [("surrogate", "before \ufffd after"), ("truncated", None)])
+async def test_a_2026_client_gets_the_same_clear_answers_from_a_hostile_upstream(
+    tmp_path: Path, tool: str, expected: str | None
+) -> None:
+    process = await open_raw(run_guard(write_config(tmp_path)))
+    client = RawClient(process)  # no initialize: every request carries the 2026-07-28 envelope
+    try:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, tool, **MODERN_META)
+            if expected is None:
+                assert "'hostile' sent a malformed answer" in reply["error"]["message"]
+            else:
+                assert first_text(reply) == expected
+            echo = await call(client, 2, "echo", {"message": "modern"}, **MODERN_META)
+            assert first_text(echo) == "modern"
+    finally:
+        await stop(client)
+
+
 async def test_lone_surrogate_in_upstream_notification_is_relayed_as_valid_utf8(tmp_path: Path) -> None:
     client = await started(tmp_path)
     try:
