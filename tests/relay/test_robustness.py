@@ -584,3 +584,24 @@ async def test_client_that_never_answers_roots_list_gets_the_server_an_error_at_
             assert "did not answer roots/list within 1 s" in told["message"]
     finally:
         await stop(client)
+
+
+async def test_serve_refuses_a_post_body_over_the_size_limit_before_reading_it(tmp_path: Path) -> None:
+    config = tmp_path / "guard.json"
+    entry = {"command": HOSTILE[0], "args": HOSTILE[1:]}
+    config.write_text(json.dumps({"mcpServers": {"hostile": entry}, "mcpGuard": {"maxMessageBytes": 2048}}))
+    port = free_port()
+    serve = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--config", str(config), "--port", str(port)]
+    async with background(serve, f"http://127.0.0.1:{port}/healthz"):
+        with anyio.fail_after(20):
+            # Ten gigabytes announced, a few bytes sent: only a server that checks first answers.
+            async with await anyio.connect_tcp("127.0.0.1", port) as sock:
+                head = (
+                    f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                    "Accept: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+                )
+                await sock.send(head.encode() + b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {')
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += await sock.receive()
+            assert answer.startswith(b"HTTP/1.1 413")
