@@ -435,6 +435,19 @@ async def test_http_upstream_answer_that_is_no_answer_fails_the_call_at_once(
             assert first_text(await call(client, 2, "echo", {"message": "next"})) == "next"
 
 
+async def test_silent_http_upstream_ends_at_the_deadline_and_is_told_the_request_is_cancelled(tmp_path: Path) -> None:
+    async with guarded_http_upstream(tmp_path, requestTimeout=1) as client:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, "silence")
+            assert reply["error"]["code"] == -32013
+            assert "'remote' did not answer tools/call within 1 s" in reply["error"]["message"]
+            # The server hears of it twice: the cancel notification, and the stream hung up.
+            rid = 2
+            while len(cancelled := json.loads(first_text(await call(client, rid, "cancels")))) < 2:
+                rid += 1
+            assert "stream-closed" in cancelled and any(isinstance(item, int) for item in cancelled)
+
+
 async def test_lone_surrogate_from_an_http_upstream_is_answered_not_fatal(tmp_path: Path) -> None:
     async with guarded_http_upstream(tmp_path) as client:
         with anyio.fail_after(20):
