@@ -155,6 +155,22 @@ async def test_malformed_upstream_answer_with_a_readable_id_fails_that_call_at_o
         await stop(client)
 
 
+async def test_oversize_upstream_answer_fails_that_call_with_a_size_error(tmp_path: Path) -> None:
+    config = tmp_path / "guard.json"
+    entry = {"command": HOSTILE[0], "args": HOSTILE[1:]}
+    config.write_text(json.dumps({"mcpServers": {"hostile": entry}, "mcpGuard": {"maxMessageBytes": 4096}}))
+    client = RawClient(await open_raw(run_guard(str(config))))
+    try:
+        with anyio.fail_after(20):
+            await client.initialize()
+            reply = await call(client, 1, "oversize")
+            assert reply["error"]["code"] == -32011
+            assert "over mcp-guard's message size limit" in reply["error"]["message"]
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
 @pytest.mark.parametrize(
     ("tool", "deadlines"),
     [("not_json", {"timeout": 1}), ("silence", {"timeout": LONG_DEADLINE_S, "requestTimeout": 1})],
