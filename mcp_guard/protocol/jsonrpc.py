@@ -119,16 +119,17 @@ def _top_id(message: Message) -> RequestId | None:
 
 
 def _depth_over(value: Any, limit: int) -> bool:
-    """True when containers nest more than ``limit`` deep; iterative, so it cannot overflow."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """True when containers nest more than ``limit`` deep; level by level, so it cannot overflow."""
+    level, depth = [value], 1
+    while level:
         if depth > limit:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level, depth = below, depth + 1
     return False
 
 

@@ -619,7 +619,13 @@ class Hub:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"the client does not support {capability}")
         if method in INTERCEPTED and self.pipeline.active:
             params = await self._check_toward_client(session.key, up, method, params)
-        return await session.request_client(method, params, related, origin=up.name)
+        # A person may take long over sampling or elicitation; a client's software should not
+        # over roots or ping, and the upstream's own deadlines pause while it is asked.
+        timeout = None if method in ("sampling/createMessage", "elicitation/create") else up.request_timeout
+        try:
+            return await session.request_client(method, params, related, timeout=timeout, origin=up.name)
+        except TimeoutError:
+            raise RPCError(jsonrpc.UPSTREAM_TIMEOUT, f"the client did not answer {method} within {timeout:g} s") from None
 
     async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any) -> Any:
         call = Call(method, up.name, dict(params or {}), session_id=session_id, toward_client=True)

@@ -54,6 +54,27 @@ class Waiter:
             self.error = error
             self.event.set()
 
+    def restart(self, timeout: float) -> None:
+        """Give the other side ``timeout`` seconds from now (unless this waiter has no deadline)."""
+        if self.deadline != math.inf:
+            self.deadline = anyio.current_time() + timeout
+
+    async def wait(self, timeout: float, held: Callable[[], bool]) -> None:
+        """Until settled; TimeoutError once the deadline passes while ``held()`` is false.
+
+        The deadline restarts on news about the request (progress), and is held while the other
+        side is itself waiting on us (``held``), so only a peer that has gone quiet runs out of time.
+        """
+        while not self.event.is_set():
+            with anyio.move_on_at(self.deadline):
+                await self.event.wait()
+            if self.event.is_set() or anyio.current_time() < self.deadline:
+                continue  # answered, or the deadline moved while we waited
+            if held():
+                self.restart(timeout)
+                continue
+            raise TimeoutError
+
 
 class Outgoing:
     """The requests this side sent, by the integer ids it minted for them."""

@@ -32,7 +32,7 @@ from ..protocol import era, jsonrpc
 from ..protocol.era import LATEST_HANDSHAKE, LEGACY
 from ..errors import RPCError, UpstreamError
 from .lines import Oversize
-from .peer import Incoming, Outgoing, ProgressFn, Waiter
+from .peer import Incoming, Outgoing, ProgressFn
 from .transports import Transport
 
 if TYPE_CHECKING:
@@ -251,10 +251,8 @@ class Upstream:
         """Restart the deadline of request ``rid``, or of every request when None."""
         one = self._out.get(rid) if rid is not None else None
         waiters = [one] if one is not None else [] if rid is not None else [w for _, w in self._out.items()]
-        now = anyio.current_time()
         for waiter in waiters:
-            if waiter.deadline != math.inf:
-                waiter.deadline = now + self.request_timeout
+            waiter.restart(self.request_timeout)
 
     # -- requests toward the upstream -----------------------------------------------------------
 
@@ -287,7 +285,8 @@ class Upstream:
             params = era.with_meta(params, extra)
         try:
             await self.transport.send(jsonrpc.request(rid, method, params))
-            await self._wait(waiter)
+            # The upstream's clock is held while it waits on the client (sampling, elicitation).
+            await waiter.wait(self.request_timeout, lambda: bool(len(self._in)))
         except UpstreamError as exc:
             raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, self.dead or str(exc)) from exc
         except TimeoutError:
@@ -305,20 +304,6 @@ class Upstream:
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
-
-    async def _wait(self, waiter: Waiter) -> None:
-        """Wait for the answer; TimeoutError once the deadline passes with nothing to extend it."""
-        while not waiter.event.is_set():
-            with anyio.move_on_at(waiter.deadline):
-                await waiter.event.wait()
-            if waiter.event.is_set() or anyio.current_time() < waiter.deadline:
-                continue  # answered, or the deadline moved while we waited
-            if len(self._in):
-                # The upstream is waiting on the client for a moment (sampling, elicitation):
-                # its own clock restarts when that answer is back.
-                waiter.deadline = anyio.current_time() + self.request_timeout
-                continue
-            raise TimeoutError
 
     async def _withdraw(self, rid: int, reason: str) -> None:
         if self._out.take(rid) is not None and self.dead is None:
@@ -407,7 +392,8 @@ class Upstream:
             "capabilities": era.without_tasks(facts.capabilities),
             "clientInfo": facts.client_info or GUARD_INFO,
         }
-        result = await self.request("initialize", params)
+        # Bounded by CONNECT_TIMEOUT_S in connect(), not by the request deadline: `npx` may take long.
+        result = await self.request("initialize", params, deadline=False)
         if not isinstance(result, dict):
             raise RPCError(jsonrpc.INTERNAL_ERROR, "initialize result is not an object")
         self.version = str(result.get("protocolVersion", version))
@@ -419,7 +405,7 @@ class Upstream:
 
     async def _discover(self, facts: ClientFacts) -> None:
         # The era is set last: until then the server is not ready, and nobody may describe it.
-        result = await self.request("server/discover", None, facts=facts, modern=True)
+        result = await self.request("server/discover", None, facts=facts, modern=True, deadline=False)
         if not isinstance(result, dict) or era.MODERN not in (result.get("supportedVersions") or []):
             raise RPCError(jsonrpc.INTERNAL_ERROR, f"server does not list {era.MODERN} among its versions")
         self.version = era.MODERN

@@ -87,6 +87,32 @@ async def test_lone_surrogate_in_upstream_result_is_answered_not_fatal(tmp_path:
         await stop(client)
 
 
+MODERN_META = {
+    era.PROTOCOL_KEY: era.MODERN,
+    era.CLIENT_INFO_KEY: {"name": "raw-2026", "version": "1"},
+    era.CLIENT_CAPS_KEY: {},
+}
+
+
+@pytest.mark.parametrize(("tool", "expected"), [("surrogate", "before \ufffd after"), ("truncated", None)])
+async def test_a_2026_client_gets_the_same_clear_answers_from_a_hostile_upstream(
+    tmp_path: Path, tool: str, expected: str | None
+) -> None:
+    process = await open_raw(run_guard(write_config(tmp_path)))
+    client = RawClient(process)  # no initialize: every request carries the 2026-07-28 envelope
+    try:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, tool, **MODERN_META)
+            if expected is None:
+                assert "'hostile' sent a malformed answer" in reply["error"]["message"]
+            else:
+                assert first_text(reply) == expected
+            echo = await call(client, 2, "echo", {"message": "modern"}, **MODERN_META)
+            assert first_text(echo) == "modern"
+    finally:
+        await stop(client)
+
+
 async def test_lone_surrogate_in_upstream_notification_is_relayed_as_valid_utf8(tmp_path: Path) -> None:
     client = await started(tmp_path)
     try:
@@ -124,6 +150,22 @@ async def test_malformed_upstream_answer_with_a_readable_id_fails_that_call_at_o
             reply = await call(client, 1, tool)
             assert reply["error"]["code"] == -32603
             assert "'hostile' sent a malformed answer" in reply["error"]["message"]
+            await still_serving(client)
+    finally:
+        await stop(client)
+
+
+async def test_oversize_upstream_answer_fails_that_call_with_a_size_error(tmp_path: Path) -> None:
+    config = tmp_path / "guard.json"
+    entry = {"command": HOSTILE[0], "args": HOSTILE[1:]}
+    config.write_text(json.dumps({"mcpServers": {"hostile": entry}, "mcpGuard": {"maxMessageBytes": 4096}}))
+    client = RawClient(await open_raw(run_guard(str(config))))
+    try:
+        with anyio.fail_after(20):
+            await client.initialize()
+            reply = await call(client, 1, "oversize")
+            assert reply["error"]["code"] == -32011
+            assert "over mcp-guard's message size limit" in reply["error"]["message"]
             await still_serving(client)
     finally:
         await stop(client)
@@ -409,6 +451,19 @@ async def test_http_upstream_answer_that_is_no_answer_fails_the_call_at_once(
             assert first_text(await call(client, 2, "echo", {"message": "next"})) == "next"
 
 
+async def test_silent_http_upstream_ends_at_the_deadline_and_is_told_the_request_is_cancelled(tmp_path: Path) -> None:
+    async with guarded_http_upstream(tmp_path, requestTimeout=1) as client:
+        with anyio.fail_after(20):
+            reply = await call(client, 1, "silence")
+            assert reply["error"]["code"] == -32013
+            assert "'remote' did not answer tools/call within 1 s" in reply["error"]["message"]
+            # The server hears of it twice: the cancel notification, and the stream hung up.
+            rid = 2
+            while len(cancelled := json.loads(first_text(await call(client, rid, "cancels")))) < 2:
+                rid += 1
+            assert "stream-closed" in cancelled and any(isinstance(item, int) for item in cancelled)
+
+
 async def test_lone_surrogate_from_an_http_upstream_is_answered_not_fatal(tmp_path: Path) -> None:
     async with guarded_http_upstream(tmp_path) as client:
         with anyio.fail_after(20):
@@ -539,3 +594,43 @@ async def stderr_until(process: anyio.abc.Process, needles: list[str]) -> str:
     while not any(needle in seen for needle in needles):
         seen += (await process.stderr.receive()).decode("utf-8", "replace")
     return seen
+
+
+async def test_client_that_never_answers_roots_list_gets_the_server_an_error_at_the_deadline(tmp_path: Path) -> None:
+    log = tmp_path / "hostile.log"
+    process = await open_raw(run_guard(write_config(tmp_path, timeout=1)), env={"HOSTILE_LOG": str(log)})
+    client = RawClient(process)
+    try:
+        with anyio.fail_after(30):
+            await client.request(0, "initialize", {**INIT, "capabilities": {"roots": {}}})
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            question = await client.receive()
+            assert question["method"] == "roots/list"  # and never answered
+            while not log.exists() or "roots-answered" not in log.read_text():
+                await anyio.sleep(0.02)
+            told = json.loads(first_text(await call(client, 1, "roots")))
+            assert told["code"] == -32013
+            assert "did not answer roots/list within 1 s" in told["message"]
+    finally:
+        await stop(client)
+
+
+async def test_serve_refuses_a_post_body_over_the_size_limit_before_reading_it(tmp_path: Path) -> None:
+    config = tmp_path / "guard.json"
+    entry = {"command": HOSTILE[0], "args": HOSTILE[1:]}
+    config.write_text(json.dumps({"mcpServers": {"hostile": entry}, "mcpGuard": {"maxMessageBytes": 2048}}))
+    port = free_port()
+    serve = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--config", str(config), "--port", str(port)]
+    async with background(serve, f"http://127.0.0.1:{port}/healthz"):
+        with anyio.fail_after(20):
+            # Ten gigabytes announced, a few bytes sent: only a server that checks first answers.
+            async with await anyio.connect_tcp("127.0.0.1", port) as sock:
+                head = (
+                    f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                    "Accept: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+                )
+                await sock.send(head.encode() + b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {')
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += await sock.receive()
+            assert answer.startswith(b"HTTP/1.1 413")

@@ -152,9 +152,10 @@ class HttpFront:
         return self._get_stream(http_session)
 
     async def _post(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > self.max_message_bytes:
-            return _json_error(413, f"message of {len(body)} bytes is over the limit of {self.max_message_bytes}", jsonrpc.MESSAGE_TOO_LARGE)
+        body = await _body_within(request, self.max_message_bytes)
+        if body is None:
+            text = f"message over the limit of {self.max_message_bytes} bytes"
+            return _json_error(413, text, jsonrpc.MESSAGE_TOO_LARGE)
         try:
             message = jsonrpc.loads(body)
         except jsonrpc.ParseError as exc:
@@ -269,6 +270,19 @@ class HttpFront:
                 send.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit``: a client cannot make the guard buffer more."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _host_check(allowed: set[str]) -> Any:

@@ -186,7 +186,8 @@ class HttpTransport:
         else:
             stream.reason = f"upstream {self.name!r} answered with content type {ctype!r}"
 
-    async def _read_events(self, response: httpx.Response, stream: _Stream) -> None:
+    async def _read_events(self, response: httpx.Response, stream: _Stream, tied: bool = True) -> None:
+        """Deliver a stream's messages; ``tied``: it is a request's own stream, which ends at its answer."""
         try:
             source = sse.lines(response.aiter_bytes(), self.max_message_bytes)
             async for frame in sse.frames(source, self.max_message_bytes):
@@ -196,7 +197,7 @@ class HttpTransport:
                     stream.retry_s = min(frame.retry / 1000, MAX_RETRY_S)
                 if frame.data.strip():
                     stream.delivered += 1
-                    self._deliver(frame.data.encode(), stream)
+                    self._deliver(frame.data.encode(), stream if tied else None)
                 if stream.answered:
                     return
         except sse.TooLong as exc:
@@ -285,14 +286,19 @@ class HttpTransport:
         self._in.send_nowait(jsonrpc.error(rid, jsonrpc.UPSTREAM_UNAVAILABLE, reason))
 
     async def _listen(self) -> None:
-        """The GET stream: server messages not tied to a request (list changes, logs)."""
+        """The GET stream: server messages not tied to a request (list changes, logs).
+
+        Reopened after it drops, after the server's ``retry:`` and from its last event id."""
         assert self._client is not None
+        stream = _Stream(rid="")
         while not self._closed:
             headers = {"Accept": "text/event-stream"}
             if self.session_id:
                 headers["Mcp-Session-Id"] = self.session_id
             if self.version:
                 headers["MCP-Protocol-Version"] = self.version
+            if stream.last_id is not None:
+                headers["Last-Event-ID"] = stream.last_id
             try:
                 async with self._client.stream("GET", self.url, headers=headers) as response:
                     if response.status_code == 405:
@@ -300,13 +306,13 @@ class HttpTransport:
                     if response.status_code >= 400:
                         logger.info("upstream %s refused the GET stream: HTTP %s", self.name, response.status_code)
                         return
-                    source = sse.lines(response.aiter_bytes(), self.max_message_bytes)
-                    async for frame in sse.frames(source, self.max_message_bytes):
-                        if frame.data.strip():
-                            self._deliver(frame.data.encode())
-            except (httpx.HTTPError, sse.TooLong) as exc:
+                    await self._read_events(response, stream, tied=False)
+            except httpx.HTTPError as exc:
                 logger.info("GET stream of %s dropped: %s", self.name, exc)
-            await anyio.sleep(GET_RETRY_S)
+            if stream.reason is not None:
+                logger.info("GET stream of %s dropped: %s", self.name, stream.reason)
+                stream.reason = None
+            await anyio.sleep(stream.retry_s)
 
     async def aclose(self) -> None:
         if self._closed:
