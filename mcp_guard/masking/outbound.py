@@ -33,13 +33,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Masked", "STRUCTURAL", "mask_message", "mask_tree", "off_loop", "weight_over"]
 
-# Protocol fields that steer the client: masking them would break it, and they carry no data of
-# the upstream's choosing that the client would show the model as text.
+# Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
+# numbers of a progress report), and ``requestState``, which only the client holds and returns
+# (the guard's own is sealed). Everything else an upstream wrote is masked, enum-like fields
+# (``type``, ``mimeType``, ``level``) and cursors too: an honest value there never looks
+# sensitive, and a hostile one breaks the message rather than leaking.
 STRUCTURAL = frozenset({
-    "jsonrpc", "id", "method", "type", "mimeType", "role", "level", "resultType", "protocolVersion",
-    "progressToken", "progress", "total", "requestId", "requestState", "cursor", "nextCursor",
-    "isError", "hasMore", "ttlMs", "cacheScope", "supportedVersions", "action",
-    "io.modelcontextprotocol/subscriptionId",
+    "jsonrpc", "id", "method", "protocolVersion", "progressToken", "progress", "total", "requestId",
+    "requestState", "ttlMs", "io.modelcontextprotocol/subscriptionId",
 })
 # Above this many characters of strings, masking runs in a worker thread, off the event loop.
 THREAD_CHARS = 32_768
