@@ -22,16 +22,17 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from .mask import Masker
+if TYPE_CHECKING:
+    from .mask import Masker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Masked", "STRUCTURAL", "mask_message", "mask_tree", "off_loop", "weight_over"]
+__all__ = ["Masked", "STRUCTURAL", "carries", "mask_message", "mask_tree", "off_loop", "parts", "weight_over"]
 
 # Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
 # numbers of a progress report), and ``requestState``, which only the client holds and returns
@@ -220,6 +221,17 @@ def weight_over(value: Any, limit: int) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def parts(message: dict[str, Any]) -> list[Any]:
+    """What of a message the upstream may have written (a marked result is done already)."""
+    result = message.get("result")
+    return [None if isinstance(result, Masked) else result, message.get("error"), message.get("params")]
+
+
+def carries(message: dict[str, Any]) -> bool:
+    """Whether anything in ``message`` could hold data (a ping's answer, ``{}``, cannot)."""
+    return any(has_strings(part) for part in parts(message) if part is not None)
 
 
 def has_strings(value: Any) -> bool:
