@@ -22,7 +22,7 @@ import anyio
 from ..tokens import shared as shared_encoding
 from ..masking import fast
 from ..masking.mask import DEFAULT_MASKED, Masker, Operator, locked_detect
-from ..masking.outbound import THREAD_CHARS, Masked, mask_tree, off_loop, weight_over
+from ..masking.outbound import THREAD_CHARS, Masked, carries, mask_message, mask_tree, off_loop, parts, weight_over
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
 from ..pipeline import Call, Hook
@@ -86,6 +86,16 @@ class MaskHook(Hook):
             return Masker({}, self.vault(session_id), frozenset())
         operators, labels = self._per_server.get(origin, self._base)
         return Masker(operators, self.vault(session_id), labels, self._ner)
+
+    async def outbound(self, session_id: str, message: dict[str, Any], origin: str) -> dict[str, Any]:
+        """A message toward the client with what its upstream wrote masked (the relay's egress)."""
+        if not carries(message):
+            return message
+        masker = self.outbound_masker(session_id, origin)
+        if masker is None:
+            return message
+        heavy = weight_over(parts(message), THREAD_CHARS)
+        return await off_loop(self.serial, heavy, mask_message, masker, message, origin)
 
     async def request(self, call: Call) -> None:
         if call.toward_client:

@@ -30,6 +30,8 @@ _NUMBER_DIGITS = 9
 # (longer than any one value the detectors find, a PEM block included).
 _WINDOW = 65_536
 _CONTEXT = 8_192
+# Below this many values the vault's search is rebuilt whenever the vault grows.
+_EXACT_UNTIL = 32
 
 
 class Operator:
@@ -93,6 +95,7 @@ class Masker:
         self.labels = labels if labels is not None else frozenset(label for label, op in operators.items() if op.name != "keep")
         self.vault = vault
         self.found: Counter[str] = Counter()
+        self._finder: Any = None  # the vault's search, taken on first use (in the job's thread)
 
     # -- text -----------------------------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class Masker:
         """What to mask in ``text``: the detectors' finds, and values the vault already holds
         wherever they reappear (a value laundered through a server comes back masked)."""
         found = self._detect(text) if self.labels else []
-        known = self.vault.find(text)
+        known = self._known(text)
         if not known:
             return found
         return _merge(known, found)
@@ -131,6 +134,19 @@ class Masker:
             return text
         indent = 2 if "\n" in text.strip() else None
         return json.dumps(masked, ensure_ascii=False, indent=indent)
+
+    def _known(self, text: str) -> list[Span]:
+        """Values the vault holds, found again in ``text``. The search is rebuilt as the vault
+        grows during this job: each time while it is small (cheap), then each time it has doubled,
+        so a job that adds thousands of values stays linear."""
+        size = len(self.vault)
+        if not size:
+            return []
+        finder = self._finder
+        grown = size - finder.size if finder is not None else size
+        if finder is None or (grown > 0 and (finder.size < _EXACT_UNTIL or grown >= finder.size)):
+            finder = self._finder = self.vault.finder()
+        return finder.find(text)  # type: ignore[no-any-return]
 
     def _detect(self, text: str) -> list[Span]:
         return detect_long(text, self.labels, self.ner)
@@ -204,7 +220,7 @@ class Masker:
     def binary_carries(self, text: str, labels: frozenset[str]) -> bool:
         """Whether bytes read as text hold a value of ``labels`` or one the vault holds."""
         wanted = labels & self.labels
-        return bool((wanted and detect_long(text, wanted)) or self.vault.find(text))
+        return bool((wanted and detect_long(text, wanted)) or self._known(text))
 
     # -- MCP shapes -----------------------------------------------------------------------------
 

@@ -22,24 +22,26 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from .mask import Masker
+if TYPE_CHECKING:
+    from .mask import Masker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Masked", "STRUCTURAL", "mask_message", "mask_tree", "off_loop", "weight_over"]
+__all__ = ["Masked", "STRUCTURAL", "carries", "mask_message", "mask_tree", "off_loop", "parts", "weight_over"]
 
-# Protocol fields that steer the client: masking them would break it, and they carry no data of
-# the upstream's choosing that the client would show the model as text.
+# Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
+# numbers of a progress report), and ``requestState``, which only the client holds and returns
+# (the guard's own is sealed). Everything else an upstream wrote is masked, enum-like fields
+# (``type``, ``mimeType``, ``level``) and cursors too: an honest value there never looks
+# sensitive, and a hostile one breaks the message rather than leaking.
 STRUCTURAL = frozenset({
-    "jsonrpc", "id", "method", "type", "mimeType", "role", "level", "resultType", "protocolVersion",
-    "progressToken", "progress", "total", "requestId", "requestState", "cursor", "nextCursor",
-    "isError", "hasMore", "ttlMs", "cacheScope", "supportedVersions", "action",
-    "io.modelcontextprotocol/subscriptionId",
+    "jsonrpc", "id", "method", "protocolVersion", "progressToken", "progress", "total", "requestId",
+    "requestState", "ttlMs", "io.modelcontextprotocol/subscriptionId",
 })
 # Above this many characters of strings, masking runs in a worker thread, off the event loop.
 THREAD_CHARS = 32_768
@@ -219,6 +221,17 @@ def weight_over(value: Any, limit: int) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def parts(message: dict[str, Any]) -> list[Any]:
+    """What of a message the upstream may have written (a marked result is done already)."""
+    result = message.get("result")
+    return [None if isinstance(result, Masked) else result, message.get("error"), message.get("params")]
+
+
+def carries(message: dict[str, Any]) -> bool:
+    """Whether anything in ``message`` could hold data (a ping's answer, ``{}``, cannot)."""
+    return any(has_strings(part) for part in parts(message) if part is not None)
 
 
 def has_strings(value: Any) -> bool:

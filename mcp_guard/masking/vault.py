@@ -73,14 +73,19 @@ class Vault:
 
     def find(self, text: str) -> list[Span]:
         """Where values already in the vault occur in ``text`` (leftmost, longest, in order)."""
-        if not self._by_value or len(text) < MIN_FIND:
-            return []
+        return self.finder().find(text)
+
+    def finder(self) -> _Finder:
+        """The search over the vault's values as they are now (rebuilt only if it has grown).
+
+        One masking job takes one finder and keeps it: values the job itself adds are found by
+        the detectors that found them, and rebuilding after each would cost quadratic time."""
         finder = self._finder
-        if finder is None or finder.size != len(self._by_value):
+        if finder is not None and finder.full:
+            finder.size = len(self._by_value)  # past the bounds: later values are not added
+        elif finder is None or finder.size != len(self._by_value):
             finder = self._finder = _Finder(self._snapshot())
-        if finder.pattern is None:
-            return []
-        return [Span(m.start(), m.end(), finder.labels[m.group()]) for m in finder.pattern.finditer(text)]
+        return finder
 
     def _snapshot(self) -> list[tuple[str, str]]:
         with self._lock:
@@ -150,14 +155,21 @@ class _Finder:
     def __init__(self, entries: list[tuple[str, str]]) -> None:
         self.size = len(entries)
         self.labels: dict[str, str] = {}
+        self.full = False
         total = 0
         for label, value in entries:
             if len(self.labels) >= MAX_FIND_VALUES or total + len(value) > MAX_FIND_CHARS:
+                self.full = True
                 break
             if MIN_FIND <= len(value) <= MAX_FIND_VALUE and value not in self.labels:
                 self.labels[value] = label
                 total += len(value)
         self.pattern = _compile(list(self.labels)) if self.labels else None
+
+    def find(self, text: str) -> list[Span]:
+        if self.pattern is None or len(text) < MIN_FIND:
+            return []
+        return [Span(m.start(), m.end(), self.labels[m.group()]) for m in self.pattern.finditer(text)]
 
 
 def _compile(values: list[str]) -> re.Pattern[str]:

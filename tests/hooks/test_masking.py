@@ -169,7 +169,8 @@ async def test_masking_in_a_worker_thread_and_checks_on_the_event_loop_never_col
         async with anyio.create_task_group() as tg:
             tg.start_soon(mask_big)
             while not done.is_set():
-                small = Call("tools/call", "a", {"name": "t", "arguments": {"note": f"to {EMAIL} " + "x " * 400}}, session_id="s2")
+                arguments = {"note": f"to {EMAIL} " + "x " * 400}
+                small = Call("tools/call", "a", {"name": "t", "arguments": arguments}, session_id="s2")
                 await hook.request(small)
                 assert small.labels == frozenset({"EMAIL"})
                 checked += 1

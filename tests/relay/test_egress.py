@@ -22,7 +22,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, PY, background, free_port
+from tests.conftest import FIXTURES, PY, background, free_port, node_server
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.anyio
@@ -286,14 +286,55 @@ async def test_a_ping_is_answered_while_a_large_result_is_being_masked(tmp_path:
     assert "<EMAIL_" in big and "@example.com" not in big
 
 
-MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+async def fs_call(client: LeakClient, rid: int, tool: str, **arguments: str) -> dict[str, Any]:
+    return await client.request(rid, "tools/call", {"name": tool, "arguments": arguments})
+
+
+async def test_a_value_laundered_through_server_filesystem_comes_back_masked_as_text_and_as_media(
+    tmp_path: Path,
+) -> None:
+    """The model saw a password only as a placeholder, wrote it to a file (the guard rehydrates
+    toward its origin server), and reads the file back as text and as media."""
+    password = canaries()["LEAK_PASSWORD"]
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "creds.txt").write_text(f"db password={password}\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(ALLOW_ALL)
+    fs = node_server("server-filesystem", str(root))
+    argv = [PY, "-m", "mcp_guard", "run", "--policy", str(policy), "--", *fs]
+    with anyio.fail_after(60):
+        process = await anyio.open_process(argv, stderr=subprocess.DEVNULL)
+        client = LeakClient(process)
+        async with process:
+            await client.request(0, "initialize", {**_init(), "capabilities": {}})
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            read = await fs_call(client, 1, "read_text_file", path=str(root / "creds.txt"))
+            secret = re.search(r"<SECRET_\d+>", json.dumps(read))
+            assert secret is not None
+            copy = root / "copy.png"
+            await fs_call(client, 2, "write_file", path=str(copy), content=secret.group(0))
+            assert copy.read_text() == password  # rehydrated toward its own server, as designed
+            text = await fs_call(client, 3, "read_text_file", path=str(copy))
+            media = await fs_call(client, 4, "read_media_file", path=str(copy))
+            await client.process.stdin.aclose()  # type: ignore[union-attr]
+    assert secret.group(0) in json.dumps(text["result"])
+    blocks = media["result"]["content"]
+    assert any(base64.b64decode(b.get("data", "")) == secret.group(0).encode() for b in blocks)
+    assert_clean(bytes(client.raw), client.seen, [password])
+
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+}
 
 
 @pytest.mark.parametrize("route", ["error", "meta", "split", "blob", "listing"])
 async def test_a_2026_client_over_run_gets_every_route_masked_too(tmp_path: Path, route: str) -> None:
     values = canaries()
     with anyio.fail_after(60):
-        process = await anyio.open_process(guard_argv(tmp_path), env={**os.environ, **values}, stderr=subprocess.DEVNULL)
+        env = {**os.environ, **values}
+        process = await anyio.open_process(guard_argv(tmp_path), env=env, stderr=subprocess.DEVNULL)
         client = LeakClient(process)
         async with process:
             if route == "listing":
@@ -341,7 +382,8 @@ async def test_serve_masks_every_route_toward_an_http_client(tmp_path: Path, rou
                 reply = await _post(http, url, call, session)
                 raw = reply.content  # the handshake's answer is judged by the stdio tests
     assert b'"id":1' in raw.replace(b" ", b"")
-    messages = [json.loads(line[5:]) for line in raw.decode().splitlines() if line.startswith("data:") and line[5:].strip()]
+    lines = raw.decode().splitlines()
+    messages = [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip()]
     messages += [json.loads(raw)] if raw[:1] == b"{" else []
     assert messages, "the client received no messages"
     assert_clean(raw, messages, list(values.values()))
