@@ -28,7 +28,7 @@ from . import eras as bridge
 from .asker import Asker
 from .egress import Egress
 from .gate import INVALID_STATE, Admission, Gate
-from .router import UriRoutes, decode_cursor, encode_cursor
+from .router import SEPARATOR, Router, decode_cursor, encode_cursor
 from .state import Sealer
 from .upstream import ClientFacts, Inflight, Upstream
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SEPARATOR = "__"
 DENIED = -32012
 # How long a server's request outside any call waits for a probing client to pick its era.
 SETTLE_WAIT_S = 10.0
@@ -73,26 +72,42 @@ class Hub:
         self.parked: dict[str, bridge.BridgedCall] = {} if parked is None else parked
         self.sealer = sealer or Sealer()
         self.gate = Gate(self.sealer, self.parked)
-        self.uris: UriRoutes[Upstream] = UriRoutes()
+        self.router = Router()
+        self.upstreams = self.router.upstreams  # the same dict: read-only views for callers
+        self.uris = self.router.uris
         self._tg: anyio.abc.TaskGroup | None = None
-        self._checked = False
         self._owned: list[Upstream] = []  # started and stopped by this hub (not the shared ones)
-        self._tools: dict[str, dict[str, Any]] = {}  # upstream -> tool name -> definition
-        self._tools_complete: set[str] = set()
         for up in upstreams:
             self.add(up)
 
     def add(self, upstream: Upstream, *, owned: bool = True) -> None:
-        if SEPARATOR in upstream.name:
-            raise ValueError(f"server name {upstream.name!r} may not contain {SEPARATOR!r}")
+        self.router.add(upstream)
         if owned:
             upstream.handler = self
             self._owned.append(upstream)
-        self.upstreams[upstream.name] = upstream
 
     @property
     def aggregated(self) -> bool:
-        return len(self.upstreams) != 1
+        return self.router.aggregated
+
+    @property
+    def single(self) -> Upstream:
+        return self.router.single
+
+    def live(self) -> list[Upstream]:
+        return self.router.live()
+
+    async def connect(self, facts: ClientFacts) -> None:
+        await self.router.connect(facts)
+
+    def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
+        return self.router.route_name(name, kind)
+
+    def route_uri(self, uri: str) -> list[Upstream]:
+        return self.router.route_uri(uri)
+
+    async def tool_definition(self, ctx: RequestContext, up: Upstream, name: str) -> dict[str, Any] | None:
+        return await self.router.tool_definition(ctx.facts, up, name)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the upstreams' tasks and background calls until cancelled."""
@@ -108,79 +123,6 @@ class Hub:
 
     def method_allowed(self, method: str) -> bool:
         return any(fnmatch.fnmatchcase(method, pattern) for pattern in self.allow_methods)
-
-    # -- connection -------------------------------------------------------------------------------
-
-    async def connect(self, facts: ClientFacts) -> None:
-        """Handshake with every upstream not yet connected; with one upstream its error is ours."""
-        pending = [up for up in self.upstreams.values() if not up.ready and up.dead is None]
-        if pending:
-            failures: dict[str, RPCError] = {}
-
-            async def one(up: Upstream) -> None:
-                try:
-                    await up.connect(facts)
-                except RPCError as exc:
-                    failures[up.name] = exc
-                    logger.error("%s", exc.message)
-
-            async with anyio.create_task_group() as tg:
-                for up in pending:
-                    tg.start_soon(one, up)
-            if failures and not self.aggregated:
-                raise next(iter(failures.values()))
-        if self.aggregated and not self._checked:
-            self._checked = True
-            await self._check_uri_collisions(facts)
-        if not self.aggregated:
-            only = self.single
-            if only.dead is not None and not only.ready:
-                raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, only.dead)
-
-    @property
-    def single(self) -> Upstream:
-        return next(iter(self.upstreams.values()))
-
-    def live(self) -> list[Upstream]:
-        return [up for up in self.upstreams.values() if up.ready]
-
-    async def _check_uri_collisions(self, facts: ClientFacts) -> None:
-        """Two servers offering the same resource URI would make reads ambiguous: refuse."""
-        owners: dict[str, str] = {}
-        for up in self.live():
-            if "resources" not in up.capabilities:
-                continue
-            try:
-                items = await self._list_all(up, "resources/list", "resources", facts)
-            except RPCError as exc:
-                logger.warning("could not list resources of %s: %s", up.name, exc.message)
-                continue
-            for item in items:
-                uri = item.get("uri") if isinstance(item, dict) else None
-                if not isinstance(uri, str):
-                    continue
-                if uri in owners and owners[uri] != up.name:
-                    message = (
-                        f"servers {owners[uri]!r} and {up.name!r} both offer resource {uri!r}; "
-                        "mcp-guard refuses to pick one. Remove one of them from the config."
-                    )
-                    for other in self.upstreams.values():
-                        other.dead = message
-                    raise RPCError(jsonrpc.INVALID_REQUEST, message)
-                owners[uri] = up.name
-                self.uris.owner[uri] = up
-
-    async def _list_all(self, up: Upstream, method: str, key: str, facts: ClientFacts) -> list[Any]:
-        items: list[Any] = []
-        params: dict[str, Any] | None = None
-        for _ in range(1000):
-            result = await up.request(method, params, facts=facts)
-            items.extend(result.get(key) or [])
-            cursor = result.get("nextCursor")
-            if not cursor:
-                break
-            params = {"cursor": cursor}
-        return items
 
     # -- the client's requests --------------------------------------------------------------------
 
@@ -243,10 +185,10 @@ class Hub:
                 version = up_version
         result: dict[str, Any] = {
             "protocolVersion": version,
-            "capabilities": self._capabilities(),
-            "serverInfo": self._server_info(),
+            "capabilities": self.router.capabilities(),
+            "serverInfo": self.router.server_info(self.server_name),
         }
-        instructions = self._instructions()
+        instructions = self.router.instructions()
         if instructions:
             result["instructions"] = instructions
         return result
@@ -254,42 +196,16 @@ class Hub:
     def _discover(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "supportedVersions": list(era.MODERN_VERSIONS),
-            "capabilities": self._capabilities(),
+            "capabilities": self.router.capabilities(),
             "resultType": "complete",
             "cacheScope": "private",
             "ttlMs": 0,
-            "_meta": {era.SERVER_INFO_KEY: self._server_info()},
+            "_meta": {era.SERVER_INFO_KEY: self.router.server_info(self.server_name)},
         }
-        instructions = self._instructions()
+        instructions = self.router.instructions()
         if instructions:
             result["instructions"] = instructions
         return result
-
-    def _capabilities(self) -> dict[str, Any]:
-        live = self.live()
-        if not self.aggregated and live:
-            return dict(live[0].capabilities)
-        caps: dict[str, Any] = {}
-        for up in live:
-            for key, value in up.capabilities.items():
-                if key in ("tools", "prompts", "resources") and isinstance(value, dict):
-                    merged = caps.setdefault(key, {})
-                    for flag, on in value.items():
-                        merged[flag] = merged.get(flag) or on
-                elif key not in caps:
-                    caps[key] = value
-        return caps
-
-    def _server_info(self) -> dict[str, Any]:
-        if not self.aggregated and self.single.server_info:
-            return self.single.server_info
-        return {"name": self.server_name, "version": "0.1.0"}
-
-    def _instructions(self) -> str | None:
-        if not self.aggregated:
-            return self.single.instructions
-        parts = [f"## {up.name}\n{up.instructions}" for up in self.live() if up.instructions]
-        return "\n\n".join(parts) or None
 
     async def _set_level(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         level = params.get("level")
@@ -339,23 +255,6 @@ class Hub:
             out["nextCursor"] = encode_cursor(following)
         return era.modernize_result(method, out) if ctx.modern else out
 
-    def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
-        if not self.aggregated:
-            return self.single, name
-        server, sep, rest = name.partition(SEPARATOR)
-        up = self.upstreams.get(server)
-        if not sep or up is None or not rest:
-            raise RPCError(jsonrpc.INVALID_PARAMS, f"unknown {kind} {name!r}: names here look like server{SEPARATOR}{kind}")
-        return up, rest
-
-    def route_uri(self, uri: str) -> list[Upstream]:
-        if not self.aggregated:
-            return [self.single]
-        owner = self.uris.find(uri)
-        if owner is not None:
-            return [owner]
-        return [up for up in self.live() if "resources" in up.capabilities]
-
     async def _resource(self, ctx: RequestContext, method: str, params: dict[str, Any]) -> Any:
         uri = params.get("uri")
         if not isinstance(uri, str):
@@ -401,7 +300,7 @@ class Hub:
         wanted = params.get("notifications")
         if not isinstance(wanted, dict):
             raise RPCError(jsonrpc.INVALID_PARAMS, "notifications must be an object")
-        caps = self._capabilities()
+        caps = self.router.capabilities()
         granted: dict[str, Any] = {}
         for flag, kind in (("toolsListChanged", "tools"), ("promptsListChanged", "prompts"), ("resourcesListChanged", "resources")):
             if wanted.get(flag) and kind in caps:
@@ -442,7 +341,7 @@ class Hub:
             admission = self._admit(ctx, up, call)
             result = await self._execute(ctx, up, method, call.params, resume=admission.resume)
             if method == "tools/list":
-                self._remember_tools(up, params, result)
+                self.router.remember_tools(up, params, result)
             return result
         call.started = time.monotonic()
         call.outcome = "error"
@@ -479,7 +378,7 @@ class Hub:
             call.error = exc.message
             raise
         if method == "tools/list":
-            self._remember_tools(up, params, result)
+            self.router.remember_tools(up, params, result)
         if ctx.modern and era.is_input_required(result) and (call.approved or call.preapproved):
             # The upstream asks the client next; the retry must not ask the person again.
             result = dict(result)
@@ -504,30 +403,6 @@ class Hub:
             "inputRequests": {need.key: {"method": need.method, "params": need.params}},
             "requestState": self.gate.seal(call, up.name, up=call.params.get("requestState")),
         }
-
-    def _remember_tools(self, up: Upstream, params: dict[str, Any] | None, result: Any) -> None:
-        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-            return
-        first_page = not (params or {}).get("cursor")
-        known = {} if first_page else self._tools.get(up.name, {})
-        for tool in result["tools"]:
-            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
-                known[tool["name"]] = tool
-        self._tools[up.name] = known
-        if not result.get("nextCursor"):
-            self._tools_complete.add(up.name)
-        elif first_page:
-            self._tools_complete.discard(up.name)
-
-    async def tool_definition(self, ctx: RequestContext, up: Upstream, name: str) -> dict[str, Any] | None:
-        """The upstream's own definition of a tool, listing it first if need be."""
-        known = self._tools.get(up.name, {})
-        if name in known or up.name in self._tools_complete:
-            return known.get(name)
-        tools = await self._list_all(up, "tools/list", "tools", ctx.facts)
-        self._tools[up.name] = {t["name"]: t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
-        self._tools_complete.add(up.name)
-        return self._tools[up.name].get(name)
 
     def _refusal(self, ctx: RequestContext, method: str, verdict: Verdict) -> Any:
         if method == "tools/call":
@@ -660,8 +535,7 @@ class Hub:
                     await session.send_safely(jsonrpc.notification(method, params), related, up.name)
         elif method in era.LIST_CHANGED:
             if method == "notifications/tools/list_changed":
-                self._tools_complete.discard(up.name)
-                self._tools.pop(up.name, None)
+                self.router.forget_tools(up)
             flag = era.LIST_CHANGED[method]
             for session in list(self.sessions):
                 if session.era == era.LEGACY:

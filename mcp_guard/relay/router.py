@@ -1,4 +1,8 @@
-"""Where a URI or a paginated listing goes when several upstreams sit behind one guard.
+"""The upstream set behind one client session: names, URIs, cursors, capabilities, tool catalog.
+
+With one upstream the guard is transparent: names, URIs, cursors and server info pass as they
+are. With several, tools and prompts are namespaced ``server__name``, and this decides where each
+name goes.
 
 Resource URIs are not namespaced (tool results refer to them as they are), so the hub learns
 which server offers which URI from listings, templates and links in tool results. Aggregated
@@ -13,8 +17,20 @@ import json
 import re
 from typing import Any, Generic, TypeVar
 
-from ..protocol import jsonrpc
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+
 from ..errors import RPCError
+from ..protocol import jsonrpc
+
+if TYPE_CHECKING:
+    from .upstream import ClientFacts, Upstream
+
+logger = logging.getLogger(__name__)
+
+SEPARATOR = "__"
 
 U = TypeVar("U")
 
@@ -74,3 +90,166 @@ def decode_cursor(cursor: Any) -> dict[str, str | None]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise RPCError(jsonrpc.INVALID_PARAMS, "invalid cursor")
     return value
+
+
+class Router:
+    """The upstreams of one hub, and where a name, a URI or a page of a listing goes."""
+
+    def __init__(self) -> None:
+        self.upstreams: dict[str, Upstream] = {}
+        self.uris: UriRoutes[Upstream] = UriRoutes()
+        self._checked = False
+        self._tools: dict[str, dict[str, Any]] = {}  # upstream -> tool name -> definition
+        self._tools_complete: set[str] = set()
+
+    def add(self, upstream: Upstream) -> None:
+        if SEPARATOR in upstream.name:
+            raise ValueError(f"server name {upstream.name!r} may not contain {SEPARATOR!r}")
+        self.upstreams[upstream.name] = upstream
+
+    @property
+    def aggregated(self) -> bool:
+        return len(self.upstreams) != 1
+
+    async def connect(self, facts: ClientFacts) -> None:
+        """Handshake with every upstream not yet connected; with one upstream its error is ours."""
+        pending = [up for up in self.upstreams.values() if not up.ready and up.dead is None]
+        if pending:
+            failures: dict[str, RPCError] = {}
+
+            async def one(up: Upstream) -> None:
+                try:
+                    await up.connect(facts)
+                except RPCError as exc:
+                    failures[up.name] = exc
+                    logger.error("%s", exc.message)
+
+            async with anyio.create_task_group() as tg:
+                for up in pending:
+                    tg.start_soon(one, up)
+            if failures and not self.aggregated:
+                raise next(iter(failures.values()))
+        if self.aggregated and not self._checked:
+            self._checked = True
+            await self._check_uri_collisions(facts)
+        if not self.aggregated:
+            only = self.single
+            if only.dead is not None and not only.ready:
+                raise RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, only.dead)
+
+    @property
+    def single(self) -> Upstream:
+        return next(iter(self.upstreams.values()))
+
+    def live(self) -> list[Upstream]:
+        return [up for up in self.upstreams.values() if up.ready]
+
+    async def _check_uri_collisions(self, facts: ClientFacts) -> None:
+        """Two servers offering the same resource URI would make reads ambiguous: refuse."""
+        owners: dict[str, str] = {}
+        for up in self.live():
+            if "resources" not in up.capabilities:
+                continue
+            try:
+                items = await self.list_all(up, "resources/list", "resources", facts)
+            except RPCError as exc:
+                logger.warning("could not list resources of %s: %s", up.name, exc.message)
+                continue
+            for item in items:
+                uri = item.get("uri") if isinstance(item, dict) else None
+                if not isinstance(uri, str):
+                    continue
+                if uri in owners and owners[uri] != up.name:
+                    message = (
+                        f"servers {owners[uri]!r} and {up.name!r} both offer resource {uri!r}; "
+                        "mcp-guard refuses to pick one. Remove one of them from the config."
+                    )
+                    for other in self.upstreams.values():
+                        other.dead = message
+                    raise RPCError(jsonrpc.INVALID_REQUEST, message)
+                owners[uri] = up.name
+                self.uris.owner[uri] = up
+
+    async def list_all(self, up: Upstream, method: str, key: str, facts: ClientFacts) -> list[Any]:
+        items: list[Any] = []
+        params: dict[str, Any] | None = None
+        for _ in range(1000):
+            result = await up.request(method, params, facts=facts)
+            items.extend(result.get(key) or [])
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+            params = {"cursor": cursor}
+        return items
+
+    def capabilities(self) -> dict[str, Any]:
+        live = self.live()
+        if not self.aggregated and live:
+            return dict(live[0].capabilities)
+        caps: dict[str, Any] = {}
+        for up in live:
+            for key, value in up.capabilities.items():
+                if key in ("tools", "prompts", "resources") and isinstance(value, dict):
+                    merged = caps.setdefault(key, {})
+                    for flag, on in value.items():
+                        merged[flag] = merged.get(flag) or on
+                elif key not in caps:
+                    caps[key] = value
+        return caps
+
+    def server_info(self, name: str) -> dict[str, Any]:
+        if not self.aggregated and self.single.server_info:
+            return self.single.server_info
+        return {"name": name, "version": "0.1.0"}
+
+    def instructions(self) -> str | None:
+        if not self.aggregated:
+            return self.single.instructions
+        parts = [f"## {up.name}\n{up.instructions}" for up in self.live() if up.instructions]
+        return "\n\n".join(parts) or None
+
+    def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
+        if not self.aggregated:
+            return self.single, name
+        server, sep, rest = name.partition(SEPARATOR)
+        up = self.upstreams.get(server)
+        if not sep or up is None or not rest:
+            raise RPCError(jsonrpc.INVALID_PARAMS, f"unknown {kind} {name!r}: names here look like server{SEPARATOR}{kind}")
+        return up, rest
+
+    def route_uri(self, uri: str) -> list[Upstream]:
+        if not self.aggregated:
+            return [self.single]
+        owner = self.uris.find(uri)
+        if owner is not None:
+            return [owner]
+        return [up for up in self.live() if "resources" in up.capabilities]
+
+    def remember_tools(self, up: Upstream, params: dict[str, Any] | None, result: Any) -> None:
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return
+        first_page = not (params or {}).get("cursor")
+        known = {} if first_page else self._tools.get(up.name, {})
+        for tool in result["tools"]:
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                known[tool["name"]] = tool
+        self._tools[up.name] = known
+        if not result.get("nextCursor"):
+            self._tools_complete.add(up.name)
+        elif first_page:
+            self._tools_complete.discard(up.name)
+
+    async def tool_definition(self, facts: ClientFacts, up: Upstream, name: str) -> dict[str, Any] | None:
+        """The upstream's own definition of a tool, listing it first if need be."""
+        known = self._tools.get(up.name, {})
+        if name in known or up.name in self._tools_complete:
+            return known.get(name)
+        tools = await self.list_all(up, "tools/list", "tools", facts)
+        self._tools[up.name] = {t["name"]: t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
+        self._tools_complete.add(up.name)
+        return self._tools[up.name].get(name)
+
+    def forget_tools(self, up: Upstream) -> None:
+        """The upstream's tools changed: list them again before the next check."""
+        self._tools_complete.discard(up.name)
+        self._tools.pop(up.name, None)
