@@ -61,7 +61,7 @@ class Http:
     async def _post(self, message: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
         assert self.stream is not None
         body = json.dumps(message).encode()
-        head = [f"POST /mcp HTTP/1.1", f"host: 127.0.0.1:{self.port}", "accept: application/json",
+        head = ["POST /mcp HTTP/1.1", f"host: 127.0.0.1:{self.port}", "accept: application/json",
                 "content-type: application/json", f"content-length: {len(body)}"]
         if self.sid:
             head += [f"mcp-session-id: {self.sid}", "mcp-protocol-version: 2025-11-25"]
