@@ -1,9 +1,8 @@
-"""The hub: upstreams behind one server face, routing, aggregation, and the pipeline.
+"""The hub of one client session: the client's methods, each to its handler, through the pipeline.
 
-With one upstream the guard is transparent: names, URIs, cursors and server info pass as they
-are. With several, tools and prompts are namespaced ``server__name``, URIs stay as they are
-and are routed by what each server listed, and cursors carry one position per server.
-
+The upstream set (names, URIs, cursors, capabilities) is the :class:`~.router.Router`'s; what
+upstreams send toward the client is :class:`~.toward.TowardClient`'s; whether a 2026 retry
+resumes is the :class:`~.gate.Gate`'s; era bridging of mid-call input is in :mod:`.eras`.
 Every method that carries data toward the model goes through :meth:`Hub.forward`, which runs
 the pipeline; the era translation happens below it, so hooks see one shape in every era.
 """
@@ -30,6 +29,7 @@ from .egress import Egress
 from .gate import INVALID_STATE, Admission, Gate
 from .router import SEPARATOR, Router, decode_cursor, encode_cursor
 from .state import Sealer
+from .toward import DENIED, TowardClient
 from .upstream import ClientFacts, Inflight, Upstream
 
 if TYPE_CHECKING:
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DENIED = -32012
-# How long a server's request outside any call waits for a probing client to pick its era.
-SETTLE_WAIT_S = 10.0
 
 _LISTS = {
     "tools/list": ("tools", "tools"),
@@ -61,7 +58,6 @@ class Hub:
         sealer: Sealer | None = None,
         parked: dict[str, bridge.BridgedCall] | None = None,
     ) -> None:
-        self.upstreams: dict[str, Upstream] = {}
         self.pipeline = pipeline or Pipeline()
         # Every message toward a client passes it (Session.send); unknown origin: the one upstream.
         self.egress = Egress(self.pipeline, lambda: "" if self.aggregated else self.single.name)
@@ -72,6 +68,7 @@ class Hub:
         self.parked: dict[str, bridge.BridgedCall] = {} if parked is None else parked
         self.sealer = sealer or Sealer()
         self.gate = Gate(self.sealer, self.parked)
+        self.toward = TowardClient(self)
         self.router = Router()
         self.upstreams = self.router.upstreams  # the same dict: read-only views for callers
         self.uris = self.router.uris
@@ -83,7 +80,7 @@ class Hub:
     def add(self, upstream: Upstream, *, owned: bool = True) -> None:
         self.router.add(upstream)
         if owned:
-            upstream.handler = self
+            upstream.handler = self.toward
             self._owned.append(upstream)
 
     @property
@@ -432,133 +429,22 @@ class Hub:
                 return await bridge.legacy_over_modern(self, ctx, up, method, dict(params or {}))
             return await up.request(method, params, facts=ctx.facts, progress=ctx.progress_sink())
 
-    # -- what upstreams send toward the client ----------------------------------------------------
+    # -- what upstreams send toward the client: see toward.py ----------------------------------------
 
     async def on_upstream_request(self, up: Upstream, method: str, params: Any) -> Any:
-        if method == "ping":
-            return {}
-        if method not in era.SERVER_REQUESTS and not self.method_allowed(method):
-            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"mcp-guard does not relay {method!r} toward the client")
-        owner = self._owner(up)
-        if owner is None:
-            raise RPCError(
-                jsonrpc.METHOD_NOT_FOUND,
-                f"mcp-guard cannot tie this {method} from {up.name!r} to exactly one client session, so it is not relayed",
-            )
-        session, inflight = owner
-        if inflight is not None and inflight.bridge is not None:
-            return await self._ask_bridged(inflight.bridge, up, method, params)
-        if inflight is None:
-            await self._settled(session, up, method)
-        if session.closed:
-            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"no client connected that can answer {method}")
-        if session.era == era.MODERN:
-            raise RPCError(
-                jsonrpc.METHOD_NOT_FOUND, f"the client speaks {era.MODERN} and can only be asked during a call"
-            )
-        related = inflight.client_id if inflight is not None else None
-        return await self.ask_client(session, up, method, params, related, session.facts)
-
-    def _owner(self, up: Upstream) -> tuple[Session, Inflight | None] | None:
-        """The one client session (and call) a message from ``up`` belongs to, or None.
-
-        Calls in flight on the upstream decide: if they all belong to one session, it is that
-        session's (its newest call, as a stdio server cannot say which). With none in flight,
-        only an upstream that serves a single session (never a shared one) can be tied to it."""
-        calls = [i for i in up.inflight if not i.session.closed]
-        owners = {id(i.session) for i in calls}
-        if len(owners) == 1:
-            return calls[-1].session, calls[-1]
-        if owners or up.shared:
-            return None
-        live = [s for s in self.sessions if not s.closed]
-        return (live[0], None) if len(live) == 1 else None
-
-    async def _ask_bridged(self, call: bridge.BridgedCall, up: Upstream, method: str, params: Any) -> Any:
-        if method in INTERCEPTED and self.pipeline.active:
-            params = await self._check_toward_client(call.session_key, up, method, params)
-        return await call.ask(method, params)
-
-    async def ask_client(
-        self,
-        session: Session,
-        up: Upstream,
-        method: str,
-        params: Any,
-        related: jsonrpc.RequestId | None,
-        facts: ClientFacts,
-    ) -> Any:
-        """Put an upstream's question to a handshake-era client, through the pipeline."""
-        capability = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}.get(method)
-        if capability is not None and not session.can(capability, facts):
-            raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"the client does not support {capability}")
-        if method in INTERCEPTED and self.pipeline.active:
-            params = await self._check_toward_client(session.key, up, method, params)
-        # A person may take long over sampling or elicitation; a client's software should not
-        # over roots or ping, and the upstream's own deadlines pause while it is asked.
-        timeout = None if method in ("sampling/createMessage", "elicitation/create") else up.request_timeout
-        try:
-            return await session.request_client(method, params, related, timeout=timeout, origin=up.name)
-        except TimeoutError:
-            raise RPCError(jsonrpc.UPSTREAM_TIMEOUT, f"the client did not answer {method} within {timeout:g} s") from None
-
-    async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any) -> Any:
-        call = Call(method, up.name, dict(params or {}), session_id=session_id, toward_client=True)
-        await self.pipeline.run_request(call)
-        if call.verdict is not None:
-            raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")
-        return call.params
-
-    async def _settled(self, session: Session, up: Upstream, method: str) -> None:
-        """Outside any call, wait until the client has said which era it speaks.
-
-        A server asks (``roots/list``) right after its handshake, which a client's
-        ``server/discover`` probe may have set off before the client's own ``initialize``.
-        """
-        if not session.settled.is_set():
-            logger.info("upstream %s asked %s before the client finished its handshake; waiting for it", up.name, method)
-            with anyio.move_on_after(SETTLE_WAIT_S):
-                await session.settled.wait()
+        return await self.toward.on_upstream_request(up, method, params)
 
     async def on_upstream_notification(self, up: Upstream, method: str, params: Any) -> None:
-        if isinstance(params, dict) and isinstance(params.get("_meta"), dict) and era.SUBSCRIPTION_ID_KEY in params["_meta"]:
-            # From the guard's own listen stream toward a 2026 upstream: the id means nothing downstream.
-            _, params = era.split_meta(params)
-        if method == "notifications/subscriptions/acknowledged":
-            return
-        if method == "notifications/message":
-            owner = self._owner(up)  # a log line may carry anything: only its own session sees it
-            if owner is not None:
-                session, inflight = owner
-                if session.era == era.LEGACY or session.log_opt_in:
-                    related = inflight.client_id if inflight is not None else None
-                    await session.send_safely(jsonrpc.notification(method, params), related, up.name)
-        elif method in era.LIST_CHANGED:
-            if method == "notifications/tools/list_changed":
-                self.router.forget_tools(up)
-            flag = era.LIST_CHANGED[method]
-            for session in list(self.sessions):
-                if session.era == era.LEGACY:
-                    await session.send_safely(jsonrpc.notification(method, params), origin=up.name)
-                for listen_id, granted in list(session.listens.items()):
-                    if granted.get(flag):
-                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id, up.name)
-        elif method == "notifications/resources/updated":
-            uri = params.get("uri") if isinstance(params, dict) else None
-            for session in list(self.sessions):
-                if uri in session.subscriptions:
-                    await session.send_safely(jsonrpc.notification(method, params), origin=up.name)
-                for listen_id, granted in list(session.listens.items()):
-                    if uri in (granted.get("resourceSubscriptions") or ()):
-                        await session.send_safely(jsonrpc.notification(method, _stamp(params, listen_id)), listen_id, up.name)
-        elif method == "notifications/elicitation/complete" or self.method_allowed(method):
-            owner = self._owner(up)
-            if owner is not None and (owner[0].era == era.LEGACY or method != "notifications/elicitation/complete"):
-                await owner[0].send_safely(jsonrpc.notification(method, params), origin=up.name)
-        else:
-            logger.info("dropped notification %s from %s: not a known MCP method and not allowlisted", method, up.name)
+        await self.toward.on_upstream_notification(up, method, params)
+
+    async def ask_client(
+        self, session: Session, up: Upstream, method: str, params: Any, related: jsonrpc.RequestId | None,
+        facts: ClientFacts,
+    ) -> Any:
+        return await self.toward.ask_client(session, up, method, params, related, facts)
 
     async def broadcast_upstream(self, method: str, params: Any) -> None:
+        """A client's notification every upstream must hear (roots changed, allowlisted ones)."""
         for up in self.live():
             if method == "notifications/roots/list_changed" and up.era == era.MODERN:
                 continue  # 2026-07-28 has no such notification
@@ -573,7 +459,3 @@ def _serving(up: Upstream, inflight: Inflight) -> Iterator[None]:
         yield
     finally:
         up.inflight.remove(inflight)
-
-
-def _stamp(params: Any, listen_id: jsonrpc.RequestId) -> dict[str, Any]:
-    return era.with_meta(params if isinstance(params, dict) else None, {era.SUBSCRIPTION_ID_KEY: listen_id})
