@@ -22,8 +22,6 @@ from .cli_support import (
     command_spec,
     config_policy,
     config_specs,
-    file_digest,
-    open_audit,
     open_grants,
     policy_path,
     requester_name,
@@ -249,26 +247,32 @@ def _setup_logging(chosen: settings.Settings) -> None:
 def _guard(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The guard the command line describes, its message size limit, and its idle timeout."""
     from .guard import Guard, load_hook
-    from .pipeline import Pipeline
 
     command = upstream_command(args)
     if command and args.config:
         raise ConfigError("give either --config F or -- CMD ARGS, not both")
+    metrics = getattr(args, "metrics", None)
     if command:
-        hooks = _policy_hooks(args, None, [])
-        guard = Guard([command_spec(args, command)], Pipeline(hooks), allow_methods=args.allow_method)
+        policy = None if args.no_policy else policy_path(args.policy, None)
+        guard = Guard.open(
+            settings.current(), [command_spec(args, command)], policy=policy, allow_methods=args.allow_method,
+            metrics=metrics,
+        )
+        atexit.register(guard.close)
         return _settled(guard), 32 * 1024 * 1024, 1800.0
     if not args.config:
         raise ConfigError("nothing to guard: give --config F, or the server command after --")
     from .config import load_config
 
     config = load_config(args.config)
-    settings.install(settings.current().with_store(config.guard.store))
-    specs = config_specs(config)
-    policy_file = config_policy(config, args.config)
-    hooks = _policy_hooks(args, policy_file, [load_hook(ref) for ref in config.guard.hooks])
-    allow = [*config.guard.allow_methods, *args.allow_method]
-    guard = Guard(specs, Pipeline(hooks), allow, config.guard.max_message_bytes)
+    chosen = settings.install(settings.current().with_store(config.guard.store))
+    policy = None if args.no_policy else policy_path(args.policy, config_policy(config, args.config))
+    guard = Guard.open(
+        chosen, config_specs(config), policy=policy, extra_hooks=[load_hook(ref) for ref in config.guard.hooks],
+        allow_methods=[*config.guard.allow_methods, *args.allow_method],
+        max_message_bytes=config.guard.max_message_bytes, metrics=metrics,
+    )
+    atexit.register(guard.close)
     return _settled(guard), config.guard.max_message_bytes, config.guard.session_idle_timeout
 
 
@@ -279,31 +283,6 @@ def _settled(guard):  # type: ignore[no-untyped-def]
     gc.collect()
     gc.freeze()
     return guard
-
-
-def _policy_hooks(args: argparse.Namespace, from_config: str | None, extra: list):  # type: ignore[no-untyped-def, type-arg]
-    from .hooks import default_hooks
-
-    if args.no_policy:
-        return extra
-    from .hooks.policy import PolicySource
-
-    path = policy_path(args.policy, from_config)
-    audit = open_audit()
-    try:
-        source = PolicySource.from_file(path)
-    except ConfigError as exc:
-        if audit is not None:
-            audit.append("policy.rejected", {"path": path, "error": str(exc)[:2000]})
-        raise
-    if audit is not None:
-        audit.append("policy.loaded", {"path": path, "sha256": file_digest(path), "rules": len(source.policy.rules)})
-        spool = audit.start_spool()
-        atexit.register(audit.close)
-        if getattr(args, "metrics", None) is not None:
-            args.metrics.spool = spool
-        source.listeners.append(lambda event, detail: audit.record(event, {"path": path, **detail}))
-    return default_hooks(source, open_grants(), extra, audit, getattr(args, "metrics", None))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -14,16 +14,19 @@ upstreams and stops them (EOF, SIGTERM, SIGKILL, bounded) when its session ends.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 import anyio.abc
 
+from . import settings
 from .protocol import era, jsonrpc
 from .errors import ConfigError, RPCError
 from .pipeline import Hook, Pipeline
@@ -61,7 +64,59 @@ class UpstreamSpec:
 
 
 class Guard:
-    """The state every client session shares, and the factory of each session's hub."""
+    """The state every client session shares, and the factory of each session's hub.
+
+    :meth:`open` is the composition root: it opens the one store of the settings' home, and
+    builds the audit, the grants, the policy and every hook of the chain on it."""
+
+    @classmethod
+    def open(
+        cls,
+        chosen: settings.Settings,
+        specs: Sequence[UpstreamSpec],
+        *,
+        policy: str | None,
+        extra_hooks: Sequence[Hook] = (),
+        allow_methods: Sequence[str] = (),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        metrics: Any = None,
+    ) -> Guard:
+        """A guard under ``policy`` (a file; ``None`` relays without checks).
+
+        Raises ConfigError when the policy cannot be loaded or the store cannot keep the audit:
+        a guard that cannot check or record calls does not start."""
+        if policy is None:
+            return cls(specs, Pipeline(extra_hooks), allow_methods, max_message_bytes)
+        from .audit import Audit
+        from .grants import Grants
+        from .hooks import default_hooks
+        from .hooks.policy import PolicySource
+        from .store import StoreError, open_store
+
+        try:
+            store = open_store(chosen.store_url)
+            audit = Audit(store)
+        except StoreError as exc:
+            raise ConfigError(f"{exc}. Fix MCP_GUARD_HOME, or run with --no-policy to relay without checks.") from exc
+        try:
+            source = PolicySource.from_file(policy)
+        except ConfigError as exc:
+            audit.append("policy.rejected", {"path": policy, "error": str(exc)[:2000]})
+            raise
+        audit.append("policy.loaded", {"path": policy, "sha256": _digest(policy), "rules": len(source.policy.rules)})
+        spool = audit.start_spool()
+        if metrics is not None:
+            metrics.spool = spool
+        source.listeners.append(lambda event, detail: audit.record(event, {"path": policy, **detail}))
+        hooks = default_hooks(source, Grants(store), extra_hooks, audit, metrics)
+        guard = cls(specs, Pipeline(hooks), allow_methods, max_message_bytes)
+        guard._audit = audit
+        return guard
+
+    def close(self) -> None:
+        """Seal the audit and stop its writer (at exit)."""
+        if self._audit is not None:
+            self._audit.close()
 
     def __init__(
         self,
@@ -80,6 +135,7 @@ class Guard:
         self._fanout = _Fanout()
         self._stateless: dict[str, Hub] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        self._audit: Any = None
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the shared upstreams and the stateless hubs until cancelled."""
@@ -169,6 +225,13 @@ class _Fanout:
             logger.info("dropped %s from shared server %s: not tied to exactly one call", method, upstream.name)
             return
         await hub.on_upstream_notification(upstream, method, params)
+
+
+def _digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _caps_key(capabilities: Any) -> str:
