@@ -50,7 +50,7 @@ async def test_tool_titles_annotations_and_schema_defaults_enums_and_consts_reac
 
 ROUTES = ["keys", "number", "number_text", "escaped", "unknown_field", "unknown_block", "annotations", "audio",
           "link", "cancelled", "elicit_url", "elicit_schema", "sampling_media", "roots_meta", "log_keys",
-          "error_data"]
+          "error_data", "split_at", "split_card", "broken_answer", "deep_answer", "nan_answer"]
 
 
 @pytest.mark.parametrize("route", ROUTES)

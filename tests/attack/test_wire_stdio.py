@@ -124,7 +124,8 @@ async def test_a_json_rpc_batch_holding_a_denied_call_never_runs_it(tmp_path: Pa
             await _still_alive(client)
     finally:
         await stop(process)
-    assert "raw" not in ran.read_text()
+    assert "raw" not in ran.read_text().splitlines()
+    assert ran.read_text() == "", f"a malformed call reached the upstream: {ran.read_text()!r}"
 
 
 async def test_a_denied_call_sent_without_an_id_never_reaches_the_upstream(tmp_path: Path) -> None:
@@ -136,7 +137,8 @@ async def test_a_denied_call_sent_without_an_id_never_reaches_the_upstream(tmp_p
             await client.request(2, "tools/call", {"name": "store", "arguments": {"value": "x"}})  # after it, in order
     finally:
         await stop(process)
-    assert "raw" not in ran.read_text()
+    assert "raw" not in ran.read_text().splitlines()
+    assert ran.read_text() == "", f"a malformed call reached the upstream: {ran.read_text()!r}"
 
 
 @pytest.mark.parametrize("line", [
@@ -144,12 +146,14 @@ async def test_a_denied_call_sent_without_an_id_never_reaches_the_upstream(tmp_p
     b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":"raw"}',
     b'{"jsonrpc":"2.0","id":3,"method":7}',
     b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":["raw"],"arguments":{}}}',
+    b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":{"raw":1},"arguments":{}}}',
+    b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":null,"arguments":{}}}',
     b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"raw","arguments":"{}"}}',
     b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"raw","arguments":[]}}',
     b'\xff\xfe{"jsonrpc":"2.0","id":3,"method":"ping"}',
     b'[]',
     b'null',
-], ids=["params-list", "params-string", "method-number", "name-list", "arguments-string", "arguments-list",
+], ids=["params-list", "params-string", "method-number", "name-list", "name-object", "name-null", "arguments-string", "arguments-list",
         "bad-utf8", "empty-batch", "null"])
 async def test_a_malformed_client_request_gets_an_error_or_a_drop_and_no_denied_tool_runs(
     tmp_path: Path, line: bytes
@@ -161,4 +165,5 @@ async def test_a_malformed_client_request_gets_an_error_or_a_drop_and_no_denied_
             await _still_alive(client)
     finally:
         await stop(process)
-    assert "raw" not in ran.read_text()
+    assert "raw" not in ran.read_text().splitlines()
+    assert ran.read_text() == "", f"a malformed call reached the upstream: {ran.read_text()!r}"
