@@ -150,3 +150,43 @@ async def test_a_2026_caller_can_call_a_tool_on_a_shared_server(tmp_path: Path) 
         with anyio.fail_after(30):
             async with Client(url, mode="2026-07-28", cache=None) as a:
                 assert "pid" in json.loads(text(await a.call_tool("whoami", {})))
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_progress_from_a_shared_server_reaches_only_the_caller_whose_call_it_reports(
+    tmp_path: Path, mode: str
+) -> None:
+    release = tmp_path / "release"
+    seen: dict[str, list[str]] = {"alice": [], "bob": []}
+    async with served(tmp_path, atk_tenant(), shared=True) as url:
+        with anyio.fail_after(30):
+            async with client(url, Recorder("a"), mode) as a, client(url, Recorder("b"), mode) as b:
+
+                async def run(c: Client, tag: str) -> None:
+                    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                        seen[tag].append(str(message))
+                    started = tmp_path / f"{tag}-started"
+                    await c.call_tool("progress", {"text": f"{tag}'s progress", "path": str(release),
+                                                   "started": str(started)}, progress_callback=on_progress)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(run, a, "alice")
+                    tg.start_soon(run, b, "bob")
+                    await _appears(tmp_path / "alice-started")
+                    await _appears(tmp_path / "bob-started")
+                    release.write_text("go")
+    assert all("bob" not in m for m in seen["alice"]) and all("alice" not in m for m in seen["bob"]), seen
+
+
+async def test_a_log_sent_outside_any_call_reaches_its_own_session_masked(tmp_path: Path) -> None:
+    alice = Recorder("a")
+    secret = canary_key()
+    go, done = tmp_path / "go", tmp_path / "done"
+    async with served(tmp_path, atk_tenant(), shared=False) as url:
+        with anyio.fail_after(30):
+            async with client(url, alice, "legacy") as a:
+                await a.set_logging_level("info")
+                await a.call_tool("late_shout", {"text": f"late {secret}", "after": str(go), "done": str(done)})
+                go.write_text("go")
+                await alice.got_log.wait()
+    assert all(secret not in str(line) for line in alice.logs), "a log line outside a call reached the client raw"
