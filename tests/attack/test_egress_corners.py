@@ -21,8 +21,8 @@ def _values(env: dict[str, str]) -> list[str]:
     return [env["LEAK_KEY"], env["LEAK_EMAIL"], env["LEAK_PASSWORD"], env["LEAK_CARD"]]
 
 
-async def _drive(tmp_path: Path, action: Any) -> None:
-    env = attack_canaries()
+async def _drive(tmp_path: Path, action: Any, extra: dict[str, str] | None = None) -> None:
+    env = {**attack_canaries(), **(extra or {})}
     process, client = await open_guard(tmp_path, env)
     try:
         with anyio.fail_after(30):
@@ -48,9 +48,16 @@ async def test_tool_titles_annotations_and_schema_defaults_enums_and_consts_reac
     await _drive(tmp_path, action)
 
 
+async def test_a_listing_cursor_from_the_upstream_reaches_the_client_masked(tmp_path: Path) -> None:
+    async def action(c: LeakClient) -> None:
+        listed = await c.request(1, "tools/list")
+        assert "nextCursor" in listed["result"]
+    await _drive(tmp_path, action, {"ATTACK_CURSOR": "1"})
+
+
 ROUTES = ["keys", "number", "number_text", "escaped", "unknown_field", "unknown_block", "annotations", "audio",
           "link", "cancelled", "elicit_url", "elicit_schema", "sampling_media", "roots_meta", "log_keys",
-          "error_data", "split_at", "split_card", "broken_answer", "deep_answer", "nan_answer"]
+          "error_data", "split_at", "split_card", "broken_answer", "deep_answer", "nan_answer", "structural", "request_id"]
 
 
 @pytest.mark.parametrize("route", ROUTES)
