@@ -24,7 +24,12 @@ ARGS = {"to": "ops@example.com", "body": "hi"}
 
 
 def _risky(log: Path) -> tuple[list[str], dict[str, str]]:
-    argv = guard(sys.executable, str(ROOT / "examples" / "risky_server.py"), policy=DEFAULT)
+    # The shipped policy, except that a decline is taken as the person's even when it comes back at
+    # once (min_human_ms would otherwise send a fast decline to the out-of-band channels, by design).
+    policy = log.parent / "default-no-min.yaml"
+    policy.write_text(Path(DEFAULT).read_text().replace("  scope: session\n", "  scope: session\n  min_human_ms: 0\n"))
+    assert "min_human_ms: 0" in policy.read_text()
+    argv = guard(sys.executable, str(ROOT / "examples" / "risky_server.py"), policy=str(policy))
     return argv, {"PROBE_LOG": str(log), "PYTHONPATH": str(ROOT)}
 
 
@@ -87,7 +92,7 @@ async def test_a_sealed_state_moved_to_another_call_is_refused_and_nothing_runs(
 @pytest.mark.parametrize("content,action", [
     ({"approve": "false"}, "accept"),
     ({"approve": "yes"}, "accept"),
-    ({"approve": [False]}, "accept"),
+    ({"approve": ["true"]}, "accept"),
     ({"approve": 1}, "accept"),
     ({"approve": True}, "decline"),
     ({"approve": True}, "cancel"),
