@@ -167,3 +167,14 @@ async def test_a_malformed_client_request_gets_an_error_or_a_drop_and_no_denied_
         await stop(process)
     assert "raw" not in ran.read_text().splitlines()
     assert ran.read_text() == "", f"a malformed call reached the upstream: {ran.read_text()!r}"
+
+
+async def test_an_oversize_notification_from_the_upstream_is_dropped_and_the_call_still_answered(tmp_path: Path) -> None:
+    process, client, _ = await _guard(tmp_path, policy="version: 1\ndefaults: {action: allow}\n")
+    try:
+        with anyio.fail_after(60):
+            reply = await client.request(1, "tools/call", {"name": "leak2", "arguments": {"route": "huge_line"}})
+            assert "after the huge line" in json.dumps(reply), json.dumps(reply)[:300]
+            await _still_alive(client)
+    finally:
+        await stop(process)
