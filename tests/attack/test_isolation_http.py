@@ -123,13 +123,13 @@ async def test_a_placeholder_from_one_caller_is_never_rehydrated_for_another_on_
                 assert text(await b.call_tool("memory_size", {})) == str(len(placeholder))
 
 
-@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_two_callers_using_the_same_request_id_on_a_shared_server_each_get_their_own_answer(
-    tmp_path: Path, mode: str
+@pytest.mark.parametrize(("mode", "shared"), CASES, ids=IDS)
+async def test_two_callers_using_the_same_request_id_on_one_process_each_get_their_own_answer(
+    tmp_path: Path, mode: str, shared: bool
 ) -> None:
     release = tmp_path / "release"
     got: dict[str, str] = {}
-    async with served(tmp_path, atk_tenant(), shared=True) as url:
+    async with served(tmp_path, atk_tenant(), shared=shared) as url:
         with anyio.fail_after(30):
             async with client(url, Recorder("a"), mode) as a, client(url, Recorder("b"), mode) as b:
 
