@@ -48,7 +48,23 @@ async def test_no_raw_value_is_written_under_the_guard_home(tmp_path: Path, guar
         await stop(process)
     files = _files(guard_home)
     assert files, "the guard wrote nothing under its home"
-    for path in files:
-        data = path.read_bytes()
-        for name in ("LEAK_KEY", "LEAK_EMAIL"):
-            assert env[name].encode() not in data, f"{name} stored raw in {path.relative_to(guard_home)}"
+    found = [(name, _where(path, env[name])) for path in files for name in ("LEAK_KEY", "LEAK_EMAIL")
+             if env[name].encode() in path.read_bytes()]
+    assert found == [], f"stored raw: {found}"
+
+
+def _where(path: Path, value: str) -> str:
+    """The file, and for the SQLite store the tables that hold the value."""
+    import sqlite3
+
+    if path.suffix != ".db" and not path.name.endswith((".db-wal", ".db-shm")):
+        return path.name
+    db = path.with_name(path.name.split(".db")[0] + ".db")
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        tables = [t for (t,) in conn.execute("select name from sqlite_master where type='table'")]
+        hits = [t for t in tables if any(value in json.dumps(row, default=str) for row in conn.execute(f"select * from {t}"))]
+        conn.close()
+    except sqlite3.Error:
+        hits = []
+    return f"{path.name} (tables: {', '.join(hits) or '?'})"
