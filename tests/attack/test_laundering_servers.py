@@ -20,7 +20,7 @@ from tests.conftest import PY
 pytestmark = pytest.mark.anyio
 
 
-async def _open(tmp_path: Path, env: dict[str, str]) -> tuple[Any, LeakClient, Path, Path]:
+async def _open(tmp_path: Path, env: dict[str, str], caps: dict[str, Any] | None = None) -> tuple[Any, LeakClient, Path, Path]:
     cmd = attack_server()
     x_seen, y_seen = tmp_path / "x.jsonl", tmp_path / "y.jsonl"
     config = {"mcpServers": {
@@ -33,7 +33,7 @@ async def _open(tmp_path: Path, env: dict[str, str]) -> tuple[Any, LeakClient, P
     argv = [PY, "-m", "mcp_guard", "run", "--policy", str(tmp_path / "policy.yaml"), "--config", str(tmp_path / "servers.json")]
     process = await anyio.open_process(argv, env={**os.environ, **env}, stderr=subprocess.DEVNULL)
     client = LeakClient(process)
-    init = {"protocolVersion": "2025-11-25", "clientInfo": {"name": "atk", "version": "1"}, "capabilities": {}}
+    init = {"protocolVersion": "2025-11-25", "clientInfo": {"name": "atk", "version": "1"}, "capabilities": caps or {}}
     assert "result" in await client.request(0, "initialize", init)
     await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
     return process, client, x_seen, y_seen
@@ -74,4 +74,43 @@ async def test_a_placeholder_sent_toward_another_server_reaches_it_as_a_placehol
         await stop(process)
     assert env["LEAK_EMAIL"] in x_seen.read_text()
     assert y_seen.exists() and ph in y_seen.read_text(), "the route never reached the other server"
+    assert env["LEAK_EMAIL"] not in y_seen.read_text(), "the raw value reached a server it did not come from"
+
+
+class Answering(LeakClient):
+    """Answers the server's questions with text the test chose (here: a placeholder from another server)."""
+
+    reply_text = ""
+
+    async def response(self, rid: Any) -> dict[str, Any]:
+        while True:
+            message = await self.receive()
+            if "method" in message and "id" in message:
+                if message["method"] == "sampling/createMessage":
+                    result: dict[str, Any] = {"role": "assistant", "model": "m",
+                                              "content": {"type": "text", "text": self.reply_text}}
+                elif message["method"] == "elicitation/create":
+                    result = {"action": "accept", "content": {"to": self.reply_text}}
+                else:
+                    result = {"roots": [{"uri": f"file:///{self.reply_text}", "name": self.reply_text}]}
+                await self.send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+            elif message.get("id") == rid and "method" not in message:
+                return message
+
+
+@pytest.mark.parametrize("route", ["sampling_media", "elicit_schema", "roots_meta"])
+async def test_a_placeholder_in_the_clients_answer_to_another_servers_question_stays_a_placeholder(
+    tmp_path: Path, route: str
+) -> None:
+    env = attack_canaries()
+    process, client, x_seen, y_seen = await _open(tmp_path, env, caps={"sampling": {}, "elicitation": {"form": {}}, "roots": {}})
+    client.__class__ = Answering
+    try:
+        with anyio.fail_after(30):
+            ph = await _placeholder(client)
+            client.reply_text = ph  # type: ignore[attr-defined]
+            await client.request(2, "tools/call", {"name": "web__leak2", "arguments": {"route": route}})
+    finally:
+        await stop(process)
+    assert y_seen.exists() and ph in y_seen.read_text(), "the answer never reached the other server"
     assert env["LEAK_EMAIL"] not in y_seen.read_text(), "the raw value reached a server it did not come from"
