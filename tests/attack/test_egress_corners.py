@@ -83,11 +83,7 @@ async def test_a_value_written_back_as_a_placeholder_comes_back_masked_by_every_
     process, client = await open_guard(tmp_path, env)
     try:
         with anyio.fail_after(30):
-            # The password is only recognisable by its context; the model sees a placeholder.
-            first = await client.request(1, "tools/call", {"name": "store", "arguments": {}})
-            assert "result" in first
-            await client.request(2, "tools/call", {"name": "leak2", "arguments": {"route": "x"}})
-            # Make the model see the password as a placeholder: store it via a result it reads.
+            # The password is only recognisable by its context: the model sees it as a placeholder.
             shown = await _show_password(client, env)
             stored = await client.request(4, "tools/call", {"name": "store", "arguments": {"value": shown}})
             assert "result" in stored
