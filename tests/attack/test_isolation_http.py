@@ -152,13 +152,13 @@ async def test_a_2026_caller_can_call_a_tool_on_a_shared_server(tmp_path: Path) 
                 assert "pid" in json.loads(text(await a.call_tool("whoami", {})))
 
 
-@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_progress_from_a_shared_server_reaches_only_the_caller_whose_call_it_reports(
-    tmp_path: Path, mode: str
+@pytest.mark.parametrize(("mode", "shared"), CASES, ids=IDS)
+async def test_progress_from_one_process_reaches_only_the_caller_whose_call_it_reports(
+    tmp_path: Path, mode: str, shared: bool
 ) -> None:
     release = tmp_path / "release"
     seen: dict[str, list[str]] = {"alice": [], "bob": []}
-    async with served(tmp_path, atk_tenant(), shared=True) as url:
+    async with served(tmp_path, atk_tenant(), shared=shared) as url:
         with anyio.fail_after(30):
             async with client(url, Recorder("a"), mode) as a, client(url, Recorder("b"), mode) as b:
 
@@ -176,6 +176,7 @@ async def test_progress_from_a_shared_server_reaches_only_the_caller_whose_call_
                     await _appears(tmp_path / "bob-started")
                     release.write_text("go")
     assert all("bob" not in m for m in seen["alice"]) and all("alice" not in m for m in seen["bob"]), seen
+    assert seen["alice"] and seen["bob"], f"progress is relayed, each to its own caller: {seen}"
 
 
 async def test_a_log_sent_outside_any_call_reaches_its_own_session_masked(tmp_path: Path) -> None:
