@@ -97,7 +97,7 @@ class Hub:
     async def connect(self, facts: ClientFacts) -> None:
         await self.router.connect(facts)
 
-    def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
+    def route_name(self, name: Any, kind: str) -> tuple[Upstream, str]:
         return self.router.route_name(name, kind)
 
     def route_uri(self, uri: str) -> list[Upstream]:
@@ -113,6 +113,7 @@ class Hub:
             for up in self._owned:
                 await tg.start(up.run)
             task_status.started()
+            await anyio.sleep_forever()  # bridged calls run here, even with no upstream of its own
 
     def start_background(self, fn: Callable[[], Awaitable[None]]) -> None:
         assert self._tg is not None
@@ -146,7 +147,7 @@ class Hub:
             return await self._listen(ctx, params or {})
         if method in ("tools/call", "prompts/get"):
             params = dict(params or {})
-            up, params["name"] = self.route_name(str(params.get("name", "")), "tool" if method == "tools/call" else "prompt")
+            up, params["name"] = self.route_name(params.get("name"), "tool" if method == "tools/call" else "prompt")
             params.pop("task", None)  # task-augmented calls would return output outside this path
             result = await self.forward(ctx, up, method, params)
             if self.aggregated and method == "tools/call":
@@ -285,7 +286,7 @@ class Hub:
         if not isinstance(ref, dict):
             raise RPCError(jsonrpc.INVALID_PARAMS, "ref must be an object")
         if ref.get("type") == "ref/prompt":
-            up, name = self.route_name(str(ref.get("name", "")), "prompt")
+            up, name = self.route_name(ref.get("name"), "prompt")
             params = {**params, "ref": {**ref, "name": name}}
         else:
             ups = self.route_uri(str(ref.get("uri", "")))

@@ -208,7 +208,9 @@ class Router:
         parts = [f"## {up.name}\n{up.instructions}" for up in self.live() if up.instructions]
         return "\n\n".join(parts) or None
 
-    def route_name(self, name: str, kind: str) -> tuple[Upstream, str]:
+    def route_name(self, name: Any, kind: str) -> tuple[Upstream, str]:
+        if not isinstance(name, str) or not name:
+            raise RPCError(jsonrpc.INVALID_PARAMS, f"the {kind} name must be a non-empty string")
         if not self.aggregated:
             return self.single, name
         server, sep, rest = name.partition(SEPARATOR)
