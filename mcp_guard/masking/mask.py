@@ -191,7 +191,7 @@ class Masker:
         if isinstance(value, str):
             return self.text(value, origin)
         if isinstance(value, dict):
-            return {key: self._keyed(key, item, origin) for key, item in value.items()}
+            return {self.key(key, origin): self._keyed(key, item, origin) for key, item in value.items()}
         if isinstance(value, list):
             return [self.value(item, origin) for item in value]
         if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= _NUMBER_DIGITS:
@@ -199,6 +199,10 @@ class Masker:
             masked = self.text(as_text, origin)
             return value if masked == as_text else masked
         return value
+
+    def key(self, key: Any, origin: str) -> Any:
+        """An object key masked like any text: a server can put an email or a token there too."""
+        return self.text(key, origin) if isinstance(key, str) and len(key) >= 4 else key
 
     def _keyed(self, key: Any, item: Any, origin: str) -> Any:
         """A value under a secret-like key is a secret whatever it looks like ({"password": ...})."""

@@ -75,7 +75,7 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
 
 
 def mask_tree(masker: Masker, value: Any, origin: str) -> Any:
-    """Every string in ``value`` masked (dict keys and :data:`STRUCTURAL` fields kept)."""
+    """Every string in ``value`` masked, object keys too (:data:`STRUCTURAL` fields kept)."""
     if isinstance(value, str):
         return masker.text(value, origin)
     if isinstance(value, dict):
@@ -94,9 +94,9 @@ def _mask_dict(masker: Masker, value: dict[str, Any], origin: str) -> dict[str, 
         elif key == binary:
             return _mask_binary(masker, value, key, origin)
         elif isinstance(item, str) and masker.keyed_secret(key, item):
-            out[key] = masker.secret(item, origin)
+            out[masker.key(key, origin)] = masker.secret(item, origin)
         else:
-            out[key] = mask_tree(masker, item, origin)
+            out[masker.key(key, origin)] = mask_tree(masker, item, origin)
     return out
 
 
