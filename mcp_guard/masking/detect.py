@@ -11,37 +11,20 @@ text the more sensitive label wins (a password inside a URL is a SECRET, not a U
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from . import fast
+from .spans import PRIORITY, Span, Taken, resolve, with_repeats
 
 __all__ = ["LABELS", "Span", "detect", "secret_for_key"]
 
 LABELS = (
     "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "IP_ADDRESS", "PERSON", "LOCATION", "URL", "DATE", "SECRET"
 )
-# Which label keeps overlapping text: lower is stronger.
-PRIORITY = {
-    "SECRET": 0, "CREDIT_CARD": 1, "IBAN": 2, "US_SSN": 3, "EMAIL": 4, "PHONE": 5,
-    "IP_ADDRESS": 6, "PERSON": 7, "LOCATION": 7, "DATE": 8, "URL": 9,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    start: int
-    end: int
-    label: str
-
-    def text(self, source: str) -> str:
-        return source[self.start : self.end]
-
-
 Finder = Callable[[str], Iterator[Span]]
 
 # -- EMAIL ---------------------------------------------------------------------------------------
@@ -51,18 +34,24 @@ _EMAIL = re.compile(
 )
 
 
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+
+
 def _emails(text: str) -> Iterator[Span]:
-    """Looked for around each ``@`` only: an address cannot be anywhere else."""
+    """Looked for around each ``@`` only: an address cannot be anywhere else. Its local part is
+    the run of local-part characters just before the ``@`` (the pattern refuses to start inside
+    one), so one match is tried per ``@``, and each character is walked back over once."""
     at = text.find("@")
     done = -1
     while at >= 0:
         if at > done:
-            lo = max(0, at - 66)
-            for m in _EMAIL.finditer(text, lo, at + 280):
-                if m.start() <= at < m.end():
-                    yield Span(m.start(), m.end(), "EMAIL")
-                    done = m.end()
-                    break
+            start = at
+            while start > 0 and at - start <= 64 and text[start - 1] in _LOCAL_CHARS:
+                start -= 1
+            m = _EMAIL.match(text, start) if at - start <= 64 else None
+            if m is not None and m.end() > at:
+                yield Span(m.start(), m.end(), "EMAIL")
+                done = m.end()
         at = text.find("@", at + 1)
 
 
@@ -211,39 +200,60 @@ _HEX_COLONS = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 
 
 def _ipv6_windows(text: str) -> Iterator[tuple[int, int]]:
-    """Stretches of text where an IPv6 address may be: around "::" or hex:hex:hex."""
-    last = -1
-    at = text.find("::")
+    """Stretches of text where an IPv6 address may be: around "::" or hex:hex:hex. Windows that
+    touch are read as one, so a run of colons costs one pass, not one per colon."""
     hits = []
+    at = text.find("::")
     while at >= 0:
         hits.append(at)
         at = text.find("::", at + 2)
     if text.count(":") >= 7:
         hits.extend(m.start() for m in _HEX_COLONS.finditer(text))
-    for hit in sorted(hits):
-        lo, hi = max(0, hit - 45), hit + 45
-        if lo < last:
-            lo = last
-        if lo < hi:
+    if not hits:
+        return
+    hits.sort()
+    lo, hi = max(0, hits[0] - 45), hits[0] + 45
+    for hit in hits:
+        if hit - 45 > hi:
             yield lo, hi
-            last = hi
+            lo = hit - 45
+        hi = hit + 45
+    yield lo, hi
 
 
 def _urls(text: str) -> Iterator[Span]:
+    """A URL per scheme; a "://" inside the URL before it starts none of its own (it would lie
+    within that one, and reading it again would cost the URL's length per "://")."""
     at = text.find("://")
+    url_end = at_sign = -1
     while at >= 0:
-        scheme = _SCHEME.search(text, max(0, at - 5), at)
-        if scheme is not None and not (scheme.start() and text[scheme.start() - 1].isalnum()):
-            rest = _URL_REST.match(text, at + 3)
-            if rest is not None:
-                end = rest.end()
-                while end > at + 3 and text[end - 1] in ".,;:!?)":
-                    end -= 1
-                yield Span(scheme.start(), end, "URL")
-        creds = _URL_CREDS.match(text, _scheme_start(text, at)) if "@" in text[at : at + 600] else None
-        if creds is not None:
-            yield Span(creds.start(1), creds.end(1), "SECRET")
+        if at >= url_end:
+            url = _url_at(text, at)
+            if url is not None:
+                url_end = url.end
+                yield url
+        if at_sign < at:
+            at_sign = text.find("@", at)
+            if at_sign < 0:
+                at_sign = len(text)
+        if at_sign - at < 600:
+            creds = _URL_CREDS.match(text, _scheme_start(text, at))
+            if creds is not None:
+                yield Span(creds.start(1), creds.end(1), "SECRET")
         at = text.find("://", at + 3)
+
+
+def _url_at(text: str, at: int) -> Span | None:
+    scheme = _SCHEME.search(text, max(0, at - 5), at)
+    if scheme is None or (scheme.start() and text[scheme.start() - 1].isalnum()):
+        return None
+    rest = _URL_REST.match(text, at + 3)
+    if rest is None:
+        return None
+    end = rest.end()
+    while end > at + 3 and text[end - 1] in ".,;:!?)":
+        end -= 1
+    return Span(scheme.start(), end, "URL")
 
 
 def _scheme_start(text: str, at: int) -> int:
@@ -291,26 +301,26 @@ def _plausible_date(groups: tuple[str | None, ...]) -> bool:
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
-    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
-    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"gh[pousr]_[A-Za-z0-9]{36,251}(?![\w-])")),
-    (("github_pat_",), re.compile(r"github_pat_[A-Za-z0-9_]{22,244}(?![\w-])")),
-    (("glpat-",), re.compile(r"glpat-[A-Za-z0-9_-]{20,64}(?![\w-])")),
-    (("xox",), re.compile(r"xox[abposre]-[A-Za-z0-9-]{10,250}(?![\w-])")),
-    (("xapp-",), re.compile(r"xapp-\d-[A-Za-z0-9-]{10,250}(?![\w-])")),
-    (("_live_", "_test_"), re.compile(r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}(?![\w-])")),
-    (("whsec_",), re.compile(r"whsec_[A-Za-z0-9]{24,64}(?![\w-])")),
-    (("sk-",), re.compile(r"sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}(?![\w-])")),
-    (("AIza",), re.compile(r"AIza[0-9A-Za-z_-]{35}(?![\w-])")),
-    (("ya29.",), re.compile(r"ya29\.[0-9A-Za-z_-]{20,500}(?![\w-])")),
-    (("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
-    (("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}(?![\w-])")),
-    (("pypi-AgE",), re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,300}(?![\w-])")),
-    (("hf_",), re.compile(r"hf_[A-Za-z0-9]{30,40}(?![\w-])")),
-    (("dop_v1_",), re.compile(r"dop_v1_[a-f0-9]{64}(?![\w-])")),
-    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
-    (("AC",), re.compile(r"AC[a-f0-9]{32}(?![\w-])")),
-    (("SK",), re.compile(r"SK[a-f0-9]{32}(?![\w-])")),
-    (("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,4096}(?![\w-])")),
+    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?<![\w-])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"(?<![\w-])gh[pousr]_[A-Za-z0-9]{36,251}+(?![\w-])")),
+    (("github_pat_",), re.compile(r"(?<![\w-])github_pat_[A-Za-z0-9_]{22,244}+(?![\w-])")),
+    (("glpat-",), re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,64}+(?![\w-])")),
+    (("xox",), re.compile(r"(?<![\w-])xox[abposre]-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("xapp-",), re.compile(r"(?<![\w-])xapp-\d-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("_live_", "_test_"), re.compile(r"(?<![\w-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}+(?![\w-])")),
+    (("whsec_",), re.compile(r"(?<![\w-])whsec_[A-Za-z0-9]{24,64}+(?![\w-])")),
+    (("sk-",), re.compile(r"(?<![\w-])sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}+(?![\w-])")),
+    (("AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])")),
+    (("ya29.",), re.compile(r"(?<![\w-])ya29\.[0-9A-Za-z_-]{20,500}+(?![\w-])")),
+    (("SG.",), re.compile(r"(?<![\w-])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
+    (("npm_",), re.compile(r"(?<![\w-])npm_[A-Za-z0-9]{36}(?![\w-])")),
+    (("pypi-AgE",), re.compile(r"(?<![\w-])pypi-AgE[A-Za-z0-9_-]{50,300}+(?![\w-])")),
+    (("hf_",), re.compile(r"(?<![\w-])hf_[A-Za-z0-9]{30,40}+(?![\w-])")),
+    (("dop_v1_",), re.compile(r"(?<![\w-])dop_v1_[a-f0-9]{64}(?![\w-])")),
+    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"(?<![\w-])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
+    (("AC",), re.compile(r"(?<![\w-])AC[a-f0-9]{32}(?![\w-])")),
+    (("SK",), re.compile(r"(?<![\w-])SK[a-f0-9]{32}(?![\w-])")),
+    (("eyJ",), re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,4096}+\.eyJ[A-Za-z0-9_-]{8,8192}+\.[A-Za-z0-9_-]{8,4096}+(?![\w-])")),
 ]
 _WORD_CHAR = re.compile(r"[\w-]")
 # One search tells which families' prefixes occur at all (cheaper than a test per prefix).
@@ -323,16 +333,18 @@ _SLACK_HOOK = re.compile(
 _BEARER = re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,2048}=*)")
 _BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
-# key = value, "key": "value", key: value, where the key holds one of these words. The words
-# are found with str.find on the lowercased text; the rest is matched from the word on.
-_KEY_WORDS_RE = re.compile("pass|pwd|secret|token|key|auth|credential|session|salt|cookie")
+# key = value, "key": "value", key: value, where the key holds one of these words; the rest is
+# matched from the word on.
 _KEY_WORD_RE = re.compile(
     r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
 )
-_KV_TAIL = re.compile(
-    r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?([^\s\"',;&<>{}\[\]]{4,512})"
-)
+_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?")
+_KV_VALUE = re.compile(r"[^\s\"',;&<>{}\[\]]{4,512}")
+# Of the keys whose values start inside one run of value characters ("key=key=key=..."), only
+# the first few are read: each reading costs up to the run's length, so the text costs a few
+# times its length, however many keys hostile text packs into a run.
+_KEYS_PER_RUN = 8
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
 _NOT_A_VALUE = re.compile(
@@ -342,11 +354,11 @@ _NOT_A_VALUE = re.compile(
 
 
 def _entropy(value: str) -> float:
-    counts: dict[str, int] = {}
-    for ch in value:
-        counts[ch] = counts.get(ch, 0) + 1
     n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+_DIGIT = re.compile(r"\d")
 
 
 def _secretish(key: str, value: str) -> bool:
@@ -354,8 +366,10 @@ def _secretish(key: str, value: str) -> bool:
         return False
     if _PASSWORDISH.search(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
-    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
-    return len(value) >= 16 and classes >= 2 and _entropy(value) >= 3.0
+    if len(value) < 16:
+        return False
+    classes = (value != value.upper()) + (value != value.lower()) + (_DIGIT.search(value) is not None)
+    return classes >= 2 and _entropy(value) >= 3.0
 
 
 def _secrets(text: str, low: str) -> Iterator[Span]:
@@ -381,28 +395,49 @@ def _secrets(text: str, low: str) -> Iterator[Span]:
         yield from _key_values(text, low)
 
 
+def _key_words(text: str) -> Iterator[tuple[int, int]]:
+    """Each key word in ``text``, with where its key begins: up to 40 key characters before it.
+    A run of key characters is walked back once, however many key words it holds."""
+    run_start = run_end = -1
+    for word in _KEY_WORD_RE.finditer(text):
+        at = word.start()
+        if at >= run_end:  # a new run: find how far back it goes (at most 40) and where it ends
+            run_start = at
+            while run_start > 0 and at - run_start < 40 and text[run_start - 1] in _KEY_CHARS:
+                run_start -= 1
+            tail = _KEY_RUN.match(text, at)
+            run_end = tail.end() if tail is not None else word.end()
+            if at - run_start >= 40:
+                run_start = -1  # longer than 40: every key below begins at `at - 40`
+        yield max(run_start, at - 40, 0), word.end()
+
+
+_KEY_RUN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def _key_values(text: str, low: str) -> Iterator[Span]:
-    starts: set[int] = set()
-    for hit in _KEY_WORDS_RE.finditer(low):
-        at = begin = hit.start()
-        while begin > 0 and at - begin < 40 and text[begin - 1] in _KEY_CHARS:
-            begin -= 1
-        starts.add(begin)
     done_until = -1
-    for begin in sorted(starts):
+    run_start = run_end = -1
+    read = 0
+    for begin, word_end in _key_words(text):
         if begin < done_until:
             continue
-        word = _KEY_WORD_RE.search(text, begin, begin + 90)
-        if word is None:
+        separator = _KV_SEPARATOR.match(text, word_end)
+        if separator is None:
             continue
-        m = _KV_TAIL.match(text, word.end())
+        at = separator.end()
+        if run_start <= at < run_end:
+            read += 1
+            if read > _KEYS_PER_RUN:
+                continue
+        m = _KV_VALUE.match(text, at)
         if m is None:
             continue
-        key = text[begin : m.start(1)]
-        value = m.group(1)
-        if _secretish(key, value):
-            done_until = m.end(1)
-            yield Span(m.start(1), m.end(1), "SECRET")
+        if not run_start <= at < run_end:
+            run_start, run_end, read = at, m.end(), 1
+        if _secretish(text[begin:at], m.group()):
+            done_until = m.end()
+            yield Span(m.start(), m.end(), "SECRET")
 
 
 _SECRET_KEY = re.compile(
@@ -477,13 +512,20 @@ def detect(text: str, labels: frozenset[str] | None = None, ner: Callable[[str],
         found = _structured(text, want)
     named = _NAMED if labels is None else labels & _NAMED
     if ner is not None and named:
-        taken = _Taken(found)
-        for span in sorted(ner(text), key=lambda s: (s.start, s.start - s.end)):
-            if span.label in named and taken.free(span.start, span.end):
-                taken.add(span.start, span.end)
-                found.append(span)
-        found.sort(key=lambda s: s.start)
+        found = _with_named(found, ner(text), named)
     return with_repeats(text, found)
+
+
+def _with_named(found: list[Span], named_spans: list[Span], named: frozenset[str]) -> list[Span]:
+    """The model's spans where no structured span is; of its own overlapping ones, the first."""
+    taken = Taken(found)
+    added: list[Span] = []
+    reach = -1
+    for span in sorted(named_spans, key=lambda s: (s.start, s.start - s.end)):
+        if span.label in named and span.start >= reach and taken.free(span.start, span.end):
+            added.append(span)
+            reach = span.end
+    return sorted(found + added, key=lambda s: s.start) if added else found
 
 
 # Below this length one pass of each detector costs less than asking Hyperscan where to look.
@@ -497,7 +539,7 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     size = len(text)
     zones = fast.zones(text, want)
     # Each zone costs what reading ~100 more characters would: dense text is read whole.
-    if sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
+    if zones is None or sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
         return _structured(text, want)
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
@@ -535,7 +577,7 @@ def _structured(text: str, want: frozenset[str]) -> list[Span]:
     found = [s for s in found if s.label in want]
     if "\\" in text:
         found = [_after_escape(text, s) for s in found]
-    return _resolve(found)
+    return resolve(found)
 
 
 _ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|[nrtbf])")
@@ -553,66 +595,3 @@ def _after_escape(text: str, span: Span) -> Span:
 _NAMED = frozenset({"PERSON", "LOCATION"})  # found by a model (ner.py), not by patterns
 FINDERS = {label: None for label in LABELS if label not in _NAMED}
 _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
-
-
-def with_repeats(text: str, spans: list[Span]) -> list[Span]:
-    """``spans`` plus every other occurrence of a value they cover.
-
-    Once a value is known to be sensitive, each copy of it is: a phone number glued to the
-    next word, which the detector's boundaries refuse, must not survive masking by that."""
-    if not spans:
-        return spans
-    extra: list[Span] = []
-    seen: set[str] = set()
-    taken = _Taken(spans)
-    for span in spans:
-        value = text[span.start : span.end]
-        if len(value) < 6 or value in seen:
-            continue
-        seen.add(value)
-        at = text.find(value)
-        while at >= 0:
-            if taken.free(at, at + len(value)):
-                extra.append(Span(at, at + len(value), span.label))
-            at = text.find(value, at + len(value))
-    return _resolve(spans + extra) if extra else spans
-
-
-class _Taken:
-    """Sorted, non-overlapping intervals with an O(log n) overlap test."""
-
-    def __init__(self, spans: list[Span] = ()) -> None:  # type: ignore[assignment]
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        for span in sorted(spans, key=lambda s: s.start):
-            self.starts.append(span.start)
-            self.ends.append(span.end)
-
-    def free(self, start: int, end: int) -> bool:
-        i = bisect.bisect_left(self.starts, end)  # intervals starting before `end`
-        return i == 0 or self.ends[i - 1] <= start
-
-    def add(self, start: int, end: int) -> None:
-        i = bisect.bisect_left(self.starts, start)
-        self.starts.insert(i, start)
-        self.ends.insert(i, end)
-
-
-def _resolve(spans: list[Span]) -> list[Span]:
-    """Keep one of overlapping spans: a SECRET first; then the longest (an IBAN over the card
-    number its digits resemble); a URL last, so what is inside it stays visible to masking."""
-    if len(spans) < 2:
-        return spans
-
-    def rank(s: Span) -> tuple[int, int, int, int]:
-        tier = 0 if s.label == "SECRET" else 2 if s.label == "URL" else 1
-        return (tier, -(s.end - s.start), PRIORITY.get(s.label, 9), s.start)
-
-    taken = _Taken()
-    kept: list[Span] = []
-    for span in sorted(spans, key=rank):
-        if taken.free(span.start, span.end):
-            taken.add(span.start, span.end)
-            kept.append(span)
-    kept.sort(key=lambda s: s.start)
-    return kept

@@ -96,6 +96,7 @@ def _loosen(pattern: str) -> tuple[str, int]:
     than its match the original's can reach."""
     head, body, tail = _guards(pattern)
     p = _strip_lookarounds(body)
+    p = re.sub(r"(\{\d+(?:,\d+)?\})\+", r"\1", p)  # possessive repeats (Python's, not Hyperscan's) match no more
     p = re.sub(r"\\(\d)", lambda m: "[- ]", p)  # detect.py's only back-reference: an SSN's separator
     extra = 0
     last = re.search(r"\{(\d+),(\d+)\}$", p)
@@ -273,24 +274,62 @@ def _asciify(text: str) -> str:
     return text.translate(table)
 
 
-def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]]:
-    """Stretches of ``text`` outside of which no detector for ``want`` can match."""
+# After this many characters, a text whose zones already cover most of what was read is read
+# whole (detect.py does that for dense text anyway): asking on would only cost callbacks.
+DENSE_AFTER = 32_768
+DENSE_SHARE = 0.8
+
+
+class _Zones:
+    """Collects Hyperscan's matches as zones, and halts the scan once the text proves dense.
+
+    Matches arrive in order of their end, so the stretch covered so far is kept as one
+    running count; each costs a zone's width plus ``ZONE_COST`` characters, as in detect.py."""
+
+    ZONE_COST = 100
+
+    __slots__ = ("cost", "dense", "families", "reach", "size", "spans", "wanted")
+
+    def __init__(self, families: list[_Family], wanted: list[bool], size: int) -> None:
+        self.families, self.wanted, self.size = families, wanted, size
+        self.spans: list[tuple[int, int]] = []
+        self.cost = 0
+        self.reach = -JOIN - 1
+        self.dense = False
+
+    def hit(self, index: int, start: int, end: int, flags: int, context: Any) -> bool:
+        if not self.wanted[index]:
+            return False
+        family = self.families[index]
+        lo, hi = max(0, (start if family.som else end) - family.back), min(self.size, end + family.fwd)
+        self.spans.append((lo, hi))
+        if hi > self.reach:
+            self.cost += hi - max(lo, self.reach) + (self.ZONE_COST if lo > self.reach + JOIN else 0)
+            self.reach = hi
+        if self.cost > self.size or (end > DENSE_AFTER and self.cost > end * DENSE_SHARE):
+            self.dense = True
+            return True  # halts the scan
+        return False
+
+
+def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]] | None:
+    """Stretches of ``text`` outside of which no detector for ``want`` can match; ``None``
+    when they would cover so much of it that reading it whole costs less."""
     db, families = _database()
     size = len(text)
-    spans: list[tuple[int, int]] = []
     wanted = _wanted.get(want)
     if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's
         wanted = _wanted[want] = [f.label in want or (f.label == "URL" and "SECRET" in want) for f in families]
-
-    def hit(index: int, start: int, end: int, flags: int, context: Any) -> None:
-        if wanted[index]:
-            family = families[index]
-            spans.append((max(0, (start if family.som else end) - family.back), min(size, end + family.fwd)))
-
-    db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=hit)
-    if not spans:
+    found = _Zones(families, wanted, size)
+    try:
+        db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
+    except hyperscan.ScanTerminated:
+        pass
+    if found.dense:
+        return None
+    if not found.spans:
         return []
-    spans.sort()
+    spans = sorted(found.spans)
     merged = [list(spans[0])]
     for lo, hi in spans[1:]:
         if lo <= merged[-1][1] + JOIN:
@@ -298,4 +337,3 @@ def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]]:
         else:
             merged.append([lo, hi])
     return [(lo, hi) for lo, hi in merged]
-
