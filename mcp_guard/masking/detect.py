@@ -58,7 +58,24 @@ def _emails(text: str) -> Iterator[Span]:
 # -- numbers: cards, SSNs, phones -----------------------------------------------------------------
 
 _CARD = re.compile(r"(?<![\w.+-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01])|2720|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|22)|35)")
+# Issuer ranges (the first digits) and the lengths each network issues: a number of another
+# length is not that network's card, however its digits add up.
+_CARD_NETWORKS: list[tuple[re.Pattern[str], frozenset[int]]] = [
+    (re.compile(r"4"), frozenset({13, 16, 19})),                                          # Visa
+    (re.compile(r"5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)"), frozenset({16})),    # Mastercard
+    (re.compile(r"3[47]"), frozenset({15})),                                              # American Express
+    (re.compile(r"3(?:0[0-5]|09|6|8|9)"), frozenset({14, 16, 17, 18, 19})),                  # Diners Club
+    (re.compile(r"6(?:011|4[4-9]|5)"), frozenset({16, 17, 18, 19})),                      # Discover
+    (re.compile(r"35(?:2[89]|[3-8]\d)"), frozenset({16, 17, 18, 19})),                    # JCB
+    (re.compile(r"62"), frozenset({16, 17, 18, 19})),                                     # UnionPay
+    (re.compile(r"220[0-4]"), frozenset({16, 17, 18, 19})),                               # Mir
+    (re.compile(r"5[06-8]|6[37]|639"), frozenset({13, 14, 15, 16, 17, 18, 19})),           # Maestro
+    (re.compile(r"60|65|81|82|508"), frozenset({16})),                                    # RuPay
+]
+
+
+def _card_network(digits: str) -> bool:
+    return any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in _CARD_NETWORKS)
 
 
 def _luhn(digits: str) -> bool:
@@ -80,7 +97,7 @@ def _cards(text: str) -> Iterator[Span]:
         if len(seps) > 1:
             continue  # mixed separators: not how a card number is written
         digits = raw.replace(" ", "").replace("-", "")
-        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and _luhn(digits) and len(set(digits)) > 1:
+        if 13 <= len(digits) <= 19 and _card_network(digits) and _luhn(digits) and len(set(digits)) > 1:
             yield Span(m.start(), m.end(), "CREDIT_CARD")
 
 
@@ -199,25 +216,24 @@ def _ips(text: str) -> Iterator[Span]:
 _HEX_COLONS = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 
 
+_COLON_RUN = re.compile(r"::+")
+
+
 def _ipv6_windows(text: str) -> Iterator[tuple[int, int]]:
     """Stretches of text where an IPv6 address may be: around "::" or hex:hex:hex. Windows that
     touch are read as one, so a run of colons costs one pass, not one per colon."""
-    hits = []
-    at = text.find("::")
-    while at >= 0:
-        hits.append(at)
-        at = text.find("::", at + 2)
+    hits = [(m.start(), m.end()) for m in _COLON_RUN.finditer(text)]
     if text.count(":") >= 7:
-        hits.extend(m.start() for m in _HEX_COLONS.finditer(text))
+        hits.extend((m.start(), m.start() + 2) for m in _HEX_COLONS.finditer(text))
     if not hits:
         return
     hits.sort()
-    lo, hi = max(0, hits[0] - 45), hits[0] + 45
-    for hit in hits:
-        if hit - 45 > hi:
+    lo, hi = max(0, hits[0][0] - 45), hits[0][0] + 45
+    for start, end in hits:
+        if start - 45 > hi:
             yield lo, hi
-            lo = hit - 45
-        hi = hit + 45
+            lo = start - 45
+        hi = max(hi, end + 43)
     yield lo, hi
 
 
@@ -335,8 +351,9 @@ _BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
 # key = value, "key": "value", key: value, where the key holds one of these words; the rest is
 # matched from the word on.
+# Matched on the lowercased text: a case-insensitive scan of every position costs ~5x more.
 _KEY_WORD_RE = re.compile(
-    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
+    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
 )
 _KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?")
@@ -355,7 +372,7 @@ _NOT_A_VALUE = re.compile(
 
 def _entropy(value: str) -> float:
     n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+    return math.log2(n) - sum(c * math.log2(c) for c in Counter(value).values()) / n
 
 
 _DIGIT = re.compile(r"\d")
@@ -395,11 +412,11 @@ def _secrets(text: str, low: str) -> Iterator[Span]:
         yield from _key_values(text, low)
 
 
-def _key_words(text: str) -> Iterator[tuple[int, int]]:
+def _key_words(text: str, low: str) -> Iterator[tuple[int, int]]:
     """Each key word in ``text``, with where its key begins: up to 40 key characters before it.
     A run of key characters is walked back once, however many key words it holds."""
     run_start = run_end = -1
-    for word in _KEY_WORD_RE.finditer(text):
+    for word in _KEY_WORD_RE.finditer(low):
         at = word.start()
         if at >= run_end:  # a new run: find how far back it goes (at most 40) and where it ends
             run_start = at
@@ -419,7 +436,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
     done_until = -1
     run_start = run_end = -1
     read = 0
-    for begin, word_end in _key_words(text):
+    for begin, word_end in _key_words(text, low):
         if begin < done_until:
             continue
         separator = _KV_SEPARATOR.match(text, word_end)
@@ -452,9 +469,19 @@ def secret_for_key(key: str, value: str) -> bool:
 
 
 def _pem_blocks(text: str) -> Iterator[Span]:
+    """A block runs from its BEGIN line to its END line (at most 16 KB on), or 4 KB without one.
+    Where an END line was looked for and is missing, it is not looked for there again: text
+    of nothing but BEGIN lines costs one pass, not 16 KB per line."""
+    missing_until: dict[str, int] = {}  # end marker -> how far it is known to be absent
     for m in _PEM_BEGIN.finditer(text):
         end_marker = f"-----END {m.group(1)}PRIVATE KEY{m.group(2) or ''}-----"
-        end = text.find(end_marker, m.end(), m.end() + 16384)
+        limit = m.end() + 16384
+        searched = missing_until.get(end_marker, -1)
+        end = -1
+        if searched < limit:
+            end = text.find(end_marker, max(m.end(), searched - len(end_marker) + 1), limit)
+            if end < 0:
+                missing_until[end_marker] = min(limit, len(text))
         stop = end + len(end_marker) if end >= 0 else min(len(text), m.end() + 4096)
         yield Span(m.start(), stop, "SECRET")
 
@@ -554,6 +581,8 @@ def _structured(text: str, want: frozenset[str]) -> list[Span]:
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
+    if not low.isascii():  # what case-insensitive matching takes for "s" and "i"
+        low = low.translate(_FOLD_LOWER)
     found: list[Span] = []
     if "SECRET" in want:
         found.extend(_secrets(text, low))
@@ -595,3 +624,4 @@ def _after_escape(text: str, span: Span) -> Span:
 _NAMED = frozenset({"PERSON", "LOCATION"})  # found by a model (ner.py), not by patterns
 FINDERS = {label: None for label in LABELS if label not in _NAMED}
 _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+_FOLD_LOWER = {0x017F: "s", 0x0131: "i", 0x212A: "k", 0x0130: "i"}
