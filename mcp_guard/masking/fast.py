@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .detectors import REGISTRY, Hint
+
 __all__ = ["AVAILABLE", "warm", "zones"]
 
 try:
@@ -117,77 +119,34 @@ def _width(pattern: str) -> int:
 
 
 class _Family:
-    """One detector's pattern for Hyperscan, and the zone around a match: ``back`` characters
+    """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "expression", "flags", "fwd", "label", "som")
+    __slots__ = ("back", "expression", "flags", "fwd", "labels", "som")
 
-    def __init__(self, label: str, pattern: str, back: int | None = None, fwd: int | None = None, som: bool = False) -> None:
+    def __init__(self, labels: frozenset[str], hint: Hint) -> None:
+        pattern = hint.pattern
         caseless = pattern.startswith("(?i)")
         loose, extra = _loosen(pattern[4:] if caseless else pattern)
-        self.label = label
+        back = hint.back if hint.back is not None else _width(pattern)
+        fwd = hint.fwd if hint.fwd is not None else extra
+        if hint.run:  # a check on detect._numbers' runs: the zone holds the whole run it sees
+            back, fwd = back + _RUN_REACH, _RUN_REACH
+        self.labels = labels
         self.expression = loose.encode()
-        self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if som else 0)
-        self.som = som
-        self.back = MARGIN if som else (back if back is not None else _width(pattern)) + MARGIN
-        self.fwd = (fwd if fwd is not None else extra) + MARGIN
+        self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
+        self.som = hint.som
+        self.back = MARGIN if hint.som else back + MARGIN
+        self.fwd = fwd + MARGIN
+
+
+# How far a number run (detect._NUM_RUN, up to 42 characters) reaches past a match in it.
+_RUN_REACH = 60
 
 
 def _families() -> list[_Family]:
-    import importlib
-
-    d = importlib.import_module(f"{__package__}.detect")  # the package's `detect` is the function
-
-    def number(label: str, pattern: str, back: int | None = None) -> _Family:
-        """A detector of detect._numbers: its zone holds the whole run that function would see."""
-        runs = 60
-        return _Family(label, pattern, back=(back if back is not None else _width(pattern)) + runs, fwd=runs)
-
-    found = [
-        _Family("EMAIL", d._EMAIL.pattern),
-        # A URL runs to the first character detect._URL_REST stops at; its scheme is just before.
-        _Family("URL", r"[A-Za-z0-9+.-]{0,21}://[^\s<>\"'`{}|\\^\[\]]{0,2048}(?:$|[\s<>\"'`{}|\\^\[\]])", fwd=0, som=True),
-        _Family("SECRET", r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
-        _Family("IBAN", d._IBAN.pattern),
-        _Family("IP_ADDRESS", r"::", back=45, fwd=45),
-        _Family("IP_ADDRESS", r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:", back=45, fwd=45),
-        number("IP_ADDRESS", d._IPV4.pattern),
-        _Family("PHONE", d._PHONE_INTL.pattern),
-        number("PHONE", d._PHONE_NANP.pattern),
-        number("PHONE", d._PHONE_NATIONAL.pattern),
-        _Family("PHONE", d._PHONE_CONTEXT.pattern),
-        number("CREDIT_CARD", d._CARD.pattern),
-        number("US_SSN", d._SSN.pattern),
-        _Family("US_SSN", d._SSN_BARE.pattern),
-        _Family("SECRET", r"PRIVATE KEY", back=64, fwd=16_384 + 128),
-        _Family("SECRET", r"hooks.slack.com/services/", back=16, fwd=128),
-        _Family("SECRET", r"/api/webhooks/", back=32, fwd=160),
-        _Family("SECRET", d._BEARER.pattern, som=True),
-        _Family("SECRET", d._BASIC.pattern, som=True),
-        # key = value: the words of detect._KEY_WORD_RE, a key of up to 40 more characters, then
-        # a value as long as detect._secretish could call secret for that kind of key.
-        _Family(
-            "SECRET",
-            r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
-            back=200, fwd=520,
-        ),
-        _Family(
-            "SECRET",
-            r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{16}",
-            back=200, fwd=520,
-        ),
-    ]
-    # An ISO date that is a timestamp's first half (2026-11-23T10:00, 2026-11-23 10:00:00) is
-    # not a date to mask (detect._DATES[0] looks ahead for it); timestamps fill logs, so the
-    # same condition is spelled out here on the characters after the date.
-    iso = d._DATES[0].pattern
-    assert iso.endswith(r"(?![\w:-]|\.\d|[T ]\d{2}:)"), "keep this in step with detect._DATES[0]"
-    iso = iso[: -len(r"(?![\w:-]|\.\d|[T ]\d{2}:)")] + r"(?![\w:. -])"  # then "." and " ", below
-    found.append(number("DATE", iso))
-    found.append(number("DATE", r"(?:^|[^\w.:-])\d{4}-\d{2}-\d{2}(?:\.(?:$|\D)| (?:$|\D|\d(?:$|\D)|\d\d(?:$|[^:])))", back=20))
-    found += [number("DATE", p.pattern) for p in d._DATES[1:]]
-    found += [_Family("SECRET", p.pattern, back=_width(p.pattern)) for _, p in d._TOKEN_FAMILIES]
-    return found
+    """Every hint of every detector in the registry: what the runner can find, this looks for."""
+    return [_Family(detector.labels, hint) for detector in REGISTRY for hint in detector.hints]
 
 
 _compiled: tuple[Any, list[_Family]] | None = None
@@ -319,7 +278,7 @@ def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]] | None:
     size = len(text)
     wanted = _wanted.get(want)
     if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's
-        wanted = _wanted[want] = [f.label in want or (f.label == "URL" and "SECRET" in want) for f in families]
+        wanted = _wanted[want] = [bool(f.labels & want) for f in families]
     found = _Zones(families, wanted, size)
     try:
         db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
