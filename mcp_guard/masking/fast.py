@@ -136,10 +136,14 @@ class _Family:
         self.expression = loose.encode()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
-        self.back = MARGIN if hint.som else back + MARGIN
+        # Without `som` the zone is measured back from the match's end, and a tail guard (see
+        # _guards) may have consumed up to two characters past the original's end.
+        self.back = MARGIN if hint.som else back + _GUARD_REACH + MARGIN
         self.fwd = fwd + MARGIN
 
 
+# How many characters a tail guard consumes at most ("\.(?:$|\D)").
+_GUARD_REACH = 2
 # How far a number run (detect._NUM_RUN, up to 42 characters) reaches past a match in it.
 _RUN_REACH = 60
 
