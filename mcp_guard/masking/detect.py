@@ -29,17 +29,20 @@ assert set(PRIORITY) == set(LABELS)
 
 Finder = Callable[[str], Iterator[Span]]
 
-def detect(text: str, labels: frozenset[str] | None = None, ner: Callable[[str], list[Span]] | None = None) -> list[Span]:
+def detect(
+    text: str, labels: frozenset[str] | None = None, ner: Callable[[str], list[Span]] | None = None, *, prefilter: bool = True
+) -> list[Span]:
     """Non-overlapping spans of sensitive data in ``text``, in order of position.
 
     ``labels`` limits the search (``None``: every label this module knows). ``ner`` finds
     PERSON and LOCATION (see ``ner.py``); where its spans overlap a structured one, the
-    structured one stays.
+    structured one stays. ``prefilter=False`` reads the text whole, without the Hyperscan
+    pre-pass; the spans are the same.
     """
     if not text:
         return []
     want = frozenset(FINDERS) if labels is None else labels
-    if fast.AVAILABLE and len(text) >= FAST_FROM:
+    if prefilter and fast.AVAILABLE and len(text) >= FAST_FROM:
         found = _zoned(text, want)
     else:
         found = _structured(text, want)
