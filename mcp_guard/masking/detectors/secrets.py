@@ -3,6 +3,8 @@ and values under a secret-sounding key (``password = ...``, ``"api_key": "..."``
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections import Counter
@@ -110,12 +112,23 @@ def _webhooks(text: str, low: str) -> Iterator[Span]:
 
 def _bearer_tokens(text: str, low: str) -> Iterator[Span]:
     for m in _BEARER.finditer(text):
-        if _entropy(m.group(1)) >= 3.0:
+        value = m.group(1)
+        # A token mixes digits and letters; "token authentication_middleware" is prose or code.
+        if _DIGIT.search(value) is not None and value.lower() != value.upper() and _entropy(value) >= 3.0:
             yield Span(m.start(1), m.end(1), "SECRET")
 
 
 def _basic_credentials(text: str, low: str) -> Iterator[Span]:
-    return (Span(m.start(1), m.end(1), "SECRET") for m in _BASIC.finditer(text))
+    """``Basic <base64 of user:password>``: it must decode, and to something with a colon
+    ("HTTP Basic authentication" is prose)."""
+    for m in _BASIC.finditer(text):
+        value = m.group(1)
+        try:
+            decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if b":" in decoded:
+            yield Span(m.start(1), m.end(1), "SECRET")
 
 
 def _key_words(text: str, low: str) -> Iterator[tuple[int, int]]:
@@ -158,9 +171,37 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             continue
         if not run_start <= at < run_end:
             run_start, run_end, read = at, m.end(), 1
-        if _secretish(text[begin:at], m.group()):
+        key, value = text[begin:at], m.group()
+        if _secretish(key, value) and not (text[at - 1] not in "\"'" and _code(key, value)):
             done_until = m.end()
             yield Span(m.start(), m.end(), "SECRET")
+
+
+# What code writes, unquoted, on the right of `password =` or `token:`: a name, an attribute
+# chain, a call, a subscript, a type. A quoted value is a literal (and may be a secret); so is
+# an unquoted one under an ENV_STYLE key (.env files, shell), unless it is a call or attribute.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_CALL_OR_ATTRIBUTE = re.compile(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|{_NAME}(?:\.{_NAME})+\)*")
+_IDENTIFIER = re.compile(r"_*[A-Za-z][A-Za-z_]*\)*")
+# The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
+# words have three letters or more; random letters ("KRioWNWAlPT") do not split like that.
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+
+
+def _named(value: str) -> bool:
+    if _IDENTIFIER.fullmatch(value) is None:
+        return False
+    words = _NAME_WORD.findall(value)
+    if len(words) > 1 and len(words[-1]) == 1 and words[-1].isupper():
+        words = words[:-1]  # a type variable's trailing T
+    return all(len(word) >= 3 for word in words)
+_ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
+
+
+def _code(key: str, value: str) -> bool:
+    if _CALL_OR_ATTRIBUTE.fullmatch(value):
+        return True
+    return _named(value) and _ENV_KEY.search(key) is None
 
 
 _SECRET_KEY = re.compile(
@@ -216,6 +257,8 @@ register(
         "basic-credentials", _SECRET, (Hint(_BASIC.pattern, som=True),), find=_basic_credentials,
         when=lambda text, low: "basic " in low,
         context_keys=("authorization: basic",),
+        examples=("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",),
+        not_flagged=("uses HTTP Basic authentication.",),
     ),
     Detector(
         "key-values", _SECRET,
@@ -236,6 +279,14 @@ register(
         find=_key_values, when=lambda text, low: "=" in text or ":" in text,
         context_keys=("password", "secret", "token", "api_key", "access_key", "private_key", "credentials", "cookie"),
         examples=('{"password": "hunter22"}', "client_secret: 8f14e45fceea167a5a36dedd4bea2543"),
-        not_flagged=("password_min_length=12 token_count=5000", "password: ******** api_key: ${API_KEY}"),
+        not_flagged=(
+            "password_min_length=12 token_count=5000", "password: ******** api_key: ${API_KEY}",
+            "username, password = request.url.username, request.url.password",
+            "password = to_bytes(password)", "token = b64encode(userpass).decode()", "cookies: CookieTypes | None = None",
+            "self.session_cookie = session_cookie", "session_cookie=self.session_cookie", "username = kwargs.pop('u')",
+            "allow_credentials = allow_credentials", "CookiesType: TypeAlias = RequestsCookieJar",
+            ":param cookies: (optional) Dictionary", "password = os.environ['DB_PASSWORD']",
+            "token = os.getenv('TOKEN')", "secret = settings.SECRET_KEY",
+        ),
     ),
 )
