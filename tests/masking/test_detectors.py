@@ -35,7 +35,8 @@ def test_each_detector_finds_its_own_examples(name: str, text: str) -> None:
 
 @pytest.mark.parametrize(("name", "text"), LOOK_ALIKES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(LOOK_ALIKES)])
 def test_each_detectors_look_alikes_are_left_alone(name: str, text: str) -> None:
-    assert [(s.label, text[s.start:s.end]) for s in detect(text)] == []
+    """Nothing is found in them (but the URLs they hold: a URL is reported wherever it is)."""
+    assert [(s.label, text[s.start:s.end]) for s in detect(text) if s.label != "URL"] == []
 
 
 def test_every_detector_gives_the_pre_pass_something_to_look_for() -> None:

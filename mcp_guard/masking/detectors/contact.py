@@ -29,10 +29,21 @@ def emails(text: str, low: str = "") -> Iterator[Span]:
             while start > 0 and at - start <= 64 and text[start - 1] in _LOCAL_CHARS:
                 start -= 1
             m = EMAIL.match(text, start) if at - start <= 64 else None
-            if m is not None and m.end() > at:
+            if m is not None and m.end() > at and not _url_password(text, start):
                 yield Span(m.start(), m.end(), "EMAIL")
                 done = m.end()
         at = text.find("@", at + 1)
+
+
+_AUTHORITY_STOP = re.compile(r"[\s/@]")
+
+
+def _url_password(text: str, start: int) -> bool:
+    """``scheme://user:pass@host``: what follows the colon is a password and a host."""
+    if start == 0 or text[start - 1] != ":":
+        return False
+    scheme = text.rfind("://", max(0, start - 300), start)
+    return scheme >= 0 and _AUTHORITY_STOP.search(text, scheme + 3, start - 1) is None
 
 
 # -- PHONE ---------------------------------------------------------------------------------------
@@ -77,7 +88,7 @@ register(
         "email", frozenset({"EMAIL"}), (Hint(EMAIL.pattern),), find=emails,
         when=lambda text, low: "@" in text,
         examples=("mail jane.doe@example.com today",),
-        not_flagged=("user@localhost", "git@github", "@decorator", "a@b"),
+        not_flagged=("user@localhost", "git@github", "@decorator", "a@b", "https://user:password@example.com/"),
     ),
     Detector(
         "phone-international", frozenset({"PHONE"}), (Hint(PHONE_INTL.pattern),), find=phones_international,

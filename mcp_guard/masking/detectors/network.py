@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
@@ -14,6 +15,13 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|
 _URL_REST = re.compile(r"[^\s<>\"'`{}|\\^\[\]]{1,2048}")
 _SCHEME = re.compile(r"(?:https?|ftp|wss?)\Z")
 _URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
+
+
+# A password in a URL that says it is one ("user:password@", "jo:a%20secret@", "u:${DB_PASS}@")
+# is documentation's example, not a credential.
+_PLACEHOLDER_PASSWORD = re.compile(
+    r"(?i).*(?:secret|passw(?:or)?d|changeme).*|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
+)
 
 
 def _ips(text: str) -> Iterator[Span]:
@@ -87,7 +95,7 @@ def _urls(text: str) -> Iterator[Span]:
                 at_sign = len(text)
         if at_sign - at < 600:
             creds = _URL_CREDS.match(text, _scheme_start(text, at))
-            if creds is not None:
+            if creds is not None and not _PLACEHOLDER_PASSWORD.fullmatch(unquote(creds.group(1))):
                 yield Span(creds.start(1), creds.end(1), "SECRET")
         at = text.find("://", at + 3)
 
@@ -139,6 +147,7 @@ register(
         ),
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
         examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x"),
-        not_flagged=("a :// b", "file:/etc/hosts"),
+        not_flagged=("a :// b", "file:/etc/hosts", "https://jo%40email.com:a%20secret@example.com",
+                     "redis://:${REDIS_PASSWORD}@cache:6379"),
     ),
 )

@@ -54,7 +54,7 @@ _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?--
 # matched from the word on.
 # Matched on the lowercased text: a case-insensitive scan of every position costs ~5x more.
 _KEY_WORD_RE = re.compile(
-    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
+    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
 )
 _KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?")
@@ -145,10 +145,21 @@ def _key_words(text: str, low: str) -> Iterator[tuple[int, int]]:
             run_end = tail.end() if tail is not None else word.end()
             if at - run_start >= 40:
                 run_start = -1  # longer than 40: every key below begins at `at - 40`
-        yield max(run_start, at - 40, 0), word.end()
+        if _whole_word(text, at, word.end()):
+            yield max(run_start, at - 40, 0), word.end()
 
 
 _KEY_RUN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """A key word is a word of its key (db_password, apiKey, DB_PASSWORD, passwords), not part
+    of another word (bypass, author, tokenizer, cookiejar, passage)."""
+    if start > 0 and text[start].islower() and text[start - 1].isalpha():
+        return False
+    if end < len(text) and text[end] in "sS":
+        end += 1
+    return end >= len(text) or not text[end].islower()
 
 
 def _key_values(text: str, low: str) -> Iterator[Span]:
@@ -172,7 +183,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if not run_start <= at < run_end:
             run_start, run_end, read = at, m.end(), 1
         key, value = text[begin:at], m.group()
-        if _secretish(key, value) and not (text[at - 1] not in "\"'" and _code(key, value)):
+        quoted = text[at - 1] in "\"'"
+        if _secretish(key, value) and not (not quoted and _code(key, value)) and not _not_a_secret(key, value):
             done_until = m.end()
             yield Span(m.start(), m.end(), "SECRET")
 
@@ -182,19 +194,51 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
 # an unquoted one under an ENV_STYLE key (.env files, shell), unless it is a call or attribute.
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _CALL_OR_ATTRIBUTE = re.compile(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|{_NAME}(?:\.{_NAME})+\)*")
-_IDENTIFIER = re.compile(r"_*[A-Za-z][A-Za-z_]*\)*")
+_IDENTIFIER = re.compile(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
+_PART_SEPARATORS = re.compile(r"[_-]+")
 # The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
 # words have three letters or more; random letters ("KRioWNWAlPT") do not split like that.
-_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{5,}")
+
+
+def _pronounceable(word: str) -> bool:
+    """A word of a name has vowels and no long run of consonants (ctx, cls and msg are short
+    enough to need none); random letters seldom do both."""
+    if len(word) >= 5 and not any(c in "aeiou" for c in word):
+        return False
+    if len(word) == 4 and not any(c in "aeiouy" for c in word):
+        return False
+    return _CONSONANT_RUN.search(word) is None
 
 
 def _named(value: str) -> bool:
+    """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
+    in camel case whose words with lowercase letters have three or more (OAuthProvider,
+    DHPrivateKey, Ed25519PrivateKey); random letters (KRioWNWAlPT) have shorter ones."""
     if _IDENTIFIER.fullmatch(value) is None:
         return False
-    words = _NAME_WORD.findall(value)
-    if len(words) > 1 and len(words[-1]) == 1 and words[-1].isupper():
-        words = words[:-1]  # a type variable's trailing T
-    return all(len(word) >= 3 for word in words)
+    parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
+    if not parts:
+        return False
+    for part in parts:
+        if part.islower() and part.isalpha():
+            continue
+        words = _NAME_WORD.findall(part)
+        if sum(w.isdigit() for w in words) > 1:
+            return False
+        letters = [c for c in part if c.isalpha()]
+        if not part.isupper() and sum(c.isupper() for c in letters) * 2 > len(letters):
+            return False  # CamelCase has a capital per word, not one letter in two
+        for i, w in enumerate(words):
+            short = not w.isupper() and not w.isdigit() and len(w) < 3
+            if short and not (i == 0 and w.istitle() and len(words) > 1 and words[1].isdigit()):  # Ed25519
+                return False
+            if not w.isupper() and not w.isdigit() and not _pronounceable(w.lower()):
+                return False
+    return not (len(parts) == 1 and any(c.isdigit() for c in value) and sum(c.isupper() for c in value) < 2)
 _ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
 
 
@@ -204,8 +248,32 @@ def _code(key: str, value: str) -> bool:
     return _named(value) and _ENV_KEY.search(key) is None
 
 
+_LETTERS = re.compile(r"[^a-z0-9]")
+_PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
+_PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
+_PATH = re.compile(r"[~.]?/[\w./-]*")
+
+
+def _not_a_secret(key: str, value: str) -> bool:
+    """Values that say what they are, quoted or not: the key's own name again (a constant's
+    spelling, ``session_cookie = session_cookie``), a placeholder that names the secret it
+    stands for ("my-client-secret", "your_api_key"), a path (PWD='/tmp')."""
+    spelled = _LETTERS.sub("", value.lower())
+    if len(spelled) >= 4 and _LETTERS.sub("", key.lower()).endswith(spelled):
+        return True
+    low = value.lower()
+    if _PLACEHOLDER.fullmatch(value) and any(w in low for w in _PLACEHOLDER_WORDS) and sum(c.isdigit() for c in value) <= 4:
+        return True
+    if "`" in value:  # markup: `code`, :class:`Name`
+        return True
+    parts = value.split(".")
+    if len(parts) > 1 and all(_named(p) for p in parts):  # "context.eval_ctx", quoted or not
+        return True
+    return _PATH.fullmatch(value) is not None and value.lower() == value  # paths are lowercase; base64 is not
+
+
 _SECRET_KEY = re.compile(
-    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?:[_-]?key)?"
+    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client)[_-]?key"
 )
 
@@ -215,12 +283,19 @@ def secret_for_key(key: str, value: str) -> bool:
     return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and _secretish(key, value)
 
 
+# A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,
+# base64.
+_PEM_BODY = re.compile(r"(?:\s|\\[rn]){1,8}(?:[A-Za-z-]{1,20}: [^\n\\]{1,200}(?:\s|\\[rn]){1,8}){0,4}[A-Za-z0-9+/]{16}")
+
+
 def _pem_blocks(text: str) -> Iterator[Span]:
     """A block runs from its BEGIN line to its END line (at most 16 KB on), or 4 KB without one.
     Where an END line was looked for and is missing, it is not looked for there again: text
     of nothing but BEGIN lines costs one pass, not 16 KB per line."""
     missing_until: dict[str, int] = {}  # end marker -> how far it is known to be absent
     for m in _PEM_BEGIN.finditer(text):
+        if _PEM_BODY.match(text, m.end()) is None:
+            continue  # the marker as a constant in code or prose, not a key
         end_marker = f"-----END {m.group(1)}PRIVATE KEY{m.group(2) or ''}-----"
         limit = m.end() + 16384
         searched = missing_until.get(end_marker, -1)
@@ -246,7 +321,17 @@ register(
     Detector(
         "private-keys", _SECRET, (Hint(r"PRIVATE KEY", back=64, fwd=16_384 + 128),),
         find=lambda text, low: _pem_blocks(text), when=lambda text, low: "PRIVATE KEY" in text,
-        examples=("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",),
+        examples=(
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+            '{"key": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\\n-----END RSA PRIVATE KEY-----"}',
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\n"
+            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\n-----END RSA PRIVATE KEY-----",
+        ),
+        not_flagged=(
+            '_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"',
+            "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\n<your key here>\n-----END PRIVATE KEY-----",
+        ),
     ),
     Detector(
         "bearer-tokens", _SECRET, (Hint(_BEARER.pattern, som=True),), find=_bearer_tokens,
