@@ -48,7 +48,7 @@ def _url_password(text: str, start: int) -> bool:
 
 # -- PHONE ---------------------------------------------------------------------------------------
 
-PHONE_INTL = re.compile(r"\+(?<![\w+]\+)\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
+PHONE_INTL = re.compile(r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
 PHONE_NANP = re.compile(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
 PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
 PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax)\b\W{0,12}(\d{7,15})\b")
@@ -70,7 +70,7 @@ def phones_national(text: str) -> Iterator[Span]:
         raw = m.group()
         n = sum(c.isdigit() for c in raw)
         seps = {c for c in raw if not c.isdigit()}
-        if 9 <= n <= 12 and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw):
+        if 9 <= n <= 12 and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw) and len(set(raw) - seps) >= 3:
             yield Span(m.start(), m.end(), "PHONE")
 
 
@@ -94,13 +94,13 @@ register(
         "phone-international", frozenset({"PHONE"}), (Hint(PHONE_INTL.pattern),), find=phones_international,
         when=lambda text, low: "+" in text,
         examples=("call +44 20 7946 0958",),
-        not_flagged=("x = a + 1", "c++17"),
+        not_flagged=("x = a + 1", "c++17", "list('-+0123456789')"),
     ),
     Detector(
         "phone-national", frozenset({"PHONE"}), (Hint(PHONE_NANP.pattern, run=True), Hint(PHONE_NATIONAL.pattern, run=True)),
         run=RunCheck(_national_run, phones_national),
         examples=("call (415) 555-2671", "mobile 06 12 34 56 78"),
-        not_flagged=("version 10.4.0", "at 2024-01-15T10:00:00Z"),
+        not_flagged=("version 10.4.0", "at 2024-01-15T10:00:00Z", "00000010  02 00 3e 00 01 00 00 00 00 00 00 00"),
     ),
     Detector(
         "phone-in-context", frozenset({"PHONE"}), (Hint(PHONE_CONTEXT.pattern),), find=phones_in_context,

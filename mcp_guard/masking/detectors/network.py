@@ -20,7 +20,7 @@ _URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:([
 # A password in a URL that says it is one ("user:password@", "jo:a%20secret@", "u:${DB_PASS}@")
 # is documentation's example, not a credential.
 _PLACEHOLDER_PASSWORD = re.compile(
-    r"(?i).*(?:secret|passw(?:or)?d|changeme).*|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
+    r"(?i).*(?:secret|passw(?:or)?d|changeme).*|pass|pwd|pw|bar|baz|foo|test|example|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
 )
 
 
@@ -148,6 +148,6 @@ register(
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
         examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x"),
         not_flagged=("a :// b", "file:/etc/hosts", "https://jo%40email.com:a%20secret@example.com",
-                     "redis://:${REDIS_PASSWORD}@cache:6379"),
+                     "redis://:${REDIS_PASSWORD}@cache:6379", "postgres://user:pass@localhost:5432/db"),
     ),
 )

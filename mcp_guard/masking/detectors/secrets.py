@@ -193,7 +193,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
 # chain, a call, a subscript, a type. A quoted value is a literal (and may be a secret); so is
 # an unquoted one under an ENV_STYLE key (.env files, shell), unless it is a call or attribute.
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_CALL_OR_ATTRIBUTE = re.compile(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|{_NAME}(?:\.{_NAME})+\)*")
+_CALL_OR_ATTRIBUTE = re.compile(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|\(?{_NAME}(?:\.{_NAME})+\)*")
 _IDENTIFIER = re.compile(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
 _PART_SEPARATORS = re.compile(r"[_-]+")
 # The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
@@ -252,6 +252,7 @@ _LETTERS = re.compile(r"[^a-z0-9]")
 _PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
 _PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
 _PATH = re.compile(r"[~.]?/[\w./-]*")
+_MASKED_ALREADY = re.compile(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
 
 
 def _not_a_secret(key: str, value: str) -> bool:
@@ -263,6 +264,8 @@ def _not_a_secret(key: str, value: str) -> bool:
         return True
     low = value.lower()
     if _PLACEHOLDER.fullmatch(value) and any(w in low for w in _PLACEHOLDER_WORDS) and sum(c.isdigit() for c in value) <= 4:
+        return True
+    if _MASKED_ALREADY.fullmatch(value):  # "****/**/**", "xxxx-xxxx"
         return True
     if "`" in value:  # markup: `code`, :class:`Name`
         return True
