@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 # Token-shaped values are assembled here, so the file itself holds none.
 GH = "gh" + "p_" + "16C7e42F292c6912E7710c838347Ae178B4a"
-AWS_ID = "AK" + "IA" + "IOSFODNN7EXAMPLE"
+AWS_ID = "AK" + "IA" + "Q7Z3" * 4
 
 FOUND = [
     ("mail jane.doe@example.com today", "EMAIL", "jane.doe@example.com"),

@@ -97,12 +97,18 @@ def _secretish(key: str, value: str) -> bool:
     return classes >= 2 and _entropy(value) >= 3.0
 
 
+# Documentation's stand-ins for a token: AWS's ...EXAMPLE key ids, runs of x, X, 0 or *.
+_EXAMPLE_TOKEN = re.compile(r"(?i)example|x{8}|0{8}|\*{4}|\.{3}")
+
+
 def _tokens(text: str, low: str) -> Iterator[Span]:
     families = {_PREFIX_OF[m.group()] for m in _ANY_PREFIX.finditer(text)}
     for pattern in families:
         for m in pattern.finditer(text):
             if m.start() and _WORD_CHAR.match(text, m.start() - 1):
                 continue  # glued to a longer word
+            if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()):
+                continue
             yield Span(m.start(), m.end(), "SECRET")
 
 
@@ -315,7 +321,11 @@ _SECRET = frozenset({"SECRET"})
 register(
     Detector(
         "token-formats", _SECRET, tuple(Hint(p.pattern) for _, p in _TOKEN_FAMILIES), find=_tokens,
-        not_flagged=("task-1234 sk-short ghp_short", "AC" + "g" * 32),
+        examples=("id " + "AK" + "IA" + "Q7Z3" * 4, "GITHUB_TOKEN=" + "gh" + "p_" + "16C7e42F292c6912E7710c838347Ae178B4a"),
+        not_flagged=(
+            "task-1234 sk-short ghp_short", "AC" + "g" * 32, "AK" + "IA" + "IOSFODNN7EXAMPLE",
+            "gh" + "p_" + "x" * 36, "xo" + "xb-" + "x" * 30, "sk-" + "proj-" + "X" * 40,
+        ),
     ),
     Detector(
         "webhook-urls", _SECRET, (Hint(r"hooks.slack.com/services/", back=16, fwd=128), Hint(r"/api/webhooks/", back=32, fwd=160)),
