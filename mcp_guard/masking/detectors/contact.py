@@ -80,7 +80,7 @@ def phones_in_context(text: str, low: str) -> Iterator[Span]:
 
 def _national_run(digits: int, seg: str) -> bool:
     # NANP numbers have 10 or 11 digits; national formats start with 0; "(" marks an area code.
-    return 7 <= digits <= 15 and (digits >= 10 or seg[0] == "0" or "(" in seg)
+    return digits >= 7 and (digits >= 10 or seg[0] == "0" or "(" in seg)  # a run may hold several numbers
 
 
 register(

@@ -60,7 +60,7 @@ def _prepass_hints() -> tuple[Hint, ...]:
 register(
     Detector(
         "date-numeric", frozenset({"DATE"}), _prepass_hints(),
-        run=RunCheck(lambda digits, seg: 6 <= digits <= 8 and ("-" in seg or "/" in seg or "." in seg), _numeric_dates),
+        run=RunCheck(lambda digits, seg: digits >= 6 and ("-" in seg or "/" in seg or "." in seg), _numeric_dates),
         examples=("born 1985-03-14", "on 14/03/1985"),
         not_flagged=("2024-01-15T10:00:00Z INFO started", "version 1.2.3", "ratio 3/4"),
     ),

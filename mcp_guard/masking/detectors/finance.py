@@ -119,13 +119,14 @@ def _ibans(text: str) -> Iterator[Span]:
 register(
     Detector(
         "card", frozenset({"CREDIT_CARD"}), (Hint(_CARD.pattern, run=True),),
-        run=RunCheck(lambda digits, seg: 13 <= digits <= 19, _cards),
-        examples=("card 4111-1111-1111-1111.", "amex 3782 822463 10005", "unionpay 6200 0000 0000 0005"),
+        run=RunCheck(lambda digits, seg: digits >= 13, _cards),  # a run may hold several numbers
+        examples=("card 4111-1111-1111-1111.", "amex 3782 822463 10005", "unionpay 6200 0000 0000 0005",
+                  "cards 4111 1111 1111 1111 5555 5555 5555 4444"),
         not_flagged=("order 1234567890123 weighs 12.5 kg", "id 23167720941145", "4111-1111 1111-1111"),
     ),
     Detector(
         "ssn", frozenset({"US_SSN"}), (Hint(_SSN.pattern, run=True),),
-        run=RunCheck(lambda digits, seg: digits == 9, _ssns),
+        run=RunCheck(lambda digits, seg: digits >= 9, _ssns),
         examples=("ssn 123-45-6789",),
         not_flagged=("000-12-3456", "666-12-3456", "900-12-3456"),
     ),

@@ -10,8 +10,13 @@ from urllib.parse import unquote
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:)(?:%\w{1,16})?(?![\w:])")
+# A full stop may end the sentence an address ends ("the host is 10.0.0.1."), but not go on
+# into a longer dotted number (1.2.3.4.5, an OID, a version).
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+# Eight groups, "::" for zeros, or six and an IPv4 address at the end (::ffff:192.0.2.128).
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4}|:)(?:%\w{1,16})?(?![\w:])"
+)
 _URL_REST = re.compile(r"[^\s<>\"'`{}|\\^\[\]]{1,2048}")
 _SCHEME = re.compile(r"(?:https?|ftp|wss?)\Z")
 _URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
@@ -127,15 +132,15 @@ def _ipv6_in(text: str, low: str) -> Iterator[Span]:
 register(
     Detector(
         "ipv4", frozenset({"IP_ADDRESS"}), (Hint(_IPV4.pattern, run=True),),
-        run=RunCheck(lambda digits, seg: 4 <= digits <= 12 and seg.count(".") >= 3, _ips),
-        examples=("from 203.0.113.7:443",),
-        not_flagged=("listen on 0.0.0.0:8080", "version 1.2.3", "python 3.11.7"),
+        run=RunCheck(lambda digits, seg: seg.count(".") >= 3, _ips),
+        examples=("from 203.0.113.7:443", "allow 203.0.113.7/32", "the host is 192.168.1.20.", "ips 10.0.0.1 10.0.0.2 10.0.0.3"),
+        not_flagged=("listen on 0.0.0.0:8080", "version 1.2.3", "python 3.11.7", "oid 1.3.6.1.4.1.311"),
     ),
     Detector(
         "ipv6", frozenset({"IP_ADDRESS"}),
         (Hint(r"::", back=45, fwd=45), Hint(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:", back=45, fwd=45)),
         find=_ipv6_in, when=lambda text, low: "::" in text or text.count(":") >= 7,
-        examples=("via 2001:db8::8a2e:370:7334",),
+        examples=("via 2001:db8::8a2e:370:7334", "mapped ::ffff:192.0.2.128 here"),
         not_flagged=("time 12:30:45, ratio 3:2", "std::vector<int>"),
     ),
     Detector(
