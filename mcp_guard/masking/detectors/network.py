@@ -19,7 +19,8 @@ _IPV6 = re.compile(
 )
 _URL_REST = re.compile(r"[^\s<>\"'`{}|\\^\[\]]{1,2048}")
 _SCHEME = re.compile(r"(?:https?|ftp|wss?)\Z")
-_URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
+# userinfo: a user and a password, or a password alone (redis://:secret@cache).
+_URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
 
 
 # A password in a URL that says it is one ("user:password@", "jo:a%20secret@", "u:${DB_PASS}@")
@@ -148,10 +149,10 @@ register(
         (
             # A URL runs to the first character _URL_REST stops at; its scheme is just before.
             Hint(r"[A-Za-z0-9+.-]{0,21}://[^\s<>\"'`{}|\\^\[\]]{0,2048}(?:$|[\s<>\"'`{}|\\^\[\]])", fwd=0, som=True),
-            Hint(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
+            Hint(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
         ),
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
-        examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x"),
+        examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x", "redis://:Zx9QvL2mT8rP@cache:6379"),
         not_flagged=("a :// b", "file:/etc/hosts", "https://jo%40email.com:a%20secret@example.com",
                      "redis://:${REDIS_PASSWORD}@cache:6379", "postgres://user:pass@localhost:5432/db"),
     ),

@@ -56,8 +56,13 @@ _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?--
 _KEY_WORD_RE = re.compile(
     r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
+    r"|key"
 )
-_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}(?:\"|')?")
+# key = value, key: value, key := value (Go, make), key => value, <key>value</key>; and, looser,
+# a value after spaces ("password s3cr3t" in .netrc, "aws_secret_access_key AbC..." on a command
+# line, "the password is ..." in prose), which must then look like a secret by itself.
+_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}(?:\"|')?")
+_KV_LOOSE = re.compile(r"[A-Za-z0-9_-]{0,40}[\"']?(?:[ \t]{1,8}(?:is|was|of)[ \t]{1,8}|[ \t]{1,8})[\"']?")
 _KV_VALUE = re.compile(r"[^\s\"',;&<>{}\[\]]{4,512}")
 # Of the keys whose values start inside one run of value characters ("key=key=key=..."), only
 # the first few are read: each reading costs up to the run's length, so the text costs a few
@@ -137,8 +142,9 @@ def _basic_credentials(text: str, low: str) -> Iterator[Span]:
             yield Span(m.start(1), m.end(1), "SECRET")
 
 
-def _key_words(text: str, low: str) -> Iterator[tuple[int, int]]:
-    """Each key word in ``text``, with where its key begins: up to 40 key characters before it.
+def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
+    """Each key word in ``text`` (start, end), after where its key begins: up to 40 key
+    characters before it.
     A run of key characters is walked back once, however many key words it holds."""
     run_start = run_end = -1
     for word in _KEY_WORD_RE.finditer(low):
@@ -152,7 +158,7 @@ def _key_words(text: str, low: str) -> Iterator[tuple[int, int]]:
             if at - run_start >= 40:
                 run_start = -1  # longer than 40: every key below begins at `at - 40`
         if _whole_word(text, at, word.end()):
-            yield max(run_start, at - 40, 0), word.end()
+            yield max(run_start, at - 40, 0), at, word.end()
 
 
 _KEY_RUN = re.compile(r"[A-Za-z0-9_.-]+")
@@ -172,12 +178,15 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
     done_until = -1
     run_start = run_end = -1
     read = 0
-    for begin, word_end in _key_words(text, low):
+    for begin, word_start, word_end in _key_words(text, low):
         if begin < done_until:
             continue
         separator = _KV_SEPARATOR.match(text, word_end)
-        if separator is None:
-            continue
+        loose = separator is None
+        if loose:
+            separator = _KV_LOOSE.match(text, word_end)
+            if separator is None:
+                continue
         at = separator.end()
         if run_start <= at < run_end:
             read += 1
@@ -190,9 +199,15 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             run_start, run_end, read = at, m.end(), 1
         key, value = text[begin:at], m.group()
         quoted = text[at - 1] in "\"'"
+        if loose:  # prose: the sentence's full stop is not the secret's
+            value = value.rstrip(".,;:!?)")
+            if not _looks_secret(value):
+                continue
+        if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
+            continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
         if _secretish(key, value) and not (not quoted and _code(key, value)) and not _not_a_secret(key, value):
-            done_until = m.end()
-            yield Span(m.start(), m.end(), "SECRET")
+            done_until = m.start() + len(value)
+            yield Span(m.start(), m.start() + len(value), "SECRET")
 
 
 # What code writes, unquoted, on the right of `password =` or `token:`: a name, an attribute
@@ -254,10 +269,19 @@ def _code(key: str, value: str) -> bool:
     return _named(value) and _ENV_KEY.search(key) is None
 
 
+def _looks_secret(value: str) -> bool:
+    """A value with no separator before it must look like a secret by itself: eight or more
+    characters mixing letters and digits, and no name ("password reset", "1 pass is enough")."""
+    if len(value) < 8 or not any(c.isalpha() for c in value) or _DIGIT.search(value) is None or _named(value):
+        return False
+    return _entropy(value) >= 2.5
+
+
 _LETTERS = re.compile(r"[^a-z0-9]")
 _PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
 _PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
 _PATH = re.compile(r"[~.]?/[\w./-]*")
+_NAME_JOINS = re.compile(r"[./:]")
 _MASKED_ALREADY = re.compile(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
 
 
@@ -275,8 +299,8 @@ def _not_a_secret(key: str, value: str) -> bool:
         return True
     if "`" in value:  # markup: `code`, :class:`Name`
         return True
-    parts = value.split(".")
-    if len(parts) > 1 and all(_named(p) for p in parts):  # "context.eval_ctx", quoted or not
+    parts = _NAME_JOINS.split(value)
+    if len(parts) > 1 and all(_named(p) for p in parts):  # "context.eval_ctx", "io.example/subscriptionId"
         return True
     return _PATH.fullmatch(value) is not None and value.lower() == value  # paths are lowercase; base64 is not
 
@@ -315,6 +339,19 @@ def _pem_blocks(text: str) -> Iterator[Span]:
                 missing_until[end_marker] = min(limit, len(text))
         stop = end + len(end_marker) if end >= 0 else min(len(text), m.end() + 4096)
         yield Span(m.start(), stop, "SECRET")
+
+
+# A container's environment in a manifest: the value under a name that says it is a secret.
+_ENV_ENTRY = re.compile(
+    r"name:[ \t]*[\"']?([A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)"
+    r"[A-Za-z0-9_]*)[\"']?[ \t]*\r?\n[ \t]*value:[ \t]*[\"']?([^\s\"']{4,512})"
+)
+
+
+def _env_entries(text: str, low: str) -> Iterator[Span]:
+    for m in _ENV_ENTRY.finditer(text):
+        if not _NOT_A_VALUE.match(m.group(2)) and not _not_a_secret(m.group(1), m.group(2)):
+            yield Span(m.start(2), m.end(2), "SECRET")
 
 
 _SECRET = frozenset({"SECRET"})
@@ -359,24 +396,42 @@ register(
         not_flagged=("uses HTTP Basic authentication.",),
     ),
     Detector(
+        "env-entries", _SECRET, (Hint(_ENV_ENTRY.pattern),), find=_env_entries, when=lambda text, low: "value:" in text,
+        context_keys=("name: *_PASSWORD", "name: *_KEY", "name: *_TOKEN", "name: *_SECRET"),
+        examples=("        - name: DB_PASSWORD\n          value: hunter2hunter",),
+        not_flagged=("        - name: DB_PASSWORD\n          value: ${DB_PASSWORD}", "- name: LOG_LEVEL\n  value: debug99"),
+    ),
+    Detector(
         "key-values", _SECRET,
         (
-            # The words of _KEY_WORD_RE, a key of up to 40 more characters, then a value as long as
-            # _secretish could call secret for that kind of key.
+            # The words of _KEY_WORD_RE, a key of up to 40 more characters, a separator, then a
+            # value as long as _secretish could call secret for that kind of key; or, with spaces
+            # only between (_KV_LOOSE), a value of eight characters or more.
             Hint(
                 r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
-                r"(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                r"(?::=|=>|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
                 back=200, fwd=520,
             ),
             Hint(
-                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?"
+                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}[\"']?"
                 r"[^\s\"',;&<>{}\[\]]{16}",
                 back=200, fwd=520,
             ),
+            Hint(
+                r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt|token|key|auth|session)[A-Za-z0-9_.-]{0,40}"
+                r"[\"']?[ \t]{1,8}(?:(?:is|was|of)[ \t]{1,8})?[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                back=200, fwd=520,
+            ),
         ),
-        find=_key_values, when=lambda text, low: "=" in text or ":" in text,
+        find=_key_values,
         context_keys=("password", "secret", "token", "api_key", "access_key", "private_key", "credentials", "cookie"),
-        examples=('{"password": "hunter22"}', "client_secret: 8f14e45fceea167a5a36dedd4bea2543"),
+        examples=(
+            '{"password": "hunter22"}', "client_secret: 8f14e45fceea167a5a36dedd4bea2543",
+            "the staging DB password is Zx9Qv!L2mT8", "machine api.example.com login bob password s3cr3tPa55",
+            "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzK3Y9",
+            "<secret>Zx9QvL2mT8rP4kW7</secret>", "DB_PASS := Zx9QvL2mT8rP", "[DEBUG] Using Key=Zx9QvL2mT8rP4kW7nB3c",
+            "Connect-AzAccount -ClientSecret 'Zx9Qv~L2mT8rP4kW7nB3c'",
+        ),
         not_flagged=(
             "password_min_length=12 token_count=5000", "password: ******** api_key: ${API_KEY}",
             "username, password = request.url.username, request.url.password",
@@ -385,6 +440,8 @@ register(
             "allow_credentials = allow_credentials", "CookiesType: TypeAlias = RequestsCookieJar",
             ":param cookies: (optional) Dictionary", "password = os.environ['DB_PASSWORD']",
             "token = os.getenv('TOKEN')", "secret = settings.SECRET_KEY",
+            "the password is required", "1 pass is sufficient.", "if pass_arg is _PassArg.environment:",
+            "multiple cookies existed.", '{"key": "theme_dark"}', 'META_KEY = "io.example.protocol/subscriptionId"',
         ),
     ),
 )
