@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from . import fast
 from .detectors import REGISTRY, Detector
 from .detectors.secrets import secret_for_key
+from .normal import normalized
 from .spans import PRIORITY, Span, Taken, resolve, with_repeats
 
 __all__ = ["LABELS", "Span", "detect", "secret_for_key"]
@@ -42,14 +43,20 @@ def detect(
     if not text:
         return []
     want = frozenset(FINDERS) if labels is None else labels
-    if prefilter and fast.AVAILABLE and len(text) >= FAST_FROM:
-        found = _zoned(text, want)
-    else:
-        found = _structured(text, want)
+    found = _find(text, want, prefilter)
+    view = normalized(text)
+    if view is not None:  # what zero-width marks, fullwidth forms or %40 hid from the patterns
+        found = resolve(found + [view.original(s) for s in _find(view.text, want, prefilter)])
     named = _NAMED if labels is None else labels & _NAMED
     if ner is not None and named:
         found = _with_named(found, ner(text), named)
     return with_repeats(text, found)
+
+
+def _find(text: str, want: frozenset[str], prefilter: bool) -> list[Span]:
+    if prefilter and fast.AVAILABLE and len(text) >= FAST_FROM:
+        return _zoned(text, want)
+    return _structured(text, want)
 
 
 def _with_named(found: list[Span], named_spans: list[Span], named: frozenset[str]) -> list[Span]:

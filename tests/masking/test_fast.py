@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(not fast.AVAILABLE, reason="hyperscan has no whe
 
 
 def whole(text: str) -> list[object]:
-    """The detectors on the whole text, no pre-pass."""
-    return detect_module.with_repeats(text, detect_module._structured(text, frozenset(detect_module.FINDERS)))
+    """The detectors on the whole text, no pre-pass (what `scan --no-prefilter` reads)."""
+    return detect_text(text, prefilter=False)
 
 
 def tool_results(kind: str, size: int, seed: int) -> list[str]:

@@ -209,6 +209,9 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "slack prefixes": _repeat("xoxb-"),
     "bearer words": _repeat("Bearer "),
     "one long word": _repeat("a"),
+    "zero-width marks": _repeat("a\u200b"),
+    "fullwidth at signs": _repeat("ａ＠"),
+    "encoded at signs": _repeat("a%40"),
 }
 
 

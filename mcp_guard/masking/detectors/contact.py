@@ -35,7 +35,7 @@ def emails(text: str, low: str = "") -> Iterator[Span]:
         at = text.find("@", at + 1)
 
 
-_AUTHORITY_STOP = re.compile(r"[\s/@]")
+_AUTHORITY_STOP = re.compile(r"[\s/]")
 
 
 def _url_password(text: str, start: int) -> bool:
@@ -87,7 +87,8 @@ register(
     Detector(
         "email", frozenset({"EMAIL"}), (Hint(EMAIL.pattern),), find=emails,
         when=lambda text, low: "@" in text,
-        examples=("mail jane.doe@example.com today",),
+        examples=("mail jane.doe@example.com today", "mailto:jane%40example.com", "jane\u200b@example.com",
+                  "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "https://jo%40email.com:pw@example.com"),
         not_flagged=("user@localhost", "git@github", "@decorator", "a@b", "https://user:password@example.com/"),
     ),
     Detector(

@@ -153,7 +153,7 @@ register(
         ),
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
         examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x", "redis://:Zx9QvL2mT8rP@cache:6379"),
-        not_flagged=("a :// b", "file:/etc/hosts", "https://jo%40email.com:a%20secret@example.com",
+        not_flagged=("a :// b", "file:/etc/hosts", "https://jo:a%20secret@example.com",
                      "redis://:${REDIS_PASSWORD}@cache:6379", "postgres://user:pass@localhost:5432/db"),
     ),
 )
