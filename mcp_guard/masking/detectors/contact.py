@@ -51,7 +51,12 @@ def _url_password(text: str, start: int) -> bool:
 PHONE_INTL = re.compile(r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
 PHONE_NANP = re.compile(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
 PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
-PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax)\b\W{0,12}(\d{7,15})\b")
+# After a phone word or key, a number in any national format: (11) 91234-5678, 020 7946 0958,
+# 0044 20 7946 0958, 8 (495) 123-45-67 (7 to 15 digits, checked below).
+PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|msisdn)(?:[_ -]?(?:no|number|num))?s?\b[\"']?\W{0,12}?"
+    r"((?:\+|\()?\d(?:[ ().-]{0,2}\d){6,18}+)(?![\w-])"
+)
 _PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax")
 _DATE_SHAPE = re.compile(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
 
@@ -75,7 +80,10 @@ def phones_national(text: str) -> Iterator[Span]:
 
 
 def phones_in_context(text: str, low: str) -> Iterator[Span]:
-    return (Span(m.start(1), m.end(1), "PHONE") for m in PHONE_CONTEXT.finditer(text))
+    for m in PHONE_CONTEXT.finditer(text):
+        raw = m.group(1)
+        if 7 <= sum(c.isdigit() for c in raw) <= 15 and not _DATE_SHAPE.fullmatch(raw):
+            yield Span(m.start(1), m.end(1), "PHONE")
 
 
 def _national_run(digits: int, seg: str) -> bool:
@@ -107,6 +115,8 @@ register(
         "phone-in-context", frozenset({"PHONE"}), (Hint(PHONE_CONTEXT.pattern),), find=phones_in_context,
         when=lambda text, low: any(word in low for word in _PHONE_WORDS),
         context_keys=_PHONE_WORDS,
-        examples=("phone: 4155550134",),
+        examples=("phone: 4155550134", "phone: (11) 91234-5678", "tel 0044 20 7946 0958", "phone 00351 21 234 5678",
+                  "tel: 8 (495) 123-45-67", '"mobile": "06 12 34 56 78"'),
+        not_flagged=("phone: 12", "cell 3 of 4"),
     ),
 )

@@ -80,7 +80,9 @@ def _bare_ssns(text: str, low: str) -> Iterator[Span]:
 
 # -- IBAN ----------------------------------------------------------------------------------------
 
-_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+# Country, check digits, then up to 30 characters in groups of any size, spaced or dashed.
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
+_IBAN_SEPARATORS = str.maketrans("", "", " -")
 _IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,
     "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
@@ -95,14 +97,14 @@ _IBAN_LENGTHS = {
 def _ibans(text: str) -> Iterator[Span]:
     for m in _IBAN.finditer(text):
         raw = m.group()
-        compact = raw.replace(" ", "")
+        compact = raw.translate(_IBAN_SEPARATORS)
         want = _IBAN_LENGTHS.get(compact[:2])
         if want is None:
             continue
         if len(compact) > want:  # the pattern ran on into the next word: trim to the country's length
             keep, count = 0, 0
             for i, ch in enumerate(raw):
-                if ch != " ":
+                if ch not in " -":
                     count += 1
                 if count == want:
                     keep = i + 1
@@ -138,7 +140,8 @@ register(
     ),
     Detector(
         "iban", frozenset({"IBAN"}), (Hint(_IBAN.pattern),), find=lambda text, low: _ibans(text),
-        examples=("pay to DE89 3704 0044 0532 0130 00 now", "GB82WEST12345698765432"),
+        examples=("pay to DE89 3704 0044 0532 0130 00 now", "GB82WEST12345698765432",
+                  "iban FR76-3000-6000-0112-3456-7890-189", "IBAN DE89 370 400 440 532 013 000."),
         not_flagged=("DE89 3704 0044 0532 0130 01", "ISBN 978 3 16 148410 0"),
     ),
 )
