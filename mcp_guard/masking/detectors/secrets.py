@@ -222,7 +222,7 @@ _PART_SEPARATORS = re.compile(r"[_-]+")
 _NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
-_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{5,}")
+_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{5,}|^[b-df-hj-np-tv-xz]{4}")
 
 
 def _pronounceable(word: str) -> bool:
@@ -259,6 +259,12 @@ def _named(value: str) -> bool:
                 return False
             if not w.isupper() and not w.isdigit() and not _pronounceable(w.lower()):
                 return False
+            if not w.isupper() and not w.isdigit() and not any(c in "aeiouy" for c in w.lower()):
+                return False  # in camel case every word has a vowel (Lkt, csk are no words)
+            if i and w[0].islower():
+                return False  # only the first word of camelCase starts in lowercase (zoxdYFwqi)
+            if len(w) == 1 and w.isupper() and 0 < i < len(words) - 1:
+                return False  # a lone capital inside a name (LWQAquwbeG8)
     return not (len(parts) == 1 and any(c.isdigit() for c in value) and sum(c.isupper() for c in value) < 2)
 _ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
 

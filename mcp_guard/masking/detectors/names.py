@@ -1,0 +1,127 @@
+"""Names and places from structure, with no model: where a key or a header says what a value
+is (``"full_name": ...``, ``city = ...``, ``From: Jane Doe <...>``, vCard ``FN:``, ICS
+``CN=`` and ``LOCATION:``), the value gets that label, if it looks like a name or a place.
+
+Prose stays with the NER extra (ner.py); these are the values tool results carry in fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..spans import Span
+from . import Detector, Hint, register
+
+_PERSON_KEYS = (
+    r"(?:first|last|given|family|full|middle|maiden|customer|contact|display|legal|account[_ -]?holder|card[_ -]?holder)"
+    r"[_ -]?name|surname|name|author|recipient|cardholder|patient|employee|assignee|attendee|organi[sz]er"
+)
+_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname")
+_PLACE_KEYS = (
+    r"(?:street|billing|shipping|home|postal|mailing|work)?[_ -]?address(?:[_ -]?line[_ -]?\d)?|street|addr|city|town"
+    r"|country|county|province|region|state|post[_ -]?code|postal[_ -]?code|zip(?:[_ -]?code)?|location|birthplace|place"
+)
+# "key": "value", key: value, key = value; the key a whole word (not "username", "filename").
+_KEYED = re.compile(
+    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}[\"']?"
+    r"([^\n\"',;{}\[\]<>|=]{2,80})"
+)
+_PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
+_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]*(\"?)([^\"<>\n,@:]{2,60})\1[ \t]*<")
+_VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
+_COMMON_NAME = re.compile(r"(?<![\w])CN=(\"?)([^;:\"\r\n,]{2,60})\1")
+_VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
+_PARTICLES = frozenset({"van", "von", "de", "da", "di", "du", "dos", "das", "del", "der", "la", "le", "bin", "al", "y"})
+_NAME_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-][^\W\d_]?)*\.?")
+
+
+def person(value: str, one_word: bool = False) -> bool:
+    """One to four capitalised words of letters (O'Neil, Anne-Marie, J.), particles between;
+    a single word only under a key that asks for one (first_name, surname)."""
+    words = value.split()
+    if not words or len(words) > 4 or (len(words) == 1 and not one_word):
+        return False
+    for i, word in enumerate(words):
+        if _NAME_WORD.fullmatch(word) is None:
+            return False
+        if not word[0].isupper() and not (i and word in _PARTICLES):
+            return False
+        if word.isupper() and len(word) > 3:
+            return False  # RUNNING, ENABLED: constants, not names
+    return True
+
+
+def place(value: str) -> bool:
+    """A place or an address line: letters, and capitalised or numbered (12 Main St, Lisbon,
+    SW1A 1AA), not an identifier (us-east-1, open, /var/run)."""
+    if "://" in value or "_" in value or "/" in value or not any(c.isalpha() for c in value):
+        return False
+    first = value[0]
+    if not (first.isupper() or first.isdigit()):
+        return False
+    return not (value.isupper() and len(value) > 3 and " " not in value)
+
+
+def _keyed(text: str, low: str) -> Iterator[Span]:
+    for m in _KEYED.finditer(text):
+        key, value = m.group(1), m.group(2).rstrip()
+        if _PLACE_KEY.fullmatch(key):
+            if place(value):
+                yield Span(m.start(2), m.start(2) + len(value), "LOCATION")
+        elif person(value, one_word=_ONE_WORD_KEYS.search(key) is not None):
+            yield Span(m.start(2), m.start(2) + len(value), "PERSON")
+
+
+def _headers(text: str, low: str) -> Iterator[Span]:
+    for m in _MAIL_HEADER.finditer(text):
+        value = m.group(2).strip()
+        if person(value):
+            start = m.start(2) + m.group(2).index(value)
+            yield Span(start, start + len(value), "PERSON")
+
+
+def _cards(text: str, low: str) -> Iterator[Span]:
+    for m in _VCARD_NAME.finditer(text):
+        value = m.group(1).strip().strip(";")
+        parts = [p for p in value.replace(";", " ").split() if p]
+        if value and person(" ".join(parts), one_word=True):
+            start = m.start(1) + m.group(1).index(value)
+            yield Span(start, start + len(value), "PERSON")
+    for m in _COMMON_NAME.finditer(text):
+        if person(m.group(2).strip()):
+            yield Span(m.start(2), m.start(2) + len(m.group(2).strip()), "PERSON")
+    for m in _VCARD_PLACE.finditer(text):
+        value = m.group(1).strip().strip(";").replace("\\,", ",")
+        raw = m.group(1).strip().strip(";")
+        if raw and place(value.replace(";", " ").strip()):
+            start = m.start(1) + m.group(1).index(raw)
+            yield Span(start, start + len(raw), "LOCATION")
+
+
+_NAMED = frozenset({"PERSON", "LOCATION"})
+register(
+    Detector(
+        "keyed-names-and-places", _NAMED, (Hint(_KEYED.pattern),), find=_keyed,
+        when=lambda text, low: ":" in text or "=" in text,
+        context_keys=("name", "full_name", "first_name", "surname", "address", "city", "country", "postcode", "location"),
+        examples=('{"full_name": "Jane Doe", "city": "Lisbon"}', "first_name: Maria\nlast_name: da Silva",
+                  'address = "12 Main Street, Springfield"'),
+        not_flagged=('{"name": "read_file", "description": "Reads a file"}', "state: running", "location: us-east-1",
+                     "username: jdoe", "filename: report.pdf", '{"name": "RUNNING"}'),
+    ),
+    Detector(
+        "mail-header-names", frozenset({"PERSON"}), (Hint(_MAIL_HEADER.pattern),), find=_headers,
+        when=lambda text, low: "<" in text,
+        examples=("From: Jane Doe <jane@example.com>", 'To: "Ana María López" <ana@example.es>'),
+        not_flagged=("From: noreply <bounce>", "To: all staff <list>"),
+    ),
+    Detector(
+        "card-and-calendar-names", _NAMED,
+        (Hint(_VCARD_NAME.pattern), Hint(_COMMON_NAME.pattern), Hint(_VCARD_PLACE.pattern)), find=_cards,
+        when=lambda text, low: ":" in text or "CN=" in text,
+        examples=("BEGIN:VCARD\nFN:Jane Doe\nN:Doe;Jane;;;\nEND:VCARD", "ORGANIZER;CN=John Smith:mailto:john@example.com",
+                  "LOCATION:Conference Room 4\\, 1 Main Street"),
+        not_flagged=("CN=example.com", "LOCATION:https://meet.example.com/abc"),
+    ),
+)
