@@ -24,14 +24,21 @@ _PLACE_KEYS = (
 )
 # "key": "value", key: value, key = value; the key a whole word (not "username", "filename").
 _KEYED = re.compile(
-    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}[\"']?"
+    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS})[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}([\"']?)"
     r"([^\n\"',;{}\[\]<>|=]{2,80})"
 )
+# Code's constants and types, which annotations put after `state:` or `name:`.
+_LITERALS = frozenset({
+    "None", "True", "False", "Null", "NULL", "Undefined", "NaN", "Nil", "N/A", "TBD", "Unknown", "Final", "Literal",
+    "Optional", "Any", "Union", "List", "Dict", "Tuple", "Set", "Sequence", "Mapping", "Callable", "Type", "ClassVar",
+    "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
+})
 _PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
 _MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]*(\"?)([^\"<>\n,@:]{2,60})\1[ \t]*<")
 _VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
 _COMMON_NAME = re.compile(r"(?<![\w])CN=(\"?)([^;:\"\r\n,]{2,60})\1")
 _VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
+_CAMEL_HUMP = re.compile(r"[a-z][A-Z]")
 _PARTICLES = frozenset({"van", "von", "de", "da", "di", "du", "dos", "das", "del", "der", "la", "le", "bin", "al", "y"})
 _NAME_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-][^\W\d_]?)*\.?")
 
@@ -55,22 +62,26 @@ def person(value: str, one_word: bool = False) -> bool:
 def place(value: str) -> bool:
     """A place or an address line: letters, and capitalised or numbered (12 Main St, Lisbon,
     SW1A 1AA), not an identifier (us-east-1, open, /var/run)."""
-    if "://" in value or "_" in value or "/" in value or not any(c.isalpha() for c in value):
+    if "://" in value or any(c in "_/()[]{}=" for c in value) or not any(c.isalpha() for c in value):
         return False
     first = value[0]
-    if not (first.isupper() or first.isdigit()):
+    if not (first.isupper() or first.isdigit()) or len(value.split()) > 6:
         return False
+    if " " not in value and _CAMEL_HUMP.search(value):
+        return False  # StateBlock, DefaultRegion: a type or a constant, not a place
     return not (value.isupper() and len(value) > 3 and " " not in value)
 
 
 def _keyed(text: str, low: str) -> Iterator[Span]:
     for m in _KEYED.finditer(text):
-        key, value = m.group(1), m.group(2).rstrip()
+        key, separator, quote, value = m.group(1), m.group(2), m.group(3), m.group(4).rstrip()
+        if separator == "=" and (not quote or key.lower() == "name") or value in _LITERALS:
+            continue  # code: `city = default_city`, `name = "BBC Basic"` (a lexer's, a tool's)
         if _PLACE_KEY.fullmatch(key):
             if place(value):
-                yield Span(m.start(2), m.start(2) + len(value), "LOCATION")
+                yield Span(m.start(4), m.start(4) + len(value), "LOCATION")
         elif person(value, one_word=_ONE_WORD_KEYS.search(key) is not None):
-            yield Span(m.start(2), m.start(2) + len(value), "PERSON")
+            yield Span(m.start(4), m.start(4) + len(value), "PERSON")
 
 
 def _headers(text: str, low: str) -> Iterator[Span]:
@@ -106,9 +117,10 @@ register(
         when=lambda text, low: ":" in text or "=" in text,
         context_keys=("name", "full_name", "first_name", "surname", "address", "city", "country", "postcode", "location"),
         examples=('{"full_name": "Jane Doe", "city": "Lisbon"}', "first_name: Maria\nlast_name: da Silva",
-                  'address = "12 Main Street, Springfield"'),
+                  'address = "12 Main Street, Springfield"', "author: Ana María López"),
         not_flagged=('{"name": "read_file", "description": "Reads a file"}', "state: running", "location: us-east-1",
-                     "username: jdoe", "filename: report.pdf", '{"name": "RUNNING"}'),
+                     "username: jdoe", "filename: report.pdf", '{"name": "RUNNING"}', "    last_name = None",
+                     "    name = 'Pango Markup'", "    location = ObjectIdentifier(oid)", "        state: Final"),
     ),
     Detector(
         "mail-header-names", frozenset({"PERSON"}), (Hint(_MAIL_HEADER.pattern),), find=_headers,
