@@ -215,7 +215,8 @@ def _store(families: list[_Family], db: Any) -> None:
 
 # Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
 # Hyperscan scans a copy where each other character stands in for its class (the same length,
-# so offsets hold): a digit for a decimal digit, a letter for any other word character, a space
+# so offsets hold): a digit for a decimal digit, a letter for any other word character (a capital
+# for a capital), a space
 # for whitespace, "~" for the rest; and the four characters Python's case-insensitive matching
 # takes for ASCII letters (dotted and dotless i, long s, Kelvin sign) become those letters.
 _FOLDS = {0x0130: "i", 0x0131: "i", 0x017F: "s", 0x212A: "k"}
@@ -228,7 +229,7 @@ def _stand_in(code: int) -> str:
     if char.isdecimal():
         return "0"
     if char.isalnum() or char == "_":
-        return "a"
+        return "A" if char.isupper() else "a"  # a name's capital stays a capital (detectors/names.py)
     return " " if char.isspace() else "~"
 
 
