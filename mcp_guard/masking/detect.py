@@ -100,20 +100,28 @@ def _structured(text: str, want: frozenset[str]) -> list[Span]:
     if not low.isascii():  # what case-insensitive matching takes for "s" and "i"
         low = low.translate(_FOLD_LOWER)
     found: list[Span] = []
-    runs: list[Detector] = []
-    for detector in REGISTRY:
-        if not detector.labels & want:
-            continue
-        if detector.run is not None:
-            runs.append(detector)
-        elif detector.find is not None and (detector.when is None or detector.when(text, low)):
-            found.extend(detector.find(text, low))
+    finders, runs = _plan(want)
+    for detector in finders:
+        if detector.when is None or detector.when(text, low):
+            found.extend(detector.find(text, low))  # type: ignore[misc]
     if runs:
         found.extend(_numbers(text, runs))
     found = [s for s in found if s.label in want]
     if "\\" in text:
         found = [_after_escape(text, s) for s in found]
     return resolve(found)
+
+
+_plans: dict[frozenset[str], tuple[list[Detector], list[Detector]]] = {}
+
+
+def _plan(want: frozenset[str]) -> tuple[list[Detector], list[Detector]]:
+    """The detectors a label set needs, finders and run checks apart; worked out once per set."""
+    plan = _plans.get(want)
+    if plan is None:
+        wanted = [d for d in REGISTRY if d.labels & want]
+        plan = _plans[want] = ([d for d in wanted if d.run is None], [d for d in wanted if d.run is not None])
+    return plan
 
 
 # Runs of digits and separators long enough to be a phone, card, SSN, date or IPv4 address:
