@@ -166,8 +166,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
     run_start = run_end = -1
     read = 0
     for begin, word_start, word_end in _key_words(text, low):
-        if begin < done_until:
-            continue
+        if begin < done_until or (run_start <= word_start < run_end and read >= _KEYS_PER_RUN):
+            continue  # a key inside a value run already read as often as it may be
         separator = _KV_SEPARATOR.match(text, word_end)
         loose = separator is None
         if loose:
