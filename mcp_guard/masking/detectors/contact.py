@@ -58,6 +58,7 @@ PHONE_CONTEXT = re.compile(
     r"((?:\+|\()?\d(?:[ ().-]{0,2}\d){6,18}+)(?![\w-])"
 )
 _PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax")
+_INTERNATIONAL_00 = re.compile(r"00[1-9]\d{0,2}[ .-][1-9]")
 _DATE_SHAPE = re.compile(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
 
 
@@ -75,7 +76,9 @@ def phones_national(text: str) -> Iterator[Span]:
         raw = m.group()
         n = sum(c.isdigit() for c in raw)
         seps = {c for c in raw if not c.isdigit()}
-        if 9 <= n <= 12 and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw) and len(set(raw) - seps) >= 3:
+        # 00 is the international prefix: a country code, then the number without its trunk 0.
+        longest = 15 if _INTERNATIONAL_00.match(raw) else 12
+        if 9 <= n <= longest and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw) and len(set(raw) - seps) >= 3:
             yield Span(m.start(), m.end(), "PHONE")
 
 
@@ -108,7 +111,7 @@ register(
     Detector(
         "phone-national", frozenset({"PHONE"}), (Hint(PHONE_NANP.pattern, run=True), Hint(PHONE_NATIONAL.pattern, run=True)),
         run=RunCheck(_national_run, phones_national),
-        examples=("call (415) 555-2671", "mobile 06 12 34 56 78"),
+        examples=("call (415) 555-2671", "mobile 06 12 34 56 78", "call 0044 20 7946 0958"),
         not_flagged=("version 10.4.0", "at 2024-01-15T10:00:00Z", "00000010  02 00 3e 00 01 00 00 00 00 00 00 00"),
     ),
     Detector(
