@@ -1,7 +1,7 @@
 """Masking throughput and recall against presidio-analyzer's pattern recognizers, in one run.
 
     pip install presidio-analyzer       # for the comparison only
-    python benchmarks/masking.py [--mb 20] [--big-mb 100]
+    python benchmarks/masking.py [--mb 20] [--big-mb 100] [--hostile-mb 1]
 
 Inputs come from the seeded corpus generator (fixtures/pii/generate.py): "clean" is text with
 no sensitive values (code, hashes, UUIDs, timestamps, versions, numbers), "dense" is the
@@ -10,6 +10,10 @@ see the same records: one call per record, and one call per 8 KB of records (the
 typical tool result; there the Hyperscan pre-pass of fast.py decides). presidio-analyzer runs
 its regex recognizers only (no NLP model), on the labels both engines share. Last, a large
 input is streamed through `mcp-guard scan --jsonl` to show that memory stays flat.
+
+Hostile shapes (many distinct emails, repeated `key=`, `sk-`, `http://`, ...) are timed at two
+sizes, in seconds per MB for detection and for masking (Masker.text), with the growth from the
+small to the large size (1.0 is linear), and presidio-analyzer's seconds per MB on the same text.
 """
 
 from __future__ import annotations
@@ -131,11 +135,62 @@ def peak_rss_of_scan(mb: float) -> float:
     return int(done.stderr.decode().strip().splitlines()[-1]) / 1024
 
 
+def _distinct(template: str, mb: float) -> str:
+    out, i, length = [], 0, 0
+    while length < mb * 1e6:
+        out.append(template.format(i=i, j=i % 10_000, k=i % 256))
+        length += len(out[-1]) + 1
+        i += 1
+    return " ".join(out)
+
+
+HOSTILE: dict[str, Any] = {
+    "distinct emails": lambda mb: _distinct("user{i}@example{k}.com", mb),
+    "distinct key=value": lambda mb: _distinct("api_key{i}=Zx9QvL2mT8rP{i:08d}", mb),
+    "distinct phones": lambda mb: _distinct("+44 20 7946 {j:04d}", mb),
+    "distinct URLs": lambda mb: _distinct("https://x{i}.example/a?b={i}", mb),
+    **{f"repeated {unit.strip()!r}": (lambda u: lambda mb: u * int(mb * 1e6 / len(u)))(unit)
+       for unit in ("key=", "password=", "sk-", "http://", "x://a:b@", ":", "::", "a@", "1 ", "DE89 ", "xoxb-",
+                    "-----BEGIN PRIVATE KEY-----\n")},
+}
+
+
+def seconds_per_mb(fn: Any, text: str) -> float:
+    start = time.perf_counter()
+    fn(text)
+    return (time.perf_counter() - start) / (len(text.encode()) / 1e6)
+
+
+def hostile(mb: float, recognizers: list[Any] | None) -> None:
+    from mcp_guard.masking.mask import Masker, default_operators
+    from mcp_guard.masking.vault import Vault
+
+    def mask(text: str) -> str:
+        return Masker(default_operators(), Vault()).text(text, "bench")
+
+    print(f"hostile shapes, s/MB at {mb / 4:g} MB and {mb:g} MB (growth: large/small s/MB, 1.0 is linear):")
+    print(f"{'shape':<32}{'detect':>8}{'growth':>8}{'mask':>8}{'growth':>8}{'presidio':>10}{'ratio':>7}")
+    for name, build in HOSTILE.items():
+        small, large = build(mb / 4), build(mb)
+        d_small, d_large = seconds_per_mb(detect, small), seconds_per_mb(detect, large)
+        m_small, m_large = seconds_per_mb(mask, small), seconds_per_mb(mask, large)
+        line = f"{name:<32}{d_large:>8.3f}{d_large / d_small:>8.2f}{m_large:>8.3f}{m_large / m_small:>8.2f}"
+        if recognizers is not None:  # on the small size: presidio is slow on these
+            p_small = seconds_per_mb(lambda t: run_presidio(recognizers, t), small)
+            line += f"{p_small:>10.3f}{p_small / d_small:>6.0f}x"
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=20, help="MB of clean text (dense text is a quarter of it)")
     parser.add_argument("--big-mb", type=float, default=100, help="MB streamed through scan for the memory check (0: skip)")
+    parser.add_argument("--hostile-mb", type=float, default=1, help="MB of each hostile shape (0: skip)")
+    parser.add_argument("--only-hostile", action="store_true", help="time the hostile shapes and nothing else")
     args = parser.parse_args()
+    if args.only_hostile:
+        hostile(args.hostile_mb, presidio_recognizers())
+        return
     clean, dense = corpus(args.mb, seed=3)
     print(f"clean: {len(clean)} records, {sum(len(r['text']) for r in clean) / 1e6:.1f} MB; dense: {len(dense)} records, {sum(len(r['text']) for r in dense) / 1e6:.1f} MB")
     ours_clean = throughput(clean, detect)
@@ -171,6 +226,8 @@ def main() -> None:
             if label in ours_same:
                 print(f"{label:<12}{ours_same[label]:>12.3f}{theirs.get(label, 0.0):>10.3f}")
     print("recall on all dense records: " + ", ".join(f"{k} {v:.3f}" for k, v in ours_recall.items()))
+    if args.hostile_mb:
+        hostile(args.hostile_mb, recognizers)
     if args.big_mb:
         small = peak_rss_of_scan(args.big_mb / 10)
         big = peak_rss_of_scan(args.big_mb)

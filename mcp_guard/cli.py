@@ -177,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("file", nargs="?", help="a text file (default: stdin)")
     scan.add_argument("--jsonl", action="store_true", help='read {"id","text"} lines, write {"id","spans","masked"} lines')
     scan.add_argument("--ner", default="off", help="PERSON and LOCATION too: auto, or a spaCy model name or folder (the ner extra)")
+    scan.add_argument("--no-prefilter", dest="prefilter", action="store_false",
+                      help="read every text whole, without the Hyperscan pre-pass (gives the same spans; for checks)")
     scan.set_defaults(func=admin.cmd_scan)
 
     grants = sub.add_parser("grants", help="list or revoke approvals that outlive one call")

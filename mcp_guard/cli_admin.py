@@ -281,7 +281,7 @@ def cmd_wrap(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from .scan import main as scan_main
 
-    return scan_main(args.file, args.jsonl, args.ner)
+    return scan_main(args.file, args.jsonl, args.ner, getattr(args, "prefilter", True))
 
 
 def cmd_grants_list(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 ``--jsonl`` reads ``{"id": ..., "text": ...}`` lines and writes, in order, one
 ``{"id": ..., "spans": [{"start", "end", "label"}], "masked": ...}`` line each, offsets in
 code points; a line it cannot read gets ``{"id": ..., "error": ...}`` and the run goes on.
-Without it, each input line is reported with its findings highlighted. Input is streamed, a
+Without it, each input line is reported with its findings highlighted. ``--no-prefilter`` reads
+every text whole, without the Hyperscan pre-pass: the spans are the same (that is what it checks). Input is streamed, a
 line at a time, so memory stays flat whatever the size.
 """
 
@@ -27,7 +28,7 @@ def mask_all(text: str, spans: list[Span]) -> str:
     return Vault().replace(text, spans, "scan")
 
 
-def scan_jsonl(lines: Iterable[str], out: IO[str], ner: NerFinder | None = None) -> int:
+def scan_jsonl(lines: Iterable[str], out: IO[str], ner: NerFinder | None = None, prefilter: bool = True) -> int:
     problems = 0
     for line in lines:
         if not line.strip():
@@ -41,7 +42,7 @@ def scan_jsonl(lines: Iterable[str], out: IO[str], ner: NerFinder | None = None)
             text = record.get("text")
             if not isinstance(text, str):
                 raise ValueError("'text' must be a string")
-            spans = detect(text, None, ner)
+            spans = detect(text, None, ner, prefilter=prefilter)
             reply = {
                 "id": record_id,
                 "spans": [{"start": s.start, "end": s.end, "label": s.label} for s in spans],
@@ -55,11 +56,13 @@ def scan_jsonl(lines: Iterable[str], out: IO[str], ner: NerFinder | None = None)
     return problems
 
 
-def scan_report(lines: Iterable[str], out: IO[str], colour: bool, ner: NerFinder | None = None) -> int:
+def scan_report(
+    lines: Iterable[str], out: IO[str], colour: bool, ner: NerFinder | None = None, prefilter: bool = True
+) -> int:
     findings = 0
     for number, line in enumerate(lines, start=1):
         text = line.rstrip("\n")
-        spans = detect(text, None, ner)
+        spans = detect(text, None, ner, prefilter=prefilter)
         if not spans:
             continue
         findings += len(spans)
@@ -78,14 +81,14 @@ def scan_report(lines: Iterable[str], out: IO[str], colour: bool, ner: NerFinder
     return findings
 
 
-def main(path: str | None, jsonl: bool, ner_model: str = "off") -> int:
+def main(path: str | None, jsonl: bool, ner_model: str = "off", prefilter: bool = True) -> int:
     ner = load_ner(ner_model)
     source: IO[str] = open(path, encoding="utf-8", errors="replace") if path else sys.stdin
     try:
         if jsonl:
-            scan_jsonl(source, sys.stdout, ner)
+            scan_jsonl(source, sys.stdout, ner, prefilter)
             return 0
-        found = scan_report(source, sys.stdout, colour=sys.stdout.isatty(), ner=ner)
+        found = scan_report(source, sys.stdout, colour=sys.stdout.isatty(), ner=ner, prefilter=prefilter)
         return 1 if found else 0
     finally:
         if path:

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .detectors import REGISTRY, Hint
+
 __all__ = ["AVAILABLE", "warm", "zones"]
 
 try:
@@ -96,6 +98,7 @@ def _loosen(pattern: str) -> tuple[str, int]:
     than its match the original's can reach."""
     head, body, tail = _guards(pattern)
     p = _strip_lookarounds(body)
+    p = re.sub(r"(\{\d+(?:,\d+)?\})\+", r"\1", p)  # possessive repeats (Python's, not Hyperscan's) match no more
     p = re.sub(r"\\(\d)", lambda m: "[- ]", p)  # detect.py's only back-reference: an SSN's separator
     extra = 0
     last = re.search(r"\{(\d+),(\d+)\}$", p)
@@ -116,77 +119,38 @@ def _width(pattern: str) -> int:
 
 
 class _Family:
-    """One detector's pattern for Hyperscan, and the zone around a match: ``back`` characters
+    """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "expression", "flags", "fwd", "label", "som")
+    __slots__ = ("back", "expression", "flags", "fwd", "labels", "som")
 
-    def __init__(self, label: str, pattern: str, back: int | None = None, fwd: int | None = None, som: bool = False) -> None:
+    def __init__(self, labels: frozenset[str], hint: Hint) -> None:
+        pattern = hint.pattern
         caseless = pattern.startswith("(?i)")
         loose, extra = _loosen(pattern[4:] if caseless else pattern)
-        self.label = label
+        back = hint.back if hint.back is not None else _width(pattern)
+        fwd = hint.fwd if hint.fwd is not None else extra
+        if hint.run:  # a check on detect._numbers' runs: the zone holds the whole run it sees
+            back, fwd = back + _RUN_REACH, _RUN_REACH
+        self.labels = labels
         self.expression = loose.encode()
-        self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if som else 0)
-        self.som = som
-        self.back = MARGIN if som else (back if back is not None else _width(pattern)) + MARGIN
-        self.fwd = (fwd if fwd is not None else extra) + MARGIN
+        self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
+        self.som = hint.som
+        # Without `som` the zone is measured back from the match's end, and a tail guard (see
+        # _guards) may have consumed up to two characters past the original's end.
+        self.back = MARGIN if hint.som else back + _GUARD_REACH + MARGIN
+        self.fwd = fwd + MARGIN
+
+
+# How many characters a tail guard consumes at most ("\.(?:$|\D)").
+_GUARD_REACH = 2
+# How far a number run (detect._NUM_RUN, up to 42 characters) reaches past a match in it.
+_RUN_REACH = 60
 
 
 def _families() -> list[_Family]:
-    import importlib
-
-    d = importlib.import_module(f"{__package__}.detect")  # the package's `detect` is the function
-
-    def number(label: str, pattern: str, back: int | None = None) -> _Family:
-        """A detector of detect._numbers: its zone holds the whole run that function would see."""
-        runs = 60
-        return _Family(label, pattern, back=(back if back is not None else _width(pattern)) + runs, fwd=runs)
-
-    found = [
-        _Family("EMAIL", d._EMAIL.pattern),
-        # A URL runs to the first character detect._URL_REST stops at; its scheme is just before.
-        _Family("URL", r"[A-Za-z0-9+.-]{0,21}://[^\s<>\"'`{}|\\^\[\]]{0,2048}(?:$|[\s<>\"'`{}|\\^\[\]])", fwd=0, som=True),
-        _Family("SECRET", r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{1,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
-        _Family("IBAN", d._IBAN.pattern),
-        _Family("IP_ADDRESS", r"::", back=45, fwd=45),
-        _Family("IP_ADDRESS", r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:", back=45, fwd=45),
-        number("IP_ADDRESS", d._IPV4.pattern),
-        _Family("PHONE", d._PHONE_INTL.pattern),
-        number("PHONE", d._PHONE_NANP.pattern),
-        number("PHONE", d._PHONE_NATIONAL.pattern),
-        _Family("PHONE", d._PHONE_CONTEXT.pattern),
-        number("CREDIT_CARD", d._CARD.pattern),
-        number("US_SSN", d._SSN.pattern),
-        _Family("US_SSN", d._SSN_BARE.pattern),
-        _Family("SECRET", r"PRIVATE KEY", back=64, fwd=16_384 + 128),
-        _Family("SECRET", r"hooks.slack.com/services/", back=16, fwd=128),
-        _Family("SECRET", r"/api/webhooks/", back=32, fwd=160),
-        _Family("SECRET", d._BEARER.pattern, som=True),
-        _Family("SECRET", d._BASIC.pattern, som=True),
-        # key = value: the words of detect._KEY_WORD_RE, a key of up to 40 more characters, then
-        # a value as long as detect._secretish could call secret for that kind of key.
-        _Family(
-            "SECRET",
-            r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
-            back=200, fwd=520,
-        ),
-        _Family(
-            "SECRET",
-            r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?:[:=]|=>)[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{16}",
-            back=200, fwd=520,
-        ),
-    ]
-    # An ISO date that is a timestamp's first half (2026-11-23T10:00, 2026-11-23 10:00:00) is
-    # not a date to mask (detect._DATES[0] looks ahead for it); timestamps fill logs, so the
-    # same condition is spelled out here on the characters after the date.
-    iso = d._DATES[0].pattern
-    assert iso.endswith(r"(?![\w:-]|\.\d|[T ]\d{2}:)"), "keep this in step with detect._DATES[0]"
-    iso = iso[: -len(r"(?![\w:-]|\.\d|[T ]\d{2}:)")] + r"(?![\w:. -])"  # then "." and " ", below
-    found.append(number("DATE", iso))
-    found.append(number("DATE", r"(?:^|[^\w.:-])\d{4}-\d{2}-\d{2}(?:\.(?:$|\D)| (?:$|\D|\d(?:$|\D)|\d\d(?:$|[^:])))", back=20))
-    found += [number("DATE", p.pattern) for p in d._DATES[1:]]
-    found += [_Family("SECRET", p.pattern, back=_width(p.pattern)) for _, p in d._TOKEN_FAMILIES]
-    return found
+    """Every hint of every detector in the registry: what the runner can find, this looks for."""
+    return [_Family(detector.labels, hint) for detector in REGISTRY for hint in detector.hints]
 
 
 _compiled: tuple[Any, list[_Family]] | None = None
@@ -251,7 +215,8 @@ def _store(families: list[_Family], db: Any) -> None:
 
 # Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
 # Hyperscan scans a copy where each other character stands in for its class (the same length,
-# so offsets hold): a digit for a decimal digit, a letter for any other word character, a space
+# so offsets hold): a digit for a decimal digit, a letter for any other word character (a capital
+# for a capital), a space
 # for whitespace, "~" for the rest; and the four characters Python's case-insensitive matching
 # takes for ASCII letters (dotted and dotless i, long s, Kelvin sign) become those letters.
 _FOLDS = {0x0130: "i", 0x0131: "i", 0x017F: "s", 0x212A: "k"}
@@ -264,7 +229,7 @@ def _stand_in(code: int) -> str:
     if char.isdecimal():
         return "0"
     if char.isalnum() or char == "_":
-        return "a"
+        return "A" if char.isupper() else "a"  # a name's capital stays a capital (detectors/names.py)
     return " " if char.isspace() else "~"
 
 
@@ -273,24 +238,62 @@ def _asciify(text: str) -> str:
     return text.translate(table)
 
 
-def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]]:
-    """Stretches of ``text`` outside of which no detector for ``want`` can match."""
+# After this many characters, a text whose zones already cover most of what was read is read
+# whole (detect.py does that for dense text anyway): asking on would only cost callbacks.
+DENSE_AFTER = 32_768
+DENSE_SHARE = 0.8
+
+
+class _Zones:
+    """Collects Hyperscan's matches as zones, and halts the scan once the text proves dense.
+
+    Matches arrive in order of their end, so the stretch covered so far is kept as one
+    running count; each costs a zone's width plus ``ZONE_COST`` characters, as in detect.py."""
+
+    ZONE_COST = 100
+
+    __slots__ = ("cost", "dense", "families", "reach", "size", "spans", "wanted")
+
+    def __init__(self, families: list[_Family], wanted: list[bool], size: int) -> None:
+        self.families, self.wanted, self.size = families, wanted, size
+        self.spans: list[tuple[int, int]] = []
+        self.cost = 0
+        self.reach = -JOIN - 1
+        self.dense = False
+
+    def hit(self, index: int, start: int, end: int, flags: int, context: Any) -> bool:
+        if not self.wanted[index]:
+            return False
+        family = self.families[index]
+        lo, hi = max(0, (start if family.som else end) - family.back), min(self.size, end + family.fwd)
+        self.spans.append((lo, hi))
+        if hi > self.reach:
+            self.cost += hi - max(lo, self.reach) + (self.ZONE_COST if lo > self.reach + JOIN else 0)
+            self.reach = hi
+        if self.cost > self.size or (end > DENSE_AFTER and self.cost > end * DENSE_SHARE):
+            self.dense = True
+            return True  # halts the scan
+        return False
+
+
+def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]] | None:
+    """Stretches of ``text`` outside of which no detector for ``want`` can match; ``None``
+    when they would cover so much of it that reading it whole costs less."""
     db, families = _database()
     size = len(text)
-    spans: list[tuple[int, int]] = []
     wanted = _wanted.get(want)
     if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's
-        wanted = _wanted[want] = [f.label in want or (f.label == "URL" and "SECRET" in want) for f in families]
-
-    def hit(index: int, start: int, end: int, flags: int, context: Any) -> None:
-        if wanted[index]:
-            family = families[index]
-            spans.append((max(0, (start if family.som else end) - family.back), min(size, end + family.fwd)))
-
-    db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=hit)
-    if not spans:
+        wanted = _wanted[want] = [bool(f.labels & want) for f in families]
+    found = _Zones(families, wanted, size)
+    try:
+        db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
+    except hyperscan.ScanTerminated:
+        pass
+    if found.dense:
+        return None
+    if not found.spans:
         return []
-    spans.sort()
+    spans = sorted(found.spans)
     merged = [list(spans[0])]
     for lo, hi in spans[1:]:
         if lo <= merged[-1][1] + JOIN:
@@ -298,4 +301,3 @@ def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]]:
         else:
             merged.append([lo, hi])
     return [(lo, hi) for lo, hi in merged]
-

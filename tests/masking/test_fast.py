@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(not fast.AVAILABLE, reason="hyperscan has no whe
 
 
 def whole(text: str) -> list[object]:
-    """The detectors on the whole text, no pre-pass."""
-    return detect_module.with_repeats(text, detect_module._structured(text, frozenset(detect_module.FINDERS)))
+    """The detectors on the whole text, no pre-pass (what `scan --no-prefilter` reads)."""
+    return detect_text(text, prefilter=False)
 
 
 def tool_results(kind: str, size: int, seed: int) -> list[str]:
@@ -72,3 +72,33 @@ LONG_TEXT = st.lists(st.one_of(PIECES, FILLER, st.just("x" * 200)), min_size=5, 
 @given(LONG_TEXT)
 def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_any_text(text: str) -> None:
     assert detect_text(text) == whole(text)
+
+
+AWS_ID = "AK" + "IA" + "Q7Z3" * 4  # assembled at run time: the file holds no key
+STACK_FRAME = "\tat com.example.billing.Invoices.render(Invoices.java:{i})\n"
+K8S_ENV = "        - name: AWS_ACCESS_KEY_ID\n          value: {key}\n"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [f"Caused by: com.amazonaws.AmazonServiceException: denied (key {AWS_ID})\n", K8S_ENV.format(key=AWS_ID),
+     f"export KEY={AWS_ID};\n", f'"{AWS_ID}",\n'],
+    ids=["stack-trace", "k8s-env", "shell", "json"],
+)
+def test_a_token_far_from_any_other_zone_is_found_through_the_pre_pass(record: str) -> None:
+    """A token followed by a delimiter, alone in a long text: Hyperscan's match then ends one
+    character past the token's, and its zone must still hold the token with its margin."""
+    frames = "".join(STACK_FRAME.format(i=i) for i in range(30))
+    text = frames + record + frames
+    spans = [(s.label, text[s.start:s.end]) for s in detect_text(text)]
+    assert ("SECRET", AWS_ID) in spans
+    assert detect_text(text) == whole(text)
+
+
+def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_long_texts_of_records() -> None:
+    records = [STACK_FRAME.format(i=7), K8S_ENV.format(key=AWS_ID), f"(key {AWS_ID})\n", "x" * 150 + "\n",
+               "mail jane@example.com.\n", "ip 10.0.0.1.\n", "on 2024-01-15.\n", "(415) 555-0134.\n"]
+    for seed in range(40):
+        picks = [records[(seed * 7 + i * i) % len(records)] for i in range(seed + 10)]
+        text = "".join(picks)
+        assert detect_text(text) == whole(text)

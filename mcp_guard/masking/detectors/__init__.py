@@ -1,0 +1,76 @@
+"""The detectors, as data: one module per family, each entry a `Detector` in `REGISTRY`.
+
+A detector says what it finds (its labels), how (a finder over the whole text, or a check on
+the runs of digits detect.py cuts the text into), when it is worth running (a cheap test), and
+where the Hyperscan pre-pass of fast.py must look for it (its hints). Both the runner
+(detect.py) and the pre-pass read this registry, so a label cannot be known to one and missed
+by the other. Each entry also carries examples it must find and look-alikes it must leave
+alone; tests/masking/test_detectors.py checks both.
+
+Adding a family is one module that calls `register()` and one line at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..spans import Span
+
+__all__ = ["REGISTRY", "Detector", "Hint", "RunCheck", "register"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A pattern for the pre-pass (fast.py loosens it so it matches wherever this one does).
+
+    The zone around a match reaches ``back`` characters before its end (from its start, with
+    ``som``) and ``fwd`` after it, beyond fast.MARGIN; ``None`` is the pattern's own width.
+    ``run`` marks a check on number runs: its zone then also holds the whole run."""
+
+    pattern: str
+    back: int | None = None
+    fwd: int | None = None
+    som: bool = False
+    run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunCheck:
+    """A check on one run of digits and separators (see detect._numbers): ``accepts`` sees how
+    many digits it has and its text, ``check`` the run with a margin of context around it."""
+
+    accepts: Callable[[int, str], bool]
+    check: Callable[[str], Iterable[Span]]
+
+
+Finder = Callable[[str, str], Iterable[Span]]  # (text, its lowercase form of the same length)
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    labels: frozenset[str]
+    hints: tuple[Hint, ...]
+    find: Finder | None = None
+    when: Callable[[str, str], bool] | None = None  # worth running at all (a cheap test)
+    run: RunCheck | None = None
+    context_keys: tuple[str, ...] = ()  # keys or words that give a value this label
+    examples: tuple[str, ...] = ()  # texts in which it must find one of its labels
+    not_flagged: tuple[str, ...] = ()  # look-alikes in which nothing may be found
+
+
+REGISTRY: list[Detector] = []
+
+
+def register(*detectors: Detector) -> None:
+    for detector in detectors:
+        if not detector.hints:
+            raise ValueError(f"detector {detector.name!r} gives the pre-pass nothing to look for")
+        if (detector.find is None) == (detector.run is None):
+            raise ValueError(f"detector {detector.name!r} needs a finder or a run check (one of them)")
+        REGISTRY.append(detector)
+
+
+# The families, in the order their spans are gathered (order does not decide overlaps).
+from . import secrets, contact, network, finance, dates, names  # noqa: E402,F401

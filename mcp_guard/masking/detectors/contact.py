@@ -1,0 +1,125 @@
+"""Contact details: email addresses and phone numbers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..spans import Span
+from . import Detector, Hint, RunCheck, register
+
+# -- EMAIL ---------------------------------------------------------------------------------------
+
+EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
+    r"[A-Za-z]{2,24}(?![\w-])"
+)
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+
+
+def emails(text: str, low: str = "") -> Iterator[Span]:
+    """Looked for around each ``@`` only: an address cannot be anywhere else. Its local part is
+    the run of local-part characters just before the ``@`` (the pattern refuses to start inside
+    one), so one match is tried per ``@``, and each character is walked back over once."""
+    at = text.find("@")
+    done = -1
+    while at >= 0:
+        if at > done:
+            start = at
+            while start > 0 and at - start <= 64 and text[start - 1] in _LOCAL_CHARS:
+                start -= 1
+            m = EMAIL.match(text, start) if at - start <= 64 else None
+            if m is not None and m.end() > at and not _url_password(text, start):
+                yield Span(m.start(), m.end(), "EMAIL")
+                done = m.end()
+        at = text.find("@", at + 1)
+
+
+_AUTHORITY_STOP = re.compile(r"[\s/]")
+
+
+def _url_password(text: str, start: int) -> bool:
+    """``scheme://user:pass@host``: what follows the colon is a password and a host."""
+    if start == 0 or text[start - 1] != ":":
+        return False
+    scheme = text.rfind("://", max(0, start - 300), start)
+    return scheme >= 0 and _AUTHORITY_STOP.search(text, scheme + 3, start - 1) is None
+
+
+# -- PHONE ---------------------------------------------------------------------------------------
+
+PHONE_INTL = re.compile(r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
+PHONE_NANP = re.compile(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
+PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
+# After a phone word or key, a number in any national format: (11) 91234-5678, 020 7946 0958,
+# 0044 20 7946 0958, 8 (495) 123-45-67 (7 to 15 digits, checked below).
+PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|msisdn)(?:[_ -]?(?:no|number|num))?s?\b[\"']?\W{0,12}?"
+    r"((?:\+|\()?\d(?:[ ().-]{0,2}\d){6,18}+)(?![\w-])"
+)
+_PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax")
+_INTERNATIONAL_00 = re.compile(r"00[1-9]\d{0,2}[ .-][1-9]")
+_DATE_SHAPE = re.compile(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
+
+
+def phones_international(text: str, low: str = "") -> Iterator[Span]:
+    for m in PHONE_INTL.finditer(text):
+        n = sum(c.isdigit() for c in m.group())
+        if 8 <= n <= 15:
+            yield Span(m.start(), m.end(), "PHONE")
+
+
+def phones_national(text: str) -> Iterator[Span]:
+    for m in PHONE_NANP.finditer(text):
+        yield Span(m.start(), m.end(), "PHONE")
+    for m in PHONE_NATIONAL.finditer(text):
+        raw = m.group()
+        n = sum(c.isdigit() for c in raw)
+        seps = {c for c in raw if not c.isdigit()}
+        # 00 is the international prefix: a country code, then the number without its trunk 0.
+        longest = 15 if _INTERNATIONAL_00.match(raw) else 12
+        if 9 <= n <= longest and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw) and len(set(raw) - seps) >= 3:
+            yield Span(m.start(), m.end(), "PHONE")
+
+
+def phones_in_context(text: str, low: str) -> Iterator[Span]:
+    for m in PHONE_CONTEXT.finditer(text):
+        raw = m.group(1)
+        if 7 <= sum(c.isdigit() for c in raw) <= 15 and not _DATE_SHAPE.fullmatch(raw):
+            yield Span(m.start(1), m.end(1), "PHONE")
+
+
+def _national_run(digits: int, seg: str) -> bool:
+    # NANP numbers have 10 or 11 digits; national formats start with 0; "(" marks an area code.
+    return digits >= 7 and (digits >= 10 or seg[0] == "0" or "(" in seg)  # a run may hold several numbers
+
+
+register(
+    Detector(
+        "email", frozenset({"EMAIL"}), (Hint(EMAIL.pattern),), find=emails,
+        when=lambda text, low: "@" in text,
+        examples=("mail jane.doe@example.com today", "mailto:jane%40example.com", "jane\u200b@example.com",
+                  "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "https://jo%40email.com:pw@example.com"),
+        not_flagged=("user@localhost", "git@github", "@decorator", "a@b", "https://user:password@example.com/"),
+    ),
+    Detector(
+        "phone-international", frozenset({"PHONE"}), (Hint(PHONE_INTL.pattern),), find=phones_international,
+        when=lambda text, low: "+" in text,
+        examples=("call +44 20 7946 0958",),
+        not_flagged=("x = a + 1", "c++17", "list('-+0123456789')"),
+    ),
+    Detector(
+        "phone-national", frozenset({"PHONE"}), (Hint(PHONE_NANP.pattern, run=True), Hint(PHONE_NATIONAL.pattern, run=True)),
+        run=RunCheck(_national_run, phones_national),
+        examples=("call (415) 555-2671", "mobile 06 12 34 56 78", "call 0044 20 7946 0958"),
+        not_flagged=("version 10.4.0", "at 2024-01-15T10:00:00Z", "00000010  02 00 3e 00 01 00 00 00 00 00 00 00"),
+    ),
+    Detector(
+        "phone-in-context", frozenset({"PHONE"}), (Hint(PHONE_CONTEXT.pattern),), find=phones_in_context,
+        when=lambda text, low: any(word in low for word in _PHONE_WORDS),
+        context_keys=_PHONE_WORDS,
+        examples=("phone: 4155550134", "phone: (11) 91234-5678", "tel 0044 20 7946 0958", "phone 00351 21 234 5678",
+                  "tel: 8 (495) 123-45-67", '"mobile": "06 12 34 56 78"'),
+        not_flagged=("phone: 12", "cell 3 of 4"),
+    ),
+)

@@ -1,0 +1,73 @@
+"""Dates: numeric (ISO, day/month/year in its common spellings) and with month names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..spans import Span
+from . import Detector, Hint, RunCheck, register
+
+_MONTHS = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+_DATES = [
+    re.compile(r"(?<![\w.:-])(\d{4})-(\d{2})-(\d{2})(?![\w:-]|\.\d|[T ]\d{2}:)"),
+    re.compile(r"(?<![\w./-])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/]|\.\d)"),
+    re.compile(r"(?<![\w./-])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\w]|\.\d)"),
+    re.compile(r"(?<![\w./-])(\d{4})/(\d{1,2})/(\d{1,2})(?![\w/]|\.\d)"),
+    re.compile(r"(?<![\w.:-])(\d{1,2})-(\d{1,2})-(\d{4})(?![\w-]|\.\d)"),
+    re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS},? \d{{4}}\b"),
+    re.compile(rf"\b{_MONTHS} \d{{1,2}}(?:st|nd|rd|th)?, \d{{4}}\b"),
+]
+
+
+def _numeric_dates(text: str) -> Iterator[Span]:
+    return _dates(text, _DATES[:-2])
+
+
+def _dates(text: str, patterns: list[re.Pattern[str]] | None = None) -> Iterator[Span]:
+    for pattern in patterns if patterns is not None else _DATES:
+        for m in pattern.finditer(text):
+            groups = m.groups()
+            if groups and not _plausible_date(groups):
+                continue
+            yield Span(m.start(), m.end(), "DATE")
+
+
+def _plausible_date(groups: tuple[str | None, ...]) -> bool:
+    a, b, c = (int(g) for g in groups if g is not None)
+    if a > 999:  # year first
+        return 1 <= b <= 12 and 1 <= c <= 31
+    return 1900 <= c <= 2100 and ((1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31))
+
+
+_MONTH_WORD = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
+_ISO_TAIL = r"(?![\w:-]|\.\d|[T ]\d{2}:)"
+assert _DATES[0].pattern.endswith(_ISO_TAIL)
+
+
+def _prepass_hints() -> tuple[Hint, ...]:
+    """An ISO date that is a timestamp's first half (2026-11-23T10:00, 2026-11-23 10:00:00) is
+    not a date to mask (_DATES[0] looks ahead for it); timestamps fill logs, so the same
+    condition is spelled out for the pre-pass on the characters after the date."""
+    iso = _DATES[0].pattern[: -len(_ISO_TAIL)] + r"(?![\w:. -])"  # then "." and " ", below
+    return (
+        Hint(iso, run=True),
+        Hint(r"(?:^|[^\w.:-])\d{4}-\d{2}-\d{2}(?:\.(?:$|\D)| (?:$|\D|\d(?:$|\D)|\d\d(?:$|[^:])))", back=20, run=True),
+        *(Hint(p.pattern, run=True) for p in _DATES[1:-2]),
+    )
+
+
+register(
+    Detector(
+        "date-numeric", frozenset({"DATE"}), _prepass_hints(),
+        run=RunCheck(lambda digits, seg: digits >= 6 and ("-" in seg or "/" in seg or "." in seg), _numeric_dates),
+        examples=("born 1985-03-14", "on 14/03/1985"),
+        not_flagged=("2024-01-15T10:00:00Z INFO started", "version 1.2.3", "ratio 3/4"),
+    ),
+    Detector(
+        "date-words", frozenset({"DATE"}), tuple(Hint(p.pattern, run=True) for p in _DATES[-2:]),
+        find=lambda text, low: _dates(text, _DATES[-2:]), when=lambda text, low: _MONTH_WORD.search(low) is not None,
+        examples=("on March 3, 2024", "due 3rd May 2024"),
+        not_flagged=("may be 3, 2024 items",),
+    ),
+)

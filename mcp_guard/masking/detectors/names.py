@@ -1,0 +1,165 @@
+"""Names and places from structure, with no model: where a key or a header says what a value
+is (``"full_name": ...``, ``city = ...``, ``From: Jane Doe <...>``, vCard ``FN:``, ICS
+``CN=`` and ``LOCATION:``), the value gets that label, if it looks like a name or a place.
+
+Prose stays with the NER extra (ner.py); these are the values tool results carry in fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..spans import Span
+from . import Detector, Hint, register
+
+_PERSON_KEYS = (
+    r"(?:first|last|given|family|full|middle|maiden|customer|contact|display|legal|account[_ -]?holder|card[_ -]?holder)"
+    r"[_ -]?name|surname|name|author|recipient|cardholder|patient|employee|assignee|attendee|organi[sz]er"
+)
+_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname")
+_PLACE_KEYS = (
+    r"(?:street|billing|shipping|home|postal|mailing|work)?[_ -]?address(?:[_ -]?line[_ -]?\d)?|street|addr|city|town"
+    r"|country|county|province|region|state|post[_ -]?code|postal[_ -]?code|zip(?:[_ -]?code)?|location|birthplace|place"
+)
+# "key": "value", key: value, key = value; the key a whole word (not "username", "filename").
+_KEYED = re.compile(
+    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS})[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}([\"']?)"
+    r"([^\n\"',;{}\[\]<>|=]{2,80})"
+)
+# Code's constants and types, which annotations put after `state:` or `name:`.
+_LITERALS = frozenset({
+    "None", "True", "False", "Null", "NULL", "Undefined", "NaN", "Nil", "N/A", "TBD", "Unknown", "Final", "Literal",
+    "Optional", "Any", "Union", "List", "Dict", "Tuple", "Set", "Sequence", "Mapping", "Callable", "Type", "ClassVar",
+    "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
+})
+_PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
+_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]*(\"?)([^\"<>\n,@:]{2,60})\1[ \t]*<")
+_VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
+_COMMON_NAME = re.compile(r"(?<![\w])CN=(\"?)([^;:\"\r\n,]{2,60})\1")
+_VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
+_CAMEL_HUMP = re.compile(r"[a-z][A-Z]")
+_PARTICLES = frozenset({"van", "von", "de", "da", "di", "du", "dos", "das", "del", "der", "la", "le", "bin", "al", "y"})
+_NAME_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-][^\W\d_]?)*\.?")
+
+
+def person(value: str, one_word: bool = False) -> bool:
+    """One to four capitalised words of letters (O'Neil, Anne-Marie, J.), particles between;
+    a single word only under a key that asks for one (first_name, surname)."""
+    words = value.split()
+    if not words or len(words) > 4 or (len(words) == 1 and not one_word):
+        return False
+    for i, word in enumerate(words):
+        if _NAME_WORD.fullmatch(word) is None:
+            return False
+        if not word[0].isupper() and not (i and word in _PARTICLES):
+            return False
+        if word.isupper() and len(word) > 3:
+            return False  # RUNNING, ENABLED: constants, not names
+    return True
+
+
+def place(value: str) -> bool:
+    """A place or an address line: letters, and capitalised or numbered (12 Main St, Lisbon,
+    SW1A 1AA), not an identifier (us-east-1, open, /var/run)."""
+    if "://" in value or any(c in "_/()[]{}=" for c in value) or not any(c.isalpha() for c in value):
+        return False
+    first = value[0]
+    if not (first.isupper() or first.isdigit()) or len(value.split()) > 6:
+        return False
+    if " " not in value and _CAMEL_HUMP.search(value):
+        return False  # StateBlock, DefaultRegion: a type or a constant, not a place
+    return not (value.isupper() and len(value) > 3 and " " not in value)
+
+
+def _keyed(text: str, low: str) -> Iterator[Span]:
+    for m in _KEYED.finditer(text):
+        key, separator, quote, value = m.group(1), m.group(2), m.group(3), m.group(4).rstrip()
+        if separator == "=" and (not quote or key.lower() == "name") or value in _LITERALS:
+            continue  # code: `city = default_city`, `name = "BBC Basic"` (a lexer's, a tool's)
+        if _PLACE_KEY.fullmatch(key):
+            if place(value):
+                yield Span(m.start(4), m.start(4) + len(value), "LOCATION")
+        elif person(value, one_word=_ONE_WORD_KEYS.search(key) is not None):
+            yield Span(m.start(4), m.start(4) + len(value), "PERSON")
+
+
+def _headers(text: str, low: str) -> Iterator[Span]:
+    for m in _MAIL_HEADER.finditer(text):
+        value = m.group(2).strip()
+        if person(value):
+            start = m.start(2) + m.group(2).index(value)
+            yield Span(start, start + len(value), "PERSON")
+
+
+def _cards(text: str, low: str) -> Iterator[Span]:
+    for m in _VCARD_NAME.finditer(text):
+        value = m.group(1).strip().strip(";")
+        parts = [p for p in value.replace(";", " ").split() if p]
+        if value and person(" ".join(parts), one_word=True):
+            start = m.start(1) + m.group(1).index(value)
+            yield Span(start, start + len(value), "PERSON")
+    for m in _COMMON_NAME.finditer(text):
+        if person(m.group(2).strip()):
+            yield Span(m.start(2), m.start(2) + len(m.group(2).strip()), "PERSON")
+    for m in _VCARD_PLACE.finditer(text):
+        value = m.group(1).strip().strip(";").replace("\\,", ",")
+        raw = m.group(1).strip().strip(";")
+        if raw and place(value.replace(";", " ").strip()):
+            start = m.start(1) + m.group(1).index(raw)
+            yield Span(start, start + len(raw), "LOCATION")
+
+
+_NAMED = frozenset({"PERSON", "LOCATION"})
+def _any_case(pattern: str) -> str:
+    """``pattern`` (letters, groups, classes without letters) matching its letters in any case."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        in_class = (in_class or c == "[") and c != "]"
+        if c.isalpha():
+            out.append(c.upper() + c.lower() if in_class else f"[{c.upper()}{c.lower()}]")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+# For the pre-pass: what _keyed can call a name or a place starts with a capital or a digit
+# (after any spaces), which keeps "Author: ci-bot" in every git log out of its zones.
+_KEYED_HINT = (
+    rf"(?<![\w-])[\"']?(?:{_any_case(_PERSON_KEYS)}|{_any_case(_PLACE_KEYS)})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}[\"']?"
+    r"[ \t]*[A-Z0-9]"
+)
+
+
+register(
+    Detector(
+        "keyed-names-and-places", _NAMED, (Hint(_KEYED_HINT, fwd=100),), find=_keyed,
+        when=lambda text, low: ":" in text or "=" in text,
+        context_keys=("name", "full_name", "first_name", "surname", "address", "city", "country", "postcode", "location"),
+        examples=('{"full_name": "Jane Doe", "city": "Lisbon"}', "first_name: Maria\nlast_name: da Silva",
+                  'address = "12 Main Street, Springfield"', "author: Ana María López"),
+        not_flagged=('{"name": "read_file", "description": "Reads a file"}', "state: running", "location: us-east-1",
+                     "username: jdoe", "filename: report.pdf", '{"name": "RUNNING"}', "    last_name = None",
+                     "    name = 'Pango Markup'", "    location = ObjectIdentifier(oid)", "        state: Final"),
+    ),
+    Detector(
+        "mail-header-names", frozenset({"PERSON"}), (Hint(_MAIL_HEADER.pattern),), find=_headers,
+        when=lambda text, low: "<" in text,
+        examples=("From: Jane Doe <jane@example.com>", 'To: "Ana María López" <ana@example.es>'),
+        not_flagged=("From: noreply <bounce>", "To: all staff <list>"),
+    ),
+    Detector(
+        "card-and-calendar-names", _NAMED,
+        (Hint(_VCARD_NAME.pattern), Hint(_COMMON_NAME.pattern), Hint(_VCARD_PLACE.pattern)), find=_cards,
+        when=lambda text, low: ":" in text or "CN=" in text,
+        examples=("BEGIN:VCARD\nFN:Jane Doe\nN:Doe;Jane;;;\nEND:VCARD", "ORGANIZER;CN=John Smith:mailto:john@example.com",
+                  "LOCATION:Conference Room 4\\, 1 Main Street"),
+        not_flagged=("CN=example.com", "LOCATION:https://meet.example.com/abc"),
+    ),
+)

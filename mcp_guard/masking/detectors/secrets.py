@@ -1,0 +1,339 @@
+"""Secrets: provider token formats, webhook URLs, private keys, credentials in HTTP headers,
+and values under a secret-sounding key (``password = ...``, ``"api_key": "..."``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+
+from ..spans import Span
+from . import Detector, Hint, register
+from .values import code, entropy, looks_secret, not_a_secret
+
+__all__ = ["secret_for_key"]
+
+# Token families, each found only where its literal prefix occurs (a cheap `in` test first).
+_TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
+    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?<![\w-])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"(?<![\w-])gh[pousr]_[A-Za-z0-9]{36,251}+(?![\w-])")),
+    (("github_pat_",), re.compile(r"(?<![\w-])github_pat_[A-Za-z0-9_]{22,244}+(?![\w-])")),
+    (("glpat-",), re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,64}+(?![\w-])")),
+    (("xox",), re.compile(r"(?<![\w-])xox[abposre]-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("xapp-",), re.compile(r"(?<![\w-])xapp-\d-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("_live_", "_test_"), re.compile(r"(?<![\w-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}+(?![\w-])")),
+    (("whsec_",), re.compile(r"(?<![\w-])whsec_[A-Za-z0-9]{24,64}+(?![\w-])")),
+    (("sk-",), re.compile(r"(?<![\w-])sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}+(?![\w-])")),
+    (("AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])")),
+    (("ya29.",), re.compile(r"(?<![\w-])ya29\.[0-9A-Za-z_-]{20,500}+(?![\w-])")),
+    (("SG.",), re.compile(r"(?<![\w-])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
+    (("npm_",), re.compile(r"(?<![\w-])npm_[A-Za-z0-9]{36}(?![\w-])")),
+    (("pypi-AgE",), re.compile(r"(?<![\w-])pypi-AgE[A-Za-z0-9_-]{50,300}+(?![\w-])")),
+    (("hf_",), re.compile(r"(?<![\w-])hf_[A-Za-z0-9]{30,40}+(?![\w-])")),
+    (("dop_v1_",), re.compile(r"(?<![\w-])dop_v1_[a-f0-9]{64}(?![\w-])")),
+    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"(?<![\w-])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
+    (("AC",), re.compile(r"(?<![\w-])AC[a-f0-9]{32}(?![\w-])")),
+    (("SK",), re.compile(r"(?<![\w-])SK[a-f0-9]{32}(?![\w-])")),
+    (("eyJ",), re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,4096}+\.eyJ[A-Za-z0-9_-]{8,8192}+\.[A-Za-z0-9_-]{8,4096}+(?![\w-])")),
+]
+_WORD_CHAR = re.compile(r"[\w-]")
+# One search tells which families' prefixes occur at all (cheaper than a test per prefix).
+_PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
+
+_ANY_PREFIX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIX_OF, key=len, reverse=True)))
+_SLACK_HOOK = re.compile(
+    r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
+    r"|https://(?:discord(?:app)?\.com)/api/webhooks/\d{5,25}/[A-Za-z0-9_-]{30,100}"
+)
+_BEARER = re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,2048}=*)")
+_BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
+_PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
+# key = value, "key": "value", key: value, where the key holds one of these words; the rest is
+# matched from the word on.
+# Matched on the lowercased text: a case-insensitive scan of every position costs ~5x more.
+_KEY_WORD_RE = re.compile(
+    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
+    r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
+    r"|key"
+)
+# key = value, key: value, key := value (Go, make), key => value, <key>value</key>; and, looser,
+# a value after spaces ("password s3cr3t" in .netrc, "aws_secret_access_key AbC..." on a command
+# line, "the password is ..." in prose), which must then look like a secret by itself.
+_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}(?:\"|')?")
+_KV_LOOSE = re.compile(r"[A-Za-z0-9_-]{0,40}[\"']?(?:[ \t]{1,8}(?:is|was|of)[ \t]{1,8}|[ \t]{1,8})[\"']?")
+_KV_VALUE = re.compile(r"[^\s\"',;&<>{}\[\]]{4,512}")
+# Of the keys whose values start inside one run of value characters ("key=key=key=..."), only
+# the first few are read: each reading costs up to the run's length, so the text costs a few
+# times its length, however many keys hostile text packs into a run.
+_KEYS_PER_RUN = 8
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
+_NOT_A_VALUE = re.compile(
+    r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
+    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\})$"
+)
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def _secretish(key: str, value: str) -> bool:
+    if _NOT_A_VALUE.match(value) or value.startswith("<") and value.endswith(">"):
+        return False
+    if _PASSWORDISH.search(key):
+        return len(value) >= 4 and not value.isalpha() or len(value) >= 8
+    if len(value) < 16:
+        return False
+    classes = (value != value.upper()) + (value != value.lower()) + (_DIGIT.search(value) is not None)
+    return classes >= 2 and entropy(value) >= 3.0
+
+
+# Documentation's stand-ins for a token: AWS's ...EXAMPLE key ids, runs of x, X, 0 or *.
+_EXAMPLE_TOKEN = re.compile(r"(?i)example|x{8}|0{8}|\*{4}|\.{3}")
+
+
+def _tokens(text: str, low: str) -> Iterator[Span]:
+    families = {_PREFIX_OF[m.group()] for m in _ANY_PREFIX.finditer(text)}
+    for pattern in families:
+        for m in pattern.finditer(text):
+            if m.start() and _WORD_CHAR.match(text, m.start() - 1):
+                continue  # glued to a longer word
+            if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()):
+                continue
+            yield Span(m.start(), m.end(), "SECRET")
+
+
+def _webhooks(text: str, low: str) -> Iterator[Span]:
+    return (Span(m.start(), m.end(), "SECRET") for m in _SLACK_HOOK.finditer(text))
+
+
+def _bearer_tokens(text: str, low: str) -> Iterator[Span]:
+    for m in _BEARER.finditer(text):
+        value = m.group(1)
+        # A token mixes digits and letters; "token authentication_middleware" is prose or code.
+        if _DIGIT.search(value) is not None and value.lower() != value.upper() and entropy(value) >= 3.0:
+            yield Span(m.start(1), m.end(1), "SECRET")
+
+
+def _basic_credentials(text: str, low: str) -> Iterator[Span]:
+    """``Basic <base64 of user:password>``: it must decode, and to something with a colon
+    ("HTTP Basic authentication" is prose)."""
+    for m in _BASIC.finditer(text):
+        value = m.group(1)
+        try:
+            decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if b":" in decoded:
+            yield Span(m.start(1), m.end(1), "SECRET")
+
+
+def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
+    """Each key word in ``text`` (start, end), after where its key begins: up to 40 key
+    characters before it.
+    A run of key characters is walked back once, however many key words it holds."""
+    run_start = run_end = -1
+    for word in _KEY_WORD_RE.finditer(low):
+        at = word.start()
+        if at >= run_end:  # a new run: find how far back it goes (at most 40) and where it ends
+            run_start = at
+            while run_start > 0 and at - run_start < 40 and text[run_start - 1] in _KEY_CHARS:
+                run_start -= 1
+            tail = _KEY_RUN.match(text, at)
+            run_end = tail.end() if tail is not None else word.end()
+            if at - run_start >= 40:
+                run_start = -1  # longer than 40: every key below begins at `at - 40`
+        if _whole_word(text, at, word.end()):
+            yield max(run_start, at - 40, 0), at, word.end()
+
+
+_KEY_RUN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """A key word is a word of its key (db_password, apiKey, DB_PASSWORD, passwords), not part
+    of another word (bypass, author, tokenizer, cookiejar, passage)."""
+    if start > 0 and text[start].islower() and text[start - 1].isalpha():
+        return False
+    if end < len(text) and text[end] in "sS":
+        end += 1
+    return end >= len(text) or not text[end].islower()
+
+
+def _key_values(text: str, low: str) -> Iterator[Span]:
+    done_until = -1
+    run_start = run_end = -1
+    read = 0
+    for begin, word_start, word_end in _key_words(text, low):
+        if begin < done_until or (run_start <= word_start < run_end and read >= _KEYS_PER_RUN):
+            continue  # a key inside a value run already read as often as it may be
+        separator = _KV_SEPARATOR.match(text, word_end)
+        loose = separator is None
+        if loose:
+            separator = _KV_LOOSE.match(text, word_end)
+            if separator is None:
+                continue
+        at = separator.end()
+        if run_start <= at < run_end:
+            read += 1
+            if read > _KEYS_PER_RUN:
+                continue
+        m = _KV_VALUE.match(text, at)
+        if m is None:
+            continue
+        if not run_start <= at < run_end:
+            run_start, run_end, read = at, m.end(), 1
+        key, value = text[begin:at], m.group()
+        quoted = text[at - 1] in "\"'"
+        if loose:  # prose: the sentence's full stop is not the secret's
+            value = value.rstrip(".,;:!?)")
+            if not looks_secret(value):
+                continue
+        if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
+            continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
+        if _secretish(key, value) and not (not quoted and code(key, value)) and not not_a_secret(key, value):
+            done_until = m.start() + len(value)
+            yield Span(m.start(), m.start() + len(value), "SECRET")
+
+
+_SECRET_KEY = re.compile(
+    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
+    r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client)[_-]?key"
+)
+
+
+def secret_for_key(key: str, value: str) -> bool:
+    """Whether ``value``, stored under ``key`` (a JSON key, an env name), is a secret."""
+    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and _secretish(key, value)
+
+
+# A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,
+# base64.
+_PEM_BODY = re.compile(r"(?:\s|\\[rn]){1,8}(?:[A-Za-z-]{1,20}: [^\n\\]{1,200}(?:\s|\\[rn]){1,8}){0,4}[A-Za-z0-9+/]{16}")
+
+
+def _pem_blocks(text: str) -> Iterator[Span]:
+    """A block runs from its BEGIN line to its END line (at most 16 KB on), or 4 KB without one.
+    Where an END line was looked for and is missing, it is not looked for there again: text
+    of nothing but BEGIN lines costs one pass, not 16 KB per line."""
+    missing_until: dict[str, int] = {}  # end marker -> how far it is known to be absent
+    for m in _PEM_BEGIN.finditer(text):
+        if _PEM_BODY.match(text, m.end()) is None:
+            continue  # the marker as a constant in code or prose, not a key
+        end_marker = f"-----END {m.group(1)}PRIVATE KEY{m.group(2) or ''}-----"
+        limit = m.end() + 16384
+        searched = missing_until.get(end_marker, -1)
+        end = -1
+        if searched < limit:
+            end = text.find(end_marker, max(m.end(), searched - len(end_marker) + 1), limit)
+            if end < 0:
+                missing_until[end_marker] = min(limit, len(text))
+        stop = end + len(end_marker) if end >= 0 else min(len(text), m.end() + 4096)
+        yield Span(m.start(), stop, "SECRET")
+
+
+# A container's environment in a manifest: the value under a name that says it is a secret.
+_ENV_ENTRY = re.compile(
+    r"name:[ \t]*[\"']?([A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)"
+    r"[A-Za-z0-9_]*)[\"']?[ \t]*\r?\n[ \t]*value:[ \t]*[\"']?([^\s\"']{4,512})"
+)
+
+
+def _env_entries(text: str, low: str) -> Iterator[Span]:
+    for m in _ENV_ENTRY.finditer(text):
+        if not _NOT_A_VALUE.match(m.group(2)) and not not_a_secret(m.group(1), m.group(2)):
+            yield Span(m.start(2), m.end(2), "SECRET")
+
+
+_SECRET = frozenset({"SECRET"})
+register(
+    Detector(
+        "token-formats", _SECRET, tuple(Hint(p.pattern) for _, p in _TOKEN_FAMILIES), find=_tokens,
+        examples=("id " + "AK" + "IA" + "Q7Z3" * 4, "GITHUB_TOKEN=" + "gh" + "p_" + "16C7e42F292c6912E7710c838347Ae178B4a"),
+        not_flagged=(
+            "task-1234 sk-short ghp_short", "AC" + "g" * 32, "AK" + "IA" + "IOSFODNN7EXAMPLE",
+            "gh" + "p_" + "x" * 36, "xo" + "xb-" + "x" * 30, "sk-" + "proj-" + "X" * 40,
+        ),
+    ),
+    Detector(
+        "webhook-urls", _SECRET, (Hint(r"hooks.slack.com/services/", back=16, fwd=128), Hint(r"/api/webhooks/", back=32, fwd=160)),
+        find=_webhooks, when=lambda text, low: "hooks.slack.com" in text or "/api/webhooks/" in text,
+    ),
+    Detector(
+        "private-keys", _SECRET, (Hint(r"PRIVATE KEY", back=64, fwd=16_384 + 128),),
+        find=lambda text, low: _pem_blocks(text), when=lambda text, low: "PRIVATE KEY" in text,
+        examples=(
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+            '{"key": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\\n-----END RSA PRIVATE KEY-----"}',
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\n"
+            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\n-----END RSA PRIVATE KEY-----",
+        ),
+        not_flagged=(
+            '_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"',
+            "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\n<your key here>\n-----END PRIVATE KEY-----",
+        ),
+    ),
+    Detector(
+        "bearer-tokens", _SECRET, (Hint(_BEARER.pattern, som=True),), find=_bearer_tokens,
+        when=lambda text, low: "bearer" in low or "token " in low,
+        context_keys=("authorization: bearer", "token"),
+    ),
+    Detector(
+        "basic-credentials", _SECRET, (Hint(_BASIC.pattern, som=True),), find=_basic_credentials,
+        when=lambda text, low: "basic " in low,
+        context_keys=("authorization: basic",),
+        examples=("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",),
+        not_flagged=("uses HTTP Basic authentication.",),
+    ),
+    Detector(
+        "env-entries", _SECRET, (Hint(_ENV_ENTRY.pattern),), find=_env_entries, when=lambda text, low: "value:" in text,
+        context_keys=("name: *_PASSWORD", "name: *_KEY", "name: *_TOKEN", "name: *_SECRET"),
+        examples=("        - name: DB_PASSWORD\n          value: hunter2hunter",),
+        not_flagged=("        - name: DB_PASSWORD\n          value: ${DB_PASSWORD}", "- name: LOG_LEVEL\n  value: debug99"),
+    ),
+    Detector(
+        "key-values", _SECRET,
+        (
+            # The words of _KEY_WORD_RE, a key of up to 40 more characters, a separator, then a
+            # value as long as _secretish could call secret for that kind of key; or, with spaces
+            # only between (_KV_LOOSE), a value of eight characters or more.
+            Hint(
+                r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
+                r"(?::=|=>|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                back=200, fwd=520,
+            ),
+            Hint(
+                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}[\"']?"
+                r"[^\s\"',;&<>{}\[\]]{16}",
+                back=200, fwd=520,
+            ),
+            Hint(
+                r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt|token|key|auth|session)[A-Za-z0-9_.-]{0,40}"
+                r"[\"']?[ \t]{1,8}(?:(?:is|was|of)[ \t]{1,8})?[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                back=200, fwd=520,
+            ),
+        ),
+        find=_key_values,
+        context_keys=("password", "secret", "token", "api_key", "access_key", "private_key", "credentials", "cookie"),
+        examples=(
+            '{"password": "hunter22"}', "client_secret: 8f14e45fceea167a5a36dedd4bea2543",
+            "the staging DB password is Zx9Qv!L2mT8", "machine api.example.com login bob password s3cr3tPa55",
+            "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzK3Y9",
+            "<secret>Zx9QvL2mT8rP4kW7</secret>", "DB_PASS := Zx9QvL2mT8rP", "[DEBUG] Using Key=Zx9QvL2mT8rP4kW7nB3c",
+            "Connect-AzAccount -ClientSecret 'Zx9Qv~L2mT8rP4kW7nB3c'",
+        ),
+        not_flagged=(
+            "password_min_length=12 token_count=5000", "password: ******** api_key: ${API_KEY}",
+            "username, password = request.url.username, request.url.password",
+            "password = to_bytes(password)", "token = b64encode(userpass).decode()", "cookies: CookieTypes | None = None",
+            "self.session_cookie = session_cookie", "session_cookie=self.session_cookie", "username = kwargs.pop('u')",
+            "allow_credentials = allow_credentials", "CookiesType: TypeAlias = RequestsCookieJar",
+            ":param cookies: (optional) Dictionary", "password = os.environ['DB_PASSWORD']",
+            "token = os.getenv('TOKEN')", "secret = settings.SECRET_KEY",
+            "the password is required", "1 pass is sufficient.", "if pass_arg is _PassArg.environment:",
+            "multiple cookies existed.", '{"key": "theme_dark"}', 'META_KEY = "io.example.protocol/subscriptionId"',
+        ),
+    ),
+)

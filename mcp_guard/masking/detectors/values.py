@@ -1,0 +1,128 @@
+"""What a value under a key word is: code (a name, a call, an attribute chain), a placeholder,
+a path, or something that looks like a secret by itself. Shared by the secret detectors."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret"]
+
+_DIGIT = re.compile(r"\d")
+
+_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 4097)]  # values are at most 4096 long
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character, from a table: it runs on every candidate value."""
+    value = value[:4096]
+    n = len(value)
+    if not n:
+        return 0.0
+    return math.log2(n) - math.fsum(map(_C_LOG_C.__getitem__, Counter(value).values())) / n
+
+
+
+
+# What code writes, unquoted, on the right of `password =` or `token:`: a name, an attribute
+# chain, a call, a subscript, a type. A quoted value is a literal (and may be a secret); so is
+# an unquoted one under an ENV_STYLE key (.env files, shell), unless it is a call or attribute.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_CALL_OR_ATTRIBUTE = re.compile(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|\(?{_NAME}(?:\.{_NAME})+\)*")
+_IDENTIFIER = re.compile(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
+_PART_SEPARATORS = re.compile(r"[_-]+")
+# The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
+# words have three letters or more; random letters ("KRioWNWAlPT") do not split like that.
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{5,}|^[b-df-hj-np-tv-xz]{4}")
+
+
+def _pronounceable(word: str) -> bool:
+    """A word of a name has vowels and no long run of consonants (ctx, cls and msg are short
+    enough to need none); random letters seldom do both."""
+    if len(word) >= 5 and not any(c in "aeiou" for c in word):
+        return False
+    if len(word) == 4 and not any(c in "aeiouy" for c in word):
+        return False
+    return _CONSONANT_RUN.search(word) is None
+
+
+def named(value: str) -> bool:
+    """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
+    in camel case whose words with lowercase letters have three or more (OAuthProvider,
+    DHPrivateKey, Ed25519PrivateKey); random letters (KRioWNWAlPT) have shorter ones."""
+    if _IDENTIFIER.fullmatch(value) is None:
+        return False
+    parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
+    if not parts:
+        return False
+    for part in parts:
+        if part.islower() and part.isalpha():
+            continue
+        words = _NAME_WORD.findall(part)
+        if sum(w.isdigit() for w in words) > 1:
+            return False
+        letters = [c for c in part if c.isalpha()]
+        if not part.isupper() and sum(c.isupper() for c in letters) * 2 > len(letters):
+            return False  # CamelCase has a capital per word, not one letter in two
+        for i, w in enumerate(words):
+            short = not w.isupper() and not w.isdigit() and len(w) < 3
+            if short and not (i == 0 and w.istitle() and len(words) > 1 and words[1].isdigit()):  # Ed25519
+                return False
+            if not w.isupper() and not w.isdigit() and not _pronounceable(w.lower()):
+                return False
+            if not w.isupper() and not w.isdigit() and not any(c in "aeiouy" for c in w.lower()):
+                return False  # in camel case every word has a vowel (Lkt, csk are no words)
+            if i and w[0].islower():
+                return False  # only the first word of camelCase starts in lowercase (zoxdYFwqi)
+            if len(w) == 1 and w.isupper() and 0 < i < len(words) - 1:
+                return False  # a lone capital inside a name (LWQAquwbeG8)
+    return not (len(parts) == 1 and any(c.isdigit() for c in value) and sum(c.isupper() for c in value) < 2)
+_ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
+
+
+def code(key: str, value: str) -> bool:
+    if _CALL_OR_ATTRIBUTE.fullmatch(value):
+        return True
+    return named(value) and _ENV_KEY.search(key) is None
+
+
+def looks_secret(value: str) -> bool:
+    """A value with no separator before it must look like a secret by itself: eight or more
+    characters mixing letters and digits, and no name ("password reset", "1 pass is enough")."""
+    if len(value) < 8 or not any(c.isalpha() for c in value) or _DIGIT.search(value) is None or named(value):
+        return False
+    return entropy(value) >= 2.5
+
+
+_LETTERS = re.compile(r"[^a-z0-9]")
+_PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
+_PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
+_PATH = re.compile(r"[~.]?/[\w./-]*")
+_NAME_JOINS = re.compile(r"[./:]")
+_MASKED_ALREADY = re.compile(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
+
+
+def not_a_secret(key: str, value: str) -> bool:
+    """Values that say what they are, quoted or not: the key's own name again (a constant's
+    spelling, ``session_cookie = session_cookie``), a placeholder that names the secret it
+    stands for ("my-client-secret", "your_api_key"), a path (PWD='/tmp')."""
+    spelled = _LETTERS.sub("", value.lower())
+    if len(spelled) >= 4 and _LETTERS.sub("", key.lower()).endswith(spelled):
+        return True
+    low = value.lower()
+    if _PLACEHOLDER.fullmatch(value) and any(w in low for w in _PLACEHOLDER_WORDS) and sum(c.isdigit() for c in value) <= 4:
+        return True
+    if _MASKED_ALREADY.fullmatch(value):  # "****/**/**", "xxxx-xxxx"
+        return True
+    if "`" in value:  # markup: `code`, :class:`Name`
+        return True
+    parts = _NAME_JOINS.split(value)
+    if len(parts) > 1 and all(named(p) for p in parts):  # "context.eval_ctx", "io.example/subscriptionId"
+        return True
+    return _PATH.fullmatch(value) is not None and value.lower() == value  # paths are lowercase; base64 is not
+
+

@@ -1,0 +1,60 @@
+"""Settling overlaps and masking every copy of a found value (spans.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.masking import detect
+from mcp_guard.masking.spans import FEW_VALUES, Span, _rank, resolve, with_repeats
+
+LABELS = ["SECRET", "EMAIL", "PHONE", "URL", "IBAN", "CREDIT_CARD"]
+SPANS = st.lists(
+    st.builds(lambda start, width, label: Span(start, start + width, label),
+              st.integers(0, 200), st.integers(1, 40), st.sampled_from(LABELS)),
+    max_size=40,
+)
+
+
+def greedy_by_rank(spans: list[Span]) -> list[Span]:
+    """The definition: strongest first, each kept when it overlaps nothing kept before it."""
+    kept: list[Span] = []
+    for span in sorted(spans, key=_rank):
+        if all(span.end <= k.start or k.end <= span.start for k in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SPANS)
+def test_overlaps_are_settled_as_the_greedy_choice_by_rank_settles_them(spans: list[Span]) -> None:
+    assert resolve(spans) == greedy_by_rank(list(dict.fromkeys(spans)))
+
+
+def test_a_secret_keeps_the_text_it_shares_with_a_longer_url() -> None:
+    url, secret = Span(0, 40, "URL"), Span(10, 20, "SECRET")
+    assert resolve([url, secret]) == [secret]
+
+
+def glued_copies(count: int) -> tuple[str, list[str]]:
+    """Emails found once each, then each copy glued to a word, where no detector finds it."""
+    emails = [f"person{i}@mail{i}.example" for i in range(count)]
+    return " ".join(emails) + " | " + " ".join(f"_{e}_" for e in emails), emails
+
+
+def test_every_copy_of_a_found_value_is_a_span_with_few_values() -> None:
+    text, emails = glued_copies(FEW_VALUES)
+    found = [text[s.start:s.end] for s in detect(text) if s.label == "EMAIL"]
+    assert found == emails + emails
+
+
+def test_every_copy_of_a_found_value_is_a_span_with_many_values() -> None:
+    text, emails = glued_copies(FEW_VALUES * 20)
+    found = [text[s.start:s.end] for s in detect(text) if s.label == "EMAIL"]
+    assert found == emails + emails
+
+
+def test_copies_overlapping_a_span_are_left_to_that_span() -> None:
+    text = "k" * 30 + " id=abcdef1234 token abcdef1234x"
+    spans = [Span(4 + 30, 14 + 30, "SECRET"), Span(21 + 30, 32 + 30, "EMAIL")]
+    assert with_repeats(text, spans) == spans
