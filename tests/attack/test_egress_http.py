@@ -3,7 +3,6 @@ egress for both fronts), checked on the raw bytes of the HTTP answers."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
