@@ -183,6 +183,10 @@ class Guard:
             if len(self._stateless) >= MAX_STATELESS_HUBS or self._tg is None:
                 raise RuntimeError("no stateless hub can be started")  # cannot happen: keys are bounded
             hub = self._stateless[key] = self.hub()
+            for up in hub.owned:
+                up.shared = True  # serves every exchange of this capability set
+            specs = {spec.name: spec for spec in self.specs}
+            hub.spawn = lambda name: _upstream(specs[name], hub, self.max_message_bytes)
             await self._tg.start(hub.run)
         return hub
 

@@ -60,8 +60,15 @@ class _Answer:
 
 
 class BridgedCall:
-    def __init__(self, hub: Hub, ctx: RequestContext, upstream: Upstream, method: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self, hub: Hub, ctx: RequestContext, upstream: Upstream, method: str, params: dict[str, Any],
+        dedicated: Upstream | None = None,
+    ) -> None:
         self.hub = hub
+        # An upstream started for this call alone (its questions can only be this call's), run
+        # and stopped by run(); None when the upstream serves one session anyway.
+        self._dedicated = dedicated
+        self._facts = ctx.facts
         self.session_id = ctx.session.id
         self.session_key = ctx.session.key
         # A stateless exchange's state is dropped when it ends; what this call's later rounds
@@ -83,17 +90,29 @@ class BridgedCall:
         """The upstream call itself; runs in the hub's task group."""
         event: tuple[Any, ...] = ("error", RPCError(jsonrpc.INTERNAL_ERROR, "the call was cancelled"))
         with self._scope:
-            self.upstream.inflight.append(self._inflight)
             try:
-                event = ("done", await self.upstream.request(self.method, self.params, progress=self._relay_progress))
+                async with anyio.create_task_group() as tg:
+                    up = await self._upstream(tg)
+                    up.inflight.append(self._inflight)
+                    try:
+                        event = ("done", await up.request(self.method, self.params, progress=self._relay_progress))
+                    finally:
+                        up.inflight.remove(self._inflight)
+                    tg.cancel_scope.cancel()  # a dedicated upstream stops with its call
             except RPCError as exc:
                 event = ("error", exc)
             finally:
-                self.upstream.inflight.remove(self._inflight)
                 if self._owns_key:
                     with anyio.CancelScope(shield=True):
                         await self.hub.pipeline.close_session(self.session_key)
         self._events_in.send_nowait(event)
+
+    async def _upstream(self, tg: anyio.abc.TaskGroup) -> Upstream:
+        if self._dedicated is None:
+            return self.upstream
+        await tg.start(self._dedicated.run)
+        await self._dedicated.connect(self._facts)
+        return self._dedicated
 
     def cancel(self) -> None:
         self._scope.cancel()
@@ -177,7 +196,7 @@ async def modern_over_legacy(
         return await resume.next_round(ctx)
     if params.get("requestState") is not None or params.get("inputResponses") is not None:
         raise RPCError(jsonrpc.INVALID_PARAMS, "Invalid or expired requestState")
-    call = BridgedCall(hub, ctx, upstream, method, params)
+    call = BridgedCall(hub, ctx, upstream, method, params, dedicated=hub.per_call(upstream))
     hub.start_background(call.run)
     return await call.next_round(ctx)
 

@@ -74,6 +74,9 @@ class Hub:
         self.uris = self.router.uris
         self._tg: anyio.abc.TaskGroup | None = None
         self._owned: list[Upstream] = []  # started and stopped by this hub (not the shared ones)
+        # Set on a hub that serves many stateless exchanges: a new upstream of that name, so that
+        # a bridged call gets a process (or HTTP session) of its own, whose questions are its own.
+        self.spawn: Callable[[str], Upstream] | None = None
         for up in upstreams:
             self.add(up)
 
@@ -86,6 +89,18 @@ class Hub:
     @property
     def aggregated(self) -> bool:
         return self.router.aggregated
+
+    @property
+    def owned(self) -> tuple[Upstream, ...]:
+        return tuple(self._owned)
+
+    def per_call(self, up: Upstream) -> Upstream | None:
+        """A fresh upstream for one bridged call, where ``up`` serves many exchanges (else None)."""
+        if self.spawn is None or up not in self._owned:
+            return None
+        fresh = self.spawn(up.name)
+        fresh.handler = self.toward
+        return fresh
 
     @property
     def single(self) -> Upstream:

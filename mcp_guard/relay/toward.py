@@ -67,14 +67,19 @@ class TowardClient:
     def owner(self, up: Upstream) -> tuple[Session, Inflight | None] | None:
         """The one client session (and call) a message from ``up`` belongs to, or None.
 
-        Calls in flight on the upstream decide: if they all belong to one session, it is that
-        session's (its newest call, as a stdio server cannot say which). With none in flight,
-        only an upstream that serves a single session (never a shared one) can be tied to it."""
+        Never for an upstream that serves several sessions (``shared``): there nothing ties a
+        message to one of them. Otherwise the calls in flight decide: if they all belong to one
+        session, it is that session's (its newest call, as a stdio server cannot say which);
+        with none in flight, the hub's one live session."""
         calls = [i for i in up.inflight if not i.session.closed]
         owners = {id(i.session) for i in calls}
+        if up.shared:
+            # It serves several sessions, and a stdio server cannot say which call it asks for or
+            # logs about: even one call in flight may not be the one (a job of an earlier call).
+            return None
         if len(owners) == 1:
             return calls[-1].session, calls[-1]
-        if owners or up.shared:
+        if owners:
             return None
         live = [s for s in self.hub.sessions if not s.closed]
         return (live[0], None) if len(live) == 1 else None

@@ -82,7 +82,8 @@ async def test_a_log_sent_after_alices_call_never_reaches_bobs_call_in_flight(
                 if mode == "legacy":
                     await a.set_logging_level("info")
                     await b.set_logging_level("info")
-                assert await _same_process(a, b)
+                # Stateless 2026 callers get a process per bridged call: isolated by construction.
+                assert await _same_process(a, b) or (mode != "legacy" and not shared)
                 async with anyio.create_task_group() as tg:
                     # Bob's call stays in flight until Alice's background log line has been sent.
                     tg.start_soon(b.call_tool, "hold", {"path": str(done), "started": str(started), "tag": "bob"})
@@ -100,12 +101,16 @@ async def test_a_question_raised_after_alices_call_is_never_put_to_bob(tmp_path:
     async with served(tmp_path, atk_tenant(), shared) as url:
         with anyio.fail_after(40):
             async with client(url, alice, mode) as a, client(url, bob, mode) as b:
-                assert await _same_process(a, b)
+                # Stateless 2026 callers get a process per bridged call: isolated by construction.
+                same = await _same_process(a, b)
+                assert same or (mode != "legacy" and not shared)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(b.call_tool, "hold", {"path": str(done), "started": str(started), "tag": "bob"})
                     await _appears(started)
                     await a.call_tool("late_ask", {"question": question, "after": str(go), "done": str(done)})
                     go.write_text("go")
+                    if not same:  # Alice's process ended with her call: no job of hers is left to ask
+                        done.write_text("")
     assert question not in bob.asked, "Alice's server asked Bob"
     assert "from-bob" not in done.read_text(), "Bob's answer reached the server as Alice's"
 

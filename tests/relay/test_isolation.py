@@ -162,12 +162,23 @@ async def test_a_stateless_2026_caller_gets_no_rehydration_across_exchanges(tmp_
     async with background(argv, f"http://127.0.0.1:{port}/healthz"):
         with anyio.fail_after(30):
             async with Client(url, mode="2026-07-28", cache=None) as a, Client(url, mode="2026-07-28", cache=None) as b:
-                await a.call_tool("remember", {"text": secret})
-                placeholder = text(await a.call_tool("recall", {}))
+                placeholder = text(await a.call_tool("say", {"text": secret}))
                 assert placeholder.startswith("<SECRET_")
                 # Another caller (or the same one: nothing tells them apart) sends it back.
-                await b.call_tool("remember", {"text": placeholder})
-                assert text(await b.call_tool("memory_size", {})) == str(len(placeholder))
+                for caller in (b, a):
+                    assert text(await caller.call_tool("size_of", {"text": placeholder})) == str(len(placeholder))
+
+
+async def test_each_bridged_call_of_a_stateless_2026_caller_gets_a_process_of_its_own() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    async with background(serve(port, "--no-policy", "--", *tenant()), f"http://127.0.0.1:{port}/healthz"):
+        with anyio.fail_after(30):
+            async with Client(url, mode="2026-07-28", cache=None) as a:
+                first = json.loads(text(await a.call_tool("whoami", {})))["pid"]
+                second = json.loads(text(await a.call_tool("whoami", {})))["pid"]
+    assert first != second
+    assert not Path(f"/proc/{first}").exists() or Path(f"/proc/{first}/status").read_text().find("zombie") >= 0
 
 
 async def test_a_shared_server_refuses_a_request_it_cannot_tie_to_one_call(tmp_path: Path) -> None:
