@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .masking.detect import detect
+from .masking.vault import Vault
 from .store import Store
 
 __all__ = ["Finding", "Pins", "definition_hash", "scan_definition", "scan_text"]
@@ -86,6 +88,18 @@ def scan_definition(tool: dict[str, Any], other_tools: set[str] = frozenset()) -
     return found
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with every detected sensitive span replaced by a placeholder (keys too)."""
+    if isinstance(value, str):
+        spans = detect(value)
+        return Vault().replace(value, spans, "pin") if spans else value
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
+
+
 class Pins:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -93,9 +107,11 @@ class Pins:
     def check(self, server: str, tool: dict[str, Any], findings: list[Finding], hold_new: bool) -> str:
         """Pin or compare a definition; returns "ok", "new-held", or "changed"."""
         name = str(tool.get("name"))
-        digest = definition_hash(tool)
-        body = json.dumps(_pinned_part(tool), sort_keys=True, ensure_ascii=False)
-        found = json.dumps([f.to_dict() for f in findings])
+        digest = definition_hash(tool)  # of the raw definition: any change is seen
+        # What is kept to show a reviewer has its sensitive values masked: a server may put keys
+        # or addresses in descriptions, and the store never holds a raw value.
+        body = json.dumps(_redacted(_pinned_part(tool)), sort_keys=True, ensure_ascii=False)
+        found = json.dumps([_redacted(f.to_dict()) for f in findings])
         rows = self.store.query("SELECT hash, accepted FROM pins WHERE server=? AND tool=?", (server, name))
         if not rows:
             self.store.execute(

@@ -22,6 +22,7 @@ rules:
     match: {tool: store}
     action: approve
     approvers: reviewers
+    timeout: 1
     reason: red team
 """
 
