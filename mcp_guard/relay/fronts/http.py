@@ -33,6 +33,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ...protocol import era, jsonrpc
+from .. import loop
 from ..hub import Hub
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
@@ -319,7 +320,7 @@ def serve_http(
     ``on_review_url`` learns the review page's address once the port is bound."""
     import functools
 
-    anyio.run(functools.partial(
+    loop.run(functools.partial(
         _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url
     ))
     return 0
