@@ -211,7 +211,8 @@ async def main() -> None:
 
     stdio_targets = {
         "direct-stdio": (server, None),
-        "bytecopy": ([sys.executable, str(ROOT / "benchmarks" / "bytecopy_relay.py"), "--", *server], b"bytecopy_relay"),
+        "bytecopy": ([sys.executable, str(ROOT / "benchmarks" / "bytecopy_relay.py"), "--", *server],
+                     b"bytecopy_relay"),
         "guard-run": ([*py_guard, "run", "--no-policy", "--", *server], b"mcp_guard"),
         "guard-default": ([*py_guard, "run", "--policy", str(default), "--", *server], b"mcp_guard"),
         "guard-policy50": ([*py_guard, "run", "--policy", str(policy), "--", *server], b"mcp_guard"),
@@ -239,7 +240,8 @@ async def main() -> None:
                 continue
             port = free_port()
             argv, is_proxy = http_targets(port)[label]
-            results.setdefault(label, []).append(await run_http(argv, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, is_proxy))
+            url = f"http://127.0.0.1:{port}/mcp"
+            results.setdefault(label, []).append(await run_http(argv, url, args.n, args.warmup, is_proxy))
     report(results, args)
     if args.sessions and (not wanted or "guard-serve" in wanted):
         port = free_port()
@@ -255,7 +257,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
 
     base = med("direct-stdio", "p50")
     print(f"{args.rounds} rounds x {args.n} sequential echo calls, medians of rounds; baseline direct stdio p50 {base:.3f} ms")
-    print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}{'proxy RSS MB':>14}{'CPU ms/call':>13}")
+    print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}"
+          f"{'proxy RSS MB':>14}{'CPU ms/call':>13}")
     for label in results:
         p50 = med(label, "p50")
         rss = f"{med(label, 'rss'):.1f}" if "rss" in results[label][0] else "-"
@@ -272,7 +275,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
                 added = med(label, "p50") - base
                 print(f"{label} adds {added:+.3f} ms p50 over direct stdio; the byte-copy relay adds {floor:+.3f} ms: "
                       f"{added / floor:.2f}x the floor" if floor > 0 else f"{label} adds {added:+.3f} ms")
-    for label, floor_label in (("guard-run", "bytecopy"), ("guard-default", "bytecopy"), ("guard-serve", "mcp-proxy-http")):
+    pairs = (("guard-run", "bytecopy"), ("guard-default", "bytecopy"), ("guard-serve", "mcp-proxy-http"))
+    for label, floor_label in pairs:
         if label in results and floor_label in results and "cpu_ms" in results[floor_label][0]:
             cpu, floor_cpu = med(label, "cpu_ms"), med(floor_label, "cpu_ms")
             print(f"CPU per call: {label} {cpu:.3f} ms, {floor_label} {floor_cpu:.3f} ms ({cpu / floor_cpu:.2f}x)")
