@@ -20,7 +20,9 @@ Targets, all against server-everything (installed by ``npm ci``):
 Then what one `serve` session costs: the time from `initialize` to the first `tools/list` answer
 for a new session (its own upstream process), and the guard's and that process's RSS.
 Rounds are interleaved so that machine noise hits every target alike. Prints p50/p99, calls/s,
-the guard's RSS (VmHWM) and CPU per call, and the added p50 as a difference and a ratio.
+the proxy process's RSS (VmHWM) and CPU per call (the guard, the byte-copy relay, mcp-proxy), and
+the added p50 as a difference and a ratio. On a loaded machine wall times swing from run to run;
+CPU per call of the proxy process is the steadier figure, so the proxies are also compared by it.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return hwm, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def guard_pid(parent: int) -> int | None:
-    """The mcp-guard process among the children of ``parent``."""
+def child_pid(parent: int, marker: bytes) -> int | None:
+    """The child of ``parent`` whose command line holds ``marker`` (the proxy being measured)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -94,7 +96,7 @@ def guard_pid(parent: int) -> int | None:
                     ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
-            if ppid == parent and b"mcp_guard" in b" ".join(argv):
+            if ppid == parent and marker in b" ".join(argv):
                 return int(entry)
     return None
 
@@ -118,21 +120,21 @@ async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[
     return out
 
 
-async def run_stdio(argv: list[str], n: int, warmup: int, is_guard: bool) -> dict[str, float]:
+async def run_stdio(argv: list[str], n: int, warmup: int, marker: bytes | None) -> dict[str, float]:
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=ENV)
     t0 = time.perf_counter()
     async with Client(params, mode="legacy", cache=None) as client:
         await client.list_tools()
         startup = (time.perf_counter() - t0) * 1000
-        pid = guard_pid(os.getpid()) if is_guard else None
+        pid = child_pid(os.getpid(), marker) if marker else None
         out = await measure(client, n, warmup, pid)
         out["startup"] = startup
         return out
 
 
-async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_guard: bool) -> dict[str, float]:
+async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_proxy: bool) -> dict[str, float]:
     async with background(server_argv, url) as process, Client(url, mode="legacy", cache=None) as client:
-        return await measure(client, n, warmup, process.pid if is_guard else None)
+        return await measure(client, n, warmup, process.pid if is_proxy else None)
 
 
 def mcp_proxy_path(args: argparse.Namespace) -> str | None:
@@ -208,36 +210,38 @@ async def main() -> None:
     proxy = mcp_proxy_path(args)
 
     stdio_targets = {
-        "direct-stdio": (server, False),
-        "bytecopy": ([sys.executable, str(ROOT / "benchmarks" / "bytecopy_relay.py"), "--", *server], False),
-        "guard-run": ([*py_guard, "run", "--no-policy", "--", *server], True),
-        "guard-default": ([*py_guard, "run", "--policy", str(default), "--", *server], True),
-        "guard-policy50": ([*py_guard, "run", "--policy", str(policy), "--", *server], True),
-        "guard-nomask50": ([*py_guard, "run", "--policy", str(no_mask), "--", *server], True),
-        "guard-policy0": ([*py_guard, "run", "--policy", str(no_rules), "--", *server], True),
+        "direct-stdio": (server, None),
+        "bytecopy": ([sys.executable, str(ROOT / "benchmarks" / "bytecopy_relay.py"), "--", *server],
+                     b"bytecopy_relay"),
+        "guard-run": ([*py_guard, "run", "--no-policy", "--", *server], b"mcp_guard"),
+        "guard-default": ([*py_guard, "run", "--policy", str(default), "--", *server], b"mcp_guard"),
+        "guard-policy50": ([*py_guard, "run", "--policy", str(policy), "--", *server], b"mcp_guard"),
+        "guard-nomask50": ([*py_guard, "run", "--policy", str(no_mask), "--", *server], b"mcp_guard"),
+        "guard-policy0": ([*py_guard, "run", "--policy", str(no_rules), "--", *server], b"mcp_guard"),
     }
 
-    def http_targets(port: int) -> dict[str, tuple[list[str], bool]]:
+    def http_targets(port: int) -> dict[str, tuple[list[str], bool]]:  # (argv, measure its CPU and RSS)
         targets = {
             "direct-http": (["env", f"PORT={port}", "node", str(EVERYTHING), "streamableHttp"], False),
             "guard-serve": ([*py_guard, "serve", "--no-policy", "--port", str(port), "--", *server], True),
         }
         if proxy:
-            targets["mcp-proxy-http"] = ([proxy, "--port", str(port), "--", *server], False)
+            targets["mcp-proxy-http"] = ([proxy, "--port", str(port), "--", *server], True)
         return targets
 
     wanted = set(filter(None, args.only.split(",")))
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.rounds):
-        for label, (argv, is_guard) in stdio_targets.items():
+        for label, (argv, marker) in stdio_targets.items():
             if not wanted or label in wanted or label == "direct-stdio":
-                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, is_guard))
+                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, marker))
         for label in http_targets(0):
             if wanted and label not in wanted and label != "direct-http":
                 continue
             port = free_port()
-            argv, is_guard = http_targets(port)[label]
-            results.setdefault(label, []).append(await run_http(argv, f"http://127.0.0.1:{port}/mcp", args.n, args.warmup, is_guard))
+            argv, is_proxy = http_targets(port)[label]
+            url = f"http://127.0.0.1:{port}/mcp"
+            results.setdefault(label, []).append(await run_http(argv, url, args.n, args.warmup, is_proxy))
     report(results, args)
     if args.sessions and (not wanted or "guard-serve" in wanted):
         port = free_port()
@@ -253,7 +257,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
 
     base = med("direct-stdio", "p50")
     print(f"{args.rounds} rounds x {args.n} sequential echo calls, medians of rounds; baseline direct stdio p50 {base:.3f} ms")
-    print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}{'guard RSS MB':>14}{'CPU ms/call':>13}")
+    print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}"
+          f"{'proxy RSS MB':>14}{'CPU ms/call':>13}")
     for label in results:
         p50 = med(label, "p50")
         rss = f"{med(label, 'rss'):.1f}" if "rss" in results[label][0] else "-"
@@ -270,6 +275,11 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
                 added = med(label, "p50") - base
                 print(f"{label} adds {added:+.3f} ms p50 over direct stdio; the byte-copy relay adds {floor:+.3f} ms: "
                       f"{added / floor:.2f}x the floor" if floor > 0 else f"{label} adds {added:+.3f} ms")
+    pairs = (("guard-run", "bytecopy"), ("guard-default", "bytecopy"), ("guard-serve", "mcp-proxy-http"))
+    for label, floor_label in pairs:
+        if label in results and floor_label in results and "cpu_ms" in results[floor_label][0]:
+            cpu, floor_cpu = med(label, "cpu_ms"), med(floor_label, "cpu_ms")
+            print(f"CPU per call: {label} {cpu:.3f} ms, {floor_label} {floor_cpu:.3f} ms ({cpu / floor_cpu:.2f}x)")
     if "guard-policy50" in results and "guard-policy0" in results:
         print(f"the 50 rules: guard-policy50 vs guard-policy0 (the same chain, no rules) added p50 "
               f"{med('guard-policy50', 'p50') - med('guard-policy0', 'p50'):+.3f} ms")

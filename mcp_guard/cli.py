@@ -288,12 +288,11 @@ def _settled(guard):  # type: ignore[no-untyped-def]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import anyio
-
+    from .relay import loop
     from .relay.fronts.stdio import serve_stdio
 
     guard, limit, _ = _guard(args)
-    anyio.run(functools.partial(serve_stdio, guard.solo(), user=requester_name(args), max_message_bytes=limit))
+    loop.run(functools.partial(serve_stdio, guard.solo(), user=requester_name(args), max_message_bytes=limit))
     return EXIT_OK
 
 

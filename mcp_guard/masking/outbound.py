@@ -251,7 +251,11 @@ async def off_loop(lock: anyio.Lock, heavy: bool, fn: Callable[..., T], *args: A
     """Run a masking job; a heavy one in a worker thread, so other sessions keep being served.
 
     Jobs run one at a time (``lock``): the vault and the detectors' scratch space are shared,
-    and a small job waiting here waits without holding up the event loop."""
+    and a small job waiting here waits without holding up the event loop. A small job that
+    finds the lock free runs at once without taking it: it never yields, so nothing else can
+    start a job before it ends, and anyio's ``acquire`` would cost a trip round the event loop."""
+    if not heavy and not lock.locked():
+        return fn(*args)
     async with lock:
         if heavy:
             return await anyio.to_thread.run_sync(fn, *args)

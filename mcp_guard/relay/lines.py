@@ -1,12 +1,16 @@
 """Newline framing with a size limit, and non-blocking file-descriptor I/O on anyio.
 
-stdin/stdout are read and written through their file descriptors with ``anyio.wait_readable``
-and ``wait_writable``: no thread per direction, no copy through asyncio streams. Regular files
-(``< file``) cannot be polled, so those fall back to a worker thread.
+stdin/stdout are read and written through their file descriptors: no thread per direction, no
+copy through asyncio streams. On asyncio a pipe keeps one reader registered with the event loop
+for as long as it is read (:class:`_Readiness`), where ``anyio.wait_readable`` would register and
+unregister it around every message (two ``epoll_ctl`` calls and a future each time, on both pipes
+of every call). Other backends use ``anyio.wait_readable``. Regular files (``< file``) cannot be
+polled, so those fall back to a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 from collections.abc import AsyncIterator
@@ -74,6 +78,20 @@ class LineSplitter:
 async def read_fd_chunks(fd: int) -> AsyncIterator[bytes]:
     """Chunks from ``fd`` until EOF."""
     pollable = _make_nonblocking(fd)
+    readiness = _Readiness.open(fd) if pollable else None
+    if readiness is not None:
+        try:
+            while True:
+                await readiness.wait()
+                try:
+                    chunk = os.read(fd, READ_CHUNK)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            readiness.close()
     while True:
         if pollable:
             try:
@@ -90,6 +108,58 @@ async def read_fd_chunks(fd: int) -> AsyncIterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+class _Readiness:
+    """A reader that stays registered with the asyncio loop while the fd is read.
+
+    Level-triggered: while data waits unread the loop calls :meth:`_ready` on every turn. When
+    nobody is waiting (the consumer is busy, say writing to a slow client) the reader pauses
+    itself, so a pipe with data in it cannot make the loop spin; the next :meth:`wait` resumes it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._event = asyncio.Event()
+        self._waiting = False
+        self._paused = False
+        loop.add_reader(fd, self._ready)
+
+    @classmethod
+    def open(cls, fd: int) -> _Readiness | None:
+        """One for ``fd`` on asyncio; None elsewhere, or where the loop cannot watch the fd."""
+        try:
+            return cls(asyncio.get_running_loop(), fd)  # RuntimeError: not on asyncio
+        except (OSError, ValueError, RuntimeError, NotImplementedError):
+            return None
+
+    def _ready(self) -> None:
+        self._event.set()
+        if not self._waiting:
+            self._loop.remove_reader(self._fd)
+            self._paused = True
+
+    async def wait(self) -> None:
+        """Return once the fd may be readable (a read may still find nothing: EAGAIN)."""
+        if self._paused:
+            self._paused = False
+            self._loop.add_reader(self._fd, self._ready)
+        if not self._event.is_set():
+            self._waiting = True
+            try:
+                await self._event.wait()
+            finally:
+                self._waiting = False
+        self._event.clear()
+
+    def close(self) -> None:
+        if not self._paused:
+            self._paused = True
+            try:
+                self._loop.remove_reader(self._fd)
+            except (OSError, ValueError, RuntimeError):
+                pass  # the fd or the loop is already gone
 
 
 class FdWriter:
