@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_guard import jsonrpc
+from mcp_guard.protocol import jsonrpc
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
