@@ -92,20 +92,25 @@ class BridgedCall:
         with self._scope:
             try:
                 async with anyio.create_task_group() as tg:
-                    up = await self._upstream(tg)
-                    up.inflight.append(self._inflight)
-                    try:
-                        event = ("done", await up.request(self.method, self.params, progress=self._relay_progress))
-                    finally:
-                        up.inflight.remove(self._inflight)
+                    event = await self._call(tg)
                     tg.cancel_scope.cancel()  # a dedicated upstream stops with its call
-            except RPCError as exc:
-                event = ("error", exc)
             finally:
                 if self._owns_key:
                     with anyio.CancelScope(shield=True):
                         await self.hub.pipeline.close_session(self.session_key)
         self._events_in.send_nowait(event)
+
+    async def _call(self, tg: anyio.abc.TaskGroup) -> tuple[Any, ...]:
+        # Errors are caught here, inside the task group, so they stay RPCErrors (not groups).
+        try:
+            up = await self._upstream(tg)
+            up.inflight.append(self._inflight)
+            try:
+                return ("done", await up.request(self.method, self.params, progress=self._relay_progress))
+            finally:
+                up.inflight.remove(self._inflight)
+        except RPCError as exc:
+            return ("error", exc)
 
     async def _upstream(self, tg: anyio.abc.TaskGroup) -> Upstream:
         if self._dedicated is None:

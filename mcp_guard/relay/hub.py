@@ -100,6 +100,7 @@ class Hub:
             return None
         fresh = self.spawn(up.name)
         fresh.handler = self.toward
+        fresh.protocol = "legacy"  # only handshake-era upstreams are bridged: no need to probe again
         return fresh
 
     @property

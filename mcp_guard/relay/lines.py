@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -75,10 +75,15 @@ class LineSplitter:
         return line
 
 
-async def read_fd_chunks(fd: int) -> AsyncIterator[bytes]:
-    """Chunks from ``fd`` until EOF."""
+async def read_fd_chunks(fd: int, *, lasting: bool = False) -> AsyncIterator[bytes]:
+    """Chunks from ``fd`` until EOF.
+
+    ``lasting``: the fd lives as long as the process (the guard's own stdin), so a reader may
+    stay registered on it. An upstream's pipes are closed and their numbers reused when it stops,
+    and a generator's cleanup can run after that: a lingering registration would then belong to
+    another process's pipe, so those are watched one wait at a time."""
     pollable = _make_nonblocking(fd)
-    readiness = _Readiness.open(fd) if pollable else None
+    readiness = _Readiness.open(fd) if pollable and lasting else None
     if readiness is not None:
         try:
             while True:
@@ -169,8 +174,11 @@ class FdWriter:
     rest wait in a buffer that one drainer empties, and later writes queue behind it.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, close: Callable[[], None] | None = None) -> None:
         self.fd = fd
+        # Who closes the fd: the file object that owns it, when there is one. Closing the number
+        # here as well would close it twice, and the second time it may be another pipe's.
+        self._close = close
         self._pollable = _make_nonblocking(fd)
         self._backlog = bytearray()
         self._drained: anyio.Event | None = None
@@ -220,9 +228,11 @@ class FdWriter:
             raise
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         try:
-            os.close(self.fd)
+            self._close() if self._close is not None else os.close(self.fd)
         except OSError:
             pass
 

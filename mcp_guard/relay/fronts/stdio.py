@@ -47,7 +47,7 @@ async def serve_stdio(hub: Hub, *, user: str = "", max_message_bytes: int = DEFA
 
 async def _pump(session: Session, send: object, max_message_bytes: int) -> None:
     splitter = LineSplitter(max_message_bytes)
-    async for chunk in read_fd_chunks(0):
+    async for chunk in read_fd_chunks(0, lasting=True):
         for line in splitter.feed(chunk):
             if isinstance(line, Oversize):
                 rid = jsonrpc.sniff_id(line.head)

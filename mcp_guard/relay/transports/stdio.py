@@ -71,7 +71,7 @@ class StdioTransport:
         except OSError as exc:
             raise UpstreamError(f"upstream {self.name!r} could not start: {self.describe()}: {exc.strerror or exc}") from exc
         assert self.process.stdin is not None
-        self._stdin = FdWriter(self.process.stdin.fileno())
+        self._stdin = FdWriter(self.process.stdin.fileno(), close=self.process.stdin.close)
         task_group.start_soon(self._copy_stderr)
 
     async def messages(self) -> AsyncIterator[jsonrpc.Message | Oversize | jsonrpc.ParseError]:
