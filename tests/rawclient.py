@@ -32,10 +32,13 @@ class RawClient:
     async def send(self, message: dict[str, Any]) -> None:
         await self.send_line(json.dumps(message).encode())
 
-    async def receive(self) -> dict[str, Any]:
+    async def read_chunk(self) -> bytes:
         assert self.process.stdout is not None
+        return await self.process.stdout.receive()
+
+    async def receive(self) -> dict[str, Any]:
         while b"\n" not in self._buf:
-            self._buf += await self.process.stdout.receive()
+            self._buf += await self.read_chunk()
         line, self._buf = self._buf.split(b"\n", 1)
         message = json.loads(line)
         self.seen.append(message)

@@ -52,16 +52,10 @@ class LeakClient(RawClient):
     def since_handshake(self) -> tuple[bytes, list[dict[str, Any]]]:
         return bytes(self.raw[self.mark[0] :]), self.seen[self.mark[1] :]
 
-    async def receive(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        while b"\n" not in self._buf:
-            chunk = await self.process.stdout.receive()
-            self.raw += chunk
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        message = json.loads(line)
-        self.seen.append(message)
-        return message  # type: ignore[no-any-return]
+    async def read_chunk(self) -> bytes:
+        chunk = await super().read_chunk()
+        self.raw += chunk
+        return chunk
 
     async def response(self, rid: Any) -> dict[str, Any]:
         while True:
