@@ -192,43 +192,32 @@ class Guard:
 
 
 class _Fanout:
-    """The handler of a shared upstream: its messages reach only the session they belong to.
+    """The handler of a shared upstream, which serves every session at once.
 
-    A server-to-client request or a data-carrying notification is routed to the one call in
-    flight on that upstream; when none or several are, it cannot be tied to exactly one caller,
-    and is refused (requests) or dropped (notifications), never guessed."""
+    Nothing ties its requests toward the client or its log lines to one caller (a stdio server
+    cannot say which call it asks for, and a job of an earlier call may ask during another's), so
+    those are refused or dropped, never guessed. Progress is tied by token below this; list
+    changes and resource updates carry no data and go to every hub, each of which sends them
+    only to the sessions that subscribed."""
 
     def __init__(self) -> None:
         self.hubs: set[Hub] = set()
 
-    def _owner(self, up: Upstream) -> Hub | None:
-        sessions = {id(i.session): i.session for i in up.inflight}
-        if len(sessions) != 1:
-            return None
-        hub = next(iter(sessions.values())).hub
-        return hub if hub in self.hubs else None
-
     async def on_upstream_request(self, upstream: Upstream, method: str, params: Any) -> Any:
         if method == "ping":
             return {}
-        hub = self._owner(upstream)
-        if hub is None:
-            raise RPCError(
-                jsonrpc.METHOD_NOT_FOUND,
-                f"mcp-guard cannot tie this {method} to exactly one client call of the shared server {upstream.name!r}",
-            )
-        return await hub.on_upstream_request(upstream, method, params)
+        raise RPCError(
+            jsonrpc.METHOD_NOT_FOUND,
+            f"mcp-guard cannot tie this {method} to one client of the shared server {upstream.name!r}, "
+            "so it is not relayed",
+        )
 
     async def on_upstream_notification(self, upstream: Upstream, method: str, params: Any) -> None:
         if method in era.LIST_CHANGED or method == "notifications/resources/updated":
-            for hub in list(self.hubs):  # carry no data; each hub sends them only to its subscribers
+            for hub in list(self.hubs):
                 await hub.on_upstream_notification(upstream, method, params)
             return
-        hub = self._owner(upstream)
-        if hub is None:
-            logger.info("dropped %s from shared server %s: not tied to exactly one call", method, upstream.name)
-            return
-        await hub.on_upstream_notification(upstream, method, params)
+        logger.info("dropped %s from shared server %s: not tied to one client", method, upstream.name)
 
 
 def _digest(path: str) -> str:
