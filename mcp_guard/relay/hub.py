@@ -190,7 +190,8 @@ class Hub:
             capabilities=caps if isinstance(caps, dict) else {},
             client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else None,
         )
-        session.settled.set()
+        # Settled once the client says `notifications/initialized` (or sends its first request): a
+        # server's question must not reach the client before the answer to its initialize.
         await self.connect(session.facts)
         if not self.aggregated and self.single.era == era.LEGACY:
             # Not newer than what the upstream agreed to speak.

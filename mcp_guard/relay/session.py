@@ -239,7 +239,9 @@ class Session:
         if method == "notifications/cancelled":
             self._in.cancel(params.get("requestId") if isinstance(params, dict) else None)
         elif method == "notifications/initialized":
-            pass  # the guard sent its own to each upstream after its handshake
+            # The guard sent its own to each upstream after its handshake; this one says the
+            # client has our initialize answer, so the servers' questions may now reach it.
+            self.settled.set()
         elif method == "notifications/roots/list_changed":
             await self.hub.broadcast_upstream(method, params)
         elif method == "notifications/progress":
