@@ -40,15 +40,6 @@ def policy_path(explicit: str | None, from_config: str | None = None) -> str:
     return str(files("mcp_guard.policies").joinpath("default.yaml"))
 
 
-def file_digest(path: str) -> str:
-    import hashlib
-
-    try:
-        return hashlib.sha256(open(path, "rb").read()).hexdigest()
-    except OSError:
-        return ""
-
-
 def open_audit():  # type: ignore[no-untyped-def]
     from .audit import Audit
     from .store import StoreError, open_store

@@ -151,7 +151,7 @@ class Guard:
 
     def hub(self) -> Hub:
         """A hub for one client session: its own upstreams, the shared ones, the guard's pipeline."""
-        hub = Hub(pipeline=self.pipeline, allow_methods=self.allow_methods, sealer=self.sealer, parked=self.parked)
+        hub = self._new_hub()
         for spec in self.specs:
             shared = self._shared.get(spec.name)
             if shared is not None:
@@ -163,10 +163,13 @@ class Guard:
 
     def solo(self) -> Hub:
         """The hub of a guard with one client for its whole life (``run``): it owns every upstream."""
-        hub = Hub(pipeline=self.pipeline, allow_methods=self.allow_methods, sealer=self.sealer, parked=self.parked)
+        hub = self._new_hub()
         for spec in self.specs:
             hub.add(_upstream(spec, hub, self.max_message_bytes))
         return hub
+
+    def _new_hub(self) -> Hub:
+        return Hub(pipeline=self.pipeline, allow_methods=self.allow_methods, sealer=self.sealer, parked=self.parked)
 
     def forget(self, hub: Hub) -> None:
         """A session's hub is done: shared upstreams stop routing to it."""
