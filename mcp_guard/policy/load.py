@@ -34,7 +34,10 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     if root is None:
         raise ConfigError(f"{source}: the policy is empty (it needs at least 'version: 1')")
     lines: dict[tuple[Any, ...], int] = {}
-    data = _build(root, (), lines)
+    try:
+        data = _Builder(lines).build(root, ())
+    except _Refused as exc:
+        raise ConfigError(f"{source}:{exc.line}: {exc.message}") from None
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
@@ -46,24 +49,90 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise ConfigError("\n".join(problems)) from None
 
 
-def _build(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
-    """Plain data from a composed node, recording each path's line (1-based)."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+# Aliases let a few lines expand into millions of nodes (or loop on themselves): a policy is
+# small, so past these it is refused rather than built.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Refused(Exception):
+    """A YAML construct a policy may not use; carries the 1-based line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _Builder:
+    """Plain data from composed nodes, recording each path's line (1-based).
+
+    Stricter than PyYAML's SafeLoader, which keeps the last of two equal keys: a second
+    ``rules:`` would silently drop the first rules, so any repeated key is an error. Merge keys
+    (``<<: *base``) are allowed only with a mapping or a list of mappings; keys written out
+    beside the merge win over merged ones, as YAML says."""
+
+    def __init__(self, lines: dict[tuple[Any, ...], int]) -> None:
+        self.lines = lines
+        self.nodes = 0
+
+    def build(self, node: yaml.Node, path: tuple[Any, ...], depth: int = 0) -> Any:
+        line = node.start_mark.line + 1
+        self.nodes += 1
+        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
+            raise _Refused(line, f"the policy expands past {MAX_NODES} values or {MAX_DEPTH} levels (aliases?)")
+        self.lines.setdefault(path, line)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_object(node, deep=True)
+        finally:
+            loader.dispose()
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple[Any, ...], depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
+        seen: dict[Any, int] = {}
+        merged: dict[Any, Any] = {}
+        merge_line: int | None = None
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(yaml.serialize(key_node)).get_single_data() if not isinstance(key_node, yaml.ScalarNode) else key_node.value
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE_TAG:
+                if merge_line is not None:
+                    raise _Refused(line, f"{_dotted(path)}: a second merge key '<<' (the first is on line {merge_line})")
+                merge_line = line
+                merged = self._merge(value_node, path, depth)
+                continue
+            key = self._key(key_node)
+            if key in seen:
+                raise _Refused(line, f"{_dotted((*path, key))}: duplicate key (first set on line {seen[key]}); "
+                                     "YAML would keep only the last one")
+            seen[key] = line
+            self.lines[(*path, key)] = line
+            out[key] = self.build(value_node, (*path, key), depth + 1)
+            self.lines[(*path, key)] = line
+        return {**{k: v for k, v in merged.items() if k not in out}, **out}
+
+    def _merge(self, value: yaml.Node, path: tuple[Any, ...], depth: int) -> dict[Any, Any]:
+        line = value.start_mark.line + 1
+        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        merged: dict[Any, Any] = {}
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise _Refused(line, f"{_dotted(path)}: a merge key '<<' takes a mapping or a list of mappings")
+            for key, item in self._mapping(source, path, depth + 1).items():
+                merged.setdefault(key, item)  # the first mapping listed wins, as YAML says
+        return merged
+
+    @staticmethod
+    def _key(key_node: yaml.Node) -> Any:
+        if isinstance(key_node, yaml.ScalarNode):
+            return key_node.value
+        raise _Refused(key_node.start_mark.line + 1, "a policy's keys are plain names, not lists or mappings")
 
 
 def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:

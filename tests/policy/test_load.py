@@ -65,3 +65,49 @@ def test_policy_check_exits_1_naming_the_error_and_0_when_valid(tmp_path: Path) 
     assert f"{bad}:4: rules[0].action" in failed.stderr
     passed = subprocess.run([*run, str(good)], capture_output=True, text=True, timeout=30)
     assert passed.returncode == 0
+
+
+# YAML's own loaders keep the last of two equal keys: a second `rules:` silently drops the
+# first rules. Each of these would load a weaker policy than the one written.
+REPEATED = [
+    ("version: 1\nrules:\n  - match: {tool: delete_all}\n    action: deny\nrules:\n  - action: allow\n",
+     "p.yaml:5: rules: duplicate key (first set on line 2)"),
+    ("version: 1\nrules:\n  - match: {tool: delete_all}\n    action: deny\n    action: allow\n",
+     "p.yaml:5: rules[0].action: duplicate key (first set on line 4)"),
+    ("version: 1\nrules:\n  - match: {tool: x, tool: y}\n    action: deny\n", "p.yaml:3: rules[0].match.tool: duplicate key"),
+    ('version: 1\nrules: []\n"rules":\n  - action: allow\n', "p.yaml:3: rules: duplicate key (first set on line 2)"),
+    ("version: 1\nrules:\n  - <<: [deny]\n    tool: x\n", "p.yaml:3: rules[0]: a merge key '<<' takes a mapping or a list of mappings"),
+    ("version: 1\nrules:\n  - <<: {action: deny}\n    <<: {action: allow}\n", "p.yaml:4: rules[0]: a second merge key '<<' (the first is on line 3)"),
+    ("version: 1\na: &a [*a]\n", "p.yaml:2: the policy expands past"),
+    ("version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n", "the policy expands past"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), REPEATED, ids=[
+    "second-rules-key", "second-action", "flow-mapping", "quoted-twin", "merge-of-scalar", "second-merge", "recursive-alias",
+    "alias-bomb",
+])
+def test_repeated_keys_and_misused_merges_are_errors_with_their_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_policy(text, "p.yaml")
+    assert message in str(info.value)
+
+
+def test_a_merge_key_with_a_mapping_still_works_and_written_keys_win() -> None:
+    text = "version: 1\nrules:\n  - &base {match: {tool: x}, action: deny}\n  - <<: *base\n    match: {tool: y}\n"
+    policy = parse_policy(text)
+    assert [(r.match.tool, r.action) for r in policy.rules] == [("x", "deny"), ("y", "deny")]
+
+
+def test_a_policy_with_a_repeated_key_fails_check_and_the_guard_does_not_start(tmp_path: Path) -> None:
+    bad = tmp_path / "twice.yaml"
+    bad.write_text("version: 1\nrules:\n  - match: {tool: echo}\n    action: deny\nrules: []\n")
+    check = subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", str(bad)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 1 and f"{bad}:5: rules: duplicate key" in check.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "run", "--policy", str(bad), "--", sys.executable, "-c", "pass"],
+        capture_output=True, text=True, timeout=30, input="",
+    )
+    assert run.returncode == 2 and "duplicate key" in run.stderr
