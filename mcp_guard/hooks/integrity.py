@@ -3,7 +3,8 @@
 On ``tools/list`` it pins what the server offers, hides tools that are held (a changed
 definition not yet accepted, a new tool under ``new_tools: hold``, a poisoned description under
 ``findings: block``) and raises tools with findings to high risk (``findings: raise``). On
-``tools/call`` it refuses a held tool by name with what to run to accept it.
+``tools/call`` it refuses a tool absent from the server's latest listing (names match exactly,
+case included), and a held tool by name with what to run to accept it.
 """
 
 from __future__ import annotations
@@ -134,11 +135,21 @@ class IntegrityHook(Hook):
             return
         call.result = {**call.result, "_meta": {**(call.result.get("_meta") or {}), "mcp-guard/findings": kinds}}
 
+    def _near(self, call: Call) -> str:
+        """A hint at the listed spelling of a name that differs only in case."""
+        folded = call.name.casefold()
+        near = sorted(n for n in self._names.get(call.upstream, ()) if n.casefold() == folded)
+        return f" (tool names are exact; it lists {near[0]!r})" if near else " (tool names are exact)"
+
     async def request(self, call: Call) -> None:
         if call.method != "tools/call" or call.toward_client or call.lookup_tool is None:
             return
         definition = await call.lookup_tool()
         if definition is None:
+            # Nothing pinned, no author's tag, no annotations: a risk for it would be a guess, and
+            # a server that matches names loosely (DELETE_ALL for delete_all) would run a tool
+            # under a name the policy does not know. Names are matched exactly.
+            call.deny(f"{call.upstream} does not list a tool named {call.name!r}, so it was not run{self._near(call)}", "integrity")
             return
         held, findings = self.verdict(call.upstream, definition)
         if held is not None:
