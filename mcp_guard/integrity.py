@@ -1,7 +1,8 @@
 """Tool integrity: pinned definitions (rug pulls), instructions hidden in descriptions (tool
 poisoning), and tools that talk about other servers' tools (shadowing).
 
-A definition is pinned by the SHA-256 of its name, title, description, schemas and annotations.
+A definition is pinned by the SHA-256 of its name, title, description, schemas, annotations and
+the author's risk tag (``_meta`` ``mcp-guard/risk`` and ``mcp-guard/reason``).
 A pinned tool whose definition changes is held until a person accepts the change
 (``mcp-guard tools diff`` / ``tools accept``). Descriptions (the tool's and its parameters')
 are scanned by :func:`scan_definition`; what it finds is evidence shown by ``tools check``.
@@ -24,8 +25,19 @@ from .store import Store
 __all__ = ["Finding", "Pins", "definition_hash", "scan_definition", "scan_text"]
 
 
+# The author's risk tag decides how a call is treated, as annotations do, so it is pinned with them:
+# a server that lists `critical` and later `low` is changing its definition like any rug pull.
+_PINNED_META = ("mcp-guard/risk", "mcp-guard/reason")
+
+
 def _pinned_part(tool: dict[str, Any]) -> dict[str, Any]:
-    return {k: tool.get(k) for k in ("name", "title", "description", "inputSchema", "outputSchema", "annotations")}
+    part = {k: tool.get(k) for k in ("name", "title", "description", "inputSchema", "outputSchema", "annotations")}
+    meta = tool.get("_meta")
+    tagged = {k: meta[k] for k in _PINNED_META if k in meta} if isinstance(meta, dict) else {}
+    if tagged or (meta is not None and not isinstance(meta, dict)):
+        # Only when present, so that pins of untagged tools made before keep their hash.
+        part["_meta"] = tagged if isinstance(meta, dict) else meta
+    return part
 
 
 def definition_hash(tool: dict[str, Any]) -> str:
