@@ -83,6 +83,8 @@ class Call:
     asker: Asker | None = None
     # The upstream's definition of the tool being called (``None``: no such tool listed).
     lookup_tool: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
+    # The filesystem roots the client last gave this upstream (``None``: never asked, or unknown).
+    roots: tuple[str, ...] | None = None
 
     # What the hooks learn about the call, in pipeline order; the comment names the writer.
     risk_floor: str | None = None  # integrity: a tool that tries to instruct the model is at least this risky

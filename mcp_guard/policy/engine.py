@@ -15,6 +15,7 @@ from typing import Any
 
 from .jsonpath import compile_path, select
 from .model import RISKS, STRICTNESS, Match, Policy
+from .paths import UnresolvablePath, is_path_pattern, path_test
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Facts:
     user: str = ""
     labels: frozenset[str] = frozenset()
     annotations: dict[str, Any] = field(default_factory=dict)
+    # The filesystem roots the client gave this server (None: not known); relative paths resolve against them.
+    roots: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ def decide(policy: Policy, facts: Facts) -> Decision:
     key, candidates = compiled.candidates(facts)
     best: int | None = None
     for index, dynamic in candidates:
-        if dynamic is None or dynamic(facts):
-            best = index  # candidates come strictest first, then in file order: the first match wins
-            break
+        try:
+            if dynamic is None or dynamic(facts):
+                best = index  # candidates come strictest first, then in file order: the first match wins
+                break
+        except UnresolvablePath as exc:
+            return _unresolvable(policy, index, exc.value)
     found = compiled.decisions.get((key, best))
     if found is None:
         found = compiled.decisions[(key, best)] = _decision(policy, best, facts)  # depends on facts only via key
@@ -89,6 +95,16 @@ def _decision(policy: Policy, best: int | None, facts: Facts) -> Decision:
     )
 
 
+def _unresolvable(policy: Policy, index: int, value: str) -> Decision:
+    name = policy.rule_name(index)
+    shown = value if len(value) <= 200 else value[:200] + "..."
+    reason = (
+        f"policy rule '{name}' matches paths, and {shown!r} is relative while this server's roots are not known, "
+        "so where it points cannot be checked; give an absolute path"
+    )
+    return Decision("deny", name, reason)
+
+
 Test = Callable[[Facts], bool]
 
 class _Compiled:
@@ -99,7 +115,7 @@ class _Compiled:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         rules = sorted(
-            ((i, STRICTNESS[r.action], *_predicates(policy, r.match)) for i, r in enumerate(policy.rules)),
+            ((i, STRICTNESS[r.action], *_predicates(policy, r.match, r.action == "allow")) for i, r in enumerate(policy.rules)),
             key=lambda item: (-item[1], item[0]),
         )
         self.rules: tuple[tuple[int, Test, Test | None], ...] = tuple((i, static, dynamic) for i, _, static, dynamic in rules)
@@ -148,15 +164,19 @@ def _predicate(policy: Policy, match: Match) -> Test:
     return lambda facts: static(facts) and dynamic(facts)
 
 
-def _predicates(policy: Policy, match: Match) -> tuple[Test, Test | None]:
-    """The match as two predicates: on who calls which tool, and on the call's content."""
+def _predicates(policy: Policy, match: Match, every: bool = False) -> tuple[Test, Test | None]:
+    """The match as two predicates: on who calls which tool, and on the call's content.
+
+    ``every``: the rule loosens (allow), so each value an argument path selects must match its
+    pattern; a stricter rule matches when any one does. List-valued arguments count element by
+    element, so ``paths: [a, /etc/hosts]`` cannot hide a path behind a harmless one."""
     server, tool = _glob(match.server), _glob(match.tool)
     risks = None if match.risk is None else frozenset(r for r in RISKS if risk_matches(match.risk, r))
     user = None if match.user is None else _glob(match.user)
     members = None if match.group is None else frozenset(policy.groups.get(match.group, ()))
     labels = None if match.labels is None else frozenset(match.labels)
     hints = match.annotations
-    args = None if match.args is None else [(_getter(path), re.compile(fnmatch.translate(p)).match) for path, p in match.args.items()]
+    args = None if match.args is None else [(_getter(path), _value_test(p)) for path, p in match.args.items()]
 
     def static(facts: Facts) -> bool:
         if server is not None and not server(facts.server):
@@ -180,15 +200,38 @@ def _predicates(policy: Policy, match: Match) -> tuple[Test, Test | None]:
         if labels is not None and not labels.intersection(facts.labels):
             return False
         if args is not None:
-            for get, pattern in args:
-                for value in get(facts.arguments):
-                    if pattern(value if isinstance(value, str) else _text(value)):
-                        break
-                else:
+            for get, test in args:
+                values = list(_leaves(get(facts.arguments)))
+                if not values:
+                    return False
+                found = (test(value, facts.roots, every) for value in values)
+                if not (all(found) if every else any(found)):
                     return False
         return True
 
     return static, dynamic
+
+
+ValueTest = Callable[[Any, "tuple[str, ...] | None", bool], bool]
+
+
+def _value_test(pattern: str) -> ValueTest:
+    """A path pattern normalizes the value first (policy/paths.py); any other is a glob on its text."""
+    if is_path_pattern(pattern):
+        return path_test(pattern)
+    glob = re.compile(fnmatch.translate(pattern)).match
+    return lambda value, roots, every: glob(value if isinstance(value, str) else _text(value)) is not None
+
+
+def _leaves(values: Iterable[Any]) -> Iterable[Any]:
+    """The selected values, with lists opened up to their elements (at any depth)."""
+    stack = list(values)[::-1]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value[::-1])
+        else:
+            yield value
 
 
 def _getter(path: str) -> Callable[[Any], list[Any]]:

@@ -378,6 +378,7 @@ class Hub:
         call.asker = Asker(self, ctx, call)
         if method == "tools/call":
             call.lookup_tool = lambda: self.tool_definition(ctx, up, call.name)
+            call.roots = self.router.roots.get(up.name)
         if admission.resume is None:
             try:
                 await self.pipeline.run_request(call)

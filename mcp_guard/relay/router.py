@@ -101,6 +101,8 @@ class Router:
         self._checked = False
         self._tools: dict[str, dict[str, Any]] = {}  # upstream -> tool name -> definition
         self._tools_complete: set[str] = set()
+        # upstream -> the filesystem roots the client last gave it (policy/paths.py resolves against them)
+        self.roots: dict[str, tuple[str, ...]] = {}
 
     def add(self, upstream: Upstream) -> None:
         if SEPARATOR in upstream.name:
@@ -255,3 +257,11 @@ class Router:
         """The upstream's tools changed: list them again before the next check."""
         self._tools_complete.discard(up.name)
         self._tools.pop(up.name, None)
+
+    def learn_roots(self, up: Upstream, result: Any) -> None:
+        """The client answered this upstream's ``roots/list``: relative paths now resolve against these."""
+        from ..policy.paths import roots_from_uris
+
+        # A stdio server runs on this machine: its roots' symbolic links are ours to resolve too.
+        local = not hasattr(up.transport, "url")
+        self.roots[up.name] = roots_from_uris(result, local=local)

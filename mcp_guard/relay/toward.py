@@ -40,6 +40,13 @@ class TowardClient:
         self.hub = hub
 
     async def on_upstream_request(self, up: Upstream, method: str, params: Any) -> Any:
+        result = await self._relay_request(up, method, params)
+        if method == "roots/list":
+            # The server now works in these roots: the policy resolves relative paths against them.
+            self.hub.router.learn_roots(up, result)
+        return result
+
+    async def _relay_request(self, up: Upstream, method: str, params: Any) -> Any:
         if method == "ping":
             return {}
         if method not in era.SERVER_REQUESTS and not self.hub.method_allowed(method):
