@@ -79,8 +79,11 @@ def _parser() -> argparse.ArgumentParser:
 
     policy = sub.add_parser("policy", help="check a policy, or explain a decision")
     psub = policy.add_subparsers(metavar="ACTION")
-    check = psub.add_parser("check", help="validate policy files; exit 1 on the first error")
-    check.add_argument("files", nargs="+")
+    check = psub.add_parser(
+        "check", help="validate policy files; with --config also find rules that can never match; exit 1 on any problem"
+    )
+    check.add_argument("files", nargs="*", help="policy YAML (default with --config: the config's policy)")
+    check.add_argument("--config", help="the mcpServers JSON: start its servers, list their tools, report dead rules")
     check.set_defaults(func=admin.cmd_policy_check)
     explain = psub.add_parser("explain", help="print the decision for one call and the rule behind it")
     explain.add_argument("--policy", help="policy YAML (default: the shipped default.yaml)")

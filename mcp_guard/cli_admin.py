@@ -29,16 +29,48 @@ from .errors import ConfigError
 def cmd_policy_check(args: argparse.Namespace) -> int:
     from .policy import load_policy
 
+    files = list(args.files)
+    listed: dict[str, list[str] | str] | None = None
+    if args.config:
+        files, listed = _check_config(args.config, files)
+    elif not files:
+        raise ConfigError("give one or more policy files, or --config F")
     status = EXIT_OK
-    for path in args.files:
+    for path in files:
         try:
             policy = load_policy(path)
         except ConfigError as exc:
             print(f"{exc}", file=sys.stderr)
             status = EXIT_PROBLEM
             continue
-        print(f"{path}: ok ({len(policy.rules)} rules)", file=sys.stderr)
+        dead = _dead_rules(policy, listed) if listed is not None else []
+        for problem in dead:
+            print(f"{path}: {problem}", file=sys.stderr)
+        status = EXIT_PROBLEM if dead else status
+        print(f"{path}: {'ok' if not dead else f'{len(dead)} rule(s) can never match'} ({len(policy.rules)} rules)", file=sys.stderr)
+    if listed is not None:
+        for name, tools in listed.items():
+            if isinstance(tools, str):
+                print(f"{args.config}: server {name!r} could not be listed ({tools}); rules on its tools were not checked", file=sys.stderr)
+                status = EXIT_PROBLEM
     return status
+
+
+def _check_config(config_path: str, files: list[str]) -> tuple[list[str], dict[str, list[str] | str]]:
+    """The policy files to check (the config's own when none are given) and each server's tools."""
+    from .catalog import list_tool_names
+    from .config import load_config
+
+    config = load_config(config_path)
+    if not files:
+        files = [policy_path(None, config_policy(config, config_path))]
+    return files, list_tool_names(config_specs(config))
+
+
+def _dead_rules(policy: object, listed: dict[str, list[str] | str]) -> list[str]:
+    from .policy.reach import dead_matches
+
+    return dead_matches(policy, {name: tools if isinstance(tools, list) else None for name, tools in listed.items()})  # type: ignore[arg-type]
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:

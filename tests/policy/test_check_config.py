@@ -1,0 +1,94 @@
+"""`policy check --config F` starts the configured servers, lists their tools, and reports rules
+that can never match: an unknown server, a namespaced tool name, a tool nobody lists."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import FIXTURES, PY, node_server
+
+DEAD = """\
+version: 1
+risk:
+  - match: {server: files, tool: "files__read_*"}
+    risk: low
+rules:
+  - name: namespaced
+    match: {tool: files__write_file}
+    action: deny
+  - name: typo-server
+    match: {server: flies, tool: write_file}
+    action: deny
+  - name: nobody-lists-it
+    match: {server: store, tool: drop_table}
+    action: deny
+  - name: fine
+    match: {server: files, tool: "write_*"}
+    action: approve
+  - name: generic
+    match: {risk: critical}
+    action: deny
+"""
+
+LIVE = """\
+version: 1
+rules:
+  - match: {server: files, tool: write_file}
+    action: deny
+  - match: {server: store, tool: "delete_*"}
+    action: deny
+"""
+
+
+def config(tmp_path: Path, extra: dict[str, object] | None = None) -> Path:
+    fs = node_server("server-filesystem", str(tmp_path))
+    servers: dict[str, object] = {
+        "files": {"command": fs[0], "args": fs[1:]},
+        "store": {"command": PY, "args": [str(FIXTURES / "sidestep_server.py")]},
+        **(extra or {}),
+    }
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps({"mcpServers": servers, "mcpGuard": {"policy": "dead.yaml"}}))
+    (tmp_path / "dead.yaml").write_text(DEAD)
+    (tmp_path / "live.yaml").write_text(LIVE)
+    return path
+
+
+def check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", *args], capture_output=True, text=True, timeout=90)
+
+
+def test_rules_that_can_never_match_are_reported_and_the_check_fails(tmp_path: Path) -> None:
+    result = check("--config", str(config(tmp_path)))  # the config's own policy, dead.yaml
+    assert result.returncode == 1
+    err = result.stderr
+    assert "rules[0] ('namespaced'): tool 'files__write_file' is not listed" in err
+    assert "write server: files, tool: write_file" in err
+    assert "rules[1] ('typo-server'): server 'flies' matches no configured server (configured: files, store)" in err
+    assert "rules[2] ('nobody-lists-it'): tool 'drop_table' is not listed by store" in err
+    assert "risk[0]: tool 'files__read_*' is not listed by files" in err
+    assert "'fine'" not in err and "'generic'" not in err
+    assert "4 rule(s) can never match" in err
+
+
+def test_a_policy_whose_rules_all_reach_a_listed_tool_passes(tmp_path: Path) -> None:
+    result = check("--config", str(config(tmp_path)), str(tmp_path / "live.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "live.yaml: ok (2 rules)" in result.stderr
+
+
+def test_a_server_that_cannot_be_listed_is_named_and_fails_the_check(tmp_path: Path) -> None:
+    broken = {"gone": {"command": str(tmp_path / "no-such-server")}}
+    result = check("--config", str(config(tmp_path, broken)), str(tmp_path / "live.yaml"))
+    assert result.returncode == 1
+    assert "server 'gone' could not be listed" in result.stderr and "live.yaml: ok" in result.stderr
+
+
+def test_a_bad_config_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = check("--config", str(bad))
+    assert result.returncode == 2 and "not valid JSON" in result.stderr
