@@ -78,7 +78,13 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
 
     from .policy import decide, load_policy
     from .policy.engine import Facts
+    from .policy.paths import UnresolvablePath, resolve
     from .risk import RISK_KEY, resolve_risk
+
+    try:
+        [resolve(r, None) for r in args.root or ()]
+    except UnresolvablePath as exc:
+        raise ConfigError(f"--root {exc.value!r}: a root is an absolute path or a file:// URI") from None
 
     policy = load_policy(policy_path(args.policy))
     try:
@@ -95,7 +101,8 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         tool["annotations"] = annotations
     risk = resolve_risk(policy, args.server, tool, args.tool)
     who = args.user or requester_name(args)
-    decision = decide(policy, Facts(args.server, args.tool, risk.level, arguments, who, annotations=annotations or {}))
+    roots = tuple(resolve(r, None)[0] for r in args.root) if args.root else None
+    decision = decide(policy, Facts(args.server, args.tool, risk.level, arguments, who, annotations=annotations or {}, roots=roots))
     if args.json:
         print(json.dumps({**decision.to_dict(), "risk": risk.level, "risk_source": risk.source, "user": who}))
     else:

@@ -12,6 +12,8 @@
       - name: writes-need-approval
         match: {server: "*", tool: "write_*", risk: high, user: "*", group: admins,
                 args: {"$.path": "/etc/*"}, labels: [SECRET], annotations: {openWorldHint: true}}
+                                           # args: JSONPath -> glob; a glob starting with / or ~/, or
+                                           # written path:<glob>, is a path pattern (policy/paths.py)
         action: approve                    # allow | mask | deny | approve  (mask: raw values the
                                            # model wrote into the arguments become placeholders)
         approvers: user                    # user (elicitation) | reviewers (queue)
@@ -65,9 +67,11 @@ class Match(_Strict):
     @field_validator("args")
     @classmethod
     def _paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for path in value or {}:
+        for path, pattern in (value or {}).items():
             if not path.startswith("$"):
                 raise ValueError(f"argument paths are JSONPath and start with '$', got {path!r}")
+            if pattern.startswith("path:") and not pattern[len("path:"):]:
+                raise ValueError(f"{path}: 'path:' needs a glob after it, e.g. path:*/.ssh/*")
         return value
 
 

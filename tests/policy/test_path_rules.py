@@ -95,3 +95,25 @@ def test_roots_from_a_roots_list_answer_are_normalized_and_non_file_roots_skippe
     answer = {"roots": [{"uri": "file:///srv//work/"}, {"uri": "https://example.com/"}, {"uri": "/opt/x/."}, {"name": "no uri"}]}
     assert roots_from_uris(answer, local=False) == ("/srv/work", "/opt/x")
     assert resolve("a/../../b", ("/srv/work",)) == ["/srv/b"]
+
+
+def test_policy_explain_resolves_relative_paths_against_the_roots_it_is_given(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text('version: 1\nrules:\n  - name: no-etc\n    match: {args: {"$.path": "/etc/*"}}\n    action: deny\n')
+    base = [sys.executable, "-m", "mcp_guard", "policy", "explain", "--policy", str(policy), "--server", "files",
+            "--tool", "read_text_file", "--json"]
+
+    def explain(path: str, *roots: str) -> dict[str, Any]:
+        extra = [a for r in roots for a in ("--root", r)]
+        out = subprocess.run([*base, "--args", json.dumps({"path": path}), *extra], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    assert explain("etc/hosts")["action"] == "deny" and "relative" in explain("etc/hosts")["reason"]
+    assert explain("etc/hosts", "file:///")["rule"] == "no-etc" and "relative" not in explain("etc/hosts", "/")["reason"]
+    assert explain("srv/notes", "/")["action"] == "allow"
+    assert explain("//etc/hosts")["action"] == "deny"
