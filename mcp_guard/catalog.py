@@ -41,7 +41,9 @@ async def _list_one(spec: Any) -> list[str] | str:
                 with anyio.fail_after(LIST_TIMEOUT_S):
                     facts = ClientFacts()
                     await up.connect(facts)
-                    tools = await hub.router.list_all(up, "tools/list", "tools", facts) if "tools" in up.capabilities else []
+                    tools = []
+                    if "tools" in up.capabilities:
+                        tools = await hub.router.list_all(up, "tools/list", "tools", facts)
                 found = [t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
             except TimeoutError:
                 found = f"no answer within {LIST_TIMEOUT_S:.0f} s"

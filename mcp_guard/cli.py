@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--risk", choices=("low", "medium", "high", "critical"), help="the author's tag, if any")
     explain.add_argument("--annotations", default=None, help="the tool's MCP annotations as JSON")
     explain.add_argument("--user", default=None)
-    explain.add_argument("--root", action="append", default=None, help="a root the server has, for relative paths (repeatable)")
+    explain.add_argument(
+        "--root", action="append", default=None, help="a root the server has, for relative paths (repeatable)"
+    )
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=admin.cmd_policy_explain)
 

@@ -47,11 +47,15 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         for problem in dead:
             print(f"{path}: {problem}", file=sys.stderr)
         status = EXIT_PROBLEM if dead else status
-        print(f"{path}: {'ok' if not dead else f'{len(dead)} rule(s) can never match'} ({len(policy.rules)} rules)", file=sys.stderr)
+        verdict = f"{len(dead)} rule(s) can never match" if dead else "ok"
+        print(f"{path}: {verdict} ({len(policy.rules)} rules)", file=sys.stderr)
     if listed is not None:
         for name, tools in listed.items():
             if isinstance(tools, str):
-                print(f"{args.config}: server {name!r} could not be listed ({tools}); rules on its tools were not checked", file=sys.stderr)
+                print(
+                    f"{args.config}: server {name!r} could not be listed ({tools}); rules on its tools were not checked",
+                    file=sys.stderr,
+                )
                 status = EXIT_PROBLEM
     return status
 
@@ -70,7 +74,8 @@ def _check_config(config_path: str, files: list[str]) -> tuple[list[str], dict[s
 def _dead_rules(policy: object, listed: dict[str, list[str] | str]) -> list[str]:
     from .policy.reach import dead_matches
 
-    return dead_matches(policy, {name: tools if isinstance(tools, list) else None for name, tools in listed.items()})  # type: ignore[arg-type]
+    servers = {name: tools if isinstance(tools, list) else None for name, tools in listed.items()}
+    return dead_matches(policy, servers)  # type: ignore[arg-type]
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:
@@ -102,7 +107,8 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     risk = resolve_risk(policy, args.server, tool, args.tool)
     who = args.user or requester_name(args)
     roots = tuple(resolve(r, None)[0] for r in args.root) if args.root else None
-    decision = decide(policy, Facts(args.server, args.tool, risk.level, arguments, who, annotations=annotations or {}, roots=roots))
+    facts = Facts(args.server, args.tool, risk.level, arguments, who, annotations=annotations or {}, roots=roots)
+    decision = decide(policy, facts)
     if args.json:
         print(json.dumps({**decision.to_dict(), "risk": risk.level, "risk_source": risk.source, "user": who}))
     else:

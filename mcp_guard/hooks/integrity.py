@@ -149,7 +149,8 @@ class IntegrityHook(Hook):
             # Nothing pinned, no author's tag, no annotations: a risk for it would be a guess, and
             # a server that matches names loosely (DELETE_ALL for delete_all) would run a tool
             # under a name the policy does not know. Names are matched exactly.
-            call.deny(f"{call.upstream} does not list a tool named {call.name!r}, so it was not run{self._near(call)}", "integrity")
+            reason = f"{call.upstream} does not list a tool named {call.name!r}, so it was not run{self._near(call)}"
+            call.deny(reason, "integrity")
             return
         held, findings = self.verdict(call.upstream, definition)
         if held is not None:

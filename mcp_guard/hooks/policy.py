@@ -111,7 +111,9 @@ class PolicyHook(Hook):
         if floor in RISKS and RISKS.index(floor) > RISKS.index(risk.level) and risk.source != "policy":
             risk = ResolvedRisk(floor, "integrity", "its description carries instructions to the model")
         labels = call.labels
-        facts = Facts(call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots)
+        facts = Facts(
+            call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots
+        )
         decision = decide(policy, facts)
         call.risk = risk
         call.decision = decision

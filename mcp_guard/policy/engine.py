@@ -115,7 +115,10 @@ class _Compiled:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         rules = sorted(
-            ((i, STRICTNESS[r.action], *_predicates(policy, r.match, r.action == "allow")) for i, r in enumerate(policy.rules)),
+            (
+                (i, STRICTNESS[r.action], *_predicates(policy, r.match, every=r.action == "allow"))
+                for i, r in enumerate(policy.rules)
+            ),
             key=lambda item: (-item[1], item[0]),
         )
         self.rules: tuple[tuple[int, Test, Test | None], ...] = tuple((i, static, dynamic) for i, _, static, dynamic in rules)

@@ -103,7 +103,8 @@ class _Builder:
             line = key_node.start_mark.line + 1
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE_TAG:
                 if merge_line is not None:
-                    raise _Refused(line, f"{_dotted(path)}: a second merge key '<<' (the first is on line {merge_line})")
+                    where = _dotted(path)
+                    raise _Refused(line, f"{where}: a second merge key '<<' (the first is on line {merge_line})")
                 merge_line = line
                 merged = self._merge(value_node, path, depth)
                 continue

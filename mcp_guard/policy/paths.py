@@ -91,7 +91,7 @@ def roots_from_uris(roots: object, local: bool = True) -> tuple[str, ...]:
 
 
 def _compile(pattern: str) -> Callable[[str], bool]:
-    glob = pattern[len(PREFIX):] if pattern.startswith(PREFIX) else pattern
+    glob = pattern[len(PREFIX) :] if pattern.startswith(PREFIX) else pattern
     glob = unicodedata.normalize("NFC", glob)
     if glob == "~" or glob.startswith("~/"):
         glob = _home() + glob[1:]

@@ -58,7 +58,9 @@ def config(tmp_path: Path, extra: dict[str, object] | None = None) -> Path:
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", *args], capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "policy", "check", *args], capture_output=True, text=True, timeout=90
+    )
 
 
 def test_rules_that_can_never_match_are_reported_and_the_check_fails(tmp_path: Path) -> None:

@@ -71,7 +71,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("policy", "arguments", "roots", "action", "rule"), CASES, ids=[str(c[1]) + (f" roots={c[2]}" if c[2] else "") for c in CASES])
+@pytest.mark.parametrize(
+    ("policy", "arguments", "roots", "action", "rule"),
+    CASES,
+    ids=[str(c[1]) + (f" roots={c[2]}" if c[2] else "") for c in CASES],
+)
 def test_path_rules_match_the_place_a_path_names_not_its_spelling(
     policy: Any, arguments: dict[str, Any], roots: tuple[str, ...] | None, action: str, rule: str
 ) -> None:
@@ -81,18 +85,34 @@ def test_path_rules_match_the_place_a_path_names_not_its_spelling(
 
 def test_an_unresolvable_relative_path_is_refused_with_a_reason_the_model_can_act_on() -> None:
     decision = decide(DENY_ETC, Facts("files", "read_text_file", "low", {"path": "etc/hosts"}))
-    assert decision.action == "deny" and "'etc/hosts' is relative" in decision.reason and "absolute path" in decision.reason
+    assert (
+        decision.action == "deny"
+        and "'etc/hosts' is relative" in decision.reason
+        and "absolute path" in decision.reason
+    )
 
 
 def test_plain_glob_patterns_still_match_text_and_now_each_list_element() -> None:
-    policy = parse_policy('version: 1\nrules:\n  - match: {args: {"$.url": "https://evil.example/*"}}\n    action: deny\n')
-    assert decide(policy, Facts("web", "fetch", "low", {"url": ["https://ok.example/", "https://evil.example/x"]})).action == "deny"
+    policy = parse_policy(
+        'version: 1\nrules:\n  - match: {args: {"$.url": "https://evil.example/*"}}\n    action: deny\n'
+    )
+    assert (
+        decide(policy, Facts("web", "fetch", "low", {"url": ["https://ok.example/", "https://evil.example/x"]})).action
+        == "deny"
+    )
     assert decide(policy, Facts("web", "fetch", "low", {"url": "https://evil.example/x"})).action == "deny"
     assert decide(policy, Facts("web", "fetch", "low", {"url": "relative/ok"})).action == "allow"  # not a path rule
 
 
 def test_roots_from_a_roots_list_answer_are_normalized_and_non_file_roots_skipped() -> None:
-    answer = {"roots": [{"uri": "file:///srv//work/"}, {"uri": "https://example.com/"}, {"uri": "/opt/x/."}, {"name": "no uri"}]}
+    answer = {
+        "roots": [
+            {"uri": "file:///srv//work/"},
+            {"uri": "https://example.com/"},
+            {"uri": "/opt/x/."},
+            {"name": "no uri"},
+        ]
+    }
     assert roots_from_uris(answer, local=False) == ("/srv/work", "/opt/x")
     assert resolve("a/../../b", ("/srv/work",)) == ["/srv/b"]
 
@@ -103,17 +123,35 @@ def test_policy_explain_resolves_relative_paths_against_the_roots_it_is_given(tm
     import sys
 
     policy = tmp_path / "p.yaml"
-    policy.write_text('version: 1\nrules:\n  - name: no-etc\n    match: {args: {"$.path": "/etc/*"}}\n    action: deny\n')
-    base = [sys.executable, "-m", "mcp_guard", "policy", "explain", "--policy", str(policy), "--server", "files",
-            "--tool", "read_text_file", "--json"]
+    policy.write_text(
+        'version: 1\nrules:\n  - name: no-etc\n    match: {args: {"$.path": "/etc/*"}}\n    action: deny\n'
+    )
+    base = [
+        sys.executable,
+        "-m",
+        "mcp_guard",
+        "policy",
+        "explain",
+        "--policy",
+        str(policy),
+        "--server",
+        "files",
+        "--tool",
+        "read_text_file",
+        "--json",
+    ]
 
     def explain(path: str, *roots: str) -> dict[str, Any]:
         extra = [a for r in roots for a in ("--root", r)]
-        out = subprocess.run([*base, "--args", json.dumps({"path": path}), *extra], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [*base, "--args", json.dumps({"path": path}), *extra], capture_output=True, text=True, timeout=30
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)  # type: ignore[no-any-return]
 
     assert explain("etc/hosts")["action"] == "deny" and "relative" in explain("etc/hosts")["reason"]
-    assert explain("etc/hosts", "file:///")["rule"] == "no-etc" and "relative" not in explain("etc/hosts", "/")["reason"]
+    assert (
+        explain("etc/hosts", "file:///")["rule"] == "no-etc" and "relative" not in explain("etc/hosts", "/")["reason"]
+    )
     assert explain("srv/notes", "/")["action"] == "allow"
     assert explain("//etc/hosts")["action"] == "deny"

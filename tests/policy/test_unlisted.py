@@ -17,7 +17,9 @@ pytestmark = pytest.mark.anyio
 
 SIDESTEP = [PY, str(FIXTURES / "sidestep_server.py")]
 # Critical tools are denied; everything else runs: the default risk (medium) would be let through.
-POLICY = "version: 1\ndefaults: {action: allow}\nrules:\n  - name: no-critical\n    match: {risk: critical}\n    action: deny\n"
+POLICY = (
+    "version: 1\ndefaults: {action: allow}\nrules:\n  - name: no-critical\n    match: {risk: critical}\n    action: deny\n"
+)
 
 
 def policy_file(tmp_path: Path) -> str:
@@ -27,7 +29,12 @@ def policy_file(tmp_path: Path) -> str:
 
 
 def audit_records(home: Path) -> list[dict[str, object]]:
-    out = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(home)], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
@@ -59,7 +66,9 @@ async def test_a_tool_name_the_upstream_does_not_list_is_refused_even_if_the_ser
     assert {r["body"]["tool"] for r in refused} >= {"DELETE_ALL", "drop_everything"}  # type: ignore[index]
 
 
-async def test_an_author_risk_tag_changed_after_listing_is_held_like_a_rug_pull(tmp_path: Path, guard_home: Path) -> None:
+async def test_an_author_risk_tag_changed_after_listing_is_held_like_a_rug_pull(
+    tmp_path: Path, guard_home: Path
+) -> None:
     ran = tmp_path / "ran.log"
     argv = guard(*SIDESTEP, policy=policy_file(tmp_path), options=["--name", "store"])
     with anyio.fail_after(30):
@@ -73,4 +82,5 @@ async def test_an_author_risk_tag_changed_after_listing_is_held_like_a_rug_pull(
     assert "delete_all" not in names and "echo" in names
     assert after.is_error and "changed since it was accepted" in text(after)
     assert "ran:delete_all" not in ran.read_text()
-    assert any(r.get("kind") == "tool.changed" and r["body"]["tool"] == "delete_all" for r in audit_records(guard_home))  # type: ignore[index]
+    changed = [r["body"]["tool"] for r in audit_records(guard_home) if r.get("kind") == "tool.changed"]  # type: ignore[index]
+    assert changed == ["delete_all"]
