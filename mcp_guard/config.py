@@ -116,7 +116,7 @@ def load_config(path: str | Path) -> GuardConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_repeated_keys)
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
     try:
@@ -127,3 +127,14 @@ def load_config(path: str | Path) -> GuardConfig:
             where = ".".join(str(part) for part in err["loc"]) or "(top level)"
             problems.append(f"{path}: {where}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from None
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON keeps the last of two equal keys: a second "mcpGuard" or server entry would silently
+    replace the first (its policy, its arguments), so a repeated key is an error."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object; write it once")
+        out[key] = value
+    return out

@@ -94,3 +94,18 @@ def test_a_bad_config_is_a_usage_error(tmp_path: Path) -> None:
     bad.write_text("{not json")
     result = check("--config", str(bad))
     assert result.returncode == 2 and "not valid JSON" in result.stderr
+
+
+def test_a_config_with_a_repeated_key_is_refused_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "strict.yaml").write_text("version: 1\ndefaults: {action: deny}\n")
+    twice = tmp_path / "twice.json"
+    # The second mcpGuard would silently drop the first one's policy: the guard would run without it.
+    twice.write_text(
+        '{"mcpServers": {"s": {"command": "true"}}, "mcpGuard": {"policy": "strict.yaml"}, "mcpGuard": {"hooks": []}}'
+    )
+    result = check("--config", str(twice))
+    assert result.returncode == 2 and "the key 'mcpGuard' appears twice" in result.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "run", "--config", str(twice)], capture_output=True, text=True, timeout=30, input=""
+    )
+    assert run.returncode == 2 and "appears twice" in run.stderr
