@@ -1,0 +1,109 @@
+"""Who decides, through the CLI: a reviewer token says who, never a typed name; names compare in
+one canonical form; the model is never told how to approve."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.conftest import connect, guard, node_server
+from tests.hooks.test_review_queue import first_pending, run_reviewed_write
+from tests.reviewing import review, reviewer_token
+
+pytestmark = pytest.mark.anyio
+
+
+def state(home: Path, rid: str) -> str:
+    return str(json.loads(review(home, "show", rid, "--json").stdout)["state"])
+
+
+def token(home: Path, name: str) -> str:
+    made = review(home, "token", "create", name, "--role", "secops")
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+async def test_a_typed_name_decides_nothing_without_the_reviewers_token(tmp_path: Path, guard_home: Path) -> None:
+    async def decide(rid: str) -> None:
+        bare = review(guard_home, "approve", rid, "--as", "alice", token="")  # a name, no credential
+        assert bare.returncode == 2 and "reviewer token" in bare.stderr
+        assert review(guard_home, "approve", rid, token="mgr_" + "x" * 43).returncode == 1  # a made-up token
+        bob = reviewer_token(guard_home, "bob")
+        claimed = review(guard_home, "approve", rid, "--as", "alice", token=bob)  # bob's token, alice's name
+        assert claimed.returncode == 2 and "not the token's reviewer" in claimed.stderr
+        assert state(guard_home, rid) == "pending"
+        assert review(guard_home, "deny", rid, "--as", "bob", "--reason", "checked").returncode == 0
+
+    result, target = await run_reviewed_write(tmp_path, guard_home, decide)
+    assert result.is_error and "bob" in result.content[0].text and not target.exists()
+
+
+async def test_lookalike_spellings_of_the_requester_cannot_approve_her_own_request(tmp_path: Path, guard_home: Path) -> None:
+    async def decide(rid: str) -> None:
+        for spelling in ("Carol", "carol ", "\uff43\uff41\uff52\uff4f\uff4c"):  # the requester is "carol"
+            own = review(guard_home, "approve", rid, token=token(guard_home, spelling))
+            assert own.returncode == 1 and "cannot decide it" in own.stderr, (spelling, own.stderr)
+            assert review(guard_home, "token", "revoke", spelling).returncode == 0
+        assert state(guard_home, rid) == "pending"
+        assert review(guard_home, "deny", rid, "--as", "alice").returncode == 0
+
+    result, target = await run_reviewed_write(tmp_path, guard_home, decide)
+    assert result.is_error and not target.exists()
+
+
+async def test_one_reviewer_under_two_spellings_counts_once_toward_a_quorum(tmp_path: Path, guard_home: Path) -> None:
+    async def votes(rid: str) -> None:
+        assert review(guard_home, "approve", rid, token=token(guard_home, "alice")).returncode == 0
+        assert review(guard_home, "token", "revoke", "alice").returncode == 0
+        again = review(guard_home, "approve", rid, token=token(guard_home, "\uff21LICE"))  # fullwidth, upper case
+        assert again.returncode == 0, again.stderr
+        assert state(guard_home, rid) == "pending"
+        assert review(guard_home, "approve", rid, token=token(guard_home, "bob")).returncode == 0
+
+    result, target = await run_reviewed_write(tmp_path, guard_home, votes, quorum=2)
+    assert not result.is_error and target.read_text() == "reviewed"
+
+
+@pytest.mark.parametrize("name", ["", "   ", "ali\x07ce", "ali\u200bce", "\u202ealice", "al\tice", "a" * 65])
+def test_a_token_name_that_is_empty_blank_invisible_or_too_long_is_refused(guard_home: Path, name: str) -> None:
+    made = review(guard_home, "token", "create", name)
+    assert made.returncode == 2 and "mgr_" not in made.stdout
+    assert json.loads(review(guard_home, "token", "list").stdout) == []
+
+
+def test_a_second_live_token_for_the_same_person_is_refused_until_the_first_is_revoked(guard_home: Path) -> None:
+    assert review(guard_home, "token", "create", "alice").returncode == 0
+    for twin in ("alice", "Alice", " alice ", "\uff41lice"):
+        assert review(guard_home, "token", "create", twin).returncode == 2
+    assert review(guard_home, "token", "revoke", "ALICE").returncode == 0
+    assert review(guard_home, "token", "create", "Alice").returncode == 0
+    assert [t["name"] for t in json.loads(review(guard_home, "token", "list").stdout) if t["revoked"] is None] == ["Alice"]
+
+
+USER_ASKS = """version: 1
+defaults: {wait: 1, timeout: 120}
+rules:
+  - match: {tool: write_file}
+    action: approve
+    channels: [page, cli]
+"""
+
+
+async def test_the_model_is_told_a_person_was_asked_and_the_request_id_never_how_to_approve(tmp_path: Path, guard_home: Path) -> None:
+    rules = tmp_path / "p.yaml"
+    rules.write_text(USER_ASKS)
+    with anyio.fail_after(40):
+        async with connect(guard(*node_server("server-filesystem", str(tmp_path)), policy=str(rules))) as client:
+            first: Any = await client.call_tool("write_file", {"path": str(tmp_path / "x"), "content": "x"})
+            waiting = await first_pending(guard_home)
+    said = json.dumps(first.model_dump(mode="json"))
+    assert first.is_error and re.search(r"request [0-9a-f]{8}", said)
+    rid = re.search(r"request ([0-9a-f]{8})", said).group(1)  # type: ignore[union-attr]
+    for how in ("mcp-guard review", "review approve", "review list", "approve " + rid, "http", "terminal", "page"):
+        assert how not in said, how
+    assert waiting == rid
