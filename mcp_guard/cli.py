@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     rshow = rsub.add_parser("show", help="one request: the preview the approver sees")
     rshow.add_argument("id")
     rshow.add_argument("--json", action="store_true")
+    _reviewer(rshow)
     _state(rshow)
     rshow.set_defaults(func=admin.cmd_review_show)
     rserve = rsub.add_parser("serve", help="serve only the reviewers' web page and API (no MCP)")

@@ -100,6 +100,10 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 def cmd_review_show(args: argparse.Namespace) -> int:
     import json
 
+    if args.url:
+        from .cli_review import cmd_review_remote_show
+
+        return cmd_review_remote_show(args)
     request = approvals_for(args).get(args.id)
     if request is None:
         print(f"mcp-guard: no approval request {args.id!r}", file=sys.stderr)

@@ -25,7 +25,7 @@ from . import settings
 from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for
 from .errors import ConfigError
 
-__all__ = ["cmd_review_decide", "cmd_review_remote_list", "cmd_review_token", "reviewer_token"]
+__all__ = ["cmd_review_decide", "cmd_review_remote_list", "cmd_review_remote_show", "cmd_review_token", "reviewer_token"]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -34,10 +34,7 @@ def reviewer_token(args: argparse.Namespace) -> str:
     """The reviewer's token: --token-file, else the environment, else a no-echo prompt on a terminal."""
     token = ""
     if getattr(args, "token_file", None):
-        try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--token-file: cannot read it: {exc}") from None
+        token = _token_from_file(Path(args.token_file))
     token = token or settings.current().review_token
     if not token and sys.stdin.isatty():
         token = getpass.getpass("reviewer token: ").strip()
@@ -47,6 +44,18 @@ def reviewer_token(args: argparse.Namespace) -> str:
             "to be asked (tokens come from `mcp-guard review token create NAME`)"
         )
     return token
+
+
+def _token_from_file(path: Path) -> str:
+    """The token in ``path``, refused (as ssh refuses a key) when other accounts may read the file."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--token-file: cannot read it: {exc}") from None
+    if sys.platform != "win32" and mode & 0o077:
+        raise ConfigError(f"--token-file: {path} may be read by other accounts; `chmod 600` it (the token was not used)")
+    return text
 
 
 def cmd_review_decide(args: argparse.Namespace) -> int:
@@ -87,6 +96,20 @@ def _decide_remote(args: argparse.Namespace, token: str) -> int:
         print(f"mcp-guard: {body.get('error', f'the review API answered {status}')}", file=sys.stderr)
         return EXIT_PROBLEM
     print(f"{body.get('id')} {body.get('state')} via {args.url}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_review_remote_show(args: argparse.Namespace) -> int:
+    """`review show ID --url`: one request and its preview, from the served API."""
+    status, body = _api(args.url, reviewer_token(args), "GET", f"/api/review/{args.id}", None)
+    if status != 200:
+        print(f"mcp-guard: {body.get('error', f'the review API answered {status}')}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(body))
+    else:
+        print(f"{body['id']}: {body['tool']} on {body['server']}, risk {body['risk']}, rule {body['rule']}, {body['state']}")
+        print(body["preview"])
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from ..approvals import Approvals, Request, may_decide
-from ..reviewers import SESSION_S, Reviewers
+from ..reviewers import SESSION_S, Reviewers, same_person
 
 COOKIE = "mcp_guard_review"
 
@@ -61,6 +61,7 @@ class ReviewApp:
             Route("/review/logout", self.logout, methods=["POST"]),
             Route("/review/{rid}/decide", self.decide, methods=["POST"]),
             Route("/api/review/pending", self.api_pending),
+            Route("/api/review/{rid}", self.api_show),
             Route("/api/review/{rid}/{verb}", self.api_decide, methods=["POST"]),
         ]
 
@@ -182,8 +183,18 @@ class ReviewApp:
         who = self._bearer(req)
         if who is None:
             return JSONResponse({"error": "a reviewer token is required (Authorization: Bearer ...)"}, status_code=401)
-        items = [r.public() for r in self.approvals.pending() if r.approvers == "reviewers"]
+        items = [r.public() for r in self.approvals.pending() if r.approvers == "reviewers" or same_person(r.user, who[0])]
         return JSONResponse(items, headers=_HEADERS)
+
+    async def api_show(self, req: HttpRequest) -> Response:
+        """One request with its full preview: what `review show --url` prints before a decision."""
+        who = self._bearer(req)
+        if who is None:
+            return JSONResponse({"error": "a reviewer token is required (Authorization: Bearer ...)"}, status_code=401)
+        request = self.approvals.get(req.path_params["rid"])
+        if request is None or (request.approvers != "reviewers" and not same_person(request.user, who[0])):
+            return JSONResponse({"error": f"no request {req.path_params['rid']}"}, status_code=404)
+        return JSONResponse(request.public(), headers=_HEADERS)
 
     async def api_decide(self, req: HttpRequest) -> Response:
         who = self._bearer(req)

@@ -222,6 +222,8 @@ async def test_the_agents_account_cannot_approve_while_a_reviewer_with_a_token_c
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(call)
                     rid = await pending_id(reviewer, base, token_file)
+                    shown = reviewer.guard("review", "show", rid, "--url", base, "--token-file", str(token_file))
+                    assert shown.returncode == 0 and str(target) in shown.stdout, shown  # decided on what was seen
                     await anyio.to_thread.run_sync(agent_attempts, agent, layout, base, rid, token_file)
                     assert await pending_id(reviewer, base, token_file) == rid  # still waiting: nothing was decided
                     done = await anyio.to_thread.run_sync(
