@@ -107,3 +107,57 @@ async def test_the_model_is_told_a_person_was_asked_and_the_request_id_never_how
     for how in ("mcp-guard review", "review approve", "review list", "approve " + rid, "http", "terminal", "page"):
         assert how not in said, how
     assert waiting == rid
+
+
+def test_a_token_file_other_accounts_may_read_is_refused_and_never_echoed(guard_home: Path, tmp_path: Path) -> None:
+    secret = token(guard_home, "alice")
+    path = tmp_path / "token"
+    path.write_text(secret + "\n")
+    path.chmod(0o644)
+    loose = review(guard_home, "approve", "0badc0de", "--token-file", str(path), token="")
+    assert loose.returncode == 2 and "chmod 600" in loose.stderr
+    path.chmod(0o600)
+    tight = review(guard_home, "approve", "0badc0de", "--token-file", str(path), token="")
+    assert tight.returncode == 1 and "no approval request" in tight.stderr  # the token was good; nothing to decide
+    assert secret not in loose.stderr + loose.stdout + tight.stderr + tight.stdout
+
+
+def test_on_a_terminal_the_token_is_asked_for_without_echo(guard_home: Path) -> None:
+    import fcntl
+    import os
+    import select
+    import subprocess
+    import sys
+    import termios
+
+    secret = token(guard_home, "alice")
+    master, slave = os.openpty()
+
+    def own_terminal() -> None:  # the child's controlling terminal is the pty, as in a real shell
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_REVIEW_TOKEN"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mcp_guard", "review", "deny", "0badc0de", "--home", str(guard_home)],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=own_terminal, env=env, text=True,
+    )
+    os.close(slave)
+    seen = b""
+    while b"reviewer token:" not in seen:
+        ready, _, _ = select.select([master], [], [], 30)  # a bound on a hang, not a timing claim
+        assert ready, seen
+        seen += os.read(master, 1024)
+    os.write(master, secret.encode() + b"\n")
+    _, err = child.communicate(timeout=30)
+    while select.select([master], [], [], 0)[0]:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert child.returncode == 1 and "no approval request" in err, err  # the prompted token identified alice
+    assert secret.encode() not in seen  # nothing typed was echoed to the terminal
