@@ -15,7 +15,10 @@ import httpx
 import pytest
 
 from mcp import Client
+from mcp_guard.reviewers import Reviewers
+from mcp_guard.store import open_store
 from tests.conftest import free_port
+from tests.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from tests.reviewing import review
 from tests.web.test_review_page import serve_guard, token, wait_for_card
 
@@ -126,3 +129,28 @@ async def test_reading_web_key_does_not_let_anyone_mint_a_reviewer_session(tmp_p
 
     result = await reviewed_call(tmp_path, guard_home, body)
     assert result.is_error and not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_sessions_end_with_logout_and_revocation_and_names_are_one_person_on_both_stores(
+    kind: str, guard_home: Path, request: pytest.FixtureRequest
+) -> None:
+    store = open_store(request.getfixturevalue("postgres_url") if kind == "postgresql" else str(guard_home / "guard.db"))
+    try:
+        check_sessions_and_names(Reviewers(store))
+    finally:
+        store.close()
+
+
+def check_sessions_and_names(reviewers: Reviewers) -> None:
+    alice = reviewers.create("Alice", "secops")
+    with pytest.raises(ValueError):
+        reviewers.create(" \uff41lice", "secops")
+    first = reviewers.open_session(alice)
+    assert first is not None and reviewers.session(first) == ("Alice", "secops")
+    reviewers.end_session(first)
+    assert reviewers.session(first) is None
+    second = reviewers.open_session(alice)
+    assert second is not None and reviewers.revoke("ALICE") == 1
+    assert reviewers.session(second) is None and reviewers.identify(alice) is None
+    assert reviewers.open_session(alice) is None
