@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import connect, guard, node_server
+from tests.conftest import connect, guard, node_server, probe
 from tests.hooks.test_review_queue import first_pending, run_reviewed_write
 from tests.reviewing import review, reviewer_token
 
@@ -161,3 +161,21 @@ def test_on_a_terminal_the_token_is_asked_for_without_echo(guard_home: Path) -> 
     os.close(master)
     assert child.returncode == 1 and "no approval request" in err, err  # the prompted token identified alice
     assert secret.encode() not in seen  # nothing typed was echoed to the terminal
+
+
+async def test_a_reviewer_token_in_the_guards_environment_never_reaches_an_upstream(tmp_path: Path) -> None:
+    canary = "mgr_" + "Q" * 43  # built at run time; never a real token
+    with anyio.fail_after(30):
+        async with connect(guard(*probe()), env={"MCP_GUARD_REVIEW_TOKEN": canary, "PROBE_OTHER": "kept"}) as client:
+            withheld: Any = await client.call_tool("env", {"name": "MCP_GUARD_REVIEW_TOKEN"})
+            kept: Any = await client.call_tool("env", {"name": "PROBE_OTHER"})
+    assert canary not in json.dumps(withheld.model_dump(mode="json"))
+    assert "kept" in json.dumps(kept.model_dump(mode="json"))  # the rest of the environment is handed on as before
+
+
+def test_the_settings_hold_the_review_token_without_showing_it() -> None:
+    from mcp_guard.settings import Settings
+
+    canary = "mgr_" + "Z" * 43
+    read = Settings.from_environment({"MCP_GUARD_REVIEW_TOKEN": f" {canary}\n", "MCP_GUARD_HOME": "/tmp/x"})
+    assert read.review_token == canary and canary not in repr(read)
