@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import settings
-from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for
+from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for, requester_name
 from .errors import ConfigError
 
 __all__ = ["cmd_review_decide", "cmd_review_remote_list", "cmd_review_remote_show", "cmd_review_token", "reviewer_token"]
@@ -168,13 +168,21 @@ def cmd_review_token(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"mcp-guard: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        _audit(args, "created", args.name, args.role)
         print(token)  # the only time it is shown: it is stored hashed
         print(f"reviewer token for {args.name.strip()} ({args.role}) created; keep it secret", file=sys.stderr)
     elif args.token_action == "revoke":
         if not reviewers.revoke(args.name):
             print(f"mcp-guard: no live token for {args.name!r}", file=sys.stderr)
             return EXIT_PROBLEM
+        _audit(args, "revoked", args.name, None)
         print(f"revoked the token of {args.name}; its web sessions ended with it", file=sys.stderr)
     else:
         print(json.dumps(reviewers.list()))
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, action: str, name: str, role: str | None) -> None:
+    """Who was made (or unmade) a reviewer, and by which OS account: deciders are part of the evidence."""
+    body = {"action": action, "name": name.strip(), "by": requester_name(argparse.Namespace(user=None))}
+    audit_for(args).append("reviewer.token", {**body, "role": role} if role else body)

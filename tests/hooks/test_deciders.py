@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,11 @@ def test_a_second_live_token_for_the_same_person_is_refused_until_the_first_is_r
     assert review(guard_home, "token", "revoke", "ALICE").returncode == 0
     assert review(guard_home, "token", "create", "Alice").returncode == 0
     assert [t["name"] for t in json.loads(review(guard_home, "token", "list").stdout) if t["revoked"] is None] == ["Alice"]
+    audit = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)],
+                           capture_output=True, text=True, timeout=30).stdout
+    made = [json.loads(line)["body"] for line in audit.splitlines() if '"reviewer.token"' in line]
+    assert [(b["action"], b["name"]) for b in made] == [("created", "alice"), ("revoked", "ALICE"), ("created", "Alice")]
+    assert "mgr_" not in audit
 
 
 USER_ASKS = """version: 1
@@ -126,8 +133,6 @@ def test_on_a_terminal_the_token_is_asked_for_without_echo(guard_home: Path) -> 
     import fcntl
     import os
     import select
-    import subprocess
-    import sys
     import termios
 
     secret = token(guard_home, "alice")
