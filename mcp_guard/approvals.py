@@ -3,7 +3,7 @@
 A request is created when the guard cannot get an answer through the client (no elicitation,
 or a decline faster than a person can read). It is bound to the exact call: server, tool, the
 canonical hash of the arguments and the policy version. States: pending -> approved | denied
-| expired. Any channel may decide it (the loopback page, ``mcp-guard review approve|deny``);
+| expired. Any channel may decide it (the loopback page, ``review approve|deny`` with a token);
 the first decision wins and is recorded with the channel, who, when, and the SHA-256 of the
 preview that was shown. An approval is used once unless the person chose a wider scope.
 

@@ -5,8 +5,7 @@ keeps them signed in with a cookie (HttpOnly, SameSite=Strict) holding a random 
 whose hash the store keeps beside the token: every request looks the session and its token up
 again, so signing out or revoking the token ends it at once, and the web key (which only signs
 CSRF tokens) cannot mint one. Every form carries a CSRF token bound to that cookie, and must
-come from the page's own Origin. The JSON
-API takes the token as ``Authorization: Bearer``. Both only call the approvals engine: who may
+come from the page's own Origin. The JSON API takes the token as ``Authorization: Bearer``. Both only call the approvals engine: who may
 decide is `approvals.may_decide`, the first settling decision wins, the requester never decides.
 
 No JavaScript frameworks and no external assets: the machine may have no internet.
