@@ -3,7 +3,7 @@
 A request is created when the guard cannot get an answer through the client (no elicitation,
 or a decline faster than a person can read). It is bound to the exact call: server, tool, the
 canonical hash of the arguments and the policy version. States: pending -> approved | denied
-| expired. Any channel may decide it (the loopback page, ``mcp-guard review approve|deny``);
+| expired. Any channel may decide it (the loopback page, ``review approve|deny`` with a token);
 the first decision wins and is recorded with the channel, who, when, and the SHA-256 of the
 preview that was shown. An approval is used once unless the person chose a wider scope.
 
@@ -22,11 +22,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .reviewers import Reviewers, canonical, same_person
 from .store import Store
 
 HOST = socket.gethostname()
 
-__all__ = ["Approvals", "Request", "call_binding"]
+__all__ = ["Approvals", "Request", "Reviewers", "call_binding", "may_decide"]
 
 
 def call_binding(server: str, tool: str, arguments: Any, policy_version: str) -> str:
@@ -170,15 +171,16 @@ class Approvals:
                 raise ValueError(f"scope {scope!r} is wider than the policy allows ({', '.join(allowed)})")
             settled = True
             if approvers == "reviewers":
-                if by == requester:
+                # Names compare canonically: "Carol", "carol " and a fullwidth "ｃarol" are the requester.
+                if same_person(by, requester):
                     raise ValueError(f"{by} requested this call and cannot decide it: another reviewer must")
-                if reviewers is not None and by not in json.loads(reviewers):
+                if reviewers is not None and not any(same_person(by, r) for r in json.loads(reviewers)):
                     raise ValueError(f"{by} is not among the reviewers who may decide this request")
                 db.execute(
                     "INSERT INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)"
                     " ON CONFLICT (request, reviewer) DO UPDATE SET decision=excluded.decision, at=excluded.at,"
                     " channel=excluded.channel, reason=excluded.reason",
-                    (request_id, by, "approve" if approve else "deny", time.time(), channel, reason),
+                    (request_id, canonical(by), "approve" if approve else "deny", time.time(), channel, reason),
                 )
                 if approve:
                     yes = db.execute("SELECT COUNT(*) FROM approval_votes WHERE request=? AND decision='approve'", (request_id,)).fetchone()[0]
@@ -235,40 +237,13 @@ def _scopes(widest: str) -> list[str]:
     return offered_scopes(widest)
 
 
-class Reviewers:
-    """Reviewer tokens: created once, shown once, stored only as SHA-256."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def create(self, name: str, role: str) -> str:
-        token = "mgr_" + secrets.token_urlsafe(32)
-        self.store.execute(
-            "INSERT INTO reviewer_tokens (hash, name, role, created) VALUES (?,?,?,?)",
-            (hashlib.sha256(token.encode()).hexdigest(), name, role, time.time()),
-        )
-        return token
-
-    def identify(self, token: str) -> tuple[str, str] | None:
-        """(name, role) for a live token."""
-        rows = self.store.query(
-            "SELECT name, role FROM reviewer_tokens WHERE hash=? AND revoked IS NULL", (hashlib.sha256(token.encode()).hexdigest(),)
-        )
-        return (rows[0]["name"], rows[0]["role"]) if rows else None
-
-    def list(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.store.query("SELECT name, role, created, revoked FROM reviewer_tokens ORDER BY created")]
-
-    def revoke(self, name: str) -> int:
-        return self.store.execute("UPDATE reviewer_tokens SET revoked=? WHERE name=? AND revoked IS NULL", (time.time(), name))
-
-
 def may_decide(request: Request, name: str, role: str) -> str | None:
     """Why ``name`` (with ``role``) may not decide ``request``, or None when they may."""
     if request.approvers != "reviewers":
-        return "this request is the requester's own to decide"
-    if name == request.user:
+        # The requester's own question: only a credential in the requester's name answers it.
+        return None if same_person(name, request.user) else f"this request is {request.user}'s own to decide"
+    if same_person(name, request.user):
         return f"{name} requested this call and cannot decide it: another reviewer must"
-    if role != "admin" and request.grp is not None and role != request.grp:
+    if not same_person(role, "admin") and request.grp is not None and not same_person(role, request.grp):
         return f"the role {role!r} may not decide requests for the {request.grp!r} group"
     return None

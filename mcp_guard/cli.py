@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_admin as admin
+from . import cli_review
 from . import settings
 from .cli_support import (
     EXIT_OK,
@@ -103,11 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     rsub = review.add_subparsers(metavar="ACTION")
     rlist = rsub.add_parser("list", help="pending approval requests (with the approval page's link)")
     rlist.add_argument("--json", action="store_true")
+    _reviewer(rlist)
     _state(rlist)
     rlist.set_defaults(func=admin.cmd_review_list)
     rshow = rsub.add_parser("show", help="one request: the preview the approver sees")
     rshow.add_argument("id")
     rshow.add_argument("--json", action="store_true")
+    _reviewer(rshow)
     _state(rshow)
     rshow.set_defaults(func=admin.cmd_review_show)
     rserve = rsub.add_parser("serve", help="serve only the reviewers' web page and API (no MCP)")
@@ -121,16 +124,19 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("name", nargs="?", default="")
     token.add_argument("--role", default="reviewer", help="a policy group name the reviewer decides for, or admin")
     _state(token)
-    token.set_defaults(func=admin.cmd_review_token)
+    token.set_defaults(func=cli_review.cmd_review_token)
     for verb in ("approve", "deny"):
         decide = rsub.add_parser(verb, help=f"{verb} a pending request")
         decide.add_argument("id")
-        decide.add_argument("--as", dest="as_name", default=None, help="who decides (default: the OS user)")
+        decide.add_argument(
+            "--as", dest="as_name", default=None, help="a check only: must name the token's reviewer, who is the one deciding"
+        )
         decide.add_argument("--reason", default="")
         if verb == "approve":
             decide.add_argument("--scope", default="once", help="once (default), session, or the policy's ttl:...")
+        _reviewer(decide)
         _state(decide)
-        decide.set_defaults(func=admin.cmd_review_decide, approve=verb == "approve")
+        decide.set_defaults(func=cli_review.cmd_review_decide, approve=verb == "approve", scope="once")
 
     doctor = sub.add_parser("doctor", help="check the config, policy, store and each upstream; say how to fix problems")
     _common(doctor)
@@ -199,6 +205,11 @@ def _parser() -> argparse.ArgumentParser:
     _state(grevoke)
     grevoke.set_defaults(func=admin.cmd_grants_revoke)
     return parser
+
+
+def _reviewer(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token-file", default=None, help="a file holding the reviewer token (default: $MCP_GUARD_REVIEW_TOKEN, or asked)")
+    p.add_argument("--url", default=None, help="a running serve's address: go through its review API, not the store")
 
 
 def _state(p: argparse.ArgumentParser) -> None:

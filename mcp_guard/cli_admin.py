@@ -124,6 +124,10 @@ def cmd_review_list(args: argparse.Namespace) -> int:
     import json
     import time
 
+    if args.url:  # a served review API: the store may be another account's
+        from .cli_review import cmd_review_remote_list
+
+        return cmd_review_remote_list(args)
     items = approvals_for(args).pending()
     if args.json:
         print(json.dumps([{**r.public(), "page_url": r.page_url} for r in items]))
@@ -141,6 +145,10 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 def cmd_review_show(args: argparse.Namespace) -> int:
     import json
 
+    if args.url:
+        from .cli_review import cmd_review_remote_show
+
+        return cmd_review_remote_show(args)
     request = approvals_for(args).get(args.id)
     if request is None:
         print(f"mcp-guard: no approval request {args.id!r}", file=sys.stderr)
@@ -150,20 +158,6 @@ def cmd_review_show(args: argparse.Namespace) -> int:
     else:
         print(f"{request.id}: {request.tool} on {request.server}, risk {request.risk}, rule {request.rule}, {request.state}")
         print(request.preview)
-    return EXIT_OK
-
-
-def cmd_review_decide(args: argparse.Namespace) -> int:
-    approvals = approvals_for(args)
-    who = args.as_name or requester_name(argparse.Namespace(user=None))
-    try:
-        decided = approvals.decide(
-            args.id, approve=args.approve, by=who, channel="cli", scope=getattr(args, "scope", "once"), reason=args.reason
-        )
-    except ValueError as exc:
-        print(f"mcp-guard: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
-    print(f"{decided.id} {decided.state} by {who}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -357,24 +351,4 @@ def cmd_grants_revoke(args: argparse.Namespace) -> int:
         print(f"mcp-guard: no active grant {args.id!r}", file=sys.stderr)
         return EXIT_PROBLEM
     print(f"revoked {args.id}", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_review_token(args: argparse.Namespace) -> int:
-    import json
-
-    from .approvals import Reviewers
-
-    store = approvals_for(args).store
-    reviewers = Reviewers(store)
-    if args.token_action == "create":
-        token = reviewers.create(args.name, args.role)
-        print(token)  # the only time it is shown: it is stored hashed
-        print(f"reviewer token for {args.name} ({args.role}) created; keep it secret", file=sys.stderr)
-    elif args.token_action == "revoke":
-        if not reviewers.revoke(args.name):
-            print(f"mcp-guard: no live token for {args.name!r}", file=sys.stderr)
-            return EXIT_PROBLEM
-    else:
-        print(json.dumps(reviewers.list()))
     return EXIT_OK

@@ -139,6 +139,17 @@ MIGRATIONS = [
         folded INTEGER NOT NULL
     )
     """,
+    # Reviewer web sessions live here, not only in a signed cookie: logout and token revocation
+    # end them at once, and the web key alone cannot mint one.
+    """
+    CREATE TABLE reviewer_sessions (
+        hash TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        ended REAL
+    )
+    """,
 ]
 
 

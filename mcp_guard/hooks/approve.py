@@ -181,9 +181,10 @@ class ApprovalHook(Hook):
     async def _out_of_band(self, call: Call, decision: Any, binding: str) -> None:
         request = self._open(call, decision, binding, max(decision.timeout, decision.wait))
         # The link carries the request's token: it goes to the person (notification, progress shown
-        # by the client, `mcp-guard review list`), never into text the model reads, so a model
-        # with a web tool cannot approve its own call.
-        where, link = [], None
+        # by the client, `mcp-guard review list`), never into text the model reads.
+        # Nothing the model reads says how to approve (no command, no page, no link): a model with a
+        # shell or a web tool would follow it. It learns that the user was asked, and the request id.
+        asked, link = [], None
         if "page" in decision.channels and self.page is not None:
             try:
                 link = request.page_url or self.page.url(request)
@@ -192,18 +193,19 @@ class ApprovalHook(Hook):
             if link:
                 if request.page_url is None:
                     self.approvals.set_page(request.id, link)
-                where.append("on the mcp-guard approval page (its link is in your desktop notification and in `mcp-guard review list`)")
+                asked.append("page")
                 if "notify" in decision.channels:
                     notify(f"mcp-guard: approve {call.name} on {call.upstream}?", link)
         if "cli" in decision.channels:
-            where.append(f"with `mcp-guard review approve {request.id}` in a terminal")
-        how = " or ".join(where) or "out of band"
-        logger.warning("approval request %s for %s on %s is waiting", request.id, call.name, call.upstream)
-        decided = await self._wait(call, request.id, decision.wait, f"approve {link}" if link else how)
+            asked.append("cli")
+        logger.warning("approval request %s for %s on %s is waiting (%s)", request.id, call.name, call.upstream, ", ".join(asked))
+        note = f"approve {link}" if link else f"the user was asked out of band (request {request.id})"
+        decided = await self._wait(call, request.id, decision.wait, note)
         if decided is None:
             call.deny(
-                f"{call.name} on {call.upstream} is waiting for the user's approval (request {request.id}). "
-                f"Ask the user to approve it {how}, then call the tool again with exactly the same arguments.",
+                f"{call.name} on {call.upstream} is waiting for the user's approval (request {request.id}); "
+                "the user was asked outside this conversation. Once they have decided, call the tool again "
+                "with exactly the same arguments.",
                 "approve",
             )
             return

@@ -1,9 +1,11 @@
 """The reviewers' web page and HTTP API, served by `mcp-guard serve` and `mcp-guard review serve`.
 
 Reviewers sign in with a token from `mcp-guard review token create NAME --role ROLE`; the page
-keeps them signed in with an HMAC-signed cookie (HttpOnly, SameSite=Strict) and every form
-carries a CSRF token bound to that cookie, and must come from the page's own Origin. The JSON
-API takes the token as ``Authorization: Bearer``. Both only call the approvals engine: who may
+keeps them signed in with a cookie (HttpOnly, SameSite=Strict) holding a random session secret
+whose hash the store keeps beside the token: every request looks the session and its token up
+again, so signing out or revoking the token ends it at once, and the web key (which only signs
+CSRF tokens) cannot mint one. Every form carries a CSRF token bound to that cookie, and must
+come from the page's own Origin. The JSON API takes the token as ``Authorization: Bearer``. Both only call the approvals engine: who may
 decide is `approvals.may_decide`, the first settling decision wins, the requester never decides.
 
 No JavaScript frameworks and no external assets: the machine may have no internet.
@@ -21,11 +23,10 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..approvals import Approvals, Request, Reviewers, may_decide
+from ..approvals import Approvals, Request, may_decide
+from ..reviewers import SESSION_S, Reviewers, same_person
 
 COOKIE = "mcp_guard_review"
-# How long a sign-in lasts.
-SESSION_S = 8 * 3600
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -59,6 +60,7 @@ class ReviewApp:
             Route("/review/logout", self.logout, methods=["POST"]),
             Route("/review/{rid}/decide", self.decide, methods=["POST"]),
             Route("/api/review/pending", self.api_pending),
+            Route("/api/review/{rid}", self.api_show),
             Route("/api/review/{rid}/{verb}", self.api_decide, methods=["POST"]),
         ]
 
@@ -67,20 +69,9 @@ class ReviewApp:
     def _sign(self, value: str) -> str:
         return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()
 
-    def _cookie(self, name: str, role: str) -> str:
-        expires = int(time.time() + SESSION_S)
-        body = f"{name}|{role}|{expires}"
-        return f"{body}|{self._sign(body)}"
-
     def _who(self, req: HttpRequest) -> tuple[str, str] | None:
-        raw = req.cookies.get(COOKIE, "")
-        parts = raw.split("|")
-        if len(parts) != 4:
-            return None
-        body = "|".join(parts[:3])
-        if not hmac.compare_digest(parts[3], self._sign(body)) or int(parts[2]) < time.time():
-            return None
-        return parts[0], parts[1]
+        """The signed-in reviewer, from the live session in the store (never from the cookie alone)."""
+        return self.reviewers.session(req.cookies.get(COOKIE, ""))
 
     def _csrf(self, req: HttpRequest) -> str:
         return self._sign("csrf|" + req.cookies.get(COOKIE, ""))
@@ -101,14 +92,15 @@ class ReviewApp:
         if req.headers.get("origin") not in self.origins:
             return PlainTextResponse("sign-in forms are accepted from this site only", status_code=403)
         form = await req.form()
-        who = self.reviewers.identify(str(form.get("token", "")))
-        if who is None:
+        secret = self.reviewers.open_session(str(form.get("token", "")))
+        if secret is None:
             return _html("Sign in", "<p>That token is not valid.</p>" + _login_form(), status=401)
         response = RedirectResponse("/review", status_code=303)
-        response.set_cookie(COOKIE, self._cookie(*who), max_age=SESSION_S, httponly=True, samesite="strict")
+        response.set_cookie(COOKIE, secret, max_age=SESSION_S, httponly=True, samesite="strict")
         return response
 
     async def logout(self, req: HttpRequest) -> Response:
+        self.reviewers.end_session(req.cookies.get(COOKIE, ""))  # the old cookie is dead even if kept
         response = RedirectResponse("/review/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -170,7 +162,9 @@ class ReviewApp:
             return _html("Not decided", f"<p>{html.escape(outcome)}</p><p><a href='/review'>Back to the queue</a></p>", status=409)
         return RedirectResponse(f"/review?done={outcome.id}+{outcome.state}", status_code=303)
 
-    def _decide(self, rid: str, who: tuple[str, str], approve: bool, reason: str, channel: str) -> Request | str:
+    def _decide(
+        self, rid: str, who: tuple[str, str], approve: bool, reason: str, channel: str, scope: str = "once"
+    ) -> Request | str:
         request = self.approvals.get(rid)
         if request is None:
             return f"no request {rid}"
@@ -178,7 +172,7 @@ class ReviewApp:
         if refusal:
             return refusal
         try:
-            return self.approvals.decide(rid, approve=approve, by=who[0], channel=channel, reason=reason)
+            return self.approvals.decide(rid, approve=approve, by=who[0], channel=channel, scope=scope, reason=reason)
         except ValueError as exc:
             return str(exc)
 
@@ -188,8 +182,18 @@ class ReviewApp:
         who = self._bearer(req)
         if who is None:
             return JSONResponse({"error": "a reviewer token is required (Authorization: Bearer ...)"}, status_code=401)
-        items = [r.public() for r in self.approvals.pending() if r.approvers == "reviewers"]
+        items = [r.public() for r in self.approvals.pending() if r.approvers == "reviewers" or same_person(r.user, who[0])]
         return JSONResponse(items, headers=_HEADERS)
+
+    async def api_show(self, req: HttpRequest) -> Response:
+        """One request with its full preview: what `review show --url` prints before a decision."""
+        who = self._bearer(req)
+        if who is None:
+            return JSONResponse({"error": "a reviewer token is required (Authorization: Bearer ...)"}, status_code=401)
+        request = self.approvals.get(req.path_params["rid"])
+        if request is None or (request.approvers != "reviewers" and not same_person(request.user, who[0])):
+            return JSONResponse({"error": f"no request {req.path_params['rid']}"}, status_code=404)
+        return JSONResponse(request.public(), headers=_HEADERS)
 
     async def api_decide(self, req: HttpRequest) -> Response:
         who = self._bearer(req)
@@ -202,8 +206,9 @@ class ReviewApp:
             payload = await req.json()
         except ValueError:
             payload = {}
-        reason = str(payload.get("reason", ""))[:500] if isinstance(payload, dict) else ""
-        outcome = self._decide(req.path_params["rid"], who, verb == "approve", reason, "api")
+        payload = payload if isinstance(payload, dict) else {}
+        reason, scope = str(payload.get("reason", ""))[:500], str(payload.get("scope", "once"))
+        outcome = self._decide(req.path_params["rid"], who, verb == "approve", reason, "api", scope)
         if isinstance(outcome, str):
             return JSONResponse({"error": outcome}, status_code=409)
         return JSONResponse(outcome.public())

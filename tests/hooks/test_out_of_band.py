@@ -3,6 +3,7 @@ deferred approval with an identical retry, and declines no person made."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 import mcp_types as types
 from tests.conftest import connect, guard, node_server
+from tests.reviewing import review
 
 pytestmark = pytest.mark.anyio
 
@@ -24,10 +26,6 @@ def policy(tmp_path: Path, wait: float = 20) -> str:
     path = tmp_path / "p.yaml"
     path.write_text(f"version: 1\ndefaults: {{wait: {wait}, timeout: 120}}\nrules:\n  - match: {{tool: write_file}}\n    action: approve\n")
     return str(path)
-
-
-def review(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mcp_guard", "review", *args, "--home", str(home)], capture_output=True, text=True, timeout=30)
 
 
 async def pending(home: Path) -> dict[str, Any]:
@@ -104,7 +102,7 @@ async def test_deferred_approval_runs_the_identical_retry_once_and_asks_again_fo
             assert "t=" not in message  # the page's token never reaches the model
             request_id = re.search(r"request ([0-9a-f]{8})", message).group(1)  # type: ignore[union-attr]
             assert not target.exists()
-            approved = review(guard_home, "approve", request_id)
+            approved = review(guard_home, "approve", request_id, "--as", getpass.getuser())  # the requester's own token
             assert approved.returncode == 0, approved.stderr
             retry = await client.call_tool("write_file", args)
             assert not retry.is_error and target.read_text() == "deferred"

@@ -4,8 +4,6 @@ never by the requester, with a quorum of distinct people; and many waiting at on
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 from mcp_guard.approvals import Approvals
 from mcp_guard.store import Store
 from tests.conftest import connect, guard, node_server, probe
+from tests.reviewing import review
 
 pytestmark = pytest.mark.anyio
 
@@ -37,8 +36,6 @@ def policy(tmp_path: Path, tool: str = "write_file", quorum: int = 1, timeout: f
     return str(path)
 
 
-def review(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mcp_guard", "review", *args, "--home", str(home)], capture_output=True, text=True, timeout=30)
 
 
 async def first_pending(home: Path) -> str:

@@ -63,7 +63,7 @@ class StdioTransport:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env={**os.environ, **self.env},
+                env=upstream_env(self.env),
                 cwd=self.cwd,
                 start_new_session=True,
                 bufsize=0,
@@ -170,3 +170,15 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# Credentials of the people who decide: an upstream (or anything it runs) holding one could
+# approve calls, so they are never handed on, whether inherited or configured.
+WITHHELD = ("MCP_GUARD_REVIEW_TOKEN",)
+
+
+def upstream_env(configured: Mapping[str, str]) -> dict[str, str]:
+    env = {**os.environ, **configured}
+    for name in WITHHELD:
+        env.pop(name, None)
+    return env

@@ -1,0 +1,188 @@
+"""`mcp-guard review approve|deny` and `review token`: decisions made with a reviewer credential.
+
+A decision needs a reviewer token: ``$MCP_GUARD_REVIEW_TOKEN``, ``--token-file F``, or a prompt
+that does not echo when stdin is a terminal. The token says who decides; ``--as NAME`` is kept
+only as a check a script can make (it must name the token's own reviewer, or nothing is
+decided), never as an identity.
+
+Two ways to reach the queue: the store in ``--home`` (the same-user setup), or ``--url`` of a
+running ``mcp-guard serve`` / ``review serve``, whose API checks the token itself. The second
+is how a reviewer decides when the guard's store and keys belong to an account they (and the
+agent) cannot read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import settings
+from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for, requester_name
+from .errors import ConfigError
+
+__all__ = ["cmd_review_decide", "cmd_review_remote_list", "cmd_review_remote_show", "cmd_review_token", "reviewer_token"]
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def reviewer_token(args: argparse.Namespace) -> str:
+    """The reviewer's token: --token-file, else the environment, else a no-echo prompt on a terminal."""
+    token = ""
+    if getattr(args, "token_file", None):
+        token = _token_from_file(Path(args.token_file))
+    token = token or settings.current().review_token
+    if not token and sys.stdin.isatty():
+        token = getpass.getpass("reviewer token: ").strip()
+    if not token:
+        raise ConfigError(
+            "deciding needs a reviewer token: set MCP_GUARD_REVIEW_TOKEN, give --token-file F, or run it in a terminal "
+            "to be asked (tokens come from `mcp-guard review token create NAME`)"
+        )
+    return token
+
+
+def _token_from_file(path: Path) -> str:
+    """The token in ``path``, refused (as ssh refuses a key) when other accounts may read the file."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--token-file: cannot read it: {exc}") from None
+    if sys.platform != "win32" and mode & 0o077:
+        raise ConfigError(f"--token-file: {path} may be read by other accounts; `chmod 600` it (the token was not used)")
+    return text
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    token = reviewer_token(args)
+    if args.url:
+        return _decide_remote(args, token)
+    from .approvals import Reviewers, may_decide
+    from .reviewers import same_person
+
+    approvals = approvals_for(args)
+    who = Reviewers(approvals.store).identify(token)
+    if who is None:
+        print("mcp-guard: that reviewer token is not valid (unknown or revoked); nothing was decided", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.as_name is not None and not same_person(args.as_name, who[0]):
+        print(f"mcp-guard: --as {args.as_name!r} is not the token's reviewer ({who[0]}); nothing was decided", file=sys.stderr)
+        return EXIT_USAGE
+    request = approvals.get(args.id)
+    refusal = f"no approval request {args.id!r}" if request is None else may_decide(request, *who)
+    try:
+        if refusal:
+            raise ValueError(refusal)
+        decided = approvals.decide(args.id, approve=args.approve, by=who[0], channel="cli", scope=args.scope, reason=args.reason)
+    except ValueError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{decided.id} {decided.state} by {who[0]}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _decide_remote(args: argparse.Namespace, token: str) -> int:
+    verb = "approve" if args.approve else "deny"
+    if args.as_name is not None:
+        print("mcp-guard: --as is checked against the store's tokens and cannot be used with --url", file=sys.stderr)
+        return EXIT_USAGE
+    status, body = _api(args.url, token, "POST", f"/api/review/{args.id}/{verb}", {"reason": args.reason, "scope": args.scope})
+    if status != 200:
+        print(f"mcp-guard: {body.get('error', f'the review API answered {status}')}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{body.get('id')} {body.get('state')} via {args.url}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_review_remote_show(args: argparse.Namespace) -> int:
+    """`review show ID --url`: one request and its preview, from the served API."""
+    status, body = _api(args.url, reviewer_token(args), "GET", f"/api/review/{args.id}", None)
+    if status != 200:
+        print(f"mcp-guard: {body.get('error', f'the review API answered {status}')}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(body))
+    else:
+        print(f"{body['id']}: {body['tool']} on {body['server']}, risk {body['risk']}, rule {body['rule']}, {body['state']}")
+        print(body["preview"])
+    return EXIT_OK
+
+
+def cmd_review_remote_list(args: argparse.Namespace) -> int:
+    """`review list --url`: what the served API shows this reviewer."""
+    status, body = _api(args.url, reviewer_token(args), "GET", "/api/review/pending", None)
+    if status != 200:
+        print(f"mcp-guard: {body.get('error', f'the review API answered {status}')}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(body))
+        return EXIT_OK
+    for r in body:
+        print(f"{r['id']}  {r['user']} wants {r['tool']} on {r['server']} (risk {r['risk']}, rule {r['rule']})")
+    if not body:
+        print("no calls are waiting for review", file=sys.stderr)
+    return EXIT_OK
+
+
+def _api(url: str, token: str, method: str, path: str, payload: dict[str, Any] | None) -> tuple[int, Any]:
+    import httpx
+
+    base = _checked_base(url)
+    try:
+        response = httpx.request(
+            method, base + path, json=payload, headers={"Authorization": f"Bearer {token}"}, timeout=30, follow_redirects=False
+        )
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"--url: cannot reach the review API at {base}: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200 and not isinstance(body, dict):
+        body = {}
+    return response.status_code, body
+
+
+def _checked_base(url: str) -> str:
+    """The API's base URL; a token is only sent over HTTPS, or plain HTTP to this machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--url: not an http(s) URL: {url!r}")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise ConfigError("--url: a reviewer token is sent only over https:// (or plain http to this machine)")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def cmd_review_token(args: argparse.Namespace) -> int:
+    from .approvals import Reviewers
+
+    reviewers = Reviewers(approvals_for(args).store)
+    if args.token_action == "create":
+        try:
+            token = reviewers.create(args.name, args.role)
+        except ValueError as exc:
+            print(f"mcp-guard: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        _audit(args, "created", args.name, args.role)
+        print(token)  # the only time it is shown: it is stored hashed
+        print(f"reviewer token for {args.name.strip()} ({args.role}) created; keep it secret", file=sys.stderr)
+    elif args.token_action == "revoke":
+        if not reviewers.revoke(args.name):
+            print(f"mcp-guard: no live token for {args.name!r}", file=sys.stderr)
+            return EXIT_PROBLEM
+        _audit(args, "revoked", args.name, None)
+        print(f"revoked the token of {args.name}; its web sessions ended with it", file=sys.stderr)
+    else:
+        print(json.dumps(reviewers.list()))
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, action: str, name: str, role: str | None) -> None:
+    """Who was made (or unmade) a reviewer, and by which OS account: deciders are part of the evidence."""
+    body = {"action": action, "name": name.strip(), "by": requester_name(argparse.Namespace(user=None))}
+    audit_for(args).append("reviewer.token", {**body, "role": role} if role else body)

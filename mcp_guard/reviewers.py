@@ -1,0 +1,129 @@
+"""Who decides: reviewer names, reviewer tokens and the web page's reviewer sessions.
+
+A decision is only as trustworthy as the way its decider was identified, so identity here is a
+credential, never a typed name. A reviewer token is created once, shown once and stored only as
+its SHA-256; a web session is a random secret whose hash is kept in the store beside the token
+it came from, and every request looks both up again, so logout and ``review token revoke``
+take effect on the next request. Reading the web key gives nobody a session.
+
+Names are compared in one canonical form (NFKC, case folded, trimmed), so ``Alice``,
+``"alice "`` and a fullwidth ``ａlice`` are one person: otherwise a requester could vote under
+a lookalike of their own name, or a quorum could be met by one person under two spellings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import unicodedata
+from typing import Any
+
+from .store import Store
+
+__all__ = ["Reviewers", "canonical", "same_person", "valid_name"]
+
+# How long a web sign-in lasts at most.
+SESSION_S = 8 * 3600
+NAME_MAX = 64
+
+
+def canonical(name: str) -> str:
+    """The form names are compared in: NFKC, case folded, NFKC again (folding can denormalize), trimmed."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return folded.strip()
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and canonical(a) == canonical(b)
+
+
+def valid_name(name: str, what: str = "reviewer name") -> str:
+    """``name`` as it will be stored (NFKC, trimmed); ValueError says why it cannot be one."""
+    text = unicodedata.normalize("NFKC", name).strip()
+    if not text:
+        raise ValueError(f"a {what} cannot be empty or only whitespace")
+    if len(text) > NAME_MAX:
+        raise ValueError(f"a {what} has at most {NAME_MAX} characters")
+    for char in text:
+        # Control, format (bidi, zero-width), unassigned and private characters, and any space
+        # but a plain one, would let two names look alike on a screen or in the audit.
+        category = unicodedata.category(char)
+        if category[0] == "C" or (category[0] == "Z" and char != " "):
+            raise ValueError(f"a {what} cannot contain U+{ord(char):04X} (control, invisible or unusual space)")
+    return text
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Reviewers:
+    """Reviewer tokens and the web sessions signed in with them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, name: str, role: str) -> str:
+        """A new token for ``name``; ValueError for a bad name or one a live token already has."""
+        name, role = valid_name(name), valid_name(role, "role")
+        token = "mgr_" + secrets.token_urlsafe(32)
+        with self.store.transaction() as db:
+            live = db.execute("SELECT name FROM reviewer_tokens WHERE revoked IS NULL").fetchall()
+            if any(same_person(row[0], name) for row in live):
+                raise ValueError(f"a live reviewer token for {name!r} exists already: revoke it first to replace it")
+            db.execute(
+                "INSERT INTO reviewer_tokens (hash, name, role, created) VALUES (?,?,?,?)",
+                (_digest(token), name, role, time.time()),
+            )
+        return token
+
+    def identify(self, token: str) -> tuple[str, str] | None:
+        """(name, role) for a live token."""
+        if not token:
+            return None
+        rows = self.store.query("SELECT name, role FROM reviewer_tokens WHERE hash=? AND revoked IS NULL", (_digest(token),))
+        return (rows[0]["name"], rows[0]["role"]) if rows else None
+
+    def list(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.store.query("SELECT name, role, created, revoked FROM reviewer_tokens ORDER BY created")]
+
+    def revoke(self, name: str) -> int:
+        """Revoke every live token of ``name`` (in its canonical form); their web sessions end with them."""
+        now, count = time.time(), 0
+        with self.store.transaction() as db:
+            for row in db.execute("SELECT hash, name FROM reviewer_tokens WHERE revoked IS NULL").fetchall():
+                if same_person(row[1], name):
+                    db.execute("UPDATE reviewer_tokens SET revoked=? WHERE hash=?", (now, row[0]))
+                    db.execute("UPDATE reviewer_sessions SET ended=? WHERE token=? AND ended IS NULL", (now, row[0]))
+                    count += 1
+        return count
+
+    # -- web sessions ---------------------------------------------------------------------------
+
+    def open_session(self, token: str) -> str | None:
+        """A new session secret for a live token (the cookie's value), or None."""
+        if self.identify(token) is None:
+            return None
+        secret = secrets.token_urlsafe(32)
+        now = time.time()
+        self.store.execute(
+            "INSERT INTO reviewer_sessions (hash, token, created, expires) VALUES (?,?,?,?)",
+            (_digest(secret), _digest(token), now, now + SESSION_S),
+        )
+        return secret
+
+    def session(self, secret: str) -> tuple[str, str] | None:
+        """(name, role) while the session and its token are both live; looked up on every request."""
+        if not secret:
+            return None
+        rows = self.store.query(
+            "SELECT t.name, t.role FROM reviewer_sessions s JOIN reviewer_tokens t ON t.hash = s.token"
+            " WHERE s.hash=? AND s.ended IS NULL AND s.expires > ? AND t.revoked IS NULL",
+            (_digest(secret), time.time()),
+        )
+        return (rows[0]["name"], rows[0]["role"]) if rows else None
+
+    def end_session(self, secret: str) -> None:
+        if secret:
+            self.store.execute("UPDATE reviewer_sessions SET ended=? WHERE hash=? AND ended IS NULL", (time.time(), _digest(secret)))
