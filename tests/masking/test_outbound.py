@@ -6,10 +6,13 @@ import base64
 import json
 import secrets
 import string
+import sys
+
+import pytest
 
 from mcp_guard.masking.detect import detect
 from mcp_guard.masking.mask import _CONTEXT, _WINDOW, Masker, default_operators, detect_long
-from mcp_guard.masking.outbound import Masked, mask_message, mask_tree
+from mcp_guard.masking.outbound import WORKER_SWITCH_S, Masked, in_worker, mask_message, mask_tree
 from mcp_guard.masking.vault import MAX_FIND_VALUES, Vault
 
 
@@ -136,3 +139,25 @@ def test_a_result_the_pipeline_marked_as_masked_is_not_walked_again() -> None:
     done = Masked({"content": [{"type": "text", "text": "<EMAIL_1> already"}]})
     message = {"jsonrpc": "2.0", "id": 1, "result": done}
     assert mask_message(masker(), message, "a")["result"] is done
+
+
+@pytest.mark.anyio
+async def test_a_worker_job_runs_with_a_short_switch_interval_and_the_old_one_comes_back() -> None:
+    """While a job holds the GIL in its thread, the event loop gets it back within the short
+    interval, not the interpreter's 5 ms (each wait of a ping's several loop turns)."""
+    before = sys.getswitchinterval()
+    seen = await in_worker(sys.getswitchinterval)
+    assert seen <= WORKER_SWITCH_S < before
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.anyio
+async def test_the_switch_interval_comes_back_when_the_worker_job_fails() -> None:
+    before = sys.getswitchinterval()
+
+    def fails() -> None:
+        raise ValueError("detector broke")
+
+    with pytest.raises(ValueError):
+        await in_worker(fails)
+    assert sys.getswitchinterval() == before
