@@ -96,13 +96,14 @@ def detect_long(text: str, labels: frozenset[str] | None = None, ner: NerFinder 
     while start < len(text):
         limit = min(len(text), start + _WINDOW)
         lo = max(0, start - _CONTEXT)
-        for span in locked_detect(text[lo : limit + _CONTEXT], labels, ner):
+        with DETECT_LOCK:  # copies of what a window found are looked for once, in the whole text, below
+            spans = detect(text[lo : limit + _CONTEXT], labels, ner, repeats=False)
+        for span in spans:
             at, end = span.start + lo, span.end + lo
             if start <= at < limit and (not found or at >= found[-1].end):
                 found.append(Span(at, end, span.label))
         start = max(limit, found[-1].end if found else limit)
-    with DETECT_LOCK:
-        return with_repeats(text, found)
+    return with_repeats(text, found)  # pure Python over the whole text: the detectors' lock is not needed
 
 
 class Masker:

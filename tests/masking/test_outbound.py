@@ -76,6 +76,19 @@ def test_long_texts_read_in_windows_find_what_one_pass_finds_across_every_edge()
     assert detect_long(text, m.labels) == detect(text, m.labels)
 
 
+def test_a_value_found_in_one_window_is_masked_where_it_recurs_windows_later() -> None:
+    """Only its first copy looks like a secret (``password=`` before it); the bare copy far below
+    is found as a repeat of it, once, over the whole text, not inside each window."""
+    m = masker()
+    password = "Tr0ub4dor-" + secrets.token_hex(4)
+    filler = "lorem ipsum dolor sit amet, " * ((3 * _WINDOW) // 28)
+    text = f"db password={password}\n{filler}the file says {password} again"
+    spans = detect_long(text, m.labels)
+    assert spans == detect(text, m.labels)
+    assert [text[s.start : s.end] for s in spans if s.label == "SECRET"] == [password, password]
+    assert password not in m.text(text, "a")
+
+
 def test_protocol_fields_pass_as_they_are_and_everything_else_is_masked() -> None:
     secret = key()
     message = {
