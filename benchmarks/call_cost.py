@@ -70,11 +70,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     (work / "policy50.yaml").write_text(policy_with_rules(50))
     (work / "policy0.yaml").write_text(policy_with_rules(0).replace("rules:\n", "rules: []\n"))
+    (work / "nomask50.yaml").write_text(policy_with_rules(50).replace("version: 1\n", "version: 1\nmasking: {enabled: false}\n", 1))
     targets = {
         "no-policy": ["--no-policy"],
         "default": ["--policy", str(ROOT / "policies" / "default.yaml")],
         "policy50": ["--policy", str(work / "policy50.yaml")],
         "policy0": ["--policy", str(work / "policy0.yaml")],
+        "nomask50": ["--policy", str(work / "nomask50.yaml")],
     }
     wanted = set(filter(None, args.only.split(",")))
     calls = args.n - args.small
