@@ -22,7 +22,9 @@ import anyio
 from ..tokens import shared as shared_encoding
 from ..masking import fast
 from ..masking.mask import DEFAULT_MASKED, Masker, Operator, detect_long
-from ..masking.outbound import THREAD_CHARS, Masked, carries, mask_message, mask_tree, off_loop, parts, weight_over
+from ..masking.outbound import (
+    THREAD_CHARS, Masked, carries, in_worker, mask_message, mask_tree, off_loop, parts, weight_over,
+)
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
 from ..pipeline import Call, Hook
@@ -107,8 +109,12 @@ class MaskHook(Hook):
             arguments = call.params.get("arguments")
             if not isinstance(arguments, dict):
                 return
-            # Arguments are the client's to size: a large one is read off the event loop.
-            labels = await off_loop(self.serial, weight_over(arguments, THREAD_CHARS), _raw_labels, arguments)
+            # Arguments are the client's to size: a large one is read off the event loop. Only the
+            # detectors are used (no vault), so this waits for no other session's masking job.
+            if weight_over(arguments, THREAD_CHARS):
+                labels = await in_worker(_raw_labels, arguments)
+            else:
+                labels = _raw_labels(arguments)
             call.labels = labels
             call.masked_arguments = arguments
             vault = self.vault(call.session_id)
