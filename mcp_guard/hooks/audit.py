@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import tokens
 from ..audit import Audit, digest
+from ..masking.outbound import THREAD_CHARS, in_worker, weight_over
 from ..pipeline import Call, Hook
 
 
@@ -72,13 +73,22 @@ class AuditHook(Hook):
             body["error"] = call.error
         if call.audit_record:
             body["forwarded_record"] = call.audit_record
-        if call.result is not None and outcome == "completed":
-            body["result_digest"] = digest(self.audit.key, call.result)
         if call.masked:
             body["masked"] = call.masked
-        _token_counts(body, call, outcome)
+        if weight_over(call.result, THREAD_CHARS):  # a large result is hashed and counted off the event loop
+            body.update(await in_worker(self._result_facts, call, outcome))
+        else:
+            body.update(self._result_facts(call, outcome))
         kind = {"denied": "call.denied", "withheld": "call.withheld", "asked": "call.asked", "refused": "call.refused"}.get(outcome, "call.finished")
         self.audit.record(kind, body)
+
+    def _result_facts(self, call: Call, outcome: str) -> dict[str, Any]:
+        """The result's digest and the token counts: what costs time in proportion to the result."""
+        facts: dict[str, Any] = {}
+        if call.result is not None and outcome == "completed":
+            facts["result_digest"] = digest(self.audit.key, call.result)
+        _token_counts(facts, call, outcome)
+        return facts
 
 
 def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:

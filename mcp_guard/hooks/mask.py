@@ -21,8 +21,10 @@ import anyio
 
 from ..tokens import shared as shared_encoding
 from ..masking import fast
-from ..masking.mask import DEFAULT_MASKED, Masker, Operator, locked_detect
-from ..masking.outbound import THREAD_CHARS, Masked, carries, mask_message, mask_tree, off_loop, parts, weight_over
+from ..masking.mask import DEFAULT_MASKED, Masker, Operator, detect_long
+from ..masking.outbound import (
+    THREAD_CHARS, Masked, carries, in_worker, mask_message, mask_tree, off_loop, parts, weight_over,
+)
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
 from ..pipeline import Call, Hook
@@ -107,7 +109,12 @@ class MaskHook(Hook):
             arguments = call.params.get("arguments")
             if not isinstance(arguments, dict):
                 return
-            labels = _raw_labels(arguments)
+            # Arguments are the client's to size: a large one is read off the event loop. Only the
+            # detectors are used (no vault), so this waits for no other session's masking job.
+            if weight_over(arguments, THREAD_CHARS):
+                labels = await in_worker(_raw_labels, arguments)
+            else:
+                labels = _raw_labels(arguments)
             call.labels = labels
             call.masked_arguments = arguments
             vault = self.vault(call.session_id)
@@ -154,13 +161,13 @@ def _raw_labels(arguments: Any) -> frozenset[str]:
         value = stack.pop()
         if isinstance(value, str):
             text = PLACEHOLDER.sub(" ", value) if "<" in value else value
-            found.update(span.label for span in locked_detect(text))
+            found.update(span.label for span in detect_long(text))
         elif isinstance(value, dict):
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            found.update(span.label for span in locked_detect(str(value)))
+            found.update(span.label for span in detect_long(str(value)))
     return frozenset(found)
 
 

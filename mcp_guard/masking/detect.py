@@ -31,14 +31,16 @@ assert set(PRIORITY) == set(LABELS)
 Finder = Callable[[str], Iterator[Span]]
 
 def detect(
-    text: str, labels: frozenset[str] | None = None, ner: Callable[[str], list[Span]] | None = None, *, prefilter: bool = True
+    text: str, labels: frozenset[str] | None = None, ner: Callable[[str], list[Span]] | None = None, *, prefilter: bool = True,
+    repeats: bool = True,
 ) -> list[Span]:
     """Non-overlapping spans of sensitive data in ``text``, in order of position.
 
     ``labels`` limits the search (``None``: every label this module knows). ``ner`` finds
     PERSON and LOCATION (see ``ner.py``); where its spans overlap a structured one, the
     structured one stays. ``prefilter=False`` reads the text whole, without the Hyperscan
-    pre-pass; the spans are the same.
+    pre-pass; the spans are the same. ``repeats=False`` leaves out the other copies of the values
+    found (for a caller reading a text a window at a time, which looks for copies once, in the whole).
     """
     if not text:
         return []
@@ -50,7 +52,7 @@ def detect(
     named = _NAMED if labels is None else labels & _NAMED
     if ner is not None and named:
         found = _with_named(found, ner(text), named)
-    return with_repeats(text, found)
+    return with_repeats(text, found) if repeats else found
 
 
 def _find(text: str, want: frozenset[str], prefilter: bool) -> list[Span]:

@@ -53,9 +53,31 @@ _PLACEHOLDER = Operator("placeholder")
 DETECT_LOCK = threading.Lock()
 
 
+# Short texts recur in every message (keys such as "content", values such as "text", a tool's
+# usual answer), and detection is a pure function of the text and the labels: their spans are
+# kept, so the detectors read each one once. Not with a NER model (its answer is its own).
+_SHORT = 64
+_SHORT_ENTRIES = 8192
+_short: dict[tuple[str, frozenset[str] | None], tuple[Span, ...]] = {}
+
+
 def locked_detect(text: str, labels: frozenset[str] | None = None, ner: NerFinder | None = None) -> list[Span]:
+    if ner is None and len(text) <= _SHORT:
+        return _short_detect(text, labels)
     with DETECT_LOCK:
         return detect(text, labels, ner)
+
+
+def _short_detect(text: str, labels: frozenset[str] | None) -> list[Span]:
+    key = (text, labels)
+    found = _short.get(key)
+    if found is None:
+        with DETECT_LOCK:
+            found = tuple(detect(text, labels))
+        if len(_short) >= _SHORT_ENTRIES:
+            _short.clear()  # a hostile stream of distinct short texts costs a detection each, never memory
+        _short[key] = found
+    return list(found)
 
 
 def default_operators() -> dict[str, Operator]:
@@ -74,13 +96,14 @@ def detect_long(text: str, labels: frozenset[str] | None = None, ner: NerFinder 
     while start < len(text):
         limit = min(len(text), start + _WINDOW)
         lo = max(0, start - _CONTEXT)
-        for span in locked_detect(text[lo : limit + _CONTEXT], labels, ner):
+        with DETECT_LOCK:  # copies of what a window found are looked for once, in the whole text, below
+            spans = detect(text[lo : limit + _CONTEXT], labels, ner, repeats=False)
+        for span in spans:
             at, end = span.start + lo, span.end + lo
             if start <= at < limit and (not found or at >= found[-1].end):
                 found.append(Span(at, end, span.label))
         start = max(limit, found[-1].end if found else limit)
-    with DETECT_LOCK:
-        return with_repeats(text, found)
+    return with_repeats(text, found)  # pure Python over the whole text: the detectors' lock is not needed
 
 
 class Masker:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Masked", "STRUCTURAL", "carries", "mask_message", "mask_tree", "off_loop", "parts", "weight_over"]
+__all__ = ["Masked", "STRUCTURAL", "carries", "in_worker", "mask_message", "mask_tree", "off_loop", "parts", "weight_over"]
 
 # Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
 # numbers of a progress report), and ``requestState``, which only the client holds and returns
@@ -45,6 +47,10 @@ STRUCTURAL = frozenset({
 })
 # Above this many characters of strings, masking runs in a worker thread, off the event loop.
 THREAD_CHARS = 32_768
+# While a worker thread runs a job in Python it holds the GIL, and the event loop, each time it
+# wakes (a ping wakes it several times), waits for it up to the interpreter's switch interval
+# (5 ms by default). While such a job runs the interval is this, so those waits stay short.
+WORKER_SWITCH_S = 0.0005
 # The labels that withhold binary content: bytes are not text, so only what stays a secret in
 # any encoding (keys, tokens) and values the vault already holds are looked for there.
 BINARY_LABELS = frozenset({"SECRET"})
@@ -258,5 +264,31 @@ async def off_loop(lock: anyio.Lock, heavy: bool, fn: Callable[..., T], *args: A
         return fn(*args)
     async with lock:
         if heavy:
-            return await anyio.to_thread.run_sync(fn, *args)
+            return await in_worker(fn, *args)
         return fn(*args)
+
+
+async def in_worker(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, with the GIL handed back to the event loop often."""
+    with _prompt_switching():
+        return await anyio.to_thread.run_sync(fn, *args)
+
+
+_workers = 0
+_interval = 0.0
+
+
+@contextlib.contextmanager
+def _prompt_switching() -> Iterator[None]:
+    """The short switch interval while at least one worker job runs (entered on the loop thread only)."""
+    global _workers, _interval
+    if _workers == 0:
+        _interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(_interval, WORKER_SWITCH_S))
+    _workers += 1
+    try:
+        yield
+    finally:
+        _workers -= 1
+        if _workers == 0:
+            sys.setswitchinterval(_interval)

@@ -2,9 +2,9 @@
 
 Lifecycle: ``run()`` is the owner task. It starts the transport, reports readiness, and reads
 messages until the server goes away; then every waiting request fails with a clear error and
-later ones fail at once. ``connect()`` does the handshake the first time a client needs the
-server, with that client's capabilities, so servers that offer tools by client capability
-(sampling, elicitation, roots) show the same tools through the guard as directly.
+later ones fail at once. ``connect()`` does the handshake (:mod:`.handshake`) the first time a
+client needs the server, with that client's capabilities, so servers that offer tools by client
+capability (sampling, elicitation, roots) show the same tools through the guard as directly.
 
 Ids: the guard mints its own request ids and progress tokens toward each upstream, so several
 client sessions and the guard's own requests never collide.
@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
 
 from ..protocol import era, jsonrpc
-from ..protocol.era import LATEST_HANDSHAKE, LEGACY
 from ..errors import RPCError, UpstreamError
+from .handshake import Agreed, ClientFacts, agree
 from .lines import Oversize
 from .peer import Incoming, Outgoing, ProgressFn
 from .transports import Transport
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The first handshake may wait for `npx` or a slow interpreter to boot.
-CONNECT_TIMEOUT_S = 60.0
 # A courtesy cancel toward a server that stopped reading must not hold a cancelled caller.
 CANCEL_SEND_TIMEOUT_S = 1.0
 
@@ -51,31 +49,6 @@ EXIT_SETTLE_S = 0.5
 # How long an upstream may take to answer one request (progress restarts it); config
 # ``requestTimeout`` changes it per guard or per server.
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
-
-GUARD_INFO = {"name": "mcp-guard", "version": "0.1.0"}
-
-
-
-@dataclass
-class ClientFacts:
-    """What a client said about itself: at ``initialize`` (handshake era) or per request (2026)."""
-
-    era: str = LEGACY
-    version: str = LATEST_HANDSHAKE
-    capabilities: dict[str, Any] = field(default_factory=dict)
-    client_info: dict[str, Any] | None = None
-    log_level: str | None = None
-
-    def envelope(self) -> dict[str, Any]:
-        """The 2026-07-28 ``_meta`` keys that carry these facts toward a modern upstream."""
-        env: dict[str, Any] = {
-            era.PROTOCOL_KEY: era.MODERN,
-            era.CLIENT_INFO_KEY: self.client_info or GUARD_INFO,
-            era.CLIENT_CAPS_KEY: era.without_tasks(self.capabilities),
-        }
-        if self.log_level:
-            env[era.LOG_LEVEL_KEY] = self.log_level
-        return env
 
 
 @dataclass
@@ -357,63 +330,23 @@ class Upstream:
             handshake.done.set()
 
     async def _try_eras(self, facts: ClientFacts) -> None:
-        if self.protocol == "auto":
-            order = [era.LEGACY, era.MODERN] if facts.era == era.LEGACY else [era.MODERN, era.LEGACY]
-        else:
-            order = [era.LEGACY if self.protocol == "legacy" else era.MODERN]
-        errors = []
-        for attempt in order:
-            try:
-                with anyio.fail_after(CONNECT_TIMEOUT_S):
-                    if attempt == era.LEGACY:
-                        await self._initialize(facts)
-                    else:
-                        await self._discover(facts)
-                self.facts = facts
-                logger.info("upstream %s speaks %s", self.name, self.version)
-                return
-            except TimeoutError:
-                errors.append(f"no answer within {CONNECT_TIMEOUT_S:.0f} s")
-                break
-            except RPCError as exc:
-                errors.append(f"{'initialize' if attempt == era.LEGACY else 'server/discover'}: {exc.message}")
-                if self.dead is not None:
-                    break
-        raise RPCError(
-            jsonrpc.UPSTREAM_UNAVAILABLE,
-            f"upstream {self.name!r} ({self.transport.describe()}) did not complete the MCP handshake: "
-            + "; ".join(errors),
-        )
+        agreed = await agree(self, facts)
+        self._adopt(agreed)
+        if agreed.era == era.LEGACY:
+            await self.notify("notifications/initialized")
+        self.facts = facts
+        logger.info("upstream %s speaks %s", self.name, self.version)
 
-    async def _initialize(self, facts: ClientFacts) -> None:
-        version = facts.version if facts.era == era.LEGACY else era.LATEST_HANDSHAKE
-        params = {
-            "protocolVersion": version,
-            "capabilities": era.without_tasks(facts.capabilities),
-            "clientInfo": facts.client_info or GUARD_INFO,
-        }
-        # Bounded by CONNECT_TIMEOUT_S in connect(), not by the request deadline: `npx` may take long.
-        result = await self.request("initialize", params, deadline=False)
-        if not isinstance(result, dict):
-            raise RPCError(jsonrpc.INTERNAL_ERROR, "initialize result is not an object")
-        self.version = str(result.get("protocolVersion", version))
-        self.server_info = result.get("serverInfo") or {}
-        self.capabilities = era.without_tasks(result.get("capabilities"))
-        self.instructions = result.get("instructions")
-        self.era = era.LEGACY
-        await self.notify("notifications/initialized")
-
-    async def _discover(self, facts: ClientFacts) -> None:
+    def _adopt(self, agreed: Agreed) -> None:
         # The era is set last: until then the server is not ready, and nobody may describe it.
-        result = await self.request("server/discover", None, facts=facts, modern=True, deadline=False)
-        if not isinstance(result, dict) or era.MODERN not in (result.get("supportedVersions") or []):
-            raise RPCError(jsonrpc.INTERNAL_ERROR, f"server does not list {era.MODERN} among its versions")
-        self.version = era.MODERN
-        meta = result.get("_meta") or {}
-        self.server_info = meta.get(era.SERVER_INFO_KEY) or {}
-        self.capabilities = era.without_tasks(result.get("capabilities"))
-        self.instructions = result.get("instructions")
-        self.era = era.MODERN
+        self.version = agreed.version
+        self.server_info = agreed.server_info
+        self.capabilities = agreed.capabilities
+        self.instructions = agreed.instructions
+        self.era = agreed.era
+
+    def describe(self) -> str:
+        return self.transport.describe()
 
     def listen(self, uris: frozenset[str] | None = None) -> None:
         """(Re)open the 2026 ``subscriptions/listen`` stream: list changes, and ``uris``' updates.

@@ -6,10 +6,13 @@ import base64
 import json
 import secrets
 import string
+import sys
+
+import pytest
 
 from mcp_guard.masking.detect import detect
 from mcp_guard.masking.mask import _CONTEXT, _WINDOW, Masker, default_operators, detect_long
-from mcp_guard.masking.outbound import Masked, mask_message, mask_tree
+from mcp_guard.masking.outbound import WORKER_SWITCH_S, Masked, in_worker, mask_message, mask_tree
 from mcp_guard.masking.vault import MAX_FIND_VALUES, Vault
 
 
@@ -71,6 +74,19 @@ def test_long_texts_read_in_windows_find_what_one_pass_finds_across_every_edge()
             pieces[at : at + len(value)] = list(value)
     text = "".join(pieces)
     assert detect_long(text, m.labels) == detect(text, m.labels)
+
+
+def test_a_value_found_in_one_window_is_masked_where_it_recurs_windows_later() -> None:
+    """Only its first copy looks like a secret (``password=`` before it); the bare copy far below
+    is found as a repeat of it, once, over the whole text, not inside each window."""
+    m = masker()
+    password = "Tr0ub4dor-" + secrets.token_hex(4)
+    filler = "lorem ipsum dolor sit amet, " * ((3 * _WINDOW) // 28)
+    text = f"db password={password}\n{filler}the file says {password} again"
+    spans = detect_long(text, m.labels)
+    assert spans == detect(text, m.labels)
+    assert [text[s.start : s.end] for s in spans if s.label == "SECRET"] == [password, password]
+    assert password not in m.text(text, "a")
 
 
 def test_protocol_fields_pass_as_they_are_and_everything_else_is_masked() -> None:
@@ -136,3 +152,25 @@ def test_a_result_the_pipeline_marked_as_masked_is_not_walked_again() -> None:
     done = Masked({"content": [{"type": "text", "text": "<EMAIL_1> already"}]})
     message = {"jsonrpc": "2.0", "id": 1, "result": done}
     assert mask_message(masker(), message, "a")["result"] is done
+
+
+@pytest.mark.anyio
+async def test_a_worker_job_runs_with_a_short_switch_interval_and_the_old_one_comes_back() -> None:
+    """While a job holds the GIL in its thread, the event loop gets it back within the short
+    interval, not the interpreter's 5 ms (each wait of a ping's several loop turns)."""
+    before = sys.getswitchinterval()
+    seen = await in_worker(sys.getswitchinterval)
+    assert seen <= WORKER_SWITCH_S < before
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.anyio
+async def test_the_switch_interval_comes_back_when_the_worker_job_fails() -> None:
+    before = sys.getswitchinterval()
+
+    def fails() -> None:
+        raise ValueError("detector broke")
+
+    with pytest.raises(ValueError):
+        await in_worker(fails)
+    assert sys.getswitchinterval() == before

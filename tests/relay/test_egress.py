@@ -280,6 +280,35 @@ async def test_a_ping_is_answered_while_a_large_result_is_being_masked(tmp_path:
     assert "<EMAIL_" in big and "@example.com" not in big
 
 
+async def test_a_ping_is_answered_while_a_large_argument_is_read_for_sensitive_values(tmp_path: Path) -> None:
+    """A client's arguments are the client's to size: a megabyte of distinct addresses is read
+    off the event loop, so a ping sent right behind it is answered first, although the call
+    needs no upstream at all (the policy refuses it once the labels are known)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow}\nrules:\n  - {name: no-leak, match: {tool: leak}, action: deny}\n")
+    argv = [PY, "-m", "mcp_guard", "run", "--policy", str(policy), "--", PY, str(FIXTURES / "leaky_server.py")]
+    letters = " ".join(f"user{i}.{secrets.token_hex(2)}@example{i % 97}.org" for i in range(40_000))
+    with anyio.fail_after(120):
+        process = await anyio.open_process(argv, env={**os.environ, **canaries()}, stderr=subprocess.DEVNULL)
+        client = LeakClient(process)
+        async with process:
+            await client.request(0, "initialize", {**_init(), "capabilities": {}})
+            await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await client.request(1, "tools/list", {})  # the catalog is known: the call waits on nothing upstream
+            await client.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                               "params": {"name": "leak", "arguments": {"route": "text", "letters": letters}}})
+            await client.send({"jsonrpc": "2.0", "id": 3, "method": "ping"})
+            order = []
+            while len(order) < 2:
+                message = await client.receive()
+                if message.get("id") in (2, 3):
+                    order.append(message["id"])
+            await client.process.stdin.aclose()  # type: ignore[union-attr]
+    assert order == [3, 2]
+    refused = next(m for m in client.seen if m.get("id") == 2)["result"]
+    assert refused["isError"] and "no-leak" in refused["content"][0]["text"]
+
+
 async def fs_call(client: LeakClient, rid: int, tool: str, **arguments: str) -> dict[str, Any]:
     return await client.request(rid, "tools/call", {"name": tool, "arguments": arguments})
 
