@@ -205,7 +205,10 @@ class Approvals:
         return [dict(r) for r in self.store.query("SELECT * FROM approval_votes WHERE request=? ORDER BY at", (request_id,))]
 
     def take_decision(self, binding: str, user: str) -> Request | None:
-        """A decided, unused request for this exact call, marked used unless its scope is wider."""
+        """A decided, unused request for this exact call, marked used: one decision runs one call.
+
+        A wider scope lives on in the grant the approval made, never in the request, so an
+        approval cannot be picked up again by the same user's call in another session."""
         with self.store.transaction() as db:
             row = db.execute(
                 "SELECT id, scope, state FROM approvals WHERE binding=? AND user=? AND state IN ('approved','denied')"
@@ -214,8 +217,7 @@ class Approvals:
             ).fetchone()
             if row is None:
                 return None
-            if row[2] == "denied" or row[1] in (None, "once"):
-                db.execute("UPDATE approvals SET consumed=? WHERE id=?", (time.time(), row[0]))
+            db.execute("UPDATE approvals SET consumed=? WHERE id=? AND consumed IS NULL", (time.time(), row[0]))
         return self.get(row[0])
 
 
