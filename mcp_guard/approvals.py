@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .audit import scrub_text
 from .store import Store
 
 HOST = socket.gethostname()
@@ -99,7 +100,7 @@ class Approvals:
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE approvals SET state='cancelled', decided_at=?, reason=? WHERE id=? AND state='pending'",
-                (time.time(), reason, request_id),
+                (time.time(), scrub_text(reason), request_id),
             )
             self.store.notify(db, f"approval:{request_id}")
 
@@ -122,7 +123,7 @@ class Approvals:
         now = time.time()
         request = Request(
             id=secrets.token_hex(4), created=now, expires=now + lifetime, user=user, session=session, server=server,
-            tool=tool, binding=binding, rule=rule, risk=risk, preview=preview,
+            tool=scrub_text(tool), binding=binding, rule=rule, risk=risk, preview=preview,
             preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
             page_url=None, max_scope=max_scope, state="pending", approvers=approvers,
             reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum, grp=group,
@@ -158,6 +159,7 @@ class Approvals:
         decided by its requester; one deny settles it, and approvals count once per person
         until the quorum is reached."""
         self._expire(request_id)
+        reason = scrub_text(reason)  # a decider's note is kept: never a raw secret in it
         with self.store.transaction() as db:
             row = db.execute("SELECT state, max_scope, user, approvers, reviewers, quorum FROM approvals WHERE id=?", (request_id,)).fetchone()
             if row is None:

@@ -2,9 +2,15 @@
 
 ``hash = sha256(prev_hash + canonical JSON of {seq, ts, kind, body})``. Editing, deleting,
 inserting or reordering any record breaks a link that :func:`verify` names. Cutting records off
-the end leaves a shorter chain that still links; to catch that, the head is sealed every
-``SEAL_EVERY`` records with an HMAC under a key in ``MCP_GUARD_HOME`` (``audit.key``), and
-``verify`` fails when the chain no longer reaches a sealed head.
+the end leaves a shorter chain that still links; to catch that, the head is sealed with an HMAC
+under a key in ``MCP_GUARD_HOME`` (``audit.key``) at every close, every ``SEAL_EVERY`` records
+and at most ``SEAL_INTERVAL_S`` after a record arrives, and ``verify`` fails when the chain no
+longer reaches a sealed head. Someone who can rewrite the store and the key can rewrite the
+seals too: ``audit head`` prints the sealed head for keeping elsewhere, and ``verify --expect``
+proves the chain still holds it. The key is never silently made anew while records exist.
+
+Each spool is announced in the chain when it opens (``audit.spool_opened``) and when it is done
+(``audit.spool_closed``), so a spool that vanished before its records were chained is named.
 
 Records hold no raw sensitive values: callers pass masked data and digests only.
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import hashlib
 import hmac
 import io
@@ -42,8 +49,10 @@ logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SEAL_EVERY = 100
+# A record is sealed no later than this after it was chained (a running guard's writer seals).
+SEAL_INTERVAL_S = 2.0
 
-__all__ = ["Audit", "Problem", "digest"]
+__all__ = ["Audit", "KeyMissing", "Problem", "digest", "parse_head", "scrub_text"]
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,8 @@ def link(prev: str, seq: int, ts: float, kind: str, body: Any) -> str:
     return hashlib.sha256(prev.encode() + _canonical(seq, ts, kind, body)).hexdigest()
 
 
-def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
-    """A key file of the home, readable by the owner only; created on first use.
+def load_key(home: Path | None = None, name: str = "audit.key", create: bool = True) -> bytes:
+    """A key file of the home, readable by the owner only; created on first use (``create``).
 
     The key is written to a private temporary file and linked into place, so a key file is
     never seen half-written and, when guards start together, one key wins and all use it."""
@@ -70,6 +79,8 @@ def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
         try:
             key = bytes.fromhex(path.read_text().strip())
         except FileNotFoundError:
+            if not create:
+                raise
             _create_key(path)
             continue
         except (OSError, ValueError) as exc:
@@ -103,21 +114,30 @@ def digest(key: bytes, value: Any) -> str:
     return hashlib.blake2b(data, digest_size=16, key=key[:64]).hexdigest()
 
 
+class KeyMissing(StoreError):
+    """The seal key is gone while the chain has records: the seals cannot be checked."""
+
+
 class Audit:
-    def __init__(self, store: Store, key: bytes | None = None) -> None:
+    def __init__(self, store: Store, key: bytes | None = None, create_key: bool = True) -> None:
         self.store = store
-        self.key = key if key is not None else load_key(store.home)
+        if key is not None:
+            self.key, self.key_existed = key, True
+        else:
+            self.key, self.key_existed = _key_for(store, create_key)
         self.spool: Spool | None = None
+        self._sealed_at = float("-inf")  # when this process last sealed the head
+        self.unsealed = False  # records chained here since that seal
 
     def append(self, kind: str, body: dict[str, Any]) -> int:
         """Chain one record now; returns its sequence number. Raises StoreError if it cannot be written."""
         with self.store.transaction() as db:
-            return self._chain(db, [(round(time.time(), 6), kind, body)])
+            return self._chain(db, [(round(time.time(), 6), kind, scrub_body(body))])
 
     def record(self, kind: str, body: dict[str, Any]) -> str:
         """Keep one record: spooled when this process has a spool, else chained now. Returns its id."""
         if self.spool is not None:
-            return self.spool.write(kind, body)
+            return self.spool.write(kind, scrub_body(body))
         return str(self.append(kind, body))
 
     def _chain(self, db: Any, entries: list[tuple[float, str, Any]]) -> int:
@@ -131,10 +151,15 @@ class Audit:
             if seq % SEAL_EVERY == 0:
                 self._seal_row(db, seq, prev)
         db.executemany("INSERT INTO audit (seq, ts, kind, body, prev, hash) VALUES (?,?,?,?,?,?)", rows)
+        if rows and seq % SEAL_EVERY:
+            if time.monotonic() - self._sealed_at >= SEAL_INTERVAL_S:
+                self._seal_row(db, seq, prev)  # the first record after a quiet spell is sealed at once
+            else:
+                self.unsealed = True  # sealed by the writer (or at close) within SEAL_INTERVAL_S
         return seq
 
     def seal(self) -> int | None:
-        """Seal the current head now (also done every SEAL_EVERY records)."""
+        """Seal the current head now (also done at close, every SEAL_EVERY records and every few seconds)."""
         with self.store.transaction() as db:
             row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             if row is None:
@@ -142,10 +167,23 @@ class Audit:
             self._seal_row(db, row[0], row[1])
             return int(row[0])
 
+    def head(self) -> tuple[int, str] | None:
+        """The newest sealed head (seq, hash), or None when nothing was sealed."""
+        rows = self.store.query("SELECT seq, hash FROM audit_heads ORDER BY seq DESC LIMIT 1")
+        return (int(rows[0]["seq"]), str(rows[0]["hash"])) if rows else None
+
+    def seal_due(self) -> float | None:
+        """Seconds until the unsealed records must be sealed (0: now), or None when all are sealed."""
+        if not self.unsealed:
+            return None
+        return max(0.0, SEAL_INTERVAL_S - (time.monotonic() - self._sealed_at))
+
     def _seal_mac(self, seq: int, head: str) -> str:
         return hmac.new(self.key, f"{seq}:{head}".encode(), hashlib.sha256).hexdigest()
 
     def _seal_row(self, db: Any, seq: int, head: str) -> None:
+        self._sealed_at = time.monotonic()
+        self.unsealed = False
         mac = self._seal_mac(seq, head)
         db.execute(
             "INSERT INTO audit_heads (seq, hash, ts, mac) VALUES (?,?,?,?)"
@@ -163,6 +201,9 @@ class Audit:
         self.fold_spools()
         self.spool = Spool(self, self.spool_dir())
         return self.spool
+
+    def spool_closed(self, name: str, records: int, by: str) -> None:
+        self.append("audit.spool_closed", {"spool": name, "records": records, "by": by})
 
     def fold(self, name: str, entries: list[dict[str, Any]]) -> int:
         """Chain the entries of spool ``name`` not chained yet, in one transaction."""
@@ -204,6 +245,7 @@ class Audit:
                 if gone:
                     if count:
                         logger.warning("chained %d audit records left by a guard that stopped (%s)", count, name)
+                    self.spool_closed(name, entries[-1]["n"] if entries else 0, "recovery")
                     self.forget_spool(path)
             finally:
                 os.close(fd)
@@ -215,9 +257,14 @@ class Audit:
         self.store.execute("DELETE FROM audit_spools WHERE name=?", (path.stem,))
 
     def close(self) -> None:
+        """Stop the spool's writer and seal the head: the last records cannot be cut unseen."""
         if self.spool is not None:
             self.spool.close()
             self.spool = None
+        try:
+            self.seal()
+        except StoreError as exc:
+            logger.error("could not seal the audit head at close: %s", exc)
 
     def records(self, since: float | None = None, until: float | None = None) -> Iterator[dict[str, Any]]:
         sql, args = "SELECT seq, ts, kind, body, prev, hash FROM audit", []
@@ -233,10 +280,14 @@ class Audit:
         for row in self.store.query(sql + " ORDER BY seq", tuple(args)):
             yield {"seq": row["seq"], "ts": row["ts"], "kind": row["kind"], "body": json.loads(row["body"]), "prev": row["prev"], "hash": row["hash"]}
 
-    def verify(self) -> Problem | None:
-        """None when the chain is whole; else the first record where it breaks, and why."""
+    def verify(self, expect: tuple[int, str] | None = None) -> Problem | None:
+        """None when the chain is whole; else the first record where it breaks, and why.
+
+        ``expect`` (seq, hash): a head printed by ``audit head`` and kept elsewhere; the chain
+        must still hold it (catches cutting below it and wholesale replacement)."""
         prev, expected_seq, last_seq = GENESIS, 1, 0
         hashes: dict[int, str] = {}
+        spools: dict[str, int] = {}  # announced and not closed: name -> the announcing record
         for row in self.store.query("SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY seq"):
             seq = row["seq"]
             if seq != expected_seq:
@@ -251,7 +302,15 @@ class Audit:
                 return Problem(seq, f"record {seq} does not match its hash: it was edited")
             prev, expected_seq, last_seq = row["hash"], seq + 1, seq
             hashes[seq] = row["hash"]
-        for head in self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq"):
+            _track_spool(spools, seq, row["kind"], body)
+        return self._check_heads(hashes, last_seq) or _check_expected(hashes, last_seq, expect) or self._check_spools(spools)
+
+    def _check_heads(self, hashes: dict[int, str], last_seq: int) -> Problem | None:
+        heads = self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq")
+        if last_seq == 0 and not heads and self.key_existed:
+            # A guard writes its first record as soon as it makes the key: records were expected.
+            return Problem(None, "the chain is empty, but this home's audit key exists: its records were removed")
+        for head in heads:
             if not hmac.compare_digest(self._seal_mac(head["seq"], head["hash"]), head["mac"]):
                 return Problem(head["seq"], f"the seal of record {head['seq']} is not valid: the seals were tampered with")
             if head["seq"] > last_seq:
@@ -259,6 +318,110 @@ class Audit:
             if hashes.get(head["seq"]) != head["hash"]:
                 return Problem(head["seq"], f"record {head['seq']} differs from the sealed one")
         return None
+
+    def _check_spools(self, spools: dict[str, int]) -> Problem | None:
+        """A spool of this host announced, never closed, and gone: its unchained records are lost."""
+        mine = f"{socket.gethostname()}-"
+        for name, seq in sorted(spools.items(), key=lambda item: item[1]):
+            if name.startswith(mine) and not (self.spool_dir() / f"{name}.jsonl").exists():
+                return Problem(seq, f"the audit spool {name} (opened at record {seq}) vanished before it was closed: records in it may be lost")
+        return None
+
+
+def _track_spool(spools: dict[str, int], seq: int, kind: str, body: Any) -> None:
+    name = body.get("spool") if isinstance(body, dict) else None
+    if not isinstance(name, str):
+        return
+    if kind == "audit.spool_opened":
+        spools[name] = seq
+    elif kind == "audit.spool_closed":
+        spools.pop(name, None)
+
+
+def _check_expected(hashes: dict[int, str], last_seq: int, expect: tuple[int, str] | None) -> Problem | None:
+    if expect is None:
+        return None
+    seq, head = expect
+    if seq > last_seq:
+        return Problem(last_seq + 1, f"the chain ends at record {last_seq}, but the expected head is record {seq}: records were cut off or the chain replaced")
+    if hashes.get(seq) != head:
+        return Problem(seq, f"record {seq} is not the expected head {seq}:{head[:16]}…: the chain was rewritten")
+    return None
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as printed by ``audit head``; ValueError when it is not one."""
+    seq, sep, head = text.strip().partition(":")
+    if not sep or not seq.isdigit() or int(seq) < 1 or len(head) != 64 or any(c not in "0123456789abcdef" for c in head):
+        raise ValueError(f"not a sealed head (SEQ:HASH, e.g. 42:{'0' * 64}): {text!r}")
+    return int(seq), head
+
+
+def _key_for(store: Store, create: bool = True) -> tuple[bytes, bool]:
+    """The seal key and whether it existed before. A missing key is made only for an empty chain.
+
+    With records present a new key would make every seal look forged, and a silently made one
+    would hide that the old was removed: the guard stops and says how to recover instead."""
+    path = store.home / "audit.key"
+    try:
+        return load_key(store.home, create=False), True
+    except FileNotFoundError:
+        pass
+    rows = store.query("SELECT COUNT(*) AS n FROM audit")
+    count = int(rows[0]["n"]) if rows else 0
+    if count:
+        raise KeyMissing(
+            f"the audit key {path} is missing, but the audit chain in {store.where} has {count} records. "
+            "Restore audit.key from a backup of this home (without it the seals cannot be checked); "
+            "mcp-guard never makes a new key while records exist. To start a new chain on purpose, "
+            "move the store and the audit-spool folder aside first"
+        )
+    if not create:
+        return b"", False
+    return load_key(store.home), False
+
+
+# Values that are digests or identifiers the guard made: never text from a call.
+_NOT_TEXT = frozenset({
+    "session", "arguments_digest", "result_digest", "preview_sha256", "sha256", "grant", "approval_request",
+    "forwarded_record", "spool",
+})
+
+
+def scrub_body(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with every string from a call (tool names, error texts, reasons) passed through
+    the detectors: what the store keeps holds placeholders, never a raw secret or personal value."""
+    return {k: v if k in _NOT_TEXT else _scrub(v) for k, v in body.items()}
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with what the detectors find replaced by placeholders (cached: names repeat)."""
+    if not text:
+        return text
+    return _scrub_short(text) if len(text) <= 256 else _mask_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrub_short(text: str) -> str:
+    return _mask_text(text)
+
+
+def _mask_text(text: str) -> str:
+    from .masking.mask import DEFAULT_MASKED, locked_detect
+    from .masking.vault import Vault
+
+    spans = [span for span in locked_detect(text) if span.label in DEFAULT_MASKED]
+    return Vault().replace(text, spans, "audit") if spans else text
 
 
 def _read_spool(data: bytes, path: Path) -> list[dict[str, Any]]:
@@ -295,6 +458,8 @@ class Spool:
         self._error: str | None = None
         self._closing = False
         self._urgent = False
+        # Announced before anything is spooled: a spool that vanishes unchained is then named by verify.
+        audit.append("audit.spool_opened", {"spool": self.name})
         self._thread = threading.Thread(target=self._run, name="mcp-guard-audit", daemon=True)
         self._thread.start()
 
@@ -345,33 +510,57 @@ class Spool:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if not self._closing and not self._urgent:
-                    # Let records gather: one transaction for many, and this thread takes the
-                    # interpreter from the calls' path once per batch, not once per record.
-                    self._cond.wait(self.BATCH_S)
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending, []
-                self._urgent = False
-            try:
-                self.audit.fold(self.name, batch)
-            except Exception as exc:  # the store is down or locked: keep the records, refuse calls
-                logger.error("cannot chain %d audit records: %s", len(batch), exc)
-                with self._cond:
-                    self._error = str(exc)
-                    self._pending[:0] = batch
-                    if self._closing:
-                        return  # the spool file keeps them; the next reader or guard chains them
-                time.sleep(0.5)
-                continue
+                seal_now = self._idle()
+                if not seal_now:
+                    if not self._closing and not self._urgent:
+                        # Let records gather: one transaction for many, and this thread takes the
+                        # interpreter from the calls' path once per batch, not once per record.
+                        self._cond.wait(self.BATCH_S)
+                    if not self._pending:
+                        return
+                    batch, self._pending = self._pending, []
+                    self._urgent = False
+            if seal_now:
+                self._seal()
+            elif self._fold(batch):
+                return
+
+    def _idle(self) -> bool:
+        """Wait for records; True when, meanwhile, the chained ones are due to be sealed."""
+        while not self._pending and not self._closing:
+            due = self.audit.seal_due()
+            if due is not None and due <= 0:
+                return True
+            self._cond.wait(due)
+        return False
+
+    def _seal(self) -> None:
+        try:
+            self.audit.seal()
+        except Exception as exc:  # the store is down: the records stay chained, sealed later or at close
+            logger.error("cannot seal the audit head: %s", exc)
+            time.sleep(0.5)
+
+    def _fold(self, batch: list[dict[str, Any]]) -> bool:
+        """Chain one batch; True when the writer should stop (closing with the store down)."""
+        try:
+            self.audit.fold(self.name, batch)
+        except Exception as exc:  # the store is down or locked: keep the records, refuse calls
+            logger.error("cannot chain %d audit records: %s", len(batch), exc)
             with self._cond:
-                self._error = None
-                self._folded = batch[-1]["n"]
-                if not self._pending and os.fstat(self._fd).st_size > self.ROTATE_BYTES:
-                    os.ftruncate(self._fd, 0)  # all chained; lines are numbered, so folding stays exact
-                self._cond.notify_all()
+                self._error = str(exc)
+                self._pending[:0] = batch
+                if self._closing:
+                    return True  # the spool file keeps them; the next reader or guard chains them
+            time.sleep(0.5)
+            return False
+        with self._cond:
+            self._error = None
+            self._folded = batch[-1]["n"]
+            if not self._pending and os.fstat(self._fd).st_size > self.ROTATE_BYTES:
+                os.ftruncate(self._fd, 0)  # all chained; lines are numbered, so folding stays exact
+            self._cond.notify_all()
+        return False
 
     def close(self) -> None:
         with self._cond:
@@ -382,6 +571,7 @@ class Spool:
             clean = not self._pending and self._error is None
         if clean:
             try:
+                self.audit.spool_closed(self.name, self._n, "close")  # before the file goes
                 self.audit.forget_spool(self.path)
             except (OSError, StoreError) as exc:
                 logger.warning("could not remove the audit spool %s: %s", self.path, exc)

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .audit import scrub_text
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ class Grants:
         lifetime = ttl_seconds(scope) or SESSION_GRANT_MAX_S
         now = time.time()
         grant = Grant(
-            secrets.token_hex(8), user, session if scope == "session" else None, server, tool, scope, now, now + lifetime,
+            # A tool name with a secret in it is kept masked (and such a grant then matches nothing).
+            secrets.token_hex(8), user, session if scope == "session" else None, server, scrub_text(tool), scope, now, now + lifetime,
             approver, channel, None, kind, rule, policy_version, os.getpid(), HOST,
         )
         self._deadlines[grant.id] = time.monotonic() + lifetime
