@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .audit import scrub_text
+from .scrub import scrub_text
 from .store import Store
 
 HOST = socket.gethostname()

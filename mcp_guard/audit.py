@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import functools
 import hashlib
 import hmac
 import io
@@ -36,14 +35,18 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .audit_spool import read_spool
+from .scrub import scrub_body
 from .store import Store, StoreError, guard_home
+
+if TYPE_CHECKING:
+    from .audit_spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ SEAL_EVERY = 100
 # A record is sealed no later than this after it was chained (a running guard's writer seals).
 SEAL_INTERVAL_S = 2.0
 
-__all__ = ["Audit", "KeyMissing", "Problem", "digest", "parse_head", "scrub_text"]
+__all__ = ["Audit", "KeyMissing", "Problem", "digest", "parse_head"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ class Audit:
 
     def start_spool(self) -> Spool:
         """Spool this process's records from now on (a guard serving calls)."""
+        from .audit_spool import Spool
+
         self.fold_spools()
         self.spool = Spool(self, self.spool_dir())
         return self.spool
@@ -238,7 +243,7 @@ class Audit:
                 except BlockingIOError:
                     gone = False  # a live guard: fold what is there, leave the file to it
                 with os.fdopen(os.dup(fd), "rb") as spool_file:
-                    entries = _read_spool(spool_file.read(), path)
+                    entries = read_spool(spool_file.read(), path)
                 name = path.stem
                 count = self.fold(name, entries)
                 folded += count
@@ -303,7 +308,11 @@ class Audit:
             prev, expected_seq, last_seq = row["hash"], seq + 1, seq
             hashes[seq] = row["hash"]
             _track_spool(spools, seq, row["kind"], body)
-        return self._check_heads(hashes, last_seq) or _check_expected(hashes, last_seq, expect) or self._check_spools(spools)
+        return (
+            self._check_heads(hashes, last_seq)
+            or _check_expected(hashes, last_seq, expect)
+            or self._check_spools(spools)
+        )
 
     def _check_heads(self, hashes: dict[int, str], last_seq: int) -> Problem | None:
         heads = self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq")
@@ -324,7 +333,8 @@ class Audit:
         mine = f"{socket.gethostname()}-"
         for name, seq in sorted(spools.items(), key=lambda item: item[1]):
             if name.startswith(mine) and not (self.spool_dir() / f"{name}.jsonl").exists():
-                return Problem(seq, f"the audit spool {name} (opened at record {seq}) vanished before it was closed: records in it may be lost")
+                return Problem(seq, f"the audit spool {name} (opened at record {seq}) vanished before it was closed: "
+                                    "records in it may be lost")
         return None
 
 
@@ -343,7 +353,8 @@ def _check_expected(hashes: dict[int, str], last_seq: int, expect: tuple[int, st
         return None
     seq, head = expect
     if seq > last_seq:
-        return Problem(last_seq + 1, f"the chain ends at record {last_seq}, but the expected head is record {seq}: records were cut off or the chain replaced")
+        return Problem(last_seq + 1, f"the chain ends at record {last_seq}, but the expected head is record {seq}: "
+                                     "records were cut off or the chain replaced")
     if hashes.get(seq) != head:
         return Problem(seq, f"record {seq} is not the expected head {seq}:{head[:16]}…: the chain was rewritten")
     return None
@@ -352,7 +363,8 @@ def _check_expected(hashes: dict[int, str], last_seq: int, expect: tuple[int, st
 def parse_head(text: str) -> tuple[int, str]:
     """``SEQ:HASH`` as printed by ``audit head``; ValueError when it is not one."""
     seq, sep, head = text.strip().partition(":")
-    if not sep or not seq.isdigit() or int(seq) < 1 or len(head) != 64 or any(c not in "0123456789abcdef" for c in head):
+    hexdigits = set("0123456789abcdef")
+    if not sep or not seq.isdigit() or int(seq) < 1 or len(head) != 64 or not set(head) <= hexdigits:
         raise ValueError(f"not a sealed head (SEQ:HASH, e.g. 42:{'0' * 64}): {text!r}")
     return int(seq), head
 
@@ -379,203 +391,6 @@ def _key_for(store: Store, create: bool = True) -> tuple[bytes, bool]:
     if not create:
         return b"", False
     return load_key(store.home), False
-
-
-# Values that are digests or identifiers the guard made: never text from a call.
-_NOT_TEXT = frozenset({
-    "session", "arguments_digest", "result_digest", "preview_sha256", "sha256", "grant", "approval_request",
-    "forwarded_record", "spool",
-})
-
-
-def scrub_body(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with every string from a call (tool names, error texts, reasons) passed through
-    the detectors: what the store keeps holds placeholders, never a raw secret or personal value."""
-    return {k: v if k in _NOT_TEXT else _scrub(v) for k, v in body.items()}
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return scrub_text(value)
-    if isinstance(value, dict):
-        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def scrub_text(text: str) -> str:
-    """``text`` with what the detectors find replaced by placeholders (cached: names repeat)."""
-    if not text:
-        return text
-    return _scrub_short(text) if len(text) <= 256 else _mask_text(text)
-
-
-@functools.lru_cache(maxsize=4096)
-def _scrub_short(text: str) -> str:
-    return _mask_text(text)
-
-
-def _mask_text(text: str) -> str:
-    from .masking.mask import DEFAULT_MASKED, locked_detect
-    from .masking.vault import Vault
-
-    spans = [span for span in locked_detect(text) if span.label in DEFAULT_MASKED]
-    return Vault().replace(text, spans, "audit") if spans else text
-
-
-def _read_spool(data: bytes, path: Path) -> list[dict[str, Any]]:
-    entries = []
-    for line in data.split(b"\n")[:-1]:  # a last line without its newline is still being written
-        try:
-            entry = json.loads(line)
-            if isinstance(entry, dict) and isinstance(entry.get("n"), int) and isinstance(entry.get("kind"), str):
-                entries.append(entry)
-                continue
-        except ValueError:
-            pass
-        logger.error("skipped a damaged line in the audit spool %s", path)
-    return entries
-
-
-class Spool:
-    """This process's audit records on their way into the chain (see the module's docstring)."""
-
-    ROTATE_BYTES = 8 * 1024 * 1024
-    BATCH_S = 0.02
-
-    def __init__(self, audit: Audit, directory: Path) -> None:
-        self.audit = audit
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.path = directory / f"{self.name}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while this process lives: readers know it is alive
-        self._n = 0
-        self._folded = 0
-        self._pending: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        self._error: str | None = None
-        self._closing = False
-        self._urgent = False
-        # Announced before anything is spooled: a spool that vanishes unchained is then named by verify.
-        audit.append("audit.spool_opened", {"spool": self.name})
-        self._thread = threading.Thread(target=self._run, name="mcp-guard-audit", daemon=True)
-        self._thread.start()
-
-    def write(self, kind: str, body: dict[str, Any]) -> str:
-        """Spool one record; raises StoreError while the store refuses records (fail closed)."""
-        if self._error is not None:
-            raise StoreError(f"the audit trail cannot be written ({self._error}), so calls are not run")
-        with self._cond:
-            self._n += 1
-            entry = {"n": self._n, "ts": round(time.time(), 6), "kind": kind, "body": body}
-            data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-            try:
-                written = os.write(self._fd, data)
-            except OSError as exc:
-                self._n -= 1
-                raise StoreError(f"cannot write the audit spool {self.path}: {exc}") from exc
-            if written != len(data):  # a full disk: the line is torn; never run the call
-                self._n -= 1
-                raise StoreError(f"cannot write the audit spool {self.path}: short write")
-            self._pending.append(entry)
-            if len(self._pending) == 1:
-                self._cond.notify()  # only the first of a batch: the writer then waits for more
-        return f"{self.name}:{entry['n']}"
-
-    @property
-    def backlog(self) -> int:
-        """Records spooled and not chained yet."""
-        return self._n - self._folded
-
-    @property
-    def failing(self) -> bool:
-        return self._error is not None
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything spooled so far is chained."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._n
-            self._urgent = True
-            self._cond.notify_all()
-            while self._folded < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                seal_now = self._idle()
-                if not seal_now:
-                    if not self._closing and not self._urgent:
-                        # Let records gather: one transaction for many, and this thread takes the
-                        # interpreter from the calls' path once per batch, not once per record.
-                        self._cond.wait(self.BATCH_S)
-                    if not self._pending:
-                        return
-                    batch, self._pending = self._pending, []
-                    self._urgent = False
-            if seal_now:
-                self._seal()
-            elif self._fold(batch):
-                return
-
-    def _idle(self) -> bool:
-        """Wait for records; True when, meanwhile, the chained ones are due to be sealed."""
-        while not self._pending and not self._closing:
-            due = self.audit.seal_due()
-            if due is not None and due <= 0:
-                return True
-            self._cond.wait(due)
-        return False
-
-    def _seal(self) -> None:
-        try:
-            self.audit.seal()
-        except Exception as exc:  # the store is down: the records stay chained, sealed later or at close
-            logger.error("cannot seal the audit head: %s", exc)
-            time.sleep(0.5)
-
-    def _fold(self, batch: list[dict[str, Any]]) -> bool:
-        """Chain one batch; True when the writer should stop (closing with the store down)."""
-        try:
-            self.audit.fold(self.name, batch)
-        except Exception as exc:  # the store is down or locked: keep the records, refuse calls
-            logger.error("cannot chain %d audit records: %s", len(batch), exc)
-            with self._cond:
-                self._error = str(exc)
-                self._pending[:0] = batch
-                if self._closing:
-                    return True  # the spool file keeps them; the next reader or guard chains them
-            time.sleep(0.5)
-            return False
-        with self._cond:
-            self._error = None
-            self._folded = batch[-1]["n"]
-            if not self._pending and os.fstat(self._fd).st_size > self.ROTATE_BYTES:
-                os.ftruncate(self._fd, 0)  # all chained; lines are numbered, so folding stays exact
-            self._cond.notify_all()
-        return False
-
-    def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(timeout=30)
-        with self._cond:
-            clean = not self._pending and self._error is None
-        if clean:
-            try:
-                self.audit.spool_closed(self.name, self._n, "close")  # before the file goes
-                self.audit.forget_spool(self.path)
-            except (OSError, StoreError) as exc:
-                logger.warning("could not remove the audit spool %s: %s", self.path, exc)
-        os.close(self._fd)
 
 
 def export(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .audit import scrub_text
+from .scrub import scrub_text
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -116,8 +116,8 @@ class Grants:
         now = time.time()
         grant = Grant(
             # A tool name with a secret in it is kept masked (and such a grant then matches nothing).
-            secrets.token_hex(8), user, session if scope == "session" else None, server, scrub_text(tool), scope, now, now + lifetime,
-            approver, channel, None, kind, rule, policy_version, os.getpid(), HOST,
+            secrets.token_hex(8), user, session if scope == "session" else None, server, scrub_text(tool), scope,
+            now, now + lifetime, approver, channel, None, kind, rule, policy_version, os.getpid(), HOST,
         )
         self._deadlines[grant.id] = time.monotonic() + lifetime
         values = grant.to_dict()
@@ -155,12 +155,14 @@ class Grants:
             pid = row["owner_pid"]
             if pid is not None and pid != os.getpid() and not _alive(pid):
                 ended += self.store.execute(
-                    "UPDATE grants SET revoked=? WHERE scope='session' AND revoked IS NULL AND owner_host=? AND owner_pid=?",
+                    "UPDATE grants SET revoked=? WHERE scope='session' AND revoked IS NULL"
+                    " AND owner_host=? AND owner_pid=?",
                     (time.time(), HOST, pid),
                 )
         # Session grants from before grants knew their process cannot be tied to a live session.
         ended += self.store.execute(
-            "UPDATE grants SET revoked=? WHERE scope='session' AND revoked IS NULL AND owner_pid IS NULL", (time.time(),)
+            "UPDATE grants SET revoked=? WHERE scope='session' AND revoked IS NULL AND owner_pid IS NULL",
+            (time.time(),),
         )
         if ended:
             logger.warning("ended %d session grant(s) left by guard processes that are gone", ended)
