@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .reviewers import Reviewers, canonical, same_person
+from .scrub import scrub_text
 from .store import Store
 
 HOST = socket.gethostname()
@@ -100,7 +101,7 @@ class Approvals:
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE approvals SET state='cancelled', decided_at=?, reason=? WHERE id=? AND state='pending'",
-                (time.time(), reason, request_id),
+                (time.time(), scrub_text(reason), request_id),
             )
             self.store.notify(db, f"approval:{request_id}")
 
@@ -123,7 +124,7 @@ class Approvals:
         now = time.time()
         request = Request(
             id=secrets.token_hex(4), created=now, expires=now + lifetime, user=user, session=session, server=server,
-            tool=tool, binding=binding, rule=rule, risk=risk, preview=preview,
+            tool=scrub_text(tool), binding=binding, rule=rule, risk=risk, preview=preview,
             preview_sha256=hashlib.sha256(preview.encode()).hexdigest(), page_token=secrets.token_urlsafe(24),
             page_url=None, max_scope=max_scope, state="pending", approvers=approvers,
             reviewers=json.dumps(sorted(reviewers)) if reviewers is not None else None, quorum=quorum, grp=group,
@@ -159,6 +160,7 @@ class Approvals:
         decided by its requester; one deny settles it, and approvals count once per person
         until the quorum is reached."""
         self._expire(request_id)
+        reason = scrub_text(reason)  # a decider's note is kept: never a raw secret in it
         with self.store.transaction() as db:
             row = db.execute("SELECT state, max_scope, user, approvers, reviewers, quorum FROM approvals WHERE id=?", (request_id,)).fetchone()
             if row is None:
@@ -207,7 +209,10 @@ class Approvals:
         return [dict(r) for r in self.store.query("SELECT * FROM approval_votes WHERE request=? ORDER BY at", (request_id,))]
 
     def take_decision(self, binding: str, user: str) -> Request | None:
-        """A decided, unused request for this exact call, marked used unless its scope is wider."""
+        """A decided, unused request for this exact call, marked used: one decision runs one call.
+
+        A wider scope lives on in the grant the approval made, never in the request, so an
+        approval cannot be picked up again by the same user's call in another session."""
         with self.store.transaction() as db:
             row = db.execute(
                 "SELECT id, scope, state FROM approvals WHERE binding=? AND user=? AND state IN ('approved','denied')"
@@ -216,8 +221,7 @@ class Approvals:
             ).fetchone()
             if row is None:
                 return None
-            if row[2] == "denied" or row[1] in (None, "once"):
-                db.execute("UPDATE approvals SET consumed=? WHERE id=?", (time.time(), row[0]))
+            db.execute("UPDATE approvals SET consumed=? WHERE id=? AND consumed IS NULL", (time.time(), row[0]))
         return self.get(row[0])
 
 

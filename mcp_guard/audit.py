@@ -2,9 +2,15 @@
 
 ``hash = sha256(prev_hash + canonical JSON of {seq, ts, kind, body})``. Editing, deleting,
 inserting or reordering any record breaks a link that :func:`verify` names. Cutting records off
-the end leaves a shorter chain that still links; to catch that, the head is sealed every
-``SEAL_EVERY`` records with an HMAC under a key in ``MCP_GUARD_HOME`` (``audit.key``), and
-``verify`` fails when the chain no longer reaches a sealed head.
+the end leaves a shorter chain that still links; to catch that, the head is sealed with an HMAC
+under a key in ``MCP_GUARD_HOME`` (``audit.key``) at every close, every ``SEAL_EVERY`` records
+and at most ``SEAL_INTERVAL_S`` after a record arrives, and ``verify`` fails when the chain no
+longer reaches a sealed head. Someone who can rewrite the store and the key can rewrite the
+seals too: ``audit head`` prints the sealed head for keeping elsewhere, and ``verify --expect``
+proves the chain still holds it. The key is never silently made anew while records exist.
+
+Each spool is announced in the chain when it opens (``audit.spool_opened``) and when it is done
+(``audit.spool_closed``), so a spool that vanished before its records were chained is named.
 
 Records hold no raw sensitive values: callers pass masked data and digests only.
 
@@ -29,21 +35,27 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .audit_spool import read_spool
+from .scrub import scrub_body
 from .store import Store, StoreError, guard_home
+
+if TYPE_CHECKING:
+    from .audit_spool import Spool
 
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SEAL_EVERY = 100
+# A record is sealed no later than this after it was chained (a running guard's writer seals).
+SEAL_INTERVAL_S = 2.0
 
-__all__ = ["Audit", "Problem", "digest"]
+__all__ = ["Audit", "KeyMissing", "Problem", "digest", "parse_head"]
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,8 @@ def link(prev: str, seq: int, ts: float, kind: str, body: Any) -> str:
     return hashlib.sha256(prev.encode() + _canonical(seq, ts, kind, body)).hexdigest()
 
 
-def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
-    """A key file of the home, readable by the owner only; created on first use.
+def load_key(home: Path | None = None, name: str = "audit.key", create: bool = True) -> bytes:
+    """A key file of the home, readable by the owner only; created on first use (``create``).
 
     The key is written to a private temporary file and linked into place, so a key file is
     never seen half-written and, when guards start together, one key wins and all use it."""
@@ -70,6 +82,8 @@ def load_key(home: Path | None = None, name: str = "audit.key") -> bytes:
         try:
             key = bytes.fromhex(path.read_text().strip())
         except FileNotFoundError:
+            if not create:
+                raise
             _create_key(path)
             continue
         except (OSError, ValueError) as exc:
@@ -103,21 +117,30 @@ def digest(key: bytes, value: Any) -> str:
     return hashlib.blake2b(data, digest_size=16, key=key[:64]).hexdigest()
 
 
+class KeyMissing(StoreError):
+    """The seal key is gone while the chain has records: the seals cannot be checked."""
+
+
 class Audit:
-    def __init__(self, store: Store, key: bytes | None = None) -> None:
+    def __init__(self, store: Store, key: bytes | None = None, create_key: bool = True) -> None:
         self.store = store
-        self.key = key if key is not None else load_key(store.home)
+        if key is not None:
+            self.key, self.key_existed = key, True
+        else:
+            self.key, self.key_existed = _key_for(store, create_key)
         self.spool: Spool | None = None
+        self._sealed_at = float("-inf")  # when this process last sealed the head
+        self.unsealed = False  # records chained here since that seal
 
     def append(self, kind: str, body: dict[str, Any]) -> int:
         """Chain one record now; returns its sequence number. Raises StoreError if it cannot be written."""
         with self.store.transaction() as db:
-            return self._chain(db, [(round(time.time(), 6), kind, body)])
+            return self._chain(db, [(round(time.time(), 6), kind, scrub_body(body))])
 
     def record(self, kind: str, body: dict[str, Any]) -> str:
         """Keep one record: spooled when this process has a spool, else chained now. Returns its id."""
         if self.spool is not None:
-            return self.spool.write(kind, body)
+            return self.spool.write(kind, scrub_body(body))
         return str(self.append(kind, body))
 
     def _chain(self, db: Any, entries: list[tuple[float, str, Any]]) -> int:
@@ -131,10 +154,15 @@ class Audit:
             if seq % SEAL_EVERY == 0:
                 self._seal_row(db, seq, prev)
         db.executemany("INSERT INTO audit (seq, ts, kind, body, prev, hash) VALUES (?,?,?,?,?,?)", rows)
+        if rows and seq % SEAL_EVERY:
+            if time.monotonic() - self._sealed_at >= SEAL_INTERVAL_S:
+                self._seal_row(db, seq, prev)  # the first record after a quiet spell is sealed at once
+            else:
+                self.unsealed = True  # sealed by the writer (or at close) within SEAL_INTERVAL_S
         return seq
 
     def seal(self) -> int | None:
-        """Seal the current head now (also done every SEAL_EVERY records)."""
+        """Seal the current head now (also done at close, every SEAL_EVERY records and every few seconds)."""
         with self.store.transaction() as db:
             row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             if row is None:
@@ -142,10 +170,23 @@ class Audit:
             self._seal_row(db, row[0], row[1])
             return int(row[0])
 
+    def head(self) -> tuple[int, str] | None:
+        """The newest sealed head (seq, hash), or None when nothing was sealed."""
+        rows = self.store.query("SELECT seq, hash FROM audit_heads ORDER BY seq DESC LIMIT 1")
+        return (int(rows[0]["seq"]), str(rows[0]["hash"])) if rows else None
+
+    def seal_due(self) -> float | None:
+        """Seconds until the unsealed records must be sealed (0: now), or None when all are sealed."""
+        if not self.unsealed:
+            return None
+        return max(0.0, SEAL_INTERVAL_S - (time.monotonic() - self._sealed_at))
+
     def _seal_mac(self, seq: int, head: str) -> str:
         return hmac.new(self.key, f"{seq}:{head}".encode(), hashlib.sha256).hexdigest()
 
     def _seal_row(self, db: Any, seq: int, head: str) -> None:
+        self._sealed_at = time.monotonic()
+        self.unsealed = False
         mac = self._seal_mac(seq, head)
         db.execute(
             "INSERT INTO audit_heads (seq, hash, ts, mac) VALUES (?,?,?,?)"
@@ -160,9 +201,14 @@ class Audit:
 
     def start_spool(self) -> Spool:
         """Spool this process's records from now on (a guard serving calls)."""
+        from .audit_spool import Spool
+
         self.fold_spools()
         self.spool = Spool(self, self.spool_dir())
         return self.spool
+
+    def spool_closed(self, name: str, records: int, by: str) -> None:
+        self.append("audit.spool_closed", {"spool": name, "records": records, "by": by})
 
     def fold(self, name: str, entries: list[dict[str, Any]]) -> int:
         """Chain the entries of spool ``name`` not chained yet, in one transaction."""
@@ -197,13 +243,14 @@ class Audit:
                 except BlockingIOError:
                     gone = False  # a live guard: fold what is there, leave the file to it
                 with os.fdopen(os.dup(fd), "rb") as spool_file:
-                    entries = _read_spool(spool_file.read(), path)
+                    entries = read_spool(spool_file.read(), path)
                 name = path.stem
                 count = self.fold(name, entries)
                 folded += count
                 if gone:
                     if count:
                         logger.warning("chained %d audit records left by a guard that stopped (%s)", count, name)
+                    self.spool_closed(name, entries[-1]["n"] if entries else 0, "recovery")
                     self.forget_spool(path)
             finally:
                 os.close(fd)
@@ -215,9 +262,14 @@ class Audit:
         self.store.execute("DELETE FROM audit_spools WHERE name=?", (path.stem,))
 
     def close(self) -> None:
+        """Stop the spool's writer and seal the head: the last records cannot be cut unseen."""
         if self.spool is not None:
             self.spool.close()
             self.spool = None
+        try:
+            self.seal()
+        except StoreError as exc:
+            logger.error("could not seal the audit head at close: %s", exc)
 
     def records(self, since: float | None = None, until: float | None = None) -> Iterator[dict[str, Any]]:
         sql, args = "SELECT seq, ts, kind, body, prev, hash FROM audit", []
@@ -233,10 +285,14 @@ class Audit:
         for row in self.store.query(sql + " ORDER BY seq", tuple(args)):
             yield {"seq": row["seq"], "ts": row["ts"], "kind": row["kind"], "body": json.loads(row["body"]), "prev": row["prev"], "hash": row["hash"]}
 
-    def verify(self) -> Problem | None:
-        """None when the chain is whole; else the first record where it breaks, and why."""
+    def verify(self, expect: tuple[int, str] | None = None) -> Problem | None:
+        """None when the chain is whole; else the first record where it breaks, and why.
+
+        ``expect`` (seq, hash): a head printed by ``audit head`` and kept elsewhere; the chain
+        must still hold it (catches cutting below it and wholesale replacement)."""
         prev, expected_seq, last_seq = GENESIS, 1, 0
         hashes: dict[int, str] = {}
+        spools: dict[str, int] = {}  # announced and not closed: name -> the announcing record
         for row in self.store.query("SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY seq"):
             seq = row["seq"]
             if seq != expected_seq:
@@ -251,7 +307,19 @@ class Audit:
                 return Problem(seq, f"record {seq} does not match its hash: it was edited")
             prev, expected_seq, last_seq = row["hash"], seq + 1, seq
             hashes[seq] = row["hash"]
-        for head in self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq"):
+            _track_spool(spools, seq, row["kind"], body)
+        return (
+            self._check_heads(hashes, last_seq)
+            or _check_expected(hashes, last_seq, expect)
+            or self._check_spools(spools)
+        )
+
+    def _check_heads(self, hashes: dict[int, str], last_seq: int) -> Problem | None:
+        heads = self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq")
+        if last_seq == 0 and not heads and self.key_existed:
+            # A guard writes its first record as soon as it makes the key: records were expected.
+            return Problem(None, "the chain is empty, but this home's audit key exists: its records were removed")
+        for head in heads:
             if not hmac.compare_digest(self._seal_mac(head["seq"], head["hash"]), head["mac"]):
                 return Problem(head["seq"], f"the seal of record {head['seq']} is not valid: the seals were tampered with")
             if head["seq"] > last_seq:
@@ -260,132 +328,69 @@ class Audit:
                 return Problem(head["seq"], f"record {head['seq']} differs from the sealed one")
         return None
 
-
-def _read_spool(data: bytes, path: Path) -> list[dict[str, Any]]:
-    entries = []
-    for line in data.split(b"\n")[:-1]:  # a last line without its newline is still being written
-        try:
-            entry = json.loads(line)
-            if isinstance(entry, dict) and isinstance(entry.get("n"), int) and isinstance(entry.get("kind"), str):
-                entries.append(entry)
-                continue
-        except ValueError:
-            pass
-        logger.error("skipped a damaged line in the audit spool %s", path)
-    return entries
+    def _check_spools(self, spools: dict[str, int]) -> Problem | None:
+        """A spool of this host announced, never closed, and gone: its unchained records are lost."""
+        mine = f"{socket.gethostname()}-"
+        for name, seq in sorted(spools.items(), key=lambda item: item[1]):
+            if name.startswith(mine) and not (self.spool_dir() / f"{name}.jsonl").exists():
+                return Problem(seq, f"the audit spool {name} (opened at record {seq}) vanished before it was closed: "
+                                    "records in it may be lost")
+        return None
 
 
-class Spool:
-    """This process's audit records on their way into the chain (see the module's docstring)."""
+def _track_spool(spools: dict[str, int], seq: int, kind: str, body: Any) -> None:
+    name = body.get("spool") if isinstance(body, dict) else None
+    if not isinstance(name, str):
+        return
+    if kind == "audit.spool_opened":
+        spools[name] = seq
+    elif kind == "audit.spool_closed":
+        spools.pop(name, None)
 
-    ROTATE_BYTES = 8 * 1024 * 1024
-    BATCH_S = 0.02
 
-    def __init__(self, audit: Audit, directory: Path) -> None:
-        self.audit = audit
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.path = directory / f"{self.name}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while this process lives: readers know it is alive
-        self._n = 0
-        self._folded = 0
-        self._pending: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        self._error: str | None = None
-        self._closing = False
-        self._urgent = False
-        self._thread = threading.Thread(target=self._run, name="mcp-guard-audit", daemon=True)
-        self._thread.start()
+def _check_expected(hashes: dict[int, str], last_seq: int, expect: tuple[int, str] | None) -> Problem | None:
+    if expect is None:
+        return None
+    seq, head = expect
+    if seq > last_seq:
+        return Problem(last_seq + 1, f"the chain ends at record {last_seq}, but the expected head is record {seq}: "
+                                     "records were cut off or the chain replaced")
+    if hashes.get(seq) != head:
+        return Problem(seq, f"record {seq} is not the expected head {seq}:{head[:16]}…: the chain was rewritten")
+    return None
 
-    def write(self, kind: str, body: dict[str, Any]) -> str:
-        """Spool one record; raises StoreError while the store refuses records (fail closed)."""
-        if self._error is not None:
-            raise StoreError(f"the audit trail cannot be written ({self._error}), so calls are not run")
-        with self._cond:
-            self._n += 1
-            entry = {"n": self._n, "ts": round(time.time(), 6), "kind": kind, "body": body}
-            data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-            try:
-                written = os.write(self._fd, data)
-            except OSError as exc:
-                self._n -= 1
-                raise StoreError(f"cannot write the audit spool {self.path}: {exc}") from exc
-            if written != len(data):  # a full disk: the line is torn; never run the call
-                self._n -= 1
-                raise StoreError(f"cannot write the audit spool {self.path}: short write")
-            self._pending.append(entry)
-            if len(self._pending) == 1:
-                self._cond.notify()  # only the first of a batch: the writer then waits for more
-        return f"{self.name}:{entry['n']}"
 
-    @property
-    def backlog(self) -> int:
-        """Records spooled and not chained yet."""
-        return self._n - self._folded
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as printed by ``audit head``; ValueError when it is not one."""
+    seq, sep, head = text.strip().partition(":")
+    hexdigits = set("0123456789abcdef")
+    if not sep or not seq.isdigit() or int(seq) < 1 or len(head) != 64 or not set(head) <= hexdigits:
+        raise ValueError(f"not a sealed head (SEQ:HASH, e.g. 42:{'0' * 64}): {text!r}")
+    return int(seq), head
 
-    @property
-    def failing(self) -> bool:
-        return self._error is not None
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything spooled so far is chained."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._n
-            self._urgent = True
-            self._cond.notify_all()
-            while self._folded < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+def _key_for(store: Store, create: bool = True) -> tuple[bytes, bool]:
+    """The seal key and whether it existed before. A missing key is made only for an empty chain.
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if not self._closing and not self._urgent:
-                    # Let records gather: one transaction for many, and this thread takes the
-                    # interpreter from the calls' path once per batch, not once per record.
-                    self._cond.wait(self.BATCH_S)
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending, []
-                self._urgent = False
-            try:
-                self.audit.fold(self.name, batch)
-            except Exception as exc:  # the store is down or locked: keep the records, refuse calls
-                logger.error("cannot chain %d audit records: %s", len(batch), exc)
-                with self._cond:
-                    self._error = str(exc)
-                    self._pending[:0] = batch
-                    if self._closing:
-                        return  # the spool file keeps them; the next reader or guard chains them
-                time.sleep(0.5)
-                continue
-            with self._cond:
-                self._error = None
-                self._folded = batch[-1]["n"]
-                if not self._pending and os.fstat(self._fd).st_size > self.ROTATE_BYTES:
-                    os.ftruncate(self._fd, 0)  # all chained; lines are numbered, so folding stays exact
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(timeout=30)
-        with self._cond:
-            clean = not self._pending and self._error is None
-        if clean:
-            try:
-                self.audit.forget_spool(self.path)
-            except (OSError, StoreError) as exc:
-                logger.warning("could not remove the audit spool %s: %s", self.path, exc)
-        os.close(self._fd)
+    With records present a new key would make every seal look forged, and a silently made one
+    would hide that the old was removed: the guard stops and says how to recover instead."""
+    path = store.home / "audit.key"
+    try:
+        return load_key(store.home, create=False), True
+    except FileNotFoundError:
+        pass
+    rows = store.query("SELECT COUNT(*) AS n FROM audit")
+    count = int(rows[0]["n"]) if rows else 0
+    if count:
+        raise KeyMissing(
+            f"the audit key {path} is missing, but the audit chain in {store.where} has {count} records. "
+            "Restore audit.key from a backup of this home (without it the seals cannot be checked); "
+            "mcp-guard never makes a new key while records exist. To start a new chain on purpose, "
+            "move the store and the audit-spool folder aside first"
+        )
+    if not create:
+        return b"", False
+    return load_key(store.home), False
 
 
 def export(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:

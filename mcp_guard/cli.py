@@ -170,8 +170,14 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
     asub = audit.add_subparsers(metavar="ACTION")
     verify = asub.add_parser("verify", help="exit 0 when the chain is whole, 1 naming the first bad record")
+    verify.add_argument(
+        "--expect", metavar="SEQ:HASH", help="a head from `audit head` kept elsewhere: the chain must still hold it"
+    )
     _state(verify)
     verify.set_defaults(func=admin.cmd_audit_verify)
+    head = asub.add_parser("head", help="seal the chain's head now and print it (SEQ:HASH), to anchor elsewhere")
+    _state(head)
+    head.set_defaults(func=admin.cmd_audit_head)
     tail = asub.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")

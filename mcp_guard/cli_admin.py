@@ -162,13 +162,38 @@ def cmd_review_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from .audit import parse_head
+
+    try:
+        expect = parse_head(args.expect) if args.expect else None
+    except ValueError as exc:
+        print(f"mcp-guard: --expect: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    audit = audit_for(args)
+    problem = audit.verify(expect)
+    if problem is not None:
+        where = f"at record {problem.seq}" if problem.seq is not None else "as a whole"
+        print(f"mcp-guard: audit chain broken {where}: {problem.reason}", file=sys.stderr)
+        return EXIT_PROBLEM
+    count = sum(1 for _ in audit.records())
+    held = f", holding {expect[0]}:{expect[1]}" if expect else ""
+    print(f"audit chain whole: {count} records{held}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_audit_head(args: argparse.Namespace) -> int:
+    """The head, checked and sealed now: kept elsewhere, it lets `verify --expect` catch a cut."""
     audit = audit_for(args)
     problem = audit.verify()
     if problem is not None:
-        print(f"mcp-guard: audit chain broken at record {problem.seq}: {problem.reason}", file=sys.stderr)
+        print(f"mcp-guard: not sealing a broken chain (record {problem.seq}): {problem.reason}", file=sys.stderr)
         return EXIT_PROBLEM
-    count = sum(1 for _ in audit.records())
-    print(f"audit chain whole: {count} records", file=sys.stderr)
+    if audit.seal() is None:
+        print("mcp-guard: the audit chain is empty: there is no head to anchor", file=sys.stderr)
+        return EXIT_PROBLEM
+    head = audit.head()
+    assert head is not None
+    print(f"{head[0]}:{head[1]}")
     return EXIT_OK
 
 

@@ -45,7 +45,8 @@ def open_audit():  # type: ignore[no-untyped-def]
     from .store import StoreError, open_store
 
     try:
-        return Audit(open_store())
+        # A reader never makes the seal key: a missing one is reported, not replaced.
+        return Audit(open_store(), create_key=False)
     except StoreError as exc:
         # Fail closed: a guard that cannot keep its record does not run calls.
         raise ConfigError(f"{exc}. Fix MCP_GUARD_HOME, or run with --no-policy to relay without checks.") from exc

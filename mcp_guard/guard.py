@@ -108,7 +108,9 @@ class Guard:
         if metrics is not None:
             metrics.spool = spool
         source.listeners.append(lambda event, detail: audit.record(event, {"path": policy, **detail}))
-        hooks = default_hooks(source, Grants(store), extra_hooks, audit, metrics)
+        grants = Grants(store)
+        grants.recover()  # session grants of guards that crashed end now: their sessions are gone
+        hooks = default_hooks(source, grants, extra_hooks, audit, metrics)
         guard = cls(specs, Pipeline(hooks), allow_methods, max_message_bytes)
         guard._audit = audit
         return guard

@@ -95,6 +95,7 @@ class Call:
     decision: Any = None  # policy: the matching rule's decision (mcp_guard.policy.engine.Decision)
     policy_version: str = ""  # policy: the version of the policy that decided
     preapproved: bool = False  # gate: a sealed 2026 state says the person already approved this call
+    asked_at: float | None = None  # gate: monotonic time the guard's question to a 2026 client went out
     approval_started: float | None = None  # metrics: when the approval wait began (monotonic)
     approval_request: str = ""  # approve: the queue request this call waited on
     preview_sha256: str = ""  # approve: hash of the preview the approver saw

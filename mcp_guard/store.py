@@ -150,6 +150,15 @@ MIGRATIONS = [
         ended REAL
     )
     """,
+    # Grants bind the rule, policy version and approver kind that made them, and the guard
+    # process whose session a session grant belongs to (ended at crash recovery).
+    """
+    ALTER TABLE grants ADD COLUMN kind TEXT NOT NULL DEFAULT 'user';
+    ALTER TABLE grants ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+    ALTER TABLE grants ADD COLUMN policy_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE grants ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE grants ADD COLUMN owner_host TEXT
+    """,
 ]
 
 

@@ -69,7 +69,9 @@ async def test_a_denied_call_is_recorded_with_its_rule_and_reason(tmp_path: Path
     with anyio.fail_after(30):
         async with connect(guard(*probe(), policy=str(policy))) as client:
             await client.call_tool("crash", {})
-    tail = json.loads(cli(guard_home, "tail", "-n", "1", "--json").stdout)
+    # The guard's last records announce its spool's close; the call's record is just before.
+    tail = [json.loads(line) for line in cli(guard_home, "tail", "-n", "5", "--json").stdout.splitlines()]
+    tail = [r for r in tail if r["kind"].startswith("call.")][-1]
     assert tail["kind"] == "call.denied"
     assert tail["body"]["rule"] == "no-crash" and "not run" in tail["body"]["reason"]
 

@@ -57,11 +57,8 @@ class ApprovalHook(Hook):
             return
         if call.preapproved:
             return
-        if self.grants is not None:
-            grant = self.grants.find(call.user, call.session_id, call.upstream, call.name)
-            if grant is not None:
-                call.grant = grant.id
-                return
+        if self._granted(call, decision):
+            return
         binding = call_binding(call.upstream, call.name, call.shown_arguments, call.policy_version)
         if decision.approvers == "reviewers":
             await self._reviewers(call, decision, binding)
@@ -86,11 +83,32 @@ class ApprovalHook(Hook):
         if call.verdict is None:
             await self._out_of_band(call, decision, binding)
 
+    async def close_session(self, session_id: str) -> None:
+        """A session's grants end with it: a later client never runs on them."""
+        if self.grants is not None:
+            self.grants.end_session(session_id)
+
+    def _granted(self, call: Call, decision: Any) -> bool:
+        """Whether a grant made for exactly this (requester, tool, rule, policy, approver kind) lets it through."""
+        if self.grants is None:
+            return False
+        grant = self.grants.find(
+            call.user, call.session_id, call.upstream, call.name,
+            kind=decision.approvers, rule=decision.rule, policy_version=call.policy_version,
+        )
+        if grant is None:
+            return False
+        call.grant = grant.id
+        return True
+
     async def _elicit(self, call: Call, decision: Any, scopes: list[str]) -> bool:
         """Ask in the client. True when that settled the call (approved or denied)."""
         assert call.asker is not None
         params = {"mode": "form", "message": preview(call, decision), "requestedSchema": schema(scopes)}
-        started = time.monotonic()
+        # A 2026 client's answer arrives in a retry: the time to answer runs from when the
+        # question went out (sealed in the state), not from the retry's arrival.
+        asked_at = call.asked_at if APPROVE_KEY in call.answers else None
+        started = asked_at if asked_at is not None else time.monotonic()
         try:
             answer = await call.asker.ask(APPROVE_KEY, "elicitation/create", params, decision.timeout)
         except TimeoutError:
@@ -102,12 +120,19 @@ class ApprovalHook(Hook):
                 return False
             call.deny(f"asking for approval failed ({exc.message}), so {call.name} was not run.", "approve")
             return True
+        waited = time.monotonic() - started
+        if waited > decision.timeout:
+            call.deny(
+                f"the answer about {call.name} came {waited:.0f} s after it was asked, later than the "
+                f"{decision.timeout:.0f} s the policy allows, so it was not run.", "approve",
+            )
+            return True
         verdict = _read(answer, scopes)
         if verdict is not None:
             self._approved(call, verdict, "elicitation", call.user)
             return True
         action = answer.get("action") if isinstance(answer, dict) else None
-        elapsed_ms = (time.monotonic() - started) * 1000
+        elapsed_ms = waited * 1000
         automatic = action in ("decline", "cancel") and elapsed_ms < decision.min_human_ms
         if automatic and self._out_of_band_possible(decision):
             # Faster than anyone can read: the client answered by itself. Never a yes; ask elsewhere.
@@ -146,8 +171,7 @@ class ApprovalHook(Hook):
         if decided is None:
             call.deny(f"no reviewer decided on {call.name} within {decision.timeout:.0f} s (request {request.id}), so it was not run.", "approve")
             return
-        taken = self.approvals.take_decision(binding, call.user)
-        self._settle(call, taken or decided)
+        self._take(call, decision, binding, decided)
 
     async def _show_review_link(self, call: Call, url: str, request_id: str) -> None:
         """URL-mode elicitation: the client can offer the person the review page's link."""
@@ -209,8 +233,7 @@ class ApprovalHook(Hook):
                 "approve",
             )
             return
-        taken = self.approvals.take_decision(binding, call.user)
-        self._settle(call, taken or decided)
+        self._take(call, decision, binding, decided)
 
     async def _wait(self, call: Call, request_id: str, wait: float, how: str, cancel_on_exit: bool = False) -> Any:
         assert self.approvals is not None
@@ -234,12 +257,28 @@ class ApprovalHook(Hook):
             self.approvals.cancel(request_id, "no decision in time")
         return None
 
+    def _take(self, call: Call, decision: Any, binding: str, decided: Any) -> None:
+        """Use the decision this call waited for, unless an identical call in flight used it first."""
+        assert self.approvals is not None
+        taken = self.approvals.take_decision(binding, call.user)
+        if taken is not None:
+            self._settle(call, taken)
+        elif decided.state == "approved" and self._granted(call, decision):
+            pass  # the other call's approval was wider than once and left a grant that covers this one
+        elif decided.state == "approved":
+            call.deny(
+                f"the approval of request {decided.id} was for one call, and an identical call used it; "
+                f"{call.name} was not run a second time.", "approve",
+            )
+        else:
+            self._settle(call, decided)
+
     def _settle(self, call: Call, request: Any) -> None:
         if request.state == "approved":
             approver = request.decided_by or call.user
             if request.approvers == "reviewers" and self.approvals is not None:
                 approver = ",".join(v["reviewer"] for v in self.approvals.votes(request.id) if v["decision"] == "approve")
-            self._approved(call, request.scope or "once", request.channel or "page", approver)
+            self._approved(call, request.scope or "once", request.channel or "page", approver, request.approvers)
             call.approval_request = request.id
             call.preview_sha256 = request.preview_sha256
         else:
@@ -247,14 +286,15 @@ class ApprovalHook(Hook):
             who = "a reviewer" if request.approvers == "reviewers" else "the user"
             call.deny(f"{who} ({request.decided_by}, via {request.channel}) denied {call.name} on {call.upstream}{reason}. It was not run.", "approve")
 
-    def _approved(self, call: Call, scope: str, channel: str, approver: str) -> None:
+    def _approved(self, call: Call, scope: str, channel: str, approver: str, kind: str = "user") -> None:
         call.approved = scope
         call.approval_channel = channel
         call.approver = approver
         if self.grants is not None and scope != "once":
             grant = self.grants.add(
                 user=call.user, session=call.session_id, server=call.upstream, tool=call.name,
-                scope=scope, approver=approver, channel=channel,
+                scope=scope, approver=approver, channel=channel, kind=kind,
+                rule=call.decision.rule if call.decision is not None else "", policy_version=call.policy_version,
             )
             if grant is not None:
                 call.grant = grant.id

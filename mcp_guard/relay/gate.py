@@ -17,6 +17,7 @@ call runs the whole pipeline as a new one.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,9 @@ class Gate:
             # An approved call whose handshake-era server asked the client next: resume it.
             call.params = {**clean, "inputResponses": call.params.get("inputResponses")}
             return Admission(resume=self._parked(inner, wanted, session_id, stateless), preapproved=preapproved)
+        asked = opened.get("q")
+        if isinstance(asked, (int, float)) and not isinstance(asked, bool):
+            call.asked_at = float(asked)  # the key is this process's, so its monotonic clock applies
         responses = call.params.get("inputResponses")
         responses = responses if isinstance(responses, dict) else {}
         call.answers = {k: v for k, v in responses.items() if k.startswith("mcp-guard/")}
@@ -88,10 +92,14 @@ class Gate:
             call.params["requestState"] = inner
         return Admission(preapproved=preapproved)
 
-    def seal(self, call: Call, server: str, *, approved: bool = False, up: Any = None) -> str:
-        """A state for the guard's own question (or an approved call's next round) about ``call``."""
+    def seal(self, call: Call, server: str, *, approved: bool = False, up: Any = None, asking: bool = False) -> str:
+        """A state for the guard's own question (or an approved call's next round) about ``call``.
+
+        ``asking``: the state goes out with a question, and records when (for the time to answer)."""
         clean = {k: v for k, v in call.params.items() if k not in _ENVELOPE}
         fields: dict[str, Any] = {"up": up}
         if approved:
             fields["approved"] = True
+        if asking:
+            fields["q"] = time.monotonic()
         return self.sealer.seal(bridge.binding(call.method, clean, server), **fields)

@@ -417,7 +417,7 @@ class Hub:
         return {
             "resultType": "input_required",
             "inputRequests": {need.key: {"method": need.method, "params": need.params}},
-            "requestState": self.gate.seal(call, up.name, up=call.params.get("requestState")),
+            "requestState": self.gate.seal(call, up.name, up=call.params.get("requestState"), asking=True),
         }
 
     def _refusal(self, ctx: RequestContext, method: str, verdict: Verdict) -> Any:
