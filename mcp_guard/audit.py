@@ -144,6 +144,9 @@ class Audit:
         return str(self.append(kind, body))
 
     def _chain(self, db: Any, entries: list[tuple[float, str, Any]]) -> int:
+        if not self.key:
+            # A reader opened without a key (an empty home) must not start a chain no seal can check.
+            raise StoreError(f"the audit in {self.store.where} was opened read-only; nothing was recorded")
         row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (row[0], row[1]) if row else (0, GENESIS)
         rows = []

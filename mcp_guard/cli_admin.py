@@ -299,7 +299,7 @@ def cmd_tools_accept(args: argparse.Namespace) -> int:
     if not count:
         print(f"mcp-guard: nothing to accept for {args.server}{'/' + args.tool if args.tool else ''}", file=sys.stderr)
         return EXIT_PROBLEM
-    audit = audit_for(args)
+    audit = audit_for(args, writer=True)
     audit.append("tool.accepted", {"server": args.server, "tool": args.tool or "*", "by": requester_name(argparse.Namespace(user=None))})
     print(f"accepted {count} tool definition(s) of {args.server}", file=sys.stderr)
     return EXIT_OK

@@ -185,4 +185,4 @@ def cmd_review_token(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace, action: str, name: str, role: str | None) -> None:
     """Who was made (or unmade) a reviewer, and by which OS account: deciders are part of the evidence."""
     body = {"action": action, "name": name.strip(), "by": requester_name(argparse.Namespace(user=None))}
-    audit_for(args).append("reviewer.token", {**body, "role": role} if role else body)
+    audit_for(args, writer=True).append("reviewer.token", {**body, "role": role} if role else body)

@@ -40,13 +40,14 @@ def policy_path(explicit: str | None, from_config: str | None = None) -> str:
     return str(files("mcp_guard.policies").joinpath("default.yaml"))
 
 
-def open_audit():  # type: ignore[no-untyped-def]
+def open_audit(writer: bool = False):  # type: ignore[no-untyped-def]
     from .audit import Audit
     from .store import StoreError, open_store
 
     try:
-        # A reader never makes the seal key: a missing one is reported, not replaced.
-        return Audit(open_store(), create_key=False)
+        # A reader never makes the seal key: a missing one is reported, not replaced. A writer
+        # makes one only for an empty chain (the audit refuses to replace a lost key).
+        return Audit(open_store(), create_key=writer)
     except StoreError as exc:
         # Fail closed: a guard that cannot keep its record does not run calls.
         raise ConfigError(f"{exc}. Fix MCP_GUARD_HOME, or run with --no-policy to relay without checks.") from exc
@@ -102,9 +103,9 @@ def approvals_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return Approvals(grants.store)
 
 
-def audit_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The audit for a reader: first chained up to the last record any guard spooled."""
-    audit = open_audit()
+def audit_for(args: argparse.Namespace, writer: bool = False):  # type: ignore[no-untyped-def]
+    """The audit for a reader (or a ``writer``): first chained up to the last record any guard spooled."""
+    audit = open_audit(writer)
     audit.fold_spools()
     return audit
 

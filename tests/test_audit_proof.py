@@ -4,6 +4,7 @@ raw secret anywhere in the guard's home, whichever field of a call it was plante
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import secrets
@@ -23,6 +24,7 @@ from mcp_guard.audit import Audit
 from mcp_guard.store import Store
 from tests.conftest import FIXTURES, PY, connect, guard, node_server, probe
 from tests.rawclient import RawClient, open_raw
+from tests.reviewing import review
 
 pytestmark = pytest.mark.anyio
 
@@ -218,7 +220,7 @@ async def test_secrets_planted_in_every_field_of_a_call_reach_no_file_in_the_gua
             async with anyio.create_task_group() as tg:
                 tg.start_soon(held)
                 request = await first_pending(guard_home)
-                denied = cli(guard_home, "review", "deny", request, "--reason", f"do not paste {in_note} here")
+                denied = review(guard_home, "deny", request, "--reason", f"do not paste {in_note} here", "--as", getpass.getuser())
                 assert denied.returncode == 0, denied.stderr
         # An upstream whose JSON-RPC error text repeats the arguments (kept as the call's error).
         async with connect(guard(PY, str(FIXTURES / "hostile_server.py"), policy=str(policy))) as client:

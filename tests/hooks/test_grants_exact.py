@@ -4,6 +4,7 @@ decline in both eras. Real server-filesystem behind a real guard process, real c
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import mcp_types as types
 from mcp_guard.grants import Grants
 from mcp_guard.store import Store
 from tests.conftest import ERAS, connect, guard, node_server
+from tests.reviewing import review
 
 pytestmark = pytest.mark.anyio
 
@@ -189,7 +191,7 @@ async def test_one_approval_for_once_runs_one_of_two_identical_calls_in_flight(t
                     tg.start_soon(call, n)
                     await waiting[n].wait()
                 [request] = await pending(guard_home, 1)  # the identical calls wait on one request
-                approved = cli(guard_home, "review", "approve", request["id"])
+                approved = review(guard_home, "approve", request["id"], "--as", getpass.getuser())  # the requester's own token
                 assert approved.returncode == 0, approved.stderr
     ran = [r for r in results if not r.is_error]
     refused = [r for r in results if r.is_error]
