@@ -148,11 +148,16 @@ def _parser() -> argparse.ArgumentParser:
     _state(tcheck)
     tcheck.set_defaults(func=admin.cmd_tools_check)
 
+    from .wrap_clients import CLIENTS
+
     for verb in ("wrap", "unwrap"):
-        w = sub.add_parser(verb, help=f"{'put every server of' if verb == 'wrap' else 'restore'} a client's MCP config {'behind the guard' if verb == 'wrap' else 'from its backup'}")
-        w.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"), default="claude-desktop")
+        what = "put every server of a client's MCP config behind the guard" if verb == "wrap" else (
+            "take out exactly what wrap changed, keeping every edit made since")
+        w = sub.add_parser(verb, help=what, description=what)
+        w.add_argument("--client", choices=CLIENTS, default="claude-desktop", help="whose config format (default: %(default)s)")
         w.add_argument("--file", help="the config file (default: where the client keeps it on this OS)")
-        w.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+        w.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+        w.add_argument("--home", help="where the wrap record lives (default: $MCP_GUARD_HOME or the user's data dir)")
         w.set_defaults(func=admin.cmd_wrap, verb=verb)
 
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
