@@ -1,7 +1,9 @@
 """Command line: argv to library calls, exit codes, human output. No business rules here.
 
-Exit codes: 0 success; 1 a check found a problem; 2 usage or configuration error.
-Messages go to stderr; stdout belongs to the MCP protocol (``run``) or to data.
+Exit codes: 0 success; 1 a check found a problem; 2 usage or configuration error (a missing
+file, a busy port, bad input: one line on stderr, no traceback); 130 interrupted; 141 stdout
+closed early (``audit export | head``). Messages go to stderr; stdout belongs to the MCP
+protocol (``run``) or to data.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import atexit
 import functools
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _setup_logging(chosen)
     if not getattr(args, "func", None):
-        _parser().print_help(sys.stderr)
+        # A group alone (`mcp-guard review`) prints its own help, not the top level's.
+        (getattr(args, "help_of", None) or _parser()).print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.func(args))
@@ -53,14 +57,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours. Point stdout at nothing so the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as exc:
+        print(f"mcp-guard: {_os_problem(exc, args)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+EXIT_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
+
+
+def _os_problem(exc: OSError, args: argparse.Namespace) -> str:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        where = f"{getattr(args, 'host', '127.0.0.1')}:{getattr(args, 'port', '?')}"
+        return f"cannot listen on {where}: the address is already in use (stop the other program, or give --port)"
+    if exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc.strerror or exc)
+
+
+_LOG_LEVEL_HELP = "debug, info, warning or error (default: $MCP_GUARD_LOG_LEVEL, else warning); logs go to stderr"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-guard", description="A tool-call firewall for the Model Context Protocol.")
-    parser.add_argument(
-        "--log-level", default=None, help="debug, info, warning (default) or error ($MCP_GUARD_LOG_LEVEL); logs go to stderr"
-    )
+    parser.add_argument("--log-level", default=None, help=_LOG_LEVEL_HELP)
+    parser.add_argument("--version", action="version", version=f"mcp-guard {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
+    _commands(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script: bash, zsh or tcsh")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+    completion.set_defaults(func=functools.partial(_cmd_completion, parser))
+    _everywhere(parser)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mcp-guard")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+# Help for the arguments that many commands share, filled in where a command gave none.
+_HELP = {
+    "--json": "print machine-readable JSON", "id": "the request or grant id (from `list`)", "--server": "the server name",
+    "--tool": "the tool name (as the server names it)", "--user": "the requester's name (default: the OS user)",
+    "--reason": "why, kept in the audit record", "--host": "address to bind", "--port": "port to bind (0 picks a free one)",
+    "--allowed-host": "extra Host header value to accept (DNS-rebinding protection)", "files": "policy YAML files",
+    "server": "the server name (default: every server)", "tool": "one tool of that server (default: every changed tool)",
+    "token_action": "create NAME --role ROLE, list, or revoke NAME", "name": "the reviewer's name",
+    "-n": "how many records", "--format": "jsonl (one JSON object a line) or csv", "--all": "expired and revoked ones too",
+}
+
+
+def _explain(parser: argparse.ArgumentParser) -> None:
+    """Every option says what it is for and, when it has one, its default."""
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+            continue
+        key = action.option_strings[0] if action.option_strings else action.dest
+        if not action.help:
+            action.help = _HELP.get(key, _HELP.get(action.dest, action.dest.replace("_", " ")))
+        trivial = action.default in (None, False, True, "", [], argparse.SUPPRESS) or not action.option_strings
+        if not trivial and "default" not in action.help:
+            action.help += " (default: %(default)s)"
+
+
+def _everywhere(parser: argparse.ArgumentParser) -> None:
+    """Global options after the subcommand too, and each group's own help when called alone."""
+    _explain(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parser.set_defaults(help_of=parser)
+            for child in action.choices.values():
+                # SUPPRESS: a value given before the subcommand is not reset by the child's default.
+                child.add_argument("--log-level", default=argparse.SUPPRESS, help=_LOG_LEVEL_HELP)
+                _everywhere(child)
+
+
+def _cmd_completion(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import shtab
+
+    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    return EXIT_OK
+
+
+def _commands(sub) -> None:  # type: ignore[no-untyped-def]
 
     run = sub.add_parser("run", help="serve MCP on stdio in front of one or more upstream servers")
     _common(run)
@@ -197,7 +287,6 @@ def _parser() -> argparse.ArgumentParser:
     grevoke.add_argument("id")
     _state(grevoke)
     grevoke.set_defaults(func=admin.cmd_grants_revoke)
-    return parser
 
 
 def _state(p: argparse.ArgumentParser) -> None:

@@ -320,6 +320,15 @@ def cmd_grants_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _token_name_usable(name: str, existing: list[dict]) -> None:  # type: ignore[type-arg]
+    """A token names its reviewer in every decision: a blank name, or one a live token already
+    has, would make two people (or nobody) indistinguishable in the audit."""
+    if not name.strip() or not name.isprintable():
+        raise ConfigError("review token create needs the reviewer's NAME (printable, not blank)")
+    if any(row["name"] == name and row["revoked"] is None for row in existing):
+        raise ConfigError(f"{name!r} already has a live token; revoke it first (review token revoke {name})")
+
+
 def cmd_review_token(args: argparse.Namespace) -> int:
     import json
 
@@ -328,6 +337,7 @@ def cmd_review_token(args: argparse.Namespace) -> int:
     store = approvals_for(args).store
     reviewers = Reviewers(store)
     if args.token_action == "create":
+        _token_name_usable(args.name, reviewers.list())
         token = reviewers.create(args.name, args.role)
         print(token)  # the only time it is shown: it is stored hashed
         print(f"reviewer token for {args.name} ({args.role}) created; keep it secret", file=sys.stderr)
