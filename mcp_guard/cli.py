@@ -87,7 +87,7 @@ _LOG_LEVEL_HELP = "debug, info, warning or error (default: $MCP_GUARD_LOG_LEVEL,
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-guard", description="A tool-call firewall for the Model Context Protocol.")
     parser.add_argument("--log-level", default=None, help=_LOG_LEVEL_HELP)
-    parser.add_argument("--version", action="version", version=f"mcp-guard {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the installed version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
     _commands(sub)
     completion = sub.add_parser("completion", help="print a shell completion script: bash, zsh or tcsh")
@@ -95,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     completion.set_defaults(func=functools.partial(_cmd_completion, parser))
     _everywhere(parser)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, read from the package metadata only when asked (importlib.metadata costs ~30 ms)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        print(f"mcp-guard {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -382,6 +390,11 @@ def _settled(guard):  # type: ignore[no-untyped-def]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    command = upstream_command(args)
+    if command and not args.config:
+        from .relay import prestart
+
+        prestart.early(command)  # the server starts while the guard builds its policy and masking
     from .relay import loop
     from .relay.fronts.stdio import serve_stdio
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import time
 
@@ -23,7 +23,9 @@ from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
 from ..masking.mask import locked_detect as detect  # masking threads share the detectors
 from ..masking.vault import Vault
-from ..web.page import ApprovalPage
+
+if TYPE_CHECKING:  # the page (and html) are imported only where one is served
+    from ..web.page import ApprovalPage
 
 logger = logging.getLogger(__name__)
 

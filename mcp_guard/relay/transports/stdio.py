@@ -23,6 +23,7 @@ import anyio.abc
 
 from ...protocol import jsonrpc
 from ...errors import UpstreamError
+from .. import prestart
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks
 
 logger = logging.getLogger(__name__)
@@ -57,17 +58,9 @@ class StdioTransport:
         return " ".join(self.argv)
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        env = {**os.environ, **self.env}
         try:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={**os.environ, **self.env},
-                cwd=self.cwd,
-                start_new_session=True,
-                bufsize=0,
-            )
+            self.process = prestart.take(self.argv, self.cwd, env) or prestart.spawn(self.argv, self.cwd, env)
         except OSError as exc:
             raise UpstreamError(f"upstream {self.name!r} could not start: {self.describe()}: {exc.strerror or exc}") from exc
         assert self.process.stdin is not None
