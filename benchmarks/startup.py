@@ -1,6 +1,6 @@
 """What the guard adds to a stdio server's start: spawn to the first answer, with and without it.
 
-    python benchmarks/startup.py [--rounds 15] [--server tiny|probe]
+    python benchmarks/startup.py [--rounds 15] [--server tiny|probe|everything]
 
 Each round starts, interleaved, the server alone and the server behind ``mcp-guard run`` (with
 the shipped default policy, as a wrapped config runs it, and with ``--no-policy``), sends
@@ -9,7 +9,8 @@ the shipped default policy, as a wrapped config runs it, and with ``--no-policy`
 milliseconds over the server alone in the same run (the target is at most 150 ms).
 
 ``tiny`` is a minimal JSON-RPC server on the bare interpreter (its own start is ~20 ms, so the
-figure is nearly all the guard's); ``probe`` is the Python SDK server of the tests.
+figure is nearly all the guard's); ``probe`` is the Python SDK server of the tests;
+``everything`` the reference server on node (from ``npm ci``), a typical slow start.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 def server(kind: str) -> list[str]:
     if kind == "tiny":
         return [sys.executable, "-c", TINY]
+    if kind == "everything":
+        return [str(ROOT / "node_modules" / ".bin" / "mcp-server-everything")]
     return [sys.executable, str(ROOT / "fixtures" / "probe_server.py")]
 
 
@@ -90,7 +93,7 @@ def _answer(proc: subprocess.Popen[bytes], want: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default: 15)")
-    parser.add_argument("--server", choices=("tiny", "probe"), default="tiny", help="the upstream (default: tiny)")
+    parser.add_argument("--server", choices=("tiny", "probe", "everything"), default="tiny", help="the upstream (default: tiny)")
     args = parser.parse_args()
     env = {**os.environ, "MCP_GUARD_HOME": tempfile.mkdtemp(prefix="mcp-guard-bench-")}
     upstream = server(args.server)
