@@ -88,6 +88,9 @@ def wrap(path: Path, client: str, *, dry_run: bool = False, guard: str | None = 
 def unwrap(path: Path, *, dry_run: bool = False) -> Outcome:
     record = _load_record(path)
     if not record["entries"]:
+        if _backup(path).exists():  # wrapped by an mcp-guard that kept only a byte copy
+            raise ConfigError(f"{path}: no wrap record, only {_backup(path).name} from an older mcp-guard; "
+                              "compare and restore it by hand (it predates every edit since)")
         raise ConfigError(f"{path}: mcp-guard has no record of wrapping this file; nothing to unwrap")
     client = record["client"]
     old = _read(path)

@@ -137,6 +137,12 @@ def is_wrapped(entry: dict[str, Any], client: str) -> bool:
 def read_upstream(entry: dict[str, Any], client: str) -> Upstream:
     """Classify one entry; "skip" names a transport the guard cannot relay."""
     kind = str(entry.get("type", "")).lower()
+    for key in ("url", "httpUrl"):
+        if key in entry and not (isinstance(entry[key], str) and entry[key].startswith(("http://", "https://"))):
+            return Upstream("skip", [], why=f"its {key} is not an http(s) address")
+    headers = entry.get("http_headers" if client == "codex" else "headers")
+    if headers is not None and not (isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())):
+        return Upstream("skip", [], why="its headers are not a map of strings")
     if client == "opencode":
         if kind == "remote" or "url" in entry:
             return Upstream("http", [], str(entry.get("url", "")), dict(entry.get("headers") or {}))

@@ -198,9 +198,15 @@ def test_a_client_file_that_does_not_parse_is_a_one_line_error_naming_it(tmp_pat
     done = run("wrap", "--client", "codex", "--file", str(path))
     assert done.returncode == 2 and "not valid TOML" in done.stderr and "Traceback" not in done.stderr
     hostile = tmp_path / "h.json"
-    hostile.write_text(json.dumps({"mcpServers": {"a": ["not", "a", "dict"], "b": {"command": 7}, "c": {"url": None}}}))
+    hostile.write_text(json.dumps({"mcpServers": {
+        "a": ["not", "a", "dict"], "b": {"command": 7}, "c": {"url": None}, "d": {"url": "file:///etc/passwd"},
+        "e": {"url": "http://127.0.0.1:1/mcp", "headers": {"X": {"nested": 1}}}, "../../escape": {"url": "http://127.0.0.1:1/m"},
+    }}))
     done = run("wrap", "--client", "cursor", "--file", str(hostile))
     assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "c: left as is" in done.stderr and "d: left as is" in done.stderr and "e: left as is" in done.stderr
+    sidecars = list((guard_home / "wrapped").glob("cursor-*.json"))
+    assert len(sidecars) == 1 and sidecars[0].parent == guard_home / "wrapped"  # the odd name stays inside
     assert run("unwrap", "--client", "cursor", "--file", str(tmp_path / "none.json")).returncode == 2
 
 
