@@ -1,7 +1,9 @@
 """Command line: argv to library calls, exit codes, human output. No business rules here.
 
-Exit codes: 0 success; 1 a check found a problem; 2 usage or configuration error.
-Messages go to stderr; stdout belongs to the MCP protocol (``run``) or to data.
+Exit codes: 0 success; 1 a check found a problem; 2 usage or configuration error (a missing
+file, a busy port, bad input: one line on stderr, no traceback); 130 interrupted; 141 stdout
+closed early (``audit export | head``). Messages go to stderr; stdout belongs to the MCP
+protocol (``run``) or to data.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import atexit
 import functools
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +31,7 @@ from .cli_support import (
     requester_name,
     upstream_command,
 )
+from .cli_help import EXIT_PIPE, LOG_LEVEL_HELP, Version, cmd_completion, everywhere, os_problem
 from .errors import ConfigError, GuardError
 
 logger = logging.getLogger("mcp_guard")
@@ -42,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _setup_logging(chosen)
     if not getattr(args, "func", None):
-        _parser().print_help(sys.stderr)
+        # A group alone (`mcp-guard review`) prints its own help, not the top level's.
+        (getattr(args, "help_of", None) or _parser()).print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.func(args))
@@ -54,14 +59,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours. Point stdout at nothing so the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as exc:
+        print(f"mcp-guard: {os_problem(exc, args)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-guard", description="A tool-call firewall for the Model Context Protocol.")
-    parser.add_argument(
-        "--log-level", default=None, help="debug, info, warning (default) or error ($MCP_GUARD_LOG_LEVEL); logs go to stderr"
-    )
+    parser.add_argument("--log-level", default=None, help=LOG_LEVEL_HELP)
+    parser.add_argument("--version", action=Version, nargs=0, help="print the installed version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
+    _commands(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script: bash, zsh or tcsh")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+    completion.set_defaults(func=functools.partial(cmd_completion, parser))
+    everywhere(parser)
+    return parser
+
+
+def _commands(sub) -> None:  # type: ignore[no-untyped-def]
 
     run = sub.add_parser("run", help="serve MCP on stdio in front of one or more upstream servers")
     _common(run)
@@ -160,11 +181,16 @@ def _parser() -> argparse.ArgumentParser:
     _state(tcheck)
     tcheck.set_defaults(func=admin.cmd_tools_check)
 
+    from .wrap_clients import CLIENTS
+
     for verb in ("wrap", "unwrap"):
-        w = sub.add_parser(verb, help=f"{'put every server of' if verb == 'wrap' else 'restore'} a client's MCP config {'behind the guard' if verb == 'wrap' else 'from its backup'}")
-        w.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"), default="claude-desktop")
+        what = "put every server of a client's MCP config behind the guard" if verb == "wrap" else (
+            "take out exactly what wrap changed, keeping every edit made since")
+        w = sub.add_parser(verb, help=what, description=what)
+        w.add_argument("--client", choices=CLIENTS, default="claude-desktop", help="whose config format (default: %(default)s)")
         w.add_argument("--file", help="the config file (default: where the client keeps it on this OS)")
-        w.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+        w.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+        w.add_argument("--home", help="where the wrap record lives (default: $MCP_GUARD_HOME or the user's data dir)")
         w.set_defaults(func=admin.cmd_wrap, verb=verb)
 
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
@@ -210,7 +236,6 @@ def _parser() -> argparse.ArgumentParser:
     grevoke.add_argument("id")
     _state(grevoke)
     grevoke.set_defaults(func=admin.cmd_grants_revoke)
-    return parser
 
 
 def _reviewer(p: argparse.ArgumentParser) -> None:
@@ -311,6 +336,11 @@ def _settled(guard):  # type: ignore[no-untyped-def]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    command = upstream_command(args)
+    if command and not args.config:
+        from .relay import prestart
+
+        prestart.early(command)  # the server starts while the guard builds its policy and masking
     from .relay import loop
     from .relay.fronts.stdio import serve_stdio
 

@@ -329,16 +329,21 @@ def cmd_wrap(args: argparse.Namespace) -> int:
 
     path = Path(args.file) if args.file else wrapping.default_path(args.client)
     if args.verb == "wrap":
-        old, new = wrapping.wrap(path, args.client, dry_run=args.dry_run)
+        done = wrapping.wrap(path, args.client, dry_run=args.dry_run)
     else:
-        old, new = wrapping.unwrap(path, dry_run=args.dry_run)
+        done = wrapping.unwrap(path, dry_run=args.dry_run)
+    for note in done.notes:
+        print(f"{path}: {note}", file=sys.stderr)
     if args.dry_run:
-        sys.stdout.write(wrapping.diff(old, new, path))
-    elif old == new:
+        sys.stdout.write(wrapping.diff(done.old, done.new, path))
+        print(f"{path}: dry run, nothing written", file=sys.stderr)
+    elif not done.changed:
         print(f"{path}: nothing to change", file=sys.stderr)
+    elif args.verb == "wrap":
+        kept = f"; {len(done.notes)} left as they were (above)" if done.notes else ""
+        print(f"{path}: {len(done.changed)} server(s) now run through mcp-guard{kept}; restart the client", file=sys.stderr)
     else:
-        done = "every server now runs through mcp-guard; restart the client" if args.verb == "wrap" else "restored from the backup"
-        print(f"{path}: {done}", file=sys.stderr)
+        print(f"{path}: {len(done.changed)} server(s) restored; everything else kept as it is now", file=sys.stderr)
     return EXIT_OK
 
 

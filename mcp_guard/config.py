@@ -52,6 +52,18 @@ class ServerEntry(BaseModel):
     # that cannot be tied to exactly one call are refused.
     isolation: Literal["session", "shared"] = "session"
     request_timeout: float | None = Field(default=None, alias="requestTimeout", gt=0)
+    # Fields holding ${NAME} references, read from the guard's environment at start ("url",
+    # "headers.<Name>"): `wrap` moves a client's own references into the entry's env this way.
+    expand_env: list[str] = Field(default=[], alias="expandEnv")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("expandEnv"):
+            from .envrefs import expand_fields
+
+            data = expand_fields(data, data["expandEnv"])
+        return data
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerEntry:

@@ -108,7 +108,9 @@ def postgres_cluster() -> Iterator[Cluster]:
         pytest.skip("psycopg is not installed: pip install -e '.[test]' (it brings mcp-guard[postgres])")
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL is not installed here: apt-get install postgresql (Debian) gives initdb and postgres")
+        from tests.conftest import missing
+
+        missing("PostgreSQL", "apt-get install postgresql (Debian) gives initdb and postgres")
     cluster = Cluster(bindir)
     try:
         cluster.start()

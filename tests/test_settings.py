@@ -13,7 +13,9 @@ from tests.conftest import PY, ROOT
 PACKAGE = ROOT / "mcp_guard"
 # The stdio transport hands the guard's environment on to the servers it starts: that is the
 # user's environment for their server, not the guard's configuration.
-MAY_READ_ENVIRON = {PACKAGE / "settings.py", PACKAGE / "relay" / "transports" / "stdio.py"}
+# The stdio transport hands the environment on to the servers it starts, and so does its early
+# half (prestart.py, which starts `run -- CMD` before anything slow is imported).
+MAY_READ_ENVIRON = {PACKAGE / "settings.py", PACKAGE / "relay" / "transports" / "stdio.py", PACKAGE / "relay" / "prestart.py"}
 
 
 def _environ_uses(path: Path) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import time
 
@@ -23,7 +23,10 @@ from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
 from ..masking.mask import locked_detect as detect  # masking threads share the detectors
 from ..masking.vault import Vault
-from ..web.page import ApprovalPage
+from .why import asked_because
+
+if TYPE_CHECKING:  # the page (and html) are imported only where one is served
+    from ..web.page import ApprovalPage
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +351,7 @@ def preview(call: Call, decision: Any) -> str:
     risk = call.risk
     lines = [
         f"mcp-guard: approve {call.name} on server {call.upstream}?",
+        f"Why: {asked_because(call, decision)}.",
         f"Risk: {risk.level if risk else 'unknown'}. Rule '{decision.rule}': {decision.reason}",
         "Arguments:",
     ]

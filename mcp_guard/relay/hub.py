@@ -27,7 +27,7 @@ from . import eras as bridge
 from .asker import Asker
 from .egress import Egress
 from .gate import INVALID_STATE, Admission, Gate
-from .router import SEPARATOR, Router, decode_cursor, encode_cursor
+from .router import Router, decode_cursor, encode_cursor
 from .state import Sealer
 from .toward import DENIED, TowardClient
 from .upstream import ClientFacts, Inflight, Upstream
@@ -260,7 +260,9 @@ class Hub:
             self.uris.learn_list(up, key, result)
             for item in result.get(key) or []:
                 if key in _NAMESPACED and isinstance(item, dict) and isinstance(item.get("name"), str):
-                    item = {**item, "name": f"{up.name}{SEPARATOR}{item['name']}"}
+                    item = self.router.public_item(up, item)
+                    if item is None:
+                        continue
                 items.append(item)
             if result.get("nextCursor"):
                 following[name] = result["nextCursor"]

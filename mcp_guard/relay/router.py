@@ -32,6 +32,12 @@ logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
 
+# What model APIs and clients accept as a tool name. A namespaced name outside it is replaced by a
+# short form that is stable (the same server and name always give the same one, in every session
+# and process) and collision-free (a hash of the full name), with the original in `_meta`.
+_ACCEPTED = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_KEY = "mcp-guard/original-name"
+
 U = TypeVar("U")
 
 
@@ -72,6 +78,15 @@ class UriRoutes(Generic[U]):
         return None
 
 
+def short_name(full: str) -> str:
+    """Up to 64 characters of [A-Za-z0-9_-]: the readable start of the name and a hash of all of it."""
+    import hashlib
+
+    digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", full)[: 64 - len(digest) - 1].rstrip("_")
+    return f"{readable}_{digest}" if readable else f"tool_{digest}"
+
+
 def template_regex(template: str) -> re.Pattern[str]:
     """A loose matcher for an RFC 6570 URI template: each expression matches any run of text."""
     parts = re.split(r"\{[^}]*\}", template)
@@ -103,6 +118,21 @@ class Router:
         self._tools_complete: set[str] = set()
         # upstream -> the filesystem roots the client last gave it (policy/paths.py resolves against them)
         self.roots: dict[str, tuple[str, ...]] = {}
+        self._names: dict[str, tuple[str, str]] = {}  # listed name -> (server, the server's own name)
+
+    def public_item(self, up: Upstream, item: dict[str, Any]) -> dict[str, Any] | None:
+        """A listed tool or prompt under the name the client sees (aggregated listings only);
+        None hides one whose name another server's item already has (never route it to the wrong one)."""
+        own = (up.name, item["name"])
+        full = f"{up.name}{SEPARATOR}{item['name']}"
+        public = full if _ACCEPTED.fullmatch(full) else short_name(full)
+        if self._names.setdefault(public, own) != own:
+            logger.error("%s from server %r is hidden: its name %r is taken by %r", item["name"], up.name, public, self._names[public])
+            return None
+        if public == full:
+            return {**item, "name": full}
+        meta = {**(item.get("_meta") or {}), NAME_KEY: item["name"], "mcp-guard/server": up.name}
+        return {**item, "name": public, "_meta": meta}
 
     def add(self, upstream: Upstream) -> None:
         if SEPARATOR in upstream.name:
@@ -215,6 +245,9 @@ class Router:
             raise RPCError(jsonrpc.INVALID_PARAMS, f"the {kind} name must be a non-empty string")
         if not self.aggregated:
             return self.single, name
+        if name in self._names:
+            server, original = self._names[name]
+            return self.upstreams[server], original
         server, sep, rest = name.partition(SEPARATOR)
         up = self.upstreams.get(server)
         if not sep or up is None or not rest:

@@ -274,3 +274,21 @@ async def test_an_approved_call_whose_server_asks_too_asks_the_guard_question_on
     assert result.content[0].text == "accept: approve=True"  # type: ignore[union-attr]
     assert [q.splitlines()[0] for q in person.questions] == ["mcp-guard: approve confirm on server probe_server?", "Allow action: deploy?"]
     assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["confirm"]
+
+
+async def test_the_question_for_a_poisoned_tool_says_its_description_instructs_the_model(tmp_path: Path) -> None:
+    from tests.test_integrity import CHANGING
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow, channels: [elicitation], min_human_ms: 0}\nrules:\n"
+                      "  - name: high-needs-you\n    match: {risk: high}\n    action: approve\n"
+                      "    reason: This tool can change or delete things.\n")
+    person = Person(action="decline")
+    with anyio.fail_after(30):
+        async with connect(guard(*CHANGING, policy=str(policy), options=["--name", "glossary"]), "legacy",
+                           env={"VARIANT": "poisoned"}, elicitation_callback=person) as client:
+            await client.list_tools()
+            result = await client.call_tool("lookup", {"term": "x"})
+    assert result.is_error and len(person.questions) == 1
+    why = next(line for line in person.questions[0].splitlines() if line.startswith("Why: "))
+    assert "description carries instructions to the model" in why and "high-needs-you" in why

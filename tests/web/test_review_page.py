@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mcp import Client
-from tests.conftest import PY, background, free_port, node_server
+from tests.conftest import PY, background, free_port, missing, node_server
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +33,7 @@ rules:
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("headless Chromium is needed: apt-get install chromium (.ci/run does)")
+        missing("headless Chromium", "apt-get install chromium (Debian; .ci/run does)")
     return path
 
 
@@ -59,6 +59,7 @@ async def wait_for_card(http: httpx.AsyncClient, url: str, bearer: str) -> dict[
 
 
 async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_browser(tmp_path: Path, guard_home: Path) -> None:
+    browser_path = chromium()  # before any task group: a missing browser is a clean skip
     from playwright.async_api import async_playwright
 
     alice = token(guard_home, "alice", "secops")
@@ -80,7 +81,7 @@ async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_bro
                         await wait_for_card(http, f"{base}/api/review/pending", alice)
                     async with async_playwright() as pw:
                         browser = await pw.chromium.launch(
-                            executable_path=chromium(),
+                            executable_path=browser_path,
                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
                         )
                         page = await browser.new_page(viewport={"width": 1100, "height": 760})

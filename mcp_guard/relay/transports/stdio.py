@@ -23,6 +23,8 @@ import anyio.abc
 
 from ...protocol import jsonrpc
 from ...errors import UpstreamError
+from .. import prestart
+from ..prestart import upstream_env
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks
 
 logger = logging.getLogger(__name__)
@@ -57,17 +59,9 @@ class StdioTransport:
         return " ".join(self.argv)
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        env = upstream_env(self.env)
         try:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=upstream_env(self.env),
-                cwd=self.cwd,
-                start_new_session=True,
-                bufsize=0,
-            )
+            self.process = prestart.take(self.argv, self.cwd, env) or prestart.spawn(self.argv, self.cwd, env)
         except OSError as exc:
             raise UpstreamError(f"upstream {self.name!r} could not start: {self.describe()}: {exc.strerror or exc}") from exc
         assert self.process.stdin is not None
@@ -172,13 +166,3 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-# Credentials of the people who decide: an upstream (or anything it runs) holding one could
-# approve calls, so they are never handed on, whether inherited or configured.
-WITHHELD = ("MCP_GUARD_REVIEW_TOKEN",)
-
-
-def upstream_env(configured: Mapping[str, str]) -> dict[str, str]:
-    env = {**os.environ, **configured}
-    for name in WITHHELD:
-        env.pop(name, None)
-    return env

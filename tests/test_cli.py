@@ -1,0 +1,101 @@
+"""The command line as a user meets it: version, help, global options, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import probe
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([sys.executable, "-m", "mcp_guard", *args], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"mcp-guard {version('mcp-guard')}"
+
+
+def test_log_level_is_accepted_after_the_subcommand_as_well_as_before() -> None:
+    for argv in (("--log-level", "debug", "policy", "check", "x.yaml"), ("policy", "check", "x.yaml", "--log-level", "debug")):
+        done = run(*argv)
+        assert "unrecognized arguments" not in done.stderr and done.returncode == 1, done.stderr
+
+
+def test_a_command_group_alone_prints_its_own_help() -> None:
+    for group in ("review", "policy", "audit", "tools", "grants"):
+        done = run(group)
+        assert done.returncode == 2 and done.stderr.startswith(f"usage: mcp-guard {group} "), group
+
+
+def test_every_option_has_help_and_names_its_default() -> None:
+    from mcp_guard.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{path} {action.dest}"
+                if action.option_strings and action.nargs != 0 and action.default not in (None, "", [], argparse.SUPPRESS):
+                    assert "default" in action.help, f"{path} {action.option_strings}"
+
+    walk(_parser(), "mcp-guard")
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error_with_exit_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run("serve", "--port", str(port), "--no-policy", "--", *probe())
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and f"127.0.0.1:{port}" in done.stderr and "already in use" in done.stderr
+
+
+def test_audit_export_into_a_pipe_closed_early_ends_without_a_traceback(guard_home: Path) -> None:
+    from mcp_guard.audit import Audit
+    from mcp_guard.store import open_store
+
+    audit = Audit(open_store())
+    for i in range(3000):  # more than a pipe buffer holds, so the writer meets the closed pipe
+        audit.append("test.record", {"n": i, "note": "x" * 40})
+    process = subprocess.Popen([sys.executable, "-m", "mcp_guard", "audit", "export"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline()  # like `| head -1`
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert process.returncode == 141
+
+
+def test_missing_files_are_one_line_errors_naming_the_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    for argv in (("policy", "explain", "--policy", missing, "--server", "s", "--tool", "t"), ("scan", missing),
+                 ("run", "--config", missing)):
+        done = run(*argv)
+        assert done.returncode == 2 and "Traceback" not in done.stderr and "nope.yaml" in done.stderr, (argv, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_nameless_and_duplicate_reviewer_tokens_are_refused(guard_home: Path) -> None:
+    for blank in ("", "   ", "\x1b[31m"):
+        done = run("review", "token", "create", blank)
+        assert done.returncode == 2 and "NAME" in done.stderr and not done.stdout
+    assert run("review", "token", "create", "alice").returncode == 0
+    again = run("review", "token", "create", "alice")
+    assert again.returncode == 2 and "already has a live token" in again.stderr and not again.stdout
+    assert run("review", "token", "revoke", "alice").returncode == 0
+    assert run("review", "token", "create", "alice").returncode == 0
+
+
+def test_completion_prints_a_script_for_the_shell() -> None:
+    done = run("completion", "bash")
+    assert done.returncode == 0 and "mcp-guard" in done.stdout and "unwrap" in done.stdout
