@@ -88,10 +88,10 @@ def test_missing_files_are_one_line_errors_naming_the_file(tmp_path: Path) -> No
 def test_nameless_and_duplicate_reviewer_tokens_are_refused(guard_home: Path) -> None:
     for blank in ("", "   ", "\x1b[31m"):
         done = run("review", "token", "create", blank)
-        assert done.returncode == 2 and "NAME" in done.stderr and not done.stdout
+        assert done.returncode == 2 and "reviewer name" in done.stderr and not done.stdout
     assert run("review", "token", "create", "alice").returncode == 0
     again = run("review", "token", "create", "alice")
-    assert again.returncode == 2 and "already has a live token" in again.stderr and not again.stdout
+    assert again.returncode == 2 and "exists already" in again.stderr and not again.stdout
     assert run("review", "token", "revoke", "alice").returncode == 0
     assert run("review", "token", "create", "alice").returncode == 0
 
