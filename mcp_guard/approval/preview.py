@@ -69,7 +69,7 @@ def build(
         _value_lines(out, path, value, placeholders or {})
     size = len(json.dumps(arguments, ensure_ascii=False, default=str))
     lines = [
-        f'mcp-guard: approve "{one_line(tool)}" on server "{one_line(server)}"?',
+        f"mcp-guard: approve {one_line(tool)} on server {one_line(server)}?",
         f"Risk: {one_line(risk)}. Rule '{one_line(rule)}': {one_line(reason)}",
     ]
     if out.warnings:
