@@ -64,10 +64,13 @@ def build(
     (the servers its value came from, whether it is put back toward ``server``)."""
     out = _Lines([], [])
     count = 0
-    for path, value in _flatten(arguments, [], out.warnings):
+    for path, value in _flatten(arguments, out.warnings):
         count += 1
         _value_lines(out, path, value, placeholders or {})
-    size = len(json.dumps(arguments, ensure_ascii=False, default=str))
+    try:
+        size = f"{len(json.dumps(arguments, ensure_ascii=False, default=str))} characters as JSON"
+    except (RecursionError, ValueError):  # nested deeper than the encoder goes
+        size = "nested too deep to measure as JSON"
     lines = [
         f"mcp-guard: approve {one_line(tool)} on server {one_line(server)}?",
         f"Risk: {one_line(risk)}. Rule '{one_line(rule)}': {one_line(reason)}",
@@ -76,24 +79,27 @@ def build(
         lines.append(f"Warnings ({len(out.warnings)}):")
         lines.extend(f"  ! {w}" for w in out.warnings)
     if count:
-        lines.append(f"Arguments: {count} value(s), {size} characters as JSON; every key and value is shown in full.")
+        lines.append(f"Arguments: {count} value(s), {size}; every key and value is shown in full.")
         lines.extend(out.body)
     else:
         lines.append("Arguments: none.")
     return Preview("\n".join(lines) + "\n")
 
 
-def _flatten(value: Any, path: list[str], warnings: list[str]) -> Iterator[tuple[str, Any]]:
-    """(path, scalar) for every leaf, in the order they are sent; empty containers are leaves."""
-    if isinstance(value, Mapping) and value:
-        alike = same_skeleton([str(k) for k in value])
-        for key, item in value.items():
-            yield from _flatten(item, [*path, _key_part(str(key), path, alike, warnings)], warnings)
-    elif isinstance(value, list) and value:
-        for index, item in enumerate(value):
-            yield from _flatten(item, [*path, f"[{index}]"], warnings)
-    else:
-        yield "".join(path) or "(arguments)", value
+def _flatten(value: Any, warnings: list[str]) -> Iterator[tuple[str, Any]]:
+    """(path, scalar) for every leaf, in the order they are sent; empty containers are leaves.
+    A stack, not recursion: nesting as deep as the JSON parser allows cannot overflow it."""
+    stack: list[tuple[Any, list[str]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, Mapping) and item:
+            alike = same_skeleton([str(k) for k in item])
+            children = [(v, [*path, _key_part(str(k), path, alike, warnings)]) for k, v in item.items()]
+            stack.extend(reversed(children))
+        elif isinstance(item, list) and item:
+            stack.extend(reversed([(v, [*path, f"[{i}]"]) for i, v in enumerate(item)]))
+        else:
+            yield "".join(path) or "(arguments)", item
 
 
 def _key_part(key: str, path: list[str], alike: dict[str, list[str]], warnings: list[str]) -> str:

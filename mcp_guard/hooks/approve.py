@@ -62,6 +62,8 @@ class ApprovalHook(Hook):
             if grant is not None:
                 call.grant = grant.id
                 return
+        # The preview runs the detectors over every value: off the event loop, once, before any surface.
+        await anyio.to_thread.run_sync(hashed, call, decision)
         binding = call_binding(call.upstream, call.name, call.shown_arguments, call.policy_version)
         if decision.approvers == "reviewers":
             await self._reviewers(call, decision, binding)

@@ -145,3 +145,16 @@ def test_the_digest_changes_with_any_argument() -> None:
     one = build(server="fs", tool="t", risk="high", rule="r", reason="x", arguments={"a": "1"})
     two = build(server="fs", tool="t", risk="high", rule="r", reason="x", arguments={"a": "2"})
     assert one.sha256 != two.sha256 and len(one.sha256) == 64
+
+
+def test_arguments_nested_deeper_than_python_recursion_are_still_shown_in_full() -> None:
+    value: Any = {"command": "rm -rf / | sh"}
+    for _ in range(3000):
+        value = {"k": value}
+    text = shown({"deep": value})
+    assert "| sh" in text and ".k" * 3000 + '.command = "rm -rf / | sh"' in text
+
+
+def test_a_megabyte_of_hidden_characters_is_escaped_and_counted() -> None:
+    text = shown({"c": "a\u202e" * 500_000})
+    assert "\u202e" not in text and text.count("\\u202e") == 500_000 and "(1000000 chars)" in text
