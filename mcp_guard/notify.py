@@ -34,6 +34,7 @@ from . import settings
 from .approval.escape import one_line
 from .approval.preview import Preview, excerpt
 from .approvals import Request
+from .web.slack import slack_escape
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ SLACK_PREVIEW_SECTIONS = 4
 def slack_text(text: str) -> dict[str, Any]:
     """A plain_text object for text from a call: one of Slack's reserved characters cannot survive
     in it, and emoji codes stay letters."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return {"type": "plain_text", "text": escaped or " ", "emoji": False}
+    return {"type": "plain_text", "text": slack_escape(text) or " ", "emoji": False}
 
 
 def _slack_len(text: str) -> int:

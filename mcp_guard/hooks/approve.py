@@ -21,6 +21,7 @@ from ..approvals import Approvals, call_binding
 from ..errors import RPCError
 from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
+from ..approval.escape import one_line
 from ..approval.preview import Preview, build as build_preview, excerpt, fits
 from ..web.page import ApprovalPage
 
@@ -184,7 +185,7 @@ class ApprovalHook(Hook):
         assert call.asker is not None
         params = {
             "mode": "url",
-            "message": f"mcp-guard: {call.name} on {call.upstream} waits for a security reviewer (request {request_id}).",
+            "message": f"mcp-guard: {one_line(call.name)} on {one_line(call.upstream)} waits for a security reviewer (request {request_id}).",
             "url": url,
             "elicitationId": f"mcp-guard-review-{request_id}",
         }
@@ -224,7 +225,7 @@ class ApprovalHook(Hook):
                     self.approvals.set_page(request.id, link)
                 where.append("on the mcp-guard approval page (its link is in your desktop notification and in `mcp-guard review list`)")
                 if "notify" in decision.channels:
-                    notify(f"mcp-guard: approve {call.name} on {call.upstream}?", link)
+                    notify(f"mcp-guard: approve {one_line(call.name)} on {one_line(call.upstream)}?", link)
         if "cli" in decision.channels:
             where.append(f"with `mcp-guard review approve {request.id}` in a terminal")
         how = " or ".join(where) or "out of band"
