@@ -95,8 +95,8 @@ class ApprovalHook(Hook):
         message = self._question(call, decision)
         if message is None:
             call.deny(
-                f"the preview of {call.name} is too long for the client's question and there is no review queue "
-                "to show it in full, so it was not run.", "approve",
+                f"the preview of {call.name} is too long for the client's question, and this policy offers no other "
+                "place to read it in full (channels: page or cli, and the review queue), so it was not run.", "approve",
             )
             return True
         params = {"mode": "form", "message": message, "requestedSchema": schema(scopes)}
@@ -138,8 +138,8 @@ class ApprovalHook(Hook):
         shown = hashed(call, decision)
         if fits(shown, ELICIT_PREVIEW_CHARS):
             return excerpt(shown, ELICIT_PREVIEW_CHARS, "")
-        if self.approvals is None:
-            return None
+        if not self._out_of_band_possible(decision):
+            return None  # a request `review show` could read would be one the CLI could decide: not allowed here
         binding = call_binding(call.upstream, call.name, call.shown_arguments, call.policy_version)
         request = self._open(call, decision, binding, max(decision.timeout, decision.wait))
         return excerpt(shown, ELICIT_PREVIEW_CHARS, f"run `mcp-guard review show {request.id}` in a terminal")

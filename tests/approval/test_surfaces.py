@@ -127,3 +127,16 @@ async def test_the_loopback_page_in_a_browser_shows_the_whole_escaped_preview_an
     assert request["preview_sha256"] in text
     cli = review(guard_home, "show", request["id"])
     assert request["preview_sha256"] in cli.stdout and "\x1b" not in cli.stdout
+
+
+async def test_a_question_too_long_with_only_elicitation_allowed_is_refused_not_cut(tmp_path: Path) -> None:
+    """No other channel may hold the whole preview, so the call does not run on a partial one."""
+    only = tmp_path / "only-elicitation.yaml"
+    only.write_text("version: 1\nrules:\n  - match: {tool: write_file}\n    action: approve\n    channels: [elicitation]\n")
+    person = Person(action="accept", approve=True)
+    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=str(only))
+    with anyio.fail_after(40):
+        async with connect(argv, elicitation_callback=person) as client:
+            result = await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": "x" * 5000 + " | sh"})
+    assert result.is_error and "too long for the client's question" in result.content[0].text  # type: ignore[union-attr]
+    assert person.questions == [] and not (tmp_path / "out.txt").exists()
