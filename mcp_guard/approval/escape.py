@@ -116,7 +116,7 @@ def key_lookalike(key: str) -> str | None:
     skeleton = _skeleton(key)
     scripts = sorted({s for s in (unicodedata.name(c, "").split(" ")[0] for c in key if c.isalpha()) if s in _SCRIPTS})
     if skeleton != key and skeleton.isascii():
-        return f'looks like "{one_line(skeleton)}" but is not that key'
+        return f'looks like "{one_line(skeleton)}" but is made of other characters'
     if len(scripts) > 1:
         return "mixes " + " and ".join(s.title() for s in scripts) + " letters"
     if skeleton != key:

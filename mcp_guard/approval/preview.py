@@ -212,7 +212,9 @@ def _url_notes(value: str) -> list[str]:
         notes.append(f'host: "{escape(host).text}" (the part before "@" is a user name, not the host)')
     elif host and not host.isascii():
         try:
-            notes.append(f'host: "{escape(host).text}", sent as "{host.encode("idna").decode()}"')
+            lookalike = key_lookalike(host)
+            alarm = f"; it {lookalike}" if lookalike else ""
+            notes.append(f'host: "{escape(host).text}", sent as "{host.encode("idna").decode()}"{alarm}')
         except UnicodeError:
             notes.append(f'host: "{escape(host).text}" (not a valid international name)')
     if parts.scheme == "file":

@@ -158,3 +158,8 @@ def test_arguments_nested_deeper_than_python_recursion_are_still_shown_in_full()
 def test_a_megabyte_of_hidden_characters_is_escaped_and_counted() -> None:
     text = shown({"c": "a\u202e" * 500_000})
     assert "\u202e" not in text and text.count("\\u202e") == 500_000 and "(1000000 chars)" in text
+
+
+def test_an_international_host_is_also_shown_as_it_is_sent() -> None:
+    text = shown({"url": "https://\u0430pple.example/login"})
+    assert 'sent as "xn--pple-43d.example"; it looks like "apple.example"' in text

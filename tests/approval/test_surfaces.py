@@ -140,3 +140,18 @@ async def test_a_question_too_long_with_only_elicitation_allowed_is_refused_not_
             result = await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": "x" * 5000 + " | sh"})
     assert result.is_error and "too long for the client's question" in result.content[0].text  # type: ignore[union-attr]
     assert person.questions == [] and not (tmp_path / "out.txt").exists()
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_audit_keeps_the_digest_of_the_question_the_user_approved(tmp_path: Path, guard_home: Path, mode: str) -> None:
+    person = Person(action="accept", approve=True)
+    argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=default_with(tmp_path, min_human_ms=0))
+    with anyio.fail_after(40):
+        async with connect(argv, mode, elicitation_callback=person) as client:
+            result = await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": HOSTILE})
+    assert not result.is_error and (tmp_path / "out.txt").read_text() == HOSTILE
+    digest = re.search(r"Preview sha256: ([0-9a-f]{64})", person.questions[-1]).group(1)  # type: ignore[union-attr]
+    audit = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)],
+                           capture_output=True, text=True, timeout=30).stdout
+    finished = [json.loads(line)["body"] for line in audit.splitlines() if '"call.finished"' in line]
+    assert finished[-1]["channel"] == "elicitation" and finished[-1]["preview_sha256"] == digest
