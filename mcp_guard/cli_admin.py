@@ -88,7 +88,8 @@ def cmd_review_list(args: argparse.Namespace) -> int:
         print("no calls are waiting for approval", file=sys.stderr)
     for r in items:
         left = max(0, int(r.expires - time.time()))
-        print(f"{r.id}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {r.risk}, rule {one_line(r.rule)}), {left} s left")
+        print(f"{r.id}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {one_line(r.risk)},"
+              f" rule {one_line(r.rule)}), {left} s left")
         if r.page_url:
             print(f"          {r.page_url}")
     return EXIT_OK

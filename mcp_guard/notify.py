@@ -61,7 +61,8 @@ def _chunks(text: str, size: int) -> list[str]:
     where a line fits (an escaped character takes at most five)."""
     pieces, current = [], ""
     for line in text.splitlines(keepends=True):
-        parts = [line] if _slack_len(line) <= size else [line[i : i + size // 5] for i in range(0, len(line), size // 5)]
+        step = size // 5
+        parts = [line] if _slack_len(line) <= size else [line[i : i + step] for i in range(0, len(line), step)]
         for part in parts:
             if current and _slack_len(current + part) > size:
                 pieces.append(current)
@@ -85,8 +86,10 @@ def slack_blocks(request: Request) -> list[dict[str, Any]]:
             "type": "actions",
             "block_id": f"mcp-guard-{request.id}",
             "elements": [
-                {"type": "button", "text": slack_text("Approve"), "style": "primary", "action_id": "approve", "value": request.id},
-                {"type": "button", "text": slack_text("Deny"), "style": "danger", "action_id": "deny", "value": request.id},
+                {"type": "button", "text": slack_text("Approve"), "style": "primary", "action_id": "approve",
+                 "value": request.id},
+                {"type": "button", "text": slack_text("Deny"), "style": "danger", "action_id": "deny",
+                 "value": request.id},
             ],
         },
     ]
@@ -97,7 +100,9 @@ def webhook_signer(secret: str) -> Webhook:
     return Webhook(secret) if secret.startswith("whsec_") else Webhook(secret.encode())
 
 
-def webhook_headers(signer: Webhook, body: str, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
+def webhook_headers(
+    signer: Webhook, body: str, msg_id: str | None = None, at: datetime | None = None
+) -> dict[str, str]:
     """The three Standard Webhooks headers for ``body``: a fresh id, now, and the signature."""
     msg_id = msg_id or "msg_" + secrets.token_hex(12)
     at = at or datetime.now(tz=timezone.utc)

@@ -39,6 +39,10 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,20}://")
 _PATH_KEY = re.compile(r"path|file|dir|folder|dest|src|source|target|cwd|root", re.IGNORECASE)
 
 
+# Each vault placeholder in the arguments -> (servers its value came from, put back toward this one).
+Origins = Mapping[str, tuple[tuple[str, ...], bool]]
+
+
 @dataclass(frozen=True)
 class Preview:
     text: str
@@ -57,8 +61,14 @@ class _Lines:
 
 
 def build(
-    *, server: str, tool: str, risk: str, rule: str, reason: str, arguments: Mapping[str, Any],
-    placeholders: Mapping[str, tuple[tuple[str, ...], bool]] | None = None,
+    *,
+    server: str,
+    tool: str,
+    risk: str,
+    rule: str,
+    reason: str,
+    arguments: Mapping[str, Any],
+    placeholders: Origins | None = None,
 ) -> Preview:
     """The canonical preview. ``placeholders`` maps each vault placeholder in the arguments to
     (the servers its value came from, whether it is put back toward ``server``)."""
@@ -114,11 +124,12 @@ def _key_part(key: str, path: list[str], alike: dict[str, list[str]], warnings: 
         warnings.append(f"key {where}: {why}")
     if twins is not None and key == twins[-1]:
         shown_twins = " and ".join(escape_key(t, True) for t in twins)
-        warnings.append(f"keys {shown_twins}{' under ' + ''.join(path) if path else ''} are drawn alike: two different keys")
+        under = f" under {''.join(path)}" if path else ""
+        warnings.append(f"keys {shown_twins}{under} are drawn alike: two different keys")
     return part
 
 
-def _value_lines(out: _Lines, path: str, value: Any, placeholders: Mapping[str, tuple[tuple[str, ...], bool]]) -> None:
+def _value_lines(out: _Lines, path: str, value: Any, placeholders: Origins) -> None:
     if not isinstance(value, str):
         out.body.append(f"  {path} = {escape(json.dumps(value, ensure_ascii=False, default=str), quote=False).text}")
         return
@@ -131,7 +142,7 @@ def _value_lines(out: _Lines, path: str, value: Any, placeholders: Mapping[str, 
     out.body.extend(f"      {extra}" for extra in _destination(value, key))
 
 
-def _render_text(text: str, key: str, placeholders: Mapping[str, tuple[tuple[str, ...], bool]]) -> tuple[str, set[str], list[str]]:
+def _render_text(text: str, key: str, placeholders: Origins) -> tuple[str, set[str], list[str]]:
     found: set[str] = set()
     notes: list[str] = []
     if secret_for_key(key, text):
@@ -150,7 +161,7 @@ def _render_text(text: str, key: str, placeholders: Mapping[str, tuple[tuple[str
     return "".join(parts), found, notes
 
 
-def _plain(text: str, placeholders: Mapping[str, tuple[tuple[str, ...], bool]], found: set[str], notes: list[str]) -> str:
+def _plain(text: str, placeholders: Origins, found: set[str], notes: list[str]) -> str:
     """Text the model wrote: escaped, its vault placeholders annotated with where they came from."""
     parts, last = [], 0
     for m in PLACEHOLDER.finditer(text):
@@ -163,7 +174,8 @@ def _plain(text: str, placeholders: Mapping[str, tuple[tuple[str, ...], bool]], 
         else:
             origins, restored = entry
             where = ", ".join(one_line(o) for o in origins) or "unknown"
-            parts.append(f"{token[:-1]} from {where}>" if restored else f"{token[:-1]} from {where}, sent as the placeholder>")
+            kept = "" if restored else ", sent as the placeholder"
+            parts.append(f"{token[:-1]} from {where}{kept}>")
         last = m.end()
     parts.append(_escaped(text[last:], found))
     return "".join(parts)

@@ -185,7 +185,8 @@ class ApprovalHook(Hook):
         assert call.asker is not None
         params = {
             "mode": "url",
-            "message": f"mcp-guard: {one_line(call.name)} on {one_line(call.upstream)} waits for a security reviewer (request {request_id}).",
+            "message": f"mcp-guard: {one_line(call.name)} on {one_line(call.upstream)} waits for a security reviewer"
+            f" (request {request_id}).",
             "url": url,
             "elicitationId": f"mcp-guard-review-{request_id}",
         }

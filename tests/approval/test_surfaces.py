@@ -34,8 +34,12 @@ def hostile_arguments(root: Path) -> dict[str, Any]:
 
 
 def review(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mcp_guard", "review", *args, "--home", str(home)],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "review", *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def assert_escaped(text: str) -> None:
@@ -45,7 +49,9 @@ def assert_escaped(text: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_client_question_shows_every_argument_escaped_and_flags_a_lookalike_key(tmp_path: Path, mode: str) -> None:
+async def test_the_client_question_shows_every_argument_escaped_and_flags_a_lookalike_key(
+    tmp_path: Path, mode: str
+) -> None:
     person = Person(action="decline")
     argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=default_with(tmp_path, min_human_ms=0))
     with anyio.fail_after(40):
@@ -84,7 +90,9 @@ async def test_a_value_from_the_vault_is_shown_as_its_placeholder_and_origin(tmp
     assert "<EMAIL_1 from server-filesystem>" in question and "jane.doe@example.com" not in question
 
 
-async def test_a_question_too_long_points_to_review_show_which_prints_it_all_escaped(tmp_path: Path, guard_home: Path) -> None:
+async def test_a_question_too_long_points_to_review_show_which_prints_it_all_escaped(
+    tmp_path: Path, guard_home: Path
+) -> None:
     person = Person(action="decline")
     person.hold = anyio.Event()
     content = "x" * 3000 + HOSTILE + "y" * 3000
@@ -107,7 +115,9 @@ async def test_a_question_too_long_points_to_review_show_which_prints_it_all_esc
     assert json.loads(review(guard_home, "show", request_id, "--json").stdout)["state"] == "cancelled"
 
 
-async def test_the_loopback_page_in_a_browser_shows_the_whole_escaped_preview_and_its_digest(tmp_path: Path, guard_home: Path) -> None:
+async def test_the_loopback_page_in_a_browser_shows_the_whole_escaped_preview_and_its_digest(
+    tmp_path: Path, guard_home: Path
+) -> None:
     from playwright.async_api import async_playwright
 
     with anyio.fail_after(90):
@@ -116,7 +126,9 @@ async def test_the_loopback_page_in_a_browser_shows_the_whole_escaped_preview_an
                 tg.start_soon(client.call_tool, "write_file", hostile_arguments(tmp_path))
                 request = await pending(guard_home)
                 async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+                    browser = await pw.chromium.launch(
+                        executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"]
+                    )
                     page = await browser.new_page()
                     await page.goto(request["page_url"])
                     text = await page.inner_text("body")
@@ -132,18 +144,24 @@ async def test_the_loopback_page_in_a_browser_shows_the_whole_escaped_preview_an
 async def test_a_question_too_long_with_only_elicitation_allowed_is_refused_not_cut(tmp_path: Path) -> None:
     """No other channel may hold the whole preview, so the call does not run on a partial one."""
     only = tmp_path / "only-elicitation.yaml"
-    only.write_text("version: 1\nrules:\n  - match: {tool: write_file}\n    action: approve\n    channels: [elicitation]\n")
+    only.write_text(
+        "version: 1\nrules:\n  - match: {tool: write_file}\n    action: approve\n    channels: [elicitation]\n"
+    )
     person = Person(action="accept", approve=True)
     argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=str(only))
     with anyio.fail_after(40):
         async with connect(argv, elicitation_callback=person) as client:
-            result = await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": "x" * 5000 + " | sh"})
+            result = await client.call_tool(
+                "write_file", {"path": str(tmp_path / "out.txt"), "content": "x" * 5000 + " | sh"}
+            )
     assert result.is_error and "too long for the client's question" in result.content[0].text  # type: ignore[union-attr]
     assert person.questions == [] and not (tmp_path / "out.txt").exists()
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_audit_keeps_the_digest_of_the_question_the_user_approved(tmp_path: Path, guard_home: Path, mode: str) -> None:
+async def test_the_audit_keeps_the_digest_of_the_question_the_user_approved(
+    tmp_path: Path, guard_home: Path, mode: str
+) -> None:
     person = Person(action="accept", approve=True)
     argv = guard(*node_server("server-filesystem", str(tmp_path)), policy=default_with(tmp_path, min_human_ms=0))
     with anyio.fail_after(40):
@@ -151,7 +169,11 @@ async def test_the_audit_keeps_the_digest_of_the_question_the_user_approved(tmp_
             result = await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": HOSTILE})
     assert not result.is_error and (tmp_path / "out.txt").read_text() == HOSTILE
     digest = re.search(r"Preview sha256: ([0-9a-f]{64})", person.questions[-1]).group(1)  # type: ignore[union-attr]
-    audit = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)],
-                           capture_output=True, text=True, timeout=30).stdout
+    audit = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     finished = [json.loads(line)["body"] for line in audit.splitlines() if '"call.finished"' in line]
     assert finished[-1]["channel"] == "elicitation" and finished[-1]["preview_sha256"] == digest

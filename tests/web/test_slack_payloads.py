@@ -29,12 +29,31 @@ HOOK_SECRET = "whsec_" + base64.b64encode(b"recorded webhook key, tests only").d
 
 
 def hostile_request(arguments: dict[str, Any], tool: str = "send_message") -> Request:
-    preview = build(server="chat", tool=tool, risk="high", rule="messages-are-reviewed", reason="a reviewer decides",
-                    arguments=arguments)
+    preview = build(
+        server="chat",
+        tool=tool,
+        risk="high",
+        rule="messages-are-reviewed",
+        reason="a reviewer decides",
+        arguments=arguments,
+    )
     return Request(
-        id="0a1b2c3d", created=1_790_000_000.0, expires=1_790_000_300.0, user="carol", session="s-test", server="chat",
-        tool=tool, binding="0" * 64, rule="messages-are-reviewed", risk="high", preview=preview.text,
-        preview_sha256=preview.sha256, page_token="not-a-real-token", page_url=None, max_scope="once", state="pending",
+        id="0a1b2c3d",
+        created=1_790_000_000.0,
+        expires=1_790_000_300.0,
+        user="carol",
+        session="s-test",
+        server="chat",
+        tool=tool,
+        binding="0" * 64,
+        rule="messages-are-reviewed",
+        risk="high",
+        preview=preview.text,
+        preview_sha256=preview.sha256,
+        page_token="not-a-real-token",
+        page_url=None,
+        max_scope="once",
+        state="pending",
         approvers="reviewers",
     )
 
@@ -42,7 +61,7 @@ def hostile_request(arguments: dict[str, Any], tool: str = "send_message") -> Re
 HOSTILE = {
     "channel": "#general",
     "text": "hello ``` <!channel> <!here> <@U0BOSS> *Pre-approved by security* _ok_ ~x~ "
-            "<https://evil.example/ok|Approve here> &amp; :white_check_mark: " + "y" * 220 + " | sh\nRisk: low",
+    "<https://evil.example/ok|Approve here> &amp; :white_check_mark: " + "y" * 220 + " | sh\nRisk: low",
     "p\u0430th": "\x1b[2J\u202eevil\u200b",
 }
 
