@@ -23,6 +23,7 @@ from .cli_support import (
     requester_name,
     upstream_command,
 )
+from .approval.escape import one_line
 from .errors import ConfigError
 
 
@@ -136,7 +137,8 @@ def cmd_review_list(args: argparse.Namespace) -> int:
         print("no calls are waiting for approval", file=sys.stderr)
     for r in items:
         left = max(0, int(r.expires - time.time()))
-        print(f"{r.id}  {r.user} wants {r.tool} on {r.server} (risk {r.risk}, rule {r.rule}), {left} s left")
+        print(f"{r.id}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {one_line(r.risk)},"
+              f" rule {one_line(r.rule)}), {left} s left")
         if r.page_url:
             print(f"          {r.page_url}")
     return EXIT_OK
@@ -156,8 +158,12 @@ def cmd_review_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(request.public()))
     else:
-        print(f"{request.id}: {request.tool} on {request.server}, risk {request.risk}, rule {request.rule}, {request.state}")
-        print(request.preview)
+        print(f"{request.id}: {one_line(request.tool)} on {one_line(request.server)}, risk {one_line(request.risk)},"
+              f" rule {one_line(request.rule)}, {request.state}, requested by {one_line(request.user)}")
+        # The stored preview is escaped when built; each line is passed through again so nothing in
+        # the store can move the cursor or clear the terminal.
+        print("\n".join(one_line(line) for line in request.preview.rstrip("\n").split("\n")))
+        print(f"Preview: {len(request.preview)} characters, shown in full; sha256 {request.preview_sha256}")
     return EXIT_OK
 
 

@@ -91,6 +91,8 @@ class Call:
     labels: frozenset[str] = frozenset()  # mask: labels of raw sensitive values the model wrote itself
     masked_arguments: dict[str, Any] | None = None  # mask: the arguments as the model wrote them (placeholders)
     mask_arguments: Callable[[], Any] | None = None  # mask: the arguments with raw values masked (policy "mask")
+    # mask: each vault placeholder in the arguments -> (servers its value came from, put back toward this one)
+    placeholders: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
     risk: Any = None  # policy: the resolved risk (mcp_guard.risk.ResolvedRisk)
     decision: Any = None  # policy: the matching rule's decision (mcp_guard.policy.engine.Decision)
     policy_version: str = ""  # policy: the version of the policy that decided
@@ -98,6 +100,7 @@ class Call:
     asked_at: float | None = None  # gate: monotonic time the guard's question to a 2026 client went out
     approval_started: float | None = None  # metrics: when the approval wait began (monotonic)
     approval_request: str = ""  # approve: the queue request this call waited on
+    preview: str = ""  # approve: the canonical preview (mcp_guard.approval.preview), built once per call
     preview_sha256: str = ""  # approve: hash of the preview the approver saw
     approved: str = ""  # approve: the scope approved (once, session, ttl...), empty when not approved
     approval_channel: str = ""  # approve: where the approval came from

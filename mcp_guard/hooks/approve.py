@@ -21,8 +21,8 @@ from ..approvals import Approvals, call_binding
 from ..errors import RPCError
 from ..grants import Grants, offered_scopes
 from ..pipeline import Call, Hook
-from ..masking.mask import locked_detect as detect  # masking threads share the detectors
-from ..masking.vault import Vault
+from ..approval.escape import one_line
+from ..approval.preview import Preview, build as build_preview, excerpt, fits
 from .why import asked_because
 
 if TYPE_CHECKING:  # the page (and html) are imported only where one is served
@@ -35,9 +35,10 @@ APPROVE_KEY = "mcp-guard/approve"
 WAITING_NOTE_S = 5.0
 # How long the client may take to acknowledge the review page's link (it changes nothing).
 REVIEW_LINK_TIMEOUT_S = 600.0
-# Argument values longer than this are shortened in the preview a person reads.
-PREVIEW_VALUE_CHARS = 200
-PREVIEW_TOTAL_CHARS = 2000
+# The most of the canonical preview one elicitation question carries: clients show the message
+# in a dialog, and a very long one is cut or scrolled past. Past it, head and tail, the digest
+# and where to read it all (`review show`).
+ELICIT_PREVIEW_CHARS = 3000
 
 SCOPE_TITLES = {"once": "Only this call", "session": "This tool, for the rest of this session"}
 
@@ -62,6 +63,8 @@ class ApprovalHook(Hook):
             return
         if self._granted(call, decision):
             return
+        # The preview runs the detectors over every value: off the event loop, once, before any surface.
+        await anyio.to_thread.run_sync(hashed, call, decision)
         binding = call_binding(call.upstream, call.name, call.shown_arguments, call.policy_version)
         if decision.approvers == "reviewers":
             await self._reviewers(call, decision, binding)
@@ -107,7 +110,14 @@ class ApprovalHook(Hook):
     async def _elicit(self, call: Call, decision: Any, scopes: list[str]) -> bool:
         """Ask in the client. True when that settled the call (approved or denied)."""
         assert call.asker is not None
-        params = {"mode": "form", "message": preview(call, decision), "requestedSchema": schema(scopes)}
+        message = self._question(call, decision)
+        if message is None:
+            call.deny(
+                f"the preview of {call.name} is too long for the client's question, and this policy offers no other "
+                "place to read it in full (channels: page or cli, and the review queue), so it was not run.", "approve",
+            )
+            return True
+        params = {"mode": "form", "message": message, "requestedSchema": schema(scopes)}
         # A 2026 client's answer arrives in a retry: the time to answer runs from when the
         # question went out (sealed in the state), not from the retry's arrival.
         asked_at = call.asked_at if APPROVE_KEY in call.answers else None
@@ -115,6 +125,7 @@ class ApprovalHook(Hook):
         try:
             answer = await call.asker.ask(APPROVE_KEY, "elicitation/create", params, decision.timeout)
         except TimeoutError:
+            self._close_reading(call)
             call.deny(f"no one approved {call.name} within {decision.timeout:.0f} s, so it was not run.", "approve")
             return True
         except RPCError as exc:
@@ -131,8 +142,10 @@ class ApprovalHook(Hook):
             )
             return True
         verdict = _read(answer, scopes)
+        call.preview_sha256 = hashed(call, decision).sha256
         if verdict is not None:
             self._approved(call, verdict, "elicitation", call.user)
+            self._close_reading(call)
             return True
         action = answer.get("action") if isinstance(answer, dict) else None
         elapsed_ms = waited * 1000
@@ -142,9 +155,27 @@ class ApprovalHook(Hook):
             call.client_could_not_ask = f"{action} after {elapsed_ms:.0f} ms, faster than a person"
             logger.info("call %s: %s came back in %.0f ms; asking out of band", call.name, action, elapsed_ms)
             return False
+        self._close_reading(call)
         what = {"decline": "declined", "cancel": "cancelled"}.get(str(action), "did not approve")
         call.deny(f"the user {what} {call.name} on {call.upstream}; it was not run. Do not retry it unless the user asks.", "approve")
         return True
+
+    def _question(self, call: Call, decision: Any) -> str | None:
+        """The elicitation message: the canonical preview, or its head and tail with the digest
+        and a request whose `review show` has it all; None when it cannot be shown in full anywhere."""
+        shown = hashed(call, decision)
+        if fits(shown, ELICIT_PREVIEW_CHARS):
+            return excerpt(shown, ELICIT_PREVIEW_CHARS, "")
+        if not self._out_of_band_possible(decision):
+            return None  # a request `review show` could read would be one the CLI could decide: not allowed here
+        binding = call_binding(call.upstream, call.name, call.shown_arguments, call.policy_version)
+        request = self._open(call, decision, binding, max(decision.timeout, decision.wait))
+        return excerpt(shown, ELICIT_PREVIEW_CHARS, f"run `mcp-guard review show {request.id}` in a terminal")
+
+    def _close_reading(self, call: Call) -> None:
+        """The request opened only so the whole preview could be read: answered in the client."""
+        if call.approval_request and self.approvals is not None:
+            self.approvals.cancel(call.approval_request, "answered in the client")
 
     async def _reviewers(self, call: Call, decision: Any, binding: str) -> None:
         """Suspend the call in the review queue until reviewers decide, or it times out."""
@@ -181,7 +212,8 @@ class ApprovalHook(Hook):
         assert call.asker is not None
         params = {
             "mode": "url",
-            "message": f"mcp-guard: {call.name} on {call.upstream} waits for a security reviewer (request {request_id}).",
+            "message": f"mcp-guard: {one_line(call.name)} on {one_line(call.upstream)} waits for a security reviewer"
+            f" (request {request_id}).",
             "url": url,
             "elicitationId": f"mcp-guard-review-{request_id}",
         }
@@ -199,7 +231,7 @@ class ApprovalHook(Hook):
         risk = call.risk
         request = self.approvals.open(
             user=call.user, session=call.session_id, server=call.upstream, tool=call.name, binding=binding,
-            rule=decision.rule, risk=risk.level if risk else "unknown", preview=preview(call, decision),
+            rule=decision.rule, risk=risk.level if risk else "unknown", preview=hashed(call, decision).text,
             max_scope=decision.scope, lifetime=lifetime, **kind,
         )
         call.approval_request = request.id
@@ -222,7 +254,7 @@ class ApprovalHook(Hook):
                     self.approvals.set_page(request.id, link)
                 asked.append("page")
                 if "notify" in decision.channels:
-                    notify(f"mcp-guard: approve {call.name} on {call.upstream}?", link)
+                    notify(f"mcp-guard: approve {one_line(call.name)} on {one_line(call.upstream)}?", link)
         if "cli" in decision.channels:
             asked.append("cli")
         logger.warning("approval request %s for %s on %s is waiting (%s)", request.id, call.name, call.upstream, ", ".join(asked))
@@ -347,22 +379,17 @@ def schema(scopes: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": ["approve"]}
 
 
+def hashed(call: Call, decision: Any) -> Preview:
+    """The call's canonical preview, built once and kept on the call (every surface shows it)."""
+    if not call.preview:
+        risk = call.risk
+        call.preview = build_preview(
+            server=call.upstream, tool=call.name, risk=risk.level if risk else "unknown", rule=decision.rule,
+            reason=decision.reason, arguments=call.shown_arguments, placeholders=call.placeholders,
+            why=asked_because(call, decision),
+        ).text
+    return Preview(call.preview)
+
+
 def preview(call: Call, decision: Any) -> str:
-    risk = call.risk
-    lines = [
-        f"mcp-guard: approve {call.name} on server {call.upstream}?",
-        f"Why: {asked_because(call, decision)}.",
-        f"Risk: {risk.level if risk else 'unknown'}. Rule '{decision.rule}': {decision.reason}",
-        "Arguments:",
-    ]
-    body = ""
-    shown = call.shown_arguments  # placeholders, never restored values
-    for key, value in shown.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        text = Vault().replace(text, detect(text), "preview")  # a person sees it masked, as the model does
-        if len(text) > PREVIEW_VALUE_CHARS:
-            text = text[:PREVIEW_VALUE_CHARS] + f"… ({len(text)} characters)"
-        body += f"  {key}: {text}\n"
-    if len(body) > PREVIEW_TOTAL_CHARS:
-        body = body[:PREVIEW_TOTAL_CHARS] + "  …\n"
-    return "\n".join(lines) + "\n" + (body or "  (none)\n")
+    return hashed(call, decision).text

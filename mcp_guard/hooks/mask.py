@@ -129,6 +129,7 @@ class MaskHook(Hook):
             if count or kept:
                 logger.info("call %s to %s: %d placeholders restored, %d kept masked", call.name, call.upstream, count, kept)
             call.params = {**call.params, "arguments": restored}
+            call.placeholders = _placeholders(vault, arguments, call.upstream)
         elif call.method == "resources/read" and isinstance(call.params.get("uri"), str):
             uri, _, _ = self.vault(call.session_id).rehydrate_text(call.params["uri"], call.upstream)
             call.params = {**call.params, "uri": uri}
@@ -151,6 +152,18 @@ class MaskHook(Hook):
 
     async def close_session(self, session_id: str) -> None:
         self._vaults.pop(session_id, None)
+
+
+def _placeholders(vault: Vault, arguments: Any, target: str) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """The vault's placeholders in ``arguments``: where each came from, and whether it goes back
+    toward ``target`` (the approval preview shows both)."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    found = {}
+    for m in PLACEHOLDER.finditer(text):
+        origins = vault.origins(m.group())
+        if origins is not None:
+            found[m.group()] = (origins, vault.allowed(m.group(), target))
+    return found
 
 
 def _raw_labels(arguments: Any) -> frozenset[str]:

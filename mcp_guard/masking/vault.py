@@ -111,6 +111,11 @@ class Vault:
         label = placeholder[1:].rsplit("_", 1)[0]
         return any(src in origins and dst == target and (labels is None or label in labels) for src, dst, labels in self._flows)
 
+    def origins(self, placeholder: str) -> tuple[str, ...] | None:
+        """The servers the value behind ``placeholder`` came from, or None if it is not ours."""
+        entry = self._by_placeholder.get(placeholder)
+        return tuple(sorted(entry[1])) if entry is not None else None
+
     def rehydrate_text(self, text: str, target: str) -> tuple[str, int, int]:
         """``text`` with the placeholders ``target`` may see put back; (text, put back, kept)."""
         if "<" not in text:

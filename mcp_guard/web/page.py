@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any
 
+from ..approval.escape import one_line
 from ..approvals import Approvals, Request
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,20 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def safe_text(text: str) -> str:
+    """A name from a call (tool, server, user) for HTML: one line, hidden characters as codes."""
+    return html.escape(one_line(text))
+
+
+def preview_html(request: Request) -> str:
+    """The canonical preview in full, with its size and digest (the reviewers' page shows the same)."""
+    return (
+        f"<pre class='preview'>{html.escape(request.preview)}</pre>"
+        f"<p class='digest'>Preview: {len(request.preview)} characters, shown in full; "
+        f"sha256 <code>{html.escape(request.preview_sha256)}</code></p>"
+    )
+
+
 def render(request: Request, csrf: str) -> str:
     from ..grants import offered_scopes
 
@@ -150,10 +165,10 @@ def render(request: Request, csrf: str) -> str:
     )
     hidden = f"<input type='hidden' name='t' value='{html.escape(request.page_token)}'><input type='hidden' name='csrf' value='{csrf}'>"
     body = (
-        f"<p>An AI agent wants to call <b>{html.escape(request.tool)}</b> on server <b>{html.escape(request.server)}</b>."
-        f" Risk: <span class='risk'>{html.escape(request.risk)}</span>. Rule: {html.escape(request.rule)}.</p>"
-        f"<pre>{html.escape(request.preview)}</pre>"
-        f"<p>Requested by {html.escape(request.user)}; this request expires in {left // 60} min {left % 60} s.</p>"
+        f"<p>An AI agent wants to call <b>{safe_text(request.tool)}</b> on server <b>{safe_text(request.server)}</b>."
+        f" Risk: <span class='risk'>{safe_text(request.risk)}</span>. Rule: {safe_text(request.rule)}.</p>"
+        f"{preview_html(request)}"
+        f"<p>Requested by {safe_text(request.user)}; this request expires in {left // 60} min {left % 60} s.</p>"
         f"<form method='post' action='/r/{html.escape(request.id)}/decide'>{hidden}"
         f"<p><label>Approve for <select name='scope'>{scopes}</select></label></p>"
         "<button name='decision' value='approve'>Approve</button><button name='decision' value='deny'>Deny</button>"

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from ..approvals import Approvals, Request, may_decide
 from ..reviewers import SESSION_S, Reviewers, same_person
+from .page import preview_html, safe_text as _safe
 
 COOKIE = "mcp_guard_review"
 
@@ -141,10 +142,10 @@ class ReviewApp:
             "<button class='deny' name='decision' value='deny'>Deny</button></form>"
         )
         return (
-            f"<div class='card' id='req-{html.escape(r.id)}'><h2>{html.escape(r.tool)} on {html.escape(r.server)}</h2>"
-            f"<p class='meta'>Requested by <b>{html.escape(r.user)}</b> at {when} · risk <span class='risk-{html.escape(r.risk)}'>{html.escape(r.risk)}</span>"
+            f"<div class='card' id='req-{html.escape(r.id)}'><h2>{_safe(r.tool)} on {_safe(r.server)}</h2>"
+            f"<p class='meta'>Requested by <b>{_safe(r.user)}</b> at {when} · risk <span class='risk-{html.escape(r.risk)}'>{html.escape(r.risk)}</span>"
             f" · rule {html.escape(r.rule)} · {len([v for v in votes if v['decision'] == 'approve'])} of {r.quorum} approval(s) · expires in {left} s</p>"
-            f"<pre>{html.escape(r.preview)}</pre>"
+            f"{preview_html(r)}"
             + (f"<details><summary>Similar calls</summary><table>{past}</table></details>" if past else "")
             + actions
             + "</div>"

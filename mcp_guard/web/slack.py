@@ -24,10 +24,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import settings
+from ..approval.escape import one_line
 from ..approvals import Approvals, may_decide
 
 # Slack's own advice: refuse requests whose timestamp is more than five minutes off.
 MAX_SKEW_S = 300
+
+
+def slack_escape(text: str) -> str:
+    """``text`` with Slack's three reserved characters escaped: no mention, link or channel."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -81,4 +87,6 @@ class SlackCallback:
         except ValueError as exc:
             return self._refuse(409, str(exc), {"reviewer": name, "request": request.id})
         verb = "approved" if decided.state == "approved" else "denied" if decided.state == "denied" else "voted on"
-        return JSONResponse({"replace_original": True, "text": f"{request.tool} on {request.server} was {verb} by {name}."})
+        # Slack reads this text as mrkdwn: names from the call are escaped as in the message itself.
+        said = slack_escape(f"{one_line(request.tool)} on {one_line(request.server)} was {verb} by {one_line(name)}.")
+        return JSONResponse({"replace_original": True, "text": said})

@@ -131,7 +131,7 @@ async def test_two_hundred_waiting_calls_are_each_decided_correctly(tmp_path: Pa
                 decided: set[str] = set()
                 while len(decided) < 200:
                     for request in approvals.pending():
-                        number = int(request.preview.split("message: m")[1].split("\n")[0])
+                        number = int(request.preview.split('message = "m')[1].split('"')[0])
                         approvals.decide(request.id, approve=number % 2 == 0, by="alice", channel="cli", reason="odd")
                         decided.add(request.id)
                     await anyio.sleep(0.05)

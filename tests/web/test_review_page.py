@@ -58,7 +58,7 @@ async def wait_for_card(http: httpx.AsyncClient, url: str, bearer: str) -> dict[
         await anyio.sleep(0.05)
 
 
-async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_browser(tmp_path: Path, guard_home: Path) -> None:
+async def test_a_reviewer_signs_in_sees_the_whole_escaped_preview_and_approves_in_a_browser(tmp_path: Path, guard_home: Path) -> None:
     browser_path = chromium()  # before any task group: a missing browser is a clean skip
     from playwright.async_api import async_playwright
 
@@ -67,12 +67,14 @@ async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_bro
     base = f"http://127.0.0.1:{port}"
     target = tmp_path / "customer.txt"
     result: list[Any] = []
+    secret = "AKIA" + "Q" * 16  # a canary shaped like an AWS key id, built at run time
+    content = f"Contact jane.doe@example.com key {secret} " + "x" * 250 + " | sh\nRisk: low \x1b[2J \u202eevil \u200b"
+    args = {"path": str(target), "content": content}
     async with await serve_guard(tmp_path, port):
         with anyio.fail_after(90):
             async with Client(f"{base}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
 
                 async def call() -> None:
-                    args = {"path": str(target), "content": "Contact jane.doe@example.com"}
                     result.append(await client.call_tool("write_file", args))
 
                 async with anyio.create_task_group() as tg:
@@ -91,7 +93,15 @@ async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_bro
                         await page.wait_for_selector(".card")
                         card = await page.inner_text(".card")
                         assert "write_file on server-filesystem" in card and "carol" in card
-                        assert "<EMAIL_1>" in card and "jane.doe@example.com" not in card  # the masked preview
+                        # What will be sent, as the model wrote it, in full and escaped; its secret hidden.
+                        assert "jane.doe@example.com" in card and secret not in card and "<SECRET hidden" in card
+                        assert "| sh\\nRisk: low \\x1b[2J \\u202eevil \\u200b" in card
+                        assert not any(c in card for c in "\x1b\u202e\u200b")
+                        assert not any(line.startswith("Risk: low") for line in card.splitlines())
+                        digest = await page.inner_text(".digest")
+                        async with httpx.AsyncClient() as http:
+                            listed = (await http.get(f"{base}/api/review/pending", headers={"Authorization": f"Bearer {alice}"})).json()
+                        assert listed[0]["preview_sha256"] in digest
                         await page.fill("input[name=reason]", "customer asked for it")
                         shot = tmp_path / "review-page.png"  # docs/review-page.png is a copy of one
                         await page.screenshot(path=str(shot), full_page=True)
@@ -100,7 +110,7 @@ async def test_a_reviewer_signs_in_sees_the_masked_preview_and_approves_in_a_bro
                         await page.wait_for_url("**/review?done=*")
                         await browser.close()
     assert not result[0].is_error
-    assert target.read_text() == "Contact jane.doe@example.com"  # the real value reached its own server
+    assert target.read_text() == content  # exactly what was shown reached the server
 
 
 async def test_the_api_needs_a_token_and_refuses_the_requester_and_other_roles(tmp_path: Path, guard_home: Path) -> None:

@@ -3,8 +3,7 @@ be reached here) and the interactive callback is accepted only when signed as Sl
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import json
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import httpx
 import pytest
 
 from mcp import Client
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from mcp_guard.web.slack import slack_signature
 from tests.conftest import PY, background, free_port, node_server
 
@@ -33,6 +34,36 @@ rules:
     action: approve
     approvers: reviewers
 """
+
+
+# A Standard Webhooks key, made at run time: whsec_ and base64 of the raw key bytes.
+HOOK_SECRET = "whsec_" + base64.b64encode(b"test webhook key " * 2).decode()
+# What a model might write to take over the Slack message: a mention, a disguised link, bold
+# text that pretends to be the guard, a code block closed early, and content past 200 characters.
+HOSTILE = (
+    "via slack ``` <!channel> *Pre-approved by security* <https://evil.example/ok|Approve here> "
+    + "x" * 220 + " | sh\nRisk: low :white_check_mark:"
+)
+
+
+def texts(blocks: Any) -> list[dict[str, Any]]:
+    """Every text object in a Block Kit tree."""
+    if isinstance(blocks, dict):
+        found = [blocks] if blocks.get("type") in ("plain_text", "mrkdwn") else []
+        return found + [t for v in blocks.values() for t in texts(v)]
+    if isinstance(blocks, list):
+        return [t for item in blocks for t in texts(item)]
+    return []
+
+
+def assert_inert(message: dict[str, Any]) -> None:
+    """Nothing in the message can render as a mention, link, emoji, bold text or code block."""
+    objects = texts(message["blocks"])
+    assert objects and all(t["type"] == "plain_text" and t.get("emoji") is False for t in objects)
+    assert all("<" not in t["text"] and ">" not in t["text"] for t in objects)
+    assert "<" not in message["text"] and "channel" not in message["text"]
+    whole = " ".join(t["text"] for t in objects)
+    assert "&lt;!channel&gt;" in whole and "| sh" in whole and "\\nRisk: low" in whole
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -77,7 +108,7 @@ async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_p
         "MCP_GUARD_USER": "carol",
         "MCP_GUARD_SLACK_BOT_TOKEN": "test-bot-token", "MCP_GUARD_SLACK_CHANNEL": "C0REVIEW", "MCP_GUARD_SLACK_API_URL": api,
         "MCP_GUARD_SLACK_SIGNING_SECRET": SECRET, "MCP_GUARD_SLACK_USERS": "U0ALICE=alice,U0CAROL=carol",
-        "MCP_GUARD_WEBHOOK_URLS": f"{api}/hook", "MCP_GUARD_WEBHOOK_SECRET": "hook-secret",
+        "MCP_GUARD_WEBHOOK_URLS": f"{api}/hook", "MCP_GUARD_WEBHOOK_SECRET": HOOK_SECRET,
     }
     argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *node_server("server-filesystem", str(tmp_path))]
     target = tmp_path / "out.txt"
@@ -88,7 +119,7 @@ async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_p
                 async with Client(f"{base}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
 
                     async def call() -> None:
-                        result.append(await client.call_tool("write_file", {"path": str(target), "content": "via slack"}))
+                        result.append(await client.call_tool("write_file", {"path": str(target), "content": HOSTILE}))
 
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(call)
@@ -102,9 +133,12 @@ async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_p
                         request_id = buttons[0]["value"]
                         assert [b["action_id"] for b in buttons] == ["approve", "deny"]
                         assert "write_file" in json.dumps(message) and "via slack" in json.dumps(message)
+                        assert_inert(message)
                         hook_headers, hook_body = by_path["/hook"]
-                        expected = hmac.new(b"hook-secret", hook_body, hashlib.sha256).hexdigest()
-                        assert hook_headers["X-MCP-Guard-Signature"] == f"sha256={expected}"
+                        delivered = Webhook(HOOK_SECRET).verify(hook_body, hook_headers)  # the package's own verifier
+                        assert delivered["request"]["id"] == request_id and "| sh" in delivered["request"]["preview"]
+                        with pytest.raises(WebhookVerificationError):
+                            Webhook(HOOK_SECRET).verify(hook_body + b" ", hook_headers)
                         async with httpx.AsyncClient() as http:
                             url = f"{base}/slack/interactive"
                             bad_body, bad = signed(click(request_id, "approve", "U0ALICE"), secret="wrong")
@@ -121,7 +155,7 @@ async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_p
     finally:
         stand_in.shutdown()
         stand_in.server_close()
-    assert not result[0].is_error and target.read_text() == "via slack"
+    assert not result[0].is_error and target.read_text() == HOSTILE
     audit = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)], capture_output=True, text=True).stdout
     refused = [json.loads(line)["body"]["reason"] for line in audit.splitlines() if '"review.refused"' in line]
     assert refused[:3] == ["bad signature", "stale or missing timestamp", "unknown Slack user"]

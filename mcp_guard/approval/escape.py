@@ -1,0 +1,140 @@
+"""Text from a call, made safe to show a person: every character that could hide, reorder or
+rewrite what they read is shown as an escape, and keys that only look like others are named.
+
+The rules are one list for every surface (terminal, web page, chat, the client's question), so a
+value cannot be harmless on one and hostile on another. What counts:
+
+- control characters (C0, DEL, C1) and line breaks, ANSI escape sequences among them;
+- bidirectional controls (U+202A-U+202E, U+2066-U+2069, marks) that reorder what follows;
+- invisible characters: zero-width and format characters, tags, variation selectors, odd spaces,
+  blank letters (U+3164...), private-use, unassigned and surrogate code points.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = ["Escaped", "escape", "escape_key", "key_lookalike", "one_line", "same_skeleton"]
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and marks that draw nothing, yet are not in a format or space category.
+_BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+# Printable ASCII but the quote and the backslash: shown as itself.
+_PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"\\", '"'}
+
+
+def _hidden(char: str) -> bool:
+    """Whether ``char`` must be escaped: it draws nothing, or changes how the rest is drawn."""
+    if char in _BLANK or "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef":
+        return True
+    category = unicodedata.category(char)
+    return category[0] == "C" or category in ("Zl", "Zp") or (category == "Zs" and char != " ")
+
+
+def _code(char: str) -> str:
+    point = ord(char)
+    if point < 0x100:
+        return f"\\x{point:02x}"
+    return f"\\u{point:04x}" if point < 0x10000 else f"\\U{point:08x}"
+
+
+def _kind(char: str) -> str | None:
+    """What warning ``char`` earns, or None when it is shown as itself (or as a plain escape)."""
+    if char in "\n\r":
+        return "line breaks"
+    if char == "\x1b":
+        return "ANSI escape sequences"
+    if char in _BIDI:
+        return "bidirectional controls"
+    if char in '\t\\"' or not _hidden(char):
+        return None
+    return "control characters" if unicodedata.category(char) == "Cc" else "invisible characters"
+
+
+# Characters classified so far (a hostile value repeats the same few): char -> warning kind, and
+# the translate tables with and without the quote and backslash escapes.
+_KINDS: dict[str, str | None] = {}
+_QUOTED: dict[int, str] = {ord(k): v for k, v in _SHORT.items()}
+_BARE: dict[int, str] = {ord(k): v for k, v in _SHORT.items() if k not in '\\"'}
+
+
+def _learn(char: str) -> str | None:
+    kind = _KINDS.get(char, "")
+    if kind == "":
+        kind = _KINDS[char] = _kind(char)
+        if char not in _SHORT and (kind is not None or _hidden(char)):
+            _QUOTED[ord(char)] = _BARE[ord(char)] = _code(char)
+    return kind
+
+
+@dataclass
+class Escaped:
+    """Text with its dangerous characters escaped, and what kinds were found (for warnings)."""
+
+    text: str
+    found: set[str]
+
+
+def escape(text: str, quote: bool = True) -> Escaped:
+    """``text`` on one line: line breaks, controls, bidi and invisible characters as escapes.
+
+    With ``quote`` a double quote and a backslash are escaped too, so the result can sit between
+    quotes and its end cannot be forged. Each distinct character is classified once, then the text
+    is translated in one step: a megabyte of hostile characters costs about as much as a copy."""
+    found: set[str] = set()
+    suspects = set(text) - _PLAIN
+    for char in suspects:
+        kind = _learn(char)
+        if kind is not None:
+            found.add(kind)
+    return Escaped(text.translate(_QUOTED if quote else _BARE) if suspects else text, found)
+
+
+def one_line(text: str) -> str:
+    """A name or label from a call (tool, server, user) as one safe line, without quotes."""
+    return escape(text, quote=False).text
+
+
+# Letters of other scripts drawn like Latin ones: a small table, enough for keys, not a full
+# confusables list (NFKC already folds fullwidth and compatibility forms).
+_LOOKALIKE = str.maketrans(
+    "аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХІЈЅαονικρυΑΒΕΖΗΙΚΜΝΟΡΤΧΥ",
+    "aeopcyxijshdqwlABEKMHOPCTXIJSaovikpuABEZHIKMNOPTXY",
+)
+_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+
+
+def _skeleton(key: str) -> str:
+    folded = unicodedata.normalize("NFKC", key).translate(_LOOKALIKE)
+    return "".join(c for c in folded if not _hidden(c))
+
+
+def key_lookalike(key: str) -> str | None:
+    """Why ``key`` may not be what it seems (it is drawn like another key, or mixes alphabets)."""
+    skeleton = _skeleton(key)
+    scripts = sorted({s for s in (unicodedata.name(c, "").split(" ")[0] for c in key if c.isalpha()) if s in _SCRIPTS})
+    if skeleton != key and skeleton.isascii():
+        return f'looks like "{one_line(skeleton)}" but is made of other characters'
+    if len(scripts) > 1:
+        return "mixes " + " and ".join(s.title() for s in scripts) + " letters"
+    if skeleton != key:
+        return f'is drawn like "{one_line(skeleton)}"'
+    return None
+
+
+def same_skeleton(keys: list[str]) -> dict[str, list[str]]:
+    """Keys of one object that are drawn alike, by what they look like."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(_skeleton(key), []).append(key)
+    return {shape: found for shape, found in groups.items() if len(found) > 1}
+
+
+def escape_key(key: str, suspect: bool) -> str:
+    """A key for display: as is when plain; a suspect key shows every non-ASCII letter as a code."""
+    text = escape(key).text
+    if suspect:
+        text = "".join(c if c.isascii() else _code(c) for c in text)
+    return text
