@@ -12,7 +12,7 @@ from ..spans import Span
 from . import Detector, Hint, register
 from .values import code, entropy, looks_secret, not_a_secret
 
-__all__ = ["secret_for_key"]
+__all__ = ["secret_for_key", "secretish"]
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
@@ -78,7 +78,7 @@ _NOT_A_VALUE = re.compile(
 _DIGIT = re.compile(r"\d")
 
 
-def _secretish(key: str, value: str) -> bool:
+def secretish(key: str, value: str) -> bool:
     if _NOT_A_VALUE.match(value) or value.startswith("<") and value.endswith(">"):
         return False
     if _PASSWORDISH.search(key):
@@ -192,7 +192,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
                 continue
         if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
             continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
-        if _secretish(key, value) and not (not quoted and code(key, value)) and not not_a_secret(key, value):
+        if secretish(key, value) and not (not quoted and code(key, value)) and not not_a_secret(key, value):
             done_until = m.start() + len(value)
             yield Span(m.start(), m.start() + len(value), "SECRET")
 
@@ -205,7 +205,7 @@ _SECRET_KEY = re.compile(
 
 def secret_for_key(key: str, value: str) -> bool:
     """Whether ``value``, stored under ``key`` (a JSON key, an env name), is a secret."""
-    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and _secretish(key, value)
+    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
 
 
 # A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,
