@@ -139,6 +139,7 @@ def _context_secrets(text: str, low: str) -> Iterator[Span]:
 # of that column, in the lines that follow the header and have as many cells.
 _HEADER = re.compile(r"(?im)^[^\n]{0,400}\b(?:password|passwd|login_password|pwd)\b[^\n]{0,400}$")
 _PASSWORD_CELL = re.compile(r"(?i)^\"?(?:login_)?(?:password|passwd|pwd)\"?$")
+_HEADER_CELL = re.compile(r"[A-Za-z][\w ./()-]{0,40}")
 _MAX_ROWS = 10_000
 _CSV_REACH = 65_536  # rows read after a header (the pre-pass's zone reaches as far)
 
@@ -176,9 +177,11 @@ def _csv_passwords(text: str, low: str) -> Iterator[Span]:
         cells = _cells(line, sep)
         if cells is None:
             continue
-        names = [line[a:b].strip() for a, b in cells]
+        names = [line[a:b] for a, b in cells]
+        if len(names) < 3 or not all(_HEADER_CELL.fullmatch(c) for c in names):
+            continue  # a header names its columns: three or more, each a short name (not code's "password,")
         column = next((i for i, c in enumerate(names) if _PASSWORD_CELL.match(c)), None)
-        if column is None or len(names) < 2:
+        if column is None:
             continue
         at = header.end() + 1
         limit = min(len(text), at + _CSV_REACH)
@@ -192,7 +195,7 @@ def _csv_passwords(text: str, low: str) -> Iterator[Span]:
                 break  # the table ended
             a, b = row[column]
             value = text[at + a : at + b]
-            if plausible_password(value.strip()) and " " not in value.strip():
+            if value == value.strip() and plausible_password(value) and " " not in value:
                 yield Span(at + a, at + b, "SECRET")
             at = stop + 1
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from ..spans import Span
 from . import Detector, Hint, register
-from .values import code, entropy, looks_secret, not_a_secret
+from .values import code, entropy, looks_secret, not_a_secret, passphrase, said_password
 
 __all__ = ["secret_for_key", "secretish"]
 
@@ -60,7 +60,9 @@ _KEY_WORD_RE = re.compile(
 # key = value, key: value, key := value (Go, make), key => value, <key>value</key>; and, looser,
 # a value after spaces ("password s3cr3t" in .netrc, "aws_secret_access_key AbC..." on a command
 # line, "the password is ..." in prose), which must then look like a secret by itself.
-_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}(?:\"|')?")
+# The separators: =, :, :=, =>, >, and make's ?= += ::= :::=, PHP's .=, R's <-.
+_SEP = r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])"
+_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}" + _SEP + r"[ \t]{0,8}(?:\"|')?")
 _KV_LOOSE = re.compile(r"[A-Za-z0-9_-]{0,40}[\"']?(?:[ \t]{1,8}(?:is|was|of)[ \t]{1,8}|[ \t]{1,8})[\"']?")
 _KV_VALUE = re.compile(r"[^\s\"',;&<>{}\[\]]{4,512}")
 # Of the keys whose values start inside one run of value characters ("key=key=key=..."), only
@@ -71,7 +73,8 @@ _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 _PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
 _NOT_A_VALUE = re.compile(
     r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
-    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\})$"
+    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
+    r"|%\([^)]*\)[sdr]|![A-Za-z][\w.-]*)$"
 )
 
 
@@ -179,22 +182,46 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             read += 1
             if read > _KEYS_PER_RUN:
                 continue
-        m = _KV_VALUE.match(text, at)
+        quoted = text[at - 1] in "\"'"
+        m = _quoted_value(text, at) if quoted else None
+        m = m or _KV_VALUE.match(text, at)
         if m is None:
             continue
         if not run_start <= at < run_end:
             run_start, run_end, read = at, m.end(), 1
         key, value = text[begin:at], m.group()
-        quoted = text[at - 1] in "\"'"
+        if begin >= 2 and text[begin - 2 : begin] == "${":
+            continue  # a shell default inside a variable (${DB_PASSWORD:?must be set}) is no value
         if loose:  # prose: the sentence's full stop is not the secret's
             value = value.rstrip(".,;:!?)")
-            if not looks_secret(value):
+            if not (looks_secret(value) or _SAID.search(key) and said_password(value)):
                 continue
         if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
             continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
-        if secretish(key, value) and not (not quoted and code(key, value)) and not not_a_secret(key, value):
+        if value[0] in "(@" or "{" in value and "}" in value:
+            continue  # a call's arguments, a host after userinfo, a template's field (user:{user_id})
+        if _ID_KEY.search(key) and _UUID.fullmatch(value):
+            continue  # a credential's id (credential_id, key_id) names it; it is not the secret
+        is_code = not quoted and code(key, value) and not (_PASSWORDISH.search(key) and passphrase(value))
+        if secretish(key, value) and not is_code and not not_a_secret(key, value):
             done_until = m.start() + len(value)
             yield Span(m.start(), m.start() + len(value), "SECRET")
+
+
+# The words after which a sentence gives a password itself ("the DB password is ..."); a bare
+# "pass" is a verb too ("pass targets=...").
+_SAID = re.compile(r"(?i)pass(?:word|wd|phrase)|pwd")
+# A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
+_KV_QUOTED = re.compile(r"[^\s\"'\\]{4,512}")
+_ID_KEY = re.compile(r"(?i)(?:[_-]id|[a-z]Id|ID)[\"']?[ \t]*[:=]")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _quoted_value(text: str, at: int) -> re.Match[str] | None:
+    m = _KV_QUOTED.match(text, at)
+    if m is None or m.end() >= len(text) or text[m.end()] != text[at - 1]:
+        return None
+    return m
 
 
 _SECRET_KEY = re.compile(
@@ -301,11 +328,11 @@ register(
             # only between (_KV_LOOSE), a value of eight characters or more.
             Hint(
                 r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
-                r"(?::=|=>|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
                 back=200, fwd=520,
             ),
             Hint(
-                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}[\"']?"
+                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}[\"']?"
                 r"[^\s\"',;&<>{}\[\]]{16}",
                 back=200, fwd=520,
             ),

@@ -7,7 +7,7 @@ import math
 import re
 from collections import Counter
 
-__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret"]
+__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret", "passphrase", "said_password"]
 
 _DIGIT = re.compile(r"\d")
 
@@ -98,6 +98,31 @@ def looks_secret(value: str) -> bool:
     return entropy(value) >= 2.5
 
 
+# Words joined by hyphens, as diceware-style generators write them ("copper-orbit-quartz-7"):
+# code has no hyphen in a name, so under a password key this is a literal.
+_PASSPHRASE = re.compile(r"[A-Za-z]{3,12}(?:[-.][A-Za-z]{3,12}){1,7}(?:[-.]?\d{1,4})?[!#$%&*?@^~]?|[A-Za-z]{3,12}(?:-[A-Za-z]{3,12}){2,7}")
+
+
+def passphrase(value: str) -> bool:
+    return _PASSPHRASE.fullmatch(value) is not None and ("-" in value or "." in value)
+
+
+_SYMBOL = re.compile(r"[!#$%&*?@^~]")
+
+
+_CODE_MARK = re.compile(r"[=()\[\]{}<>,;`]")
+
+
+def said_password(value: str) -> bool:
+    """What a sentence gives as a password ("the DB password is ..."): a passphrase, or eight
+    characters or more with a digit or a symbol that is not a name."""
+    if passphrase(value) and (any(c.isdigit() for c in value) or value.count("-") >= 2):
+        return True
+    if len(value) < 8 or not any(c.isalpha() for c in value) or named(value) or _CODE_MARK.search(value):
+        return False
+    return _DIGIT.search(value) is not None or _SYMBOL.search(value) is not None
+
+
 _LETTERS = re.compile(r"[^a-z0-9]")
 _PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
 _PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
@@ -120,6 +145,8 @@ def not_a_secret(key: str, value: str) -> bool:
         return True
     if "`" in value:  # markup: `code`, :class:`Name`
         return True
+    if "EXAMPLE" in value or "..." in value or not any(c.isalnum() for c in value):
+        return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_...), "***)"
     parts = _NAME_JOINS.split(value)
     if len(parts) > 1 and all(named(p) for p in parts):  # "context.eval_ctx", "io.example/subscriptionId"
         return True
