@@ -139,6 +139,8 @@ def _context_secrets(text: str, low: str) -> Iterator[Span]:
 # of that column, in the lines that follow the header and have as many cells.
 _HEADER = re.compile(r"(?im)^[^\n]{0,400}\b(?:password|passwd|login_password|pwd)\b[^\n]{0,400}$")
 _PASSWORD_CELL = re.compile(r"(?i)^\"?(?:login_)?(?:password|passwd|pwd)\"?$")
+# Where the pre-pass looks: a password cell between separators (what _csv_passwords accepts).
+_HEADER_HINT = r'(?i)(?:^|[\n,\t;])"?(?:login_)?(?:password|passwd|pwd)"?(?:$|[\r\n,\t;])'
 _HEADER_CELL = re.compile(r"[A-Za-z][\w ./()-]{0,40}")
 _MAX_ROWS = 10_000
 _CSV_REACH = 65_536  # rows read after a header (the pre-pass's zone reaches as far)
@@ -229,7 +231,7 @@ register(
         ),
     ),
     Detector(
-        "csv-password-columns", _SECRET, (Hint(r"(?i)pass(?:word|wd)|pwd", back=420, fwd=_CSV_REACH + 420),),
+        "csv-password-columns", _SECRET, (Hint(_HEADER_HINT, back=420, fwd=_CSV_REACH + 420),),
         find=_csv_passwords, when=lambda text, low: "pass" in low or "pwd" in low,
         context_keys=("password column",),
         examples=("name,url,username,password\nBank,https://bank.example,ana@example.org,pvqw91bq48!IFX\n",),
