@@ -171,7 +171,10 @@ def _cells(line: str, sep: str) -> list[tuple[int, int]] | None:
 
 
 def _csv_passwords(text: str, low: str) -> Iterator[Span]:
+    read_until = -1  # rows already read as some table's: a header among them starts no new one
     for header in _HEADER.finditer(text):
+        if header.start() < read_until:
+            continue
         line = header.group()
         sep = "\t" if "\t" in line else "," if "," in line else ";" if ";" in line else ""
         if not sep:
@@ -200,6 +203,7 @@ def _csv_passwords(text: str, low: str) -> Iterator[Span]:
             if value == value.strip() and plausible_password(value) and " " not in value:
                 yield Span(at + a, at + b, "SECRET")
             at = stop + 1
+        read_until = at
 
 
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")  # Hyperscan has no named groups
