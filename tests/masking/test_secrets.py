@@ -194,3 +194,62 @@ def test_the_pre_pass_finds_every_new_secret_class_in_a_long_text() -> None:
     assert len(text) > 50_000
     assert detect(text) == detect(text, prefilter=False)
     assert sum(s.label == "SECRET" for s in detect(text)) >= len(PROVIDER_TOKENS) * len(CARRIERS) + len(CONTEXT_LINES)
+
+
+def _github_token() -> str:
+    return "gh" + "p_" + _run(_ALNUM, 36)
+
+
+def _covered(text: str, secret: str) -> bool:
+    """Every character of ``secret`` in ``text`` lies inside some SECRET span."""
+    at = text.index(secret)
+    spans = [s for s in detect(text) if s.label == "SECRET"]
+    return all(any(s.start <= i < s.end for s in spans) for i in range(at, at + len(secret)))
+
+
+def test_a_token_with_a_zero_width_space_inside_is_masked_whole() -> None:
+    token = _github_token()
+    hidden = token[:12] + "\u200b" + token[12:]
+    assert _covered(f"use {hidden} for the deploy", hidden)
+
+
+def test_a_token_in_fullwidth_forms_is_masked_whole() -> None:
+    token = _github_token()
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in token)
+    assert _covered(f"token: {wide}", wide)
+
+
+def test_a_url_encoded_secret_is_masked_and_mapped_back_to_the_encoded_characters() -> None:
+    token = _github_token()
+    password = _password()
+    encoded = "".join(f"%{ord(c):02X}" if c in "!=&" else c for c in f"password={password}")
+    text = f"GET /cb?next=%2Fsettings%3Ftoken%3D{token}%26x%3D1&q={encoded} HTTP/1.1"
+    assert _covered(text, token)
+    secret_part = encoded.split("%3D", 1)[1]
+    assert _covered(text, secret_part)
+
+
+def test_a_url_encoded_space_joins_no_words_into_an_address() -> None:
+    assert [s.label for s in detect("https://jo:a%20secret@example.com") if s.label == "EMAIL"] == []
+
+
+def test_a_secret_in_base64_text_is_masked_in_its_base64_characters() -> None:
+    token, password = _github_token(), _password()
+    plain = f"user=ana\npassword={password}\ntoken={token}\n"
+    blob = base64.b64encode(plain.encode()).decode()
+    text = f'{{"config": "{blob}"}}'
+    spans = [s for s in detect(text) if s.label == "SECRET"]
+    assert spans, "nothing found in the base64"
+    at = text.index(blob)
+    # Decoding what is left unmasked gives back no byte of either secret.
+    kept = "".join("A" if any(s.start <= i < s.end for s in spans) else c for i, c in enumerate(text))
+    left = base64.b64decode(kept[at:at + len(blob)])
+    assert token.encode() not in left and password.encode() not in left
+    assert b"user=ana" in left  # what was no secret stays readable
+
+
+def test_base64_of_plain_text_and_binary_payloads_are_left_alone() -> None:
+    prose = base64.b64encode(b"Release notes: the 2.4 build fixes login on Safari and adds dark mode.").decode()
+    image = base64.b64encode(bytes(_RNG.randrange(256) for _ in range(3000))).decode()
+    text = f"notes: {prose}\nicon: data:image/png;base64,{image}\n"
+    assert [s for s in detect(text) if s.label == "SECRET"] == []
