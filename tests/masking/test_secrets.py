@@ -253,3 +253,30 @@ def test_base64_of_plain_text_and_binary_payloads_are_left_alone() -> None:
     image = base64.b64encode(bytes(_RNG.randrange(256) for _ in range(3000))).decode()
     text = f"notes: {prose}\nicon: data:image/png;base64,{image}\n"
     assert [s for s in detect(text) if s.label == "SECRET"] == []
+
+
+def test_a_url_password_holding_an_at_sign_is_masked_to_the_last_at_before_the_host() -> None:
+    password = _run(_ALNUM, 5) + "@" + _run(_ALNUM, 6) + "~q"
+    text = f'"Mongo": "mongodb+srv://app:{password}@cluster0.example.mongodb.net/db?retryWrites=true"'
+    assert _covered(text, password)
+    assert [s.label for s in detect(text) if s.label == "EMAIL"] == []
+
+
+def test_a_service_account_key_in_a_json_string_is_masked_with_its_final_escaped_newline() -> None:
+    body = "\\n".join(_run(_ALNUM + "+/", 64) for _ in range(4))
+    key = "-----BEGIN PRIVATE KEY-----\\n" + body + "\\n-----END PRIVATE KEY-----\\n"
+    text = '{"type": "service_account", "private_key": "' + key + '", "client_id": "1"}'
+    assert _covered(text, key)
+
+
+def test_a_github_token_with_a_valid_checksum_is_found_even_when_it_reads_like_a_stand_in() -> None:
+    body = "x" * 8 + _run(_ALNUM, 22)
+    crc, digits = __import__("zlib").crc32(body.encode()), ""
+    alphabet = string.digits + string.ascii_uppercase + string.ascii_lowercase
+    while crc:
+        crc, r = divmod(crc, 62)
+        digits = alphabet[r] + digits
+    token = "gh" + "p_" + body + digits.rjust(6, "0")
+    assert _covered(f"clone it with {token} today", token)
+    fake = "gh" + "p_" + "x" * 36
+    assert [s for s in detect(f"clone it with {fake} today") if s.label == "SECRET"] == []

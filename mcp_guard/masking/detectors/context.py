@@ -74,6 +74,13 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
         r"""(?i)\([ \t]{0,4}['"](?P<key>[\w.-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|_key|_salt|credentials?)[\w.-]{0,20})['"]"""
         r"""[ \t]{0,4},[ \t]{0,4}""" + _QUOTED
     ),
+    # A password in a URL's userinfo that holds "@" unencoded (mongodb+srv://app:p@ss@host), up to
+    # the last "@" before the host: the URL detectors (network.py) stop at the first, which leaves
+    # the rest of the password to read as an address.
+    "url-userinfo": re.compile(
+        r"""(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'"]{0,64}:(?P<bare>[^\s'"/@]{1,64}@[^\s'"/]{1,128})"""
+        r"""@(?=[a-z0-9][a-z0-9.-]{0,253}(?:[:/?#'"]|\s|$))"""
+    ),
     # XML attribute pairs: <add key="ClearTextPassword" value="..." />, <entry name=".." value="..">.
     "xml-attributes": re.compile(
         r"""(?i)\b(?:key|name)[ \t]{0,4}=[ \t]{0,4}"(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key))"[ \t]{1,8}"""
@@ -88,7 +95,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 _WANTS: dict[str, tuple[str, ...]] = {  # cheap tests: a pattern runs only where its words are
     "mysql-p": ("-p",), "flag-password": ("-p", "--"), "powershell": ("-", "ConvertTo"), "curl-user": ("-u",),
     "sql": ("identified", "password"), "redis-auth": ("AUTH",), "redis-cli": ("redis-cli",),
-    "named-argument": ("(",), "xml-attributes": ("value",), "xml-element": ("<",),
+    "named-argument": ("(",), "url-userinfo": ("://",), "xml-attributes": ("value",), "xml-element": ("<",),
 }
 _MYSQL = re.compile(r"(?i)\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
 _LOGIN = re.compile(r"(?i)\blogin\b|(?<![\w-])(?:-u|--user(?:name)?)\b")
@@ -222,6 +229,7 @@ register(
             "CREATE USER 'report'@'%' IDENTIFIED BY 'granite-lantern-42';",
             "ALTER USER app WITH PASSWORD 'Rq7vLm2pXz9';",
             '1712826000.123456 [0 10.0.0.5:51234] "AUTH" "river-quartz-7"',
+            "MONGO_URL=mongodb+srv://app:Rq7v@Lm2pXz9@cluster0.example.net/db",
             "define( 'DB_PASSWORD', 'velvet-copper-copper-4' );",
             '<add key="ClearTextPassword" value="Hs0bnTXxH$q2" />',
             "<awsSecretToken>\n    Qm9vR2xhc3NQYW5lbHNPbkZpcmVXb3JrczEyMzQ\n</awsSecretToken>",
@@ -231,6 +239,7 @@ register(
             "mysql -u root -p billing", "mysql -u root -p$MYSQL_PWD", "curl -u $USER:$TOKEN https://x",
             "ALTER USER app WITH PASSWORD '${APP_PASSWORD}';", "define( 'DB_PASSWORD', getenv('DB_PASSWORD') );",
             '<add key="ClearTextPassword" value="%NUGET_PASSWORD%" />', "psql --password -U app",
+            'dsn = f"postgres://{user}:{password}@{host}/app"', "https://user:<password>@host.example/x",
             "pip install -p ./packages", "git push -p", "redis-cli -a $REDIS_PASSWORD ping",
         ),
     ),

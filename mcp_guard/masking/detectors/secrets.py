@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from ..spans import Span
 from . import Detector, Hint, register
+from .providers import github_checksum_ok
 from .values import code, entropy, looks_secret, not_a_secret, passphrase, said_password
 
 __all__ = ["secret_for_key", "secretish"]
@@ -102,8 +103,8 @@ def _tokens(text: str, low: str) -> Iterator[Span]:
         for m in pattern.finditer(text):
             if m.start() and _WORD_CHAR.match(text, m.start() - 1):
                 continue  # glued to a longer word
-            if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()):
-                continue
+            if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()) and not github_checksum_ok(m.group()):
+                continue  # a stand-in ("ghp_xxxx..."), unless GitHub's own checksum says it is real
             yield Span(m.start(), m.end(), "SECRET")
 
 
@@ -257,6 +258,8 @@ def _pem_blocks(text: str) -> Iterator[Span]:
             if end < 0:
                 missing_until[end_marker] = min(limit, len(text))
         stop = end + len(end_marker) if end >= 0 else min(len(text), m.end() + 4096)
+        if text.startswith("\\n", stop) and text.startswith(('"', "'"), stop + 2):
+            stop += 2  # a key in a JSON string (a service-account file) ends with its escaped newline
         yield Span(m.start(), stop, "SECRET")
 
 
