@@ -51,18 +51,18 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "mysql-p": re.compile(r"(?<![\w-])-p" + _Q.replace("{1,256}", "{4,256}")),
     # -p or --password after a user on the same command (docker login, psql wrappers, ftp).
     "flag-password": re.compile(
-        r"(?i)(?<![\w-])(?:-p|--pass(?:word|wd)?|--(?:[a-z]+-)?(?:token|secret|api-?key|access-key|client-secret))"
+        r"(?<![\w-])(?:-p|--pass(?:word|wd)?|--(?:[a-z]+-)?(?:token|secret|api-?key|access-key|client-secret))"
         r"(?:[ \t]{1,4}|=)" + _Q
     ),
     # PowerShell parameters and SecureString conversions.
     "powershell": re.compile(
-        r"(?i)(?:-(?:Client)?Secret|-Password|-Token|-ApiKey|-AccessKey|ConvertTo-SecureString(?:[ \t]{1,4}-String)?)"
+        r"(?:-(?:client)?secret|-password|-token|-apikey|-accesskey|convertto-securestring(?:[ \t]{1,4}-string)?)"
         r"[ \t]{1,4}" + _QUOTED
     ),
     # curl -u user:password, --user user:password.
     "curl-user": re.compile(r"""(?<![\w-])(?:-u|--user)[ \t]{1,4}['"]?[^\s:'"]{1,64}:(?P<bare>[^\s'"@]{1,256})"""),
     # SQL: CREATE/ALTER USER ... IDENTIFIED BY '...', WITH [ENCRYPTED] PASSWORD '...'.
-    "sql": re.compile(r"(?i)\b(?:identified[ \t]{1,4}by|with[ \t]{1,4}(?:encrypted[ \t]{1,4})?password)[ \t]{1,4}" + _QUOTED),
+    "sql": re.compile(r"\b(?:identified[ \t]{1,4}by|with[ \t]{1,4}(?:encrypted[ \t]{1,4})?password)[ \t]{1,4}" + _QUOTED),
     # Redis: AUTH in a MONITOR line ("AUTH" "..."), in redis-cli, or a command of its own.
     "redis-auth": re.compile(
         r"""(?:"AUTH"[ \t]{1,4}(?:"[^"\n]{1,64}"[ \t]{1,4})?"(?P<dq>[^"\n]{1,256})"|(?<![^\n])[ \t]{0,8}AUTH[ \t]{1,4}"""
@@ -71,24 +71,24 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "redis-cli": re.compile(r"redis-cli\b[^\n]{0,200}?[ \t]-a[ \t]{1,4}" + _Q),
     # A call whose first argument names a secret: define('DB_PASSWORD', '...'), setProperty(...).
     "named-argument": re.compile(
-        r"""(?i)\([ \t]{0,4}['"](?P<key>[\w.-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|_key|_salt|credentials?)[\w.-]{0,20})['"]"""
+        r"""\([ \t]{0,4}['"](?P<key>[\w.-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|_key|_salt|credentials?)[\w.-]{0,20})['"]"""
         r"""[ \t]{0,4},[ \t]{0,4}""" + _QUOTED
     ),
     # A password in a URL's userinfo that holds "@" unencoded (mongodb+srv://app:p@ss@host), up to
     # the last "@" before the host: the URL detectors (network.py) stop at the first, which leaves
     # the rest of the password to read as an address.
     "url-userinfo": re.compile(
-        r"""(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'"]{0,64}:(?P<bare>[^\s'"/@]{1,64}@[^\s'"/]{1,128})"""
+        r"""\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'"]{0,64}:(?P<bare>[^\s'"/@]{1,64}@[^\s'"/]{1,128})"""
         r"""@(?=[a-z0-9][a-z0-9.-]{0,253}(?:[:/?#'"]|\s|$))"""
     ),
     # XML attribute pairs: <add key="ClearTextPassword" value="..." />, <entry name=".." value="..">.
     "xml-attributes": re.compile(
-        r"""(?i)\b(?:key|name)[ \t]{0,4}=[ \t]{0,4}"(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key))"[ \t]{1,8}"""
+        r"""\b(?:key|name)[ \t]{0,4}=[ \t]{0,4}"(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key))"[ \t]{1,8}"""
         r"""value[ \t]{0,4}=[ \t]{0,4}"(?P<dq>[^"\n]{1,512})\""""
     ),
     # An element holding a secret, its value on a line of its own.
     "xml-element": re.compile(
-        r"""(?i)<(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key)[\w.:-]{0,20})>[ \t]*\r?\n[ \t]{0,40}"""
+        r"""<(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key)[\w.:-]{0,20})>[ \t]*\r?\n[ \t]{0,40}"""
         r"""(?P<bare>[^\s<>]{4,512})[ \t]*\r?\n[ \t]{0,40}</"""
     ),
 }
@@ -119,12 +119,24 @@ def _line_before(text: str, at: int) -> str:
     return text[start:at]
 
 
+# Patterns written in lowercase and matched on the lowercased text (a case-insensitive scan costs
+# several times more); the others are case-sensitive (mysql's -P is a port, -p a password).
+_ON_LOW = frozenset(
+    {"flag-password", "powershell", "sql", "named-argument", "url-userinfo", "xml-attributes", "xml-element"}
+)
+
+
+def _hint(name: str, pattern: re.Pattern[str]) -> Hint:
+    loose = _NAMED_GROUP.sub("(?:", pattern.pattern)
+    return Hint(("(?i)" + loose) if name in _ON_LOW else loose, som=True, fwd=520)
+
+
 def _context_secrets(text: str, low: str) -> Iterator[Span]:
     for name, pattern in _PATTERNS.items():
-        source = low if name in ("sql", "named-argument", "xml-attributes", "xml-element") else text
-        if not any(w.lower() in source if source is low else w in source for w in _WANTS[name]):
+        source = low if name in _ON_LOW else text
+        if not any(w.lower() in low if name in _ON_LOW else w in text for w in _WANTS[name]):
             continue
-        for m in pattern.finditer(text):
+        for m in pattern.finditer(source):
             where = _value(m)
             if where is None:
                 continue
@@ -144,10 +156,10 @@ def _context_secrets(text: str, low: str) -> Iterator[Span]:
 
 # A CSV or TSV export with a password column (password managers, browsers' autofill): the cells
 # of that column, in the lines that follow the header and have as many cells.
-_HEADER = re.compile(r"(?im)^[^\n]{0,400}\b(?:password|passwd|login_password|pwd)\b[^\n]{0,400}$")
 _PASSWORD_CELL = re.compile(r"(?i)^\"?(?:login_)?(?:password|passwd|pwd)\"?$")
 # Where the pre-pass looks: a password cell between separators (what _csv_passwords accepts).
 _HEADER_HINT = r'(?i)(?:^|[\n,\t;])"?(?:login_)?(?:password|passwd|pwd)"?(?:$|[\r\n,\t;])'
+_CELL = re.compile(r'(?:^|[\n,\t;])"?(?:login_)?(?:password|passwd|pwd)"?(?=$|[\r\n,\t;])')  # on lowercase
 _HEADER_CELL = re.compile(r"[A-Za-z][\w ./()-]{0,40}")
 _MAX_ROWS = 10_000
 _CSV_REACH = 65_536  # rows read after a header (the pre-pass's zone reaches as far)
@@ -177,12 +189,28 @@ def _cells(line: str, sep: str) -> list[tuple[int, int]] | None:
     return out
 
 
+def _header_lines(text: str, low: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line holding a password cell between separators, once per line."""
+    last = -1
+    for cell in _CELL.finditer(low):
+        at = cell.start() + (low[cell.start()] in "\n,\t;")
+        start = text.rfind("\n", 0, at) + 1
+        if start == last or at - start > 400:
+            continue
+        stop = text.find("\n", at, at + 401)
+        if stop < 0:
+            stop = len(text) if len(text) - at <= 400 else -1
+        if stop >= 0:
+            last = start
+            yield start, stop
+
+
 def _csv_passwords(text: str, low: str) -> Iterator[Span]:
     read_until = -1  # rows already read as some table's: a header among them starts no new one
-    for header in _HEADER.finditer(text):
-        if header.start() < read_until:
+    for start, stop in _header_lines(text, low):
+        if start < read_until:
             continue
-        line = header.group()
+        line = text[start:stop].rstrip("\r")
         sep = "\t" if "\t" in line else "," if "," in line else ";" if ";" in line else ""
         if not sep:
             continue
@@ -195,7 +223,7 @@ def _csv_passwords(text: str, low: str) -> Iterator[Span]:
         column = next((i for i, c in enumerate(names) if _PASSWORD_CELL.match(c)), None)
         if column is None:
             continue
-        at = header.end() + 1
+        at = stop + 1
         limit = min(len(text), at + _CSV_REACH)
         for _ in range(_MAX_ROWS):
             if at >= limit:
@@ -217,7 +245,7 @@ _NAMED_GROUP = re.compile(r"\(\?P<\w+>")  # Hyperscan has no named groups
 _SECRET = frozenset({"SECRET"})
 register(
     Detector(
-        "context-secrets", _SECRET, tuple(Hint(_NAMED_GROUP.sub("(?:", p.pattern), som=True, fwd=520) for p in _PATTERNS.values()),
+        "context-secrets", _SECRET, tuple(_hint(name, p) for name, p in _PATTERNS.items()),
         find=_context_secrets,
         context_keys=("-p", "--password", "-ClientSecret", "ConvertTo-SecureString", "IDENTIFIED BY", "AUTH", "define("),
         examples=(
