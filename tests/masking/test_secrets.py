@@ -141,6 +141,11 @@ def test_a_secret_named_by_its_context_is_masked_whole(shape: str, make: object)
     assert any(a <= at and b >= at + len(secret) for a, b in found), f"{shape}: not masked whole"
 
 
+def test_a_quoted_password_starting_with_a_bang_is_still_a_password() -> None:
+    secret = "!" + _password()
+    assert _covered(f"password = '{secret}'", secret)
+
+
 def test_a_django_secret_key_is_masked_to_its_closing_quote() -> None:
     secret = "django-insecure-" + _run(string.ascii_lowercase + string.digits + "&^%*$+", 50)
     text = f"DEBUG = False\nSECRET_KEY = '{secret}'\n"
@@ -174,6 +179,7 @@ NOT_SECRETS = [
     "docker login -u ci -p $REGISTRY_TOKEN", "curl -u $USER:$TOKEN https://ci.example.com",
     "define( 'DB_PASSWORD', getenv('WORDPRESS_DB_PASSWORD') );", "the password is required.",
     'parser.add_argument("-p", "--password", help="the password (prompted when omitted)")',
+    "    this._passThroughOptions = !!passThrough;",
     "name,url,username,password\nBank,https://bank.example,ana,\nMail,https://m.example,bo,********\n",
 ]
 

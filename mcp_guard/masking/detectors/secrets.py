@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from ..spans import Span
 from . import Detector, Hint, register
 from .providers import github_checksum_ok
-from .values import code, entropy, looks_secret, not_a_secret, passphrase, said_password
+from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, said_password
 
 __all__ = ["secret_for_key", "secretish"]
 
@@ -75,7 +75,7 @@ _PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cooki
 _NOT_A_VALUE = re.compile(
     r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
     r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
-    r"|%\([^)]*\)[sdr]|![A-Za-z][\w.-]*)$"
+    r"|%\([^)]*\)[sdr])$"
 )
 
 
@@ -199,6 +199,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
                 continue
         if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
             continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
+        if not quoted and _BANG_NAME.fullmatch(value) and named(value.lstrip("!")):
+            continue  # a YAML tag (password: !vault |) or a negation in code (!!passThrough)
         if value[0] in "(@" or "{" in value and "}" in value:
             continue  # a call's arguments, a host after userinfo, a template's field (user:{user_id})
         if _ID_KEY.search(key) and _UUID.fullmatch(value):
@@ -212,6 +214,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
 # The words after which a sentence gives a password itself ("the DB password is ..."); a bare
 # "pass" is a verb too ("pass targets=...").
 _SAID = re.compile(r"(?i)pass(?:word|wd|phrase)|pwd")
+_BANG_NAME = re.compile(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
 _KV_QUOTED = re.compile(r"[^\s\"'\\]{4,512}")
 _ID_KEY = re.compile(r"(?i)(?:[_-]id|[a-z]Id|ID)[\"']?[ \t]*[:=]")
