@@ -173,6 +173,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if begin < done_until or (run_start <= word_start < run_end and read >= _KEYS_PER_RUN):
             continue  # a key inside a value run already read as often as it may be
         separator = _KV_SEPARATOR.match(text, word_end)
+        if separator is not None and _ABOUT_A_SECRET.match(text, word_end) is not None:
+            continue  # the key says what kind of secret, not which one: jwtSecretAlgorithm, token_type, password_length
         loose = separator is None
         if loose:
             separator = _KV_LOOSE.match(text, word_end)
@@ -214,6 +216,11 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
 # The words after which a sentence gives a password itself ("the DB password is ..."); a bare
 # "pass" is a verb too ("pass targets=...").
 _SAID = re.compile(r"(?i)pass(?:word|wd|phrase)|pwd")
+# A key that goes on, after its key word, with a word saying what it tells about the secret.
+_ABOUT_A_SECRET = re.compile(
+    r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
+    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?![a-z])"
+)
 _BANG_NAME = re.compile(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
 _KV_QUOTED = re.compile(r"[^\s\"'\\]{4,512}")

@@ -50,6 +50,10 @@ def _pronounceable(word: str) -> bool:
     return _CONSONANT_RUN.search(word) is None
 
 
+# Short words that names are made of (lastEventId, toJson, isOk); random letters are seldom these.
+_SHORT_WORDS = frozenset({"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip"})
+
+
 def named(value: str) -> bool:
     """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
     in camel case whose words with lowercase letters have three or more (OAuthProvider,
@@ -69,7 +73,7 @@ def named(value: str) -> bool:
         if not part.isupper() and sum(c.isupper() for c in letters) * 2 > len(letters):
             return False  # CamelCase has a capital per word, not one letter in two
         for i, w in enumerate(words):
-            short = not w.isupper() and not w.isdigit() and len(w) < 3
+            short = not w.isupper() and not w.isdigit() and len(w) < 3 and w.lower() not in _SHORT_WORDS
             if short and not (i == 0 and w.istitle() and len(words) > 1 and words[1].isdigit()):  # Ed25519
                 return False
             if not w.isupper() and not w.isdigit() and not _pronounceable(w.lower()):
@@ -84,7 +88,13 @@ def named(value: str) -> bool:
 _ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
 
 
+# Operators only code writes inside a value: a || b, a && b, a?.b, (x) => y, process.env.X.
+_OPERATORS = re.compile(r"\|\||&&|\?\.|=>|process\.env\.")
+
+
 def code(key: str, value: str) -> bool:
+    if _OPERATORS.search(value) is not None:
+        return True
     if _CALL_OR_ATTRIBUTE.fullmatch(value):
         return True
     return named(value) and _ENV_KEY.search(key) is None
@@ -131,6 +141,10 @@ _NAME_JOINS = re.compile(r"[./:]")
 _MASKED_ALREADY = re.compile(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
 
 
+_REPEATED = re.compile(r"(.)\1{7}")
+_VERSION = re.compile(r"[\^~<>=v]{0,2}\d{1,6}(?:\.\d{1,6}){1,3}(?:[-+][\w.]{1,40})?")
+
+
 def not_a_secret(key: str, value: str) -> bool:
     """Values that say what they are, quoted or not: the key's own name again (a constant's
     spelling, ``session_cookie = session_cookie``), a placeholder that names the secret it
@@ -145,8 +159,10 @@ def not_a_secret(key: str, value: str) -> bool:
         return True
     if "`" in value:  # markup: `code`, :class:`Name`
         return True
-    if "EXAMPLE" in value or "..." in value or not any(c.isalnum() for c in value):
-        return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_...), "***)"
+    if "EXAMPLE" in value or "..." in value or not any(c.isalnum() for c in value) or _REPEATED.search(value):
+        return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_..., ghp_...00000000), "***)"
+    if _VERSION.fullmatch(value):
+        return True  # a dependency's version range ("cookie": "^0.7.1" in a lock file)
     parts = _NAME_JOINS.split(value)
     if len(parts) > 1 and all(named(p) for p in parts):  # "context.eval_ctx", "io.example/subscriptionId"
         return True
