@@ -180,6 +180,11 @@ NOT_SECRETS = [
     "define( 'DB_PASSWORD', getenv('WORDPRESS_DB_PASSWORD') );", "the password is required.",
     'parser.add_argument("-p", "--password", help="the password (prompted when omitted)")',
     "    this._passThroughOptions = !!passThrough;",
+    '{"dependencies": {\n    "cookie": "^0.7.1",\n    "cookie-signature": "~1.2.1"}}',
+    "  auth: options.token || process.env.GITHUB_TOKEN,", "export type JwtSecretAlgorithm = 'HS256'",
+    "  resumptionToken: lastEventId,", "  credentials: kEnumerableProperty,", '  lookupCookie: "language",',
+    'const usernamePasswordInOptions = "username" in options', 'const TOKEN = "gh' + 'p_PersonalAccessToken0124' + '0' * 12 + '"',
+    "token_type: bearer_access_with_refresh",
     "name,url,username,password\nBank,https://bank.example,ana,\nMail,https://m.example,bo,********\n",
 ]
 

@@ -208,6 +208,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if _ID_KEY.search(key) and _UUID.fullmatch(value):
             continue  # a credential's id (credential_id, key_id) names it; it is not the secret
         is_code = not quoted and code(key, value) and not (_PASSWORDISH.search(key) and passphrase(value))
+        if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value):
+            continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
         if secretish(key, value) and not is_code and not not_a_secret(key, value):
             done_until = m.start() + len(value)
             yield Span(m.start(), m.start() + len(value), "SECRET")
@@ -221,6 +223,7 @@ _ABOUT_A_SECRET = re.compile(
     r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
     r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?![a-z])"
 )
+_SECRET_WORD = re.compile(r"(?i)secret")
 _BANG_NAME = re.compile(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
 _KV_QUOTED = re.compile(r"[^\s\"'\\]{4,512}")

@@ -54,12 +54,16 @@ def _pronounceable(word: str) -> bool:
 _SHORT_WORDS = frozenset({"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip"})
 
 
+_HUNGARIAN = re.compile(r"^[a-z](?=[A-Z][a-z]{2})")
+
+
 def named(value: str) -> bool:
     """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
     in camel case whose words with lowercase letters have three or more (OAuthProvider,
     DHPrivateKey, Ed25519PrivateKey); random letters (KRioWNWAlPT) have shorter ones."""
     if _IDENTIFIER.fullmatch(value) is None:
         return False
+    value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
     parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
     if not parts:
         return False
@@ -134,7 +138,8 @@ def said_password(value: str) -> bool:
 
 
 _LETTERS = re.compile(r"[^a-z0-9]")
-_PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
+# Words a placeholder is made of, or another credential field's name ("username" in options).
+_PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit", "username")
 _PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
 _PATH = re.compile(r"[~.]?/[\w./-]*")
 _NAME_JOINS = re.compile(r"[./:]")
