@@ -221,7 +221,7 @@ _SAID = re.compile(r"(?i)pass(?:word|wd|phrase)|pwd")
 # A key that goes on, after its key word, with a word saying what it tells about the secret.
 _ABOUT_A_SECRET = re.compile(
     r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
-    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?![a-z])"
+    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?-i:(?![a-z]))"
 )
 _SECRET_WORD = re.compile(r"(?i)secret")
 _BANG_NAME = re.compile(r"!{1,2}[A-Za-z_][\w.]*")

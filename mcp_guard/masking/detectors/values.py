@@ -51,7 +51,7 @@ def _pronounceable(word: str) -> bool:
 
 
 # Short words that names are made of (lastEventId, toJson, isOk); random letters are seldom these.
-_SHORT_WORDS = frozenset({"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip"})
+_SHORT_WORDS = frozenset({"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip", "do", "up", "as"})
 
 
 _HUNGARIAN = re.compile(r"^[a-z](?=[A-Z][a-z]{2})")
@@ -96,9 +96,16 @@ _ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
 _OPERATORS = re.compile(r"\|\||&&|\?\.|=>|process\.env\.")
 
 
+# A literal code writes that no password is: a hex constant (0x02), a number closing a call (255)),
+# an ABNF rule (%x21, *cookie-octet).
+_CODE_LITERAL = re.compile(r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?")
+
+
 def code(key: str, value: str) -> bool:
-    if _OPERATORS.search(value) is not None:
+    if _OPERATORS.search(value) is not None or _CODE_LITERAL.fullmatch(value) is not None:
         return True
+    if value[0] in "*=" and (len(value) == 1 or named(value[1:]) or value[1] in ".="):
+        return True  # ABNF's *rule, a comparison's = or >=.8
     if _CALL_OR_ATTRIBUTE.fullmatch(value):
         return True
     return named(value) and _ENV_KEY.search(key) is None
