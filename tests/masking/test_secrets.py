@@ -53,7 +53,7 @@ PROVIDER_TOKENS = {
     "alibaba access key id": lambda: "LT" + "AI" + _run(_ALNUM, 20),
     "tencent secret id": lambda: "AK" + "ID" + _run(_ALNUM, 32),
     "mailgun key": lambda: "ke" + "y-" + _hex(32),
-    "1password secret key": lambda: "A3" + "-" + "-".join((_upper(6), _upper(6), _upper(5), _upper(5), _upper(5), _upper(5))),
+    "1password secret key": lambda: "A3" + "-" + "-".join([_upper(6), _upper(6)] + [_upper(5) for _ in range(4)]),
     "azure ad client secret": lambda: _run(_ALNUM, 3) + "8" + "Q~" + _run(_ALNUM, 34),
     "telegram bot token": lambda: str(_RNG.randrange(10**8, 10**9)) + ":" + "AA" + _run(_ALNUM, 33),
     "discord bot token": _discord,
@@ -183,7 +183,8 @@ NOT_SECRETS = [
     '{"dependencies": {\n    "cookie": "^0.7.1",\n    "cookie-signature": "~1.2.1"}}',
     "  auth: options.token || process.env.GITHUB_TOKEN,", "export type JwtSecretAlgorithm = 'HS256'",
     "  resumptionToken: lastEventId,", "  credentials: kEnumerableProperty,", '  lookupCookie: "language",',
-    'const usernamePasswordInOptions = "username" in options', 'const TOKEN = "gh' + 'p_PersonalAccessToken0124' + '0' * 12 + '"',
+    'const usernamePasswordInOptions = "username" in options',
+    'const TOKEN = "gh' + 'p_PersonalAccessToken0124' + '0' * 12 + '"',
     "token_type: bearer_access_with_refresh",
     "name,url,username,password\nBank,https://bank.example,ana,\nMail,https://m.example,bo,********\n",
 ]

@@ -62,16 +62,20 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     # curl -u user:password, --user user:password.
     "curl-user": re.compile(r"""(?<![\w-])(?:-u|--user)[ \t]{1,4}['"]?[^\s:'"]{1,64}:(?P<bare>[^\s'"@]{1,256})"""),
     # SQL: CREATE/ALTER USER ... IDENTIFIED BY '...', WITH [ENCRYPTED] PASSWORD '...'.
-    "sql": re.compile(r"\b(?:identified[ \t]{1,4}by|with[ \t]{1,4}(?:encrypted[ \t]{1,4})?password)[ \t]{1,4}" + _QUOTED),
+    "sql": re.compile(
+        r"\b(?:identified[ \t]{1,4}by|with[ \t]{1,4}(?:encrypted[ \t]{1,4})?password)[ \t]{1,4}" + _QUOTED
+    ),
     # Redis: AUTH in a MONITOR line ("AUTH" "..."), in redis-cli, or a command of its own.
     "redis-auth": re.compile(
-        r"""(?:"AUTH"[ \t]{1,4}(?:"[^"\n]{1,64}"[ \t]{1,4})?"(?P<dq>[^"\n]{1,256})"|(?<![^\n])[ \t]{0,8}AUTH[ \t]{1,4}"""
+        r"""(?:"AUTH"[ \t]{1,4}(?:"[^"\n]{1,64}"[ \t]{1,4})?"(?P<dq>[^"\n]{1,256})"""
+        r'"|(?<![^\n])[ \t]{0,8}AUTH[ \t]{1,4}'
         r"""(?P<bare>[^\s]{1,256})(?![^\r\n]))"""
     ),
     "redis-cli": re.compile(r"redis-cli\b[^\n]{0,200}?[ \t]-a[ \t]{1,4}" + _Q),
     # A call whose first argument names a secret: define('DB_PASSWORD', '...'), setProperty(...).
     "named-argument": re.compile(
-        r"""\([ \t]{0,4}['"](?P<key>[\w.-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|_key|_salt|credentials?)[\w.-]{0,20})['"]"""
+        r"""\([ \t]{0,4}['"](?P<key>[\w.-]{0,40}"""
+        r"""(?:pass(?:word|wd)?|secret|token|api_?key|_key|_salt|credentials?)[\w.-]{0,20})['"]"""
         r"""[ \t]{0,4},[ \t]{0,4}""" + _QUOTED
     ),
     # A password in a URL's userinfo that holds "@" unencoded (mongodb+srv://app:p@ss@host), up to
@@ -83,12 +87,14 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     # XML attribute pairs: <add key="ClearTextPassword" value="..." />, <entry name=".." value="..">.
     "xml-attributes": re.compile(
-        r"""\b(?:key|name)[ \t]{0,4}=[ \t]{0,4}"(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key))"[ \t]{1,8}"""
+        r"""\b(?:key|name)[ \t]{0,4}=[ \t]{0,4}"""
+        r""""(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key))"[ \t]{1,8}"""
         r"""value[ \t]{0,4}=[ \t]{0,4}"(?P<dq>[^"\n]{1,512})\""""
     ),
     # An element holding a secret, its value on a line of its own.
     "xml-element": re.compile(
-        r"""<(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key)[\w.:-]{0,20})>[ \t]*\r?\n[ \t]{0,40}"""
+        r"""<(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key)[\w.:-]{0,20})>"""
+        r"""[ \t]*\r?\n[ \t]{0,40}"""
         r"""(?P<bare>[^\s<>]{4,512})[ \t]*\r?\n[ \t]{0,40}</"""
     ),
 }
@@ -105,6 +111,9 @@ def _not_after_login(line: str) -> bool:
     """mysql's "-p NAME" names a database (the password is asked for); after a login or a user
     elsewhere (docker login -u x -p y) it is the password."""
     return _LOGIN.search(line) is None or _MYSQL.search(line) is not None
+
+
+_COMMAND_LINES = frozenset({"mysql-p", "flag-password", "curl-user", "redis-auth", "redis-cli"})
 
 
 def _value(m: re.Match[str]) -> tuple[int, int] | None:
@@ -144,10 +153,11 @@ def _context_secrets(text: str, low: str) -> Iterator[Span]:
             value = text[start:end]
             if name == "mysql-p" and not _MYSQL.search(_line_before(text, m.start())):
                 continue  # -pNAME elsewhere is a path, a profile, a port
-            if name == "flag-password" and m.group()[:3] in ("-p ", "-p\t") and _not_after_login(_line_before(text, m.start())):
+            spaced_p = name == "flag-password" and m.group()[:3] in ("-p ", "-p\t")
+            if spaced_p and _not_after_login(_line_before(text, m.start())):
                 continue  # "-p NAME" is a password after a login or a user; elsewhere a path, a port, a database
             key = m.group("key") if "key" in m.re.groupindex and m.group("key") else "password"
-            if name in ("mysql-p", "flag-password", "curl-user", "redis-auth", "redis-cli") and m.group("bare") is not None:
+            if name in _COMMAND_LINES and m.group("bare") is not None:  # a bare value ends before punctuation
                 value = value.rstrip(".,)")
                 end = start + len(value)
             if plausible_password(value, key):
@@ -247,7 +257,9 @@ register(
     Detector(
         "context-secrets", _SECRET, tuple(_hint(name, p) for name, p in _PATTERNS.items()),
         find=_context_secrets,
-        context_keys=("-p", "--password", "-ClientSecret", "ConvertTo-SecureString", "IDENTIFIED BY", "AUTH", "define("),
+        context_keys=(
+            "-p", "--password", "-ClientSecret", "ConvertTo-SecureString", "IDENTIFIED BY", "AUTH", "define(",
+        ),
         examples=(
             "mysql -h db.internal -u root -p'Zx9Qv!L2mT8' billing < dump.sql",
             "docker login -u deployer -p Rq7vLm2pXz9 registry.example.com",
@@ -276,6 +288,8 @@ register(
         find=_csv_passwords, when=lambda text, low: "pass" in low or "pwd" in low,
         context_keys=("password column",),
         examples=("name,url,username,password\nBank,https://bank.example,ana@example.org,pvqw91bq48!IFX\n",),
-        not_flagged=("name,url,username,password\nBank,https://bank.example,ana,\nMail,https://m.example,bo,********\n",),
+        not_flagged=(
+            "name,url,username,password\nBank,https://bank.example,ana,\nMail,https://m.example,bo,********\n",
+        ),
     ),
 )

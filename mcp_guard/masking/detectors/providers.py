@@ -38,14 +38,16 @@ _FAMILIES: list[tuple[tuple[str, ...], str]] = [
     (("glsa_", "glc_"), r"gl(?:sa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|c_[A-Za-z0-9+/]{32,400}+={0,2})"),  # Grafana
     (("glrt-", "gldt-", "glptt-", "glcbt-", "glft-", "glimt-", "glsoat-", "gloas-", "GR1348941"),
      r"(?:gl(?:rt|dt|ptt|cbt|ft|imt|soat|oas)-|GR1348941)[A-Za-z0-9_-]{20,64}+"),  # GitLab, beyond glpat-
-    (("sq0atp-", "sq0csp-", "EAAA"), r"sq0atp-[A-Za-z0-9_-]{22}|sq0csp-[A-Za-z0-9_-]{43}|EAAA[A-Za-z0-9_-]{60}"),  # Square
+    (("sq0atp-", "sq0csp-", "EAAA"),  # Square
+     r"sq0atp-[A-Za-z0-9_-]{22}|sq0csp-[A-Za-z0-9_-]{43}|EAAA[A-Za-z0-9_-]{60}"),
     (("AGE-SECRET-KEY-1",), r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),  # age
     (("LTAI",), r"LTAI[A-Za-z0-9]{20}"),  # Alibaba Cloud access key id
     (("AKID",), r"AKID[A-Za-z0-9]{32}"),  # Tencent Cloud SecretId
     (("key-",), r"key-[a-f0-9]{32}"),  # Mailgun (legacy API key)
     (("ATATT3",), r"ATATT3[A-Za-z0-9_=-]{180,200}+"),  # Atlassian API token
     (("ops_eyJ",), r"ops_eyJ[A-Za-z0-9+/=_-]{200,2000}+"),  # 1Password service-account token
-    (("A3-",), r"A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"),  # 1Password
+    (("A3-",),  # 1Password secret key
+     r"A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"),
     (("HRKU-",), r"HRKU-[A-Za-z0-9_-]{60}"),  # Heroku
     (("sntrys_eyJ", "sntryu_"), r"sntrys_eyJ[A-Za-z0-9+/=_-]{60,400}+|sntryu_[a-f0-9]{64}"),  # Sentry
     (("sbp_",), r"sbp_[a-f0-9]{40}"),  # Supabase
@@ -151,7 +153,8 @@ register(
             "the Databricks PAT is " + "da" + "pi" + "3f9a" * 8,
             '{"provider": "linear", "value": "' + "lin_" + "api_" + "Qw7Er9Ty2Ui4Op6As8Df" * 2 + '"}',
             "DT_API_TOKEN=" + "dt0c01." + "AB12CD34EF56GH78IJ90KL12" + "." + "QR34ST56UV78WX90" * 4,
-            "age identity: " + "AGE-SECRET-" + "KEY-1" + "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" + "QPZRY9X8GF2TVDW0S3JN54KHCE",
+            "age identity: " + "AGE-SECRET-" + "KEY-1" + "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
+            + "QPZRY9X8GF2TVDW0S3JN54KHCE",
             "op secret key " + "A3" + "-ABC123-DEF456-GHI78-JKL90-MNO12-PQR34",
         ),
         not_flagged=(

@@ -51,7 +51,9 @@ def _pronounceable(word: str) -> bool:
 
 
 # Short words that names are made of (lastEventId, toJson, isOk); random letters are seldom these.
-_SHORT_WORDS = frozenset({"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip", "do", "up", "as"})
+_SHORT_WORDS = frozenset(
+    {"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip", "do", "up", "as"}
+)
 
 
 _HUNGARIAN = re.compile(r"^[a-z](?=[A-Z][a-z]{2})")
@@ -121,7 +123,9 @@ def looks_secret(value: str) -> bool:
 
 # Words joined by hyphens, as diceware-style generators write them ("copper-orbit-quartz-7"):
 # code has no hyphen in a name, so under a password key this is a literal.
-_PASSPHRASE = re.compile(r"[A-Za-z]{3,12}(?:[-.][A-Za-z]{3,12}){1,7}(?:[-.]?\d{1,4})?[!#$%&*?@^~]?|[A-Za-z]{3,12}(?:-[A-Za-z]{3,12}){2,7}")
+_PASSPHRASE = re.compile(
+    r"[A-Za-z]{3,12}(?:[-.][A-Za-z]{3,12}){1,7}(?:[-.]?\d{1,4})?[!#$%&*?@^~]?|[A-Za-z]{3,12}(?:-[A-Za-z]{3,12}){2,7}"
+)
 
 
 def passphrase(value: str) -> bool:
