@@ -14,9 +14,14 @@ from .spans import Span
 
 __all__ = ["View", "normalized"]
 
+# URL-encoded printable ASCII but the space ("%40" for "@", "%3D" for "="): a decoded space would
+# join words a URL keeps apart ("jo:a%20secret@host" holds no address "secret@host").
+_PRINTABLE_ESCAPE = "%(?:2[1-9A-Fa-f]|[3-6][0-9A-Fa-f]|7[0-9A-Ea-e])"
+_PERCENT = re.compile(_PRINTABLE_ESCAPE)
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-# What is rewritten: invisible marks (dropped), fullwidth ASCII (to ASCII), "%40" (to "@").
-_EVASION = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]+|[\uff01-\uff5e]+|%40")
+# What is rewritten: invisible marks (dropped), fullwidth ASCII (to ASCII), URL-encoded printable
+# ASCII (%21 to %7E: "%40" to "@", "%3D" to "=").
+_EVASION = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]+|[\uff01-\uff5e]+|" + _PRINTABLE_ESCAPE)
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 
 
@@ -34,7 +39,7 @@ class View:
 
 def normalized(text: str) -> View | None:
     """The normalized view of ``text``, or ``None`` when it has nothing to normalize."""
-    if text.isascii() and "%40" not in text:
+    if text.isascii() and ("%" not in text or _PERCENT.search(text) is None):
         return None
     pieces: list[str] = []
     starts: list[int] = []
@@ -45,8 +50,8 @@ def normalized(text: str) -> View | None:
         starts.extend(range(at, m.start()))
         ends.extend(range(at + 1, m.start() + 1))
         raw = m.group()
-        if raw == "%40":
-            pieces.append("@")
+        if raw[0] == "%":
+            pieces.append(chr(int(raw[1:], 16)))
             starts.append(m.start())
             ends.append(m.end())
         elif raw[0] not in _INVISIBLE:

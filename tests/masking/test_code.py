@@ -73,7 +73,7 @@ def test_code_on_the_right_of_a_key_word_is_not_a_secret(line: str) -> None:
     ("line", "value"),
     [
         ('DATABASE_PASSWORD=correcthorsebattery', "correcthorsebattery"),
-        ('    password = "Tr0ub4dor&3x"', "Tr0ub4dor"),
+        ('    password = "Tr0ub4dor&3x"', "Tr0ub4dor&3x"),  # the whole quoted value, & and all
         ("  password: hunter22", "hunter22"),
         ('{"api_key": "Zx9QvL2mT8rP4kW7nB3c"}', "Zx9QvL2mT8rP4kW7nB3c"),
         ("client_secret: KRioWNWAlPTqEe", "KRioWNWAlPTqEe"),

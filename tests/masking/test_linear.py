@@ -212,6 +212,16 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "zero-width marks": _repeat("a\u200b"),
     "fullwidth at signs": _repeat("ａ＠"),
     "encoded at signs": _repeat("a%40"),
+    # The secret detectors of issue 15: headers of a password column, flags, AUTH lines, calls.
+    "password csv headers": _repeat("name,url,username,password\n"),
+    "password csv rows": lambda n: "name,url,username,password\n" + _repeat("a,b,c,d\n")(n),
+    "mysql -p flags": _repeat("mysql -p'a"),
+    "login -p flags": _repeat("login -u a -p "),
+    "redis auth": _repeat('"AUTH" "'),
+    "define calls": _repeat("define('DB_PASSWORD', '"),
+    "xml attribute pairs": _repeat('key="Password" value="'),
+    "dotted tokens": _repeat("MTIzNDU2Nzg5MDEyMzQ1Njc4.abcdef."),
+    "provider prefixes": _repeat("dapi key- pul- A3- dp.st. "),
 }
 
 

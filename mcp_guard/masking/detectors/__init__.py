@@ -73,4 +73,4 @@ def register(*detectors: Detector) -> None:
 
 
 # The families, in the order their spans are gathered (order does not decide overlaps).
-from . import secrets, contact, network, finance, dates, names  # noqa: E402,F401
+from . import secrets, providers, context, encoded, contact, network, finance, dates, names  # noqa: E402,F401

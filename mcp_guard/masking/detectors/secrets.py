@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 from ..spans import Span
 from . import Detector, Hint, register
-from .values import code, entropy, looks_secret, not_a_secret
+from .providers import github_checksum_ok
+from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, said_password
 
-__all__ = ["secret_for_key"]
+__all__ = ["secret_for_key", "secretish"]
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
@@ -60,7 +61,9 @@ _KEY_WORD_RE = re.compile(
 # key = value, key: value, key := value (Go, make), key => value, <key>value</key>; and, looser,
 # a value after spaces ("password s3cr3t" in .netrc, "aws_secret_access_key AbC..." on a command
 # line, "the password is ..." in prose), which must then look like a secret by itself.
-_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}(?:\"|')?")
+# The separators: =, :, :=, =>, >, and make's ?= += ::= :::=, PHP's .=, R's <-.
+_SEP = r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])"
+_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}" + _SEP + r"[ \t]{0,8}(?:\"|')?")
 _KV_LOOSE = re.compile(r"[A-Za-z0-9_-]{0,40}[\"']?(?:[ \t]{1,8}(?:is|was|of)[ \t]{1,8}|[ \t]{1,8})[\"']?")
 _KV_VALUE = re.compile(r"[^\s\"',;&<>{}\[\]]{4,512}")
 # Of the keys whose values start inside one run of value characters ("key=key=key=..."), only
@@ -71,14 +74,15 @@ _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 _PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
 _NOT_A_VALUE = re.compile(
     r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
-    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\})$"
+    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
+    r"|%\([^)]*\)[sdr])$"
 )
 
 
 _DIGIT = re.compile(r"\d")
 
 
-def _secretish(key: str, value: str) -> bool:
+def secretish(key: str, value: str) -> bool:
     if _NOT_A_VALUE.match(value) or value.startswith("<") and value.endswith(">"):
         return False
     if _PASSWORDISH.search(key):
@@ -99,8 +103,8 @@ def _tokens(text: str, low: str) -> Iterator[Span]:
         for m in pattern.finditer(text):
             if m.start() and _WORD_CHAR.match(text, m.start() - 1):
                 continue  # glued to a longer word
-            if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()):
-                continue
+            if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()) and not github_checksum_ok(m.group()):
+                continue  # a stand-in ("ghp_xxxx..."), unless GitHub's own checksum says it is real
             yield Span(m.start(), m.end(), "SECRET")
 
 
@@ -169,6 +173,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if begin < done_until or (run_start <= word_start < run_end and read >= _KEYS_PER_RUN):
             continue  # a key inside a value run already read as often as it may be
         separator = _KV_SEPARATOR.match(text, word_end)
+        if separator is not None and _ABOUT_A_SECRET.match(text, word_end) is not None:
+            continue  # the key says what kind of secret, not which one: jwtSecretAlgorithm, token_type, password_length
         loose = separator is None
         if loose:
             separator = _KV_LOOSE.match(text, word_end)
@@ -179,22 +185,57 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             read += 1
             if read > _KEYS_PER_RUN:
                 continue
-        m = _KV_VALUE.match(text, at)
+        quoted = text[at - 1] in "\"'"
+        m = _quoted_value(text, at) if quoted else None
+        m = m or _KV_VALUE.match(text, at)
         if m is None:
             continue
         if not run_start <= at < run_end:
             run_start, run_end, read = at, m.end(), 1
         key, value = text[begin:at], m.group()
-        quoted = text[at - 1] in "\"'"
+        if begin >= 2 and text[begin - 2 : begin] == "${":
+            continue  # a shell default inside a variable (${DB_PASSWORD:?must be set}) is no value
         if loose:  # prose: the sentence's full stop is not the secret's
             value = value.rstrip(".,;:!?)")
-            if not looks_secret(value):
+            if not (looks_secret(value) or _SAID.search(key) and said_password(value)):
                 continue
         if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
             continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
-        if _secretish(key, value) and not (not quoted and code(key, value)) and not not_a_secret(key, value):
+        if not quoted and _BANG_NAME.fullmatch(value) and named(value.lstrip("!")):
+            continue  # a YAML tag (password: !vault |) or a negation in code (!!passThrough)
+        if value[0] in "(@" or "{" in value and "}" in value:
+            continue  # a call's arguments, a host after userinfo, a template's field (user:{user_id})
+        if _ID_KEY.search(key) and _UUID.fullmatch(value):
+            continue  # a credential's id (credential_id, key_id) names it; it is not the secret
+        is_code = not quoted and code(key, value) and not (_PASSWORDISH.search(key) and passphrase(value))
+        if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value):
+            continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
+        if secretish(key, value) and not is_code and not not_a_secret(key, value):
             done_until = m.start() + len(value)
             yield Span(m.start(), m.start() + len(value), "SECRET")
+
+
+# The words after which a sentence gives a password itself ("the DB password is ..."); a bare
+# "pass" is a verb too ("pass targets=...").
+_SAID = re.compile(r"(?i)pass(?:word|wd|phrase)|pwd")
+# A key that goes on, after its key word, with a word saying what it tells about the secret.
+_ABOUT_A_SECRET = re.compile(
+    r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
+    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?-i:(?![a-z]))"
+)
+_SECRET_WORD = re.compile(r"(?i)secret")
+_BANG_NAME = re.compile(r"!{1,2}[A-Za-z_][\w.]*")
+# A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
+_KV_QUOTED = re.compile(r"[^\s\"'\\]{4,512}")
+_ID_KEY = re.compile(r"(?i)(?:[_-]id|[a-z]Id|ID)[\"']?[ \t]*[:=]")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _quoted_value(text: str, at: int) -> re.Match[str] | None:
+    m = _KV_QUOTED.match(text, at)
+    if m is None or m.end() >= len(text) or text[m.end()] != text[at - 1]:
+        return None
+    return m
 
 
 _SECRET_KEY = re.compile(
@@ -205,7 +246,7 @@ _SECRET_KEY = re.compile(
 
 def secret_for_key(key: str, value: str) -> bool:
     """Whether ``value``, stored under ``key`` (a JSON key, an env name), is a secret."""
-    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and _secretish(key, value)
+    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
 
 
 # A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,
@@ -230,6 +271,8 @@ def _pem_blocks(text: str) -> Iterator[Span]:
             if end < 0:
                 missing_until[end_marker] = min(limit, len(text))
         stop = end + len(end_marker) if end >= 0 else min(len(text), m.end() + 4096)
+        if text.startswith("\\n", stop) and text.startswith(('"', "'"), stop + 2):
+            stop += 2  # a key in a JSON string (a service-account file) ends with its escaped newline
         yield Span(m.start(), stop, "SECRET")
 
 
@@ -301,11 +344,11 @@ register(
             # only between (_KV_LOOSE), a value of eight characters or more.
             Hint(
                 r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
-                r"(?::=|=>|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
                 back=200, fwd=520,
             ),
             Hint(
-                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::=|=>|[:=>])[ \t]{0,8}[\"']?"
+                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}[\"']?"
                 r"[^\s\"',;&<>{}\[\]]{16}",
                 back=200, fwd=520,
             ),

@@ -7,7 +7,7 @@ import math
 import re
 from collections import Counter
 
-__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret"]
+__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret", "passphrase", "said_password"]
 
 _DIGIT = re.compile(r"\d")
 
@@ -50,12 +50,22 @@ def _pronounceable(word: str) -> bool:
     return _CONSONANT_RUN.search(word) is None
 
 
+# Short words that names are made of (lastEventId, toJson, isOk); random letters are seldom these.
+_SHORT_WORDS = frozenset(
+    {"id", "io", "ui", "db", "os", "at", "by", "to", "of", "in", "on", "is", "or", "no", "ok", "ip", "do", "up", "as"}
+)
+
+
+_HUNGARIAN = re.compile(r"^[a-z](?=[A-Z][a-z]{2})")
+
+
 def named(value: str) -> bool:
     """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
     in camel case whose words with lowercase letters have three or more (OAuthProvider,
     DHPrivateKey, Ed25519PrivateKey); random letters (KRioWNWAlPT) have shorter ones."""
     if _IDENTIFIER.fullmatch(value) is None:
         return False
+    value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
     parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
     if not parts:
         return False
@@ -69,7 +79,7 @@ def named(value: str) -> bool:
         if not part.isupper() and sum(c.isupper() for c in letters) * 2 > len(letters):
             return False  # CamelCase has a capital per word, not one letter in two
         for i, w in enumerate(words):
-            short = not w.isupper() and not w.isdigit() and len(w) < 3
+            short = not w.isupper() and not w.isdigit() and len(w) < 3 and w.lower() not in _SHORT_WORDS
             if short and not (i == 0 and w.istitle() and len(words) > 1 and words[1].isdigit()):  # Ed25519
                 return False
             if not w.isupper() and not w.isdigit() and not _pronounceable(w.lower()):
@@ -84,7 +94,20 @@ def named(value: str) -> bool:
 _ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
 
 
+# Operators only code writes inside a value: a || b, a && b, a?.b, (x) => y, process.env.X.
+_OPERATORS = re.compile(r"\|\||&&|\?\.|=>|process\.env\.")
+
+
+# A literal code writes that no password is: a hex constant (0x02), a number closing a call (255)),
+# an ABNF rule (%x21, *cookie-octet).
+_CODE_LITERAL = re.compile(r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?")
+
+
 def code(key: str, value: str) -> bool:
+    if _OPERATORS.search(value) is not None or _CODE_LITERAL.fullmatch(value) is not None:
+        return True
+    if value[0] in "*=" and (len(value) == 1 or named(value[1:]) or value[1] in ".="):
+        return True  # ABNF's *rule, a comparison's = or >=.8
     if _CALL_OR_ATTRIBUTE.fullmatch(value):
         return True
     return named(value) and _ENV_KEY.search(key) is None
@@ -98,12 +121,44 @@ def looks_secret(value: str) -> bool:
     return entropy(value) >= 2.5
 
 
+# Words joined by hyphens, as diceware-style generators write them ("copper-orbit-quartz-7"):
+# code has no hyphen in a name, so under a password key this is a literal.
+_PASSPHRASE = re.compile(
+    r"[A-Za-z]{3,12}(?:[-.][A-Za-z]{3,12}){1,7}(?:[-.]?\d{1,4})?[!#$%&*?@^~]?|[A-Za-z]{3,12}(?:-[A-Za-z]{3,12}){2,7}"
+)
+
+
+def passphrase(value: str) -> bool:
+    return _PASSPHRASE.fullmatch(value) is not None and ("-" in value or "." in value)
+
+
+_SYMBOL = re.compile(r"[!#$%&*?@^~]")
+
+
+_CODE_MARK = re.compile(r"[=()\[\]{}<>,;`]")
+
+
+def said_password(value: str) -> bool:
+    """What a sentence gives as a password ("the DB password is ..."): a passphrase, or eight
+    characters or more with a digit or a symbol that is not a name."""
+    if passphrase(value) and (any(c.isdigit() for c in value) or value.count("-") >= 2):
+        return True
+    if len(value) < 8 or not any(c.isalpha() for c in value) or named(value) or _CODE_MARK.search(value):
+        return False
+    return _DIGIT.search(value) is not None or _SYMBOL.search(value) is not None
+
+
 _LETTERS = re.compile(r"[^a-z0-9]")
-_PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit")
+# Words a placeholder is made of, or another credential field's name ("username" in options).
+_PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit", "username")
 _PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
 _PATH = re.compile(r"[~.]?/[\w./-]*")
 _NAME_JOINS = re.compile(r"[./:]")
 _MASKED_ALREADY = re.compile(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
+
+
+_REPEATED = re.compile(r"(.)\1{7}")
+_VERSION = re.compile(r"[\^~<>=v]{0,2}\d{1,6}(?:\.\d{1,6}){1,3}(?:[-+][\w.]{1,40})?")
 
 
 def not_a_secret(key: str, value: str) -> bool:
@@ -120,6 +175,10 @@ def not_a_secret(key: str, value: str) -> bool:
         return True
     if "`" in value:  # markup: `code`, :class:`Name`
         return True
+    if "EXAMPLE" in value or "..." in value or not any(c.isalnum() for c in value) or _REPEATED.search(value):
+        return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_..., ghp_...00000000), "***)"
+    if _VERSION.fullmatch(value):
+        return True  # a dependency's version range ("cookie": "^0.7.1" in a lock file)
     parts = _NAME_JOINS.split(value)
     if len(parts) > 1 and all(named(p) for p in parts):  # "context.eval_ctx", "io.example/subscriptionId"
         return True

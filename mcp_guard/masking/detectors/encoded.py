@@ -1,0 +1,94 @@
+"""Secrets hidden in base64 (issue 15's evasions): a run of base64 in text that decodes to
+printable text is read again by the secret detectors, and what they find there is mapped
+back to the base64 characters that encode it.
+
+A base64 character group of four encodes three bytes, so a secret at bytes [a, b) of the
+decoded text is masked as the groups holding them: characters [a // 3 * 4, ceil(b / 3) * 4).
+The bytes around it that share a group are masked with it; no byte of the secret survives.
+Only one level is decoded (base64 inside base64 is not followed), and binary payloads (images,
+compressed data) are dropped after one look at their decoded bytes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+
+from ..spans import Span
+from . import Detector, Hint, register
+
+# Long enough to hold a token or "password=..." (24 bytes); the standard alphabet only (the
+# URL-safe one's "-" and "_" join the words of names). Longer runs than _MAX_RUN are payloads
+# (images, archives), not a value someone encoded to slip it past a filter.
+_MAX_RUN = 512
+_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,512}+={0,2}(?![A-Za-z0-9+/=])")
+# Base64 of text changes case between neighbours within its first ten characters (hex digests,
+# which fill code and build output, never do). The pre-pass looks for that head of a run, a
+# handful of matches per run however long it is, and the zone reaches over the longest run.
+_HEAD = r"[A-Za-z0-9+/]{0,8}(?:[A-Z][a-z]|[a-z][A-Z])"
+_MIXED_HEAD = re.compile(_HEAD)
+_RUN_HINT = r"(?<![A-Za-z0-9+/])" + _HEAD + r"[A-Za-z0-9+/]{22}"  # and long enough to be a run
+_PRINTABLE = re.compile(rb"[\t\n\r\x20-\x7e]*")
+_DEPTH = [0]  # decoding inside a decoded text is not followed
+
+
+def _decoded(run: str) -> str | None:
+    """The run's decoded text, when it is base64 of printable ASCII; else None."""
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if _PRINTABLE.fullmatch(raw) is None:
+        return None  # binary: an image, a digest, a compressed blob
+    return raw.decode("ascii")
+
+
+
+def _mixed(run: str) -> bool:
+    """Base64 of text mixes capitals, small letters and digits; hex digests and words do not."""
+    return any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run)
+
+
+def _encoded_secrets(text: str, low: str) -> Iterator[Span]:
+    if _DEPTH[0]:
+        return
+    from ..detect import detect  # the runner reads the registry this module is part of
+
+    _DEPTH[0] += 1
+    try:
+        for m in _RUN.finditer(text):
+            run = m.group()
+            if _MIXED_HEAD.match(run) is None or not _mixed(run):
+                continue
+            plain = _decoded(run)
+            if plain is None:
+                continue
+            for span in detect(plain, frozenset({"SECRET"})):
+                lo = m.start() + span.start // 3 * 4
+                hi = min(m.start() + -(-span.end // 3) * 4, m.end())
+                yield Span(lo, hi, "SECRET")
+    finally:
+        _DEPTH[0] -= 1
+
+
+def _example() -> str:
+    inner = "DB_PASSWORD=" + "Zx9Qv!L2mT8rP4kW\n" + "API_" + "TOKEN=" + "sk-" + "proj-" + "Qw7Er9Ty2Ui4Op6As8Df1Gh3Jk5"
+    return "config: " + base64.b64encode(inner.encode()).decode()
+
+
+register(
+    Detector(
+        "base64-encoded-secrets", frozenset({"SECRET"}), (Hint(_RUN_HINT, fwd=_MAX_RUN + 16),),
+        find=_encoded_secrets,
+        examples=(_example(),),
+        not_flagged=(
+            "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 2).decode(),
+            "docs: " + base64.b64encode(b"Mixing capitals, small letters and 42 digits is fine here.").decode(),
+        ),
+    ),
+)
