@@ -64,7 +64,8 @@ class Scene:
         return [PY, "-m", "mcp_guard", "run", "--policy", str(self.policy), "--", *self.upstream()]
 
     def serve(self, port: int) -> list[str]:
-        return [PY, "-m", "mcp_guard", "serve", "--policy", str(self.policy), "--port", str(port), "--", *self.upstream()]
+        policy = ["--policy", str(self.policy)]
+        return [PY, "-m", "mcp_guard", "serve", *policy, "--port", str(port), "--", *self.upstream()]
 
     def leaked(self, text: str) -> bool:
         return self.email in text or self.key in text

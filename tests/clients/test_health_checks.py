@@ -60,7 +60,8 @@ def status_line(output: str, name: str) -> str:
 
 def claude_home(tmp_path: Path, s: Scene, url: str | None = None) -> tuple[Path, Path]:
     home = tmp_path / "home"
-    servers: dict[str, dict[str, object]] = {"files": {"type": "stdio", "command": s.upstream()[0], "args": s.upstream()[1:]}}
+    command, *args = s.upstream()
+    servers: dict[str, dict[str, object]] = {"files": {"type": "stdio", "command": command, "args": args}}
     if url:
         servers["remote"] = {"type": "http", "url": url}
     config = home / ".claude.json"

@@ -156,7 +156,9 @@ class Answer:
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 @pytest.mark.parametrize("front", ["stdio", "http"])
-async def test_fastmcp_client_lists_calls_sees_masking_and_a_refused_write(tmp_path: Path, front: str, mode: str) -> None:
+async def test_fastmcp_client_lists_calls_sees_masking_and_a_refused_write(
+    tmp_path: Path, front: str, mode: str
+) -> None:
     from fastmcp import Client
 
     s = scene(tmp_path)

@@ -27,7 +27,9 @@ if (plan.elicit) {
 
 const transport = plan.server.url
   ? new StreamableHTTPClientTransport(new URL(plan.server.url))
-  : new StdioClientTransport({ command: plan.server.command, args: plan.server.args, env: plan.server.env, stderr: "ignore" });
+  : new StdioClientTransport({
+      command: plan.server.command, args: plan.server.args, env: plan.server.env, stderr: "ignore",
+    });
 
 // The SDK hands the negotiated version to transports that want it (HTTP); record it for stdio too.
 let negotiated = null;
