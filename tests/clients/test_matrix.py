@@ -24,14 +24,15 @@ TS_CLIENT = ROOT / "tests" / "clients" / "ts_client.mjs"
 LIMIT = 90  # seconds for one client run: Node clients start slowly on a busy 2-core machine
 
 
-async def run_json(argv: list[str], env: dict[str, str], ok: bool = True) -> Any:
-    """Run a client to its end and parse its last JSON line; ``ok=False`` expects it to report a failure."""
+async def run_json(argv: list[str], env: dict[str, str], ok: bool = True, every: bool = False) -> Any:
+    """Run a client to its end and parse its last JSON line (``every``: all of them, in order);
+    ``ok=False`` expects it to exit non-zero, reporting a failure."""
     with anyio.fail_after(LIMIT):
         done = await anyio.run_process(argv, env=env, check=False)
     out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     assert (done.returncode == 0) is ok, f"{argv[:3]} exited {done.returncode}: {err[-1500:]}"
     lines = [line for line in (out + "\n" + err).splitlines() if line.startswith("{")]
-    return json.loads(lines[-1])
+    return [json.loads(line) for line in lines] if every else json.loads(lines[-1])
 
 
 def assert_masked(s: Scene, text: str) -> None:
@@ -230,3 +231,47 @@ async def test_mcp_remote_bridges_a_stdio_client_to_serve_with_masking_denial_an
     assert not s.written.exists()
     # mcp-remote relays the guard's elicitation to the client behind it.
     assert len(out["questions"]) == 1 and not made["isError"] and s.made.is_dir()
+
+
+@pytest.mark.parametrize("answer", ["accept", "decline"])
+async def test_mcp_remote_relays_the_approval_question_to_the_client_behind_it(tmp_path: Path, answer: str) -> None:
+    s = scene(tmp_path)
+    env = client_env(tmp_path / "home")
+    async with served(s) as url:
+        bridge = stdio_server([node_bin("mcp-remote"), url, "--transport", "http-only"], env)
+        out = await run_json([node(), str(TS_CLIENT), ts_plan(s, bridge, answer, mkdir=True)], env)
+    [question] = out["questions"]
+    assert "create_directory" in question
+    [made] = out["results"]
+    assert s.made.is_dir() is (answer == "accept")
+    assert made["isError"] is (answer != "accept")
+
+
+# --- A client that cannot be asked: the approval goes out of band -----------------------------------
+
+
+async def test_inspector_cli_without_elicitation_gets_an_out_of_band_approval_and_the_retry_runs(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    import getpass
+    import re
+
+    from tests.reviewing import review
+
+    s = scene(tmp_path)
+    # Answer "waiting" at once rather than after the default wait, so the client gets the message.
+    s.policy.write_text(s.policy.read_text().replace("min_human_ms: 0}", "min_human_ms: 0, wait: 0}"))
+    env = client_env(tmp_path / "home")
+    async with served(s) as url:
+        mkdir = inspector([url], "legacy", "--method", "tools/call", "--tool-name", "create_directory",
+                          "--tool-arg", f"path={s.made}")
+        first = await run_json(mkdir, env, ok=False, every=True)
+        text = json.dumps(first)
+        found = re.search(r"waiting for the user's approval \(request ([0-9a-f]+)\)", text)
+        assert found, text
+        assert not s.made.exists()
+        # The rule's approver is the user: the OS user who runs the guard, with their own reviewer token.
+        approved = review(guard_home, "approve", found.group(1), "--as", getpass.getuser())
+        assert approved.returncode == 0, approved.stderr
+        await run_json(mkdir, env)
+    assert s.made.is_dir()
