@@ -250,8 +250,9 @@ async def test_mcp_remote_relays_the_approval_question_to_the_client_behind_it(t
 # --- A client that cannot be asked: the approval goes out of band -----------------------------------
 
 
-async def test_inspector_cli_without_elicitation_gets_an_out_of_band_approval_and_the_retry_runs(
-    tmp_path: Path, guard_home: Path
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_inspector_cli_without_elicitation_is_decided_out_of_band_and_the_retry_follows_the_decision(
+    tmp_path: Path, guard_home: Path, decision: str
 ) -> None:
     import getpass
     import re
@@ -271,7 +272,10 @@ async def test_inspector_cli_without_elicitation_gets_an_out_of_band_approval_an
         assert found, text
         assert not s.made.exists()
         # The rule's approver is the user: the OS user who runs the guard, with their own reviewer token.
-        approved = review(guard_home, "approve", found.group(1), "--as", getpass.getuser())
-        assert approved.returncode == 0, approved.stderr
-        await run_json(mkdir, env)
-    assert s.made.is_dir()
+        decided = review(guard_home, decision, found.group(1), "--as", getpass.getuser())
+        assert decided.returncode == 0, decided.stderr
+        retry = await run_json(mkdir, env, ok=decision == "approve", every=True)
+    assert s.made.is_dir() is (decision == "approve")
+    if decision == "deny":
+        said = json.dumps(retry)
+        assert "not run" in said and "waiting for the user" not in said, retry
