@@ -174,7 +174,9 @@ class BridgedCall:
                 self._events_in.send_nowait(ask)
                 continue
             _, key, method, params = ask
-            requests[key] = {"method": method, "params": params}
+            # An upstream's roots/list or ping carries no params; a 2026-07-28 input request must
+            # still have an object there, or clients (the TS SDK's schema) reject the whole round.
+            requests[key] = {"method": method, "params": params if isinstance(params, dict) else {}}
         self.hub.parked[self.handle] = self
         return {"resultType": "input_required", "inputRequests": requests, "requestState": self.handle}
 
