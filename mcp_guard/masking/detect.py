@@ -86,14 +86,16 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
         return _structured(text, want)
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
-        for span in _structured(text[lo:hi], want):
+        for span in _structured(text[lo:hi], want, zoned=True):
             start, end = span.start + lo, span.end + lo
             if start >= first and end <= last:
                 found.append(Span(start, end, span.label))
+    if any(d.whole for d in _plan(want)[0]):  # tables: a header labels rows any distance below it
+        found = resolve(found + _structured(text, want, only_whole=True))
     return found
 
 
-def _structured(text: str, want: frozenset[str]) -> list[Span]:
+def _structured(text: str, want: frozenset[str], *, zoned: bool = False, only_whole: bool = False) -> list[Span]:
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
@@ -102,9 +104,11 @@ def _structured(text: str, want: frozenset[str]) -> list[Span]:
     found: list[Span] = []
     finders, runs = _plan(want)
     for detector in finders:
+        if (zoned and detector.whole) or (only_whole and not detector.whole):
+            continue
         if detector.when is None or detector.when(text, low):
             found.extend(detector.find(text, low))  # type: ignore[misc]
-    if runs:
+    if runs and not only_whole:
         found.extend(_numbers(text, runs))
     found = [s for s in found if s.label in want]
     if "\\" in text:
