@@ -16,16 +16,19 @@ from . import Detector, Hint, register
 _PERSON_KEYS = (
     r"(?:first|last|given|family|full|middle|maiden|customer|contact|display|legal|account[_ -]?holder|card[_ -]?holder)"
     r"[_ -]?name|surname|name|author|recipient|cardholder|patient|employee|assignee|attendee|organi[sz]er"
+    r"|real[_ -]?name|holder|beneficiary|payee|user(?:[_ -]?name)?"
 )
-_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname")
+_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname|display")
 _PLACE_KEYS = (
     r"(?:street|billing|shipping|home|postal|mailing|work)?[_ -]?address(?:[_ -]?line[_ -]?\d)?|street|addr|city|town"
     r"|country|county|province|region|state|post[_ -]?code|postal[_ -]?code|zip(?:[_ -]?code)?|location|birthplace|place"
+    r"|line[_ -]?[123]|(?:ship|bill|sold|deliver)[_ -]?to"
 )
 # "key": "value", key: value, key = value; the key a whole word (not "username", "filename").
 _KEYED = re.compile(
-    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS})[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}([\"']?)"
-    r"([^\n\"',;{}\[\]<>|=]{2,80})"
+    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS}|line|family|given)[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}"
+    r"(?:\[[ \t]{0,4}|\{[ \t]{0,4}\"S\"[ \t]{0,4}:[ \t]{0,4})?"  # FHIR's ["..."], DynamoDB's {"S": "..."}
+    r"([\"']?)([^\n\"',;{}\[\]<>|=]{2,80})"
 )
 # Code's constants and types, which annotations put after `state:` or `name:`.
 _LITERALS = frozenset({
@@ -72,16 +75,59 @@ def place(value: str) -> bool:
     return not (value.isupper() and len(value) > 3 and " " not in value)
 
 
+_GAP = re.compile(r" {2,}|\t")  # a form's next field on the same line: "Employee: Jo Doe    SSN: ..."
+_ARRAY_ONLY = frozenset({"line"})  # FHIR's address "line": ["..."]; a bare `line:` is a number's key
+_JSON_ONLY = frozenset({"family", "given"})  # FHIR's HumanName: "family": "...", "given": ["..."]
+_TOML_SECTION = re.compile(r"(?m)^\[[\w.\" -]{1,64}\][ \t]*$")
+
+
 def _keyed(text: str, low: str) -> Iterator[Span]:
+    toml = None
     for m in _KEYED.finditer(text):
-        key, separator, quote, value = m.group(1), m.group(2), m.group(3), m.group(4).rstrip()
+        key, separator, quote, value = m.group(1), m.group(2), m.group(3), m.group(4)
+        gap = _GAP.search(value)
+        value = (value[: gap.start()] if gap else value).rstrip()
+        if key.lower() in _ARRAY_ONLY and text[m.end(2) : m.start(3)].strip() != "[":
+            continue
+        if key.lower() in _JSON_ONLY and text[m.start()] != '"':
+            continue
         if separator == "=" and (not quote or key.lower() == "name") or value in _LITERALS:
-            continue  # code: `city = default_city`, `name = "BBC Basic"` (a lexer's, a tool's)
-        if _PLACE_KEY.fullmatch(key):
+            # code: `city = default_city`, `name = "BBC Basic"` (a lexer's, a tool's); but a
+            # TOML or INI table's unindented `name = "..."` is data
+            if not (quote and key.lower() == "name" and _line_start(text, m.start())):
+                continue
+            toml = _TOML_SECTION.search(text) is not None if toml is None else toml
+            if not toml:
+                continue
+        start = m.start(4)
+        if _PLACE_KEY.fullmatch(key) or key.lower() in _ARRAY_ONLY:
             if place(value):
-                yield Span(m.start(4), m.start(4) + len(value), "LOCATION")
+                yield Span(start, _address_end(text, start + len(value), quote), "LOCATION")
         elif person(value, one_word=_ONE_WORD_KEYS.search(key) is not None):
-            yield Span(m.start(4), m.start(4) + len(value), "PERSON")
+            yield Span(start, start + len(value), "PERSON")
+
+
+def _line_start(text: str, at: int) -> bool:
+    return at == 0 or text[at - 1] == "\n" or (text[at - 1] in "\"'" and (at == 1 or text[at - 2] == "\n"))
+
+
+_ADDRESS_PART = re.compile(r",[ \t]{0,2}([^\n\"',;{}\[\]<>|=]{2,60})")
+
+
+def _address_end(text: str, end: int, quote: str) -> int:
+    """An address goes on after commas ("Marktgasse 38a, Lisbon, Portugal"): each further part
+    that looks like a place belongs to it; two spaces or a field's key end it."""
+    for _ in range(4):
+        m = _ADDRESS_PART.match(text, end)
+        if m is None:
+            break
+        part = m.group(1)
+        gap = _GAP.search(part)
+        part = (part[: gap.start()] if gap else part).rstrip().rstrip(".")
+        if not part or not place(part) or ":" in part:
+            break
+        end = m.start(1) + len(part)
+    return end
 
 
 def _headers(text: str, low: str) -> Iterator[Span]:
