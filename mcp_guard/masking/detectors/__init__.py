@@ -76,4 +76,4 @@ def register(*detectors: Detector) -> None:
 
 
 # The families, in the order their spans are gathered (order does not decide overlaps).
-from . import secrets, contact, network, finance, dates, names, tables  # noqa: E402,F401
+from . import secrets, contact, network, finance, dates, names, tables, blocks  # noqa: E402,F401

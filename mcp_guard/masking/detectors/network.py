@@ -114,6 +114,9 @@ def _url_at(text: str, at: int) -> Span | None:
     if rest is None:
         return None
     end = rest.end()
+    if scheme.start() and text[scheme.start() - 1] == ",":  # a CSV cell: its comma ends it
+        comma = text.find(",", at + 3, end)
+        end = comma if comma > 0 else end
     while end > at + 3 and text[end - 1] in ".,;:!?)":
         end -= 1
     return Span(scheme.start(), end, "URL")
@@ -152,7 +155,7 @@ register(
             Hint(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
         ),
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
-        examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x", "redis://:Zx9QvL2mT8rP@cache:6379"),
+        examples=("see https://example.com/a?b=c.", "Bank,https://bank.example/login,jo@example.com,pw", "postgres://app:s3cr3t!x@db:5432/x", "redis://:Zx9QvL2mT8rP@cache:6379"),
         not_flagged=("a :// b", "file:/etc/hosts", "https://jo:a%20secret@example.com",
                      "redis://:${REDIS_PASSWORD}@cache:6379", "postgres://user:pass@localhost:5432/db"),
     ),
