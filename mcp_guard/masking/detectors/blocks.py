@@ -103,12 +103,17 @@ _HL7_FIELDS = {"PID": ((5, "PERSON"), (11, "LOCATION")), "NK1": ((2, "PERSON"), 
                "GT1": ((3, "PERSON"), (5, "LOCATION"))}
 
 
+_HL7_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{2,6})?")
+
+
 def _hl7(text: str, low: str) -> Iterator[Span]:
     for m in _HL7_SEGMENT.finditer(text):
         fields = m.group().split("|")
         offsets = [m.start()]
         for field in fields[:-1]:
             offsets.append(offsets[-1] + len(field) + 1)
+        if m.group(1) == "PID" and len(fields) > 7 and _HL7_DATE.fullmatch(fields[7]):  # PID-7, the birth date
+            yield Span(offsets[7], offsets[7] + 8, "DATE")
         for number, label in _HL7_FIELDS[m.group(1)]:
             if number >= len(fields) or not fields[number]:
                 continue
@@ -188,7 +193,7 @@ register(
         not_flagged=("<name>read_file</name>", "<city>{{ city }}</city>"),
     ),
     Detector(
-        "hl7-segments", _NAMED, (Hint(_HL7_SEGMENT.pattern),), find=_hl7, when=lambda text, low: "|" in text,
+        "hl7-segments", _NAMED | {"DATE"}, (Hint(_HL7_SEGMENT.pattern),), find=_hl7, when=lambda text, low: "|" in text,
         examples=("PID|1||123^^^HOSP^MR||Doe^Jane||19800101|F|||1 Main St^^Lisbon||555 0100",),
     ),
     Detector(

@@ -61,6 +61,8 @@ PHONE_CONTEXT = re.compile(
 )
 _PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax", "msisdn", "sms", "whatsapp", "dial", "call")
 _INTERNATIONAL_00 = re.compile(r"00[1-9]\d{0,2}[ .-][1-9]")
+# An area code and a dash, then spaced groups: Sweden's 070-123 45 67, 08-123 456 78.
+_AREA_DASH = re.compile(r"0\d{1,3}-\d{2,3}(?: \d{2,3}){1,3}")
 _DATE_SHAPE = re.compile(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
 
 
@@ -80,7 +82,8 @@ def phones_national(text: str) -> Iterator[Span]:
         seps = {c for c in raw if not c.isdigit()}
         # 00 is the international prefix: a country code, then the number without its trunk 0.
         longest = 15 if _INTERNATIONAL_00.match(raw) else 12
-        if 9 <= n <= longest and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw) and len(set(raw) - seps) >= 3:
+        if (len(seps) == 1 or _AREA_DASH.fullmatch(raw)) and 9 <= n <= longest and not _DATE_SHAPE.fullmatch(raw) \
+                and len(set(raw) - seps) >= 3:
             yield Span(m.start(), m.end(), "PHONE")
 
 
@@ -113,7 +116,7 @@ register(
     Detector(
         "phone-national", frozenset({"PHONE"}), (Hint(PHONE_NANP.pattern, run=True), Hint(PHONE_NATIONAL.pattern, run=True)),
         run=RunCheck(_national_run, phones_national),
-        examples=("call (415) 555-2671", "mobile 06 12 34 56 78", "call 0044 20 7946 0958"),
+        examples=("call (415) 555-2671", "mobile 06 12 34 56 78", "call 0044 20 7946 0958", "ring 070-123 45 67"),
         not_flagged=("version 10.4.0", "at 2024-01-15T10:00:00Z", "00000010  02 00 3e 00 01 00 00 00 00 00 00 00"),
     ),
     Detector(

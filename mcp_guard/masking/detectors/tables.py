@@ -118,6 +118,8 @@ def _rows(text: str, header_end: int, headers: list[str], delimiter: str) -> Ite
             continue
         cells = _cells(line, delimiter)
         extra = len(cells) - len(headers)
+        if extra > 0 and delimiter == ",":  # an unquoted comma in a later cell ("May 3, 2001"): the first cells hold
+            cells, extra = cells[: len(headers)], 0
         if not line.strip() or not (extra == 0 or (delimiter == "  " and extra == 1)):
             misses += 1 if line.strip() else 2
             at = end + 1
