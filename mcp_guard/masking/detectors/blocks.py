@@ -81,12 +81,15 @@ def _speakers(text: str, low: str) -> Iterator[Span]:
 
 _XML_PERSON = r"(?:full|first|last|given|family|sur|customer|contact|display|holder|account|card)?name|surname|Nm|holder"
 _XML_PLACE = r"(?:street|home|billing|shipping|postal)?address(?:line\d?)?|AdrLine|StrtNm|TwnNm|CtrySubDvsn|street|city|town"
-_XML = re.compile(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</\1>")
+# The closing tag is compared in Python: the pre-pass has no back-references.
+_XML = re.compile(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</([A-Za-z]{{1,30}})>")
 _XML_PLACE_KEY = re.compile(rf"(?i){_XML_PLACE}")
 
 
 def _elements(text: str, low: str) -> Iterator[Span]:
     for m in _XML.finditer(text):
+        if m.group(3) != m.group(1):
+            continue
         value = m.group(2).strip()
         label = "LOCATION" if _XML_PLACE_KEY.fullmatch(m.group(1)) else "PERSON"
         one_word = m.group(1).lower() in ("firstname", "lastname", "givenname", "familyname", "surname")
@@ -157,13 +160,13 @@ def _valued(m: re.Match[str], group: int, kind: str) -> Iterator[Span]:
 
 # -- a name beside its address -------------------------------------------------------------------
 
-_NAME_AND_MAIL = re.compile(r"([\"'])([^\"'\n]{2,60})\1[ \t]*,[ \t]*[\"'][A-Za-z0-9._%+-]{1,64}@")
+_NAME_AND_MAIL = re.compile(r"[\"']([^\"'\n]{2,60})[\"'][ \t]*,[ \t]*[\"'][A-Za-z0-9._%+-]{1,64}@")
 
 
 def _named_addresses(text: str, low: str) -> Iterator[Span]:
     for m in _NAME_AND_MAIL.finditer(text):
-        if person(m.group(2)):
-            yield Span(m.start(2), m.end(2), "PERSON")
+        if person(m.group(1)):
+            yield Span(m.start(1), m.end(1), "PERSON")
 
 
 _NAMED = frozenset({"PERSON", "LOCATION"})

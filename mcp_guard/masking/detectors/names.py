@@ -39,7 +39,7 @@ _LITERALS = frozenset({
 _PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
 _MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]*(\"?)([^\"<>\n,@:]{2,60})\1[ \t]*<")
 _VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
-_COMMON_NAME = re.compile(r"(?<![\w])CN=(\"?)([^;:\"\r\n,]{2,60})\1")
+_COMMON_NAME = re.compile(r"(?<![\w])[Cc][Nn]=(\"?)([^;:\"\r\n,]{2,60})\1")
 _VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
 _CAMEL_HUMP = re.compile(r"[a-z][A-Z]")
 _PARTICLES = frozenset({"van", "von", "de", "da", "di", "du", "dos", "das", "del", "der", "la", "le", "bin", "al", "y"})
@@ -203,7 +203,7 @@ register(
     Detector(
         "card-and-calendar-names", _NAMED,
         (Hint(_VCARD_NAME.pattern), Hint(_COMMON_NAME.pattern), Hint(_VCARD_PLACE.pattern)), find=_cards,
-        when=lambda text, low: ":" in text or "CN=" in text,
+        when=lambda text, low: ":" in text or "cn=" in low,
         examples=("BEGIN:VCARD\nFN:Jane Doe\nN:Doe;Jane;;;\nEND:VCARD", "ORGANIZER;CN=John Smith:mailto:john@example.com",
                   "LOCATION:Conference Room 4\\, 1 Main Street"),
         not_flagged=("CN=example.com", "LOCATION:https://meet.example.com/abc"),
