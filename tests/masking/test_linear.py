@@ -212,6 +212,16 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "zero-width marks": _repeat("a\u200b"),
     "fullwidth at signs": _repeat("ａ＠"),
     "encoded at signs": _repeat("a%40"),
+    "header lines": _repeat("name,phone\n"),
+    "markdown header lines": _repeat("| name | ssn |\n"),
+    "dataframe header lines": _repeat("   name   city\n"),
+    "distinct table rows": lambda size: "id,full_name,ssn\n" + _distinct("{i},Ana Lopez,21{j:07d}")(size),
+    "sql heads": _repeat("INSERT INTO t (name, ssn) VALUES "),
+    "sql tuples": lambda size: "INSERT INTO t (name, ssn) VALUES " + _repeat("('Ana Lopez', '219099999'),")(size),
+    "block labels": _repeat("Bill to:\nAna Lopez\n"),
+    "chat speakers": _repeat("[10:02] Ana: hi\n"),
+    "hl7 segments": _repeat("PID|1||2||Doe^Jo||\n"),
+    "address commas": _repeat("address: A, "),
 }
 
 

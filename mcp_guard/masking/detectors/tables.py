@@ -104,10 +104,12 @@ def _delimiter(line: str) -> str:
     return "  "
 
 
-def _rows(text: str, header_end: int, headers: list[str], delimiter: str) -> Iterator[Span]:
-    """The rows after a header, until a line that does not have the header's cells."""
+def _rows(text: str, header_end: int, headers: list[str], delimiter: str, reach: list[int]) -> Iterator[Span]:
+    """The rows after a header, until a line that does not have the header's cells; ``reach``
+    gets where the table ended, so that no later header reads its rows again."""
     labels = [_column(h) for h in headers]
     at = header_end + 1
+    reach[0] = at
     misses = 0
     while at < len(text) and misses < 2:
         end = text.find("\n", at)
@@ -128,7 +130,7 @@ def _rows(text: str, header_end: int, headers: list[str], delimiter: str) -> Ite
             value = line[lo:hi]
             if label is not None and value and _cell_label(label, header, value):
                 yield Span(at + lo, at + hi, label)
-        at = end + 1
+        at = reach[0] = end + 1
 
 
 def _cells(line: str, delimiter: str) -> list[tuple[int, int]]:
@@ -158,9 +160,9 @@ def _tables(text: str, low: str) -> Iterator[Span]:
         if len(headers) < 2 or not any(_column(h) for h in headers) or not all(_header_cell(h) for h in headers):
             done = hi
             continue
-        spans = list(_rows(text, hi, headers, delimiter))
-        yield from spans
-        done = max(hi, spans[-1].end) if spans else hi
+        reach = [hi]
+        yield from _rows(text, hi, headers, delimiter, reach)
+        done = max(hi, reach[0])
 
 
 def _header_cell(cell: str) -> bool:
@@ -177,7 +179,7 @@ def _sql(text: str, low: str) -> Iterator[Span]:
         if m.group(3).upper() == "VALUES":
             yield from _sql_values(text, m.end(), headers)
         else:
-            yield from _rows(text, text.find("\n", m.end() - 1), headers, "\t")
+            yield from _rows(text, text.find("\n", m.end() - 1), headers, "\t", [0])
 
 
 _SQL_VALUE = re.compile(r"\s*(?:'((?:[^'\\]|\\.|''){0,400})'|([^,()']{0,64}))\s*([,)])")
