@@ -80,7 +80,8 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     zone only away from its cut edges, where the whole text's context is all there."""
     found: list[Span] = []
     size = len(text)
-    zones = fast.zones(text, want)
+    whole: set[str] = set()
+    zones = fast.zones(text, want, whole)
     # Each zone costs what reading ~100 more characters would: dense text is read whole.
     if zones is None or sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
         return _structured(text, want)
@@ -90,12 +91,16 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
             start, end = span.start + lo, span.end + lo
             if start >= first and end <= last:
                 found.append(Span(start, end, span.label))
-    if any(d.whole for d in _plan(want)[0]):  # tables: a header labels rows any distance below it
-        found = resolve(found + _structured(text, want, only_whole=True))
+    if whole:  # tables: a header labels rows any distance below it, so they are read whole
+        found = resolve(found + _structured(text, want, whole=frozenset(whole)))
     return found
 
 
-def _structured(text: str, want: frozenset[str], *, zoned: bool = False, only_whole: bool = False) -> list[Span]:
+def _structured(
+    text: str, want: frozenset[str], *, zoned: bool = False, whole: frozenset[str] | None = None
+) -> list[Span]:
+    """Every detector for ``want`` over ``text``; inside a zone (``zoned``), not those that read
+    the whole text; with ``whole``, only those of them named in it."""
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
@@ -104,11 +109,11 @@ def _structured(text: str, want: frozenset[str], *, zoned: bool = False, only_wh
     found: list[Span] = []
     finders, runs = _plan(want)
     for detector in finders:
-        if (zoned and detector.whole) or (only_whole and not detector.whole):
+        if (zoned and detector.whole) or (whole is not None and detector.name not in whole):
             continue
         if detector.when is None or detector.when(text, low):
             found.extend(detector.find(text, low))  # type: ignore[misc]
-    if runs and not only_whole:
+    if runs and whole is None:
         found.extend(_numbers(text, runs))
     found = [s for s in found if s.label in want]
     if "\\" in text:

@@ -20,12 +20,16 @@ from .names import person, place
 # -- address blocks ------------------------------------------------------------------------------
 
 _BLOCK_LABEL = re.compile(
-    r"(?im)^[ \t]*(?:bill(?:ed)?[ \t]+to|ship(?:ped)?[ \t]+to|sold[ \t]+to|deliver(?:y)?[ \t]+to|remit[ \t]+to"
-    r"|invoice[ \t]+to|consignee|recipient|beneficiary|ordering[ \t]+customer|:5[09][AFK]?:(?:/[^\n]{0,40})?)"
-    r"[ \t]*:?[ \t]*\r?\n"
+    r"(?im)^[ \t]{0,8}(?:bill(?:ed)?[ \t]{1,4}to|ship(?:ped)?[ \t]{1,4}to|sold[ \t]{1,4}to|deliver(?:y)?[ \t]{1,4}to"
+    r"|remit[ \t]{1,4}to"
+    r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?)"
+    r"[ \t]{0,8}:?[ \t]{0,8}\r?\n"
 )
 # A line that is another field, not an address line: a key, a phone, a mail address.
 _NOT_ADDRESS = re.compile(r"(?i)[^\n]*[@:]|[ \t]*(?:tel|phone|fax|mobile|e-?mail|vat|iban|bic|ref)\b")
+
+
+_LINE = 120  # longer lines are no address lines; and the pre-pass's zone reaches five of these
 
 
 def _blocks(text: str, low: str) -> Iterator[Span]:
@@ -36,7 +40,7 @@ def _blocks(text: str, low: str) -> Iterator[Span]:
             end = len(text) if end < 0 else end
             line = text[at:end].rstrip("\r")
             value = line.strip()
-            if not value or _NOT_ADDRESS.match(line):
+            if not value or len(line) > _LINE or _NOT_ADDRESS.match(line):
                 break
             start = at + line.index(value)
             if first and person(value):
@@ -51,14 +55,14 @@ def _blocks(text: str, low: str) -> Iterator[Span]:
 # -- sign-offs and chat speakers -----------------------------------------------------------------
 
 _SIGN_OFF = re.compile(
-    r"(?im)^[ \t]*(?:(?:kind|best|warm|many)[ \t]+)?(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]+"
-    r"(?:sincerely|truly))[,!.]?[ \t]*\r?\n[ \t]*(?:--[ \t]*)?([^\n]{2,60}?)[ \t]*(?:\r?\n|$)"
+    r"(?im)^[ \t]{0,8}(?:(?:kind|best|warm|many)[ \t]{1,4})?(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]{1,4}"
+    r"(?:sincerely|truly))[,!.]?[ \t]{0,8}\r?\n[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
 )
 # "[09:14] Diego: ...", "[11/04/2025, 10:02:11] Mei O'Sullivan: ...", "<Henrik> ...",
 # "Noor Santos 11/04/2025 10:02" (a chat export's message header).
 _SPEAKER = re.compile(
-    r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]+([^\n:\[\]<>]{2,40}):[ \t]|<([^\s<>@]{2,30})>[ \t]"
-    r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]+\d{1,2}/\d{1,2}/\d{2,4},?[ \t]+\d{1,2}:\d{2}[ \t]*$)"
+    r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]{1,4}([^\n:\[\]<>]{2,40}):[ \t]|<([^\s<>@]{2,30})>[ \t]"
+    r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]{1,4}\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}[ \t]{0,8}$)"
 )
 
 
@@ -128,11 +132,13 @@ def _hl7(text: str, low: str) -> Iterator[Span]:
 
 # -- LDIF and identity cards ---------------------------------------------------------------------
 
-_LDIF = re.compile(r"(?m)^(cn|sn|givenName|displayName|l|st|street|postalAddress|homePostalAddress)[ \t]*:[ \t]*([^\n]{2,80})$")
+_LDIF = re.compile(
+    r"(?m)^(cn|sn|givenName|displayName|l|st|street|postalAddress|homePostalAddress)[ \t]{0,8}:[ \t]{0,8}([^\n]{2,80})$"
+)
 _LDIF_KEYS = {"cn": "PERSON", "sn": "PERSON1", "givenname": "PERSON1", "displayname": "PERSON"}
 _ID_CARD = re.compile(
-    r"(?m)^(SURNAME|FAMILY NAME|GIVEN NAMES?|FIRST NAMES?|NAME|PLACE OF BIRTH|ADDRESS)(?:[ \t]*/[ \t]*[^\n]{1,30}?)?"
-    r"[ \t]{2,}([^\n]{2,80})$"
+    r"(?m)^(SURNAME|FAMILY NAME|GIVEN NAMES?|FIRST NAMES?|NAME|PLACE OF BIRTH|ADDRESS)(?:[ \t]{0,4}/[ \t]{0,4}[^\n]{1,30}?)?"
+    r"[ \t]{2,40}([^\n]{2,80})$"
 )
 
 
@@ -160,7 +166,7 @@ def _valued(m: re.Match[str], group: int, kind: str) -> Iterator[Span]:
 
 # -- a name beside its address -------------------------------------------------------------------
 
-_NAME_AND_MAIL = re.compile(r"[\"']([^\"'\n]{2,60})[\"'][ \t]*,[ \t]*[\"'][A-Za-z0-9._%+-]{1,64}@")
+_NAME_AND_MAIL = re.compile(r"[\"']([^\"'\n]{2,60})[\"'][ \t]{0,8},[ \t]{0,8}[\"'][A-Za-z0-9._%+-]{1,64}@")
 
 
 def _named_addresses(text: str, low: str) -> Iterator[Span]:
@@ -172,7 +178,7 @@ def _named_addresses(text: str, low: str) -> Iterator[Span]:
 _NAMED = frozenset({"PERSON", "LOCATION"})
 register(
     Detector(
-        "address-blocks", _NAMED, (Hint(_BLOCK_LABEL.pattern, fwd=400),), find=_blocks,
+        "address-blocks", _NAMED, (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)),), find=_blocks,
         when=lambda text, low: "to" in low or ":5" in text or "recipient" in low or "beneficiary" in low or "consignee" in low,
         examples=("Bill to:\nJane Doe\n12 Main Street\n10115 Berlin\n", "SHIP TO:\nAna Lopez\nRua Augusta 10\n",
                   ":59:/DE89370400440532013000\nJane Doe\n"),

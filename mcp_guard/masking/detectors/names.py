@@ -37,7 +37,7 @@ _LITERALS = frozenset({
     "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
 })
 _PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
-_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]*(\"?)([^\"<>\n,@:]{2,60})\1[ \t]*<")
+_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]{0,8}(\"?)([^\"<>\n,@:]{2,60})\1[ \t]{0,8}<")
 _VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
 _COMMON_NAME = re.compile(r"(?<![\w])[Cc][Nn]=(\"?)([^;:\"\r\n,]{2,60})\1")
 _VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
@@ -175,17 +175,24 @@ def _any_case(pattern: str) -> str:
     return "".join(out)
 
 
-# For the pre-pass: what _keyed can call a name or a place starts with a capital or a digit
-# (after any spaces), which keeps "Author: ci-bot" in every git log out of its zones.
-_KEYED_HINT = (
-    rf"(?<![\w-])[\"']?(?:{_any_case(_PERSON_KEYS)}|{_any_case(_PLACE_KEYS)})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}[\"']?"
-    r"[ \t]*[A-Z0-9]"
+# For the pre-pass: what _keyed can call a name starts with a capital, a place with a capital
+# or a digit (after any spaces), which keeps "Author: ci-bot" and "user: 42" out of its zones.
+def _keyed_hint(keys: str, first: str) -> str:
+    return (
+        rf"(?<![\w-])[\"']?(?:{_any_case(keys)})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}"
+        r"(?:\[[ \t]{0,4}|\{[ \t]{0,4}\"S\"[ \t]{0,4}:[ \t]{0,4})?[\"']?[ \t]{0,80}" + first
+    )
+
+
+_KEYED_HINTS = (
+    Hint(_keyed_hint(_PERSON_KEYS + "|family|given", "[A-Z]"), fwd=100),
+    Hint(_keyed_hint(_PLACE_KEYS + "|line", "[A-Z0-9]"), fwd=360),  # a value, and an address's further parts
 )
 
 
 register(
     Detector(
-        "keyed-names-and-places", _NAMED, (Hint(_KEYED_HINT, fwd=100),), find=_keyed,
+        "keyed-names-and-places", _NAMED, _KEYED_HINTS, find=_keyed,
         when=lambda text, low: ":" in text or "=" in text,
         context_keys=("name", "full_name", "first_name", "surname", "address", "city", "country", "postcode", "location"),
         examples=('{"full_name": "Jane Doe", "city": "Lisbon"}', "first_name: Maria\nlast_name: da Silva",

@@ -39,9 +39,13 @@ _HEADER_WORDS = (
 )
 # A header word as a cell of its own: after a delimiter (or a run of spaces), before another or the line's end.
 _HEADER = re.compile(
-    rf"(?im)(?:[,\t|;]| {{2}}|^ ?)[ \t]*[\"'`]?{_HEADER_WORDS}[\"'`]?[ \t]*(?=[,\t|;\r\n]|  |$)"
+    rf"(?im)(?:[,\t|;]| {{2}}|^ ?)[ \t]{{0,8}}[\"'`]?{_HEADER_WORDS}[\"'`]?[ \t]{{0,8}}(?=[,\t|;\r\n]|  |$)"
 )
-_SQL_COLUMNS = re.compile(r"(?is)\b(INSERT\s+INTO|COPY)\s+[\w.`\"\[\]]{1,128}\s*\(([^()]{1,2000})\)\s*(VALUES|FROM\s+stdin;?)")
+# The same, for the pre-pass (which drops lookaheads): the cell's end is consumed instead.
+_HEADER_HINT = rf"(?im)(?:[,\t|;]| {{2}}|^ ?)[ \t]{{0,8}}[\"'`]?{_HEADER_WORDS}[\"'`]?[ \t]{{0,8}}(?:[,\t|;\r\n]|  |$)"
+_SQL_COLUMNS = re.compile(
+    r"(?is)\b(INSERT\s{1,8}INTO|COPY)\s{1,8}[\w.`\"\[\]]{1,128}\s{0,8}\(([^()]{1,2000})\)\s{0,8}(VALUES|FROM\s{1,8}stdin;?)"
+)
 _MD_RULE = re.compile(r"[\s|:+-]*-{2,}[\s|:+-]*")
 _SPACES = re.compile(r" {2,}|\t")
 _PHONE_CHARS = re.compile(r"\+?[\d ().-]{7,24}")
@@ -210,7 +214,7 @@ _TABLE_LABELS = frozenset({"PERSON", "LOCATION", "PHONE", "US_SSN"})
 
 register(
     Detector(
-        "table-columns", _TABLE_LABELS, (Hint(_HEADER.pattern, fwd=200),), find=_tables, whole=True,
+        "table-columns", _TABLE_LABELS, (Hint(_HEADER_HINT),), find=_tables, whole=True,
         when=lambda text, low: "\n" in text,
         context_keys=("name", "full_name", "city", "address", "phone", "ssn"),
         examples=("id,full_name,ssn\n1,Jane Doe,123456789\n", "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
@@ -219,7 +223,7 @@ register(
                      "name,phone\nfoo,12\n"),
     ),
     Detector(
-        "sql-columns", _TABLE_LABELS, (Hint(_SQL_COLUMNS.pattern, fwd=200),), find=_sql, whole=True,
+        "sql-columns", _TABLE_LABELS, (Hint(_SQL_COLUMNS.pattern),), find=_sql, whole=True,
         when=lambda text, low: "insert" in low or "copy" in low,
         examples=("INSERT INTO users (id, name, ssn) VALUES (1, 'Jane Doe', '123456789');",
                   "COPY public.people (id, full_name, city) FROM stdin;\n7\tJane Doe\tLisbon\n\\.\n"),
