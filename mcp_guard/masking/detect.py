@@ -80,7 +80,7 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     zone only away from its cut edges, where the whole text's context is all there."""
     found: list[Span] = []
     size = len(text)
-    whole: set[str] = set()
+    whole: dict[str, list[int]] = {}
     zones = fast.zones(text, want, whole)
     # Each zone costs what reading ~100 more characters would: dense text is read whole.
     if zones is None or sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
@@ -92,15 +92,16 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
             if start >= first and end <= last:
                 found.append(Span(start, end, span.label))
     if whole:  # tables: a header labels rows any distance below it, so they are read whole
-        found = resolve(found + _structured(text, want, whole=frozenset(whole)))
+        found = resolve(found + _structured(text, want, whole=whole))
     return found
 
 
 def _structured(
-    text: str, want: frozenset[str], *, zoned: bool = False, whole: frozenset[str] | None = None
+    text: str, want: frozenset[str], *, zoned: bool = False, whole: dict[str, list[int]] | None = None
 ) -> list[Span]:
     """Every detector for ``want`` over ``text``; inside a zone (``zoned``), not those that read
-    the whole text; with ``whole``, only those of them named in it."""
+    the whole text; with ``whole``, only those of them named in it, each told where the
+    pre-pass matched its hints."""
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
@@ -111,7 +112,9 @@ def _structured(
     for detector in finders:
         if (zoned and detector.whole) or (whole is not None and detector.name not in whole):
             continue
-        if detector.when is None or detector.when(text, low):
+        if whole is not None:
+            found.extend(detector.find(text, low, whole[detector.name]))  # type: ignore[call-arg,misc]
+        elif detector.when is None or detector.when(text, low):
             found.extend(detector.find(text, low))  # type: ignore[misc]
     if runs and whole is None:
         found.extend(_numbers(text, runs))

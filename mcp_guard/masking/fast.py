@@ -265,14 +265,14 @@ class _Zones:
         self.cost = 0
         self.reach = -JOIN - 1
         self.dense = False
-        self.whole: set[str] = set()
+        self.whole: dict[str, list[int]] = {}
 
     def hit(self, index: int, start: int, end: int, flags: int, context: Any) -> bool:
         if not self.wanted[index]:
             return False
         family = self.families[index]
         if family.whole is not None:  # that detector reads the whole text; it has no zone
-            self.whole.add(family.whole)
+            self.whole.setdefault(family.whole, []).append(end)
             return False
         lo, hi = max(0, (start if family.som else end) - family.back), min(self.size, end + family.fwd)
         self.spans.append((lo, hi))
@@ -285,11 +285,13 @@ class _Zones:
         return False
 
 
-def zones(text: str, want: frozenset[str], whole: set[str] | None = None) -> list[tuple[int, int]] | None:
+def zones(
+    text: str, want: frozenset[str], whole: dict[str, list[int]] | None = None
+) -> list[tuple[int, int]] | None:
     """Stretches of ``text`` outside of which no detector for ``want`` can match; ``None``
     when they would cover so much of it that reading it whole costs less. ``whole`` gets the
-    names of the detectors that read the whole text (Detector.whole) whose hints matched:
-    the others cannot find anything in it."""
+    detectors that read the whole text (Detector.whole) whose hints matched, each with where
+    its matches ended: the others cannot find anything in it."""
     db, families = _database()
     size = len(text)
     wanted = _wanted.get(want)
@@ -301,7 +303,7 @@ def zones(text: str, want: frozenset[str], whole: set[str] | None = None) -> lis
     except hyperscan.ScanTerminated:
         pass
     if whole is not None:
-        whole |= found.whole
+        whole.update(found.whole)
     if found.dense:
         return None
     if not found.spans:

@@ -151,3 +151,27 @@ def test_a_url_in_a_csv_cell_ends_at_the_cells_comma() -> None:
     text = "title,url,login\nBank,https://bank.example/login,ana@example.org\n"
     assert ("URL", "https://bank.example/login") in found(text)
     assert ("EMAIL", "ana@example.org") in found(text)
+
+
+HEADERS = ["Full Name", "first_name", "Surname", "cardholder", "Account Holder", "Customer", "Home Address",
+           "Address Line 1", "Street", "City", "Country", "Province", "Place of Birth", "birthplace", "Ship To",
+           "Phone No", "Telephone", "Mobile", "MSISDN", "SSN", "Social Security Number", "soc_sec_no", "Fax", "Cell"]
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_every_header_a_column_is_known_by_holds_a_word_the_pre_pass_looks_for(header: str) -> None:
+    """The pre-pass starts the table detector only where it saw one of these words."""
+    from mcp_guard.masking.detectors import tables
+
+    assert tables._column(header) is not None
+    assert tables._HEADER_WORD.search(header.lower()) is not None
+
+
+def test_a_long_text_of_tables_and_records_gives_the_same_spans_with_and_without_the_pre_pass() -> None:
+    table = "name,phone,city\nAda Ferreira,55 2284 1190,Braga\n\n"
+    noise = '{"id": 12, "filename": "replace.py", "namespace": "hotel"}\n' * 30
+    text = (noise + table) * 20
+    assert len(text) > 8 * FAST_FROM
+    spans = detect(text)
+    assert spans == detect(text, prefilter=False)
+    assert sum(s.label == "PHONE" for s in spans) == 20

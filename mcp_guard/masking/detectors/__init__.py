@@ -59,7 +59,8 @@ class Detector:
     examples: tuple[str, ...] = ()  # texts in which it must find one of its labels
     not_flagged: tuple[str, ...] = ()  # look-alikes in which nothing may be found
     # Reads the whole text even when the pre-pass cut it into zones: what it finds depends on
-    # something (a table's header) any distance before it. It must cost one cheap pass.
+    # something (a table's header) any distance before it. Its finder then gets a third
+    # argument: where the pre-pass's matches of its hints ended (none but there can start it).
     whole: bool = False
 
 

@@ -32,17 +32,13 @@ _COLUMNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"ssn|us_ssn|ssn_?(?:no|number)|social_security(?:_(?:no|number))?|soc_sec(?:_no)?"), "US_SSN"),
 ]
 _ONE_WORD = re.compile(r"first|last|given|family|middle|sur|display")
-_HEADER_WORDS = (
-    r"(?:[a-z_ ]{0,12})(?:name|names|holder|customer|employee|patient|recipient|beneficiary|payee|attendee|contact"
-    r"|address|street|city|town|country|county|province|region|location|birthplace|ship_to|bill_to"
-    r"|phone|telephone|tel|mobile|cell|fax|msisdn|ssn|social security|social_security)(?:[a-z_ ]{0,10})"
-)
-# A header word as a cell of its own: after a delimiter (or a run of spaces), before another or the line's end.
-_HEADER = re.compile(
-    rf"(?im)(?:[,\t|;]| {{2}}|^ ?)[ \t]{{0,8}}[\"'`]?{_HEADER_WORDS}[\"'`]?[ \t]{{0,8}}(?=[,\t|;\r\n]|  |$)"
-)
-# The same, for the pre-pass (which drops lookaheads): the cell's end is consumed instead.
-_HEADER_HINT = rf"(?im)(?:[,\t|;]| {{2}}|^ ?)[ \t]{{0,8}}[\"'`]?{_HEADER_WORDS}[\"'`]?[ \t]{{0,8}}(?:[,\t|;\r\n]|  |$)"
+# A header word: the pre-pass looks for it, and each line holding one is read as a possible header.
+_HEADER_WORD = re.compile(
+    r"name|holder|customer|employee|patient|recipient|beneficiary|payee|attendee|contact|address|street|city|town"
+    r"|countr|county|province|region|location|place|ship|bill|phone|tel|mobile|cell|fax|msisdn|ssn|soc"
+)  # every column of _COLUMNS holds one of these words (test_structure checks it)
+_LONGEST_HEADER = 2000
+_NOT_HEADER = re.compile(r"[@:/=(){}<>]")
 _SQL_COLUMNS = re.compile(
     r"(?is)\b(INSERT\s{1,8}INTO|COPY)\s{1,8}[\w.`\"\[\]]{1,128}\s{0,8}\(([^()]{1,2000})\)\s{0,8}(VALUES|FROM\s{1,8}stdin;?)"
 )
@@ -150,32 +146,41 @@ def _cells(line: str, delimiter: str) -> list[tuple[int, int]]:
     return _split(line, delimiter)
 
 
-def _tables(text: str, low: str) -> Iterator[Span]:
-    done = -1
-    for m in _HEADER.finditer(text):
-        if m.start() < done:
+def _tables(text: str, low: str, ends: list[int] | None = None) -> Iterator[Span]:
+    """Each line holding a header word is read once, as a possible header; a table's rows are
+    read once, after it. The pre-pass says where the header words end (``ends``); without it,
+    they are searched for."""
+    at = 0
+    for end in _word_ends(low) if ends is None else sorted(ends):
+        if end <= at:
             continue
-        lo = text.rfind("\n", 0, m.start() + 1) + 1
-        hi = text.find("\n", m.start() + 1)
+        lo = text.rfind("\n", 0, end - 1) + 1
+        hi = text.find("\n", end - 1)
         hi = len(text) if hi < 0 else hi
+        at = hi + 1
         line = text[lo:hi].rstrip("\r")
+        if len(line) > _LONGEST_HEADER or _NOT_HEADER.search(line) is not None:
+            continue  # code and prose: no header cell holds these (_header_cell)
         delimiter = _delimiter(line)
         headers = [line[a:b] for a, b in _cells(line, delimiter)]
-        if len(headers) < 2 or not any(_column(h) for h in headers) or not all(_header_cell(h) for h in headers):
-            done = hi
+        if len(headers) < 2 or not all(_header_cell(h) for h in headers) or not any(_column(h) for h in headers):
             continue
         reach = [hi]
         yield from _rows(text, hi, headers, delimiter, reach)
-        done = max(hi, reach[0])
+        at = max(at, reach[0])
+
+
+def _word_ends(low: str) -> Iterator[int]:
+    return (m.end() for m in _HEADER_WORD.finditer(low))
 
 
 def _header_cell(cell: str) -> bool:
     """A header names a column: a few words, no digits of data, no sentence."""
     value = cell.strip().strip("\"'`[]")
-    return 0 < len(value) <= 40 and len(value.split()) <= 4 and not any(c in value for c in "@:/=(){}<>")
+    return 0 < len(value) <= 40 and len(value.split()) <= 4 and _NOT_HEADER.search(value) is None
 
 
-def _sql(text: str, low: str) -> Iterator[Span]:
+def _sql(text: str, low: str, ends: list[int] | None = None) -> Iterator[Span]:
     for m in _SQL_COLUMNS.finditer(text):
         headers = [c.strip().strip("`\"[]") for c in m.group(2).split(",")]
         if not any(_column(h) for h in headers):
@@ -214,7 +219,7 @@ _TABLE_LABELS = frozenset({"PERSON", "LOCATION", "PHONE", "US_SSN"})
 
 register(
     Detector(
-        "table-columns", _TABLE_LABELS, (Hint(_HEADER_HINT),), find=_tables, whole=True,
+        "table-columns", _TABLE_LABELS, (Hint("(?i)" + _HEADER_WORD.pattern),), find=_tables, whole=True,
         when=lambda text, low: "\n" in text,
         context_keys=("name", "full_name", "city", "address", "phone", "ssn"),
         examples=("id,full_name,ssn\n1,Jane Doe,123456789\n", "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
