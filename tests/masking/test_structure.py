@@ -175,3 +175,12 @@ def test_a_long_text_of_tables_and_records_gives_the_same_spans_with_and_without
     spans = detect(text)
     assert spans == detect(text, prefilter=False)
     assert sum(s.label == "PHONE" for s in spans) == 20
+
+
+def test_a_random_key_in_a_urls_path_is_a_secret_and_a_docs_link_stays_readable() -> None:
+    key = "Zq7" + "Lw2xP9mKt4RvB8nYc3Hd"  # built here: the file holds no key
+    assert ("SECRET", key) in found(f"shared: https://files.example/s/{key}?dl=1")
+    for link in ("https://github.com/encode/httpx/blob/3f2a9c1d7e4b5a6f8c9d0e1f2a3b4c5d6e7f8a9b/README.md",
+                 "https://docs.pydantic.dev/latest/concepts/pydantic_settings/",
+                 "https://example.com/items/550e8400-e29b-41d4-a716-446655440000"):
+        assert {label for label, _ in found(link)} == {"URL"}
