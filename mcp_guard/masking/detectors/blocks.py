@@ -55,8 +55,9 @@ def _blocks(text: str, low: str) -> Iterator[Span]:
 # -- sign-offs and chat speakers -----------------------------------------------------------------
 
 _SIGN_OFF = re.compile(
-    r"(?im)^[ \t]{0,8}(?:(?:kind|best|warm|many)[ \t]{1,4})?(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]{1,4}"
-    r"(?:sincerely|truly))[,!.]?[ \t]{0,8}\r?\n[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
+    r"(?im)^[ \t]{0,8}(?:(?:kind|best|warm|many)[ \t]{1,4})?"
+    r"(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]{1,4}(?:sincerely|truly))[,!.]?[ \t]{0,8}\r?\n"
+    r"[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
 )
 # "[09:14] Diego: ...", "[11/04/2025, 10:02:11] Mei O'Sullivan: ...", "<Henrik> ...",
 # "Noor Santos 11/04/2025 10:02" (a chat export's message header).
@@ -83,8 +84,12 @@ def _speakers(text: str, low: str) -> Iterator[Span]:
 
 # -- XML elements --------------------------------------------------------------------------------
 
-_XML_PERSON = r"(?:full|first|last|given|family|sur|customer|contact|display|holder|account|card)?name|surname|Nm|holder"
-_XML_PLACE = r"(?:street|home|billing|shipping|postal)?address(?:line\d?)?|AdrLine|StrtNm|TwnNm|CtrySubDvsn|street|city|town"
+_XML_PERSON = (
+    r"(?:full|first|last|given|family|sur|customer|contact|display|holder|account|card)?name|surname|Nm|holder"
+)
+_XML_PLACE = (
+    r"(?:street|home|billing|shipping|postal)?address(?:line\d?)?|AdrLine|StrtNm|TwnNm|CtrySubDvsn|street|city|town"
+)
 # The closing tag is compared in Python: the pre-pass has no back-references.
 _XML = re.compile(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</([A-Za-z]{{1,30}})>")
 _XML_PLACE_KEY = re.compile(rf"(?i){_XML_PLACE}")
@@ -137,7 +142,8 @@ _LDIF = re.compile(
 )
 _LDIF_KEYS = {"cn": "PERSON", "sn": "PERSON1", "givenname": "PERSON1", "displayname": "PERSON"}
 _ID_CARD = re.compile(
-    r"(?m)^(SURNAME|FAMILY NAME|GIVEN NAMES?|FIRST NAMES?|NAME|PLACE OF BIRTH|ADDRESS)(?:[ \t]{0,4}/[ \t]{0,4}[^\n]{1,30}?)?"
+    r"(?m)^(SURNAME|FAMILY NAME|GIVEN NAMES?|FIRST NAMES?|NAME|PLACE OF BIRTH|ADDRESS)"
+    r"(?:[ \t]{0,4}/[ \t]{0,4}[^\n]{1,30}?)?"
     r"[ \t]{2,40}([^\n]{2,80})$"
 )
 
@@ -176,24 +182,26 @@ def _named_addresses(text: str, low: str) -> Iterator[Span]:
 
 
 _NAMED = frozenset({"PERSON", "LOCATION"})
+_OTHER_LABELS = ("recipient", "beneficiary", "consignee")
 register(
     Detector(
         "address-blocks", _NAMED, (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)),), find=_blocks,
-        when=lambda text, low: "to" in low or ":5" in text or "recipient" in low or "beneficiary" in low or "consignee" in low,
+        when=lambda text, low: "to" in low or ":5" in text or any(w in low for w in _OTHER_LABELS),
         examples=("Bill to:\nJane Doe\n12 Main Street\n10115 Berlin\n", "SHIP TO:\nAna Lopez\nRua Augusta 10\n",
                   ":59:/DE89370400440532013000\nJane Doe\n"),
         not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n"),
     ),
     Detector(
         "sign-offs", frozenset({"PERSON"}), (Hint(_SIGN_OFF.pattern),), find=_sign_offs,
-        when=lambda text, low: "regards" in low or "thank" in low or "cheers" in low or "sincerely" in low or "best" in low,
+        when=lambda text, low: any(w in low for w in ("regards", "thank", "cheers", "sincerely", "best")),
         examples=("Kind regards,\nJane Doe",),
         not_flagged=("Thanks,\nthe team", "Best,\nSupport Team Lead Desk Ops"),
     ),
     Detector(
         "chat-speakers", frozenset({"PERSON"}), (Hint(_SPEAKER.pattern),), find=_speakers,
         when=lambda text, low: "[" in text or "<" in text or "/" in text,
-        examples=("[09:14] Diego: rotate it", "[11/04/2025, 10:02:11] Mei O'Sullivan: hi", "Noor Santos 11/04/2025 10:02\nhey"),
+        examples=("[09:14] Diego: rotate it", "[11/04/2025, 10:02:11] Mei O'Sullivan: hi",
+                  "Noor Santos 11/04/2025 10:02\nhey"),
         not_flagged=("[2025-04-11 08:00:01] INFO: started", "[1/3] building: ok", "<div> hello"),
     ),
     Detector(

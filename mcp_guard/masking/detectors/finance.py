@@ -125,7 +125,8 @@ register(
         examples=("card 4111-1111-1111-1111.", "amex 3782 822463 10005", "unionpay 6200 0000 0000 0005",
                   "cards 4111 1111 1111 1111 5555 5555 5555 4444",
                   "maestro 6759 6498 2648"),
-        not_flagged=("order 1234567890123 weighs 12.5 kg", "id 23167720941145", "4111-1111 1111-1111", "ts 675964982648"),
+        not_flagged=("order 1234567890123 weighs 12.5 kg", "id 23167720941145", "4111-1111 1111-1111",
+                     "ts 675964982648"),
     ),
     Detector(
         "ssn", frozenset({"US_SSN"}), (Hint(_SSN.pattern, run=True),),

@@ -27,8 +27,8 @@ _COLUMNS: list[tuple[re.Pattern[str], str]] = [
                 r"|customer|employee|patient|recipient|beneficiary|payee|attendee|contact"), "PERSON"),
     (re.compile(r"(?:home_|billing_|shipping_|street_|postal_|mailing_|work_)?address(?:_?line_?\d)?|street|city|town"
                 r"|country|county|province|region|location|place_of_birth|birthplace|ship_to|bill_to"), "LOCATION"),
-    (re.compile(r"(?:home_|work_|mobile_|cell_|contact_)?(?:phone|telephone|tel|mobile|cell|fax|msisdn)(?:_?(?:no|num|number))?"),
-     "PHONE"),
+    (re.compile(r"(?:home_|work_|mobile_|cell_|contact_)?(?:phone|telephone|tel|mobile|cell|fax|msisdn)"
+                r"(?:_?(?:no|num|number))?"), "PHONE"),
     (re.compile(r"ssn|us_ssn|ssn_?(?:no|number)|social_security(?:_(?:no|number))?|soc_sec(?:_no)?"), "US_SSN"),
 ]
 _ONE_WORD = re.compile(r"first|last|given|family|middle|sur|display")
@@ -40,7 +40,8 @@ _HEADER_WORD = re.compile(
 _LONGEST_HEADER = 2000
 _NOT_HEADER = re.compile(r"[@:/=(){}<>]")
 _SQL_COLUMNS = re.compile(
-    r"(?is)\b(INSERT\s{1,8}INTO|COPY)\s{1,8}[\w.`\"\[\]]{1,128}\s{0,8}\(([^()]{1,2000})\)\s{0,8}(VALUES|FROM\s{1,8}stdin;?)"
+    r"(?is)\b(INSERT\s{1,8}INTO|COPY)\s{1,8}[\w.`\"\[\]]{1,128}\s{0,8}\(([^()]{1,2000})\)\s{0,8}"
+    r"(VALUES|FROM\s{1,8}stdin;?)"
 )
 _MD_RULE = re.compile(r"[\s|:+-]*-{2,}[\s|:+-]*")
 _SPACES = re.compile(r" {2,}|\t")
@@ -208,8 +209,9 @@ def _sql_values(text: str, at: int, headers: list[str]) -> Iterator[Span]:
                 return
             group = 1 if m.group(1) is not None else 2
             value, start = m.group(group), m.start(group)
-            if column < len(labels) and labels[column] and value and _cell_label(labels[column], headers[column], value):
-                yield Span(start, start + len(value), labels[column])
+            label = labels[column] if column < len(labels) else None
+            if label is not None and value and _cell_label(label, headers[column], value):
+                yield Span(start, start + len(value), label)
             at, column = m.end(), column + 1
             if m.group(3) == ")":
                 break
@@ -222,7 +224,8 @@ register(
         "table-columns", _TABLE_LABELS, (Hint("(?i)" + _HEADER_WORD.pattern),), find=_tables, whole=True,
         when=lambda text, low: "\n" in text,
         context_keys=("name", "full_name", "city", "address", "phone", "ssn"),
-        examples=("id,full_name,ssn\n1,Jane Doe,123456789\n", "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
+        examples=("id,full_name,ssn\n1,Jane Doe,123456789\n",
+                  "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
                   "name\tphone\nJane Doe\t(02) 9347 8166\n", "     name   phone\n0  Jane Doe  020 7946 0958"),
         not_flagged=("id,name,size\n1,README.md,120\n", "| name | type |\n|---|---|\n| read_file | tool |",
                      "name,phone\nfoo,12\n"),
