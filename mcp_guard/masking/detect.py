@@ -82,20 +82,28 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     zone only away from its cut edges, where the whole text's context is all there."""
     found: list[Span] = []
     size = len(text)
-    zones = fast.zones(text, want)
+    whole: dict[str, list[int]] = {}
+    zones = fast.zones(text, want, whole)
     # Each zone costs what reading ~100 more characters would: dense text is read whole.
     if zones is None or sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
         return _structured(text, want)
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
-        for span in _structured(text[lo:hi], want):
+        for span in _structured(text[lo:hi], want, zoned=True):
             start, end = span.start + lo, span.end + lo
             if start >= first and end <= last:
                 found.append(Span(start, end, span.label))
+    if whole:  # tables: a header labels rows any distance below it, so they are read whole
+        found = resolve(found + _structured(text, want, whole=whole))
     return found
 
 
-def _structured(text: str, want: frozenset[str]) -> list[Span]:
+def _structured(
+    text: str, want: frozenset[str], *, zoned: bool = False, whole: dict[str, list[int]] | None = None
+) -> list[Span]:
+    """Every detector for ``want`` over ``text``; inside a zone (``zoned``), not those that read
+    the whole text; with ``whole``, only those of them named in it, each told where the
+    pre-pass matched its hints."""
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
@@ -104,9 +112,13 @@ def _structured(text: str, want: frozenset[str]) -> list[Span]:
     found: list[Span] = []
     finders, runs = _plan(want)
     for detector in finders:
-        if detector.when is None or detector.when(text, low):
+        if (zoned and detector.whole) or (whole is not None and detector.name not in whole):
+            continue
+        if whole is not None:
+            found.extend(detector.find(text, low, whole[detector.name]))  # type: ignore[call-arg,misc]
+        elif detector.when is None or detector.when(text, low):
             found.extend(detector.find(text, low))  # type: ignore[misc]
-    if runs:
+    if runs and whole is None:
         found.extend(_numbers(text, runs))
     found = [s for s in found if s.label in want]
     if "\\" in text:

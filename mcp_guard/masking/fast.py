@@ -122,9 +122,9 @@ class _Family:
     """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "expression", "flags", "fwd", "labels", "som")
+    __slots__ = ("back", "expression", "flags", "fwd", "labels", "som", "whole")
 
-    def __init__(self, labels: frozenset[str], hint: Hint) -> None:
+    def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None) -> None:
         pattern = hint.pattern
         caseless = pattern.startswith("(?i)")
         loose, extra = _loosen(pattern[4:] if caseless else pattern)
@@ -133,6 +133,7 @@ class _Family:
         if hint.run:  # a check on detect._numbers' runs: the zone holds the whole run it sees
             back, fwd = back + _RUN_REACH, _RUN_REACH
         self.labels = labels
+        self.whole = whole  # the name of a detector that reads the whole text: a match only says it must run
         self.expression = loose.encode()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
@@ -150,7 +151,11 @@ _RUN_REACH = 60
 
 def _families() -> list[_Family]:
     """Every hint of every detector in the registry: what the runner can find, this looks for."""
-    return [_Family(detector.labels, hint) for detector in REGISTRY for hint in detector.hints]
+    return [
+        _Family(detector.labels, hint, detector.name if detector.whole else None)
+        for detector in REGISTRY
+        for hint in detector.hints
+    ]
 
 
 _compiled: tuple[Any, list[_Family]] | None = None
@@ -252,7 +257,7 @@ class _Zones:
 
     ZONE_COST = 100
 
-    __slots__ = ("cost", "dense", "families", "reach", "size", "spans", "wanted")
+    __slots__ = ("cost", "dense", "families", "reach", "size", "spans", "wanted", "whole")
 
     def __init__(self, families: list[_Family], wanted: list[bool], size: int) -> None:
         self.families, self.wanted, self.size = families, wanted, size
@@ -260,11 +265,15 @@ class _Zones:
         self.cost = 0
         self.reach = -JOIN - 1
         self.dense = False
+        self.whole: dict[str, list[int]] = {}
 
     def hit(self, index: int, start: int, end: int, flags: int, context: Any) -> bool:
         if not self.wanted[index]:
             return False
         family = self.families[index]
+        if family.whole is not None:  # that detector reads the whole text; it has no zone
+            self.whole.setdefault(family.whole, []).append(end)
+            return False
         lo, hi = max(0, (start if family.som else end) - family.back), min(self.size, end + family.fwd)
         self.spans.append((lo, hi))
         if hi > self.reach:
@@ -276,9 +285,13 @@ class _Zones:
         return False
 
 
-def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]] | None:
+def zones(
+    text: str, want: frozenset[str], whole: dict[str, list[int]] | None = None
+) -> list[tuple[int, int]] | None:
     """Stretches of ``text`` outside of which no detector for ``want`` can match; ``None``
-    when they would cover so much of it that reading it whole costs less."""
+    when they would cover so much of it that reading it whole costs less. ``whole`` gets the
+    detectors that read the whole text (Detector.whole) whose hints matched, each with where
+    its matches ended: the others cannot find anything in it."""
     db, families = _database()
     size = len(text)
     wanted = _wanted.get(want)
@@ -289,6 +302,8 @@ def zones(text: str, want: frozenset[str]) -> list[tuple[int, int]] | None:
         db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
     except hyperscan.ScanTerminated:
         pass
+    if whole is not None:
+        whole.update(found.whole)
     if found.dense:
         return None
     if not found.spans:

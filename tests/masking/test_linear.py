@@ -222,6 +222,16 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "xml attribute pairs": _repeat('key="Password" value="'),
     "dotted tokens": _repeat("MTIzNDU2Nzg5MDEyMzQ1Njc4.abcdef."),
     "provider prefixes": _repeat("dapi key- pul- A3- dp.st. "),
+    "header lines": _repeat("name,phone\n"),
+    "markdown header lines": _repeat("| name | ssn |\n"),
+    "dataframe header lines": _repeat("   name   city\n"),
+    "distinct table rows": lambda size: "id,full_name,ssn\n" + _distinct("{i},Ana Lopez,21{j:07d}")(size),
+    "sql heads": _repeat("INSERT INTO t (name, ssn) VALUES "),
+    "sql tuples": lambda size: "INSERT INTO t (name, ssn) VALUES " + _repeat("('Ana Lopez', '219099999'),")(size),
+    "block labels": _repeat("Bill to:\nAna Lopez\n"),
+    "chat speakers": _repeat("[10:02] Ana: hi\n"),
+    "hl7 segments": _repeat("PID|1||2||Doe^Jo||\n"),
+    "address commas": _repeat("address: A, "),
 }
 
 

@@ -58,6 +58,10 @@ class Detector:
     context_keys: tuple[str, ...] = ()  # keys or words that give a value this label
     examples: tuple[str, ...] = ()  # texts in which it must find one of its labels
     not_flagged: tuple[str, ...] = ()  # look-alikes in which nothing may be found
+    # Reads the whole text even when the pre-pass cut it into zones: what it finds depends on
+    # something (a table's header) any distance before it. Its finder then gets a third
+    # argument: where the pre-pass's matches of its hints ended (none but there can start it).
+    whole: bool = False
 
 
 REGISTRY: list[Detector] = []
@@ -73,4 +77,4 @@ def register(*detectors: Detector) -> None:
 
 
 # The families, in the order their spans are gathered (order does not decide overlaps).
-from . import secrets, providers, context, encoded, contact, network, finance, dates, names  # noqa: E402,F401
+from . import secrets, providers, context, encoded, contact, network, finance, dates, names, tables, blocks  # noqa: E402,F401

@@ -54,11 +54,15 @@ PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|
 # After a phone word or key, a number in any national format: (11) 91234-5678, 020 7946 0958,
 # 0044 20 7946 0958, 8 (495) 123-45-67 (7 to 15 digits, checked below).
 PHONE_CONTEXT = re.compile(
-    r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|msisdn)(?:[_ -]?(?:no|number|num))?s?\b[\"']?\W{0,12}?"
+    r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|msisdn|sms|whatsapp|dial(?:ed)?"
+    r"|call(?:ed|ing)?(?:[ \t]+(?:me[ \t]+)?(?:from|on|at))?)(?:[_ -]?(?:no|number|num))?s?\b[\"']?"
+    r"(?:\"[ \t]*,[ \t]*\"value\"[ \t]*:[ \t]*\"|\W{0,12}?)"  # FHIR's {"system": "phone", "value": "..."}
     r"((?:\+|\()?\d(?:[ ().-]{0,2}\d){6,18}+)(?![\w-])"
 )
-_PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax")
+_PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax", "msisdn", "sms", "whatsapp", "dial", "call")
 _INTERNATIONAL_00 = re.compile(r"00[1-9]\d{0,2}[ .-][1-9]")
+# An area code and a dash, then spaced groups: Sweden's 070-123 45 67, 08-123 456 78.
+_AREA_DASH = re.compile(r"0\d{1,3}-\d{2,3}(?: \d{2,3}){1,3}")
 _DATE_SHAPE = re.compile(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
 
 
@@ -78,7 +82,8 @@ def phones_national(text: str) -> Iterator[Span]:
         seps = {c for c in raw if not c.isdigit()}
         # 00 is the international prefix: a country code, then the number without its trunk 0.
         longest = 15 if _INTERNATIONAL_00.match(raw) else 12
-        if 9 <= n <= longest and len(seps) == 1 and not _DATE_SHAPE.fullmatch(raw) and len(set(raw) - seps) >= 3:
+        if (len(seps) == 1 or _AREA_DASH.fullmatch(raw)) and 9 <= n <= longest and not _DATE_SHAPE.fullmatch(raw) \
+                and len(set(raw) - seps) >= 3:
             yield Span(m.start(), m.end(), "PHONE")
 
 
@@ -111,7 +116,7 @@ register(
     Detector(
         "phone-national", frozenset({"PHONE"}), (Hint(PHONE_NANP.pattern, run=True), Hint(PHONE_NATIONAL.pattern, run=True)),
         run=RunCheck(_national_run, phones_national),
-        examples=("call (415) 555-2671", "mobile 06 12 34 56 78", "call 0044 20 7946 0958"),
+        examples=("call (415) 555-2671", "mobile 06 12 34 56 78", "call 0044 20 7946 0958", "ring 070-123 45 67"),
         not_flagged=("version 10.4.0", "at 2024-01-15T10:00:00Z", "00000010  02 00 3e 00 01 00 00 00 00 00 00 00"),
     ),
     Detector(
@@ -119,7 +124,8 @@ register(
         when=lambda text, low: any(word in low for word in _PHONE_WORDS),
         context_keys=_PHONE_WORDS,
         examples=("phone: 4155550134", "phone: (11) 91234-5678", "tel 0044 20 7946 0958", "phone 00351 21 234 5678",
-                  "tel: 8 (495) 123-45-67", '"mobile": "06 12 34 56 78"'),
-        not_flagged=("phone: 12", "cell 3 of 4"),
+                  "tel: 8 (495) 123-45-67", '"mobile": "06 12 34 56 78"', "called from 8 (812) 555-01-02",
+                  '{"system": "phone", "value": "(03) 5550 1234"}'),
+        not_flagged=("phone: 12", "cell 3 of 4", "call 3 times", "callback(1, 2)"),
     ),
 )

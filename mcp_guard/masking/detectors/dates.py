@@ -57,7 +57,27 @@ def _prepass_hints() -> tuple[Hint, ...]:
     )
 
 
+# A birth date written without separators (vCard's BDAY:19850314, a "dob" field): only under
+# its key, since eight digits alone are anything.
+_COMPACT_BIRTH = re.compile(
+    r"(?i)(?<![\w-])(?:bday|dob|birth[_ -]?date|date[_ -]of[_ -]birth|birthday)[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?"
+    r"((\d{4})(\d{2})(\d{2}))(?![\w-])"
+)
+
+
+def _compact_births(text: str, low: str) -> Iterator[Span]:
+    for m in _COMPACT_BIRTH.finditer(text):
+        if _plausible_date((m.group(2), m.group(3), m.group(4))):
+            yield Span(m.start(1), m.end(1), "DATE")
+
+
 register(
+    Detector(
+        "date-of-birth-compact", frozenset({"DATE"}), (Hint(_COMPACT_BIRTH.pattern),), find=_compact_births,
+        when=lambda text, low: "b" in low,
+        examples=("BDAY:19850314", '"dob": "19700101"'),
+        not_flagged=("BDAY:19851399", "build: 20240101"),
+    ),
     Detector(
         "date-numeric", frozenset({"DATE"}), _prepass_hints(),
         run=RunCheck(lambda digits, seg: digits >= 6 and ("-" in seg or "/" in seg or "." in seg), _numeric_dates),

@@ -16,16 +16,19 @@ from . import Detector, Hint, register
 _PERSON_KEYS = (
     r"(?:first|last|given|family|full|middle|maiden|customer|contact|display|legal|account[_ -]?holder|card[_ -]?holder)"
     r"[_ -]?name|surname|name|author|recipient|cardholder|patient|employee|assignee|attendee|organi[sz]er"
+    r"|real[_ -]?name|holder|beneficiary|payee|user(?:[_ -]?name)?"
 )
-_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname")
+_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname|display")
 _PLACE_KEYS = (
     r"(?:street|billing|shipping|home|postal|mailing|work)?[_ -]?address(?:[_ -]?line[_ -]?\d)?|street|addr|city|town"
     r"|country|county|province|region|state|post[_ -]?code|postal[_ -]?code|zip(?:[_ -]?code)?|location|birthplace|place"
+    r"|line[_ -]?[123]|(?:ship|bill|sold|deliver)[_ -]?to"
 )
 # "key": "value", key: value, key = value; the key a whole word (not "username", "filename").
 _KEYED = re.compile(
-    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS})[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}([\"']?)"
-    r"([^\n\"',;{}\[\]<>|=]{2,80})"
+    rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS}|line|family|given)[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}"
+    r"(?:\[[ \t]{0,4}|\{[ \t]{0,4}\"S\"[ \t]{0,4}:[ \t]{0,4})?"  # FHIR's ["..."], DynamoDB's {"S": "..."}
+    r"([\"']?)([^\n\"',;{}\[\]<>|=]{2,80})"
 )
 # Code's constants and types, which annotations put after `state:` or `name:`.
 _LITERALS = frozenset({
@@ -34,9 +37,9 @@ _LITERALS = frozenset({
     "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
 })
 _PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
-_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]*(\"?)([^\"<>\n,@:]{2,60})\1[ \t]*<")
+_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]{0,8}(\"?)([^\"<>\n,@:]{2,60})\1[ \t]{0,8}<")
 _VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
-_COMMON_NAME = re.compile(r"(?<![\w])CN=(\"?)([^;:\"\r\n,]{2,60})\1")
+_COMMON_NAME = re.compile(r"(?<![\w])[Cc][Nn]=(\"?)([^;:\"\r\n,]{2,60})\1")
 _VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
 _CAMEL_HUMP = re.compile(r"[a-z][A-Z]")
 _PARTICLES = frozenset({"van", "von", "de", "da", "di", "du", "dos", "das", "del", "der", "la", "le", "bin", "al", "y"})
@@ -72,16 +75,59 @@ def place(value: str) -> bool:
     return not (value.isupper() and len(value) > 3 and " " not in value)
 
 
+_GAP = re.compile(r" {2,}|\t")  # a form's next field on the same line: "Employee: Jo Doe    SSN: ..."
+_ARRAY_ONLY = frozenset({"line"})  # FHIR's address "line": ["..."]; a bare `line:` is a number's key
+_JSON_ONLY = frozenset({"family", "given"})  # FHIR's HumanName: "family": "...", "given": ["..."]
+_TOML_SECTION = re.compile(r"(?m)^\[[\w.\" -]{1,64}\][ \t]*$")
+
+
 def _keyed(text: str, low: str) -> Iterator[Span]:
+    toml = None
     for m in _KEYED.finditer(text):
-        key, separator, quote, value = m.group(1), m.group(2), m.group(3), m.group(4).rstrip()
+        key, separator, quote, value = m.group(1), m.group(2), m.group(3), m.group(4)
+        gap = _GAP.search(value)
+        value = (value[: gap.start()] if gap else value).rstrip()
+        if key.lower() in _ARRAY_ONLY and text[m.end(2) : m.start(3)].strip() != "[":
+            continue
+        if key.lower() in _JSON_ONLY and text[m.start()] != '"':
+            continue
         if separator == "=" and (not quote or key.lower() == "name") or value in _LITERALS:
-            continue  # code: `city = default_city`, `name = "BBC Basic"` (a lexer's, a tool's)
-        if _PLACE_KEY.fullmatch(key):
+            # code: `city = default_city`, `name = "BBC Basic"` (a lexer's, a tool's); but a
+            # TOML or INI table's unindented `name = "..."` is data
+            if not (quote and key.lower() == "name" and _line_start(text, m.start())):
+                continue
+            toml = _TOML_SECTION.search(text) is not None if toml is None else toml
+            if not toml:
+                continue
+        start = m.start(4)
+        if _PLACE_KEY.fullmatch(key) or key.lower() in _ARRAY_ONLY:
             if place(value):
-                yield Span(m.start(4), m.start(4) + len(value), "LOCATION")
+                yield Span(start, _address_end(text, start + len(value), quote), "LOCATION")
         elif person(value, one_word=_ONE_WORD_KEYS.search(key) is not None):
-            yield Span(m.start(4), m.start(4) + len(value), "PERSON")
+            yield Span(start, start + len(value), "PERSON")
+
+
+def _line_start(text: str, at: int) -> bool:
+    return at == 0 or text[at - 1] == "\n" or (text[at - 1] in "\"'" and (at == 1 or text[at - 2] == "\n"))
+
+
+_ADDRESS_PART = re.compile(r",[ \t]{0,2}([^\n\"',;{}\[\]<>|=]{2,60})")
+
+
+def _address_end(text: str, end: int, quote: str) -> int:
+    """An address goes on after commas ("Marktgasse 38a, Lisbon, Portugal"): each further part
+    that looks like a place belongs to it; two spaces or a field's key end it."""
+    for _ in range(4):
+        m = _ADDRESS_PART.match(text, end)
+        if m is None:
+            break
+        part = m.group(1)
+        gap = _GAP.search(part)
+        part = (part[: gap.start()] if gap else part).rstrip().rstrip(".")
+        if not part or not place(part) or ":" in part:
+            break
+        end = m.start(1) + len(part)
+    return end
 
 
 def _headers(text: str, low: str) -> Iterator[Span]:
@@ -129,17 +175,24 @@ def _any_case(pattern: str) -> str:
     return "".join(out)
 
 
-# For the pre-pass: what _keyed can call a name or a place starts with a capital or a digit
-# (after any spaces), which keeps "Author: ci-bot" in every git log out of its zones.
-_KEYED_HINT = (
-    rf"(?<![\w-])[\"']?(?:{_any_case(_PERSON_KEYS)}|{_any_case(_PLACE_KEYS)})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}[\"']?"
-    r"[ \t]*[A-Z0-9]"
+# For the pre-pass: what _keyed can call a name starts with a capital, a place with a capital
+# or a digit (after any spaces), which keeps "Author: ci-bot" and "user: 42" out of its zones.
+def _keyed_hint(keys: str, first: str) -> str:
+    return (
+        rf"(?<![\w-])[\"']?(?:{_any_case(keys)})[\"']?[ \t]{{0,4}}[:=][ \t]{{0,4}}"
+        r"(?:\[[ \t]{0,4}|\{[ \t]{0,4}\"S\"[ \t]{0,4}:[ \t]{0,4})?[\"']?[ \t]{0,80}" + first
+    )
+
+
+_KEYED_HINTS = (
+    Hint(_keyed_hint(_PERSON_KEYS + "|family|given", "[A-Z]"), fwd=100),
+    Hint(_keyed_hint(_PLACE_KEYS + "|line", "[A-Z0-9]"), fwd=360),  # a value, and an address's further parts
 )
 
 
 register(
     Detector(
-        "keyed-names-and-places", _NAMED, (Hint(_KEYED_HINT, fwd=100),), find=_keyed,
+        "keyed-names-and-places", _NAMED, _KEYED_HINTS, find=_keyed,
         when=lambda text, low: ":" in text or "=" in text,
         context_keys=("name", "full_name", "first_name", "surname", "address", "city", "country", "postcode", "location"),
         examples=('{"full_name": "Jane Doe", "city": "Lisbon"}', "first_name: Maria\nlast_name: da Silva",
@@ -157,7 +210,7 @@ register(
     Detector(
         "card-and-calendar-names", _NAMED,
         (Hint(_VCARD_NAME.pattern), Hint(_COMMON_NAME.pattern), Hint(_VCARD_PLACE.pattern)), find=_cards,
-        when=lambda text, low: ":" in text or "CN=" in text,
+        when=lambda text, low: ":" in text or "cn=" in low,
         examples=("BEGIN:VCARD\nFN:Jane Doe\nN:Doe;Jane;;;\nEND:VCARD", "ORGANIZER;CN=John Smith:mailto:john@example.com",
                   "LOCATION:Conference Room 4\\, 1 Main Street"),
         not_flagged=("CN=example.com", "LOCATION:https://meet.example.com/abc"),

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
+from .values import entropy, named
 
 # A full stop may end the sentence an address ends ("the host is 10.0.0.1."), but not go on
 # into a longer dotted number (1.2.3.4.5, an OID, a version).
@@ -95,6 +96,7 @@ def _urls(text: str) -> Iterator[Span]:
             if url is not None:
                 url_end = url.end
                 yield url
+                yield from _capabilities(text, url)
         if at_sign < at:
             at_sign = text.find("@", at)
             if at_sign < 0:
@@ -106,6 +108,22 @@ def _urls(text: str) -> Iterator[Span]:
         at = text.find("://", at + 3)
 
 
+# A path segment or query value that is a random key (a share link's id, a signed URL's
+# signature): long, all three of upper case, lower case and digits, and no word or hex digest.
+_URL_PART = re.compile(r"(?<=[/=])[A-Za-z0-9_-]{20,256}(?=[/?&#;.]|$)")
+_HEX = re.compile(r"[0-9a-fA-F-]+")
+
+
+def _capabilities(text: str, url: Span) -> Iterator[Span]:
+    host = text.find("/", text.find("://", url.start) + 3, url.end)
+    for m in _URL_PART.finditer(text, host if host > 0 else url.end, url.end):
+        part = m.group()
+        if _HEX.fullmatch(part) or named(part) or entropy(part) < 3.5:
+            continue
+        if any(c.isupper() for c in part) and any(c.islower() for c in part) and any(c.isdigit() for c in part):
+            yield Span(m.start(), m.end(), "SECRET")
+
+
 def _url_at(text: str, at: int) -> Span | None:
     scheme = _SCHEME.search(text, max(0, at - 5), at)
     if scheme is None or (scheme.start() and text[scheme.start() - 1].isalnum()):
@@ -114,6 +132,9 @@ def _url_at(text: str, at: int) -> Span | None:
     if rest is None:
         return None
     end = rest.end()
+    if scheme.start() and text[scheme.start() - 1] == ",":  # a CSV cell: its comma ends it
+        comma = text.find(",", at + 3, end)
+        end = comma if comma > 0 else end
     while end > at + 3 and text[end - 1] in ".,;:!?)":
         end -= 1
     return Span(scheme.start(), end, "URL")
@@ -152,7 +173,8 @@ register(
             Hint(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
         ),
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
-        examples=("see https://example.com/a?b=c.", "postgres://app:s3cr3t!x@db:5432/x", "redis://:Zx9QvL2mT8rP@cache:6379"),
+        examples=("see https://example.com/a?b=c.", "https://files.example/s/Qm9xT4kLw2ZpR8vN3sY7uC1?dl=1",
+                  "Bank,https://bank.example/login,jo@example.com,pw", "postgres://app:s3cr3t!x@db:5432/x", "redis://:Zx9QvL2mT8rP@cache:6379"),
         not_flagged=("a :// b", "file:/etc/hosts", "https://jo:a%20secret@example.com",
                      "redis://:${REDIS_PASSWORD}@cache:6379", "postgres://user:pass@localhost:5432/db"),
     ),
