@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .approvals import _alive  # one answer to 'is that guard process still there?'
 from .scrub import scrub_text
 from .store import Store
 
@@ -167,13 +168,3 @@ class Grants:
         if ended:
             logger.warning("ended %d session grant(s) left by guard processes that are gone", ended)
         return ended
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
