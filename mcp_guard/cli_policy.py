@@ -130,10 +130,14 @@ def _write(target: Path, text: str, force: bool) -> None:
             with open(target, "x", encoding="utf-8") as handle:
                 handle.write(text)
             return
-        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     except FileExistsError:
         raise ConfigError(f"{target}: already exists; give --force to replace it") from None
     except OSError as exc:

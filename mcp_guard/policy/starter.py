@@ -7,7 +7,8 @@ added later, or raised by the description scan, is asked about rather than run.
 The text is built from names and descriptions an upstream server chose, so nothing it sends may
 shape the YAML: names are written as double-quoted scalars with glob characters escaped (a tool
 named ``*`` must not become a rule on every tool), and descriptions only appear in comments
-stripped of anything YAML reads as a line break.
+stripped of anything YAML reads as a line break, with any secret in them replaced by ``<SECRET>``
+(the file is kept and shared like any config).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..integrity import scan_definition
+from ..masking.detect import detect
 from ..risk import resolve_risk
 from .model import RISKS, Policy
 
@@ -108,7 +110,14 @@ def _quote(text: str) -> str:
 
 def _comment(text: str) -> str:
     """One line fit for a YAML comment: no control or line-separator characters, at most COMMENT_CHARS long."""
+    flat = _without_secrets(text)
     flat = "".join(" " if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") else c
-                   for c in text)
+                   for c in flat)
     flat = " ".join(flat.split())
     return flat if len(flat) <= COMMENT_CHARS else flat[: COMMENT_CHARS - 3] + "..."
+
+
+def _without_secrets(text: str) -> str:
+    for span in reversed(detect(text, frozenset({"SECRET"}))):
+        text = text[: span.start] + "<SECRET>" + text[span.end :]
+    return text
