@@ -46,7 +46,8 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     policy = load_policy(path)
     tools = listed[args.server]
     if isinstance(tools, str):
-        print(f"{args.config}: server {one_line(args.server)!r} could not be listed ({one_line(tools)})", file=sys.stderr)
+        why = one_line(tools)
+        print(f"{args.config}: server {one_line(args.server)!r} could not be listed ({why})", file=sys.stderr)
         return EXIT_PROBLEM
     tool = next((t for t in tools if t["name"] == args.tool), None)
     if tool is None:

@@ -63,11 +63,18 @@ def starter_policy(config: str, listed: Mapping[str, Sequence[dict[str, Any]] | 
             out.append(f"  # Server {_comment(server)}: could not be listed ({_comment(tools)});\n"
                        "  # its tools get the catch-all above and the defaults. Run init again once it starts.\n")
             continue
-        seen: set[str] = set()
-        unique = [t for t in tools if not (t["name"] in seen or seen.add(t["name"]))]  # type: ignore[func-returns-value]
+        unique = _first_of_each(tools)
         out.append(f"\n  # Server {_comment(server)}: {len(unique)} tool(s).\n")
         out.extend(_tool_rule(base, server, tool) for tool in unique)
     return "".join(out)
+
+
+def _first_of_each(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A name listed twice gets one rule, from its first definition."""
+    first: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        first.setdefault(tool["name"], tool)
+    return list(first.values())
 
 
 def _tool_rule(base: Policy, server: str, tool: dict[str, Any]) -> str:
@@ -76,7 +83,8 @@ def _tool_rule(base: Policy, server: str, tool: dict[str, Any]) -> str:
     level, why = risk.level, _why(risk.source, risk.reason)
     kinds = sorted({f.kind for f in scan_definition(tool)})
     if kinds and RISKS.index(level) < RISKS.index("high"):
-        level, why = "high", f"raised from {level}: its description carries instructions to the model ({', '.join(kinds)})"
+        why = f"raised from {level}: its description carries instructions to the model ({', '.join(kinds)})"
+        level = "high"
     action = suggest(level)
     lines = [f"  # {_comment(name)}: {level} risk ({_comment(why)})"]
     description = _comment(str(tool.get("description") or ""))
