@@ -90,6 +90,8 @@ def render(view: dict[str, Any]) -> str:
             f"({one_line(act['from'])})", f"  reason: {one_line(act['reason'])}"]
     if act["action"] == "approve":
         out.append(f"  asks: {act['approvers']}, waits {act['timeout']:.0f} s, grant at most: {act['scope']}")
+    if act.get("hidden"):
+        out.append("  hidden: the guard leaves this tool out of tools/list and refuses calls to it by name")
     out += ["", "rules that apply to this tool (strictest wins; none: defaults.action):"]
     for rule in view["rules"]:
         when = "always" if not rule["depends_on"] else "only when " + "; ".join(one_line(d) for d in rule["depends_on"])

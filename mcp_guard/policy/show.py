@@ -77,13 +77,23 @@ def show_tool(
     hints = tool.get("annotations") if isinstance(tool.get("annotations"), dict) else {}
     facts = Facts(server, name, level, {}, user, annotations=hints)
     decision = decide(policy, facts)
-    no_args = {**decision.to_dict(), "from": _rule_where(policy, source, lines, decision.rule)}
+    no_args = {**decision.to_dict(), "from": _rule_where(policy, source, lines, decision.rule),
+               "hidden": decision.action == "deny" and _unconditional(policy, decision.rule)}
     if integrity.get("held"):
         no_args = {"action": "held", "rule": "integrity", "reason": integrity["held"], "from": "integrity.findings"}
     risk = {**resolved, "level": level, "layers": layers}
     if "risk" in integrity:
         risk["source"] = "integrity"
     return ToolView(server, name, user, source, risk, _rules(policy, source, lines, facts), no_args, integrity)
+
+
+def _unconditional(policy: Policy, rule: str) -> bool:
+    """A deny whatever the arguments and the user: the guard leaves the tool out of tools/list."""
+    for index, found in enumerate(policy.rules):
+        if policy.rule_name(index) == rule:
+            m = found.match
+            return m.args is None and m.labels is None and m.user is None and m.group is None
+    return rule == "defaults"
 
 
 def _where(source: str, lines: dict[tuple[str, int | str], int], key: tuple[str, int | str]) -> str:

@@ -93,6 +93,25 @@ def test_a_poisoned_description_raises_the_tool_to_high_as_the_guard_would(tmp_p
     assert view["no_arguments"]["action"] == "approve"
 
 
+def test_a_critical_tool_denied_outright_is_shown_as_hidden_from_the_tool_list(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"risky": risky()})
+    view = show_json(config, "risky", "wire_money")
+    assert view["no_arguments"]["action"] == "deny" and view["no_arguments"]["hidden"] is True
+    assert view["no_arguments"]["rule"] == "critical-is-denied"
+    (tmp_path / "p.yaml").write_text(OVERRIDE)
+    conditional = show_json(config, "risky", "send_email", "--policy", str(tmp_path / "p.yaml"), "--user", "mallory")
+    assert conditional["no_arguments"]["action"] == "deny" and conditional["no_arguments"]["hidden"] is False
+
+
+def test_with_findings_set_to_block_a_poisoned_tool_is_shown_as_held(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("version: 1\nintegrity: {findings: block}\n")
+    config = write_config(tmp_path, {"breaker": breaker()}, policy="p.yaml")
+    view = show_json(config, "breaker", "poisoned")
+    assert view["no_arguments"]["action"] == "held"
+    assert "carries instructions to the model" in view["no_arguments"]["reason"]
+    assert show_json(config, "breaker", "leaky")["no_arguments"]["action"] == "allow"
+
+
 def test_an_invalid_author_tag_is_shown_as_ignored_and_the_default_applies(tmp_path: Path) -> None:
     view = show_json(write_config(tmp_path, {"breaker": breaker()}), "breaker", "odd_tag")
     assert "ignored" in _layer(view, "author") and view["risk"]["source"] == "default"
