@@ -4,12 +4,19 @@ servers really list, that `policy check` accepts, and that nothing a server send
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
 
+import anyio
+import pytest
 import yaml
 
 from mcp_guard.policy import load_policy
+from mcp_guard.policy.starter import SUGGESTED
+from mcp_guard.risk import RISK_KEY
+from tests.conftest import PY
 from tests.policy.cli_servers import CANARY, breaker, files, guard, risky, show_json, write_config
+from tests.rawclient import RawClient, open_raw
 
 
 def _rules_by_tool(path: Path) -> dict[str, dict[str, object]]:
@@ -99,3 +106,34 @@ def test_a_server_that_cannot_be_listed_is_named_and_init_exits_1_still_writing_
     written = tmp_path / "stdout.yaml"
     written.write_text(result.stdout)
     load_policy(written)
+
+
+async def _listed_through_guard(argv: list[str], env: dict[str, str]) -> dict[str, str]:
+    """Each tool's risk as the running guard shows it in tools/list."""
+    with anyio.fail_after(60):
+        process = await open_raw(argv, env=env)
+        async with process:
+            client = RawClient(process)
+            await client.initialize()
+            reply = await client.request(1, "tools/list", {})
+            process.terminate()
+    return {t["name"]: t["_meta"][RISK_KEY] for t in reply["result"]["tools"]}
+
+
+@pytest.mark.anyio
+async def test_the_risk_init_writes_down_is_the_risk_the_running_guard_resolves(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"risky": risky(), "breaker": breaker()})
+    out = tmp_path / "starter.yaml"
+    assert guard("policy", "init", "--config", str(config), "-o", str(out)).returncode == 0
+    policy = load_policy(out)
+    written = {rule.name: rule.action for rule in policy.rules}
+    commented = dict(re.findall(r"^  # (\w+): (low|medium|high|critical) risk \(", out.read_text(), re.M))
+    for server in ("risky", "breaker"):
+        spec = {"risky": risky, "breaker": breaker}[server]()
+        argv = [PY, "-m", "mcp_guard", "run", "--policy", str(out), "--", spec["command"], *spec["args"]]
+        shown = await _listed_through_guard(argv, dict(spec.get("env", {})))
+        assert shown, server
+        for name, risk in shown.items():
+            assert written[f"{server}/{name}"] == SUGGESTED[risk], (server, name, risk)
+            if server == "risky":
+                assert commented[name] == risk, name
