@@ -66,6 +66,9 @@ def _unlisted(server: str, tool: str, names: list[str]) -> str:
     """The guard refuses calls to a tool its server does not list: say so, and offer the nearest names."""
     near = difflib.get_close_matches(tool, names, n=3) or [n for n in names if n.lower() == tool.lower()]
     hint = f"; did you mean {', '.join(repr(one_line(n)) for n in near)}?" if near else ""
+    own = tool[len(server) + 2:] if tool.startswith(f"{server}__") else None
+    if own in names:
+        hint = f"; policies see the server's own names, not the namespaced ones clients see: --tool {one_line(own)}"
     return (f"tool {one_line(tool)!r} is not listed by {one_line(server)!r}, so the guard refuses any call to it "
             f"({len(names)} tool(s) listed){hint}")
 
@@ -80,7 +83,8 @@ def render(view: dict[str, Any]) -> str:
         level = layer.get("level") or f"ignored ({layer.get('ignored')})"
         extra = f"; {one_line(layer['reason'])}" if layer.get("reason") else ""
         if layer.get("annotations") is not None:
-            extra += "; " + (", ".join(f"{k}={v}" for k, v in layer["annotations"].items()) or "no hints set")
+            hints = ", ".join(f"{k}={v}" for k, v in layer["annotations"].items())
+            extra += "; " + (one_line(hints) or "no hints set")
         out.append(f"  {mark} {layer['source']:<11} {level:<8} {one_line(layer['from'])}{extra}")
     findings = view["integrity"]["findings"]
     if findings:

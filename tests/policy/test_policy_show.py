@@ -122,6 +122,8 @@ def test_a_tool_the_server_does_not_list_is_an_error_naming_the_nearest_one(tmp_
     result = guard("policy", "show", "--config", str(config), "--server", "risky", "--tool", "send_emial")
     assert result.returncode == 1
     assert "not listed by 'risky'" in result.stderr and "'send_email'" in result.stderr and not result.stdout
+    namespaced = guard("policy", "show", "--config", str(config), "--server", "risky", "--tool", "risky__send_email")
+    assert namespaced.returncode == 1 and "--tool send_email" in namespaced.stderr
     unknown = guard("policy", "show", "--config", str(config), "--server", "riskie", "--tool", "x")
     assert unknown.returncode == 2 and "configured: risky" in unknown.stderr and "Traceback" not in unknown.stderr
 
@@ -135,3 +137,7 @@ def test_hostile_tool_names_and_reasons_print_as_one_line_each(tmp_path: Path) -
     broken = guard("policy", "show", "--config", str(config), "--server", "breaker", "--tool", "line\nbreak")
     assert broken.returncode == 0, broken.stderr
     assert broken.stdout.splitlines()[0].startswith("line\\nbreak on breaker")
+    quoted = guard("policy", "show", "--config", str(config), "--server", "breaker", "--tool", 'quote" and # hash')
+    assert quoted.returncode == 0, quoted.stderr
+    assert "x\\nrules: []\\nHint=True" in quoted.stdout  # a hostile annotation key stays on its line
+    assert not any(line.startswith(("rules:", "Hint")) for line in quoted.stdout.splitlines())
