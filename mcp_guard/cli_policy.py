@@ -28,12 +28,9 @@ def _servers(config_path: str, only: str | None = None) -> tuple[Any, dict[str, 
 
     config = load_config(config_path)
     specs = config_specs(config)
-    if only is not None:
-        chosen = [s for s in specs if s.name == only]
-        if not chosen:
-            known = ", ".join(sorted(s.name for s in specs)) or "none"
-            raise ConfigError(f"{config_path}: no enabled server {one_line(only)!r} (configured: {known})")
-        specs = chosen
+    if only is not None and only not in {s.name for s in specs}:
+        known = ", ".join(sorted(s.name for s in specs)) or "none"
+        raise ConfigError(f"{config_path}: no enabled server {one_line(only)!r} (configured: {known})")
     return config, list_tools(specs)
 
 
@@ -41,10 +38,14 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     from .policy import load_policy
     from .policy.show import show_tool
 
+    # Every server is listed, not only this one: a description that names another server's tool
+    # is shadowing, which the guard raises to high risk.
     config, listed = _servers(args.config, args.server)
     path = policy_path(args.policy, config_policy(config, args.config))
     policy = load_policy(path)
     tools = listed[args.server]
+    others = {t["name"] for name, found in listed.items() if name != args.server and not isinstance(found, str)
+              for t in found}
     if isinstance(tools, str):
         why = one_line(tools)
         print(f"{args.config}: server {one_line(args.server)!r} could not be listed ({why})", file=sys.stderr)
@@ -54,7 +55,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
         print(_unlisted(args.server, args.tool, [t["name"] for t in tools]), file=sys.stderr)
         return EXIT_PROBLEM
     text = Path(path).read_text(encoding="utf-8")
-    view = show_tool(policy, path, text, args.server, tool, args.user or requester_name(args))
+    view = show_tool(policy, path, text, args.server, tool, args.user or requester_name(args), others)
     if args.json:
         print(json.dumps(view.to_dict()))
     else:

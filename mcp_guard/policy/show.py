@@ -9,6 +9,7 @@ listed with what they look at, not evaluated: their outcome depends on each call
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +68,14 @@ def policy_lines(text: str) -> dict[tuple[str, int | str], int]:
 
 
 def show_tool(
-    policy: Policy, source: str, text: str, server: str, tool: dict[str, Any], user: str
+    policy: Policy, source: str, text: str, server: str, tool: dict[str, Any], user: str,
+    others: Collection[str] = frozenset(),
 ) -> ToolView:
+    """``others``: the tool names the config's other servers list (a description naming one is shadowing)."""
     lines = policy_lines(text)
     name = str(tool["name"])
     layers, resolved = _risk_layers(policy, source, lines, server, tool)
-    integrity = _integrity(policy, tool, resolved)
+    integrity = _integrity(policy, tool, resolved, others)
     level = integrity.get("risk", resolved["level"])
     hints = tool.get("annotations") if isinstance(tool.get("annotations"), dict) else {}
     facts = Facts(server, name, level, {}, user, annotations=hints)
@@ -151,9 +154,11 @@ def _risk_layers(
     return layers, out
 
 
-def _integrity(policy: Policy, tool: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+def _integrity(
+    policy: Policy, tool: dict[str, Any], resolved: dict[str, Any], others: Collection[str]
+) -> dict[str, Any]:
     """What the guard's description scan would do to this tool (the same scan as at run time)."""
-    kinds = sorted({f.kind for f in scan_definition(tool)})
+    kinds = sorted({f.kind for f in scan_definition(tool, set(others))})
     mode = policy.integrity.findings
     out: dict[str, Any] = {"findings": kinds, "mode": mode}
     if not kinds:

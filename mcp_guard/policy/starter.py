@@ -65,7 +65,9 @@ def starter_policy(config: str, listed: Mapping[str, Sequence[dict[str, Any]] | 
             continue
         unique = _first_of_each(tools)
         out.append(f"\n  # Server {_comment(server)}: {len(unique)} tool(s).\n")
-        out.extend(_tool_rule(base, server, tool) for tool in unique)
+        others = {t["name"] for name, found in listed.items() if name != server and not isinstance(found, str)
+                  for t in found}
+        out.extend(_tool_rule(base, server, tool, others) for tool in unique)
     return "".join(out)
 
 
@@ -77,11 +79,11 @@ def _first_of_each(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(first.values())
 
 
-def _tool_rule(base: Policy, server: str, tool: dict[str, Any]) -> str:
+def _tool_rule(base: Policy, server: str, tool: dict[str, Any], others: set[str]) -> str:
     name = str(tool["name"])
     risk = resolve_risk(base, server, tool, name)
     level, why = risk.level, _why(risk.source, risk.reason)
-    kinds = sorted({f.kind for f in scan_definition(tool)})
+    kinds = sorted({f.kind for f in scan_definition(tool, others)})  # a description naming one of others shadows it
     if kinds and RISKS.index(level) < RISKS.index("high"):
         why = f"raised from {level}: its description carries instructions to the model ({', '.join(kinds)})"
         level = "high"

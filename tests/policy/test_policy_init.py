@@ -80,7 +80,7 @@ def test_hostile_names_and_descriptions_cannot_add_rules_or_widen_one(tmp_path: 
     assert result.returncode == 0, result.stderr
     policy = load_policy(out)
     listed = ["*", "read_[a-z]?", "line\nbreak", "sep\u2028rules: []", 'quote" and # hash', "wipe_disk", "poisoned",
-              "leaky", "odd_tag"]
+              "leaky", "odd_tag", "mail_helper"]
     assert len(policy.rules) == 1 + len(listed)  # the catch-all and one per tool: nothing injected
     for rule in policy.rules[1:]:
         reached = [name for name in listed if fnmatch.fnmatchcase(name, rule.match.tool)]
@@ -108,16 +108,25 @@ def test_a_server_that_cannot_be_listed_is_named_and_init_exits_1_still_writing_
     load_policy(written)
 
 
-async def _listed_through_guard(argv: list[str], env: dict[str, str]) -> dict[str, str]:
-    """Each tool's risk as the running guard shows it in tools/list."""
+async def _listed_through_guard(config: Path, policy: Path) -> dict[tuple[str, str], str]:
+    """(server, tool) -> the risk the running guard shows in tools/list, once every server is known."""
+    argv = [PY, "-m", "mcp_guard", "run", "--config", str(config), "--policy", str(policy)]
     with anyio.fail_after(60):
-        process = await open_raw(argv, env=env)
+        process = await open_raw(argv)
         async with process:
             client = RawClient(process)
             await client.initialize()
-            reply = await client.request(1, "tools/list", {})
+            await client.request(1, "tools/list", {})  # the first listing teaches the guard every server's names
+            reply = await client.request(2, "tools/list", {})
             process.terminate()
-    return {t["name"]: t["_meta"][RISK_KEY] for t in reply["result"]["tools"]}
+    shown = {}
+    for tool in reply["result"]["tools"]:
+        meta = tool["_meta"]
+        server, _, name = tool["name"].partition("__")
+        if "mcp-guard/original-name" in meta:  # an odd name the client sees in a short form
+            server, name = meta["mcp-guard/server"], meta["mcp-guard/original-name"]
+        shown[(server, name)] = meta[RISK_KEY]
+    return shown
 
 
 @pytest.mark.anyio
@@ -125,15 +134,12 @@ async def test_the_risk_init_writes_down_is_the_risk_the_running_guard_resolves(
     config = write_config(tmp_path, {"risky": risky(), "breaker": breaker()})
     out = tmp_path / "starter.yaml"
     assert guard("policy", "init", "--config", str(config), "-o", str(out)).returncode == 0
-    policy = load_policy(out)
-    written = {rule.name: rule.action for rule in policy.rules}
+    written = {rule.name: rule.action for rule in load_policy(out).rules}
     commented = dict(re.findall(r"^  # (\w+): (low|medium|high|critical) risk \(", out.read_text(), re.M))
-    for server in ("risky", "breaker"):
-        spec = {"risky": risky, "breaker": breaker}[server]()
-        argv = [PY, "-m", "mcp_guard", "run", "--policy", str(out), "--", spec["command"], *spec["args"]]
-        shown = await _listed_through_guard(argv, dict(spec.get("env", {})))
-        assert shown, server
-        for name, risk in shown.items():
-            assert written[f"{server}/{name}"] == SUGGESTED[risk], (server, name, risk)
-            if server == "risky":
-                assert commented[name] == risk, name
+    shown = await _listed_through_guard(config, out)
+    assert ("breaker", "*") in shown and ("risky", "send_email") in shown
+    assert shown[("breaker", "mail_helper")] == "high"  # it names risky's send_email: shadowing
+    for (server, name), risk in shown.items():
+        assert written[f"{server}/{name}"] == SUGGESTED[risk], (server, name, risk)
+        if name.isidentifier():
+            assert commented[name] == risk, name

@@ -112,6 +112,15 @@ def test_with_findings_set_to_block_a_poisoned_tool_is_shown_as_held(tmp_path: P
     assert show_json(config, "breaker", "leaky")["no_arguments"]["action"] == "allow"
 
 
+def test_a_description_naming_another_servers_tool_is_shadowing_and_raised(tmp_path: Path) -> None:
+    both = write_config(tmp_path, {"risky": risky(), "breaker": breaker()})
+    view = show_json(both, "breaker", "mail_helper")
+    assert view["integrity"]["findings"] == ["shadowing"] and view["risk"]["level"] == "high"
+    (tmp_path / "alone").mkdir()
+    alone = show_json(write_config(tmp_path / "alone", {"breaker": breaker()}), "breaker", "mail_helper")
+    assert alone["integrity"]["findings"] == [] and alone["risk"]["level"] == "low"
+
+
 def test_an_invalid_author_tag_is_shown_as_ignored_and_the_default_applies(tmp_path: Path) -> None:
     view = show_json(write_config(tmp_path, {"breaker": breaker()}), "breaker", "odd_tag")
     assert "ignored" in _layer(view, "author") and view["risk"]["source"] == "default"
