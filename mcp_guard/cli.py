@@ -100,7 +100,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
 
-    policy = sub.add_parser("policy", help="check a policy, or explain a decision")
+    policy = sub.add_parser("policy", help="check, explain, show a tool's rules, or write a starting policy")
     psub = policy.add_subparsers(metavar="ACTION")
     check = psub.add_parser(
         "check", help="validate policy files; with --config also find rules that can never match; exit 1 on any problem"
