@@ -28,7 +28,7 @@ __all__ = ["SUGGESTED", "starter_policy", "suggest"]
 
 # The rule suggested for each resolved risk.
 SUGGESTED = {"low": "allow", "medium": "allow", "high": "approve", "critical": "approve"}
-COMMENT_CHARS = 100
+COMMENT_CHARS = 160
 
 _HEADER = """\
 # A starting policy for the servers in {config}, written by `mcp-guard policy init`.
@@ -63,30 +63,39 @@ def starter_policy(config: str, listed: Mapping[str, Sequence[dict[str, Any]] | 
             out.append(f"  # Server {_comment(server)}: could not be listed ({_comment(tools)});\n"
                        "  # its tools get the catch-all above and the defaults. Run init again once it starts.\n")
             continue
-        unique = _first_of_each(tools)
-        out.append(f"\n  # Server {_comment(server)}: {len(unique)} tool(s).\n")
+        by_name = _by_name(tools)
+        out.append(f"\n  # Server {_comment(server)}: {len(by_name)} tool(s).\n")
         others = {t["name"] for name, found in listed.items() if name != server and not isinstance(found, str)
                   for t in found}
-        out.extend(_tool_rule(base, server, tool, others) for tool in unique)
+        out.extend(_tool_rule(base, server, same, others) for same in by_name.values())
     return "".join(out)
 
 
-def _first_of_each(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A name listed twice gets one rule, from its first definition."""
-    first: dict[str, dict[str, Any]] = {}
+def _by_name(tools: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Definitions grouped by name, in the order first listed: a name listed twice gets one rule."""
+    found: dict[str, list[dict[str, Any]]] = {}
     for tool in tools:
-        first.setdefault(tool["name"], tool)
-    return list(first.values())
+        found.setdefault(tool["name"], []).append(tool)
+    return found
 
 
-def _tool_rule(base: Policy, server: str, tool: dict[str, Any], others: set[str]) -> str:
-    name = str(tool["name"])
-    risk = resolve_risk(base, server, tool, name)
-    level, why = risk.level, _why(risk.source, risk.reason)
+def _assess(base: Policy, server: str, tool: dict[str, Any], others: set[str]) -> tuple[str, str]:
+    """The tool's level and why, as the guard would resolve it (the description scan raises to high)."""
+    risk = resolve_risk(base, server, tool, str(tool["name"]))
     kinds = sorted({f.kind for f in scan_definition(tool, others)})  # a description naming one of others shadows it
-    if kinds and RISKS.index(level) < RISKS.index("high"):
-        why = f"raised from {level}: its description carries instructions to the model ({', '.join(kinds)})"
-        level = "high"
+    if kinds and RISKS.index(risk.level) < RISKS.index("high"):
+        why = f"raised from {risk.level}: its description carries instructions to the model ({', '.join(kinds)})"
+        return "high", why
+    return risk.level, _why(risk.source, risk.reason)
+
+
+def _tool_rule(base: Policy, server: str, same: list[dict[str, Any]], others: set[str]) -> str:
+    # A server listing one name twice may be hiding a risky definition behind a harmless one: the riskiest counts.
+    assessed = [(_assess(base, server, tool, others), tool) for tool in same]
+    (level, why), tool = max(assessed, key=lambda item: RISKS.index(item[0][0]))
+    if len(same) > 1:
+        why += f"; listed {len(same)} times, the riskiest definition counts"
+    name = str(tool["name"])
     action = suggest(level)
     lines = [f"  # {_comment(name)}: {level} risk ({_comment(why)})"]
     description = _comment(str(tool.get("description") or ""))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mcp_guard.policy import load_policy
-from mcp_guard.policy.starter import SUGGESTED
+from mcp_guard.policy.starter import SUGGESTED, starter_policy
 from mcp_guard.risk import RISK_KEY
 from tests.conftest import PY
 from tests.policy.cli_servers import CANARY, breaker, files, guard, risky, show_json, write_config
@@ -143,3 +143,14 @@ async def test_the_risk_init_writes_down_is_the_risk_the_running_guard_resolves(
         assert written[f"{server}/{name}"] == SUGGESTED[risk], (server, name, risk)
         if name.isidentifier():
             assert commented[name] == risk, name
+
+
+def test_a_name_listed_twice_gets_one_rule_from_its_riskiest_definition(tmp_path: Path) -> None:
+    harmless = {"name": "sync", "_meta": {"mcp-guard/risk": "low"}}
+    risky_twin = {"name": "sync", "_meta": {"mcp-guard/risk": "critical"}}
+    for order in ([harmless, risky_twin], [risky_twin, harmless]):
+        out = tmp_path / "p.yaml"
+        out.write_text(starter_policy("servers.json", {"dup": order}))
+        rules = [rule for rule in load_policy(out).rules if rule.name == "dup/sync"]
+        assert len(rules) == 1 and rules[0].action == "approve", order
+        assert "listed 2 times" in out.read_text()
