@@ -50,17 +50,29 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
         why = one_line(tools)
         print(f"{args.config}: server {one_line(args.server)!r} could not be listed ({why})", file=sys.stderr)
         return EXIT_PROBLEM
-    tool = next((t for t in tools if t["name"] == args.tool), None)
+    same = [t for t in tools if t["name"] == args.tool]
+    tool = _riskiest(policy, args.server, same) if same else None
     if tool is None:
         print(_unlisted(args.server, args.tool, [t["name"] for t in tools]), file=sys.stderr)
         return EXIT_PROBLEM
     text = Path(path).read_text(encoding="utf-8")
     view = show_tool(policy, path, text, args.server, tool, args.user or requester_name(args), others)
+    if len(same) > 1:
+        print(f"warning: {one_line(args.server)!r} lists {one_line(args.tool)!r} {len(same)} times; shown is the "
+              "riskiest definition (the guard's pins hold a tool whose definitions differ)", file=sys.stderr)
     if args.json:
         print(json.dumps(view.to_dict()))
     else:
         print(render(view.to_dict()))
     return EXIT_OK
+
+
+def _riskiest(policy: Any, server: str, same: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of one name's definitions, the one with the highest risk: a harmless twin must not hide a risky one."""
+    from .policy.model import RISKS
+    from .risk import resolve_risk
+
+    return max(same, key=lambda tool: RISKS.index(resolve_risk(policy, server, tool, tool["name"]).level))
 
 
 def _unlisted(server: str, tool: str, names: list[str]) -> str:

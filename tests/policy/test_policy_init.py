@@ -80,7 +80,7 @@ def test_hostile_names_and_descriptions_cannot_add_rules_or_widen_one(tmp_path: 
     assert result.returncode == 0, result.stderr
     policy = load_policy(out)
     listed = ["*", "read_[a-z]?", "line\nbreak", "sep\u2028rules: []", 'quote" and # hash', "wipe_disk", "poisoned",
-              "leaky", "odd_tag", "mail_helper"]
+              "leaky", "odd_tag", "mail_helper", "sync"]
     assert len(policy.rules) == 1 + len(listed)  # the catch-all and one per tool: nothing injected
     for rule in policy.rules[1:]:
         reached = [name for name in listed if fnmatch.fnmatchcase(name, rule.match.tool)]
@@ -140,6 +140,8 @@ async def test_the_risk_init_writes_down_is_the_risk_the_running_guard_resolves(
     assert ("breaker", "*") in shown and ("risky", "send_email") in shown
     assert shown[("breaker", "mail_helper")] == "high"  # it names risky's send_email: shadowing
     for (server, name), risk in shown.items():
+        if name == "sync":
+            continue  # listed twice: tools/list shows one definition, and the guard's pins hold its calls
         assert written[f"{server}/{name}"] == SUGGESTED[risk], (server, name, risk)
         if name.isidentifier():
             assert commented[name] == risk, name

@@ -3,6 +3,7 @@ server really lists, each with where it came from, through the real CLI and real
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,14 @@ def test_a_description_naming_another_servers_tool_is_shadowing_and_raised(tmp_p
     (tmp_path / "alone").mkdir()
     alone = show_json(write_config(tmp_path / "alone", {"breaker": breaker()}), "breaker", "mail_helper")
     assert alone["integrity"]["findings"] == [] and alone["risk"]["level"] == "low"
+
+
+def test_a_name_listed_twice_shows_its_riskiest_definition(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"breaker": breaker()})
+    result = guard("policy", "show", "--config", str(config), "--server", "breaker", "--tool", "sync", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "lists 'sync' 2 times" in result.stderr
+    assert json.loads(result.stdout)["risk"]["level"] == "critical"
 
 
 def test_an_invalid_author_tag_is_shown_as_ignored_and_the_default_applies(tmp_path: Path) -> None:
