@@ -122,7 +122,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=admin.cmd_policy_explain)
     show = psub.add_parser("show", help="the risk and rules in force for one listed tool, and where each came from")
-    show.add_argument("--config", required=True, help="the mcpServers JSON: its server is started to list the tool")
+    show.add_argument("--config", required=True, help="the mcpServers JSON: its servers are started and listed")
     show.add_argument("--server", required=True, help="the server's name in the config")
     show.add_argument("--tool", required=True, help="the tool's name as the server lists it (not server__tool)")
     show.add_argument("--policy", help="policy YAML (default: $MCP_GUARD_POLICY, the config's, or the shipped default)")
