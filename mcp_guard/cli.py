@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_admin as admin
+from . import cli_policy
 from . import cli_review
 from . import settings
 from .cli_support import (
@@ -99,7 +100,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
 
-    policy = sub.add_parser("policy", help="check a policy, or explain a decision")
+    policy = sub.add_parser("policy", help="check, explain, show a tool's rules, or write a starting policy")
     psub = policy.add_subparsers(metavar="ACTION")
     check = psub.add_parser(
         "check", help="validate policy files; with --config also find rules that can never match; exit 1 on any problem"
@@ -120,6 +121,19 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=admin.cmd_policy_explain)
+    show = psub.add_parser("show", help="the risk and rules in force for one listed tool, and where each came from")
+    show.add_argument("--config", required=True, help="the mcpServers JSON: its servers are started and listed")
+    show.add_argument("--server", required=True, help="the server's name in the config")
+    show.add_argument("--tool", required=True, help="the tool's name as the server lists it (not server__tool)")
+    show.add_argument("--policy", help="policy YAML (default: $MCP_GUARD_POLICY, the config's, or the shipped default)")
+    show.add_argument("--user", default=None, help="the requester rules see (default: $MCP_GUARD_USER or the OS user)")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=cli_policy.cmd_policy_show)
+    init = psub.add_parser("init", help="write a starting policy from the tools the config's servers list")
+    init.add_argument("--config", required=True, help="the mcpServers JSON whose servers are started and listed")
+    init.add_argument("-o", "--output", help="file to write (default: stdout); an existing one needs --force")
+    init.add_argument("--force", action="store_true", help="replace the --output file if it exists")
+    init.set_defaults(func=cli_policy.cmd_policy_init)
 
     review = sub.add_parser("review", help="list and decide calls waiting for approval")
     rsub = review.add_subparsers(metavar="ACTION")
