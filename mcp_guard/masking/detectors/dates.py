@@ -82,8 +82,13 @@ _COMPACT_BIRTH = re.compile(
 )
 
 
+# Matched on the lowercase text (same length; digits unchanged): a case-insensitive alternation
+# of keys costs Python's re about three times a plain one, on every text with a "b" in it.
+_COMPACT_BIRTH_LOW = re.compile(_COMPACT_BIRTH.pattern.removeprefix("(?i)"))
+
+
 def _compact_births(text: str, low: str) -> Iterator[Span]:
-    for m in _COMPACT_BIRTH.finditer(text):
+    for m in _COMPACT_BIRTH_LOW.finditer(low):
         if _plausible_date((m.group(2), m.group(3), m.group(4))):
             yield Span(m.start(1), m.end(1), "DATE")
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 from ..spans import Span
-from . import Detector, Hint, register
+from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
 from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, said_password
 
@@ -42,7 +42,7 @@ _WORD_CHAR = re.compile(r"[\w-]")
 # One search tells which families' prefixes occur at all (cheaper than a test per prefix).
 _PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
 
-_ANY_PREFIX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIX_OF, key=len, reverse=True)))
+_ANY_PREFIX = re.compile(literal_union(_PREFIX_OF))  # a trie: dense text meets this at every position
 _SLACK_HOOK = re.compile(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
     r"|https://(?:discord(?:app)?\.com)/api/webhooks/\d{5,25}/[A-Za-z0-9_-]{30,100}"
