@@ -68,6 +68,8 @@ def scan_report(
         findings += len(spans)
         shown, last = [], 0
         for span in spans:
+            if span.start < last:  # inside a URL already shown whole
+                continue
             shown.append(text[last : span.start])
             value = text[span.start : span.end]
             if colour:

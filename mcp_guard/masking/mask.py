@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .detect import Span, detect, secret_for_key, with_repeats
+from .spans import outermost
 from .vault import Vault
 
 NerFinder = Callable[[str], list[Span]]
@@ -172,7 +173,9 @@ class Masker:
         return finder.find(text)  # type: ignore[no-any-return]
 
     def _detect(self, text: str) -> list[Span]:
-        return detect_long(text, self.labels, self.ner)
+        # Nested spans come only from a URL around what it holds, when URLs are masked too: the
+        # URL's placeholder hides all of it.
+        return outermost(detect_long(text, self.labels, self.ner))
 
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
         if any(self._operator(s.label) != "placeholder" for s in spans):

@@ -12,7 +12,7 @@ import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["PRIORITY", "Span", "Taken", "resolve", "with_repeats"]
+__all__ = ["PRIORITY", "Span", "Taken", "outermost", "resolve", "with_repeats"]
 
 # Which label keeps overlapping text: lower is stronger.
 PRIORITY = {
@@ -69,22 +69,57 @@ def _clusters(spans: list[Span]) -> Iterator[list[Span]]:
 
 def _settle(group: list[Span]) -> list[Span]:
     """The greedy choice by rank inside one cluster; a byte per character marks what is kept,
-    so each test costs the span's length, and the cluster's cost is the sum of its spans'."""
+    so each test costs the span's length, and the cluster's cost is the sum of its spans'.
+    A URL that lost to what lies inside it is then kept around it (see `_around`)."""
     lo = group[0].start
     claimed = bytearray(max(s.end for s in group) - lo)
-    kept = []
+    kept, lost_urls = [], []
     for span in sorted(group, key=_rank):
         a, b = span.start - lo, span.end - lo
         if claimed.find(1, a, b) < 0:
             claimed[a:b] = b"\x01" * (b - a)
             kept.append(span)
-    kept.sort(key=lambda s: s.start)
+        elif span.label == "URL":
+            lost_urls.append(span)
+    if lost_urls:
+        kept.extend(_around(lost_urls, kept, lo, len(claimed)))
+    kept.sort(key=_order)
     return kept
+
+
+def _order(s: Span) -> tuple[int, int]:
+    return (s.start, -s.end)  # a URL before the spans inside it
+
+
+def _around(urls: list[Span], kept: list[Span], lo: int, size: int) -> list[Span]:
+    """The URLs (in rank order) that wholly hold every kept span they overlap, none of them a URL
+    or one of the same extent, and overlap no URL kept before them. A reset link's token stays a
+    SECRET and the link is still reported as a URL; maskers take the outer span where they mask
+    the URL too (Vault.replace), the inner ones where they do not ask for URLs at all.
+    ``interior`` marks the positions strictly inside a kept span: a URL may not start or end there."""
+    interior = bytearray(size + 1)
+    taken_by_urls = bytearray(size)
+    extents = set()
+    for span in kept:
+        a, b = span.start - lo, span.end - lo
+        interior[a + 1 : b] = b"\x01" * (b - a - 1)
+        extents.add((a, b))
+        if span.label == "URL":
+            taken_by_urls[a:b] = b"\x01" * (b - a)
+    out = []
+    for span in urls:
+        a, b = span.start - lo, span.end - lo
+        if interior[a] or interior[b] or (a, b) in extents or taken_by_urls.find(1, a, b) >= 0:
+            continue
+        taken_by_urls[a:b] = b"\x01" * (b - a)
+        out.append(span)
+    return out
 
 
 def resolve(spans: list[Span]) -> list[Span]:
     """Keep one of overlapping spans: a SECRET first; then the longest (an IBAN over the card
-    number its digits resemble); a URL last, so what is inside it stays visible to masking."""
+    number its digits resemble); a URL last, so what is inside it stays visible to masking.
+    The one nesting allowed: a URL around the spans it holds wholly (sorted before them)."""
     if len(spans) < 2:
         return spans
     ordered = sorted(spans, key=lambda s: (s.start, s.end))
@@ -92,6 +127,16 @@ def resolve(spans: list[Span]) -> list[Span]:
     for group in _clusters(ordered):
         kept.extend(group if len(group) == 1 else _settle(group))
     return kept
+
+
+def outermost(spans: list[Span]) -> list[Span]:
+    """``spans`` (as `resolve` orders them) without those inside an earlier one: for a caller
+    that replaces spans in text, where a URL masked whole already hides the secret in it."""
+    out: list[Span] = []
+    for span in spans:
+        if not out or span.start >= out[-1].end:
+            out.append(span)
+    return out
 
 
 def with_repeats(text: str, spans: list[Span]) -> list[Span]:

@@ -92,9 +92,12 @@ class Vault:
             return list(self._by_value)
 
     def replace(self, text: str, spans: Iterable[Span], origin: str) -> str:
-        """``text`` with each span (in order, not overlapping) replaced by its placeholder."""
+        """``text`` with each span (in order) replaced by its placeholder; a span inside one
+        replaced before it (a secret inside a URL masked whole) is already hidden by it."""
         out, last = [], 0
         for span in spans:
+            if span.start < last:
+                continue
             out.append(text[last : span.start])
             out.append(self.placeholder(span.label, text[span.start : span.end], origin))
             last = span.end

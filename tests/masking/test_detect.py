@@ -70,9 +70,9 @@ def test_a_pem_private_key_block_is_one_secret() -> None:
     assert [(s.label, text[s.start:s.end]) for s in detect(text)] == [("SECRET", key)]
 
 
-def test_a_secret_inside_a_url_wins_over_the_url() -> None:
+def test_a_secret_inside_a_url_is_its_own_span_inside_the_url() -> None:
     text = "https://bob:pa55word@example.com/x"
-    assert [(s.label, text[s.start:s.end]) for s in detect(text)] == [("SECRET", "pa55word")]
+    assert [(s.label, text[s.start:s.end]) for s in detect(text)] == [("URL", text), ("SECRET", "pa55word")]
 
 
 def test_hostile_input_is_handled_without_blowup() -> None:

@@ -16,13 +16,28 @@ SPANS = st.lists(
 )
 
 
+def _overlap(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
 def greedy_by_rank(spans: list[Span]) -> list[Span]:
-    """The definition: strongest first, each kept when it overlaps nothing kept before it."""
+    """The definition: strongest first, each kept when it overlaps nothing kept before it; then,
+    in rank order, a URL that lost is kept around the kept spans it overlaps when it holds each
+    of them wholly, none is a URL or of its extent, and it overlaps no URL kept around others."""
     kept: list[Span] = []
     for span in sorted(spans, key=_rank):
-        if all(span.end <= k.start or k.end <= span.start for k in kept):
+        if all(not _overlap(span, k) for k in kept):
             kept.append(span)
-    return sorted(kept, key=lambda s: s.start)
+    outer: list[Span] = []
+    for span in sorted(spans, key=_rank):
+        if span.label != "URL" or span in kept:
+            continue
+        inside = [k for k in kept if _overlap(k, span)]
+        if all(span.start <= k.start and k.end <= span.end and k.label != "URL"
+               and (k.start, k.end) != (span.start, span.end) for k in inside) \
+                and not any(_overlap(o, span) for o in outer):
+            outer.append(span)
+    return sorted(kept + outer, key=lambda s: (s.start, -s.end))
 
 
 @settings(max_examples=300, deadline=None)
@@ -31,9 +46,10 @@ def test_overlaps_are_settled_as_the_greedy_choice_by_rank_settles_them(spans: l
     assert resolve(spans) == greedy_by_rank(list(dict.fromkeys(spans)))
 
 
-def test_a_secret_keeps_the_text_it_shares_with_a_longer_url() -> None:
+def test_a_secret_keeps_the_text_it_shares_with_a_longer_url_that_stays_around_it() -> None:
     url, secret = Span(0, 40, "URL"), Span(10, 20, "SECRET")
-    assert resolve([url, secret]) == [secret]
+    assert resolve([url, secret]) == [url, secret]
+    assert resolve(resolve([secret, url])) == [url, secret]
 
 
 def glued_copies(count: int) -> tuple[str, list[str]]:
