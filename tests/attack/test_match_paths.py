@@ -1,0 +1,81 @@
+"""Red team, path matching against the real npm server-filesystem: a deny on ``/etc/*`` must hold however
+the path is spelled, in both protocol eras."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.conftest import ERAS, connect, guard, node_server
+
+pytestmark = pytest.mark.anyio
+
+POLICY = """\
+version: 1
+defaults: {action: allow}
+rules:
+  - name: no-etc
+    match: {args: {"$.path": "/etc/*"}}
+    action: deny
+  - name: no-etc-in-lists
+    match: {tool: read_multiple_files, args: {"$.paths": "/etc/*"}}
+    action: deny
+"""
+
+
+def policy_file(tmp_path: Path) -> str:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    return str(policy)
+
+
+def text(result: Any) -> str:
+    return result.content[0].text  # type: ignore[no-any-return]
+
+
+def leaked(result: Any) -> bool:
+    """Did the server hand back /etc/hosts? (Every Linux /etc/hosts names localhost.)"""
+    return not result.is_error and "localhost" in text(result)
+
+
+SPELLINGS = ["file:///etc/hosts", "/etc/hosts/", "/etc/hosts\u0000", " /etc/hosts", "/etc/hosts ",
+             "~/../../../../etc/hosts", "/tmp/../etc/./hosts", "\\etc\\hosts", "/etc\\hosts", "/%65tc/hosts",
+             "file:///%65tc/hosts", "/etc/hosts.", "/etc./hosts"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_no_spelling_of_etc_hosts_is_read_through_a_deny_on_etc(tmp_path: Path, mode: str) -> None:
+    argv = guard(*node_server("server-filesystem", "/"), policy=policy_file(tmp_path))
+    with anyio.fail_after(90):
+        async with connect(argv, mode=mode) as client:
+            results = {s: await client.call_tool("read_text_file", {"path": s}) for s in SPELLINGS}
+            listed = {s: await client.call_tool("read_multiple_files", {"paths": [s]}) for s in SPELLINGS}
+    assert [s for s, r in results.items() if leaked(r)] == []
+    assert [s for s, r in listed.items() if "localhost" in text(r)] == []
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_proc_self_root_link_that_every_linux_has_does_not_lead_round_a_deny_on_etc(
+    tmp_path: Path, mode: str
+) -> None:
+    argv = guard(*node_server("server-filesystem", "/"), policy=policy_file(tmp_path))
+    with anyio.fail_after(90):
+        async with connect(argv, mode=mode) as client:
+            direct = await client.call_tool("read_text_file", {"path": "/proc/self/root/etc/hosts"})
+            listed = await client.call_tool("read_multiple_files", {"paths": ["/proc/self/root/etc/hosts"]})
+    assert not leaked(direct), "the server read /etc/hosts through /proc/self/root"
+    assert "localhost" not in text(listed)
+
+
+async def test_a_symlink_inside_the_servers_folder_does_not_lead_round_a_deny_on_etc(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "innocent").symlink_to("/etc")
+    argv = guard(*node_server("server-filesystem", "/"), policy=policy_file(tmp_path))
+    with anyio.fail_after(90):
+        async with connect(argv) as client:
+            via_link = await client.call_tool("read_text_file", {"path": str(work / "innocent" / "hosts")})
+    assert not leaked(via_link), "the server followed a symlink into /etc"
