@@ -79,3 +79,26 @@ async def test_a_symlink_inside_the_servers_folder_does_not_lead_round_a_deny_on
         async with connect(argv) as client:
             via_link = await client.call_tool("read_text_file", {"path": str(work / "innocent" / "hosts")})
     assert not leaked(via_link), "the server followed a symlink into /etc"
+
+
+async def roots_applied(client: Any, expected: str) -> None:
+    """The server takes the client's roots after its handshake: wait until it reports them."""
+    while expected not in text(await client.call_tool("list_allowed_directories", {})):
+        pass
+
+
+@pytest.mark.parametrize("root", ["file:///%65tc", "file://localhost/etc", "file:///tmp/../etc", "file:///etc/"])
+async def test_a_relative_path_under_a_root_spelled_oddly_is_still_judged_where_the_server_reads_it(
+    tmp_path: Path, root: str
+) -> None:
+    async def odd_root(ctx: Any) -> Any:
+        from mcp import types
+
+        return types.ListRootsResult(roots=[types.Root(uri=root, name="odd")])
+
+    argv = guard(*node_server("server-filesystem"), policy=policy_file(tmp_path))
+    with anyio.fail_after(90):
+        async with connect(argv, list_roots_callback=odd_root) as client:
+            await roots_applied(client, "/etc")
+            relative = await client.call_tool("read_text_file", {"path": "hosts"})
+    assert not leaked(relative), f"read /etc/hosts as 'hosts' under root {root}"
