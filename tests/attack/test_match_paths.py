@@ -102,3 +102,24 @@ async def test_a_relative_path_under_a_root_spelled_oddly_is_still_judged_where_
             await roots_applied(client, "/etc")
             relative = await client.call_tool("read_text_file", {"path": "hosts"})
     assert not leaked(relative), f"read /etc/hosts as 'hosts' under root {root}"
+
+
+async def test_a_decoy_path_argument_does_not_satisfy_an_allow_rule_for_a_tool_that_reads_other_keys(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("hello from notes")
+    policy = tmp_path / "allow.yaml"
+    # A user's allowlist: nothing runs unless its path is in the work folder.
+    policy.write_text(f'version: 1\ndefaults: {{action: deny}}\nrules:\n  - name: work-only\n'
+                      f'    match: {{args: {{"$.path": "{work}/*"}}}}\n    action: allow\n')
+    argv = guard(*node_server("server-filesystem", "/"), policy=str(policy))
+    with anyio.fail_after(90):
+        async with connect(argv) as client:
+            fine = await client.call_tool("read_text_file", {"path": str(work / "notes.txt")})
+            # read_multiple_files reads `paths`; the server ignores the extra `path`, the policy sees only it.
+            decoy = await client.call_tool("read_multiple_files", {"paths": ["/etc/hosts"],
+                                                                   "path": str(work / "notes.txt")})
+    assert not fine.is_error
+    assert "localhost" not in text(decoy), "an allow on $.path let read_multiple_files read /etc/hosts"
