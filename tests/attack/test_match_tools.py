@@ -131,3 +131,35 @@ async def test_duplicate_argument_keys_cannot_show_the_policy_one_path_and_the_s
             await process.aclose()
     reached = [json.loads(entry.split(" ", 1)[1]) for entry in ran(log) if entry.startswith("ran:read_file")]
     assert all(args.get("path") != "/etc/shadow" for args in reached), reply
+
+
+async def refused(client: Any, name: str) -> bool:
+    """A tool error or a JSON-RPC error: either way the call was turned away."""
+    from mcp.shared.exceptions import MCPError
+
+    try:
+        return bool((await client.call_tool(name, {})).is_error)
+    except MCPError:
+        return True
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_namespaced_spellings_of_a_denied_tool_never_reach_a_server_that_folds_names(
+    tmp_path: Path, guard_home: Path, mode: str
+) -> None:
+    log = tmp_path / "ran.log"
+    servers = {"store": {"command": PY, "args": [str(FIXTURES / "attack_match_server.py")]},
+               "other": {"command": PY, "args": [str(FIXTURES / "sidestep_server.py")]}}
+    config = tmp_path / "servers.json"
+    config.write_text(json.dumps({"mcpServers": servers, "mcpGuard": {"policy": policy_file(tmp_path)}}))
+    spellings = ["store__delete_all", "store__DELETE_ALL", "store__ delete_all", "STORE__delete_all", " store__delete_all",
+                 "store__store__delete_all", "store__other__delete_all", "other__delete_all", "other__DELETE_ALL",
+                 "store___delete_all", "store__ｄｅｌｅｔｅ_ａｌｌ", "delete_all"]
+    argv = [PY, "-m", "mcp_guard", "run", "--config", str(config)]
+    env = {"MATCH_LOG": str(log), "SIDESTEP_LOG": str(log)}
+    with anyio.fail_after(60):
+        async with connect(argv, mode=mode, env=env) as client:
+            await client.list_tools()
+            results = {s: await refused(client, s) for s in spellings}
+    assert [s for s, r in results.items() if not r] == []
+    assert not [line for line in ran(log) if line.startswith("ran:delete_all")]
