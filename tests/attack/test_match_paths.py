@@ -123,3 +123,26 @@ async def test_a_decoy_path_argument_does_not_satisfy_an_allow_rule_for_a_tool_t
                                                                    "path": str(work / "notes.txt")})
     assert not fine.is_error
     assert "localhost" not in text(decoy), "an allow on $.path let read_multiple_files read /etc/hosts"
+
+
+async def test_a_tilde_path_is_judged_against_the_home_the_server_expands_it_to(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    home = tmp_path / "svc"
+    home.mkdir()
+    (home / "secret.txt").write_text("svc-private")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f'version: 1\ndefaults: {{action: allow}}\nrules:\n  - name: no-svc\n'
+                      f'    match: {{args: {{"$.path": "{home}/*"}}}}\n    action: deny\n')
+    fs = node_server("server-filesystem", "/")
+    config = tmp_path / "servers.json"  # the server runs as a service account with its own HOME
+    config.write_text(json.dumps({"mcpServers": {"files": {"command": fs[0], "args": fs[1:], "env": {"HOME": str(home)}}},
+                                  "mcpGuard": {"policy": str(policy)}}))
+    argv = [sys.executable, "-m", "mcp_guard", "run", "--config", str(config)]
+    with anyio.fail_after(90):
+        async with connect(argv) as client:
+            direct = await client.call_tool("read_text_file", {"path": str(home / "secret.txt")})
+            tilde = await client.call_tool("read_text_file", {"path": "~/secret.txt"})
+    assert direct.is_error and "no-svc" in text(direct)
+    assert "svc-private" not in text(tilde), "~ was expanded by the server to a home the policy denies"
