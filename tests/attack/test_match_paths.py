@@ -41,9 +41,21 @@ def leaked(result: Any) -> bool:
     return not result.is_error and "localhost" in text(result)
 
 
-SPELLINGS = ["file:///etc/hosts", "/etc/hosts/", "/etc/hosts\u0000", " /etc/hosts", "/etc/hosts ",
-             "~/../../../../etc/hosts", "/tmp/../etc/./hosts", "\\etc\\hosts", "/etc\\hosts", "/%65tc/hosts",
-             "file:///%65tc/hosts", "/etc/hosts.", "/etc./hosts"]
+SPELLINGS = [
+    "file:///etc/hosts",
+    "/etc/hosts/",
+    "/etc/hosts\u0000",
+    " /etc/hosts",
+    "/etc/hosts ",
+    "~/../../../../etc/hosts",
+    "/tmp/../etc/./hosts",
+    "\\etc\\hosts",
+    "/etc\\hosts",
+    "/%65tc/hosts",
+    "file:///%65tc/hosts",
+    "/etc/hosts.",
+    "/etc./hosts",
+]
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -112,15 +124,18 @@ async def test_a_decoy_path_argument_does_not_satisfy_an_allow_rule_for_a_tool_t
     (work / "notes.txt").write_text("hello from notes")
     policy = tmp_path / "allow.yaml"
     # A user's allowlist: nothing runs unless its path is in the work folder.
-    policy.write_text(f'version: 1\ndefaults: {{action: deny}}\nrules:\n  - name: work-only\n'
-                      f'    match: {{args: {{"$.path": "{work}/*"}}}}\n    action: allow\n')
+    policy.write_text(
+        f"version: 1\ndefaults: {{action: deny}}\nrules:\n  - name: work-only\n"
+        f'    match: {{args: {{"$.path": "{work}/*"}}}}\n    action: allow\n'
+    )
     argv = guard(*node_server("server-filesystem", "/"), policy=str(policy))
     with anyio.fail_after(90):
         async with connect(argv) as client:
             fine = await client.call_tool("read_text_file", {"path": str(work / "notes.txt")})
             # read_multiple_files reads `paths`; the server ignores the extra `path`, the policy sees only it.
-            decoy = await client.call_tool("read_multiple_files", {"paths": ["/etc/hosts"],
-                                                                   "path": str(work / "notes.txt")})
+            decoy = await client.call_tool(
+                "read_multiple_files", {"paths": ["/etc/hosts"], "path": str(work / "notes.txt")}
+            )
     assert not fine.is_error
     assert "localhost" not in text(decoy), "an allow on $.path let read_multiple_files read /etc/hosts"
 
@@ -133,12 +148,20 @@ async def test_a_tilde_path_is_judged_against_the_home_the_server_expands_it_to(
     home.mkdir()
     (home / "secret.txt").write_text("svc-private")
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f'version: 1\ndefaults: {{action: allow}}\nrules:\n  - name: no-svc\n'
-                      f'    match: {{args: {{"$.path": "{home}/*"}}}}\n    action: deny\n')
+    policy.write_text(
+        f"version: 1\ndefaults: {{action: allow}}\nrules:\n  - name: no-svc\n"
+        f'    match: {{args: {{"$.path": "{home}/*"}}}}\n    action: deny\n'
+    )
     fs = node_server("server-filesystem", "/")
     config = tmp_path / "servers.json"  # the server runs as a service account with its own HOME
-    config.write_text(json.dumps({"mcpServers": {"files": {"command": fs[0], "args": fs[1:], "env": {"HOME": str(home)}}},
-                                  "mcpGuard": {"policy": str(policy)}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {"files": {"command": fs[0], "args": fs[1:], "env": {"HOME": str(home)}}},
+                "mcpGuard": {"policy": str(policy)},
+            }
+        )
+    )
     argv = [sys.executable, "-m", "mcp_guard", "run", "--config", str(config)]
     with anyio.fail_after(90):
         async with connect(argv) as client:

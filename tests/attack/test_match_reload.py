@@ -14,8 +14,10 @@ from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.anyio
 
-GOOD = 'version: 1\ndefaults: {action: allow}\nrules:\n  - name: no-etc\n    match: {args: {"$.path": "/etc/*"}}\n' \
-       "    action: deny\n"
+GOOD = (
+    'version: 1\ndefaults: {action: allow}\nrules:\n  - name: no-etc\n    match: {args: {"$.path": "/etc/*"}}\n'
+    "    action: deny\n"
+)
 BROKEN = {
     "invalid-utf8": b"version: 1\ndefaults: {action: allow}\n\xff\xfe: x\n",
     "deep-nesting": b"version: 1\ndefaults: {action: allow}\nrules: " + b"[" * 5000 + b"]" * 5000 + b"\n",
@@ -47,11 +49,17 @@ async def test_a_broken_policy_edit_keeps_the_last_good_policy_and_the_guard_ans
             policy.write_bytes(BROKEN[kind])
             rid = 2
             while not any(sign in err.read_text(errors="replace") for sign in SIGNS):  # the guard checks each second
-                replies.append(await client.request(rid, "tools/call", {"name": "read_file", "arguments": {"path": "/etc/shadow"}}))
+                replies.append(
+                    await client.request(rid, "tools/call", {"name": "read_file", "arguments": {"path": "/etc/shadow"}})
+                )
                 rid += 1
                 await anyio.sleep(0.1)
-            replies.append(await client.request(rid, "tools/call", {"name": "read_file", "arguments": {"path": "/etc/shadow"}}))
-            harmless = await client.request(rid + 1, "tools/call", {"name": "read_file", "arguments": {"path": "/tmp/x"}})
+            replies.append(
+                await client.request(rid, "tools/call", {"name": "read_file", "arguments": {"path": "/etc/shadow"}})
+            )
+            harmless = await client.request(
+                rid + 1, "tools/call", {"name": "read_file", "arguments": {"path": "/tmp/x"}}
+            )
     finally:
         process.kill()
         with anyio.CancelScope(shield=True):
@@ -72,7 +80,8 @@ def test_policy_check_names_the_file_for_a_policy_that_cannot_be_decoded_or_is_n
 
     policy = tmp_path / "policy.yaml"
     policy.write_bytes(BROKEN[kind])
-    out = subprocess.run([PY, "-m", "mcp_guard", "policy", "check", str(policy)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [PY, "-m", "mcp_guard", "policy", "check", str(policy)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr and "policy.yaml" in out.stderr + out.stdout, out.stderr[-800:]

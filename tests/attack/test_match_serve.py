@@ -28,8 +28,16 @@ rules:
     match: {args: {"$.paths": "/etc/*"}}
     action: deny
 """
-SPELLINGS = ["//etc/hosts", "/./etc/hosts", "/tmp/../etc/hosts", "file:///etc/hosts", "/etc/hosts/", "etc/hosts",
-             "file://localhost/etc/hosts", "~/../../../../etc/hosts"]
+SPELLINGS = [
+    "//etc/hosts",
+    "/./etc/hosts",
+    "/tmp/../etc/hosts",
+    "file:///etc/hosts",
+    "/etc/hosts/",
+    "etc/hosts",
+    "file://localhost/etc/hosts",
+    "~/../../../../etc/hosts",
+]
 
 
 def serve(tmp_path: Path, port: int, *upstream: str) -> list[str]:
@@ -48,7 +56,8 @@ async def test_no_spelling_of_etc_hosts_is_read_over_serve(tmp_path: Path, guard
     argv = serve(tmp_path, port, *node_server("server-filesystem", "/"))
     async with background(argv, f"http://127.0.0.1:{port}/healthz"):
         with anyio.fail_after(90):
-            async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode, cache=None) as client:  # type: ignore[arg-type]
+            url = f"http://127.0.0.1:{port}/mcp"
+            async with Client(url, mode=mode, cache=None) as client:  # type: ignore[arg-type]
                 single = {s: await client.call_tool("read_text_file", {"path": s}) for s in SPELLINGS}
                 listed = await client.call_tool("read_multiple_files", {"paths": ["/tmp", *SPELLINGS]})
     assert [s for s, r in single.items() if not r.is_error] == []
@@ -56,14 +65,17 @@ async def test_no_spelling_of_etc_hosts_is_read_over_serve(tmp_path: Path, guard
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_loose_spellings_of_a_denied_tool_never_run_over_serve(tmp_path: Path, guard_home: Path, mode: str) -> None:
+async def test_loose_spellings_of_a_denied_tool_never_run_over_serve(
+    tmp_path: Path, guard_home: Path, mode: str
+) -> None:
     port = free_port()
     log = tmp_path / "ran.log"
     argv = serve(tmp_path, port, PY, str(FIXTURES / "attack_match_server.py"))
     spellings = ["delete_all ", "Delete_All", "ｄｅｌｅｔｅ_ａｌｌ", "srv__delete_all"]
     async with background(argv, f"http://127.0.0.1:{port}/healthz", env={"MATCH_LOG": str(log)}):
         with anyio.fail_after(90):
-            async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode, cache=None) as client:  # type: ignore[arg-type]
+            url = f"http://127.0.0.1:{port}/mcp"
+            async with Client(url, mode=mode, cache=None) as client:  # type: ignore[arg-type]
                 await client.list_tools()
                 results = {s: await client.call_tool(s, {}) for s in spellings}
     assert [s for s, r in results.items() if not r.is_error] == []

@@ -51,8 +51,18 @@ async def test_loose_spellings_of_a_denied_tool_name_never_reach_a_server_that_f
     tmp_path: Path, guard_home: Path, mode: str
 ) -> None:
     log = tmp_path / "ran.log"
-    spellings = [" delete_all", "delete_all ", "delete_all\n", "\tdelete_all", "ｄｅｌｅｔｅ_ａｌｌ", "Delete_All",
-                 "store__delete_all", "x__delete_all", "delete_all\u200b", "DELETE\uff3fALL"]
+    spellings = [
+        " delete_all",
+        "delete_all ",
+        "delete_all\n",
+        "\tdelete_all",
+        "ｄｅｌｅｔｅ_ａｌｌ",
+        "Delete_All",
+        "store__delete_all",
+        "x__delete_all",
+        "delete_all\u200b",
+        "DELETE\uff3fALL",
+    ]
     argv = guard(*MATCH, policy=policy_file(tmp_path), options=["--name", "store"])
     with anyio.fail_after(60):
         async with connect(argv, mode=mode, env={"MATCH_LOG": str(log)}) as client:
@@ -121,8 +131,10 @@ async def test_duplicate_argument_keys_cannot_show_the_policy_one_path_and_the_s
             await client.initialize()
             await client.request(1, "tools/list", {})
             # Python keeps the last "path", this server (like some parsers) the first.
-            line = ('{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "read_file", '
-                    '"arguments": {"path": "/etc/shadow", "path": "/tmp/harmless"}}}')
+            line = (
+                '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "read_file", '
+                '"arguments": {"path": "/etc/shadow", "path": "/tmp/harmless"}}}'
+            )
             await client.send_line(line.encode())
             reply = await client.response(2)
     finally:
@@ -148,13 +160,26 @@ async def test_namespaced_spellings_of_a_denied_tool_never_reach_a_server_that_f
     tmp_path: Path, guard_home: Path, mode: str
 ) -> None:
     log = tmp_path / "ran.log"
-    servers = {"store": {"command": PY, "args": [str(FIXTURES / "attack_match_server.py")]},
-               "other": {"command": PY, "args": [str(FIXTURES / "sidestep_server.py")]}}
+    servers = {
+        "store": {"command": PY, "args": [str(FIXTURES / "attack_match_server.py")]},
+        "other": {"command": PY, "args": [str(FIXTURES / "sidestep_server.py")]},
+    }
     config = tmp_path / "servers.json"
     config.write_text(json.dumps({"mcpServers": servers, "mcpGuard": {"policy": policy_file(tmp_path)}}))
-    spellings = ["store__delete_all", "store__DELETE_ALL", "store__ delete_all", "STORE__delete_all", " store__delete_all",
-                 "store__store__delete_all", "store__other__delete_all", "other__delete_all", "other__DELETE_ALL",
-                 "store___delete_all", "store__ｄｅｌｅｔｅ_ａｌｌ", "delete_all"]
+    spellings = [
+        "store__delete_all",
+        "store__DELETE_ALL",
+        "store__ delete_all",
+        "STORE__delete_all",
+        " store__delete_all",
+        "store__store__delete_all",
+        "store__other__delete_all",
+        "other__delete_all",
+        "other__DELETE_ALL",
+        "store___delete_all",
+        "store__ｄｅｌｅｔｅ_ａｌｌ",
+        "delete_all",
+    ]
     argv = [PY, "-m", "mcp_guard", "run", "--config", str(config)]
     env = {"MATCH_LOG": str(log), "SIDESTEP_LOG": str(log)}
     with anyio.fail_after(60):
