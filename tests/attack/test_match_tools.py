@@ -188,3 +188,34 @@ async def test_namespaced_spellings_of_a_denied_tool_never_reach_a_server_that_f
             results = {s: await refused(client, s) for s in spellings}
     assert [s for s, r in results.items() if not r] == []
     assert not [line for line in ran(log) if line.startswith("ran:delete_all")]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete_all", "name": "read_file", '
+        '"arguments": {"path": "/tmp/x"}}}',
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete_all", "arguments": {}}, '
+        '"params": {"name": "read_file", "arguments": {"path": "/tmp/x"}}}',
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "method": "tools/list", "params": {"name": "delete_all"}}',
+    ],
+)
+async def test_duplicate_envelope_keys_cannot_show_the_policy_one_tool_and_the_server_another(
+    tmp_path: Path, guard_home: Path, line: str
+) -> None:
+    log = tmp_path / "ran.log"
+    argv = guard(*MATCH, policy=policy_file(tmp_path), options=["--name", "store"])
+    process = await open_raw(argv, env={"MATCH_LOG": str(log)})
+    client = RawClient(process)
+    try:
+        with anyio.fail_after(60):
+            await client.initialize()
+            await client.request(1, "tools/list", {})
+            await client.send_line(line.encode())
+            await client.response(2)
+            await client.request(3, "ping")  # everything before it has been handled
+    finally:
+        process.kill()
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+    assert not [entry for entry in ran(log) if entry.startswith("ran:delete_all")]
