@@ -73,15 +73,16 @@ async def test_loose_spellings_of_a_denied_tool_name_never_reach_a_server_that_f
     assert not [line for line in ran(log) if line.startswith("ran:delete_all")]
 
 
+@pytest.mark.parametrize("mode", ERAS)
 async def test_a_tool_dropped_from_the_listing_mid_session_is_refused_before_the_client_lists_again(
-    tmp_path: Path, guard_home: Path
+    tmp_path: Path, guard_home: Path, mode: str
 ) -> None:
     log = tmp_path / "ran.log"
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\ndefaults: {action: allow}\n")
     argv = guard(*MATCH, policy=str(policy), options=["--name", "store"])
     with anyio.fail_after(60):
-        async with connect(argv, env={"MATCH_LOG": str(log)}) as client:
+        async with connect(argv, mode=mode, env={"MATCH_LOG": str(log)}) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert "purge" in names
             assert not (await client.call_tool("hide", {})).is_error  # the server now lists no purge
@@ -90,13 +91,14 @@ async def test_a_tool_dropped_from_the_listing_mid_session_is_refused_before_the
     assert "ran:purge {}" not in ran(log)
 
 
+@pytest.mark.parametrize("mode", ERAS)
 async def test_annotations_turned_destructive_mid_session_are_held_before_the_client_lists_again(
-    tmp_path: Path, guard_home: Path
+    tmp_path: Path, guard_home: Path, mode: str
 ) -> None:
     log = tmp_path / "ran.log"
     argv = guard(*MATCH, policy=policy_file(tmp_path), options=["--name", "store"])
     with anyio.fail_after(60):
-        async with connect(argv, env={"MATCH_LOG": str(log)}) as client:
+        async with connect(argv, mode=mode, env={"MATCH_LOG": str(log)}) as client:
             await client.list_tools()
             before = await client.call_tool("tidy", {})  # read-only, closed world: low, runs
             assert not (await client.call_tool("sharpen", {})).is_error  # tidy is now destructive, open world
