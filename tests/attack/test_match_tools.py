@@ -221,3 +221,16 @@ async def test_duplicate_envelope_keys_cannot_show_the_policy_one_tool_and_the_s
         with anyio.CancelScope(shield=True):
             await process.aclose()
     assert not [entry for entry in ran(log) if entry.startswith("ran:delete_all")]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_call_to_a_server_whose_listing_fails_is_refused_not_given_the_default_risk(
+    tmp_path: Path, guard_home: Path, mode: str
+) -> None:
+    log = tmp_path / "ran.log"
+    argv = guard(*MATCH, policy=policy_file(tmp_path), options=["--name", "store"])
+    with anyio.fail_after(60):
+        async with connect(argv, mode=mode, env={"MATCH_LOG": str(log), "MATCH_LIST_FAILS": "1"}) as client:
+            turned_away = await refused(client, "delete_all")  # critical by its tag, which the guard cannot see
+    assert turned_away
+    assert "ran:delete_all {}" not in ran(log)
