@@ -67,7 +67,9 @@ class PolicySource:
         assert self.path is not None
         try:
             self.policy = load_policy(self.path)
-        except ConfigError as exc:
+        except (ConfigError, RecursionError, MemoryError, ValueError) as exc:
+            # Past ConfigError, a loader bug must not take the hook down either: the last good policy stays.
+            exc = exc if isinstance(exc, ConfigError) else ConfigError(f"{self.path}: cannot load the policy: {exc!r}")
             self.last_error = str(exc)
             logger.error("policy reload failed; keeping the last good policy:\n%s", exc)
             self._tell("policy.rejected", {"error": str(exc)[:2000], "kept": "last good policy"})
