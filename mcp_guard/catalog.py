@@ -16,7 +16,7 @@ from .errors import RPCError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["list_tool_names"]
+__all__ = ["list_tool_names", "list_tools"]
 
 # How long one server gets to start, answer the handshake and list its tools.
 LIST_TIMEOUT_S = 30.0
@@ -24,16 +24,22 @@ LIST_TIMEOUT_S = 30.0
 
 def list_tool_names(specs: Sequence[Any]) -> dict[str, list[str] | str]:
     """Server name -> the tool names it lists, or why they could not be listed."""
+    return {name: tools if isinstance(tools, str) else [t["name"] for t in tools]
+            for name, tools in list_tools(specs).items()}
+
+
+def list_tools(specs: Sequence[Any]) -> dict[str, list[dict[str, Any]] | str]:
+    """Server name -> the tool definitions it lists (each with a string name), or why they could not be listed."""
     return {spec.name: anyio.run(_list_one, spec) for spec in specs}
 
 
-async def _list_one(spec: Any) -> list[str] | str:
+async def _list_one(spec: Any) -> list[dict[str, Any]] | str:
     from .guard import build_hub
     from .relay.upstream import ClientFacts
 
     hub = build_hub([spec])
     up = hub.upstreams[spec.name]
-    found: list[str] | str = "it did not answer"
+    found: list[dict[str, Any]] | str = "it did not answer"
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(hub.run)
@@ -44,7 +50,7 @@ async def _list_one(spec: Any) -> list[str] | str:
                     tools = []
                     if "tools" in up.capabilities:
                         tools = await hub.router.list_all(up, "tools/list", "tools", facts)
-                found = [t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+                found = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
             except TimeoutError:
                 found = f"no answer within {LIST_TIMEOUT_S:.0f} s"
             except RPCError as exc:
