@@ -114,7 +114,8 @@ class PolicyHook(Hook):
             risk = ResolvedRisk(floor, "integrity", "its description carries instructions to the model")
         labels = call.labels
         facts = Facts(
-            call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots
+            call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots,
+            call.host,
         )
         decision = decide(policy, facts)
         call.risk = risk
