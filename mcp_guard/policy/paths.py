@@ -123,18 +123,42 @@ def roots_from_uris(roots: object, local: bool = True) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _compile(pattern: str) -> Callable[[str], bool]:
+def _compile(pattern: str) -> tuple[Callable[[str], bool], Callable[[str], bool] | None]:
+    """The pattern's test, and for a pattern whose literal folder is reached through a link on
+    this machine (``/work`` -> ``/data/work``), the same test on the folder's real path (None if
+    it has none): a local server's resolved path lands there."""
     glob = pattern[len(PREFIX) :] if pattern.startswith(PREFIX) else pattern
     glob = unicodedata.normalize("NFC", glob)
     if glob == "~" or glob.startswith("~/"):
         glob = _home() + glob[1:]
     if glob.startswith("/"):
         glob = _clean(glob)
+    real = _real_glob(glob)
+    return _glob_test(glob), (_glob_test(real) if real is not None else None)
+
+
+def _glob_test(glob: str) -> Callable[[str], bool]:
     matcher = re.compile(fnmatch.translate(glob)).match
     directory = glob[:-2] if glob.endswith("/*") else None
     if directory == "":
         directory = "/"
     return lambda path: path == directory or matcher(path) is not None
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _real_glob(glob: str) -> str | None:
+    """``glob`` with its literal leading folders resolved through existing links, when that changes it."""
+    if not glob.startswith("/"):
+        return None
+    parts = glob.split("/")
+    literal = next((i for i, part in enumerate(parts) if _GLOB_CHARS.search(part)), len(parts))
+    head = "/".join(parts[:literal]) or "/"
+    real = _real(head)
+    if real is None or real == head:
+        return None
+    return "/".join([real.rstrip("/"), *parts[literal:]]) if literal < len(parts) else real
 
 
 def places(value: str, roots: Sequence[str] | None, host: Host | None = None) -> list[str]:
@@ -163,12 +187,14 @@ def path_test(pattern: str) -> Callable[[object, Sequence[str] | None, bool, Hos
     With ``every`` (an allow rule) all the places a value may name (each root for a relative one,
     the written and the resolved form) must match; otherwise (deny, approve, mask) one is enough:
     an ambiguity never loosens the policy."""
-    matches = _compile(pattern)
+    written, real = _compile(pattern)
+    local = written if real is None else (lambda path: written(path) or real(path))
 
     def test(value: object, roots: Sequence[str] | None, every: bool, host: Host | None = None) -> bool:
         if not isinstance(value, str):
             return False
         named = places(value, roots, host)
+        matches = local if host is not None and host.local else written
         return all(map(matches, named)) if every else any(map(matches, named))
 
     return test

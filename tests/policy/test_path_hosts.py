@@ -95,3 +95,14 @@ def test_an_allow_on_two_path_keys_takes_a_move_between_its_two_folders(tmp_path
 def test_file_contents_with_several_lines_are_not_taken_for_paths() -> None:
     values = list(path_like_values({"path": "/w/x.js", "content": "// a comment\nlet x = 1\n", "n": 3}))
     assert values == ["/w/x.js"]
+
+
+def test_an_allowed_folder_reached_through_a_link_still_allows_its_files(tmp_path: Path) -> None:
+    # macOS's /tmp is /private/tmp: the resolved path must not fall outside an allow on the link.
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "work").symlink_to(data)
+    policy = allow_only(tmp_path / "work")
+    assert action(policy, {"path": str(tmp_path / "work" / "notes.txt")}) == "allow"
+    assert action(policy, {"path": str(data / "notes.txt")}) == "allow"
+    assert action(policy, {"path": str(tmp_path / "work" / ".." / "other.txt")}) == "deny"
