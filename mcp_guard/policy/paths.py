@@ -13,7 +13,8 @@ A pattern ending in ``/*`` also names the directory itself: ``/etc/*`` covers li
 Symbolic links: for a server on this machine (stdio) the value is judged in two forms, as written
 (normalized) and as the filesystem resolves it (``os.path.realpath``: the links that exist are
 followed, so ``/proc/self/root/etc/hosts`` and a link to ``/etc`` in the server's folder are
-``/etc/hosts``). A deny matches if either form matches; an allow needs both. For a server reached
+``/etc/hosts``). A deny matches if either form matches; an allow needs both; a pattern whose
+literal folder is itself a link (macOS's ``/tmp``) also matches at its real place. For a server reached
 over HTTP the guard cannot see its filesystem, so links are not followed: a deny on ``/etc/*``
 does not stop a link on that machine that points into ``/etc``; the server's own roots must.
 
