@@ -244,9 +244,17 @@ PATH_KEYS = frozenset({
 })
 
 
+# Argument names whose values are text, not places (file contents, edits, search globs): a line
+# like "/usr/local/bin" in an edit is not taken for a path by its look alone.
+TEXT_KEYS = frozenset({
+    "content", "contents", "text", "oldtext", "newtext", "old_text", "new_text", "pattern", "patterns",
+    "excludepatterns", "query", "message", "body", "description",
+})
+
+
 def path_like_values(arguments: Any, key: str = "") -> Iterable[str]:
-    """String values that name a path: under a path-named key, or one line that starts like an
-    absolute path or a file URI, at any depth."""
+    """String values that name a path: under a path-named key, or (outside text keys) one line
+    that starts like an absolute path or a file URI, at any depth."""
     stack: list[tuple[str, Any]] = [(key, arguments)]
     while stack:
         name, value = stack.pop()
@@ -254,7 +262,9 @@ def path_like_values(arguments: Any, key: str = "") -> Iterable[str]:
             stack.extend((str(k), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((name, v) for v in value)
-        elif isinstance(value, str) and (name.lower() in PATH_KEYS or _looks_like_path(value)):
+        elif isinstance(value, str) and (
+            name.lower() in PATH_KEYS or (name.lower() not in TEXT_KEYS and _looks_like_path(value))
+        ):
             yield value
 
 

@@ -95,6 +95,8 @@ def test_an_allow_on_two_path_keys_takes_a_move_between_its_two_folders(tmp_path
 def test_file_contents_with_several_lines_are_not_taken_for_paths() -> None:
     values = list(path_like_values({"path": "/w/x.js", "content": "// a comment\nlet x = 1\n", "n": 3}))
     assert values == ["/w/x.js"]
+    edit = {"path": "/w/rc", "edits": [{"oldText": "/usr/bin/old", "newText": "/usr/local/bin/new"}], "to": "/etc/x"}
+    assert sorted(path_like_values(edit)) == ["/etc/x", "/w/rc"]
 
 
 def test_an_allowed_folder_reached_through_a_link_still_allows_its_files(tmp_path: Path) -> None:
