@@ -31,7 +31,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     from .policy import load_policy
 
     files = list(args.files)
-    listed: dict[str, list[str] | str] | None = None
+    listed: dict[str, list[dict[str, object]] | str] | None = None
     if args.config:
         files, listed = _check_config(args.config, files)
     elif not files:
@@ -44,7 +44,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
             print(f"{exc}", file=sys.stderr)
             status = EXIT_PROBLEM
             continue
-        dead = _dead_rules(policy, listed) if listed is not None else []
+        dead = _dead_rules(policy, listed)
         for problem in dead:
             print(f"{path}: {problem}", file=sys.stderr)
         status = EXIT_PROBLEM if dead else status
@@ -61,22 +61,26 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return status
 
 
-def _check_config(config_path: str, files: list[str]) -> tuple[list[str], dict[str, list[str] | str]]:
+def _check_config(config_path: str, files: list[str]) -> tuple[list[str], dict[str, list[dict[str, object]] | str]]:
     """The policy files to check (the config's own when none are given) and each server's tools."""
-    from .catalog import list_tool_names
+    from .catalog import list_tools
     from .config import load_config
 
     config = load_config(config_path)
     if not files:
         files = [policy_path(None, config_policy(config, config_path))]
-    return files, list_tool_names(config_specs(config))
+    return files, list_tools(config_specs(config))
 
 
-def _dead_rules(policy: object, listed: dict[str, list[str] | str]) -> list[str]:
-    from .policy.reach import dead_matches
+def _dead_rules(policy: object, listed: dict[str, list[dict[str, object]] | str] | None) -> list[str]:
+    """Rules that never match: always those no risk level can meet; with --config, those the servers' tools rule out."""
+    from .policy.reach import dead_matches, impossible_risks, unread_arguments
 
-    servers = {name: tools if isinstance(tools, list) else None for name, tools in listed.items()}
-    return dead_matches(policy, servers)  # type: ignore[arg-type]
+    if listed is None:
+        return impossible_risks(policy)  # type: ignore[arg-type]
+    tools = {name: found if isinstance(found, list) else None for name, found in listed.items()}
+    servers = {name: None if found is None else [str(t["name"]) for t in found] for name, found in tools.items()}
+    return dead_matches(policy, servers) + unread_arguments(policy, tools)  # type: ignore[arg-type]
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:

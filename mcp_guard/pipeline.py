@@ -85,6 +85,8 @@ class Call:
     lookup_tool: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
     # The filesystem roots the client last gave this upstream (``None``: never asked, or unknown).
     roots: tuple[str, ...] | None = None
+    # Where the upstream reads paths (policy/paths.Host: on this machine or not, its HOME); None: unknown.
+    host: Any = None
 
     # What the hooks learn about the call, in pipeline order; the comment names the writer.
     risk_floor: str | None = None  # integrity: a tool that tries to instruct the model is at least this risky

@@ -68,14 +68,21 @@ class PolicySource:
         try:
             self.policy = load_policy(self.path)
         except ConfigError as exc:
-            self.last_error = str(exc)
-            logger.error("policy reload failed; keeping the last good policy:\n%s", exc)
-            self._tell("policy.rejected", {"error": str(exc)[:2000], "kept": "last good policy"})
+            self._rejected(str(exc))
+            return
+        except (RecursionError, ValueError) as exc:
+            # A loader bug must not take the hook down either: the last good policy stays.
+            self._rejected(f"{self.path}: cannot load the policy ({type(exc).__name__})")
             return
         self.last_error = None
         self.version = _version(self.policy)
         logger.warning("policy reloaded from %s", self.path)
         self._tell("policy.loaded", {"rules": len(self.policy.rules), "reload": True})
+
+    def _rejected(self, error: str) -> None:
+        self.last_error = error
+        logger.error("policy reload failed; keeping the last good policy:\n%s", error)
+        self._tell("policy.rejected", {"error": error[:2000], "kept": "last good policy"})
 
     def _tell(self, event: str, detail: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -112,7 +119,8 @@ class PolicyHook(Hook):
             risk = ResolvedRisk(floor, "integrity", "its description carries instructions to the model")
         labels = call.labels
         facts = Facts(
-            call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots
+            call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots,
+            call.host,
         )
         decision = decide(policy, facts)
         call.risk = risk

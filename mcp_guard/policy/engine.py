@@ -15,7 +15,7 @@ from typing import Any
 
 from .jsonpath import compile_path, select
 from .model import RISKS, STRICTNESS, Match, Policy
-from .paths import UnresolvablePath, is_path_pattern, path_test
+from .paths import Host, UnresolvablePath, is_path_pattern, path_test
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Facts:
     annotations: dict[str, Any] = field(default_factory=dict)
     # The filesystem roots the client gave this server (None: not known); relative paths resolve against them.
     roots: tuple[str, ...] | None = None
+    # Where the server reads paths (this machine or not, its home); None: not known, links not followed.
+    host: Host | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def _predicates(policy: Policy, match: Match, every: bool = False) -> tuple[Test
     labels = None if match.labels is None else frozenset(match.labels)
     hints = match.annotations
     args = None if match.args is None else [(_getter(path), _value_test(p)) for path, p in match.args.items()]
+    # An allow on paths must hold for every path the call carries, not only the one it names.
+    confine = _confinement(match) if every else None
 
     def static(facts: Facts) -> bool:
         if server is not None and not server(facts.server):
@@ -207,15 +211,68 @@ def _predicates(policy: Policy, match: Match, every: bool = False) -> tuple[Test
                 values = list(_leaves(get(facts.arguments)))
                 if not values:
                     return False
-                found = (test(value, facts.roots, every) for value in values)
+                found = (test(value, facts.roots, every, facts.host) for value in values)
                 if not (all(found) if every else any(found)):
                     return False
-        return True
+        return confine is None or confine(facts)
 
     return static, dynamic
 
 
-ValueTest = Callable[[Any, "tuple[str, ...] | None", bool], bool]
+def _confinement(match: Match) -> Test | None:
+    """For an allow rule with path patterns: every path-like argument, under any key, must match one.
+
+    A tool reads the keys its schema declares, not the one a rule names: ``read_multiple_files``
+    with ``paths: [/etc/hosts]`` and a decoy ``path`` under the allowed folder must not pass."""
+    tests = [path_test(p) for p in (match.args or {}).values() if is_path_pattern(p)]
+    if not tests:
+        return None
+
+    def confine(facts: Facts) -> bool:
+        return all(
+            any(test(value, facts.roots, True, facts.host) for test in tests)
+            for value in path_like_values(facts.arguments)
+        )
+
+    return confine
+
+
+# Argument names that hold a path whatever the value looks like (a relative one included).
+PATH_KEYS = frozenset({
+    "path", "paths", "source", "sources", "destination", "dest", "src", "dst", "target", "file", "files",
+    "filename", "filepath", "file_path", "dir", "directory", "folder", "root", "cwd", "uri", "location",
+})
+
+
+# Argument names whose values are text, not places (file contents, edits, search globs): a line
+# like "/usr/local/bin" in an edit is not taken for a path by its look alone.
+TEXT_KEYS = frozenset({
+    "content", "contents", "text", "oldtext", "newtext", "old_text", "new_text", "pattern", "patterns",
+    "excludepatterns", "query", "message", "body", "description",
+})
+
+
+def path_like_values(arguments: Any, key: str = "") -> Iterable[str]:
+    """String values that name a path: under a path-named key, or (outside text keys) one line
+    that starts like an absolute path or a file URI, at any depth."""
+    stack: list[tuple[str, Any]] = [(key, arguments)]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((name, v) for v in value)
+        elif isinstance(value, str) and (
+            name.lower() in PATH_KEYS or (name.lower() not in TEXT_KEYS and _looks_like_path(value))
+        ):
+            yield value
+
+
+def _looks_like_path(value: str) -> bool:
+    return ("\n" not in value and value.lstrip().startswith(("/", "~/", "file:"))) or value.strip() == "~"
+
+
+ValueTest = Callable[[Any, "tuple[str, ...] | None", bool, "Host | None"], bool]
 
 
 def _value_test(pattern: str) -> ValueTest:
@@ -223,7 +280,7 @@ def _value_test(pattern: str) -> ValueTest:
     if is_path_pattern(pattern):
         return path_test(pattern)
     glob = re.compile(fnmatch.translate(pattern)).match
-    return lambda value, roots, every: glob(value if isinstance(value, str) else _text(value)) is not None
+    return lambda value, roots, every, host=None: glob(value if isinstance(value, str) else _text(value)) is not None
 
 
 def _leaves(values: Iterable[Any]) -> Iterable[Any]:

@@ -20,11 +20,15 @@ def load_policy(path: str | Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); a policy is UTF-8") from None
     return parse_policy(text, str(path))
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
+        _check_depth(text, source)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -47,6 +51,20 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             line = _line_for(loc, lines)
             problems.append(f"{source}:{line}: {_dotted(loc)}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from None
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse deep nesting before composing: PyYAML's composer recurses once per level, so
+    ``[[[[...`` 5,000 deep would overflow the stack. Its parser yields events without recursing."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
+                raise ConfigError(f"{source}:{line}: the policy nests deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 # Aliases let a few lines expand into millions of nodes (or loop on themselves): a policy is

@@ -23,6 +23,7 @@ import anyio.abc
 from ..protocol import era, jsonrpc
 from ..errors import RPCError
 from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
+from ..policy.paths import host_of
 from . import eras as bridge
 from .asker import Asker
 from .egress import Egress
@@ -381,6 +382,7 @@ class Hub:
         if method == "tools/call":
             call.lookup_tool = lambda: self.tool_definition(ctx, up, call.name)
             call.roots = self.router.roots.get(up.name)
+            call.host = host_of(up.transport)
         if admission.resume is None:
             try:
                 await self.pipeline.run_request(call)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mcp_guard.policy import parse_policy
 from tests.conftest import FIXTURES, PY, node_server
 
 DEAD = """\
@@ -109,3 +110,26 @@ def test_a_config_with_a_repeated_key_is_refused_naming_the_key(tmp_path: Path) 
         [sys.executable, "-m", "mcp_guard", "run", "--config", str(twice)], capture_output=True, text=True, timeout=30, input=""
     )
     assert run.returncode == 2 and "appears twice" in run.stderr
+
+
+def test_a_rule_on_an_argument_only_schemaless_or_declaring_tools_take_is_kept_alive() -> None:
+    from mcp_guard.policy.reach import unread_arguments
+
+    policy = parse_policy(
+        'version: 1\nrules:\n  - match: {tool: "*", args: {"$.path": "/etc/*"}}\n    action: deny\n'
+        '  - match: {tool: move, args: {"$.path": "/etc/*"}}\n    action: deny\n'
+    )
+    moves = {"type": "object", "properties": {"source": {}, "destination": {}}}
+    reads = {"type": "object", "properties": {"path": {}}}
+    servers = {"files": [{"name": "move", "inputSchema": moves}, {"name": "read", "inputSchema": reads}]}
+    assert [p.split(":")[0] for p in unread_arguments(policy, servers)] == ["rules[1]"]
+    assert unread_arguments(policy, {"files": [{"name": "move", "inputSchema": {"type": "object"}}]}) == []
+    assert unread_arguments(policy, {"files": None}) == []
+
+
+def test_a_risk_no_level_meets_is_reported_without_a_config(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text('version: 1\nrules:\n  - name: never\n    match: {risk: ["<low", ">critical"]}\n    action: deny\n')
+    out = subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1 and "'never'" in out.stderr and "met by no level" in out.stderr

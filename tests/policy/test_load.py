@@ -111,3 +111,18 @@ def test_a_policy_with_a_repeated_key_fails_check_and_the_guard_does_not_start(t
         capture_output=True, text=True, timeout=30, input="",
     )
     assert run.returncode == 2 and "duplicate key" in run.stderr
+
+
+def test_a_policy_that_is_not_utf8_is_a_config_error_naming_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"version: 1\nrules: []\n\xff\xfe: x\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml:3: not UTF-8"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize("opener", ["[", "{a: "])
+def test_a_policy_nested_thousands_deep_is_a_config_error_not_a_recursion_error(opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    text = "version: 1\nrules: " + opener * 5000 + closer * 5000 + "\n"
+    with pytest.raises(ConfigError, match=r"deep\.yaml:2: the policy nests deeper than 64 levels"):
+        parse_policy(text, "deep.yaml")
