@@ -45,7 +45,7 @@ async def test_a_recipient_address_the_model_wrote_is_shown_as_written_not_as_a_
 @pytest.mark.parametrize("field", ["url", "to"])
 async def test_two_destinations_differing_only_in_an_address_never_share_a_preview(tmp_path: Path, field: str) -> None:
     previews = []
-    for i, who in enumerate(["ceo", "attacker"]):
+    for i, who in enumerate(["board", "mallo"]):  # same length: only the address differs
         address = f"{who}.{secrets.token_hex(3)}@example.org"
         value = f"https://hooks.example/forward/{address}" if field == "url" else address
         run_dir = tmp_path / f"s{i}"
