@@ -49,13 +49,15 @@ async def test_a_secret_in_approved_arguments_is_nowhere_in_the_home(tmp_path: P
     assert leaks(guard_home, [key]) == []
 
 
-async def test_a_secret_in_a_tool_name_is_nowhere_in_the_home(tmp_path: Path, guard_home: Path) -> None:
+@pytest.mark.parametrize("joiner", ["_", "-", " "])
+async def test_a_secret_in_a_tool_name_is_nowhere_in_the_home(tmp_path: Path, guard_home: Path, joiner: str) -> None:
+    # "_" and "-" also reach the audit record's tool field; every joiner reaches the pinned definition.
     key = canary_key()
     policy = "version: 1\ndefaults: {action: allow}\n"
-    process, client, _ = await open_asked(tmp_path, env={"ATTACK_TOOL": f"send_{key}"}, policy=policy)
+    process, client, _ = await open_asked(tmp_path, env={"ATTACK_TOOL": f"send{joiner}{key}"}, policy=policy)
     with anyio.fail_after(60):
         await client.request(1, "tools/list", {})
-        await client.call_raw(2, '{"n":1}', tool=f"send_{key}")
+        await client.call_raw(2, '{"n":1}', tool=f"send{joiner}{key}")
     await close(process)
     assert leaks(guard_home, [key]) == []
 
