@@ -125,3 +125,33 @@ async def test_a_removed_audit_key_is_not_silently_replaced(tmp_path: Path, guar
     with pytest.raises((AssertionError, Exception)):
         await session(tmp_path / "again")
     assert not (guard_home / "audit.key").exists(), "a fresh audit.key was made over existing records"
+
+
+async def test_a_spool_deleted_before_it_was_chained_is_named_or_its_records_are_kept(
+        tmp_path: Path, guard_home: Path) -> None:
+    process, client, _ = await open_asked(tmp_path)
+    with anyio.fail_after(60):
+        for i in range(1, 4):
+            assert "result" in await client.call_raw(i, '{"n":%d}' % i)
+    process.kill()  # no clean close: what is still in the spool has not been chained
+    with anyio.CancelScope(shield=True):
+        await process.aclose()
+    for spool in (guard_home / "audit-spool").glob("*"):
+        spool.unlink()
+    result = cli("verify")
+    exported = cli("export", "--format", "jsonl").stdout
+    finished = [line for line in exported.splitlines() if '"call.finished"' in line]
+    assert len(finished) == 3 or result.returncode != 0, (
+        f"{3 - len(finished)} finished call(s) vanished with the spool and verify passed")
+
+
+async def test_a_store_replaced_wholesale_fails_the_anchored_head(tmp_path: Path, guard_home: Path) -> None:
+    await session(tmp_path)
+    anchor = cli("head").stdout.strip().split()[-1]
+    for name in ["guard.db", "guard.db-wal", "guard.db-shm", "audit.key"]:
+        (guard_home / name).unlink(missing_ok=True)
+    for spool in (guard_home / "audit-spool").glob("*"):
+        spool.unlink()
+    (tmp_path / "fresh").mkdir()
+    await session(tmp_path / "fresh", calls=6)  # a fresh store, as long or longer than the old one
+    assert cli("verify", "--expect", anchor).returncode != 0
