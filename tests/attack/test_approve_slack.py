@@ -11,7 +11,6 @@ import json
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
