@@ -184,3 +184,54 @@ async def test_a_persons_considered_decline_is_a_decline(tmp_path: Path, mode: s
     assert result.is_error
     assert "waiting for approval" not in text and "call again" not in text, (
         f"a person's decline after 0.8 s was taken for an automatic one ({mode}): {text}")
+
+
+async def test_a_session_grant_does_not_reach_another_live_session(tmp_path: Path, guard_home: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, approver, seen_a = await open_asked(tmp_path / "a", policy=SESSION, answer=APPROVE_SESSION)
+    second, decliner, seen_b = await open_asked(tmp_path / "b", policy=SESSION, answer=DECLINE)
+    try:
+        with anyio.fail_after(40):
+            assert "result" in await approver.call_raw(1, '{"env":"dev","n":1}')
+            await decliner.call_raw(1, '{"env":"dev","n":2}')
+    finally:
+        await stop(first)
+        await stop(second)
+    assert executed_args(seen_b) == [], "another client's live session ran on the first one's grant"
+    assert len(decliner.questions) == 1
+
+
+LATE_CLI = (
+    "version: 1\n"
+    "defaults: {action: allow, min_human_ms: 0}\n"
+    "rules:\n"
+    "  - name: send-needs-you\n"
+    "    match: {tool: send}\n"
+    "    action: approve\n"
+    "    approvers: user\n"
+    "    channels: [cli]\n"
+    "    timeout: 2\n"
+    "    wait: 1\n"
+)
+
+
+async def test_a_terminal_approval_after_the_policy_timeout_does_not_run_the_retry(
+        tmp_path: Path, guard_home: Path) -> None:
+    import getpass
+
+    me = getpass.getuser()
+    token = reviewer_token(guard_home, me, role="admin")
+    process, client, seen = await open_asked(tmp_path, policy=LATE_CLI, env={"MCP_GUARD_USER": me})
+    try:
+        with anyio.fail_after(60):
+            assert (await client.call_raw(1, '{"cmd":"late"}'))["result"]["isError"]
+            items = json.loads(review(guard_home, "list", "--json").stdout or "[]")
+            rid = str(items[0]["id"]) if items else ""
+            await anyio.sleep(2.5)  # let the rule's 2 s timeout pass: the approval below comes late
+            if rid:
+                review(guard_home, "approve", rid, token=token)
+            await client.call_raw(2, '{"cmd":"late"}')
+    finally:
+        await stop(process)
+    assert executed_args(seen) == [], "an approval given after the policy timeout ran the retried call"
