@@ -82,3 +82,15 @@ async def test_a_secret_in_a_decline_reason_is_nowhere_in_the_home(tmp_path: Pat
     await close(process)
     assert not seen.exists()
     assert leaks(guard_home, [key]) == []
+
+
+@pytest.mark.parametrize("joiner", ["/", "?k=", "_"])
+async def test_a_secret_in_a_resource_uri_is_nowhere_in_the_home(tmp_path: Path, guard_home: Path, joiner: str) -> None:
+    key = canary_key()
+    email = f"uri.{secrets.token_hex(4)}@example.com"
+    policy = "version: 1\ndefaults: {action: allow}\n"
+    process, client, _ = await open_asked(tmp_path, policy=policy)
+    with anyio.fail_after(60):
+        await client.request(1, "resources/read", {"uri": f"file:///srv/{email}/x{joiner}{key}"})
+    await close(process)
+    assert leaks(guard_home, [key, email]) == []
