@@ -7,7 +7,9 @@ value cannot be harmless on one and hostile on another. What counts:
 - control characters (C0, DEL, C1) and line breaks, ANSI escape sequences among them;
 - bidirectional controls (U+202A-U+202E, U+2066-U+2069, marks) that reorder what follows;
 - invisible characters: zero-width and format characters, tags, variation selectors, odd spaces,
-  blank letters (U+3164...), private-use, unassigned and surrogate code points.
+  blank letters (U+3164...), private-use, unassigned and surrogate code points;
+- decomposed text (not in Unicode NFC, or opening with a combining mark): "cafe" + U+0301 is
+  drawn like "caf\u00e9" yet is another string, so its combining marks are shown as escapes.
 """
 
 from __future__ import annotations
@@ -89,7 +91,25 @@ def escape(text: str, quote: bool = True) -> Escaped:
         kind = _learn(char)
         if kind is not None:
             found.add(kind)
-    return Escaped(text.translate(_QUOTED if quote else _BARE) if suspects else text, found)
+    if not suspects:
+        return Escaped(text, found)
+    shown = text.translate(_QUOTED if quote else _BARE)
+    marks = _decomposed(text, suspects)
+    if marks:
+        found.add("decomposed unicode (combining marks)")
+        shown = shown.translate(marks)
+    return Escaped(shown, found)
+
+
+def _decomposed(text: str, suspects: set[str]) -> dict[int, str]:
+    """Escapes for the combining marks of ``text`` when it is drawn like another string: it is not
+    in NFC, or it opens with a mark (which joins whatever is shown before it, a quote or a token)."""
+    marks = {ord(c): _code(c) for c in suspects if unicodedata.category(c)[0] == "M"}
+    if not marks:
+        return {}
+    if unicodedata.is_normalized("NFC", text) and ord(text[0]) not in marks:
+        return {}
+    return marks
 
 
 def one_line(text: str) -> str:

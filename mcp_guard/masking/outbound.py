@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Masked", "STRUCTURAL", "carries", "in_worker", "mask_message", "mask_tree", "off_loop", "parts", "weight_over"]
+__all__ = [
+    "GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_message", "mask_tree", "off_loop", "parts",
+    "weight_over",
+]
 
 # Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
 # numbers of a progress report), and ``requestState``, which only the client holds and returns
@@ -63,6 +66,14 @@ class Masked(dict):  # type: ignore[type-arg]
     """A result the pipeline has already masked as a whole tree (never built from wire data)."""
 
 
+class GuardQuestion(dict):  # type: ignore[type-arg]
+    """The params of the guard's own question to the person (an approval's elicitation), made by the
+    relay's asker from the canonical preview, never from wire data. The egress passes it unmasked: the
+    preview already hides secrets and shows vault values as placeholders, and masking it again would
+    show the person other text than the preview its digest was taken of (an address as <EMAIL_1>).
+    A JSON parser never builds this type, so an upstream's elicitation cannot pass as one."""
+
+
 def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[str, Any]:
     """A JSON-RPC message with everything the upstream could have put in it masked."""
     out = dict(message)
@@ -82,6 +93,8 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
 
 def mask_tree(masker: Masker, value: Any, origin: str) -> Any:
     """Every string in ``value`` masked, object keys too (:data:`STRUCTURAL` fields kept)."""
+    if isinstance(value, GuardQuestion):
+        return value
     if isinstance(value, str):
         return masker.text(value, origin)
     if isinstance(value, dict):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..masking.outbound import GuardQuestion
 from ..protocol import jsonrpc
 from ..pipeline import Call, NeedInput
 
@@ -38,7 +39,9 @@ class Asker:
         self.can_elicit_url = isinstance(caps, dict) and "url" in caps and not ctx.modern
 
     async def ask(self, key: str, method: str, params: dict[str, Any], timeout: float) -> Any:
+        """Ask the guard's own question; only the guard's hooks call this, never for an upstream."""
         ctx = self.ctx
+        params = GuardQuestion(params)  # marked ours: the egress does not mask the preview again
         if ctx.modern:
             if key in self.call.answers:
                 return self.call.answers.pop(key)  # the retry's answer, verified by the sealed state

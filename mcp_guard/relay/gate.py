@@ -29,9 +29,11 @@ from .state import Sealer
 if TYPE_CHECKING:
     from ..pipeline import Call
 
-__all__ = ["Admission", "Gate", "INVALID_STATE"]
+__all__ = ["ARGUMENTS_NOT_OBJECT", "Admission", "Gate", "INVALID_STATE", "check_arguments"]
 
 INVALID_STATE = "Invalid or expired requestState"
+ARGUMENTS_NOT_OBJECT = "arguments must be an object"
+_ARGUMENT_METHODS = ("tools/call", "prompts/get")
 _ENVELOPE = ("requestState", "inputResponses")
 
 
@@ -41,6 +43,16 @@ class Admission:
 
     resume: bridge.BridgedCall | None = None
     preapproved: bool = False
+
+
+def check_arguments(method: str, params: dict[str, Any]) -> None:
+    """Refuse ``arguments`` that are present and not an object, before anything reads them.
+
+    The pipeline sees arguments as a mapping (``Call.arguments`` reads anything else as ``{}``),
+    so a list, string, number or null would be previewed, bound and audited as ``{}`` while the
+    original went upstream. Raises RPCError(-32602)."""
+    if method in _ARGUMENT_METHODS and "arguments" in params and not isinstance(params["arguments"], dict):
+        raise RPCError(jsonrpc.INVALID_PARAMS, ARGUMENTS_NOT_OBJECT)
 
 
 class Gate:

@@ -27,7 +27,7 @@ from ..policy.paths import host_of
 from . import eras as bridge
 from .asker import Asker
 from .egress import Egress
-from .gate import INVALID_STATE, Admission, Gate
+from .gate import INVALID_STATE, Admission, Gate, check_arguments
 from .router import Router, decode_cursor, encode_cursor
 from .state import Sealer
 from .toward import DENIED, TowardClient
@@ -413,6 +413,7 @@ class Hub:
 
     def _admit(self, ctx: RequestContext, up: Upstream, call: Call) -> Admission:
         """Every request passes here, with or without hooks: the gate opens a 2026 retry's state."""
+        check_arguments(call.method, call.params)
         if not (ctx.modern and call.method in era.INPUT_REQUIRED_METHODS):
             return Admission()
         return self.gate.admit(call, up.name, session_id=ctx.session.id, stateless=ctx.session.stateless)
