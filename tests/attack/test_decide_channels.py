@@ -92,3 +92,51 @@ async def test_a_model_cannot_sign_its_own_slack_approval_with_a_secret_read_thr
     assert forged_status != 200, "the model's forged Slack click approved its own request"
     assert not first or first[0].is_error, "the self-signed call ran"
     assert not leaked, "the model read the Slack signing secret through an upstream tool"
+
+
+def slack_click(secret: str, rid: str, user: str) -> tuple[bytes, dict[str, str]]:
+    payload = {"type": "block_actions", "user": {"id": user}, "actions": [{"action_id": "approve", "value": rid}]}
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    ts = str(int(time.time()))
+    return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(secret, ts, body),
+                  "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_slack_clicks_from_the_requester_under_other_spellings_or_a_revoked_reviewer_decide_nothing(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    from tests.reviewing import review
+
+    signing = secrets.token_hex(16)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(REVIEWED_ECHO)
+    assert review(guard_home, "token", "create", "alice", "--role", "secops").returncode == 0
+    assert review(guard_home, "token", "revoke", "alice").returncode == 0  # alice has left the team
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    users = "U0C1=Carol,U0C2=\uff43arol,U0C3=carol ,U0ALICE=alice,U0NOBODY=nobody"
+    env = {"MCP_GUARD_USER": "carol", "MCP_GUARD_SLACK_SIGNING_SECRET": signing, "MCP_GUARD_SLACK_USERS": users}
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *probe()]
+    statuses: dict[str, int] = {}
+    async with background(argv, f"{base}/healthz", env=env):
+        with anyio.fail_after(60):
+            async with Client(f"{base}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                ids: list[str] = []
+
+                async def progress(done: float, total: float | None, message: str | None) -> None:
+                    ids.extend(re.findall(r"request ([0-9a-f]{8})", message or ""))
+
+                async def call() -> None:
+                    await client.call_tool("echo", {"message": "x"}, progress_callback=progress)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    while not ids:
+                        await anyio.sleep(0.05)
+                    async with httpx.AsyncClient() as http:
+                        for user in ("U0C1", "U0C2", "U0C3", "U0NOBODY", "U0ALICE"):
+                            body, headers = slack_click(signing, ids[0], user)
+                            answer = await http.post(f"{base}/slack/interactive", content=body, headers=headers)
+                            statuses[user] = answer.status_code
+                    tg.cancel_scope.cancel()
+    assert all(code != 200 for code in statuses.values()), f"a Slack click decided: {statuses}"
