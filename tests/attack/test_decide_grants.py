@@ -114,3 +114,38 @@ async def test_one_reviewer_approval_of_a_once_call_runs_one_of_two_identical_ca
                 for item in json.loads(review(guard_home, "list", "--json").stdout or "[]"):
                     review(guard_home, "deny", str(item["id"]), "--as", "bob", "--reason", "one was approved")
     assert runs(log).count("once") == 1, f"one `once` approval ran {runs(log).count('once')} calls"
+
+
+USER_ONCE_OR_TTL = """version: 1
+defaults: {{min_human_ms: 0, timeout: 60}}
+rules:
+  - match: {{tool: echo}}
+    action: approve
+    scope: {scope}
+"""
+
+
+@pytest.mark.parametrize(("allowed", "answered"), [("once", "session"), ("once", "ttl:10m"), ("ttl:1m", "ttl:1000h"),
+                                                   ("ttl:1m", "session"), ("once", "SESSION"), ("once", " session")])
+async def test_an_answer_cannot_widen_the_scope_past_what_the_policy_allows(
+    tmp_path: Path, guard_home: Path, allowed: str, answered: str
+) -> None:
+    log = tmp_path / "probe.log"
+    argv = guard(*probe(), policy=write_policy(tmp_path, USER_ONCE_OR_TTL.format(scope=allowed)))
+    wide = Person(scope=answered)
+    with anyio.fail_after(60):
+        async with connect(argv, "legacy", env={"PROBE_LOG": str(log)}, elicitation_callback=wide) as client:
+            first: Any = await client.call_tool("echo", {"message": "one"})
+            if not first.is_error:
+                wide.approve = False
+                await client.call_tool("echo", {"message": "one"})
+    if allowed == "once":
+        assert runs(log).count("one") <= 1, f"a {answered!r} answer widened a once-only rule"
+    else:
+        import subprocess
+        import sys
+        listed = subprocess.run([sys.executable, "-m", "mcp_guard", "grants", "list", "--json", "--all", "--home",
+                                 str(guard_home)], capture_output=True, text=True, timeout=30).stdout
+        grants = json.loads(listed or "[]")
+        assert all(g.get("scope") != "session" for g in grants), grants
+        assert all(float(g["expires"]) - float(g["created"]) <= 61 for g in grants), grants
