@@ -149,3 +149,46 @@ async def test_an_answer_cannot_widen_the_scope_past_what_the_policy_allows(
         grants = json.loads(listed or "[]")
         assert all(g.get("scope") != "session" for g in grants), grants
         assert all(float(g["expires"]) - float(g["created"]) <= 61 for g in grants), grants
+
+
+USER_THEN_REVIEWERS = """version: 1
+defaults: {min_human_ms: 0, timeout: 20}
+groups: {secops: [alice, bob]}
+rules:
+  - name: prod-needs-reviewers
+    match: {tool: echo, args: {"$.message": "prod*"}}
+    action: approve
+    approvers: reviewers
+    group: secops
+    quorum: 2
+  - name: echo-asks-the-user
+    match: {tool: echo}
+    action: approve
+    approvers: user
+    scope: session
+"""
+
+
+async def test_a_users_session_grant_never_satisfies_a_rule_that_needs_reviewers(tmp_path: Path, guard_home: Path) -> None:
+    log = tmp_path / "probe.log"
+    argv = guard(*probe(), policy=write_policy(tmp_path, USER_THEN_REVIEWERS))
+    yes = Person(scope="session")
+    with anyio.fail_after(60):
+        async with connect(argv, "legacy", env={"PROBE_LOG": str(log), "MCP_GUARD_USER": "carol"},
+                           elicitation_callback=yes) as client:
+            assert not (await client.call_tool("echo", {"message": "harmless"})).is_error  # the user grants the session
+            result: list[Any] = []
+
+            async def call() -> None:
+                result.append(await client.call_tool("echo", {"message": "prod: drop table"}))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call)
+                while not result:
+                    pending = json.loads(review(guard_home, "list", "--json").stdout or "[]")
+                    if pending:
+                        assert not pending[0].get("page_url"), "a reviewers request has a user's page link"
+                        review(guard_home, "deny", str(pending[0]["id"]), "--as", "bob", "--reason", "no")
+                        break
+                    await anyio.sleep(0.05)
+    assert "prod: drop table" not in runs(log), "the user's own session grant ran a call that needs two reviewers"
