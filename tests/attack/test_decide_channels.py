@@ -37,13 +37,16 @@ def text_of(result: Any) -> str:
     return json.dumps(result.model_dump(mode="json"))
 
 
-@pytest.mark.parametrize("name", ["MCP_GUARD_SLACK_SIGNING_SECRET", "MCP_GUARD_WEBHOOK_SECRET", "MCP_GUARD_SLACK_BOT_TOKEN"])
+@pytest.mark.parametrize(
+    "name", ["MCP_GUARD_SLACK_SIGNING_SECRET", "MCP_GUARD_WEBHOOK_SECRET", "MCP_GUARD_SLACK_BOT_TOKEN"]
+)
 async def test_a_deciders_channel_secret_in_the_guards_environment_never_reaches_an_upstream(name: str) -> None:
     canary = secrets.token_hex(16)  # shaped like a Slack signing secret; made at run time
     with anyio.fail_after(30):
         async with connect(guard(*probe()), env={name: canary}) as client:
             seen: Any = await client.call_tool("env", {"name": name})
-    assert canary not in text_of(seen), f"{name} was handed to the upstream"
+    handed_on = canary in text_of(seen)  # a bool, so a failure never prints the canary
+    assert not handed_on, f"{name} was handed to the upstream"
 
 
 async def test_a_model_cannot_sign_its_own_slack_approval_with_a_secret_read_through_an_upstream(
@@ -54,7 +57,11 @@ async def test_a_model_cannot_sign_its_own_slack_approval_with_a_secret_read_thr
     policy.write_text(REVIEWED_ECHO)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"MCP_GUARD_USER": "carol", "MCP_GUARD_SLACK_SIGNING_SECRET": signing, "MCP_GUARD_SLACK_USERS": "U0ALICE=alice"}
+    env = {
+        "MCP_GUARD_USER": "carol",
+        "MCP_GUARD_SLACK_SIGNING_SECRET": signing,
+        "MCP_GUARD_SLACK_USERS": "U0ALICE=alice",
+    }
     argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *probe()]
     async with background(argv, f"{base}/healthz", env=env):
         with anyio.fail_after(60):
@@ -69,8 +76,9 @@ async def test_a_model_cannot_sign_its_own_slack_approval_with_a_secret_read_thr
                     ids.extend(re.findall(r"request ([0-9a-f]{8})", message or ""))
 
                 async def call() -> None:
-                    first.append(await client.call_tool("echo", {"message": "approved by myself"},
-                                                        progress_callback=progress))
+                    first.append(
+                        await client.call_tool("echo", {"message": "approved by myself"}, progress_callback=progress)
+                    )
 
                 forged_status = 0
                 async with anyio.create_task_group() as tg:
@@ -78,12 +86,18 @@ async def test_a_model_cannot_sign_its_own_slack_approval_with_a_secret_read_thr
                     while not ids:
                         await anyio.sleep(0.05)
                     if leaked:
-                        payload = {"type": "block_actions", "user": {"id": "U0ALICE"},
-                                   "actions": [{"action_id": "approve", "value": ids[0]}]}
+                        payload = {
+                            "type": "block_actions",
+                            "user": {"id": "U0ALICE"},
+                            "actions": [{"action_id": "approve", "value": ids[0]}],
+                        }
                         body = urlencode({"payload": json.dumps(payload)}).encode()
                         ts = str(int(time.time()))
-                        headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(leaked, ts, body),
-                                   "Content-Type": "application/x-www-form-urlencoded"}
+                        headers = {
+                            "X-Slack-Request-Timestamp": ts,
+                            "X-Slack-Signature": slack_signature(leaked, ts, body),
+                            "Content-Type": "application/x-www-form-urlencoded",
+                        }
                         async with httpx.AsyncClient() as http:
                             answer = await http.post(f"{base}/slack/interactive", content=body, headers=headers)
                             forged_status = answer.status_code
@@ -91,15 +105,18 @@ async def test_a_model_cannot_sign_its_own_slack_approval_with_a_secret_read_thr
                         tg.cancel_scope.cancel()
     assert forged_status != 200, "the model's forged Slack click approved its own request"
     assert not first or first[0].is_error, "the self-signed call ran"
-    assert not leaked, "the model read the Slack signing secret through an upstream tool"
+    assert not bool(leaked), "the model read the Slack signing secret through an upstream tool"
 
 
 def slack_click(secret: str, rid: str, user: str) -> tuple[bytes, dict[str, str]]:
     payload = {"type": "block_actions", "user": {"id": user}, "actions": [{"action_id": "approve", "value": rid}]}
     body = urlencode({"payload": json.dumps(payload)}).encode()
     ts = str(int(time.time()))
-    return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(secret, ts, body),
-                  "Content-Type": "application/x-www-form-urlencoded"}
+    return body, {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": slack_signature(secret, ts, body),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 async def test_slack_clicks_from_the_requester_under_other_spellings_or_a_revoked_reviewer_decide_nothing(

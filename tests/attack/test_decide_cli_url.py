@@ -65,8 +65,14 @@ def catcher(host: str) -> ThreadingHTTPServer:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MCP_GUARD_REVIEW_TOKEN": CANARY}
-    return subprocess.run([sys.executable, "-m", "mcp_guard", "review", *args], capture_output=True, text=True,
-                          timeout=30, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "review", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("verb", ["list", "approve"])

@@ -73,14 +73,25 @@ async def test_a_session_grant_from_one_http_client_does_not_cover_another_http_
     log = tmp_path / "probe.log"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [PY, "-m", "mcp_guard", "serve", "--policy", write_policy(tmp_path, USER_SESSION), "--port", str(port), "--",
-            *probe()]
+    argv = [
+        PY,
+        "-m",
+        "mcp_guard",
+        "serve",
+        "--policy",
+        write_policy(tmp_path, USER_SESSION),
+        "--port",
+        str(port),
+        "--",
+        *probe(),
+    ]
     yes, no = Person(scope="session"), Person(approve=False)
     async with background(argv, f"{base}/healthz", env={"PROBE_LOG": str(log)}):
         with anyio.fail_after(60):
-            async with Client(f"{base}/mcp", mode=mode, cache=None, elicitation_callback=yes) as first:  # type: ignore[arg-type]
+            url: Any = f"{base}/mcp"
+            async with Client(url, mode=mode, cache=None, elicitation_callback=yes) as first:
                 assert not (await first.call_tool("echo", {"message": "granted"})).is_error
-                async with Client(f"{base}/mcp", mode=mode, cache=None, elicitation_callback=no) as second:  # type: ignore[arg-type]
+                async with Client(url, mode=mode, cache=None, elicitation_callback=no) as second:
                     other: Any = await second.call_tool("echo", {"message": "granted"})
     assert other.is_error and runs(log) == ["granted"], "another client ran on this client's session grant"
 
@@ -125,8 +136,17 @@ rules:
 """
 
 
-@pytest.mark.parametrize(("allowed", "answered"), [("once", "session"), ("once", "ttl:10m"), ("ttl:1m", "ttl:1000h"),
-                                                   ("ttl:1m", "session"), ("once", "SESSION"), ("once", " session")])
+@pytest.mark.parametrize(
+    ("allowed", "answered"),
+    [
+        ("once", "session"),
+        ("once", "ttl:10m"),
+        ("ttl:1m", "ttl:1000h"),
+        ("ttl:1m", "session"),
+        ("once", "SESSION"),
+        ("once", " session"),
+    ],
+)
 async def test_an_answer_cannot_widen_the_scope_past_what_the_policy_allows(
     tmp_path: Path, guard_home: Path, allowed: str, answered: str
 ) -> None:
@@ -144,8 +164,13 @@ async def test_an_answer_cannot_widen_the_scope_past_what_the_policy_allows(
     else:
         import subprocess
         import sys
-        listed = subprocess.run([sys.executable, "-m", "mcp_guard", "grants", "list", "--json", "--all", "--home",
-                                 str(guard_home)], capture_output=True, text=True, timeout=30).stdout
+
+        listed = subprocess.run(
+            [sys.executable, "-m", "mcp_guard", "grants", "list", "--json", "--all", "--home", str(guard_home)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
         grants = json.loads(listed or "[]")
         assert all(g.get("scope") != "session" for g in grants), grants
         assert all(float(g["expires"]) - float(g["created"]) <= 61 for g in grants), grants
@@ -169,13 +194,16 @@ rules:
 """
 
 
-async def test_a_users_session_grant_never_satisfies_a_rule_that_needs_reviewers(tmp_path: Path, guard_home: Path) -> None:
+async def test_a_users_session_grant_never_satisfies_a_rule_that_needs_reviewers(
+    tmp_path: Path, guard_home: Path
+) -> None:
     log = tmp_path / "probe.log"
     argv = guard(*probe(), policy=write_policy(tmp_path, USER_THEN_REVIEWERS))
     yes = Person(scope="session")
     with anyio.fail_after(60):
-        async with connect(argv, "legacy", env={"PROBE_LOG": str(log), "MCP_GUARD_USER": "carol"},
-                           elicitation_callback=yes) as client:
+        async with connect(
+            argv, "legacy", env={"PROBE_LOG": str(log), "MCP_GUARD_USER": "carol"}, elicitation_callback=yes
+        ) as client:
             assert not (await client.call_tool("echo", {"message": "harmless"})).is_error  # the user grants the session
             result: list[Any] = []
 

@@ -94,24 +94,54 @@ async def test_one_reviewer_with_a_token_revoked_and_remade_does_not_meet_a_quor
     assert result.is_error and not target.exists()
 
 
-@pytest.mark.parametrize("twin", ["ALICE", "alice ", "\uff41lice", "alice\u00a0", "al\u0131ce", "\u0430lice", "alice\u200b",
-                                  "alice\u00ad", "\u0430\u217c\u0456\u0441\u0435"])
+@pytest.mark.parametrize(
+    "twin",
+    [
+        "ALICE",
+        "alice ",
+        "\uff41lice",
+        "alice\u00a0",
+        "al\u0131ce",
+        "\u0430lice",
+        "alice\u200b",
+        "alice\u00ad",
+        "\u0430\u217c\u0456\u0441\u0435",
+    ],
+)
 def test_a_second_live_token_for_alice_under_a_lookalike_spelling_is_refused(guard_home: Path, twin: str) -> None:
     assert make_token(guard_home, "alice").returncode == 0
     second = make_token(guard_home, twin)
     assert second.returncode != 0 and "mgr_" not in second.stdout, f"a second token for {twin!r} was made"
 
 
-@pytest.mark.parametrize("first,second", [("stra\u00dfe", "STRASSE"), ("jos\u00e9", "jose\u0301"), ("\ufb01ona", "fiona"),
-                                          ("\u0130van", "i\u0307van")])
+@pytest.mark.parametrize(
+    "first,second",
+    [("stra\u00dfe", "STRASSE"), ("jos\u00e9", "jose\u0301"), ("\ufb01ona", "fiona"), ("\u0130van", "i\u0307van")],
+)
 def test_names_equal_after_nfkc_and_casefold_are_one_person(guard_home: Path, first: str, second: str) -> None:
     assert make_token(guard_home, first).returncode == 0
     again = make_token(guard_home, second)
     assert again.returncode != 0 and "mgr_" not in again.stdout
 
 
-@pytest.mark.parametrize("bad", ["", " ", "\u3000", "\u200b", "\u200balice", "al\u202eice", "ali\x1bce", "al\nice",
-                                 "al\rice", "al\u2066ice", "\ufeffalice", "alice\u0000"[:-1] + "\u0007", "a" * 10000])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        " ",
+        "\u3000",
+        "\u200b",
+        "\u200balice",
+        "al\u202eice",
+        "ali\x1bce",
+        "al\nice",
+        "al\rice",
+        "al\u2066ice",
+        "\ufeffalice",
+        "alice\u0000"[:-1] + "\u0007",
+        "a" * 10000,
+    ],
+)
 def test_invalid_reviewer_names_are_refused_when_the_token_is_made(guard_home: Path, bad: str) -> None:
     made = make_token(guard_home, bad)
     assert made.returncode != 0 and "mgr_" not in made.stdout, f"a token for {bad[:20]!r} was made"
@@ -122,21 +152,45 @@ async def test_a_typed_name_alone_decides_nothing(tmp_path: Path, guard_home: Pa
     bob = make_token(guard_home, "bob").stdout.strip()
 
     async def decide(rid: str) -> None:
-        for args, tok in ((("--as", "alice"), None), (("--as", "alice"), bob), ((), ""), ((), " "), ((), "mgr_"),
-                          ((), alice[:-1]), ((), alice + "x"), ((), alice.upper()), ((), " " + alice[4:])):
+        for args, tok in (
+            (("--as", "alice"), None),
+            (("--as", "alice"), bob),
+            ((), ""),
+            ((), " "),
+            ((), "mgr_"),
+            ((), alice[:-1]),
+            ((), alice + "x"),
+            ((), alice.upper()),
+            ((), " " + alice[4:]),
+        ):
             argv = ["approve", rid, *args]
             if args and tok is None:
                 import os
                 import subprocess
                 import sys
+
                 env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_REVIEW_TOKEN"}
-                done = subprocess.run([sys.executable, "-m", "mcp_guard", "review", *argv, "--home", str(guard_home)],
-                                      capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+                done = subprocess.run(
+                    [sys.executable, "-m", "mcp_guard", "review", *argv, "--home", str(guard_home)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                )
             else:
                 done = review(guard_home, *argv, token=tok)
             assert done.returncode != 0, (args, "a decision without alice's own token")
             assert status(guard_home, rid) == "pending"
-        assert review(guard_home, "deny", rid, token=bob, ).returncode == 0
+        assert (
+            review(
+                guard_home,
+                "deny",
+                rid,
+                token=bob,
+            ).returncode
+            == 0
+        )
 
     result, target = await reviewed_write(tmp_path, guard_home, "carol", decide)
     assert result.is_error and not target.exists()

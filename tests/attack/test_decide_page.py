@@ -19,11 +19,15 @@ from tests.reviewing import review
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_approval_page_decides_nothing_without_its_own_token_csrf_and_origin(tmp_path: Path, guard_home: Path) -> None:
+async def test_the_approval_page_decides_nothing_without_its_own_token_csrf_and_origin(
+    tmp_path: Path, guard_home: Path
+) -> None:
     target = tmp_path / "out.txt"
     result: list[Any] = []
     with anyio.fail_after(60):
-        async with connect(guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path, wait=40))) as client:
+        async with connect(
+            guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path, wait=40))
+        ) as client:
 
             async def call() -> None:
                 result.append(await client.call_tool("write_file", {"path": str(target), "content": "via page"}))
@@ -43,8 +47,10 @@ async def test_the_approval_page_decides_nothing_without_its_own_token_csrf_and_
                     forms = [
                         ({"csrf": csrf, "decision": "approve", "scope": "once"}, {"Origin": origin}),
                         ({"t": "", "csrf": csrf, "decision": "approve"}, {"Origin": origin}),
-                        ({"t": token[:-1] + ("0" if token[-1] != "0" else "1"), "csrf": csrf, "decision": "approve"},
-                         {"Origin": origin}),
+                        (
+                            {"t": token[:-1] + ("0" if token[-1] != "0" else "1"), "csrf": csrf, "decision": "approve"},
+                            {"Origin": origin},
+                        ),
                         ({"t": token, "decision": "approve"}, {"Origin": origin}),
                         ({"t": token, "csrf": "0" * len(csrf), "decision": "approve"}, {"Origin": origin}),
                         ({"t": token, "csrf": csrf, "decision": "approve"}, {"Origin": "http://127.0.0.1:1"}),
@@ -56,6 +62,8 @@ async def test_the_approval_page_decides_nothing_without_its_own_token_csrf_and_
                         await http.post(decide, data=form, headers=headers)
                         state = review(guard_home, "show", request["id"], "--json").stdout
                         assert '"pending"' in state, (sorted(form), headers, "a forged page form decided")
-                    done = await http.post(decide, data={"t": token, "csrf": csrf, "decision": "deny"}, headers={"Origin": origin})
+                    done = await http.post(
+                        decide, data={"t": token, "csrf": csrf, "decision": "deny"}, headers={"Origin": origin}
+                    )
                     assert done.status_code == 200
     assert result[0].is_error and not target.exists()

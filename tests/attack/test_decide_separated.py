@@ -19,7 +19,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_guards_store_is_not_readable_by_the_agent_even_in_a_home_left_open(
-    accounts: dict[str, Account], layout: dict[str, Path]  # noqa: F811
+    accounts: dict[str, Account],
+    layout: dict[str, Path],  # noqa: F811
 ) -> None:
     guard, agent = accounts["guard"], accounts["agent"]
     home = layout["home"]
