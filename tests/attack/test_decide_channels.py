@@ -157,3 +157,47 @@ async def test_slack_clicks_from_the_requester_under_other_spellings_or_a_revoke
                             statuses[user] = answer.status_code
                     tg.cancel_scope.cancel()
     assert all(code != 200 for code in statuses.values()), f"a Slack click decided: {statuses}"
+
+
+REVIEWED_BY_SECOPS = """version: 1
+defaults: {timeout: 120}
+groups: {secops: [alice, bob]}
+rules:
+  - name: echo-is-reviewed
+    match: {tool: echo}
+    action: approve
+    approvers: reviewers
+    group: secops
+"""
+
+
+async def test_a_slack_user_outside_the_rules_group_decides_nothing(tmp_path: Path, guard_home: Path) -> None:
+    signing = secrets.token_hex(16)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(REVIEWED_BY_SECOPS)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"MCP_GUARD_USER": "carol", "MCP_GUARD_SLACK_SIGNING_SECRET": signing, "MCP_GUARD_SLACK_USERS": "U0M=mallory"}
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *probe()]
+    status = 0
+    async with background(argv, f"{base}/healthz", env=env):
+        with anyio.fail_after(60):
+            url: Any = f"{base}/mcp"
+            async with Client(url, mode="legacy", cache=None) as client:
+                ids: list[str] = []
+
+                async def progress(done: float, total: float | None, message: str | None) -> None:
+                    ids.extend(re.findall(r"request ([0-9a-f]{8})", message or ""))
+
+                async def call() -> None:
+                    await client.call_tool("echo", {"message": "x"}, progress_callback=progress)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    while not ids:
+                        await anyio.sleep(0.05)
+                    body, headers = slack_click(signing, ids[0], "U0M")
+                    async with httpx.AsyncClient() as http:
+                        status = (await http.post(f"{base}/slack/interactive", content=body, headers=headers)).status_code
+                    tg.cancel_scope.cancel()
+    assert status != 200, "mallory, mapped in Slack but not in the rule's group, decided"
