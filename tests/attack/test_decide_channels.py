@@ -198,6 +198,7 @@ async def test_a_slack_user_outside_the_rules_group_decides_nothing(tmp_path: Pa
                         await anyio.sleep(0.05)
                     body, headers = slack_click(signing, ids[0], "U0M")
                     async with httpx.AsyncClient() as http:
-                        status = (await http.post(f"{base}/slack/interactive", content=body, headers=headers)).status_code
+                        answer = await http.post(f"{base}/slack/interactive", content=body, headers=headers)
+                        status = answer.status_code
                     tg.cancel_scope.cancel()
     assert status != 200, "mallory, mapped in Slack but not in the rule's group, decided"
