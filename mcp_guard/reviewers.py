@@ -85,6 +85,19 @@ class Reviewers:
         rows = self.store.query("SELECT name, role FROM reviewer_tokens WHERE hash=? AND revoked IS NULL", (_digest(token),))
         return (rows[0]["name"], rows[0]["role"]) if rows else None
 
+    def live(self, name: str) -> tuple[str, str] | None:
+        """(name, role) of the live token held by ``name`` (in its canonical form), or None.
+
+        For channels that name their decider instead of presenting a token (a Slack user id mapped
+        to a name): the name only counts while a token for it is live, so ``review token revoke``
+        ends that person's decisions at once, and the role is the token's, never configured."""
+        if not name:
+            return None
+        for row in self.store.query("SELECT name, role FROM reviewer_tokens WHERE revoked IS NULL ORDER BY created"):
+            if same_person(row["name"], name):
+                return row["name"], row["role"]
+        return None
+
     def list(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.store.query("SELECT name, role, created, revoked FROM reviewer_tokens ORDER BY created")]
 
