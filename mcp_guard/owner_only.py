@@ -47,12 +47,16 @@ def private_home(home: Path) -> None:
 
 
 def private_file(path: Path) -> None:
-    """Create ``path`` 0600 if missing; narrow an existing one of ours that others could open."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Create ``path`` 0600 if missing; narrow an existing one of ours that others could open.
+
+    An existing file is never opened here: closing any descriptor of a database drops every
+    POSIX lock this process holds on it, the locks SQLite's open connections rely on."""
     try:
-        info = os.fstat(fd)
-        if info.st_mode & OTHERS and info.st_uid == os.geteuid():
-            logger.warning("%s was open to other accounts (mode %o): narrowed to 600", path, stat.S_IMODE(info.st_mode))
-            os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~OTHERS)
-    finally:
-        os.close(fd)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    info = path.stat()
+    if info.st_mode & OTHERS and info.st_uid == os.geteuid():
+        logger.warning("%s was open to other accounts (mode %o): narrowed to 600", path, stat.S_IMODE(info.st_mode))
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~OTHERS)
