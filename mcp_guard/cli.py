@@ -379,8 +379,9 @@ def _review_routes():  # type: ignore[no-untyped-def]
         from .web.slack import SlackCallback
 
         approvals = Approvals(store)
-        review = ReviewApp(approvals, Reviewers(store), load_key(store.home, "web.key"), origins).routes()
-        return review + SlackCallback(approvals, Audit(store)).routes()
+        reviewers = Reviewers(store)
+        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins).routes()
+        return review + SlackCallback(approvals, reviewers, Audit(store)).routes()
 
     return build
 

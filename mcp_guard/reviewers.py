@@ -19,9 +19,10 @@ import time
 import unicodedata
 from typing import Any
 
+from .approval.escape import skeleton
 from .store import Store
 
-__all__ = ["Reviewers", "canonical", "same_person", "valid_name"]
+__all__ = ["Reviewers", "canonical", "looks_alike", "same_person", "valid_name"]
 
 # How long a web sign-in lasts at most.
 SESSION_S = 8 * 3600
@@ -36,6 +37,13 @@ def canonical(name: str) -> str:
 
 def same_person(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and canonical(a) == canonical(b)
+
+
+def looks_alike(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are drawn alike once canonical (Cyrillic ``а``, dotless ``ı``,
+    Roman numeral ``ⅼ`` for Latin letters): a second person under such a name could pass for
+    the first on the page, in Slack or in the audit."""
+    return skeleton(canonical(a)).casefold() == skeleton(canonical(b)).casefold()
 
 
 def valid_name(name: str, what: str = "reviewer name") -> str:
@@ -72,6 +80,12 @@ class Reviewers:
             live = db.execute("SELECT name FROM reviewer_tokens WHERE revoked IS NULL").fetchall()
             if any(same_person(row[0], name) for row in live):
                 raise ValueError(f"a live reviewer token for {name!r} exists already: revoke it first to replace it")
+            twin = next((row[0] for row in live if looks_alike(row[0], name)), None)
+            if twin is not None:
+                raise ValueError(
+                    f"{ascii(name)} looks like {ascii(twin)}, who holds a live reviewer token: choose a name"
+                    " that cannot be mistaken for theirs"
+                )
             db.execute(
                 "INSERT INTO reviewer_tokens (hash, name, role, created) VALUES (?,?,?,?)",
                 (_digest(token), name, role, time.time()),
@@ -84,6 +98,19 @@ class Reviewers:
             return None
         rows = self.store.query("SELECT name, role FROM reviewer_tokens WHERE hash=? AND revoked IS NULL", (_digest(token),))
         return (rows[0]["name"], rows[0]["role"]) if rows else None
+
+    def live(self, name: str) -> tuple[str, str] | None:
+        """(name, role) of the live token held by ``name`` (in its canonical form), or None.
+
+        For channels that name their decider instead of presenting a token (a Slack user id mapped
+        to a name): the name only counts while a token for it is live, so ``review token revoke``
+        ends that person's decisions at once, and the role is the token's, never configured."""
+        if not name:
+            return None
+        for row in self.store.query("SELECT name, role FROM reviewer_tokens WHERE revoked IS NULL ORDER BY created"):
+            if same_person(row["name"], name):
+                return row["name"], row["role"]
+        return None
 
     def list(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.store.query("SELECT name, role, created, revoked FROM reviewer_tokens ORDER BY created")]

@@ -32,6 +32,7 @@ import anyio.lowlevel
 
 from . import settings
 from .errors import GuardError
+from .owner_only import private_file, private_home
 
 __all__ = ["PostgresStore", "Store", "StoreError", "guard_home", "open_store"]
 
@@ -201,7 +202,7 @@ class Store:
         self.where = str(self.path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._private_files(path is None)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=10000")
@@ -211,6 +212,18 @@ class Store:
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the mcp-guard store at {self.path}: {exc}") from exc
+
+    def _private_files(self, default_path: bool) -> None:
+        """The home (when the store is in it) owner-only, the database and its companions 0600."""
+        if default_path or self.path.parent.resolve() == guard_home().resolve():
+            private_home(self.path.parent)
+        else:  # a store path of the user's choosing: its folder may be shared (/tmp), leave it be
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_file(self.path)
+        for companion in ("-wal", "-shm", "-journal"):
+            extra = self.path.with_name(self.path.name + companion)
+            if extra.exists():
+                private_file(extra)
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Escaped", "escape", "escape_key", "key_lookalike", "one_line", "same_skeleton"]
+__all__ = ["Escaped", "escape", "escape_key", "key_lookalike", "one_line", "same_skeleton", "skeleton"]
 
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -120,8 +120,8 @@ def one_line(text: str) -> str:
 # Letters of other scripts drawn like Latin ones: a small table, enough for keys, not a full
 # confusables list (NFKC already folds fullwidth and compatibility forms).
 _LOOKALIKE = str.maketrans(
-    "аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХІЈЅαονικρυΑΒΕΖΗΙΚΜΝΟΡΤΧΥ",
-    "aeopcyxijshdqwlABEKMHOPCTXIJSaovikpuABEZHIKMNOPTXY",
+    "аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХІЈЅαονικρυΑΒΕΖΗΙΚΜΝΟΡΤΧΥıɩɑɡ",
+    "aeopcyxijshdqwlABEKMHOPCTXIJSaovikpuABEZHIKMNOPTXYiiag",
 )
 _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
 
@@ -129,6 +129,12 @@ _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
 def _skeleton(key: str) -> str:
     folded = unicodedata.normalize("NFKC", key).translate(_LOOKALIKE)
     return "".join(c for c in folded if not _hidden(c))
+
+
+def skeleton(text: str) -> str:
+    """What ``text`` looks like: NFKC, lookalike letters of other scripts as their Latin twin,
+    invisible characters dropped. Two texts with one skeleton are hard to tell apart on a screen."""
+    return _skeleton(text)
 
 
 def key_lookalike(key: str) -> str | None:

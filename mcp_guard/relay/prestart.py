@@ -21,18 +21,24 @@ _Key = tuple[tuple[str, ...], str | None, tuple[tuple[str, str], ...]]
 _waiting: dict[_Key, subprocess.Popen[bytes]] = {}
 
 
-# Credentials of the people who decide: an upstream (or anything it runs) holding one could
-# approve calls, so they are never handed on, whether inherited or configured.
-WITHHELD = ("MCP_GUARD_REVIEW_TOKEN",)
+# The guard's own settings, credentials of the people who decide among them (review token, Slack
+# signing secret and bot token, webhook secret, web keys): an upstream (or anything it runs)
+# holding one could approve calls or forge a decider's click. No upstream needs any of them, so
+# every variable with this prefix is withheld, whether inherited or configured, and a setting
+# added later is withheld without anyone remembering to list it.
+WITHHELD_PREFIX = "MCP_GUARD_"
+
+
+def withheld(name: str) -> bool:
+    """Whether the variable ``name`` is kept from upstreams (case-insensitively: Windows is)."""
+    return name.upper().startswith(WITHHELD_PREFIX)
 
 
 def upstream_env(configured: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment an upstream process gets: the guard's own and its configured variables,
-    less the credentials in :data:`WITHHELD`."""
+    less every ``MCP_GUARD_*`` one."""
     env = {**os.environ, **(configured or {})}
-    for name in WITHHELD:
-        env.pop(name, None)
-    return env
+    return {name: value for name, value in env.items() if not withheld(name)}
 
 
 def _key(argv: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> _Key:

@@ -2,12 +2,14 @@
 
 Verified as Slack signs it: ``X-Slack-Signature: v0=HMAC-SHA256(signing secret,
 "v0:{X-Slack-Request-Timestamp}:{raw body}")``, with the timestamp within five minutes (no
-replays). The Slack user id maps to a reviewer name (``MCP_GUARD_SLACK_USERS="U123=alice,..."``);
-an unknown user is refused. Every refusal is written to the audit trail.
+replays). The Slack user id maps to a reviewer name (``MCP_GUARD_SLACK_USERS="U123=alice,..."``),
+and that name decides only while it holds a live reviewer token (``review token create``): the
+role is the token's, and ``review token revoke`` ends the person's Slack decisions on the next
+click. A click from an unmapped user, or one mapped to a name with no live token, decides
+nothing. Every refusal is written to the audit trail.
 
     MCP_GUARD_SLACK_SIGNING_SECRET   the app's signing secret
     MCP_GUARD_SLACK_USERS            Slack user id = reviewer name, comma-separated
-    MCP_GUARD_SLACK_ROLE             the role those reviewers decide with (default: admin)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from starlette.routing import Route
 from .. import settings
 from ..approval.escape import one_line
 from ..approvals import Approvals, may_decide
+from ..reviewers import Reviewers
 
 # Slack's own advice: refuse requests whose timestamp is more than five minutes off.
 MAX_SKEW_S = 300
@@ -42,13 +45,16 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class SlackCallback:
-    def __init__(self, approvals: Approvals, audit: Any, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, approvals: Approvals, reviewers: Reviewers, audit: Any, env: dict[str, str] | None = None
+    ) -> None:
         env = dict(settings.current().environ if env is None else env)
         self.approvals = approvals
+        self.reviewers = reviewers
         self.audit = audit
         self.secret = env.get("MCP_GUARD_SLACK_SIGNING_SECRET", "")
-        self.role = env.get("MCP_GUARD_SLACK_ROLE", "admin")
-        self.users = dict(pair.split("=", 1) for pair in env.get("MCP_GUARD_SLACK_USERS", "").split(",") if "=" in pair)
+        pairs = (pair.split("=", 1) for pair in env.get("MCP_GUARD_SLACK_USERS", "").split(",") if "=" in pair)
+        self.users = {user.strip(): name for user, name in pairs}
 
     def routes(self) -> list[Route]:
         return [Route("/slack/interactive", self.interactive, methods=["POST"])] if self.secret else []
@@ -72,13 +78,19 @@ class SlackCallback:
             slack_user = payload["user"]["id"]
         except (KeyError, IndexError, ValueError, TypeError):
             return self._refuse(400, "not an interactive payload", {})
-        name = self.users.get(slack_user)
-        if name is None:
+        mapped = self.users.get(str(slack_user))
+        if mapped is None:
             return self._refuse(403, "unknown Slack user", {"slack_user": str(slack_user)[:40]})
+        # Looked up on every click, so a revoked token stops the next one.
+        who = self.reviewers.live(mapped)
+        if who is None:
+            detail = {"slack_user": str(slack_user)[:40], "reviewer": one_line(mapped)[:64]}
+            return self._refuse(403, "no live reviewer token for this Slack user's name", detail)
+        name, role = who
         request = self.approvals.get(str(action.get("value", "")))
         if request is None:
             return self._refuse(404, "unknown request", {"reviewer": name})
-        refusal = may_decide(request, name, self.role)
+        refusal = may_decide(request, name, role)
         if refusal:
             return self._refuse(403, refusal, {"reviewer": name, "request": request.id})
         approve = action.get("action_id") == "approve"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -22,7 +23,8 @@ from mcp import Client
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from mcp_guard.web.slack import slack_signature
-from tests.conftest import PY, background, free_port, node_server
+from tests.conftest import PY, background, free_port, node_server, probe
+from tests.reviewing import review, reviewer_token
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +104,8 @@ async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_p
     api = f"http://127.0.0.1:{stand_in.server_address[1]}"
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICY)
+    reviewer_token(guard_home, "alice")
+    reviewer_token(guard_home, "carol")  # the requester, with a token of her own: still refused
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -162,3 +166,58 @@ async def test_a_pending_call_goes_to_slack_and_a_signed_click_approves_it(tmp_p
     assert "cannot decide it" in refused[3]
     finished = [json.loads(line)["body"] for line in audit.splitlines() if '"call.finished"' in line]
     assert finished[-1]["channel"] == "slack" and finished[-1]["approver"] == "alice"
+
+
+REVIEWED_BY_SECOPS = """version: 1
+defaults: {timeout: 120}
+rules:
+  - name: echo-is-reviewed
+    match: {tool: echo}
+    action: approve
+    approvers: reviewers
+    group: secops
+"""
+
+
+async def test_a_slack_click_decides_with_the_tokens_role_and_stops_the_moment_the_token_is_revoked(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(REVIEWED_BY_SECOPS)
+    reviewer_token(guard_home, "alice", role="secops")
+    reviewer_token(guard_home, "dave", role="finance")  # a live token, but for another group
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"MCP_GUARD_USER": "carol", "MCP_GUARD_SLACK_SIGNING_SECRET": SECRET,
+           "MCP_GUARD_SLACK_USERS": "U0ALICE=alice,U0DAVE=dave", "MCP_GUARD_SLACK_ROLE": "admin"}
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), "--", *probe()]
+    statuses: list[int] = []
+    async with background(argv, f"{base}/healthz", env=env):
+        with anyio.fail_after(60):
+            async with Client(f"{base}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                ids: list[str] = []
+
+                async def progress(done: float, total: float | None, message: str | None) -> None:
+                    ids.extend(re.findall(r"request ([0-9a-f]{8})", message or ""))
+
+                async def call() -> None:
+                    await client.call_tool("echo", {"message": "x"}, progress_callback=progress)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    while not ids:
+                        await anyio.sleep(0.05)
+                    async with httpx.AsyncClient() as http:
+                        url = f"{base}/slack/interactive"
+                        # dave's token says finance: the old MCP_GUARD_SLACK_ROLE=admin gives him nothing.
+                        body, headers = signed(click(ids[0], "approve", "U0DAVE"))
+                        statuses.append((await http.post(url, content=body, headers=headers)).status_code)
+                        assert review(guard_home, "token", "revoke", "alice").returncode == 0  # while serving
+                        body, headers = signed(click(ids[0], "approve", "U0ALICE"))
+                        statuses.append((await http.post(url, content=body, headers=headers)).status_code)
+                    tg.cancel_scope.cancel()
+    assert statuses == [403, 403], statuses
+    audit = subprocess.run([sys.executable, "-m", "mcp_guard", "audit", "export", "--home", str(guard_home)],
+                           capture_output=True, text=True).stdout
+    refused = [json.loads(line)["body"]["reason"] for line in audit.splitlines() if '"review.refused"' in line]
+    assert "may not decide" in refused[0] and refused[1] == "no live reviewer token for this Slack user's name"
