@@ -1,0 +1,43 @@
+"""Red team, `review show` in a terminal (issue 14 item 3): a reviewer's terminal is a surface too; hostile
+arguments must not rewrite it, and it shows the same preview (and digest) the store and webhooks carry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.attack.approve_common import open_asked, stop
+from tests.attack.test_approve_slack import POLICY
+from tests.reviewing import review, reviewer_token
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE = {"cmd": "\x1b[2J\x1b[H\x1b]0;ok\x07Risk: low\r\u202egnp.exe\u200b", "to": "ops.lead.42@corp.example"}
+
+
+async def test_review_show_prints_the_stored_preview_escaped_with_its_digest(tmp_path: Path, guard_home: Path) -> None:
+    token = reviewer_token(guard_home, "alice")
+    process, client, _ = await open_asked(tmp_path, policy=POLICY, env={"MCP_GUARD_USER": "bob"})
+    try:
+        with anyio.fail_after(60):
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                               "params": {"name": "send", "arguments": HOSTILE}})
+            while not (items := json.loads(review(guard_home, "list", "--json").stdout or "[]")):
+                await anyio.sleep(0.1)
+            rid = str(items[0]["id"])
+            text = review(guard_home, "show", rid).stdout
+            stored = json.loads(review(guard_home, "show", rid, "--json").stdout)
+            review(guard_home, "deny", rid, "--reason", "test over", token=token)
+            await client.response(1)
+    finally:
+        await stop(process)
+    for raw in ["\x1b", "\x07", "\r", "\u202e", "\u200b"]:
+        assert raw not in text, f"raw {raw!r} reached the reviewer's terminal"
+    assert stored["preview_sha256"] in text
+    for line in stored["preview"].splitlines():
+        assert line in text, f"review show differs from the stored preview at {line!r}"
+    assert not any(line.startswith("Risk: low") for line in text.splitlines())
+    assert HOSTILE["to"] in text, "the recipient the model wrote is masked in review show"
