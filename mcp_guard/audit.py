@@ -7,7 +7,9 @@ under a key in ``MCP_GUARD_HOME`` (``audit.key``) at every close, every ``SEAL_E
 and at most ``SEAL_INTERVAL_S`` after a record arrives, and ``verify`` fails when the chain no
 longer reaches a sealed head. Someone who can rewrite the store and the key can rewrite the
 seals too: ``audit head`` prints the sealed head for keeping elsewhere, and ``verify --expect``
-proves the chain still holds it. The key is never silently made anew while records exist.
+proves the chain still holds it. Each seal is also written to ``audit.head`` beside the key, so
+cutting whole sessions with their seals out of the store is caught without an outside anchor by
+anyone who lacks the key. The key is never silently made anew while records exist.
 
 Each spool is announced in the chain when it opens (``audit.spool_opened``) and when it is done
 (``audit.spool_closed``), so a spool that vanished before its records were chained is named.
