@@ -7,7 +7,9 @@ under a key in ``MCP_GUARD_HOME`` (``audit.key``) at every close, every ``SEAL_E
 and at most ``SEAL_INTERVAL_S`` after a record arrives, and ``verify`` fails when the chain no
 longer reaches a sealed head. Someone who can rewrite the store and the key can rewrite the
 seals too: ``audit head`` prints the sealed head for keeping elsewhere, and ``verify --expect``
-proves the chain still holds it. The key is never silently made anew while records exist.
+proves the chain still holds it. Each seal is also written to ``audit.head`` beside the key, so
+cutting whole sessions with their seals out of the store is caught without an outside anchor by
+anyone who lacks the key. The key is never silently made anew while records exist.
 
 Each spool is announced in the chain when it opens (``audit.spool_opened``) and when it is done
 (``audit.spool_closed``), so a spool that vanished before its records were chained is named.
@@ -54,6 +56,8 @@ GENESIS = "0" * 64
 SEAL_EVERY = 100
 # A record is sealed no later than this after it was chained (a running guard's writer seals).
 SEAL_INTERVAL_S = 2.0
+# The newest sealed head, also kept outside the store (beside audit.key): "SEQ:HASH:HMAC".
+HEAD_FILE = "audit.head"
 
 __all__ = ["Audit", "KeyMissing", "Problem", "digest", "parse_head"]
 
@@ -131,11 +135,14 @@ class Audit:
         self.spool: Spool | None = None
         self._sealed_at = float("-inf")  # when this process last sealed the head
         self.unsealed = False  # records chained here since that seal
+        self._unpublished: tuple[int, str, str] | None = None  # sealed in a transaction, not yet in HEAD_FILE
 
     def append(self, kind: str, body: dict[str, Any]) -> int:
         """Chain one record now; returns its sequence number. Raises StoreError if it cannot be written."""
         with self.store.transaction() as db:
-            return self._chain(db, [(round(time.time(), 6), kind, scrub_body(body))])
+            seq = self._chain(db, [(round(time.time(), 6), kind, scrub_body(body))])
+        self._publish_head()
+        return seq
 
     def record(self, kind: str, body: dict[str, Any]) -> str:
         """Keep one record: spooled when this process has a spool, else chained now. Returns its id."""
@@ -171,7 +178,8 @@ class Audit:
             if row is None:
                 return None
             self._seal_row(db, row[0], row[1])
-            return int(row[0])
+        self._publish_head()
+        return int(row[0])
 
     def head(self) -> tuple[int, str] | None:
         """The newest sealed head (seq, hash), or None when nothing was sealed."""
@@ -196,6 +204,26 @@ class Audit:
             " ON CONFLICT (seq) DO UPDATE SET hash=excluded.hash, ts=excluded.ts, mac=excluded.mac",
             (seq, head, time.time(), mac),
         )
+        self._unpublished = (seq, head, mac)
+
+    def _publish_head(self) -> None:
+        """After the sealing transaction committed: the sealed head also goes to HEAD_FILE.
+
+        A file beside audit.key, outside the store: cutting whole sessions off the store together
+        with their seals no longer leaves a chain that verifies, unless the file is rewritten too,
+        which needs the key for its HMAC. Never lowered: a slower guard does not undo a newer head."""
+        if self._unpublished is None:
+            return
+        seq, head, mac = self._unpublished
+        self._unpublished = None
+        path = self.store.home / HEAD_FILE
+        current = _read_head_file(path)
+        if current is not None and current[0] > seq and self._seal_mac(current[0], current[1]) == current[2]:
+            return
+        try:
+            _write_private(path, f"{seq}:{head}:{mac}\n")
+        except OSError as exc:
+            logger.error("could not write the sealed audit head to %s: %s", path, exc)
 
     # -- spools ---------------------------------------------------------------------------------
 
@@ -226,6 +254,7 @@ class Audit:
                 "INSERT INTO audit_spools (name, folded) VALUES (?,?) ON CONFLICT (name) DO UPDATE SET folded=excluded.folded",
                 (name, todo[-1]["n"]),
             )
+        self._publish_head()
         return len(todo)
 
     def fold_spools(self) -> int:
@@ -313,6 +342,7 @@ class Audit:
             _track_spool(spools, seq, row["kind"], body)
         return (
             self._check_heads(hashes, last_seq)
+            or self._check_head_file(hashes, last_seq)
             or _check_expected(hashes, last_seq, expect)
             or self._check_spools(spools)
         )
@@ -331,6 +361,26 @@ class Audit:
                 return Problem(head["seq"], f"record {head['seq']} differs from the sealed one")
         return None
 
+    def _check_head_file(self, hashes: dict[int, str], last_seq: int) -> Problem | None:
+        """The chain must reach the head last sealed to HEAD_FILE (see :meth:`_publish_head`)."""
+        path = self.store.home / HEAD_FILE
+        sealed = _read_head_file(path)
+        if sealed is None:
+            # A shared (PostgreSQL) chain may be sealed only by other hosts: there, a missing file proves nothing.
+            if last_seq and self.key and getattr(self.store, "dialect", "sqlite") == "sqlite":
+                return Problem(None, f"the chain has {last_seq} records, but the sealed head file {path} is missing "
+                                     "or unreadable: it was removed, perhaps with records cut off the end")
+            return None
+        seq, head, mac = sealed
+        if not hmac.compare_digest(self._seal_mac(seq, head), mac):
+            return Problem(seq, f"the sealed head in {path} is not valid: it was tampered with")
+        if seq > last_seq:
+            return Problem(last_seq + 1, f"the chain ends at record {last_seq}, but record {seq} was sealed "
+                                         f"(in {path.name}): records and their seals were cut off the end")
+        if hashes.get(seq) != head:
+            return Problem(seq, f"record {seq} differs from the head sealed in {path.name}")
+        return None
+
     def _check_spools(self, spools: dict[str, int]) -> Problem | None:
         """A spool of this host announced, never closed, and gone: its unchained records are lost."""
         mine = f"{socket.gethostname()}-"
@@ -339,6 +389,29 @@ class Audit:
                 return Problem(seq, f"the audit spool {name} (opened at record {seq}) vanished before it was closed: "
                                     "records in it may be lost")
         return None
+
+
+def _read_head_file(path: Path) -> tuple[int, str, str] | None:
+    """(seq, hash, mac) from HEAD_FILE, or None when it is missing or not one."""
+    try:
+        seq, head, mac = path.read_text().strip().split(":")
+        return int(seq), head, mac
+    except (OSError, ValueError):
+        return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by the owner only."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _track_spool(spools: dict[str, int], seq: int, kind: str, body: Any) -> None:

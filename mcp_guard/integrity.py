@@ -112,13 +112,22 @@ def _redacted(value: Any) -> Any:
     return value
 
 
+def pin_name(name: str) -> str:
+    """The key a tool is pinned under: its name, or when the name holds a detected secret the
+    masked name plus a short digest of the raw one (two such tools keep two pins; no raw value stored)."""
+    masked = _redacted(name)
+    if masked == name:
+        return name
+    return f"{masked}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
 class Pins:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def check(self, server: str, tool: dict[str, Any], findings: list[Finding], hold_new: bool) -> str:
         """Pin or compare a definition; returns "ok", "new-held", or "changed"."""
-        name = str(tool.get("name"))
+        name = pin_name(str(tool.get("name")))
         digest = definition_hash(tool)  # of the raw definition: any change is seen
         # What is kept to show a reviewer has its sensitive values masked: a server may put keys
         # or addresses in descriptions, and the store never holds a raw value.
@@ -143,8 +152,8 @@ class Pins:
         """Accept pending changes (and held new tools) of a server, or of one tool."""
         where, args = "server=?", [server]
         if tool:
-            where += " AND tool=?"
-            args.append(tool)
+            where += " AND tool IN (?,?)"
+            args += [tool, pin_name(tool)]  # the raw name as given, or the key it was pinned under
         now = time.time()
         changed = self.store.execute(
             f"UPDATE pins SET hash=pending_hash, definition=pending_definition, pending_hash=NULL, pending_definition=NULL, changed=NULL, accepted=? WHERE {where} AND pending_hash IS NOT NULL",

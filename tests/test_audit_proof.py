@@ -5,6 +5,8 @@ raw secret anywhere in the guard's home, whichever field of a call it was plante
 from __future__ import annotations
 
 import getpass
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -98,9 +100,16 @@ def test_verify_expect_catches_a_cut_below_the_anchored_head_and_a_chain_replace
     assert head.startswith("10:") and len(head) == 3 + 64
     assert cli(guard_home, "audit", "verify", "--expect", head).returncode == 0
     db = guard_home / "guard.db"
-    # Cut records and the seals that would give it away: only the anchored head can tell.
+    # Cut records and the seals that would give it away. Without the key audit.head still tells (see
+    # test_cutting_the_tail_and_its_seals_without_the_key_is_caught_by_the_head_file); with the key the
+    # attacker rewrites audit.head too, and only the anchored head can tell.
     sql(db, "DELETE FROM audit WHERE seq > 6")
     sql(db, "DELETE FROM audit_heads WHERE seq > 6")
+    assert cli(guard_home, "audit", "verify").returncode == 1
+    [(hash6,)] = sql(db, "SELECT hash FROM audit WHERE seq = 6")
+    key = bytes.fromhex((guard_home / "audit.key").read_text().strip())
+    mac = hmac.new(key, f"6:{hash6}".encode(), hashlib.sha256).hexdigest()
+    (guard_home / "audit.head").write_text(f"6:{hash6}:{mac}\n")
     assert cli(guard_home, "audit", "verify").returncode == 0
     cut = cli(guard_home, "audit", "verify", "--expect", head)
     assert cut.returncode == 1 and "record 7" in cut.stderr
@@ -236,3 +245,46 @@ async def test_secrets_planted_in_every_field_of_a_call_reach_no_file_in_the_gua
         for field, canary in canaries.items() if canary.encode() in path.read_bytes()
     }
     assert found == set(), found  # names the field and file, never the secret
+
+
+# -- the sealed head kept beside the key (audit.head) ---------------------------------------------
+
+
+def sealed_fill(home: Path, count: int) -> None:
+    fill(home, count)
+    Audit(Store(home / "guard.db")).seal()  # as a guard does at close
+
+
+def test_cutting_the_tail_and_its_seals_without_the_key_is_caught_by_the_head_file(guard_home: Path) -> None:
+    sealed_fill(guard_home, 10)
+    db = guard_home / "guard.db"
+    sql(db, "DELETE FROM audit WHERE seq > 6")
+    sql(db, "DELETE FROM audit_heads WHERE seq > 6")
+    cut = cli(guard_home, "audit", "verify")
+    assert cut.returncode == 1 and "record 7" in cut.stderr and "audit.head" in cut.stderr
+
+
+def test_a_removed_head_file_fails_verify_while_records_exist(guard_home: Path) -> None:
+    sealed_fill(guard_home, 3)
+    (guard_home / "audit.head").unlink()
+    gone = cli(guard_home, "audit", "verify")
+    assert gone.returncode == 1 and "missing" in gone.stderr
+
+
+def test_a_head_file_lowered_without_the_key_is_not_valid(guard_home: Path) -> None:
+    sealed_fill(guard_home, 5)
+    [(hash2,)] = sql(guard_home / "guard.db", "SELECT hash FROM audit WHERE seq = 2")
+    seq, head, mac = (guard_home / "audit.head").read_text().strip().split(":")
+    assert seq == "5"
+    (guard_home / "audit.head").write_text(f"2:{hash2}:{mac}\n")
+    forged = cli(guard_home, "audit", "verify")
+    assert forged.returncode == 1 and "tampered" in forged.stderr
+
+
+def test_the_head_file_is_private_and_follows_every_seal(guard_home: Path) -> None:
+    sealed_fill(guard_home, 4)
+    path = guard_home / "audit.head"
+    assert path.stat().st_mode & 0o777 == 0o600
+    [(hash4,)] = sql(guard_home / "guard.db", "SELECT hash FROM audit WHERE seq = 4")
+    assert path.read_text().startswith(f"4:{hash4}:")
+    assert cli(guard_home, "audit", "verify").returncode == 0

@@ -4,6 +4,8 @@ risk or are held, shadowing is flagged; and the labeled set of descriptions as a
 from __future__ import annotations
 
 import json
+import secrets
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_guard.integrity import scan_text
+from mcp_guard.integrity import Pins, scan_text
+from mcp_guard.store import Store
 from tests.conftest import FIXTURES, PY, connect, guard, node_server
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +122,23 @@ async def test_poisoned_prompts_are_held_and_resource_contents_are_scanned_where
     assert "override" in listed["summarise"].meta["mcp-guard/findings"]  # type: ignore[index]
     assert "exfiltration" in read.meta["mcp-guard/findings"]  # type: ignore[index]
     assert not (clean.meta or {}).get("mcp-guard/findings")
+
+
+def canary_key() -> str:
+    return "AKIA" + "".join(secrets.choice(string.ascii_uppercase + "234567") for _ in range(16))
+
+
+def test_a_tool_named_with_a_secret_is_pinned_masked_and_a_rug_pull_is_still_seen(tmp_path: Path) -> None:
+    pins = Pins(Store(tmp_path / "guard.db"))
+    one, two = canary_key(), canary_key()
+    tool = {"name": f"send_{one}", "description": "sends", "inputSchema": {"type": "object"}}
+    assert pins.check("srv", tool, [], hold_new=False) == "ok"
+    assert pins.check("srv", {**tool, "name": f"send_{two}"}, [], hold_new=False) == "ok"
+    assert pins.check("srv", tool, [], hold_new=False) == "ok"
+    assert pins.check("srv", {**tool, "description": "sends elsewhere"}, [], hold_new=False) == "changed"
+    rows = pins.rows("srv")
+    assert len(rows) == 2, "two tools whose names hold different secrets share one pin"
+    stored = json.dumps(rows)
+    assert one not in stored and two not in stored
+    assert pins.accept("srv", f"send_{one}") == 1  # accepted by the name the server gives
+    assert pins.check("srv", {**tool, "description": "sends elsewhere"}, [], hold_new=False) == "ok"

@@ -67,9 +67,13 @@ async def open_asked(tmp_path: Path, env: dict[str, str] | None = None, policy: 
     client = AskedClient(process, answer)
     init = {"protocolVersion": "2025-11-25", "clientInfo": {"name": "attack-approve", "version": "1"},
             "capabilities": CAPS}
-    reply = await client.request(0, "initialize", init)
-    assert "result" in reply, reply
-    await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    try:
+        reply = await client.request(0, "initialize", init)
+        assert "result" in reply, reply
+        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    except BaseException:
+        await stop(process)  # a guard that refused to start is closed here, not left to the collector
+        raise
     return process, client, seen
 
 

@@ -292,3 +292,18 @@ def test_a_github_token_with_a_valid_checksum_is_found_even_when_it_reads_like_a
     assert _covered(f"clone it with {token} today", token)
     fake = "gh" + "p_" + "x" * 36
     assert [s for s in detect(f"clone it with {fake} today") if s.label == "SECRET"] == []
+
+
+@pytest.mark.parametrize("joiner", ["_", "-", "."])
+def test_a_distinctive_token_joined_into_a_name_is_found(joiner: str) -> None:
+    tokens = ["AKIA" + "".join(random.choice(string.ascii_uppercase + "234567") for _ in range(16)),
+              "ghp_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(36))]
+    for token in tokens:
+        text = f"send{joiner}{token}"
+        found = [(s.start, s.end) for s in detect(text) if s.label == "SECRET"]
+        assert found == [(5, len(text))], token[:4]
+
+
+def test_a_token_prefix_glued_to_letters_is_still_not_a_token() -> None:
+    text = "myAKIA" + "Q" * 16 + " ughp_" + "a1" * 18
+    assert [s for s in detect(text) if s.label == "SECRET"] == []

@@ -17,28 +17,30 @@ __all__ = ["secret_for_key", "secretish"]
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
-    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?<![\w-])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
-    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"(?<![\w-])gh[pousr]_[A-Za-z0-9]{36,251}+(?![\w-])")),
-    (("github_pat_",), re.compile(r"(?<![\w-])github_pat_[A-Za-z0-9_]{22,244}+(?![\w-])")),
-    (("glpat-",), re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,64}+(?![\w-])")),
-    (("xox",), re.compile(r"(?<![\w-])xox[abposre]-[A-Za-z0-9-]{10,250}+(?![\w-])")),
-    (("xapp-",), re.compile(r"(?<![\w-])xapp-\d-[A-Za-z0-9-]{10,250}+(?![\w-])")),
-    (("_live_", "_test_"), re.compile(r"(?<![\w-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}+(?![\w-])")),
-    (("whsec_",), re.compile(r"(?<![\w-])whsec_[A-Za-z0-9]{24,64}+(?![\w-])")),
+    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{36,251}+(?![\w-])")),
+    (("github_pat_",), re.compile(r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{22,244}+(?![\w-])")),
+    (("glpat-",), re.compile(r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,64}+(?![\w-])")),
+    (("xox",), re.compile(r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("xapp-",), re.compile(r"(?<![A-Za-z0-9])xapp-\d-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("_live_", "_test_"), re.compile(r"(?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}+(?![\w-])")),
+    (("whsec_",), re.compile(r"(?<![A-Za-z0-9])whsec_[A-Za-z0-9]{24,64}+(?![\w-])")),
     (("sk-",), re.compile(r"(?<![\w-])sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}+(?![\w-])")),
-    (("AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])")),
-    (("ya29.",), re.compile(r"(?<![\w-])ya29\.[0-9A-Za-z_-]{20,500}+(?![\w-])")),
-    (("SG.",), re.compile(r"(?<![\w-])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
-    (("npm_",), re.compile(r"(?<![\w-])npm_[A-Za-z0-9]{36}(?![\w-])")),
-    (("pypi-AgE",), re.compile(r"(?<![\w-])pypi-AgE[A-Za-z0-9_-]{50,300}+(?![\w-])")),
-    (("hf_",), re.compile(r"(?<![\w-])hf_[A-Za-z0-9]{30,40}+(?![\w-])")),
-    (("dop_v1_",), re.compile(r"(?<![\w-])dop_v1_[a-f0-9]{64}(?![\w-])")),
-    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"(?<![\w-])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
+    (("AIza",), re.compile(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{35}(?![\w-])")),
+    (("ya29.",), re.compile(r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_-]{20,500}+(?![\w-])")),
+    (("SG.",), re.compile(r"(?<![A-Za-z0-9])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
+    (("npm_",), re.compile(r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![\w-])")),
+    (("pypi-AgE",), re.compile(r"(?<![A-Za-z0-9])pypi-AgE[A-Za-z0-9_-]{50,300}+(?![\w-])")),
+    (("hf_",), re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,40}+(?![\w-])")),
+    (("dop_v1_",), re.compile(r"(?<![A-Za-z0-9])dop_v1_[a-f0-9]{64}(?![\w-])")),
+    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"(?<![A-Za-z0-9])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
     (("AC",), re.compile(r"(?<![\w-])AC[a-f0-9]{32}(?![\w-])")),
     (("SK",), re.compile(r"(?<![\w-])SK[a-f0-9]{32}(?![\w-])")),
     (("eyJ",), re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,4096}+\.eyJ[A-Za-z0-9_-]{8,8192}+\.[A-Za-z0-9_-]{8,4096}+(?![\w-])")),
 ]
 _WORD_CHAR = re.compile(r"[\w-]")
+# A distinctive prefix may follow a joiner (``send_AKIA...``, ``x-ghp_...``): only a letter or digit glues it.
+_ALNUM = re.compile(r"[A-Za-z0-9]")
 # One search tells which families' prefixes occur at all (cheaper than a test per prefix).
 _PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
 
@@ -121,7 +123,8 @@ def _token_matches(text: str) -> Iterator[re.Match[str]]:
 
 def _tokens(text: str, low: str) -> Iterator[Span]:
     for m in _token_matches(text):
-        if m.start() and _WORD_CHAR.match(text, m.start() - 1):
+        glue = _ALNUM if m.re.pattern.startswith("(?<![A-Za-z0-9])") else _WORD_CHAR
+        if m.start() and glue.match(text, m.start() - 1):
             continue  # glued to a longer word
         if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()) and not github_checksum_ok(m.group()):
             continue  # a stand-in ("ghp_xxxx..."), unless GitHub's own checksum says it is real
