@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,26 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **PYTHON_ENV, **(extra or {})}
 
 
-def _reachable(path: Path) -> bool:
-    """Whether any account may reach ``path`` (every directory above it is searchable by others)."""
-    return all(p.stat().st_mode & 0o001 for p in Path(os.path.realpath(path)).parents)
+def _reachable(path: Path, itself: bool = True) -> bool:
+    """Whether any account may reach ``path``: it (unless not ``itself``) and every directory above
+    it are searchable by others."""
+    real = Path(os.path.realpath(path))
+    return all(p.stat().st_mode & 0o001 for p in ((real, *real.parents) if itself else real.parents))
+
+
+@contextmanager
+def _checkout_opened() -> Iterator[None]:
+    """A clone made by ``mktemp -d`` is 0700: while the test runs, other accounts may read and
+    traverse it (Python's importer lists the folders on its path), so they can import this checkout
+    and its venv; then it is closed again."""
+    real = Path(os.path.realpath(ROOT))
+    mode = stat.S_IMODE(real.stat().st_mode)
+    if mode & 0o005 != 0o005:
+        real.chmod(mode | 0o005)
+    try:
+        yield
+    finally:
+        real.chmod(mode)
 
 
 def _python() -> tuple[str, dict[str, str]]:
@@ -93,17 +111,22 @@ def need_root() -> None:
         pytest.skip("creating OS accounts for the separated setup needs root (useradd); run as root to include it")
     if shutil.which("useradd") is None or shutil.which("userdel") is None:
         pytest.skip("useradd/userdel are not installed")
-    if not PY or not _reachable(ROOT):
-        pytest.skip(f"no Python that other accounts may run, or {ROOT} is private to root")
+    if not PY or not _reachable(ROOT, itself=False):
+        pytest.skip(f"no Python that other accounts may run, or a folder above {ROOT} is private to root")
 
 
 @pytest.fixture
 def accounts() -> Iterator[dict[str, Account]]:
     need_root()
-    import pwd
-
     tag = secrets.token_hex(3)
     made: dict[str, Account] = {}
+    with _checkout_opened():
+        yield from _made_accounts(tag, made)
+
+
+def _made_accounts(tag: str, made: dict[str, Account]) -> Iterator[dict[str, Account]]:
+    import pwd
+
     try:
         for role in ("guard", "agent", "reviewer"):
             name = f"mg{role[:3]}{tag}"
