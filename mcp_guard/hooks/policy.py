@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..pipeline import Call, Hook
 from ..policy import decide, load_policy
-from ..policy.engine import Facts
+from ..policy.engine import Facts, unconditional
 from ..policy.model import Policy
 from ..policy.model import RISKS
 from ..risk import REASON_KEY, RISK_KEY, SOURCE_KEY, ResolvedRisk, resolve_risk
@@ -145,22 +145,13 @@ class PolicyHook(Hook):
                 continue
             risk = resolve_risk(policy, call.upstream, tool, tool["name"])
             decision = decide(policy, Facts(call.upstream, tool["name"], risk.level, {}, call.user, annotations=_hints(tool)))
-            if decision.action == "deny" and _unconditional(policy, decision.rule):
+            if decision.action == "deny" and unconditional(policy, decision.rule):
                 continue  # hidden; a call by name is refused by request() as well
             meta = {**(tool.get("_meta") or {}), RISK_KEY: risk.level, SOURCE_KEY: risk.source}
             if risk.reason:
                 meta[REASON_KEY] = risk.reason
             shown.append({**tool, "_meta": meta})
         call.result = {**call.result, "tools": shown}
-
-
-def _unconditional(policy: Policy, rule_name: str) -> bool:
-    """A deny that holds whatever the arguments and the user: the tool can be hidden."""
-    for index, rule in enumerate(policy.rules):
-        if policy.rule_name(index) == rule_name:
-            m = rule.match
-            return m.args is None and m.labels is None and m.user is None and m.group is None
-    return rule_name == "defaults"
 
 
 def _hints(definition: dict[str, Any] | None) -> dict[str, Any]:

@@ -347,3 +347,13 @@ def first_override(policy: Policy, server: str, tool: str) -> str | None:
 def all_rules(policy: Policy) -> Iterable[tuple[str, Any]]:
     for index, rule in enumerate(policy.rules):
         yield policy.rule_name(index), rule
+
+
+def unconditional(policy: Policy, rule_name: str) -> bool:
+    """Whether the rule of that name holds whatever the arguments and the user (so a deny by it
+    can leave the tool out of tools/list)."""
+    for index, rule in enumerate(policy.rules):
+        if policy.rule_name(index) == rule_name:
+            m = rule.match
+            return m.args is None and m.labels is None and m.user is None and m.group is None
+    return rule_name == "defaults"

@@ -17,7 +17,7 @@ import yaml
 
 from ..integrity import scan_definition
 from ..risk import REASON_KEY, RISK_KEY, resolve_risk
-from .engine import Facts, decide, matches
+from .engine import Facts, decide, matches, unconditional
 from .model import RISKS, Match, Policy
 
 __all__ = ["ToolView", "policy_lines", "show_tool"]
@@ -81,7 +81,7 @@ def show_tool(
     facts = Facts(server, name, level, {}, user, annotations=hints)
     decision = decide(policy, facts)
     no_args = {**decision.to_dict(), "from": _rule_where(policy, source, lines, decision.rule),
-               "hidden": decision.action == "deny" and _unconditional(policy, decision.rule)}
+               "hidden": decision.action == "deny" and unconditional(policy, decision.rule)}
     if integrity.get("held"):
         no_args = {"action": "held", "rule": "integrity", "reason": integrity["held"], "from": "integrity.findings"}
     risk = {**resolved, "level": level, "layers": layers}
@@ -89,14 +89,6 @@ def show_tool(
         risk["source"] = "integrity"
     return ToolView(server, name, user, source, risk, _rules(policy, source, lines, facts), no_args, integrity)
 
-
-def _unconditional(policy: Policy, rule: str) -> bool:
-    """A deny whatever the arguments and the user: the guard leaves the tool out of tools/list."""
-    for index, found in enumerate(policy.rules):
-        if policy.rule_name(index) == rule:
-            m = found.match
-            return m.args is None and m.labels is None and m.user is None and m.group is None
-    return rule == "defaults"
 
 
 def _where(source: str, lines: dict[tuple[str, int | str], int], key: tuple[str, int | str]) -> str:
