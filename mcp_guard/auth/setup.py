@@ -1,0 +1,115 @@
+"""``serve``'s caller-authentication options, and the one place an Authenticator is built from them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from .caller import Authenticator
+from .discovery import is_loopback_url
+from .metadata import checked_resource
+
+MODES = ("none", "oidc", "tokens")
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("caller authentication")
+    group.add_argument(
+        "--auth", choices=MODES, default=None,
+        help="how callers authenticate: oidc (OAuth 2.1 access tokens), tokens (guard-issued), or none "
+        "(loopback only; the default there)",
+    )
+    group.add_argument("--issuer", help="--auth oidc: the authorization server's issuer URL, exactly as in its tokens")
+    group.add_argument("--audience", help="--auth oidc: the aud access tokens must name (RFC 8707: this resource)")
+    group.add_argument(
+        "--scope", action="append", default=[], help="--auth oidc: a scope every access token must have (repeatable)"
+    )
+    group.add_argument("--user-claim", default="sub", help="--auth oidc: the claim naming the caller (default sub)")
+    group.add_argument("--groups-claim", default="groups", help="--auth oidc: the claim with the caller's groups")
+    group.add_argument("--introspection-client-id", help="--auth oidc: client id for introspecting opaque tokens")
+    group.add_argument("--introspection-secret-file", help="--auth oidc: file holding that client's secret")
+    group.add_argument(
+        "--resource", help="this guard's protected-resource identifier, e.g. https://guard.example/mcp "
+        "(default: --public-url + /mcp, else the audience when it is a URL)",
+    )
+    group.add_argument("--public-url", help="the guard's external base URL, e.g. https://guard.example")
+    group.add_argument(
+        "--allow-private-issuer", action="store_true",
+        help="--auth oidc: allow metadata and JWKS on private or link-local addresses (never cloud metadata)",
+    )
+
+
+def from_args(args: argparse.Namespace) -> Authenticator | None:
+    """The authenticator ``serve`` puts in front of /mcp, or None for ``--auth none``; raises ConfigError."""
+    mode = args.auth
+    loopback = is_loopback_url(f"http://{_bracketed(args.host)}/")
+    if mode is None:
+        if not loopback:
+            raise ConfigError(
+                f"serve on {args.host} needs caller authentication: give --auth oidc or --auth tokens "
+                "(--auth none is only for loopback)"
+            )
+        mode = "none"
+    if mode == "none":
+        if not loopback:
+            raise ConfigError(f"--auth none is only allowed on loopback, not on {args.host}")
+        print(
+            f"mcp-guard: --auth none: any local process that reaches port {args.port} can call every tool, "
+            "as the user who started serve", file=sys.stderr, flush=True,
+        )
+        return None
+    if mode == "oidc":
+        return _oidc(args)
+    return _tokens(args)
+
+
+def _oidc(args: argparse.Namespace) -> Authenticator:
+    from .oidc import OidcAuthenticator, OidcSettings
+
+    if not args.issuer or not args.audience:
+        raise ConfigError("--auth oidc needs --issuer URL and --audience AUD")
+    client = None
+    if args.introspection_client_id:
+        if not args.introspection_secret_file:
+            raise ConfigError("--introspection-client-id needs --introspection-secret-file F")
+        client = (args.introspection_client_id, _secret(args.introspection_secret_file))
+    settings = OidcSettings(
+        issuer=args.issuer, audience=args.audience, resource=_resource(args), scopes=tuple(args.scope),
+        user_claim=args.user_claim, groups_claim=args.groups_claim, introspection_client=client,
+        allow_private=args.allow_private_issuer,
+    )
+    return OidcAuthenticator(settings)
+
+
+def _tokens(args: argparse.Namespace) -> Authenticator:
+    try:
+        from . import tokens  # type: ignore[attr-defined]  # the guard-issued tokens scheme
+    except ImportError as exc:
+        raise ConfigError("--auth tokens is not available in this build") from exc
+    return tokens.from_args(args)  # type: ignore[no-any-return]
+
+
+def _resource(args: argparse.Namespace) -> str:
+    if args.resource:
+        return checked_resource(args.resource)
+    if args.public_url:
+        return checked_resource(args.public_url.rstrip("/") + "/mcp")
+    if args.audience.startswith(("https://", "http://")):
+        return checked_resource(args.audience)
+    raise ConfigError("--auth oidc needs --resource URL or --public-url URL (the audience is not a URL)")
+
+
+def _secret(path: str) -> str:
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"--introspection-secret-file {path}: {exc.strerror}") from exc
+    if not secret:
+        raise ConfigError(f"--introspection-secret-file {path}: the file is empty")
+    return secret
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
