@@ -97,6 +97,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     serve.add_argument(
         "--allowed-host", action="append", default=[], help="extra Host header value to accept (DNS-rebinding protection)"
     )
+    _auth_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
 
@@ -386,10 +387,18 @@ def _review_routes():  # type: ignore[no-untyped-def]
     return build
 
 
+def _auth_options(serve: argparse.ArgumentParser) -> None:
+    from .auth import setup
+
+    setup.add_options(serve)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .auth import setup
     from .hooks.metrics import Metrics
     from .relay.fronts.http import serve_http
 
+    authenticator = setup.from_args(args)  # before anything starts: a refused setup exits 2 at once
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
     review = None if args.no_policy else _review_routes()
@@ -397,6 +406,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
         review=review, routes=routes, idle_s=idle_s, on_review_url=functools.partial(_offer_review_url, guard),
+        authenticator=authenticator,
     )
 
 

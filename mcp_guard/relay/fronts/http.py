@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ...auth.caller import AuthRefused, Authenticator, challenge
 from ...protocol import era, jsonrpc
 from .. import loop
 from ..hub import Hub
@@ -106,7 +107,9 @@ class HttpFront:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         extra_routes: list[Any] | None = None,
         idle_s: float = SESSION_IDLE_S,
+        authenticator: Authenticator | None = None,
     ) -> None:
+        self.authenticator = authenticator
         self.extra_routes = list(extra_routes or [])
         self.guard = guard
         self.idle_s = idle_s
@@ -121,6 +124,7 @@ class HttpFront:
             routes=[
                 Route("/mcp", self.endpoint, methods=["GET", "POST", "DELETE"]),
                 Route("/healthz", lambda request: PlainTextResponse("ok")),
+                *(self.authenticator.routes() if self.authenticator is not None else []),
                 *self.extra_routes,
             ],
             middleware=[_host_check(self.allowed_hosts)],
@@ -141,6 +145,11 @@ class HttpFront:
         refused = self._origin_ok(request)
         if refused is not None:
             return refused
+        if self.authenticator is not None:
+            try:
+                await self.authenticator.authenticate(request.headers.get("authorization"))
+            except AuthRefused as exc:
+                return _refusal(exc, self.authenticator.resource_metadata_url)
         if request.method == "POST":
             return await self._post(request)
         sid = request.headers.get("mcp-session-id")
@@ -307,6 +316,12 @@ class _HostCheck:
         await self.app(scope, receive, send)
 
 
+def _refusal(refused: AuthRefused, metadata_url: str | None) -> Response:
+    body = jsonrpc.dumps(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, refused.description))
+    headers = {"WWW-Authenticate": challenge(refused, metadata_url)}
+    return Response(body, status_code=refused.status, media_type="application/json", headers=headers)
+
+
 def _json_error(
     status: int, text: str, code: int = jsonrpc.INVALID_REQUEST, rid: jsonrpc.RequestId | None = None,
     headers: dict[str, str] | None = None,
@@ -328,6 +343,7 @@ def serve_http(
     guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
     idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
+    authenticator: Authenticator | None = None,
 ) -> int:
     """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
 
@@ -335,7 +351,8 @@ def serve_http(
     import functools
 
     loop.run(functools.partial(
-        _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url
+        _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url,
+        authenticator,
     ))
     return 0
 
@@ -343,6 +360,7 @@ def serve_http(
 async def _serve(
     guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
     extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
+    authenticator: Authenticator | None = None,
 ) -> None:
     import uvicorn
 
@@ -358,7 +376,7 @@ async def _serve(
             await tg.start(guard.run)
             front = HttpFront(
                 guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
-                idle_s=idle_s,
+                idle_s=idle_s, authenticator=authenticator,
             )
             tg.start_soon(front.reap_idle)
             app = front.app()
