@@ -65,7 +65,8 @@ class OidcProvider:
 
     def token(self, sub: str, audience: str, scope: str = "mcp:tools", **extra: Any) -> str:
         """An access token for ``sub`` minted by the provider (groups, format, ttl, exp, nbf, iat, claims)."""
-        return str(self._post("/_test/token", {"sub": sub, "audience": audience, "scope": scope, **extra})["access_token"])
+        body = {"sub": sub, "audience": audience, "scope": scope, **extra}
+        return str(self._post("/_test/token", body)["access_token"])
 
     def set_user(self, sub: str, groups: Sequence[str], **claims: Any) -> None:
         self._post("/_test/users", {"sub": sub, "groups": list(groups), **claims})
