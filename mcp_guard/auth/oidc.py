@@ -131,7 +131,7 @@ class OidcAuthenticator:
         endpoint = document.get("introspection_endpoint")
         if self.settings.introspection_client is not None:
             if not isinstance(endpoint, str):
-                raise DiscoveryError(f"{self.settings.issuer}: introspection is configured but the metadata has no endpoint")
+                raise DiscoveryError(f"{self.settings.issuer}: introspection is configured; the metadata has no endpoint")
             self.introspector = Introspector(
                 endpoint, self.policy, self.settings.introspection_client, issuer=self.settings.issuer,
                 audience=self.settings.audience,
@@ -168,7 +168,8 @@ class OidcAuthenticator:
     def _caller(self, claims: dict[str, Any]) -> Caller:
         user = claims.get(self.settings.user_claim)
         if not isinstance(user, str) or not user or len(user) > 256:
-            raise AuthRefused(401, f"the access token has no usable {self.settings.user_claim!r} claim", "invalid_token")
+            claim = self.settings.user_claim
+            raise AuthRefused(401, f"the access token has no usable {claim!r} claim", "invalid_token")
         subject = claims.get("sub")
         exp = claims.get("exp")
         return Caller(
@@ -237,7 +238,8 @@ def _strings(value: Any, name: str) -> frozenset[str]:
         return frozenset()
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in value) or len(value) > 500:
+    names = isinstance(value, list) and len(value) <= 500 and all(isinstance(v, str) and 0 < len(v) <= 256 for v in value)
+    if not names:
         raise AuthRefused(401, f"the access token's {name!r} claim is not a list of names", "invalid_token")
     return frozenset(value)
 

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import ConfigError
-from .caller import Authenticator
-from .discovery import is_loopback_url
-from .metadata import checked_resource
+
+if TYPE_CHECKING:
+    from .caller import Authenticator
 
 MODES = ("none", "oidc", "tokens")
 
@@ -43,6 +45,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def from_args(args: argparse.Namespace) -> Authenticator | None:
     """The authenticator ``serve`` puts in front of /mcp, or None for ``--auth none``; raises ConfigError."""
+    from .discovery import is_loopback_url  # here, not at import: every mcp-guard command builds this parser
+
     mode = args.auth
     loopback = is_loopback_url(f"http://{_bracketed(args.host)}/")
     if mode is None:
@@ -92,6 +96,8 @@ def _tokens(args: argparse.Namespace) -> Authenticator:
 
 
 def _resource(args: argparse.Namespace) -> str:
+    from .metadata import checked_resource
+
     if args.resource:
         return checked_resource(args.resource)
     if args.public_url:

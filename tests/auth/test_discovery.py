@@ -88,7 +88,8 @@ async def test_metadata_naming_another_issuer_is_refused(hostile: str) -> None:
 
 
 async def test_a_jwks_uri_on_the_metadata_service_is_never_fetched(hostile: str) -> None:
-    auth = OidcAuthenticator(OidcSettings(issuer=f"{hostile}/jwks-metadata", audience="a", resource="http://127.0.0.1/mcp"))
+    settings = OidcSettings(issuer=f"{hostile}/jwks-metadata", audience="a", resource="http://127.0.0.1/mcp")
+    auth = OidcAuthenticator(settings)
     with anyio.fail_after(10), pytest.raises(AuthRefused) as caught:
         await auth.authenticate("Bearer a.b.c")
     assert caught.value.status == 503

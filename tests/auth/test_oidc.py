@@ -82,7 +82,8 @@ async def test_missing_or_malformed_credentials_are_refused_with_401(oidc_provid
 async def test_expired_token_is_refused_past_the_leeway(oidc_provider: OidcProvider) -> None:
     token = oidc_provider.token("alice", AUDIENCE, exp=int(time.time()) - 120, iat=int(time.time()) - 900)
     problem = await refused(authenticator(oidc_provider), f"Bearer {token}")
-    assert (problem.status, problem.error, problem.description) == (401, "invalid_token", "the access token has expired")
+    assert (problem.status, problem.error) == (401, "invalid_token")
+    assert problem.description == "the access token has expired"
 
 
 async def test_token_expired_within_the_leeway_is_still_accepted(oidc_provider: OidcProvider) -> None:
@@ -227,6 +228,7 @@ async def test_introspected_token_for_another_audience_is_refused() -> None:
 async def test_unreachable_issuer_answers_503_without_hanging() -> None:
     from tests.conftest import free_port
 
-    auth = OidcAuthenticator(OidcSettings(issuer=f"http://127.0.0.1:{free_port()}", audience=AUDIENCE, resource=AUDIENCE))
+    nobody = f"http://127.0.0.1:{free_port()}"
+    auth = OidcAuthenticator(OidcSettings(issuer=nobody, audience=AUDIENCE, resource=AUDIENCE))
     problem = await refused(auth, "Bearer a.b.c")
     assert problem.status == 503

@@ -110,8 +110,8 @@ async def test_metadata_comes_from_configuration_whatever_the_request_headers(
     options = ["--resource", resource, "--scope", "mcp:tools", "--allowed-host", "evil.example"]
     async with guarded(oidc_provider, options=options) as base:
         with anyio.fail_after(30):
-            documents = [httpx.get(f"{base}{path}", headers=headers).json()
-                         for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")]
+            paths = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
+            documents = [httpx.get(f"{base}{path}", headers=headers).json() for path in paths]
             reply = httpx.post(f"{base}/mcp", json=INITIALIZE, headers=headers)
     for document in documents:
         assert document == {
