@@ -232,3 +232,45 @@ async def test_unreachable_issuer_answers_503_without_hanging() -> None:
     auth = OidcAuthenticator(OidcSettings(issuer=nobody, audience=AUDIENCE, resource=AUDIENCE))
     problem = await refused(auth, "Bearer a.b.c")
     assert problem.status == 503
+
+
+async def test_a_key_the_issuer_retired_stops_verifying_once_the_jwks_is_refetched(oidc_provider: OidcProvider) -> None:
+    auth = authenticator(oidc_provider)
+    old = oidc_provider.token("alice", AUDIENCE)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {old}")
+        oidc_provider.rotate(retire_old=True)
+        await auth.authenticate(f"Bearer {oidc_provider.token('bob', AUDIENCE)}")  # unknown kid: refetch
+    problem = await refused(auth, f"Bearer {old}")
+    assert problem.description == "the access token is signed with a key the issuer does not publish"
+
+
+async def test_groups_follow_the_provider_once_a_user_leaves_a_group(oidc_provider: OidcProvider) -> None:
+    auth = authenticator(oidc_provider)
+    oidc_provider.set_user("carol", ["reviewers", "devs"])
+    with anyio.fail_after(10):
+        before = await auth.authenticate(f"Bearer {oidc_provider.token('carol', AUDIENCE)}")
+        oidc_provider.set_user("carol", ["devs"])
+        after = await auth.authenticate(f"Bearer {oidc_provider.token('carol', AUDIENCE)}")
+    assert before.groups == {"reviewers", "devs"} and after.groups == {"devs"}
+
+
+async def test_an_introspected_token_is_not_accepted_past_its_exp_even_while_cached() -> None:
+    from mcp_guard.auth.discovery import FetchPolicy
+    from mcp_guard.auth.introspection import Introspector
+
+    with start_provider(opaque_resources=[AUDIENCE]) as provider:
+        now = [time.time()]
+        introspector = Introspector(
+            f"{provider.issuer}/token/introspection", FetchPolicy.for_issuer(provider.issuer),
+            (provider.introspector_id, provider.introspector_secret), issuer=provider.issuer, audience=AUDIENCE,
+            cache_s=30.0, clock=lambda: now[0],
+        )
+        token = provider.token("bob", AUDIENCE, ttl=10)
+        digest = hashlib.sha256(token.encode()).digest()
+        with anyio.fail_after(10):
+            claims = await introspector.introspect(token, digest)
+            assert claims["sub"] == "bob"
+            now[0] = float(claims["exp"]) + 1  # within the 30 s cache time, past the token's exp
+            with pytest.raises(AuthRefused, match="not active"):
+                await introspector.introspect(token, digest)

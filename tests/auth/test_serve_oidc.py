@@ -190,3 +190,23 @@ async def test_auth_none_on_loopback_is_announced_on_stderr(tmp_path: Path) -> N
             process.terminate()
             await process.wait()
     assert b"--auth none: any local process" in seen
+
+
+async def test_a_client_following_the_challenge_finds_the_issuer_and_its_token_works(
+    oidc_provider: OidcProvider,
+) -> None:
+    """The discovery chain a spec client walks: 401 -> resource metadata -> AS metadata -> token -> call."""
+    async with guarded(oidc_provider) as base:
+        with anyio.fail_after(60):
+            reply = httpx.post(f"{base}/mcp", json=INITIALIZE)
+            metadata_url = reply.headers["www-authenticate"].split('resource_metadata="', 1)[1].split('"', 1)[0]
+            resource = httpx.get(metadata_url).json()
+            issuer = resource["authorization_servers"][0]
+            server = httpx.get(f"{issuer}/.well-known/oauth-authorization-server").json()
+            token = httpx.post(
+                server["token_endpoint"], auth=(oidc_provider.client_id, oidc_provider.client_secret),
+                data={"grant_type": "client_credentials", "resource": resource["resource"], "scope": "mcp:tools"},
+            ).json()["access_token"]
+            async with client(f"{base}/mcp", token, "2026-07-28") as session:
+                answer = await session.call_tool("echo", {"message": "found my way"})
+    assert "found my way" in answer.content[0].text  # type: ignore[union-attr]
