@@ -12,10 +12,13 @@ hop goes through the same checks; size and time are bounded.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import logging
+import os
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -124,6 +127,16 @@ async def _resolve(url: str, host: str, port: int, policy: FetchPolicy) -> str:
     return addresses[0]
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The system's trust store, plus $SSL_CERT_FILE when set (an organisation's own CA)."""
+    context = ssl.create_default_context()
+    extra = os.environ.get("SSL_CERT_FILE")
+    if extra:
+        context.load_verify_locations(cafile=extra)
+    return context
+
+
 def basic_auth(client_id: str, secret: str) -> str:
     """RFC 6749 section 2.3.1: both parts form-encoded before base64."""
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
@@ -145,7 +158,8 @@ async def fetch_json(
 async def _fetch(
     url: str, policy: FetchPolicy, form: dict[str, str] | None, auth: tuple[str, str] | None, max_bytes: int,
 ) -> dict[str, Any]:
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+    # trust_env=False: no proxy from the environment may see (or redirect) these requests.
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=_tls()) as http:
         for _ in range(MAX_REDIRECTS + 1):
             status, location, body = await _one_hop(http, url, policy, form, auth, max_bytes)
             if status in (301, 302, 303, 307, 308) and location:

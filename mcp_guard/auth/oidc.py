@@ -131,7 +131,7 @@ class OidcAuthenticator:
         endpoint = document.get("introspection_endpoint")
         if self.settings.introspection_client is not None:
             if not isinstance(endpoint, str):
-                raise DiscoveryError(f"{self.settings.issuer}: introspection is configured; the metadata has no endpoint")
+                raise DiscoveryError(f"{self.settings.issuer}: the metadata names no introspection_endpoint")
             self.introspector = Introspector(
                 endpoint, self.policy, self.settings.introspection_client, issuer=self.settings.issuer,
                 audience=self.settings.audience,
@@ -238,7 +238,8 @@ def _strings(value: Any, name: str) -> frozenset[str]:
         return frozenset()
     if isinstance(value, str):
         value = [value]
-    names = isinstance(value, list) and len(value) <= 500 and all(isinstance(v, str) and 0 < len(v) <= 256 for v in value)
+    names = isinstance(value, list) and len(value) <= 500
+    names = names and all(isinstance(v, str) and 0 < len(v) <= 256 for v in value)
     if not names:
         raise AuthRefused(401, f"the access token's {name!r} claim is not a list of names", "invalid_token")
     return frozenset(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -104,3 +105,64 @@ async def test_an_issuer_that_never_answers_is_given_up_on(hostile: str) -> None
     url = f"{hostile}/.well-known/oauth-authorization-server/slow"
     problem = await refusal(url, FetchPolicy.for_issuer(hostile), timeout_s=0.5)
     assert "no answer" in problem
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for the name localhost only (not for 127.0.0.1), and its key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_connects_to_the_checked_address_and_still_verifies_the_certificate_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcp_guard.auth import discovery
+
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    discovery._tls.cache_clear()
+    port = free_port()
+    argv = [PY, str(FIXTURES / "hostile_issuer.py"), "--port", str(port), "--certfile", str(cert),
+            "--keyfile", str(key)]
+    process = await anyio.open_process(argv)
+    policy = FetchPolicy(allow_loopback=True)
+    try:
+        with anyio.fail_after(30):
+            while True:  # ready once TLS answers
+                try:
+                    url = f"https://localhost:{port}/.well-known/oauth-authorization-server/hello"
+                    document = await fetch_json(url, policy)
+                    break
+                except DiscoveryError as exc:
+                    if "ConnectError" not in str(exc) or "CERTIFICATE" in str(exc):
+                        raise
+                    await anyio.sleep(0.05)
+        assert document["issuer"] == f"https://localhost:{port}/hello"
+        problem = await refusal(f"https://127.0.0.1:{port}/.well-known/oauth-authorization-server/hello", policy)
+        assert "CERTIFICATE_VERIFY_FAILED" in problem or "certificate" in problem.lower()
+    finally:
+        process.terminate()
+        with anyio.move_on_after(5, shield=True):
+            await process.wait()
+        discovery._tls.cache_clear()
