@@ -210,3 +210,47 @@ async def test_a_client_following_the_challenge_finds_the_issuer_and_its_token_w
             async with client(f"{base}/mcp", token, "2026-07-28") as session:
                 answer = await session.call_tool("echo", {"message": "found my way"})
     assert "found my way" in answer.content[0].text  # type: ignore[union-attr]
+
+
+async def test_hostile_credentials_are_refused_not_guessed_at(oidc_provider: OidcProvider) -> None:
+    async with guarded(oidc_provider) as base:
+        token = oidc_provider.token("alice", f"{base}/mcp")
+        with anyio.fail_after(30):
+            in_query = httpx.post(f"{base}/mcp?access_token={token}", json=INITIALIZE)
+            two = httpx.post(f"{base}/mcp", json=INITIALIZE,
+                             headers=[("Authorization", f"Bearer {token}"), ("Authorization", "Bearer junk")])
+            controls = httpx.post(f"{base}/mcp", json=INITIALIZE, headers={"Authorization": "Bearer \x7fabc\tdef"})
+            latin = httpx.post(f"{base}/mcp", json=INITIALIZE, headers=[(b"Authorization", b"Bearer \xe9t\xe9.a.b")])
+            accept = "application/json, text/event-stream"
+            good = httpx.post(f"{base}/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {token}", "Accept": accept})
+    assert in_query.status_code == 401  # the spec forbids tokens in the query string
+    assert two.status_code == 400 and 'error="invalid_request"' in two.headers["www-authenticate"]
+    assert controls.status_code in (400, 401)  # the HTTP parser may refuse it before the guard sees it
+    assert latin.status_code == 401
+    assert good.status_code == 200
+
+
+async def test_opaque_tokens_are_introspected_with_the_configured_client(tmp_path: Path) -> None:
+    from tests.oidc_provider import start_provider
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with start_provider(opaque_resources=[resource]) as provider:
+        secret = tmp_path / "introspection.secret"
+        secret.write_text(provider.introspector_secret + "\n")
+        argv = [
+            PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", str(port), "--auth", "oidc",
+            "--issuer", provider.issuer, "--audience", resource,
+            "--introspection-client-id", provider.introspector_id, "--introspection-secret-file", str(secret),
+            "--", *probe(),
+        ]
+        async with background(argv, f"http://127.0.0.1:{port}/healthz"):
+            good = provider.token("bob", resource)
+            revoked = provider.token("eve", resource)
+            provider.revoke(revoked)
+            with anyio.fail_after(60):
+                async with client(resource, good, "legacy") as session:
+                    answer = await session.call_tool("echo", {"message": "opaque"})
+                refused = httpx.post(resource, json=INITIALIZE, headers={"Authorization": f"Bearer {revoked}"})
+    assert "opaque" in answer.content[0].text  # type: ignore[union-attr]
+    assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]

@@ -147,7 +147,7 @@ class HttpFront:
             return refused
         if self.authenticator is not None:
             try:
-                await self.authenticator.authenticate(request.headers.get("authorization"))
+                request.state.caller = await self.authenticator.authenticate(_authorization(request))
             except AuthRefused as exc:
                 return _refusal(exc, self.authenticator.resource_metadata_url)
         if request.method == "POST":
@@ -314,6 +314,14 @@ class _HostCheck:
                 await PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _authorization(request: Request) -> str | None:
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        # Which of two credentials counts is exactly what an attacker would like to choose.
+        raise AuthRefused(400, "more than one Authorization header", "invalid_request")
+    return values[0] if values else None
 
 
 def _refusal(refused: AuthRefused, metadata_url: str | None) -> Response:
