@@ -88,6 +88,12 @@ async def test_metadata_naming_another_issuer_is_refused(hostile: str) -> None:
         await discover(f"{hostile}/mixup", FetchPolicy.for_issuer(hostile))
 
 
+async def test_an_issuer_with_only_openid_configuration_is_discovered(hostile: str) -> None:
+    with anyio.fail_after(10):
+        document = await discover(f"{hostile}/oidc-only", FetchPolicy.for_issuer(hostile))
+    assert document["jwks_uri"] == f"{hostile}/oidc-only/jwks"
+
+
 async def test_a_jwks_uri_on_the_metadata_service_is_never_fetched(hostile: str) -> None:
     settings = OidcSettings(issuer=f"{hostile}/jwks-metadata", audience="a", resource="http://127.0.0.1/mcp")
     auth = OidcAuthenticator(settings)
