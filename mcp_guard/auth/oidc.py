@@ -145,10 +145,10 @@ class OidcAuthenticator:
         except jwt.PyJWTError as exc:
             raise AuthRefused(401, "the access token is not a readable JWT", "invalid_token") from exc
         alg = header.get("alg")
-        if alg not in ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALGORITHMS:  # a list or object here must not raise TypeError
             raise AuthRefused(401, f"the access token's algorithm {str(alg)[:20]!r} is not accepted", "invalid_token")
         typ = header.get("typ")
-        if (typ.lower() if isinstance(typ, str) else typ) not in ACCESS_TOKEN_TYPES:
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
             raise AuthRefused(401, "the JWT is not an access token (typ)", "invalid_token")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):

@@ -180,6 +180,24 @@ async def test_hs256_signed_with_the_issuers_public_key_is_refused(oidc_provider
         assert "algorithm 'HS256' is not accepted" in problem.description
 
 
+@pytest.mark.parametrize(
+    "header",
+    [{"alg": ["RS256"]}, {"alg": {"x": 1}}, {"alg": "RS256", "typ": ["at+jwt"]}, {"alg": "RS256", "kid": 7},
+     {"alg": "RS256", "typ": {"a": 1}}, {"alg": None}, {"alg": "RS256", "crit": ["exp"]}],
+    ids=["alg-list", "alg-object", "typ-list", "kid-number", "typ-object", "alg-null", "crit"],
+)
+async def test_hostile_jwt_headers_are_refused_not_crashed_on(oidc_provider: OidcProvider, header: dict) -> None:
+    token = forged(header, claims_for(oidc_provider))
+    assert (await refused(authenticator(oidc_provider), f"Bearer {token}")).status == 401
+
+
+@pytest.mark.parametrize("claims", [[1, 2], "text", 7, None], ids=["list", "string", "number", "null"])
+async def test_a_jwt_whose_payload_is_not_an_object_is_refused(oidc_provider: OidcProvider, claims: object) -> None:
+    kid = httpx.get(f"{oidc_provider.issuer}/jwks").json()["keys"][0]["kid"]
+    token = forged({"alg": "RS256", "typ": "at+jwt", "kid": kid}, claims)  # type: ignore[arg-type]
+    assert (await refused(authenticator(oidc_provider), f"Bearer {token}")).status == 401
+
+
 async def test_an_id_token_typed_jwt_is_not_taken_for_an_access_token(oidc_provider: OidcProvider) -> None:
     token = forged({"alg": "RS256", "typ": "logout+jwt"}, claims_for(oidc_provider))
     assert "typ" in (await refused(authenticator(oidc_provider), f"Bearer {token}")).description
