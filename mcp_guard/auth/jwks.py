@@ -119,7 +119,7 @@ def _one_key(raw: Any) -> SigningKey | None:
     if not isinstance(raw, dict) or raw.get("use", "sig") != "sig" or raw.get("kty") not in ("RSA", "EC", "OKP"):
         return None  # encryption keys, symmetric keys ("oct") and junk are never verification keys
     alg = raw.get("alg")
-    if alg is not None and ALGORITHMS.get(alg) != raw["kty"]:
+    if alg is not None and (not isinstance(alg, str) or ALGORITHMS.get(alg) != raw["kty"]):
         return None
     if any(name in raw for name in ("d", "p", "q", "k")):
         logger.warning("JWKS key %r carries private material; ignored", raw.get("kid"))

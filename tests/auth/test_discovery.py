@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,6 +102,18 @@ async def test_a_jwks_uri_on_the_metadata_service_is_never_fetched(hostile: str)
     with anyio.fail_after(10), pytest.raises(AuthRefused) as caught:
         await auth.authenticate("Bearer a.b.c")
     assert caught.value.status == 503
+
+
+async def test_a_jwks_of_junk_yields_no_keys_and_refusals_not_crashes(hostile: str) -> None:
+    settings = OidcSettings(issuer=f"{hostile}/junk-jwks", audience="a", resource="http://127.0.0.1/mcp")
+    auth = OidcAuthenticator(settings)
+    for kid in ("a", "b", "c", "d", "e"):
+        for alg in ("RS256", "HS256"):
+            header = base64.urlsafe_b64encode(json.dumps({"alg": alg, "kid": kid}).encode()).rstrip(b"=").decode()
+            with anyio.fail_after(10), pytest.raises(AuthRefused) as caught:
+                await auth.authenticate(f"Bearer {header}.e30.c2ln")
+            assert caught.value.status == 401
+    assert auth.jwks is not None and auth.jwks.keys == {}
 
 
 async def test_an_oversized_document_is_cut_off(hostile: str) -> None:
