@@ -99,6 +99,13 @@ def address_problem(raw: str, policy: FetchPolicy) -> str | None:
 
 
 def _check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
+    try:
+        return _checked_parts(url, policy)
+    except ValueError as exc:  # a bad port, an unclosed IPv6 bracket: issuer documents are not trusted input
+        raise DiscoveryError(f"{url[:200]}: not a usable URL ({exc})") from exc
+
+
+def _checked_parts(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
     parts = urlsplit(url)
     host = parts.hostname
     if parts.scheme not in ("https", "http") or not host:
@@ -115,7 +122,7 @@ async def _resolve(url: str, host: str, port: int, policy: FetchPolicy) -> str:
     """One checked address for ``host``: every address it resolves to must pass, or none is used."""
     try:
         infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise DiscoveryError(f"{url}: {host} does not resolve ({exc})") from exc
     addresses = [str(info[4][0]) for info in infos]
     for address in addresses:

@@ -68,7 +68,8 @@ def test_private_addresses_pass_only_when_allowed_and_metadata_never() -> None:
 
 
 @pytest.mark.parametrize("url", ["ftp://idp.example/x", "file:///etc/passwd", "https://user:pw@idp.example/x",
-                                 "http://idp.example/x"])
+                                 "http://idp.example/x", "https://idp.example:99999/x", "https://[::1/x",
+                                 "https://idp.example:abc/x", "https://xn--a.example/x", "https:///x"])
 async def test_only_https_urls_without_credentials_are_fetched(url: str) -> None:
     await refusal(url, NOT_LOOPBACK)
 
