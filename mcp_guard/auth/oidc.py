@@ -71,6 +71,16 @@ class OidcAuthenticator:
         return self.metadata.routes()
 
     async def authenticate(self, authorization: str | None) -> Caller:
+        try:
+            return await self._authenticate(authorization)
+        except AuthRefused:
+            raise
+        except Exception as exc:
+            # Fail closed: whatever a token or an issuer document managed to break, the request is refused.
+            logger.exception("checking an access token failed unexpectedly")
+            raise AuthRefused(401, "the access token could not be checked", "invalid_token") from exc
+
+    async def _authenticate(self, authorization: str | None) -> Caller:
         token = _bearer(authorization)
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         cached = self._verified.get(digest)
