@@ -60,7 +60,8 @@ class ResourceMetadata:
         body = self.document()
 
         async def endpoint(request: Request) -> JSONResponse:
-            return JSONResponse(body, headers={"Cache-Control": "max-age=300"})
+            # Public by design: browser-based MCP clients read it cross-origin before they have any token.
+            return JSONResponse(body, headers={"Cache-Control": "max-age=300", "Access-Control-Allow-Origin": "*"})
 
         paths = {WELL_KNOWN, urlsplit(self.url).path}
         return [Route(path, endpoint, methods=["GET"]) for path in sorted(paths)]

@@ -111,8 +111,10 @@ async def test_metadata_comes_from_configuration_whatever_the_request_headers(
     async with guarded(oidc_provider, options=options) as base:
         with anyio.fail_after(30):
             paths = ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp")
-            documents = [httpx.get(f"{base}{path}", headers=headers).json() for path in paths]
+            answers = [httpx.get(f"{base}{path}", headers=headers) for path in paths]
+            documents = [answer.json() for answer in answers]
             reply = httpx.post(f"{base}/mcp", json=INITIALIZE, headers=headers)
+    assert all(answer.headers["access-control-allow-origin"] == "*" for answer in answers)
     for document in documents:
         assert document == {
             "resource": resource, "authorization_servers": [oidc_provider.issuer],
