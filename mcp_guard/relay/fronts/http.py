@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ...protocol import era, jsonrpc
+from ...protocol import era, jsonrpc, mirrored
 from .. import loop
 from ..hub import Hub
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES
@@ -184,6 +184,9 @@ class HttpFront:
     async def _stateless(self, request: Request, message: jsonrpc.Message) -> Response:
         if not jsonrpc.is_request(message):
             return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
+        refused = _mirrored_headers_refusal(request, message)
+        if refused is not None:
+            return refused
         taken, _ = era.split_meta(message.get("params") if isinstance(message.get("params"), dict) else None)
         caps = taken.get(era.CLIENT_CAPS_KEY)
         hub = await self.guard.stateless_hub(ClientFacts(era=era.MODERN, capabilities=caps if isinstance(caps, dict) else {}))
@@ -271,6 +274,17 @@ class HttpFront:
                 send.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _mirrored_headers_refusal(request: Request, message: jsonrpc.Message) -> Response | None:
+    """400 HeaderMismatch when the Mcp-Method / Mcp-Name / MCP-Protocol-Version headers do not
+    stand for the body: something in front may have routed or allowed on them, and the guard
+    decides on the body alone (2026-07-28 Streamable HTTP, Server Validation)."""
+    why = mirrored.mismatch(request.headers, message)
+    if why is None:
+        return None
+    rid = message.get("id")
+    return _json_error(400, f"Header mismatch: {why}", mirrored.HEADER_MISMATCH, rid if jsonrpc.valid_id(rid) else None)
 
 
 async def _body_within(request: Request, limit: int) -> bytes | None:

@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 import httpx
 
-from ...protocol import era, jsonrpc
+from ...protocol import era, jsonrpc, mirrored
 from ...errors import UpstreamError
 from ...protocol import sse
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES, Oversize
@@ -111,7 +111,7 @@ class HttpTransport:
             headers["Mcp-Method"] = str(message.get("method", ""))
             name = params.get("uri") if message.get("method") == "resources/read" else params.get("name")  # type: ignore[union-attr]
             if isinstance(name, str):
-                headers["Mcp-Name"] = name
+                headers["Mcp-Name"] = mirrored.encode_value(name)  # a non-ASCII name travels as base64
         else:
             if self.session_id:
                 headers["Mcp-Session-Id"] = self.session_id

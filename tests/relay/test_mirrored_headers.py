@@ -1,0 +1,164 @@
+"""2026-07-28 requests to `serve` whose Mcp-Method / Mcp-Name / MCP-Protocol-Version headers do not
+stand for the body are refused with 400 and HeaderMismatch (-32020) before anything runs: a load
+balancer or gateway in front may have routed or allowed on the headers, and the guard decides on
+the body alone. A raw HTTP client sends what a hostile or broken client would."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from mcp_guard.protocol import era
+from mcp_guard.protocol.mirrored import decode_value, encode_value
+from tests.attack.common import attack_canaries, attack_server
+from tests.attack.test_wire_http import _messages
+from tests.attack.test_wire_stdio import DENY_RAW
+from tests.conftest import PY, background, free_port
+
+pytestmark = pytest.mark.anyio
+
+HEADER_MISMATCH = -32020  # the spec's number, written out so a changed constant cannot hide here
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+META = {era.PROTOCOL_KEY: era.MODERN, era.CLIENT_INFO_KEY: {"name": "raw", "version": "1"}, era.CLIENT_CAPS_KEY: {}}
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """`serve` over the attack fixture, which appends each tool it runs to ``ran``; `raw` is denied."""
+    port = free_port()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DENY_RAW)
+    ran = tmp_path / "ran.txt"
+    ran.touch()
+    argv = [PY, "-m", "mcp_guard", "serve", "--port", str(port), "--policy", str(policy), "--", *attack_server()]
+    async with background(argv, f"http://127.0.0.1:{port}/healthz", env={**attack_canaries(), "ATTACK_RAN": str(ran)}):
+        yield f"http://127.0.0.1:{port}/mcp", ran
+
+
+def body(rid: int, method: str, **params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": {**params, "_meta": META}}
+
+
+def mirrored(message: dict[str, Any]) -> dict[str, str]:
+    """The headers a conforming client sends with ``message``."""
+    headers = {**ACCEPT, "MCP-Protocol-Version": era.MODERN, "Mcp-Method": message["method"]}
+    target = message["params"].get("uri" if message["method"] == "resources/read" else "name")
+    if target is not None:
+        headers["Mcp-Name"] = encode_value(target)
+    return headers
+
+
+async def refused(http: httpx.AsyncClient, url: str, message: dict[str, Any], headers: Any) -> str:
+    """Post and expect the spec's refusal; returns its message."""
+    reply = await http.post(url, json=message, headers=headers)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == HEADER_MISMATCH and reply.json()["id"] == message["id"], reply.text
+    return str(error["message"])
+
+
+async def answer(http: httpx.AsyncClient, url: str, message: dict[str, Any], headers: Any) -> dict[str, Any]:
+    reply = await http.post(url, json=message, headers=headers)
+    assert reply.status_code == 200, reply.text
+    return next(m for m in _messages(reply) if m.get("id") == message["id"])
+
+
+async def test_a_call_whose_mcp_name_names_an_allowed_tool_but_whose_body_names_a_denied_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    async with serving(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                smuggled = body(1, "tools/call", name="raw", arguments={"value": "x"})
+                why = await refused(http, url, smuggled, {**mirrored(smuggled), "Mcp-Name": "store"})
+                assert "Mcp-Name" in why and "params.name" in why
+                # The other way round too: a header that names the denied tool is no way to reach it either.
+                disguised = body(2, "tools/call", name="store", arguments={"value": "x"})
+                await refused(http, url, disguised, {**mirrored(disguised), "Mcp-Name": "raw"})
+                assert ran.read_text() == ""
+                # With honest headers the body decides: `raw` is denied by the policy, `store` runs.
+                honest = body(3, "tools/call", name="raw", arguments={"value": "x"})
+                denied = await answer(http, url, honest, mirrored(honest))
+                assert denied["result"]["isError"] is True and "raw is denied" in str(denied["result"])
+                allowed = body(4, "tools/call", name="store", arguments={"value": "x"})
+                assert "result" in await answer(http, url, allowed, mirrored(allowed))
+    assert ran.read_text().split() == ["store"]
+
+
+async def test_an_mcp_method_header_that_disagrees_with_the_body_is_refused(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                call = body(1, "tools/call", name="store", arguments={"value": "x"})
+                why = await refused(http, url, call, {**mirrored(call), "Mcp-Method": "tools/list"})
+                assert "Mcp-Method" in why
+                # Header values are case-sensitive: a router may treat TOOLS/CALL as something else.
+                await refused(http, url, call, {**mirrored(call), "Mcp-Method": "TOOLS/CALL"})
+                listing = body(2, "tools/list")
+                await refused(http, url, listing, {**mirrored(listing), "Mcp-Method": "ping"})
+    assert ran.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "drop",
+    ["Mcp-Method", "Mcp-Name", "MCP-Protocol-Version"],
+    ids=["without-mcp-method", "without-mcp-name", "without-protocol-version"],
+)
+async def test_a_call_without_a_required_mirrored_header_is_refused(tmp_path: Path, drop: str) -> None:
+    async with serving(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                call = body(1, "tools/call", name="store", arguments={"value": "x"})
+                headers = {k: v for k, v in mirrored(call).items() if k != drop}
+                assert drop in await refused(http, url, call, headers) and "missing" in await refused(http, url, call, headers)
+    assert ran.read_text() == ""
+
+
+async def test_matching_headers_pass_and_a_request_without_a_target_needs_no_mcp_name(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                listing = body(1, "tools/list")
+                assert "Mcp-Name" not in mirrored(listing)
+                tools = (await answer(http, url, listing, mirrored(listing)))["result"]["tools"]
+                assert "store" in {t["name"] for t in tools}
+                # Base64 form of the name, as a client sends a name that is not plain ASCII.
+                call = body(2, "tools/call", name="store", arguments={"value": "x"})
+                encoded = "=?base64?" + base64.b64encode(b"store").decode() + "?="
+                assert "result" in await answer(http, url, call, {**mirrored(call), "Mcp-Name": encoded})
+    assert ran.read_text().split() == ["store"]
+
+
+async def test_malformed_or_doubled_mirrored_headers_are_refused_not_guessed_at(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                call = body(1, "tools/call", name="store", arguments={"value": "x"})
+                plain = mirrored(call)
+                assert "base64" in await refused(http, url, call, {**plain, "Mcp-Name": "=?base64?c3RvcmU?="})
+                assert "base64" in await refused(http, url, call, {**plain, "Mcp-Name": "=?base64?not base64!?="})
+                # Two copies of a header: a router reading the first and one reading the last disagree.
+                doubled = [*((k, v) for k, v in plain.items()), ("Mcp-Name", "raw")]
+                assert "more than once" in await refused(http, url, call, doubled)
+                # Bytes outside visible ASCII are a malformed header, not a near match for the body.
+                odd = [*((k, v) for k, v in plain.items() if k != "Mcp-Name"), (b"Mcp-Name", "st\xf6re".encode("latin-1"))]
+                assert "may not carry" in await refused(http, url, call, odd)
+    assert ran.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["store", "", " padded ", "Hello, \u4e16\u754c", "line1\nline2", "=?base64?literal?=", "a\x00b"],
+    ids=["plain", "empty", "padded", "non-ascii", "newline", "sentinel-shaped", "nul"],
+)
+def test_a_mirrored_value_encodes_to_a_header_safe_form_that_decodes_back(text: str) -> None:
+    encoded = encode_value(text)
+    assert all(0x20 <= ord(c) <= 0x7E for c in encoded)
+    assert decode_value(encoded) == text
+    assert (encoded == text) == (text in ("store",))
