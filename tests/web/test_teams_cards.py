@@ -171,8 +171,9 @@ def test_a_preview_of_many_short_lines_is_cut_to_fit_the_teams_size_limit() -> N
 
 
 def test_a_card_without_a_configured_review_page_has_no_buttons() -> None:
-    built = card(hostile_request({"x": 1}), None)
-    assert "actions" not in built and schema_errors(built, "1.4") == []
+    sent = message(card(hostile_request({"x": 1}), None))
+    assert sent == recorded("no_buttons_message.json", sent)
+    assert "actions" not in sent["attachments"][0]["content"]
 
 
 def test_inert_text_keeps_plain_words_and_paths_as_they_are() -> None:
