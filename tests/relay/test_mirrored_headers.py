@@ -117,7 +117,8 @@ async def test_a_call_without_a_required_mirrored_header_is_refused(tmp_path: Pa
             async with httpx.AsyncClient() as http:
                 call = body(1, "tools/call", name="store", arguments={"value": "x"})
                 headers = {k: v for k, v in mirrored(call).items() if k != drop}
-                assert drop in await refused(http, url, call, headers) and "missing" in await refused(http, url, call, headers)
+                why = await refused(http, url, call, headers)
+                assert drop in why and "missing" in why
     assert ran.read_text() == ""
 
 
@@ -148,7 +149,8 @@ async def test_malformed_or_doubled_mirrored_headers_are_refused_not_guessed_at(
                 doubled = [*((k, v) for k, v in plain.items()), ("Mcp-Name", "raw")]
                 assert "more than once" in await refused(http, url, call, doubled)
                 # Bytes outside visible ASCII are a malformed header, not a near match for the body.
-                odd = [*((k, v) for k, v in plain.items() if k != "Mcp-Name"), (b"Mcp-Name", "st\xf6re".encode("latin-1"))]
+                odd = [*((k, v) for k, v in plain.items() if k != "Mcp-Name"),
+                       (b"Mcp-Name", "st\xf6re".encode("latin-1"))]
                 assert "may not carry" in await refused(http, url, call, odd)
     assert ran.read_text() == ""
 

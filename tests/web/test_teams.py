@@ -233,3 +233,48 @@ async def test_a_teams_endpoint_that_never_answers_does_not_hold_the_call(tmp_pa
             posts_when_answered = teams.count
     assert result[0].content[0].text == "held"
     assert posts_when_answered == 1  # no timeout, no retry: the call never waited on Teams
+
+
+def channel_audit(home: Path) -> Any:
+    from mcp_guard.audit import Audit
+    from mcp_guard.store import Store
+
+    home.mkdir(parents=True, exist_ok=True)
+    return Audit(Store(str(home / "guard.db")))
+
+
+async def test_a_redirecting_endpoint_is_a_failure_and_the_redirect_is_never_followed(guard_home: Path) -> None:
+    """A hostile or moved endpoint answering 307 to somewhere else gets nothing sent there."""
+    import httpx
+
+    from mcp_guard.teams import TeamsChannel
+    from tests.web.test_slack_payloads import hostile_request
+
+    with TeamsStandIn() as elsewhere:
+        teams = TeamsStandIn([(307, {"Location": elsewhere.url})])
+        with teams:
+            audit = channel_audit(guard_home)
+            channel = TeamsChannel(teams.url, None, audit)
+            async with httpx.AsyncClient() as http:
+                with anyio.fail_after(30):
+                    assert await channel.post(http, hostile_request({"x": 1})) is False
+        assert teams.count == 1 and elsewhere.count == 0  # a redirect is no reason to retry either
+    failed = [r["body"] for r in audit.records() if r["kind"] == "notify.failed"]
+    assert failed == [{"channel": "teams", "request": "0a1b2c3d", "reason": "HTTP 307", "attempts": 1}]
+
+
+async def test_an_unreachable_endpoint_is_tried_three_times_and_audited_without_its_url(guard_home: Path) -> None:
+    import httpx
+
+    from mcp_guard.teams import TeamsChannel
+    from tests.web.test_slack_payloads import hostile_request
+
+    signature = secrets.token_urlsafe(24)
+    url = f"http://127.0.0.1:{free_port()}/workflows/x/invoke?sig={signature}"  # nothing listens there
+    audit = channel_audit(guard_home)
+    async with httpx.AsyncClient() as http:
+        with anyio.fail_after(30):
+            assert await TeamsChannel(url, None, audit).post(http, hostile_request({"x": 1})) is False
+    failed = [r["body"] for r in audit.records() if r["kind"] == "notify.failed"]
+    assert failed == [{"channel": "teams", "request": "0a1b2c3d", "reason": "ConnectError", "attempts": 3}]
+    assert signature not in json.dumps(list(audit.records()))
