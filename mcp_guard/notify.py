@@ -29,6 +29,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+import anyio
 from standardwebhooks import Webhook
 
 from . import settings
@@ -132,13 +133,14 @@ class Notifier:
     async def request_opened(self, request: Request) -> None:
         import httpx
 
-        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S) as http:
+        # The channels side by side: a slow one does not use up another's time.
+        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S) as http, anyio.create_task_group() as tg:
             if self.slack_token and self.slack_channel:
-                await self._slack(http, request)
+                tg.start_soon(self._slack, http, request)
             for url in self.webhooks:
-                await self._webhook(http, url, request)
+                tg.start_soon(self._webhook, http, url, request)
             if self.teams is not None:
-                await self.teams.post(http, request)
+                tg.start_soon(self.teams.post, http, request)
 
     async def _slack(self, http: Any, request: Request) -> None:
         # The fallback text (notifications) holds nothing from the call: it is read as mrkdwn.

@@ -99,7 +99,10 @@ def _fact(title: str, value: str) -> dict[str, str]:
 
 
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):
+        return "unknown"
 
 
 def _line(text: str) -> dict[str, Any]:
@@ -217,7 +220,12 @@ class TeamsChannel:
 
     async def post(self, http: Any, request: Request) -> bool:
         """Post ``request``'s card; True once Teams took it. Never raises for a failed post."""
-        body = payload(request, self.review_url)
+        try:
+            body = payload(request, self.review_url)
+        except Exception:  # a card that cannot be built is a failed post, not a failed call
+            logger.exception("could not build the Teams card for request %s", request.id)
+            self._failed(request, "the card could not be built", 0)
+            return False
         outcome = "no attempt finished"
         attempts = 0
         with anyio.move_on_after(POST_DEADLINE_S):

@@ -235,6 +235,29 @@ async def test_a_teams_endpoint_that_never_answers_does_not_hold_the_call(tmp_pa
     assert posts_when_answered == 1  # no timeout, no retry: the call never waited on Teams
 
 
+async def test_a_hanging_slack_does_not_hold_up_the_teams_card(tmp_path: Path, guard_home: Path) -> None:
+    """The channels post side by side: the card arrives while Slack's post is still unanswered,
+    before the guard has given up on Slack."""
+    reviewer_token(guard_home, "alice")
+    result: list[Any] = []
+    with TeamsStandIn(hold=True) as slack, TeamsStandIn() as teams:
+        env = {"MCP_GUARD_TEAMS_WEBHOOK_URL": teams.url, "MCP_GUARD_SLACK_BOT_TOKEN": "test-bot-token",
+               "MCP_GUARD_SLACK_CHANNEL": "C0REVIEW", "MCP_GUARD_SLACK_API_URL": slack.url.split("/workflows")[0]}
+        async with serving(tmp_path, env) as (client, logged):
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+
+                    async def call() -> None:
+                        result.append(await client.call_tool("echo", {"message": "both"}))
+
+                    tg.start_soon(call)
+                    assert (await slack.next_post())[0] == "/chat.postMessage"
+                    card = card_of((await teams.next_post())[2], like="no_buttons_message.json")
+                    assert "to Slack" not in logged.read_text(encoding="utf-8", errors="replace")
+                    await approve(guard_home, request_id(card))
+    assert result[0].content[0].text == "both"
+
+
 def channel_audit(home: Path) -> Any:
     from mcp_guard.audit import Audit
     from mcp_guard.store import Store
