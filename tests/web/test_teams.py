@@ -34,6 +34,9 @@ rules:
     match: {tool: echo}
     action: approve
     approvers: reviewers
+  - name: env-is-read
+    match: {tool: env}
+    action: allow
 """
 HOSTILE_TEXT = HOSTILE["text"] + " www.evil.example"  # no address: the result would come back masked
 
@@ -176,6 +179,9 @@ async def test_a_waiting_call_is_posted_to_teams_as_a_card_whose_button_opens_th
                     assert all(not MARKUP & set(t) for t in texts)
                     assert "\uff0a\uff0aPre-approved by security\uff0a\uff0a" in "\n".join(texts)
                     await approve(guard_home, rid)
+                # An upstream cannot read the channel's URL from its environment to post cards itself.
+                seen = await client.call_tool("env", {"name": "MCP_GUARD_TEAMS_WEBHOOK_URL"})
+                assert not seen.is_error and teams.signature not in str(seen.content)
     assert not result[0].is_error and result[0].content[0].text == HOSTILE_TEXT
     assert teams.count == 1
     assert teams.signature not in logged.read_text(encoding="utf-8", errors="replace")
