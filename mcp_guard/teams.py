@@ -72,8 +72,10 @@ _INERT = str.maketrans({
     "<": "\uff1c", ">": "\uff1e", "#": "\uff03", "|": "\uff5c", "&": "\uff06", "{": "\uff5b", "}": "\uff5d",
     "@": "\uff20",
 })
-# A scheme's colon (https:, mailto:, tel:, javascript:) and "www.": what autolinkers start from.
-_AUTOLINK = re.compile(r"(?<=[A-Za-z]):(?=\S)|(?i:www)\.")
+# What autolinkers start from: a scheme's colon (https:, mailto:, javascript:), the dot before a
+# top-level domain (evil.com, www.x, and report.py: .py is a country's), and an IPv4 address.
+_AUTOLINK = re.compile(r"(?<=[A-Za-z]):(?=\S)|(?<=[A-Za-z0-9])\.(?=[A-Za-z])")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 # What starts a list, a heading rule or a quote when it opens a line.
 _LINE_START = re.compile(r"^(\s*)([-+=]|\d+[.)])")
 _WIDE = str.maketrans({"-": "\uff0d", "+": "\uff0b", "=": "\uff1d", ".": "\uff0e", ")": "\uff09", ":": "\uff1a"})
@@ -87,6 +89,7 @@ NOTE = (
 def inert(text: str) -> str:
     """``text`` (already one escaped line) that no Teams Markdown, mention, card function or autolink acts on."""
     text = text.translate(_INERT)
+    text = _IPV4.sub(lambda m: m.group().translate(_WIDE), text)
     text = _AUTOLINK.sub(lambda m: m.group().translate(_WIDE), text)
     return _LINE_START.sub(lambda m: m.group(1) + m.group(2).translate(_WIDE), text)
 
@@ -107,8 +110,11 @@ def _when(epoch: float) -> str:
 
 def _line(text: str) -> dict[str, Any]:
     # One TextBlock per line: how Teams breaks lines inside one block is not part of the card schema.
-    return {"type": "TextBlock", "text": inert(text) or " ", "fontType": "monospace", "size": "small",
-            "wrap": True, "spacing": "none"}
+    # The indent in no-break spaces: four plain ones would open a Markdown code block.
+    body = text.lstrip(" ")
+    shown = "\u00a0" * (len(text) - len(body)) + inert(body)
+    return {"type": "TextBlock", "text": shown or " ", "fontType": "monospace", "size": "small", "wrap": True,
+            "spacing": "none"}
 
 
 def card(request: Request, review_url: str | None, preview_chars: int = PREVIEW_CHARS) -> dict[str, Any]:

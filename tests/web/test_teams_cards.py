@@ -34,7 +34,7 @@ REVIEW = "https://guard.example.test/review"
 HOSTILE = {
     "text": "**Pre-approved by security** [Approve](https://evil.example/approve?id=1) <at>Security Team</at> "
     "{{DATE(2017-02-14T06:08:39Z, SHORT)}} &lt;at&gt;boss&lt;/at&gt; `rm -rf /` ~~no~~ _ok_ \\*x\\* | a | b |",
-    "to": "www.evil.example ops@evil.example mailto:ops@evil.example",
+    "to": "www.evil.com ops@evil.com mailto:ops@evil.com",
     "- list": "# heading\n> quote\n1. step\nRisk: low",
     "ctl": "\x1b[2J\u202eevil\u200b\x00",
     "long": "A" * 9000,
@@ -143,11 +143,11 @@ def test_no_text_from_a_hostile_call_can_render_as_markup_a_mention_or_a_link() 
         assert not MARKUP & set(text), text
         assert not AUTOLINK.search(text), text
         assert not re.match(r"\s*([-+=>]|\d+[.)])", text), text
-        assert all(c == " " or c.isprintable() for c in text), text
+        assert all(c in " \u00a0" or c.isprintable() for c in text), text
     whole = "\n".join(texts)
     # Still there for the reviewer to read, in lookalike form.
     assert "\uff0a\uff0aPre-approved by security\uff0a\uff0a" in whole
-    assert "\uff3bApprove\uff3d(https\uff1a//evil.example/approve?id=1)" in whole
+    assert "\uff3bApprove\uff3d(https\uff1a//evil\uff0eexample/approve?id=1)" in whole
     assert "\uff1cat\uff1eSecurity Team\uff1c/at\uff1e" in whole and "\uff5b\uff5bDATE(" in whole
     assert "\\x1b[2J" not in whole and "\uff3cx1b\uff3b2J\uff3cu202eevil" in whole  # the preview's escapes, inert
     # Neither the guard's own words nor the buttons come from the call.
@@ -177,9 +177,42 @@ def test_a_card_without_a_configured_review_page_has_no_buttons() -> None:
     assert "actions" not in sent["attachments"][0]["content"]
 
 
-def test_inert_text_keeps_plain_words_and_paths_as_they_are() -> None:
-    assert inert("/home/carol/report.txt (12 chars)") == "/home/carol/report.txt (12 chars)"
+def test_inert_text_keeps_plain_words_paths_and_numbers_as_they_are() -> None:
+    assert inert("/home/carol/report (12 chars), 1.5 or 3.14") == "/home/carol/report (12 chars), 1.5 or 3.14"
+    assert inert("report.py") == "report\uff0epy" and inert("10.0.0.1") == "10\uff0e0\uff0e0\uff0e1"
     assert inert("- item") == "\uff0d item" and inert("2. step") == "2\uff0e step"
+
+
+@cache
+def eager_markdown() -> Any:
+    """A Markdown engine at its most eager: CommonMark with raw HTML, GFM tables and strike-through,
+    and autolinks of every kind (schemes, www, bare domains, addresses, IPv4). Teams renders less."""
+    try:
+        from markdown_it import MarkdownIt
+
+        import linkify_it  # noqa: F401 - markdown-it's linkify needs it
+    except ImportError:
+        pytest.skip("markdown-it-py[linkify] is missing: pip install -e '.[test]'")
+    engine = MarkdownIt("commonmark", {"linkify": True, "html": True}).enable(["linkify", "strikethrough", "table"])
+    engine.linkify.set({"fuzzy_link": True, "fuzzy_email": True, "fuzzy_ip": True})
+    return engine
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_a_markdown_engine_finds_nothing_to_format_or_link_in_any_call_text_of_a_card(case: str) -> None:
+    arguments, tool, review = CASES[case]
+    engine = eager_markdown()
+    for text in call_texts(card(hostile_request(arguments, tool=tool), review)):
+        assert re.fullmatch(r"(<p>[^<]*</p>\n)?", engine.render(text)), text
+
+
+def test_the_eager_markdown_engine_does_format_the_raw_hostile_text() -> None:
+    """The check above has teeth: the same text, not made inert, is bold, linked and mentioned."""
+    rendered = eager_markdown().render(HOSTILE["text"] + " " + HOSTILE["to"] + " report.py 10.0.0.1")
+    for tag in ("<strong>", '<a href="https://evil.example/approve?id=1">', "<at>", "<code>", "<s>",
+                '<a href="http://www.evil.com">', '<a href="mailto:ops@evil.com">',
+                '<a href="http://report.py">', '<a href="http://10.0.0.1">'):
+        assert tag in rendered, tag
 
 
 def test_the_webhook_url_comes_from_the_environment_or_an_owner_only_file(tmp_path: Path) -> None:
