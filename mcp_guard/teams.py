@@ -16,9 +16,9 @@ The card (Adaptive Card 1.4, which Teams renders) says who asked, the server, to
 and shows the canonical masked preview (approval/preview.py) one monospace TextBlock per line.
 Teams reads TextBlocks and fact values as a Markdown subset, so every character of call text that
 Markdown, mentions (``<at>``), card date functions (``{{DATE()}}``) or autolinks would act on is
-replaced by its full-width lookalike (``*`` by ``＊``, ``<`` by ``＜``, ``https:`` by ``https：``): an argument
-can draw neither a link, a mention nor bold "Pre-approved" text. The page and ``review show`` have
-the exact characters; the card says so.
+replaced by its full-width lookalike (``*`` by ``＊``, ``<`` by ``＜``, ``https:`` by ``https：``,
+``evil.com`` by ``evil．com``): an argument can draw neither a link, a mention nor bold
+"Pre-approved" text. The page and ``review show`` have the exact characters; the card says so.
 
 Posting is async (httpx), each attempt bounded, retried a little on 429 and 5xx (``Retry-After``
 honoured up to a cap), and the whole bounded. A failure is logged and audited
