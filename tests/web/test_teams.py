@@ -7,6 +7,7 @@ or denies the call, and the webhook URL (a credential) shows up in no log and no
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import subprocess
@@ -307,3 +308,21 @@ async def test_an_unreachable_endpoint_is_tried_three_times_and_audited_without_
     failed = [r["body"] for r in audit.records() if r["kind"] == "notify.failed"]
     assert failed == [{"channel": "teams", "request": "0a1b2c3d", "reason": "ConnectError", "attempts": 3}]
     assert signature not in json.dumps(list(audit.records()))
+
+
+def test_serve_does_not_start_when_the_file_holding_the_webhook_url_is_open_to_others(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    """Reviewers who would silently never hear of requests, or a credential others can read, are
+    configuration errors: exit 2 and a message naming the file, never the URL."""
+    signature = secrets.token_urlsafe(24)
+    held = tmp_path / "teams-url"
+    held.write_text(f"https://prod.example.test/workflows/x/invoke?sig={signature}\n")
+    held.chmod(0o644)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY)
+    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(free_port()), "--", *probe()]
+    env = {**os.environ, "MCP_GUARD_TEAMS_WEBHOOK_URL_FILE": str(held)}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert f"chmod 600 {held}" in done.stderr and signature not in done.stderr + done.stdout
