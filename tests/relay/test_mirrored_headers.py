@@ -164,3 +164,33 @@ def test_a_mirrored_value_encodes_to_a_header_safe_form_that_decodes_back(text: 
     assert all(0x20 <= ord(c) <= 0x7E for c in encoded)
     assert decode_value(encoded) == text
     assert (encoded == text) == (text in ("store",))
+
+
+def starlette_headers(pairs: list[tuple[str, str]]) -> Any:
+    from starlette.datastructures import Headers
+
+    return Headers(raw=[(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs])
+
+
+MISMATCHES = {
+    "resource-read-other-uri": (body(1, "resources/read", uri="file:///etc/shadow"), {"Mcp-Name": "file:///tmp/ok"}),
+    "prompt-other-name": (body(1, "prompts/get", name="leak_all"), {"Mcp-Name": "greet"}),
+    "name-for-a-body-without-one": (body(1, "tools/call", arguments={}), {"Mcp-Name": "store"}),
+    "name-vs-non-string-name": (body(1, "tools/call", name=7), {"Mcp-Name": "7"}),
+    "version-disagrees": (body(1, "tools/list"), {"MCP-Protocol-Version": "2025-11-25"}),
+    "lowercase-base64-marker": (body(1, "tools/call", name="store"), {"Mcp-Name": "=?BASE64?c3RvcmU=?="}),
+    "non-canonical-base64": (body(1, "tools/call", name="store"), {"Mcp-Name": "=?base64?c3RvcmV=?="}),
+}
+
+
+@pytest.mark.parametrize("case", list(MISMATCHES), ids=list(MISMATCHES))
+def test_each_kind_of_disagreement_between_headers_and_body_is_named(case: str) -> None:
+    from mcp_guard.protocol.mirrored import mismatch
+
+    message, changed = MISMATCHES[case]
+    honest = {"MCP-Protocol-Version": era.MODERN, "Mcp-Method": message["method"]}
+    target = message["params"].get("uri" if message["method"] == "resources/read" else "name")
+    if isinstance(target, str):
+        honest["Mcp-Name"] = encode_value(target)
+        assert mismatch(starlette_headers(list(honest.items())), message) is None
+    assert mismatch(starlette_headers(list({**honest, **changed}.items())), message) is not None
