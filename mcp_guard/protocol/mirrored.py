@@ -8,6 +8,9 @@ while the server runs the body, a request whose two disagree is a confused deput
 every server that reads the body refuse a request whose mirrored headers are missing, malformed or
 different from the body: HTTP 400 with JSON-RPC error -32020 (HeaderMismatch). The guard decides
 policy on the body alone; this check makes sure nothing in front of it was shown another request.
+The same holds for ``Mcp-Param-{Name}``: a tool may mark properties of its input schema with
+``x-mcp-header`` (only along a chain of ``properties``, only string, integer or boolean), and a
+call must then carry each such argument in that header, and no such header without the argument.
 
 Header names are case-insensitive, values are not. A name that is not plain visible ASCII travels
 as ``=?base64?<base64 of its UTF-8>?=`` and is decoded before the comparison; a malformed one
@@ -24,7 +27,7 @@ from typing import Any, Protocol
 
 from . import era
 
-__all__ = ["HEADER_MISMATCH", "NAMED", "encode_value", "mismatch"]
+__all__ = ["HEADER_MISMATCH", "NAMED", "encode_value", "mismatch", "param_mismatch"]
 
 HEADER_MISMATCH = -32020
 # The methods whose target is mirrored in Mcp-Name, and the params field it comes from.
@@ -109,6 +112,86 @@ def encode_value(text: str) -> str:
     if _PLAIN_VALUE.fullmatch(text) and _SENTINEL.fullmatch(text) is None:
         return text
     return "=?base64?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+def param_mismatch(headers: _Headers, input_schema: Any, arguments: Any) -> str | None:
+    """Why a tools/call's ``Mcp-Param-*`` headers do not stand for its ``arguments`` under the
+    tool's ``input_schema``, or None when they do (or the schema marks nothing it may mark)."""
+    marked = _marked(input_schema)
+    for token, path, kind in marked or ():
+        header = f"Mcp-Param-{token}"
+        values = headers.getlist(header.lower())
+        if len(values) > 1:
+            return f"{header} header appears more than once"
+        value = _value_at(arguments, path)
+        rendered = None if value is None else _rendered(value, kind)
+        if not values:
+            if rendered is not None:
+                return f"{header} header is missing: the tool mirrors argument {'.'.join(path)} in it"
+            continue
+        if not _FIELD_VALUE.fullmatch(values[0]):
+            return f"{header} header holds characters a header value may not carry"
+        decoded = decode_value(values[0])
+        if decoded is None:
+            return f"{header} header holds a malformed base64 value"
+        if rendered is None or not _same(decoded, rendered, value, kind):
+            return f"{header} header does not match argument {'.'.join(path)}"
+    return None
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_KINDS = ("string", "integer", "boolean")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _marked(schema: Any) -> list[tuple[str, tuple[str, ...], str]] | None:
+    """(token, property path, type) for each ``x-mcp-header`` on a chain of ``properties``; None
+    when one is not a valid mark (conforming clients then drop the tool: nothing to check)."""
+    found: list[tuple[str, tuple[str, ...], str]] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(schema, ())]
+    while stack:
+        node, path = stack.pop()
+        properties = node.get("properties") if isinstance(node, Mapping) else None
+        for key, sub in (properties.items() if isinstance(properties, Mapping) else ()):
+            if not isinstance(sub, Mapping):
+                continue
+            token = sub.get("x-mcp-header")
+            if token is not None:
+                if not isinstance(token, str) or not _TOKEN.fullmatch(token) or sub.get("type") not in _KINDS:
+                    return None
+                found.append((token, (*path, str(key)), str(sub["type"])))
+            stack.append((sub, (*path, str(key))))
+    if len({token.lower() for token, _, _ in found}) != len(found):
+        return None  # two marks one header apart only by case
+    return found
+
+
+def _value_at(arguments: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(arguments, Mapping):
+            return None
+        arguments = arguments.get(key)
+    return arguments
+
+
+def _rendered(value: Any, kind: str) -> str | None:
+    """The header text a client sends for ``value``; None when no conforming client sends one."""
+    if kind == "boolean" and isinstance(value, bool):
+        return "true" if value else "false"
+    if kind == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if float(value).is_integer() and abs(value) <= 2**53 - 1:
+            return str(int(value))
+        return None
+    if kind == "string" and isinstance(value, str):
+        return value
+    return None
+
+
+def _same(decoded: str, rendered: str, value: Any, kind: str) -> bool:
+    if kind != "integer":
+        return decoded == rendered
+    # Numerically, as the spec advises ("42.0" stands for 42), but only for a plain decimal number.
+    return _NUMBER.fullmatch(decoded) is not None and float(decoded) == float(value)
 
 
 def _title(key: str) -> str:

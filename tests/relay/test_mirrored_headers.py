@@ -6,6 +6,7 @@ the body alone. A raw HTTP client sends what a hostile or broken client would.""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -194,3 +195,58 @@ def test_each_kind_of_disagreement_between_headers_and_body_is_named(case: str) 
         honest["Mcp-Name"] = encode_value(target)
         assert mismatch(starlette_headers(list(honest.items())), message) is None
     assert mismatch(starlette_headers(list({**honest, **changed}.items())), message) is not None
+
+
+@asynccontextmanager
+async def serving_params(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """`serve` over a fixture whose execute_sql mirrors region, shard and opts.dry_run in headers."""
+    port = free_port()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow}\n")
+    ran = tmp_path / "ran.jsonl"
+    ran.touch()
+    fixture = Path(__file__).parents[2] / "fixtures" / "param_header_server.py"
+    argv = [PY, "-m", "mcp_guard", "serve", "--port", str(port), "--policy", str(policy), "--", PY, str(fixture)]
+    async with background(argv, f"http://127.0.0.1:{port}/healthz", env={"PARAM_RAN": str(ran)}):
+        yield f"http://127.0.0.1:{port}/mcp", ran
+
+
+def sql(rid: int, **arguments: Any) -> dict[str, Any]:
+    return body(rid, "tools/call", name="execute_sql", arguments={"query": "SELECT 1", **arguments})
+
+
+async def test_a_call_whose_mcp_param_header_names_another_region_than_its_body_is_refused(tmp_path: Path) -> None:
+    """A router in front may have sent the call to us-west1's database on the header; the body says
+    eu-central1. The guard runs neither."""
+    async with serving_params(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                call = sql(1, region="eu-central1")
+                why = await refused(http, url, call, {**mirrored(call), "Mcp-Param-Region": "us-west1"})
+                assert "Mcp-Param-Region" in why and "region" in why
+                # Left out while the body has it, or sent while the body has none: refused too.
+                await refused(http, url, call, mirrored(call))
+                await refused(http, url, call, {**mirrored(call), "Mcp-Param-Region": "eu-central1",
+                                                "Mcp-Param-Shard": "3"})
+                nested = sql(2, region="eu-central1", opts={"dry_run": True})
+                base = {**mirrored(nested), "Mcp-Param-Region": "eu-central1"}
+                assert "Dry-Run" in await refused(http, url, nested, {**base, "Mcp-Param-Dry-Run": "false"})
+    assert ran.read_text() == ""
+
+
+async def test_matching_mcp_param_headers_pass_in_plain_base64_and_numeric_forms(tmp_path: Path) -> None:
+    async with serving_params(tmp_path) as (url, ran):
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient() as http:
+                call = sql(1, region="eu-central1", shard=42, opts={"dry_run": False})
+                headers = {**mirrored(call), "Mcp-Param-Region": "eu-central1", "Mcp-Param-Shard": "42.0",
+                           "mcp-param-dry-run": "false"}  # names are case-insensitive; 42.0 is 42
+                assert "result" in await answer(http, url, call, headers)
+                spaced = sql(2, region=" S\u00e3o Paulo ")
+                encoded = {**mirrored(spaced), "Mcp-Param-Region": encode_value(" S\u00e3o Paulo ")}
+                assert encoded["Mcp-Param-Region"].startswith("=?base64?")
+                assert "result" in await answer(http, url, spaced, encoded)
+                # A tool that marks nothing: an unknown Mcp-Param header is ignored, as HTTP asks.
+                plain = body(3, "tools/call", name="plain", arguments={})
+                assert "result" in await answer(http, url, plain, {**mirrored(plain), "Mcp-Param-Region": "x"})
+    assert [json.loads(line)["tool"] for line in ran.read_text().splitlines()] == ["execute_sql", "execute_sql", "plain"]
