@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from . import era
 
-__all__ = ["HEADER_MISMATCH", "NAMED", "encode_value", "mismatch", "param_mismatch"]
+__all__ = ["HEADER_MISMATCH", "NAMED", "encode_value", "mismatch", "param_headers", "param_mismatch"]
 
 HEADER_MISMATCH = -32020
 # The methods whose target is mirrored in Mcp-Name, and the params field it comes from.
@@ -137,6 +137,23 @@ def param_mismatch(headers: _Headers, input_schema: Any, arguments: Any) -> str 
         if rendered is None or not _same(decoded, rendered, value, kind):
             return f"{header} header does not match argument {'.'.join(path)}"
     return None
+
+
+def param_headers(input_schema: Any, arguments: Any) -> dict[str, str]:
+    """The ``Mcp-Param-*`` headers a 2026-07-28 client sends with a call of a tool whose input
+    schema is ``input_schema``: one per marked argument present, in header-safe form."""
+    headers: dict[str, str] = {}
+    for token, path, kind in _marked(input_schema) or ():
+        value = _value_at(arguments, path)
+        rendered = None if value is None else _rendered(value, kind)
+        if rendered is not None:
+            headers[f"Mcp-Param-{token}"] = encode_value(rendered)
+    return headers
+
+
+def marks_parameters(input_schema: Any) -> bool:
+    """Whether calls of a tool with this input schema carry ``Mcp-Param-*`` headers."""
+    return bool(_marked(input_schema))
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

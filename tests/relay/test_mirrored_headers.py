@@ -250,3 +250,28 @@ async def test_matching_mcp_param_headers_pass_in_plain_base64_and_numeric_forms
                 plain = body(3, "tools/call", name="plain", arguments={})
                 assert "result" in await answer(http, url, plain, {**mirrored(plain), "Mcp-Param-Region": "x"})
     assert [json.loads(line)["tool"] for line in ran.read_text().splitlines()] == ["execute_sql", "execute_sql", "plain"]
+
+
+async def test_a_2026_client_calls_through_serve_a_2026_upstream_whose_tool_mirrors_a_parameter(
+    tmp_path: Path,
+) -> None:
+    """Both ends are the SDK's: the client sends Mcp-Param-Region to the guard, which checks it, and
+    the guard sends it on to the upstream, which refuses any call without it."""
+    from mcp import Client
+
+    up_port, port = free_port(), free_port()
+    fixture = Path(__file__).parents[2] / "fixtures" / "param_header_http_server.py"
+    config = tmp_path / "guard.json"
+    config.write_text(json.dumps({"mcpServers": {"sql": {"url": f"http://127.0.0.1:{up_port}/mcp"}}}))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow}\n")
+    argv = [PY, "-m", "mcp_guard", "serve", "--config", str(config), "--policy", str(policy), "--port", str(port)]
+    upstream = background([PY, str(fixture), "--port", str(up_port)], f"http://127.0.0.1:{up_port}/mcp")
+    async with upstream, background(argv, f"http://127.0.0.1:{port}/healthz"):
+        with anyio.fail_after(60):
+            async with Client(f"http://127.0.0.1:{port}/mcp", mode="2026-07-28", cache=None) as client:
+                tools = {t.name: t for t in (await client.list_tools()).tools}
+                assert tools["execute_sql"].input_schema["properties"]["region"]["x-mcp-header"] == "Region"
+                result = await client.call_tool("execute_sql", {"region": "eu-central1", "query": "SELECT 1"})
+    assert not result.is_error, result
+    assert result.content[0].text == "ran 'SELECT 1' in eu-central1"  # type: ignore[union-attr]
