@@ -275,3 +275,23 @@ async def test_a_2026_client_calls_through_serve_a_2026_upstream_whose_tool_mirr
                 result = await client.call_tool("execute_sql", {"region": "eu-central1", "query": "SELECT 1"})
     assert not result.is_error, result
     assert result.content[0].text == "ran 'SELECT 1' in eu-central1"  # type: ignore[union-attr]
+
+
+def test_the_headers_the_guard_sends_upstream_mirror_each_marked_argument_in_header_safe_form() -> None:
+    from mcp_guard.protocol.mirrored import param_headers, param_mismatch
+
+    schema = {"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "shard": {"type": "integer", "x-mcp-header": "Shard"},
+        "opts": {"type": "object", "properties": {"dry_run": {"type": "boolean", "x-mcp-header": "Dry-Run"}}},
+    }}
+    arguments = {"region": "S\u00e3o Paulo", "shard": 7, "opts": {"dry_run": True}, "query": "x"}
+    sent = param_headers(schema, arguments)
+    assert sent == {"Mcp-Param-Region": encode_value("S\u00e3o Paulo"), "Mcp-Param-Shard": "7",
+                    "Mcp-Param-Dry-Run": "true"}
+    assert sent["Mcp-Param-Region"].startswith("=?base64?")
+    assert param_mismatch(starlette_headers(list(sent.items())), schema, arguments) is None
+    assert param_headers(schema, {"query": "x", "shard": None}) == {}  # absent or null: no header
+    # A mark the spec forbids (a number, a token with a space) makes the tool one that mirrors nothing.
+    assert param_headers({"properties": {"n": {"type": "number", "x-mcp-header": "N"}}}, {"n": 1.5}) == {}
+    assert param_headers({"properties": {"r": {"type": "string", "x-mcp-header": "R x"}}}, {"r": "a"}) == {}
