@@ -1,7 +1,8 @@
-"""2026-07-28 requests to `serve` whose Mcp-Method / Mcp-Name / MCP-Protocol-Version headers do not
-stand for the body are refused with 400 and HeaderMismatch (-32020) before anything runs: a load
-balancer or gateway in front may have routed or allowed on the headers, and the guard decides on
-the body alone. A raw HTTP client sends what a hostile or broken client would."""
+"""2026-07-28 requests to `serve` whose Mcp-Method / Mcp-Name / MCP-Protocol-Version headers (or a
+tool's Mcp-Param-* headers) do not stand for the body are refused with 400 and HeaderMismatch
+(-32020) before anything runs: a load balancer or gateway in front may have routed or allowed on
+the headers, and the guard decides on the body alone. A raw HTTP client sends what a hostile or
+broken client would; the SDK's client and server show the guard speaks the same rules both ways."""
 
 from __future__ import annotations
 
