@@ -1,4 +1,5 @@
-"""Telling reviewers that a call waits: Slack messages (Block Kit, Web API) and signed webhooks.
+"""Telling reviewers that a call waits: Slack messages (Block Kit, Web API), signed webhooks, and
+Microsoft Teams cards (teams.py, configured there).
 
 Settings come from the environment, so no secret sits in a config file:
 
@@ -28,12 +29,14 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+import anyio
 from standardwebhooks import Webhook
 
 from . import settings
 from .approval.escape import one_line
 from .approval.preview import Preview, excerpt
 from .approvals import Request
+from .teams import TeamsChannel
 from .web.slack import slack_escape
 
 logger = logging.getLogger(__name__)
@@ -114,8 +117,9 @@ def webhook_headers(
 
 
 class Notifier:
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, audit: Any = None) -> None:
         env = dict(settings.current().environ if env is None else env)
+        self.teams = TeamsChannel.from_env(env, audit)  # teams.py: Adaptive Cards to a channel
         self.slack_token = env.get("MCP_GUARD_SLACK_BOT_TOKEN")
         self.slack_channel = env.get("MCP_GUARD_SLACK_CHANNEL")
         self.slack_api = env.get("MCP_GUARD_SLACK_API_URL", "https://slack.com/api").rstrip("/")
@@ -124,16 +128,19 @@ class Notifier:
 
     @property
     def enabled(self) -> bool:
-        return bool((self.slack_token and self.slack_channel) or self.webhooks)
+        return bool((self.slack_token and self.slack_channel) or self.webhooks or self.teams)
 
     async def request_opened(self, request: Request) -> None:
         import httpx
 
-        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S) as http:
+        # The channels side by side: a slow one does not use up another's time.
+        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S) as http, anyio.create_task_group() as tg:
             if self.slack_token and self.slack_channel:
-                await self._slack(http, request)
+                tg.start_soon(self._slack, http, request)
             for url in self.webhooks:
-                await self._webhook(http, url, request)
+                tg.start_soon(self._webhook, http, url, request)
+            if self.teams is not None:
+                tg.start_soon(self.teams.post, http, request)
 
     async def _slack(self, http: Any, request: Request) -> None:
         # The fallback text (notifications) holds nothing from the call: it is read as mrkdwn.

@@ -128,14 +128,20 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def background(argv: Sequence[str], url: str, env: dict[str, str] | None = None) -> AsyncIterator[Any]:
-    """Run a server process until ``url`` answers, and stop it afterwards."""
+async def background(
+    argv: Sequence[str], url: str, env: dict[str, str] | None = None, stderr: Any = None
+) -> AsyncIterator[Any]:
+    """Run a server process until ``url`` answers, and stop it afterwards; its stderr goes to
+    ``stderr`` (an open file) when given, else nowhere."""
     import subprocess
 
     import anyio
     import httpx
 
-    process = await anyio.open_process(list(argv), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = await anyio.open_process(
+        list(argv), env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if stderr is None else stderr,
+    )
     try:
         with anyio.fail_after(30):
             async with httpx.AsyncClient() as http:

@@ -50,7 +50,7 @@ def default_hooks(
             page = ApprovalPage(approvals)
         from ..notify import Notifier
 
-        hooks.append(ApprovalHook(grants, approvals, page, Notifier()))
+        hooks.append(ApprovalHook(grants, approvals, page, Notifier(audit=audit)))  # failed posts are audited
     if audit is not None:
         from .audit import AuditHook
 

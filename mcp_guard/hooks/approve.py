@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 APPROVE_KEY = "mcp-guard/approve"
 # How often a waiting call tells the client it is still waiting.
 WAITING_NOTE_S = 5.0
+# How long the reviewers' channels may take to hear of a request (they post beside the wait).
+NOTIFY_TIMEOUT_S = 15.0
 # How long the client may take to acknowledge the review page's link (it changes nothing).
 REVIEW_LINK_TIMEOUT_S = 600.0
 # The most of the canonical preview one elicitation question carries: clients show the message
@@ -193,11 +195,11 @@ class ApprovalHook(Hook):
             group=decision.group,
         )
         logger.warning("review request %s for %s on %s is waiting for %d reviewer(s)", request.id, call.name, call.upstream, decision.quorum)
-        if self.notifier is not None and self.notifier.enabled and request.created >= opened_at:  # new, not a retry's
-            with anyio.move_on_after(15):
-                await self.notifier.request_opened(request)
+        announce = self.notifier is not None and self.notifier.enabled and request.created >= opened_at  # not a retry's
         review_url = self.review_url
         async with anyio.create_task_group() as tg:
+            if announce:
+                tg.start_soon(self._announce, request)  # beside the wait: a slow channel never holds the call
             if review_url and call.asker is not None and getattr(call.asker, "can_elicit_url", False):
                 tg.start_soon(self._show_review_link, call, f"{review_url.rstrip('/')}#req-{request.id}", request.id)
             decided = await self._wait(call, request.id, decision.timeout, f"waiting for a security reviewer (request {request.id})", cancel_on_exit=True)
@@ -206,6 +208,14 @@ class ApprovalHook(Hook):
             call.deny(f"no reviewer decided on {call.name} within {decision.timeout:.0f} s (request {request.id}), so it was not run.", "approve")
             return
         self._take(call, decision, binding, decided)
+
+    async def _announce(self, request: Any) -> None:
+        """Tell the reviewers' channels (Slack, webhooks, Teams); a failure there decides nothing."""
+        try:
+            with anyio.move_on_after(NOTIFY_TIMEOUT_S):
+                await self.notifier.request_opened(request)
+        except Exception:
+            logger.exception("notifying reviewers of request %s failed", request.id)
 
     async def _show_review_link(self, call: Call, url: str, request_id: str) -> None:
         """URL-mode elicitation: the client can offer the person the review page's link."""

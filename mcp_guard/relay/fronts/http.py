@@ -33,7 +33,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ...auth.caller import AuthRefused, Authenticator, challenge
-from ...protocol import era, jsonrpc
+from ...protocol import era, jsonrpc, mirrored
 from .. import loop
 from ..hub import Hub
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES
@@ -193,9 +193,16 @@ class HttpFront:
     async def _stateless(self, request: Request, message: jsonrpc.Message) -> Response:
         if not jsonrpc.is_request(message):
             return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
+        refused = _mirrored_headers_refusal(request, message)
+        if refused is not None:
+            return refused
         taken, _ = era.split_meta(message.get("params") if isinstance(message.get("params"), dict) else None)
         caps = taken.get(era.CLIENT_CAPS_KEY)
-        hub = await self.guard.stateless_hub(ClientFacts(era=era.MODERN, capabilities=caps if isinstance(caps, dict) else {}))
+        facts = ClientFacts(era=era.MODERN, capabilities=caps if isinstance(caps, dict) else {})
+        hub = await self.guard.stateless_hub(facts)
+        refused = await _param_headers_refusal(request, message, hub, facts)
+        if refused is not None:
+            return refused
         http_session = HttpSession(hub, self.user, stateless=True)
         await self.tg.start(http_session.session.run)
         return await self._answer(request, http_session, message, {}, close_after=True)
@@ -280,6 +287,42 @@ class HttpFront:
                 send.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _mirrored_headers_refusal(request: Request, message: jsonrpc.Message) -> Response | None:
+    """400 HeaderMismatch when the Mcp-Method / Mcp-Name / MCP-Protocol-Version headers do not
+    stand for the body: something in front may have routed or allowed on them, and the guard
+    decides on the body alone (2026-07-28 Streamable HTTP, Server Validation)."""
+    why = mirrored.mismatch(request.headers, message)
+    if why is None:
+        return None
+    rid = message.get("id")
+    return _json_error(400, f"Header mismatch: {why}", mirrored.HEADER_MISMATCH, rid if jsonrpc.valid_id(rid) else None)
+
+
+async def _param_headers_refusal(
+    request: Request, message: jsonrpc.Message, hub: Hub, facts: ClientFacts
+) -> Response | None:
+    """400 HeaderMismatch when a tools/call's Mcp-Param-* headers do not stand for its arguments
+    under the tool's own schema (its x-mcp-header marks), or cannot be checked against it."""
+    params = message.get("params")
+    if message.get("method") != "tools/call" or not isinstance(params, dict):
+        return None
+    try:
+        up, name = hub.route_name(params.get("name"), "tool")
+        definition = await hub.router.tool_definition(facts, up, name)
+    except Exception:  # an unknown tool, a server that cannot list: the call itself meets that error
+        definition = None
+    if isinstance(definition, dict):
+        why = mirrored.param_mismatch(request.headers, definition.get("inputSchema"), params.get("arguments"))
+    elif any(key.lower().startswith("mcp-param-") for key in request.headers):
+        why = "Mcp-Param-* headers cannot be checked: the tool's schema is not known"
+    else:
+        return None
+    if why is None:
+        return None
+    rid = message.get("id")
+    return _json_error(400, f"Header mismatch: {why}", mirrored.HEADER_MISMATCH, rid if jsonrpc.valid_id(rid) else None)
 
 
 async def _body_within(request: Request, limit: int) -> bytes | None:

@@ -5,7 +5,9 @@ carry the server's own requests and notifications before the response. Those POS
 tasks, so a long call never holds up the others. After a handshake-era ``initialize`` the
 transport keeps ``Mcp-Session-Id`` and opens the GET stream for messages not tied to a
 request. 2026-07-28 requests carry the ``MCP-Protocol-Version``, ``Mcp-Method`` and
-``Mcp-Name`` headers instead of a session.
+``Mcp-Name`` headers instead of a session, and a call of a tool whose input schema marks
+arguments with ``x-mcp-header`` (learned from the server's tools/list answers) carries each as its
+``Mcp-Param-*`` header, from the arguments as sent (placeholders put back).
 
 HTTP failures become JSON-RPC errors for the request that met them, so the hub sees one shape:
 an error status, a body that is not JSON-RPC, a 202 to a request, a stream that ends without
@@ -26,7 +28,7 @@ import anyio
 import anyio.abc
 import httpx
 
-from ...protocol import era, jsonrpc
+from ...protocol import era, jsonrpc, mirrored
 from ...errors import UpstreamError
 from ...protocol import sse
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES, Oversize
@@ -55,6 +57,7 @@ class _Stream:
     last_id: str | None = None  # the last SSE event id, to resume after
     retry_s: float = GET_RETRY_S
     delivered: int = 0  # messages received on it
+    method: str | None = None  # the request's method
 
 
 class HttpTransport:
@@ -73,6 +76,9 @@ class HttpTransport:
         self._closed = False
         self._get_started = False
         self._exchanges: dict[jsonrpc.RequestId, anyio.CancelScope] = {}  # POSTs awaiting their answer
+        # Input schemas of the tools that mirror arguments in Mcp-Param-* headers (2026-07-28),
+        # learned from tools/list answers: a call of one must carry those headers.
+        self._marked: dict[str, Any] = {}
 
     def describe(self) -> str:
         return self.url
@@ -111,7 +117,10 @@ class HttpTransport:
             headers["Mcp-Method"] = str(message.get("method", ""))
             name = params.get("uri") if message.get("method") == "resources/read" else params.get("name")  # type: ignore[union-attr]
             if isinstance(name, str):
-                headers["Mcp-Name"] = name
+                headers["Mcp-Name"] = mirrored.encode_value(name)  # a non-ASCII name travels as base64
+            if message.get("method") == "tools/call" and isinstance(name, str) and name in self._marked:
+                arguments = params.get("arguments")  # type: ignore[union-attr]
+                headers.update(mirrored.param_headers(self._marked[name], arguments))  # as sent: rehydrated
         else:
             if self.session_id:
                 headers["Mcp-Session-Id"] = self.session_id
@@ -131,7 +140,7 @@ class HttpTransport:
     async def _exchange(self, message: jsonrpc.Message) -> None:
         """One request's POST, its answer, and the resumption of a stream the server closed."""
         rid = message["id"]
-        stream = _Stream(rid)
+        stream = _Stream(rid, method=str(message.get("method")))
         with anyio.CancelScope() as scope:
             self._exchanges[rid] = scope
             try:
@@ -264,7 +273,18 @@ class HttpTransport:
             stream.reason = f"upstream {self.name!r} answered request {stream.rid} with a body that is {reason}"
             return
         self._in.send_nowait(item)
+        if found == stream.rid and stream.method == "tools/list" and isinstance(item, dict):
+            self._learn_marks(item.get("result"))
         stream.answered = stream.answered or found == stream.rid
+
+    def _learn_marks(self, result: Any) -> None:
+        tools = result.get("tools") if isinstance(result, dict) else None
+        for tool in tools if isinstance(tools, list) else ():
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                if mirrored.marks_parameters(tool.get("inputSchema")):
+                    self._marked[tool["name"]] = tool["inputSchema"]
+                else:
+                    self._marked.pop(tool["name"], None)
 
     def _parse(self, data: bytes | Oversize) -> jsonrpc.Message | Oversize | jsonrpc.ParseError:
         if isinstance(data, Oversize):
