@@ -148,7 +148,9 @@ async def _process(argv: list[str], env: dict[str, str], log: Path) -> AsyncIter
 
 
 @asynccontextmanager
-async def open_gateway(tmp_path: Path, store_url: str, policy: Path, env: dict[str, str] | None = None) -> AsyncIterator[Gateway]:
+async def open_gateway(
+    tmp_path: Path, store_url: str, policy: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[Gateway]:
     """Two guards (``a``, ``b``) and HAProxy in front, all stopped on exit."""
     binary = haproxy()
     gateway = Gateway(lb_port=free_port(), store_url=store_url, run_log=tmp_path / "runs.jsonl")

@@ -72,3 +72,57 @@ async def test_2026_requests_are_answered_by_either_instance(tmp_path: Path, pos
                 tools = {tool.name for tool in (await client.list_tools()).tools}
     assert {"where", "run_once"} <= tools
     assert set(answered) == {"a", "b"}, answered
+
+
+async def test_a_call_waiting_on_one_instance_is_released_by_a_review_decided_on_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The fallback poll is set far past the deadline: only NOTIFY can wake the waiting call in time."""
+    result = []
+    slow_poll = {"MCP_GUARD_PG_POLL_S": "600"}
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, REVIEWED), slow_poll) as gateway:
+        alice = gateway.cli("a", "review", "token", "create", "alice", "--role", "secops").stdout.strip()
+        auth = {"Authorization": f"Bearer {alice}"}
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                holder = await where(client)
+                other = gateway.instances["b" if holder == "a" else "a"]
+
+                async def call() -> None:
+                    result.append(await client.call_tool("run_once", {"tag": "reviewed"}))
+
+                async with anyio.create_task_group() as tg, httpx.AsyncClient(base_url=other.base) as http:
+                    tg.start_soon(call)
+                    while not (pending := (await http.get("/api/review/pending", headers=auth)).json()):
+                        await anyio.sleep(0.05)
+                    assert gateway.runs() == []
+                    decided = await http.post(f"/api/review/{pending[0]['id']}/approve", headers=auth, json={})
+                    assert decided.status_code == 200, decided.text
+        assert not result[0].is_error, result[0]
+        assert gateway.runs() == [{"tag": "reviewed", "instance": holder}]
+        records = [json.loads(line) for line in gateway.cli(other.name, "audit", "export").stdout.splitlines()]
+    finished = [r["body"] for r in records if r["kind"] == "call.finished" and r["body"].get("tool") == "run_once"]
+    assert [(f["approver"], f["outcome"]) for f in finished] == [("alice", "completed")]
+
+
+async def test_the_audit_of_both_instances_is_one_chain_that_verifies_from_either_home(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, ALLOW)) as gateway:
+        with anyio.fail_after(120):
+            for _ in range(4):
+                async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                    await where(client)
+            running = {name: gateway.cli(name, "audit", "verify") for name in gateway.instances}
+    for name, done in running.items():
+        assert done.returncode == 0, f"verify from {name}'s home while both ran: {done.stderr}"
+    for name in gateway.instances:
+        done = gateway.cli(name, "audit", "verify")
+        assert done.returncode == 0, f"verify from {name}'s home after both stopped: {done.stderr}"
+    records = [json.loads(line) for line in gateway.cli("a", "audit", "export").stdout.splitlines()]
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    spools = {r["body"]["spool"] for r in records if r["kind"] == "audit.spool_opened"}
+    closed = {r["body"]["spool"] for r in records if r["kind"] == "audit.spool_closed"}
+    assert len(spools) == 2 and closed == spools, "each instance's spool is announced and closed in the one chain"
+    finished = [r for r in records if r["kind"] == "call.finished" and r["body"].get("tool") == "where"]
+    assert len(finished) == 4
