@@ -89,14 +89,13 @@ class Gateway:
 def lb_config(lb_port: int, servers: dict[str, int], socket_path: Path) -> str:
     """The example config made local: see the module docstring."""
     sections = _sections(EXAMPLE.read_text())
-    kept = [sections["defaults"], sections["backend mcp_guard"]]
-    text = "\n".join(kept).replace(PUBLIC_NAME, f"127.0.0.1:{lb_port}")
-    text = re.sub(r"^\s*server .*\n", "", text, flags=re.M)
-    text = re.sub(r"^\s*default-server .*$", f"    {CHECK_LINE}", text, flags=re.M)
-    text += "".join(f"    server guard-{name} 127.0.0.1:{port}\n" for name, port in servers.items())
+    backend = sections["backend mcp_guard"].replace(PUBLIC_NAME, f"127.0.0.1:{lb_port}")
+    backend = re.sub(r"^\s*server .*\n", "", backend, flags=re.M)
+    backend = re.sub(r"^\s*default-server .*$", f"    {CHECK_LINE}", backend, flags=re.M)
+    backend += "".join(f"    server guard-{name} 127.0.0.1:{port}\n" for name, port in servers.items())
     head = f"global\n    nbthread 1\n    stats socket {socket_path} mode 600 level admin\n\n"
     front = f"frontend mcp\n    bind 127.0.0.1:{lb_port}\n    default_backend mcp_guard\n\n"
-    return head + front + text
+    return head + sections["defaults"] + "\n" + front + backend  # defaults apply to the sections after them
 
 
 def _sections(text: str) -> dict[str, str]:

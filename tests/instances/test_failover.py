@@ -1,0 +1,54 @@
+"""An instance behind HAProxy dies (SIGKILL) while a call runs on it.
+
+Its client gets an error, not a hang; the call is not run again anywhere (the upstream logs
+every execution); the other instance serves new sessions; the shared audit still verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp import Client
+from tests.instances.gateway import open_gateway, text_of
+from tests.instances.test_balanced import ALLOW, policy, where
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_an_instance_killed_mid_call_fails_that_call_runs_nothing_twice_and_the_other_serves_on(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    release = tmp_path / "release"  # the held call would finish once this exists
+    outcome: list[Any] = []
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, ALLOW)) as gateway:
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                holder = await where(client)
+                survivor = "b" if holder == "a" else "a"
+
+                async def call() -> None:
+                    try:
+                        outcome.append(await client.call_tool("run_once", {"tag": "in-flight", "hold": str(release)}))
+                    except Exception as exc:  # the transport's error is an answer too, a hang is not
+                        outcome.append(exc)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    while not gateway.runs():
+                        await anyio.sleep(0.02)
+                    gateway.instances[holder].kill()
+            release.touch()  # a replay of the call anywhere would now run to the end and be logged
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                assert await where(client) == survivor
+                assert text_of(await client.call_tool("run_once", {"tag": "after"})) == "ran after"
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], Exception) or outcome[0].is_error, outcome[0]
+        assert gateway.runs() == [{"tag": "in-flight", "instance": holder}, {"tag": "after", "instance": survivor}]
+        verified = gateway.cli(survivor, "audit", "verify")
+        assert verified.returncode == 0, verified.stderr
+        # The dead instance's machine, once it is back (a restart folds what it spooled), verifies too.
+        verified = gateway.cli(holder, "audit", "verify")
+        assert verified.returncode == 0, verified.stderr
