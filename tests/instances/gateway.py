@@ -57,10 +57,11 @@ class Instance:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def kill(self) -> None:
+    def kill(self) -> int:
         """SIGKILL, as a crash or the OOM killer would: nothing of the guard's shutdown runs."""
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
+        return self.process.pid
 
 
 @dataclass

@@ -5,6 +5,7 @@ every execution); the other instance serves new sessions; the shared audit still
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import anyio
 import pytest
 
 from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_guard.audit import digest, load_key
 from tests.instances.gateway import open_gateway, text_of
 from tests.instances.test_balanced import ALLOW, policy, where
 
@@ -39,7 +42,11 @@ async def test_an_instance_killed_mid_call_fails_that_call_runs_nothing_twice_an
                     tg.start_soon(call)
                     while not gateway.runs():
                         await anyio.sleep(0.02)
-                    gateway.instances[holder].kill()
+                    dead_pid = gateway.instances[holder].kill()
+                # The session died with its instance: HAProxy sends its next request to the other,
+                # which does not know it, and the client hears so at once.
+                with pytest.raises(MCPError, match="Mcp-Session-Id"):
+                    await client.call_tool("where", {})
             release.touch()  # a replay of the call anywhere would now run to the end and be logged
             async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
                 assert await where(client) == survivor
@@ -52,3 +59,10 @@ async def test_an_instance_killed_mid_call_fails_that_call_runs_nothing_twice_an
         # The dead instance's machine, once it is back (a restart folds what it spooled), verifies too.
         verified = gateway.cli(holder, "audit", "verify")
         assert verified.returncode == 0, verified.stderr
+        records = [json.loads(line) for line in gateway.cli(survivor, "audit", "export").stdout.splitlines()]
+    key = load_key(gateway.instances[holder].home)
+    held = digest(key, {"tag": "in-flight", "hold": str(release)})
+    forwarded = [r for r in records if r["kind"] == "call.forwarded" and r["body"].get("arguments_digest") == held]
+    assert len(forwarded) == 1, "the call that reached the upstream is in the chain, once"
+    closed = {r["body"]["spool"]: r["body"]["by"] for r in records if r["kind"] == "audit.spool_closed"}
+    assert [by for name, by in closed.items() if f"-{dead_pid}-" in name] == ["recovery"]
