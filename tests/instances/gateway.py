@@ -69,6 +69,7 @@ class Gateway:
     lb_port: int
     store_url: str
     run_log: Path
+    lb_socket: Path
     instances: dict[str, Instance] = field(default_factory=dict)
 
     @property
@@ -79,6 +80,21 @@ class Gateway:
         import json
 
         return [json.loads(line) for line in self.run_log.read_text().splitlines()]
+
+    def stick_entries(self) -> int:
+        """How many session ids HAProxy's stick table holds (asked on its admin socket)."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(self.lb_socket))
+            sock.sendall(b"show table mcp_guard\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        found = re.search(rb"used:(\d+)", answer)
+        assert found, answer
+        return int(found.group(1))
 
     def cli(self, instance: str, *args: str) -> subprocess.CompletedProcess[str]:
         """``mcp-guard ARGS`` on the machine of ``instance`` (its home) against the shared store."""
@@ -153,7 +169,7 @@ async def open_gateway(
 ) -> AsyncIterator[Gateway]:
     """Two guards (``a``, ``b``) and HAProxy in front, all stopped on exit."""
     binary = haproxy()
-    gateway = Gateway(lb_port=free_port(), store_url=store_url, run_log=tmp_path / "runs.jsonl")
+    gateway = Gateway(free_port(), store_url, tmp_path / "runs.jsonl", tmp_path / "haproxy.sock")
     gateway.run_log.touch()
     key = os.urandom(32).hex()  # instances sharing a store share the audit seal key
     for name in ("a", "b"):
@@ -177,7 +193,7 @@ async def open_gateway(
             await _wait_ok(f"{instance.base}/healthz", instance.process, f"serve {instance.name}")
         config = tmp_path / "haproxy.cfg"
         ports = {name: i.port for name, i in gateway.instances.items()}
-        config.write_text(lb_config(gateway.lb_port, ports, tmp_path / "haproxy.sock"))
+        config.write_text(lb_config(gateway.lb_port, ports, gateway.lb_socket))
         lb = await stack.enter_async_context(_process([binary, "-db", "-f", str(config)], {}, tmp_path / "haproxy.log"))
         await _wait_ok(f"http://127.0.0.1:{gateway.lb_port}/healthz", lb, "haproxy")
         yield gateway

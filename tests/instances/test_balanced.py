@@ -6,6 +6,7 @@ ran a call is what the upstream fixture says (``where``)."""
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import anyio
@@ -126,3 +127,26 @@ async def test_the_audit_of_both_instances_is_one_chain_that_verifies_from_eithe
     assert len(spools) == 2 and closed == spools, "each instance's spool is announced and closed in the one chain"
     finished = [r for r in records if r["kind"] == "call.finished" and r["body"].get("tool") == "where"]
     assert len(finished) == 4
+
+
+async def test_forged_session_ids_are_refused_by_every_instance_and_never_enter_the_stick_table(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Only the guards' answers fill HAProxy's table: a client cannot pin ids of its choosing
+    to an instance, nor fill the table, nor reach a session by guessing."""
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    forged = [secrets.token_hex(16) for _ in range(20)] + ["../" * 20, "x" * 4000, "0" * 32]
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, ALLOW)) as gateway:
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                await where(client)
+                assert gateway.stick_entries() == 1
+                async with httpx.AsyncClient() as http:
+                    for sid in forged:
+                        headers = {"Mcp-Session-Id": sid, "Accept": "application/json, text/event-stream",
+                                   "Mcp-Protocol-Version": "2025-11-25"}
+                        answer = await http.post(gateway.url, json=listing, headers=headers)
+                        assert answer.status_code == 404, (sid[:40], answer.status_code, answer.text)
+                        assert "mcp-session-id" not in answer.headers
+                assert gateway.stick_entries() == 1
+                await where(client)  # the real session still works, on its own instance
