@@ -171,11 +171,13 @@ async def open_gateway(
     binary = haproxy()
     gateway = Gateway(free_port(), store_url, tmp_path / "runs.jsonl", tmp_path / "haproxy.sock")
     gateway.run_log.touch()
-    key = os.urandom(32).hex()  # instances sharing a store share the audit seal key
+    # Instances sharing a store share its key files (the README's deployment copies them).
+    keys = {name: os.urandom(32).hex() for name in ("audit.key", "web.key")}
     for name in ("a", "b"):
         home = tmp_path / f"home-{name}"
         home.mkdir()
-        (home / "audit.key").write_text(key)
+        for file, key in keys.items():
+            (home / file).write_text(key)
         gateway.instances[name] = Instance(name, home, free_port())
     async with AsyncExitStack() as stack:
         for instance in gateway.instances.values():

@@ -6,6 +6,7 @@ ran a call is what the upstream fixture says (``where``)."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -150,3 +151,37 @@ async def test_forged_session_ids_are_refused_by_every_instance_and_never_enter_
                         assert "mcp-session-id" not in answer.headers
                 assert gateway.stick_entries() == 1
                 await where(client)  # the real session still works, on its own instance
+
+
+async def test_a_reviewer_decides_on_the_page_behind_tls_termination_whichever_instance_answers(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """HAProxy ends TLS, so the browser's Origin is https://<public name> while the guards speak
+    plain HTTP; and the page's requests are balanced, so sign-in, page and form land on
+    different instances (the reviewer session lives in the store, the form key is shared)."""
+    result = []
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, REVIEWED)) as gateway:
+        alice = gateway.cli("a", "review", "token", "create", "alice", "--role", "secops").stdout.strip()
+        public = f"127.0.0.1:{gateway.lb_port}"
+        browser = httpx.AsyncClient(base_url=f"http://{public}", headers={"Origin": f"https://{public}"})
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None) as client, browser:  # type: ignore[arg-type]
+
+                async def call() -> None:
+                    result.append(await client.call_tool("run_once", {"tag": "from-the-page"}))
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    signed_in = await browser.post("/review/login", data={"token": alice})
+                    assert signed_in.status_code == 303, signed_in.text
+                    while "run_once" not in (page := (await browser.get("/review")).text):
+                        await anyio.sleep(0.05)
+                    action = re.search(r"action='(/review/[^/']+/decide)'", page)
+                    csrf = re.search(r"name='csrf' value='([^']+)'", page)
+                    assert action and csrf, page
+                    for _ in range(2):  # once on each instance: the first decides, the second finds it decided
+                        form = {"csrf": csrf.group(1), "decision": "approve", "reason": "ok"}
+                        decided = await browser.post(action.group(1), data=form)
+                        assert decided.status_code in (303, 409), decided.text
+    assert not result[0].is_error, result[0]
+    assert [run["tag"] for run in gateway.runs()] == ["from-the-page"]
