@@ -182,12 +182,13 @@ async def open_gateway(
     async with AsyncExitStack() as stack:
         for instance in gateway.instances.values():
             argv = [
-                PY, "-m", "mcp_guard", "serve", "--home", str(instance.home), "--store", store_url,
+                PY, "-m", "mcp_guard", "serve", "--home", str(instance.home),
                 "--policy", str(policy), "--port", str(instance.port), "--allowed-host", f"127.0.0.1:{gateway.lb_port}",
                 "--", PY, str(FIXTURES / "instance_server.py"),
             ]
+            # The store as the deployment gives it: in the environment (never argv, which `ps` shows).
             facts = {"GUARD_INSTANCE": instance.name, "RUN_LOG": str(gateway.run_log), "MCP_GUARD_USER": "carol",
-                     **(env or {})}
+                     "MCP_GUARD_STORE": store_url, **(env or {})}
             log = tmp_path / f"serve-{instance.name}.log"
             instance.process = await stack.enter_async_context(_process(argv, facts, log))
         for instance in gateway.instances.values():

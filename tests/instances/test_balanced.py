@@ -185,3 +185,20 @@ async def test_a_reviewer_decides_on_the_page_behind_tls_termination_whichever_i
                         assert decided.status_code in (303, 409), decided.text
     assert not result[0].is_error, result[0]
     assert [run["tag"] for run in gateway.runs()] == ["from-the-page"]
+
+
+async def test_the_store_password_reaches_no_upstream_and_no_command_line(tmp_path: Path, postgres_url: str) -> None:
+    """The deployment keeps the DSN, password included, in the guard's environment file: the
+    upstream servers each instance starts must not inherit it (the test cluster trusts loopback,
+    so any password connects, and a canary one shows where it went)."""
+    canary = "pw-" + secrets.token_hex(12)
+    with_password = postgres_url.replace("postgresql://guard@", f"postgresql://guard:{canary}@")
+    async with open_gateway(tmp_path, with_password, policy(tmp_path, ALLOW)) as gateway:
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                environment = json.loads(text_of(await client.call_tool("environment", {})))
+        command_lines = [Path(f"/proc/{i.process.pid}/cmdline").read_bytes() for i in gateway.instances.values()
+                         if i.process is not None]
+    assert environment["GUARD_INSTANCE"] in ("a", "b")  # the upstream does inherit the guard's environment
+    assert canary not in json.dumps(environment)
+    assert not any(canary.encode() in line for line in command_lines)
