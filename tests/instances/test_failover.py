@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_guard.audit import digest, load_key
 from tests.instances.gateway import open_gateway, text_of
-from tests.instances.test_balanced import ALLOW, policy, where
+from tests.instances.test_balanced import ALLOW, REVIEWED, policy, where
 
 pytestmark = pytest.mark.anyio
 
@@ -66,3 +67,48 @@ async def test_an_instance_killed_mid_call_fails_that_call_runs_nothing_twice_an
     assert len(forwarded) == 1, "the call that reached the upstream is in the chain, once"
     closed = {r["body"]["spool"]: r["body"]["by"] for r in records if r["kind"] == "audit.spool_closed"}
     assert [by for name, by in closed.items() if f"-{dead_pid}-" in name] == ["recovery"]
+
+
+async def test_a_review_request_of_a_killed_instance_is_cancelled_and_cannot_be_approved_into_a_run(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Its caller is gone with the instance: the other instance (on this host) marks the request
+    cancelled, so a reviewer's late approval runs nothing and grants nothing."""
+    outcome: list[Any] = []
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, REVIEWED)) as gateway:
+        alice = gateway.cli("a", "review", "token", "create", "alice", "--role", "secops").stdout.strip()
+        auth = {"Authorization": f"Bearer {alice}"}
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                holder = await where(client)
+                survivor = gateway.instances["b" if holder == "a" else "a"]
+
+                async def call() -> None:
+                    try:
+                        outcome.append(await client.call_tool("run_once", {"tag": "never-approved"}))
+                    except Exception as exc:
+                        outcome.append(exc)
+
+                async with anyio.create_task_group() as tg, httpx.AsyncClient(base_url=survivor.base) as http:
+                    tg.start_soon(call)
+                    while not (pending := (await http.get("/api/review/pending", headers=auth)).json()):
+                        await anyio.sleep(0.05)
+                    gateway.instances[holder].kill()
+                    rid = pending[0]["id"]
+                    while (await http.get("/api/review/pending", headers=auth)).json():
+                        await anyio.sleep(0.05)
+                    late = await http.post(f"/api/review/{rid}/approve", headers=auth, json={})
+            async with Client(gateway.url, mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                # The same call again, on the survivor: no grant came of the late approval.
+                async with anyio.create_task_group() as tg, httpx.AsyncClient(base_url=survivor.base) as http:
+                    tg.start_soon(client.call_tool, "run_once", {"tag": "never-approved"})
+                    while not (again := (await http.get("/api/review/pending", headers=auth)).json()):
+                        await anyio.sleep(0.05)
+                    assert again[0]["id"] != rid
+                    denied = await http.post(f"/api/review/{again[0]['id']}/deny", headers=auth, json={})
+                    assert denied.status_code == 200, denied.text
+        shown = json.loads(gateway.cli(survivor.name, "review", "show", rid, "--json").stdout)
+    assert late.status_code == 409, late.text
+    assert shown["state"] == "cancelled"
+    assert len(outcome) == 1 and (isinstance(outcome[0], Exception) or outcome[0].is_error)
+    assert gateway.runs() == []
