@@ -188,7 +188,7 @@ async def open_gateway(
             ]
             # The store as the deployment gives it: in the environment (never argv, which `ps` shows).
             facts = {"GUARD_INSTANCE": instance.name, "RUN_LOG": str(gateway.run_log), "MCP_GUARD_USER": "carol",
-                     "MCP_GUARD_STORE": store_url, **(env or {})}
+                     "MCP_GUARD_STORE": store_url, "MCP_GUARD_INSTANCE": f"guard-{instance.name}", **(env or {})}
             log = tmp_path / f"serve-{instance.name}.log"
             instance.process = await stack.enter_async_context(_process(argv, facts, log))
         for instance in gateway.instances.values():
