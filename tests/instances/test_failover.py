@@ -112,3 +112,34 @@ async def test_a_review_request_of_a_killed_instance_is_cancelled_and_cannot_be_
     assert shown["state"] == "cancelled"
     assert len(outcome) == 1 and (isinstance(outcome[0], Exception) or outcome[0].is_error)
     assert gateway.runs() == []
+
+
+async def test_a_2026_call_whose_instance_dies_before_any_answer_byte_is_not_replayed_on_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A JSON-only 2026 request gets no answer byte until the call ends, so to HAProxy the killed
+    instance sent an empty response: a balancer that retried that (``retry-on empty-response``,
+    part of ``all-retryable-errors``) would run the call again on the other instance."""
+    release = tmp_path / "release"
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "run_once", "arguments": {"tag": "json-only", "hold": str(release)}}}
+    headers = {"Accept": "application/json", "Mcp-Protocol-Version": "2026-07-28"}
+    answers: list[httpx.Response] = []
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, ALLOW)) as gateway:
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient(timeout=60) as http:
+
+                async def post() -> None:
+                    answers.append(await http.post(gateway.url, json=call, headers=headers))
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(post)
+                    while not gateway.runs():
+                        await anyio.sleep(0.02)
+                    gateway.instances[gateway.runs()[0]["instance"]].kill()
+                release.touch()
+                again = await http.post(gateway.url, json={**call, "id": 8}, headers=headers)
+    assert answers[0].status_code >= 500, answers[0].text
+    assert again.status_code == 200 and "ran json-only" in again.text, again.text
+    ran = [run["instance"] for run in gateway.runs() if run["tag"] == "json-only"]
+    assert len(ran) == 2 and ran[0] != ran[1], "once on the dead instance, once more only when asked again"
