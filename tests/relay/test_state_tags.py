@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from mcp_guard.errors import ConfigError, RPCError
 from mcp_guard.relay.state import PREFIX, Sealer
+from tests.conftest import FIXTURES, PY
 
 
 def test_a_named_instance_writes_its_name_in_the_clear_and_opens_its_own_states() -> None:
@@ -36,3 +41,11 @@ def test_an_unnamed_guard_keeps_the_untagged_form() -> None:
 def test_an_instance_name_a_balancer_rule_could_not_match_exactly_is_a_config_error(name: str) -> None:
     with pytest.raises(ConfigError, match="MCP_GUARD_INSTANCE"):
         Sealer(instance=name)
+
+
+def test_serve_with_a_bad_instance_name_does_not_start_and_says_why(tmp_path: Path) -> None:
+    env = {**os.environ, "MCP_GUARD_HOME": str(tmp_path / "home"), "MCP_GUARD_INSTANCE": "guard a"}
+    argv = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", "0", "--", PY, str(FIXTURES / "instance_server.py")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "MCP_GUARD_INSTANCE='guard a'" in done.stderr
