@@ -187,8 +187,10 @@ async def open_gateway(
                 "--", PY, str(FIXTURES / "instance_server.py"),
             ]
             # The store as the deployment gives it: in the environment (never argv, which `ps` shows).
+            # And the review page's public address, which is not the address the instance binds.
             facts = {"GUARD_INSTANCE": instance.name, "RUN_LOG": str(gateway.run_log), "MCP_GUARD_USER": "carol",
-                     "MCP_GUARD_STORE": store_url, "MCP_GUARD_INSTANCE": f"guard-{instance.name}", **(env or {})}
+                     "MCP_GUARD_STORE": store_url, "MCP_GUARD_INSTANCE": f"guard-{instance.name}",
+                     "MCP_GUARD_REVIEW_URL": f"http://127.0.0.1:{gateway.lb_port}/review", **(env or {})}
             log = tmp_path / f"serve-{instance.name}.log"
             instance.process = await stack.enter_async_context(_process(argv, facts, log))
         for instance in gateway.instances.values():

@@ -9,11 +9,13 @@ import json
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 
+import mcp_types as types
 from mcp import Client
 from tests.instances.gateway import Gateway, open_gateway, text_of
 
@@ -202,3 +204,28 @@ async def test_the_store_password_reaches_no_upstream_and_no_command_line(tmp_pa
     assert environment["GUARD_INSTANCE"] in ("a", "b")  # the upstream does inherit the guard's environment
     assert canary not in json.dumps(environment)
     assert not any(canary.encode() in line for line in command_lines)
+
+
+async def test_a_client_is_offered_the_review_pages_public_link_not_the_instances_address(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    offered: list[str] = []
+
+    async def on_elicit(ctx: Any, params: Any) -> Any:
+        offered.append(str(getattr(params, "url", "")))
+        return types.ElicitResult(action="accept")
+
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, REVIEWED)) as gateway:
+        alice = gateway.cli("a", "review", "token", "create", "alice", "--role", "secops").stdout.strip()
+        auth = {"Authorization": f"Bearer {alice}"}
+        with anyio.fail_after(60):
+            async with Client(gateway.url, mode="legacy", cache=None,  # type: ignore[arg-type]
+                              elicitation_callback=on_elicit) as client:
+                async with anyio.create_task_group() as tg, httpx.AsyncClient(base_url=gateway.url[:-4]) as http:
+                    tg.start_soon(client.call_tool, "run_once", {"tag": "linked"})
+                    while not offered:
+                        await anyio.sleep(0.05)
+                    rid = (await http.get("/api/review/pending", headers=auth)).json()[0]["id"]
+                    assert (await http.post(f"/api/review/{rid}/approve", headers=auth, json={})).status_code == 200
+    assert offered == [f"http://127.0.0.1:{gateway.lb_port}/review#req-{rid}"]
+    assert [run["tag"] for run in gateway.runs()] == ["linked"]
