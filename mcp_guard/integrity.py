@@ -142,14 +142,16 @@ class Pins:
             row = db.execute("SELECT hash, accepted FROM pins WHERE server=? AND tool=?", (server, name)).fetchone()
             if row is None:
                 db.execute(
-                    "INSERT INTO pins (server, tool, hash, definition, first_seen, accepted, findings) VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO pins (server, tool, hash, definition, first_seen, accepted, findings)"
+                    " VALUES (?,?,?,?,?,?,?)",
                     (server, name, digest, body, time.time(), None if hold_new else time.time(), found),
                 )
                 return "new-held" if hold_new else "ok"
             if row[0] == digest:
                 return "ok" if row[1] is not None else "new-held"
             db.execute(
-                "UPDATE pins SET pending_hash=?, pending_definition=?, changed=COALESCE(changed, ?), findings=? WHERE server=? AND tool=? AND (pending_hash IS NULL OR pending_hash != ?)",
+                "UPDATE pins SET pending_hash=?, pending_definition=?, changed=COALESCE(changed, ?), findings=?"
+                " WHERE server=? AND tool=? AND (pending_hash IS NULL OR pending_hash != ?)",
                 (digest, body, time.time(), found, server, name, digest),
             )
         return "changed"

@@ -79,7 +79,8 @@ def test_the_postgres_setup_gives_a_role_that_runs_the_store_and_keeps_others_ou
     psql = bindir / "psql"
     admin = postgres_cluster.url("postgres")
     script = DEPLOY / "postgres.sql"
-    argv = [str(psql), admin, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "guard_password=pw-" + "x" * 12, "-f", str(script)]
+    password = "guard_password=pw-" + "x" * 12
+    argv = [str(psql), admin, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", password, "-f", str(script)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     url = f"postgresql://mcp_guard@127.0.0.1:{postgres_cluster.port}/mcp_guard"
@@ -89,7 +90,8 @@ def test_the_postgres_setup_gives_a_role_that_runs_the_store_and_keeps_others_ou
     assert audit.verify() is None
     store.close()
     with psycopg.connect(admin, autocommit=True) as conn:
-        row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname='mcp_guard'").fetchone()
+        roles = "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname='mcp_guard'"
+        row = conn.execute(roles).fetchone()
         assert row == (False, False, False)
         conn.execute("CREATE ROLE bystander LOGIN")
     with pytest.raises(psycopg.OperationalError, match="permission denied"):

@@ -45,7 +45,8 @@ def test_an_instance_name_a_balancer_rule_could_not_match_exactly_is_a_config_er
 
 def test_serve_with_a_bad_instance_name_does_not_start_and_says_why(tmp_path: Path) -> None:
     env = {**os.environ, "MCP_GUARD_HOME": str(tmp_path / "home"), "MCP_GUARD_INSTANCE": "guard a"}
-    argv = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", "0", "--", PY, str(FIXTURES / "instance_server.py")]
+    upstream = [PY, str(FIXTURES / "instance_server.py")]
+    argv = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", "0", "--", *upstream]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "MCP_GUARD_INSTANCE='guard a'" in done.stderr
