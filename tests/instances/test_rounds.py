@@ -57,3 +57,18 @@ async def test_a_2026_call_approved_by_the_user_runs_once_on_whichever_instance_
     runs = gateway.runs()
     assert sorted(run["tag"] for run in runs) == [f"t{n}" for n in range(ROUNDS)]
     assert {run["instance"] for run in runs} == {"a", "b"}
+
+
+async def test_a_2026_retry_with_100_kb_of_arguments_still_reaches_the_instance_that_parked_the_call(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Past HAProxy's 16 kB buffer: the state is still found (and without the example's
+    use-server lines every one of these retries is refused elsewhere)."""
+    question = "q" * 100_000
+    async with open_gateway(tmp_path, postgres_url, policy(tmp_path, ALLOW)) as gateway:
+        with anyio.fail_after(120):
+            async with Client(gateway.url, mode="2026-07-28", cache=None,  # type: ignore[arg-type]
+                              elicitation_callback=accept_elicitation) as client:
+                results = [await client.call_tool("ask", {"question": question}) for _ in range(4)]
+    assert not any(result.is_error for result in results), [text_of(r)[:200] for r in results]
+    assert {json.loads(text_of(result))["instance"] for result in results} == {"a", "b"}
