@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .audit_spool import read_spool
+from .audit_spool import read_spool, spool_prefix
 from .scrub import scrub_body
 from .store import Store, StoreError, guard_home
 
@@ -382,13 +383,23 @@ class Audit:
         return None
 
     def _check_spools(self, spools: dict[str, int]) -> Problem | None:
-        """A spool of this host announced, never closed, and gone: its unchained records are lost."""
-        mine = f"{socket.gethostname()}-"
+        """A spool of this home announced, never closed, and gone: its unchained records are lost.
+
+        Another home's spools (another host's, or another instance's on this host) are its
+        guard's to fold; from here they cannot be seen, so they prove nothing either way."""
+        mine = spool_prefix(self.spool_dir())
         for name, seq in sorted(spools.items(), key=lambda item: item[1]):
-            if name.startswith(mine) and not (self.spool_dir() / f"{name}.jsonl").exists():
+            ours = name.startswith(mine) or _unowned_spool_name(name)
+            if ours and not (self.spool_dir() / f"{name}.jsonl").exists():
                 return Problem(seq, f"the audit spool {name} (opened at record {seq}) vanished before it was closed: "
                                     "records in it may be lost")
         return None
+
+
+def _unowned_spool_name(name: str) -> bool:
+    """A spool of this host named before names said whose home it was ("HOST-PID-HEX"): checked
+    as this home's, as it was then."""
+    return re.fullmatch(re.escape(socket.gethostname()) + r"-\d+-[0-9a-f]{8}", name) is not None
 
 
 def _read_head_file(path: Path) -> tuple[int, str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +36,15 @@ def read_spool(data: bytes, path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def spool_prefix(directory: Path) -> str:
+    """How the names of the spools in ``directory`` start: this host, then a tag of that folder.
+
+    Several instances on one host, each with a home of its own, share one chain in PostgreSQL;
+    the tag lets each tell its own spools (which it can check for) from its neighbours'."""
+    folder = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{folder}-"
+
+
 class Spool:
     """This process's audit records on their way into the chain (see the module's docstring)."""
 
@@ -44,7 +54,7 @@ class Spool:
     def __init__(self, audit: Audit, directory: Path) -> None:
         self.audit = audit
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.name = f"{spool_prefix(directory)}{os.getpid()}-{secrets.token_hex(4)}"
         self.path = directory / f"{self.name}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while this process lives: readers know it is alive

@@ -86,7 +86,7 @@ class Guard:
         Raises ConfigError when the policy cannot be loaded or the store cannot keep the audit:
         a guard that cannot check or record calls does not start."""
         if policy is None:
-            return cls(specs, Pipeline(extra_hooks), allow_methods, max_message_bytes)
+            return cls(specs, Pipeline(extra_hooks), allow_methods, max_message_bytes, chosen.instance)
         from .audit import Audit
         from .grants import Grants
         from .hooks import default_hooks
@@ -111,7 +111,7 @@ class Guard:
         grants = Grants(store)
         grants.recover()  # session grants of guards that crashed end now: their sessions are gone
         hooks = default_hooks(source, grants, extra_hooks, audit, metrics)
-        guard = cls(specs, Pipeline(hooks), allow_methods, max_message_bytes)
+        guard = cls(specs, Pipeline(hooks), allow_methods, max_message_bytes, chosen.instance)
         guard._audit = audit
         return guard
 
@@ -126,12 +126,13 @@ class Guard:
         pipeline: Pipeline | None = None,
         allow_methods: Sequence[str] = (),
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        instance: str = "",
     ) -> None:
         self.specs = tuple(specs)
         self.pipeline = pipeline or Pipeline()
         self.allow_methods = tuple(allow_methods)
         self.max_message_bytes = max_message_bytes
-        self.sealer = Sealer()
+        self.sealer = Sealer(instance=instance)  # raises ConfigError for a bad instance name
         self.parked: dict[str, Any] = {}  # bridged calls waiting for a 2026 client's retry, by handle
         self._shared: dict[str, Upstream] = {}
         self._fanout = _Fanout()

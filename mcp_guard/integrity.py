@@ -134,18 +134,26 @@ class Pins:
         body = json.dumps(_redacted(_pinned_part(tool)), sort_keys=True, ensure_ascii=False)
         found = json.dumps([_redacted(f.to_dict()) for f in findings])
         rows = self.store.query("SELECT hash, accepted FROM pins WHERE server=? AND tool=?", (server, name))
-        if not rows:
-            self.store.execute(
-                "INSERT INTO pins (server, tool, hash, definition, first_seen, accepted, findings) VALUES (?,?,?,?,?,?,?)",
-                (server, name, digest, body, time.time(), None if hold_new else time.time(), found),
-            )
-            return "new-held" if hold_new else "ok"
-        if rows[0]["hash"] == digest:
+        if rows and rows[0]["hash"] == digest:
             return "ok" if rows[0]["accepted"] is not None else "new-held"
-        self.store.execute(
-            "UPDATE pins SET pending_hash=?, pending_definition=?, changed=COALESCE(changed, ?), findings=? WHERE server=? AND tool=? AND (pending_hash IS NULL OR pending_hash != ?)",
-            (digest, body, time.time(), found, server, name, digest),
-        )
+        # First sight or a change: look again under the writers' lock, as another session or
+        # another guard instance on the same store may be pinning this tool at this moment.
+        with self.store.transaction() as db:
+            row = db.execute("SELECT hash, accepted FROM pins WHERE server=? AND tool=?", (server, name)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO pins (server, tool, hash, definition, first_seen, accepted, findings)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (server, name, digest, body, time.time(), None if hold_new else time.time(), found),
+                )
+                return "new-held" if hold_new else "ok"
+            if row[0] == digest:
+                return "ok" if row[1] is not None else "new-held"
+            db.execute(
+                "UPDATE pins SET pending_hash=?, pending_definition=?, changed=COALESCE(changed, ?), findings=?"
+                " WHERE server=? AND tool=? AND (pending_hash IS NULL OR pending_hash != ?)",
+                (digest, body, time.time(), found, server, name, digest),
+            )
         return "changed"
 
     def accept(self, server: str, tool: str | None = None) -> int:

@@ -37,6 +37,9 @@ class Settings:
     review_url: str = ""
     # How long a call waiting on PostgreSQL may miss a notification ($MCP_GUARD_PG_POLL_S).
     pg_poll_s: float = 1.0
+    # This instance's name behind a load balancer ($MCP_GUARD_INSTANCE, its server name there):
+    # written into each requestState so a 2026-07-28 retry can be sent back to it.
+    instance: str = ""
     # A reviewer's credential for `review approve|deny` ($MCP_GUARD_REVIEW_TOKEN); never shown.
     review_token: str = field(default="", repr=False)
     # The environment as it was read: channel secrets (Slack, webhooks) and client config paths.
@@ -55,6 +58,7 @@ class Settings:
             "log_format": env.get("MCP_GUARD_LOG_FORMAT", ""),
             "review_url": env.get("MCP_GUARD_REVIEW_URL", ""),
             "pg_poll_s": _float(env.get("MCP_GUARD_PG_POLL_S"), 1.0),
+            "instance": env.get("MCP_GUARD_INSTANCE", "").strip(),
             "review_token": env.get("MCP_GUARD_REVIEW_TOKEN", "").strip(),
             "environ": MappingProxyType(env),
         }

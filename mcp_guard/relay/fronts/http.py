@@ -421,7 +421,9 @@ async def _serve(
     sock.bind((host, port))
     port = sock.getsockname()[1]
     hosts = allowed_hosts(host, port, extra_hosts)
-    routes = (review(origins={f"http://{h}" for h in hosts}) if review is not None else []) + extra
+    # https too: behind a load balancer that ends TLS the page is https://<public name> to the browser.
+    origins = {f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")}
+    routes = (review(origins=origins) if review is not None else []) + extra
     async with anyio.create_task_group() as tg:
         if guard is not None:
             await tg.start(guard.run)
