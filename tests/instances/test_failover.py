@@ -16,6 +16,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_guard.audit import digest, load_key
+from mcp_guard.protocol import era
 from tests.instances.gateway import open_gateway, text_of
 from tests.instances.test_balanced import ALLOW, REVIEWED, policy, where
 
@@ -122,8 +123,10 @@ async def test_a_2026_call_whose_instance_dies_before_any_answer_byte_is_not_rep
     part of ``all-retryable-errors``) would run the call again on the other instance."""
     release = tmp_path / "release"
     call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-            "params": {"name": "run_once", "arguments": {"tag": "json-only", "hold": str(release)}}}
-    headers = {"Accept": "application/json", "Mcp-Protocol-Version": "2026-07-28"}
+            "params": {"name": "run_once", "arguments": {"tag": "json-only", "hold": str(release)},
+                       "_meta": {era.PROTOCOL_KEY: "2026-07-28"}}}
+    headers = {"Accept": "application/json", "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+               "Mcp-Name": "run_once"}
     answers: list[httpx.Response] = []
     async with open_gateway(tmp_path, postgres_url, policy(tmp_path, ALLOW)) as gateway:
         with anyio.fail_after(60):
