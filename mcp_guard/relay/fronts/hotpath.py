@@ -1,0 +1,156 @@
+"""The per-request path of ``serve``'s ``/mcp``, kept lean: it runs for every call of every session.
+
+Profiled under 200 concurrent sessions (benchmarks/serve_load.py), a relayed call spent more of
+the guard's CPU in the HTTP layers around ``HttpFront.endpoint`` than in the relay: Starlette's
+error and exception middleware, its router, the request/response wrappers, uvicorn's
+proxy-headers middleware, and a ``StreamingResponse`` that starts a task group of two tasks per
+answer (one to stream, one to watch for a disconnect) and writes the final event and the end of
+the stream separately. So:
+
+* :class:`McpFirst` hands ``/mcp`` straight to the endpoint, after the same Host check every
+  route gets; every other path (the review page, metadata, ``/healthz``) goes through the
+  Starlette app unchanged. An exception in the endpoint is a 500, logged, never a crash.
+* :class:`EventStream` writes an answer's SSE stream: the headers at once (a call may wait
+  minutes for a human, and clients time out on headers that never come), each message as it
+  comes, and the final answer together with the end of the stream in one write. While it waits,
+  one watcher task notices a client that hung up, so what would have gone to this stream goes
+  to the session's GET stream or backlog instead (the ``done`` callback), as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ...protocol import jsonrpc
+from ...protocol.sse import encode as sse_encode
+
+__all__ = ["EventStream", "McpFirst", "PATH"]
+
+logger = logging.getLogger(__name__)
+
+PATH = "/mcp"
+ALLOWED_METHODS = ("GET", "POST", "DELETE")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Endpoint = Callable[[Any], Awaitable[Any]]
+
+
+async def _plain(send: Send, status: int, text: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = text.encode("utf-8")
+    head = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+class McpFirst:
+    """An ASGI app: ``/mcp`` to ``endpoint`` (a Starlette-style ``Request -> Response``), the rest to ``app``."""
+
+    def __init__(self, endpoint: Endpoint, app: Any, allowed_hosts: frozenset[str]) -> None:
+        from starlette.requests import ClientDisconnect, Request
+
+        self.endpoint = endpoint
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+        self._request = Request
+        self._disconnect = ClientDisconnect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        if host not in self.allowed_hosts:  # no DNS rebinding, as on every other route
+            await _plain(send, 421, f"Host {host!r} is not allowed")
+            return
+        if scope["method"] not in ALLOWED_METHODS:
+            await _plain(send, 405, "Method Not Allowed", [(b"allow", ", ".join(ALLOWED_METHODS).encode())])
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            response = await self.endpoint(self._request(scope, receive))
+            await response(scope, receive, tracked)
+        except self._disconnect:
+            return  # the client hung up while its body was being read: no one to answer
+        except Exception:  # never BaseException: cancellation passes through
+            logger.exception("serving %s %s failed", scope["method"], PATH)
+            if not started:
+                await _plain(send, 500, "Internal Server Error")
+
+
+class EventStream:
+    """The SSE answer to one request: messages from ``items`` until the one answering ``rid``.
+
+    ``done`` runs once the stream ends, whichever way: the answer went out, the client hung up,
+    or the server is shutting down."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        items: anyio.abc.ObjectReceiveStream[jsonrpc.Message],
+        rid: jsonrpc.RequestId,
+        done: Callable[[], None],
+        headers: dict[str, str],
+    ) -> None:
+        self.items = items
+        self.rid = rid
+        self.done = done
+        self.headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        self.headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            await self._relay(receive, send)
+        finally:
+            self.done()
+
+    async def _relay(self, receive: Receive, send: Send) -> None:
+        while True:
+            item = await self._next(receive)
+            if item is None:
+                return  # the client hung up, or the session ended
+            final = "method" not in item and item.get("id") == self.rid
+            await send({"type": "http.response.body", "body": sse_encode(item), "more_body": not final})
+            if final:
+                return
+
+    async def _next(self, receive: Receive) -> jsonrpc.Message | None:
+        """The next message, or None when the client disconnects or the stream is closed first."""
+        try:
+            return self.items.receive_nowait()  # already there: no watcher needed
+        except anyio.WouldBlock:
+            pass
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
+        got: list[jsonrpc.Message] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            try:
+                got.append(await self.items.receive())
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                pass
+            tg.cancel_scope.cancel()
+        return got[0] if got else None
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass  # a body the endpoint did not read: nothing to do with it
+    scope.cancel()
