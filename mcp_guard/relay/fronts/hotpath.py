@@ -12,9 +12,10 @@ the stream separately. So:
   Starlette app unchanged. An exception in the endpoint is a 500, logged, never a crash.
 * :class:`EventStream` writes an answer's SSE stream: the headers at once (a call may wait
   minutes for a human, and clients time out on headers that never come), each message as it
-  comes, and the final answer together with the end of the stream in one write. While it waits,
-  one watcher task notices a client that hung up, so what would have gone to this stream goes
-  to the session's GET stream or backlog instead (the ``done`` callback), as before.
+  comes, and the final answer together with the end of the stream in one write. One watcher
+  task notices a client that hung up, so what would have gone to this stream goes to the
+  session's GET stream or backlog instead (the ``done`` callback), as before; once the body is
+  complete the server answers the watcher's pending receive() and it ends without a cancel.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ...protocol import jsonrpc
 from ...protocol.sse import encode as sse_encode
@@ -113,44 +115,47 @@ class EventStream:
         self.done = done
         self.headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         self.headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self._watching = False  # the watcher is waiting on receive()
+        self._complete = False  # the body has been ended
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.headers})
-            await self._relay(receive, send)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch, receive, tg.cancel_scope)
+                await self._relay(send)
+                # The body is complete, so the server answers the watcher's receive() with
+                # http.disconnect and it ends by itself: no cancellation (anyio formats the
+                # task's repr on every cancel). Cancelled only if it is still waiting after that.
+                await anyio.lowlevel.checkpoint()
+                if self._watching:
+                    tg.cancel_scope.cancel()
         finally:
             self.done()
 
-    async def _relay(self, receive: Receive, send: Send) -> None:
+    async def _relay(self, send: Send) -> None:
+        """Each message as it comes; the answer to ``rid`` and the end of the body in one write."""
         while True:
-            item = await self._next(receive)
-            if item is None:
-                return  # the client hung up, or the session ended
-            final = "method" not in item and item.get("id") == self.rid
-            await send({"type": "http.response.body", "body": sse_encode(item), "more_body": not final})
+            try:
+                item = await self.items.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                item = None  # the session ended before answering
+            final = item is None or ("method" not in item and item.get("id") == self.rid)
+            self._complete = final
+            body = b"" if item is None else sse_encode(item)
+            await send({"type": "http.response.body", "body": body, "more_body": not final})
             if final:
                 return
 
-    async def _next(self, receive: Receive) -> jsonrpc.Message | None:
-        """The next message, or None when the client disconnects or the stream is closed first."""
+    async def _watch(self, receive: Receive, relay: anyio.CancelScope) -> None:
+        """Until the client hangs up (the relay is then cancelled) or the body is complete."""
+        self._watching = True
         try:
-            return self.items.receive_nowait()  # already there: no watcher needed
-        except anyio.WouldBlock:
-            pass
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return None
-        got: list[jsonrpc.Message] = []
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            try:
-                got.append(await self.items.receive())
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                pass
-            tg.cancel_scope.cancel()
-        return got[0] if got else None
+            while (await receive())["type"] != "http.disconnect":
+                pass  # a body the endpoint did not read: nothing to do with it
+        finally:
+            self._watching = False
+        if not self._complete:
+            relay.cancel()  # the client hung up mid-stream
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass  # a body the endpoint did not read: nothing to do with it
-    scope.cancel()
