@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.procstat import children, cpu_s, free_port, rss_mb  # noqa: E402
 from benchmarks.rawhttp import Connection  # noqa: E402
 
 MODERN = "2026-07-28"
@@ -230,7 +230,7 @@ async def phase(port: int, pid: int, n: int, calls: int, modern: bool, tokens: l
     kind = SdkSession if sdk else LoadSession
     sessions = [kind(i, Connection("127.0.0.1", port), tokens[i % len(tokens)] if tokens else None) for i in range(n)]
     nonces = {s.nonce: s.index for s in sessions}
-    rss_before = rss_mb(pid)
+    rss_before, idle_children = rss_mb(pid), len(children(pid))
     if sdk:
         for s in sessions:  # the SDK client's task groups must be entered and left in one task
             await s.open(port, modern)  # type: ignore[attr-defined]
@@ -256,51 +256,16 @@ async def phase(port: int, pid: int, n: int, calls: int, modern: bool, tokens: l
             await close_session(s)
     else:
         await asyncio.gather(*(close_session(s) for s in sessions))
+    if not modern:  # 2026-07-28 exchanges keep the stateless hub's process, and start none per session
+        await settled(pid, before=idle_children)
     return Phase(n, calls, wall, stats, guard_cpu, gen_cpu, up_cpu, rss_before, rss_open, len(ups), up_rss)
 
 
-# -- the guard process --------------------------------------------------------------------------------
-
-
-def proc_status(pid: int, key: str) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def rss_mb(pid: int) -> float:
-    return proc_status(pid, "VmRSS:")
-
-
-def cpu_s(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(c) for c in f.read().split()]
-        except OSError:
-            continue
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def settled(pid: int, before: int) -> None:
+    """Until the closed sessions' upstream processes are gone (at most 60 s), so they do not load the next phase."""
+    deadline = time.monotonic() + 60
+    while len(children(pid)) > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
 
 
 def write_config(home: Path, shared: bool) -> Path:
@@ -387,36 +352,58 @@ async def main() -> int:
                         help="the load generator: raw HTTP/1.1 (light) or the MCP SDK's Client (without --auth)")
     parser.add_argument("--serve-arg", action="append", default=[], help="one more argument for serve (repeatable)")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="serve-load-"))
-    env = {**os.environ, "MCP_GUARD_HOME": str(home), "PYTHONPATH": str(ROOT)}
     if args.auth == "tokens" and args.client == "sdk":
         parser.error("--auth tokens needs the raw client (it sends each caller's Authorization header)")
-    tokens = create_tokens(env, args.callers) if args.auth == "tokens" else []
+    home = Path(tempfile.mkdtemp(prefix="serve-load-"))
+    env = {**os.environ, "MCP_GUARD_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    runs = {"none": await measure_serve(args, home, env, "none", [])}
+    if args.auth == "tokens":  # the same run without authentication first: the figures to compare with
+        runs["tokens"] = await measure_serve(args, home, env, "tokens", create_tokens(env, args.callers))
+    if len(runs) > 1:
+        compare_auth(runs["none"], runs[args.auth], args.auth)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}; serve's stderr: {home}/serve-*.log")
+    lost = [p.stats.lost + p.stats.crossed for run in runs.values() for pair in run.values() for p in pair]
+    return 1 if any(lost) else 0
+
+
+async def measure_serve(args: argparse.Namespace, home: Path, env: dict[str, str], auth: str,
+                        tokens: list[str]) -> dict[str, tuple[Phase, Phase]]:
+    """Start one serve, run the baseline and the load in each era, stop it; (baseline, load) by era."""
     port = free_port()
     argv = [sys.executable, "-m", "mcp_guard", "serve", "--config", str(write_config(home, args.upstream == "shared")),
             "--port", str(port), *(["--policy", args.policy] if args.policy else ["--no-policy"]),
-            *(["--auth", "tokens"] if args.auth == "tokens" else []), *args.serve_arg]
-    with open(home / "serve.log", "wb") as log:
+            *(["--auth", auth] if auth != "none" else []), *args.serve_arg]
+    with open(home / f"serve-{auth}.log", "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    out: dict[str, tuple[Phase, Phase]] = {}
     try:
         await wait_healthy(port, process)
-        print(f"serve pid {process.pid}; load average before: {os.getloadavg()[0]:.2f}; command: {' '.join(argv[1:])}")
-        failed = False
+        print(f"\nserve pid {process.pid}; load average before: {os.getloadavg()[0]:.2f}; command: {' '.join(argv[1:])}")
         for era in filter(None, args.era.split(",")):
-            modern = era == "modern"
-            sdk = args.client == "sdk"
+            modern, sdk = era == "modern", args.client == "sdk"
             base = await phase(port, process.pid, 1, args.baseline_calls, modern, tokens, sdk)
             load = await phase(port, process.pid, args.sessions, args.calls, modern, tokens, sdk)
-            report(era, base, load)
-            failed = failed or bool(base.stats.lost or load.stats.lost or load.stats.crossed)
-        print(f"\nload average after: {os.getloadavg()[0]:.2f}; serve's stderr: {home / 'serve.log'}")
-        return 1 if failed else 0
+            report(f"{era}, --auth {auth}", base, load)
+            out[era] = (base, load)
     finally:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+    return out
+
+
+def compare_auth(plain: dict[str, tuple[Phase, Phase]], authed: dict[str, tuple[Phase, Phase]], auth: str) -> None:
+    """What authentication added, era by era: the one-session p50 is the cleanest per-call figure."""
+    print(f"\n--auth {auth} against --auth none, in this run:")
+    for era, (base, load) in authed.items():
+        pbase, pload = plain[era]
+        b, pb, f, pf = figures(base), figures(pbase), figures(load), figures(pload)
+        print(f"{era}: one session p50 {b['p50'] - pb['p50']:+.3f} ms ({pb['p50']:.3f} -> {b['p50']:.3f}); "
+              f"guard CPU per call {base.guard_cpu_ms - pbase.guard_cpu_ms:+.3f} ms (one session), "
+              f"{load.guard_cpu_ms - pload.guard_cpu_ms:+.3f} ms (under load); "
+              f"calls/s under load {f['rate'] / pf['rate']:.2f}x")
 
 
 def _run() -> int:
