@@ -47,7 +47,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.procstat import children, cpu_s, free_port, rss_mb  # noqa: E402
+from benchmarks.procstat import children, cpu_s, free_port, proc_status, rss_mb  # noqa: E402
 from benchmarks.rawhttp import Connection  # noqa: E402
 
 MODERN = "2026-07-28"
@@ -223,6 +223,8 @@ class Phase:
     rss_open: float
     upstreams: int
     upstream_rss: float
+    rss_after: float = 0.0  # once the calls are done, before the sessions close
+    peak: float = 0.0  # the guard's peak RSS so far (VmHWM)
 
 
 async def phase(port: int, pid: int, n: int, calls: int, modern: bool, tokens: list[str], sdk: bool = False) -> Phase:
@@ -250,6 +252,7 @@ async def phase(port: int, pid: int, n: int, calls: int, modern: bool, tokens: l
     guard_cpu, gen_cpu = (cpu_s(pid) - cpu0) * 1000 / total, (time.process_time() - gen0) * 1000 / total
     up_cpu = (sum(cpu_s(c) for c in ups) - up0) * 1000 / total
     up_rss = sum(rss_mb(c) for c in ups)
+    rss_after, peak = rss_mb(pid), proc_status(pid, "VmHWM:")
     stats.reconnects = sum(s.conn.reconnects for s in sessions)
     if sdk:
         for s in reversed(sessions):  # left in the task that entered them
@@ -258,7 +261,8 @@ async def phase(port: int, pid: int, n: int, calls: int, modern: bool, tokens: l
         await asyncio.gather(*(close_session(s) for s in sessions))
     if not modern:  # 2026-07-28 exchanges keep the stateless hub's process, and start none per session
         await settled(pid, before=idle_children)
-    return Phase(n, calls, wall, stats, guard_cpu, gen_cpu, up_cpu, rss_before, rss_open, len(ups), up_rss)
+    return Phase(n, calls, wall, stats, guard_cpu, gen_cpu, up_cpu, rss_before, rss_open, len(ups), up_rss,
+                 rss_after, peak)
 
 
 async def settled(pid: int, before: int) -> None:
@@ -329,7 +333,8 @@ def report(era: str, base: Phase, load: Phase) -> None:
           f"calls/s {f['rate'] / b['rate']:.2f}x")
     grown = (load.rss_open - load.rss_before) / load.sessions
     print(f"guard RSS {load.rss_before:.0f} MB before, {load.rss_open:.0f} MB with the sessions open: "
-          f"{grown * 1024:.0f} KB per session; {load.upstreams} upstream processes, {load.upstream_rss:.0f} MB RSS in all, "
+          f"{grown * 1024:.0f} KB per session, {load.rss_after:.0f} MB after the calls (peak {load.peak:.0f} MB); "
+          f"{load.upstreams} upstream processes, {load.upstream_rss:.0f} MB RSS in all, "
           f"{load.upstream_cpu_ms:.3f} ms upstream CPU per call")
     s = load.stats
     print(f"answers: {len(s.latencies)} of {load.sessions * load.calls} came back; lost {s.lost + base.stats.lost}, "
@@ -355,7 +360,8 @@ async def main() -> int:
     if args.auth == "tokens" and args.client == "sdk":
         parser.error("--auth tokens needs the raw client (it sends each caller's Authorization header)")
     home = Path(tempfile.mkdtemp(prefix="serve-load-"))
-    env = {**os.environ, "MCP_GUARD_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    extra = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "MCP_GUARD_HOME": str(home), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), extra]))}
     runs = {"none": await measure_serve(args, home, env, "none", [])}
     if args.auth == "tokens":  # the same run without authentication first: the figures to compare with
         runs["tokens"] = await measure_serve(args, home, env, "tokens", create_tokens(env, args.callers))
