@@ -81,6 +81,31 @@ async def test_answer_of_a_client_that_hung_up_mid_call_reaches_its_get_stream(t
     assert got[-1]["result"]["content"][0]["text"] == "released"
 
 
+async def test_answers_of_many_hung_up_calls_wait_in_the_backlog_for_the_get_stream(tmp_path: Path) -> None:
+    """A hostile client opens 20 calls and hangs up on each: none is lost, none is delivered twice."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    release = tmp_path / "release"
+    argv = [PY, "-m", "mcp_guard", "serve", "--no-policy", "--port", str(port), "--", PY, str(FIXTURES / "tenant_server.py")]
+    async with background(argv, f"http://127.0.0.1:{port}/healthz"), httpx.AsyncClient(timeout=30) as http:
+        with anyio.fail_after(60):
+            sid = await open_session(http, url)
+            hold = {"name": "hold", "arguments": {"path": str(release)}}
+            for rid in range(100, 120):
+                await post_then_hang_up(port, sid, rpc(rid, "tools/call", hold))
+            headers = {**ACCEPT, "Mcp-Session-Id": sid}
+            assert events((await http.post(url, json=rpc(8, "ping"), headers=headers)).text)[0]["result"] == {}
+            release.write_text("go")
+            answered: list[int] = []
+            async with http.stream("GET", url, headers={"Accept": "text/event-stream", "Mcp-Session-Id": sid}) as get:
+                async for line in get.aiter_lines():
+                    if line.startswith("data:") and "method" not in (message := json.loads(line[5:])):
+                        answered.append(message["id"])
+                        if len(answered) == 20:
+                            break
+    assert sorted(answered) == list(range(100, 120))
+
+
 async def test_a_raising_endpoint_is_a_500_and_the_next_request_is_served() -> None:
     calls: list[str] = []
 
