@@ -65,11 +65,6 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_keep_alive": 75,
     "backlog": 4096,  # hundreds of sessions connecting at once must not see refused connections
 }
-# Each relayed call leaves cyclic garbage (anyio cancel scopes and tasks), and with hundreds of
-# sessions open every older-generation collection walks all of their objects. Timed with
-# gc.callbacks under 200 sessions (benchmarks/serve_load.py), collections took ~25 % of serve's
-# CPU at Python's default (700, 10, 10) and ~15 % at these, with the same peak RSS.
-GC_THRESHOLDS = (10_000, 10, 100)
 
 
 class HttpSession:
@@ -348,10 +343,7 @@ def serve_http(
 
     ``on_review_url`` learns the review page's address once the port is bound."""
     import functools
-    import gc
 
-    if guard is not None:
-        gc.set_threshold(*GC_THRESHOLDS)
     loop.run(functools.partial(
         _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url
     ))
