@@ -6,9 +6,11 @@ provoke from outside (an endpoint that raises)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ import httpx
 import pytest
 
 from mcp_guard.relay.fronts.hotpath import McpFirst
+from mcp_guard.relay.fronts.http import HttpSession
+from mcp_guard.relay.hub import Hub
 from tests.conftest import FIXTURES, PY, ROOT, background, free_port
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +162,18 @@ def test_load_benchmark_checks_every_answer_of_every_session_in_both_eras() -> N
     done = subprocess.run(argv, capture_output=True, text=True, timeout=110, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("answers: 24 of 24 came back; lost 0, crossed 0") == 2, done.stdout
+
+
+async def test_an_ended_stateless_http_session_is_freed_without_the_cycle_collector() -> None:
+    """Hundreds of 2026-07-28 exchanges a second: each must go when it ends, not wait for a gc pass."""
+    gc.disable()
+    try:
+        async with anyio.create_task_group() as tg:
+            http_session = HttpSession(Hub(), "someone", stateless=True)
+            await tg.start(http_session.session.run)
+            http_session.session.close()
+        session = weakref.ref(http_session.session)
+        del http_session
+        assert session() is None
+    finally:
+        gc.enable()
