@@ -39,7 +39,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
-from .hotpath import EventStream, McpFirst
+from .hotpath import EventStream, McpFirst, Outbox
 
 if TYPE_CHECKING:
     from ...guard import Guard
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
-# Messages for a session's GET stream wait here while no stream is open; the oldest go first.
-GET_BACKLOG = 1000
 # A session with no request for this long is closed, and its upstream processes with it: each
 # session costs a process per server. The client gets 404 next time and starts a new session.
 SESSION_IDLE_S = 1800.0
@@ -73,7 +71,7 @@ class HttpSession:
     def __init__(self, hub: Hub, user: str, stateless: bool = False) -> None:
         self.id = secrets.token_hex(16)
         self.hub = hub
-        self.outbox = _Outbox()
+        self.outbox = Outbox()
         self.session = Session(hub, self.outbox.send, user=user, label="http")
         self.session.stateless = stateless
         self.streams = self.outbox.streams
@@ -100,35 +98,6 @@ class HttpSession:
     @get_stream.setter
     def get_stream(self, stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None) -> None:
         self.outbox.get_stream = stream
-
-
-class _Outbox:
-    """Where a session's messages toward the client go: the stream of the request they belong to,
-    else the GET stream, else the backlog.
-
-    Apart from :class:`HttpSession` so that the Session, which holds ``send``, holds nothing that
-    refers back to it: that cycle left every 2026-07-28 exchange (hundreds a second under load)
-    to the cycle collector instead of being freed when it ends."""
-
-    def __init__(self) -> None:
-        self.streams: dict[jsonrpc.RequestId, anyio.abc.ObjectSendStream[jsonrpc.Message]] = {}
-        self.get_stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None = None
-        self.backlog: list[jsonrpc.Message] = []
-
-    async def send(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None) -> None:
-        target = self.streams.get(related) if related is not None else None
-        if target is None and related is None and "method" not in message:
-            target = self.streams.get(message.get("id"))  # type: ignore[arg-type]
-        if target is None:
-            target = self.get_stream
-        if target is not None:
-            try:
-                target.send_nowait(message)
-                return
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-        self.backlog.append(message)
-        del self.backlog[:-GET_BACKLOG]
 
 
 class HttpFront:
