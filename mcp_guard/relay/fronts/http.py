@@ -40,6 +40,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
+from .hotpath import EventStream, McpFirst, Outbox
 
 if TYPE_CHECKING:
     from ...guard import Guard
@@ -47,11 +48,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
-# Messages for a session's GET stream wait here while no stream is open; the oldest go first.
-GET_BACKLOG = 1000
 # A session with no request for this long is closed, and its upstream processes with it: each
 # session costs a process per server. The client gets 404 next time and starts a new session.
 SESSION_IDLE_S = 1800.0
+# uvicorn under many sessions (benchmarks/serve_load.py measured each):
+UVICORN_OPTIONS: dict[str, Any] = {
+    "http": "httptools",  # its C parser: h11 in pure Python cost ~0.6 ms of CPU per call
+    "log_level": "warning",
+    "access_log": False,  # one log record per call is work even when no handler prints it
+    # uvicorn would rewrite the client address and scheme from X-Forwarded-* sent from loopback;
+    # the guard takes its public URLs from configuration (issue 17), and skips a layer per request.
+    "proxy_headers": False,
+    # Longer than a load balancer's idle timeout (nginx keeps upstream connections 60 s), so the
+    # balancer, not the guard, closes an idle connection: no request is sent into a closing one.
+    "timeout_keep_alive": 75,
+    "backlog": 4096,  # hundreds of sessions connecting at once must not see refused connections
+}
 
 
 class HttpSession:
@@ -60,11 +72,11 @@ class HttpSession:
     def __init__(self, hub: Hub, user: str, stateless: bool = False) -> None:
         self.id = secrets.token_hex(16)
         self.hub = hub
-        self.session = Session(hub, self._send, user=user, label="http")
+        self.outbox = Outbox()
+        self.session = Session(hub, self.outbox.send, user=user, label="http")
         self.session.stateless = stateless
-        self.streams: dict[jsonrpc.RequestId, anyio.abc.ObjectSendStream[jsonrpc.Message]] = {}
-        self.get_stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None = None
-        self.backlog: list[jsonrpc.Message] = []
+        self.streams = self.outbox.streams
+        self.backlog = self.outbox.backlog
         self.last_seen = time.monotonic()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -80,20 +92,13 @@ class HttpSession:
     def idle(self) -> bool:
         return not self.streams and not self.session.busy
 
-    async def _send(self, message: jsonrpc.Message, related: jsonrpc.RequestId | None) -> None:
-        target = self.streams.get(related) if related is not None else None
-        if target is None and related is None and "method" not in message:
-            target = self.streams.get(message.get("id"))  # type: ignore[arg-type]
-        if target is None:
-            target = self.get_stream
-        if target is not None:
-            try:
-                target.send_nowait(message)
-                return
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-        self.backlog.append(message)
-        del self.backlog[:-GET_BACKLOG]
+    @property
+    def get_stream(self) -> anyio.abc.ObjectSendStream[jsonrpc.Message] | None:
+        return self.outbox.get_stream
+
+    @get_stream.setter
+    def get_stream(self, stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None) -> None:
+        self.outbox.get_stream = stream
 
 
 class HttpFront:
@@ -119,16 +124,18 @@ class HttpFront:
         self.max_message_bytes = max_message_bytes
         self.sessions: dict[str, HttpSession] = {}
 
-    def app(self) -> Starlette:
-        return Starlette(
+    def app(self) -> McpFirst:
+        """``/mcp`` on the lean path (hotpath.py); every other route through Starlette."""
+        rest = Starlette(
             routes=[
-                Route("/mcp", self.endpoint, methods=["GET", "POST", "DELETE"]),
+                Route("/mcp", self.endpoint, methods=["GET", "POST", "DELETE"]),  # /mcp/ redirects here
                 Route("/healthz", lambda request: PlainTextResponse("ok")),
                 *(self.authenticator.routes() if self.authenticator is not None else []),
                 *self.extra_routes,
             ],
             middleware=[_host_check(self.allowed_hosts)],
         )
+        return McpFirst(self.endpoint, rest, frozenset(self.allowed_hosts))
 
     def _origin_ok(self, request: Request) -> Response | None:
         host = request.headers.get("host", "")
@@ -231,7 +238,6 @@ class HttpFront:
         close_after: bool = False,
     ) -> Response:
         rid = message.get("id")
-        send, receive = anyio.create_memory_object_stream[jsonrpc.Message](math.inf)
         if not jsonrpc.valid_id(rid):
             await http_session.session.feed(message)  # answers the invalid id itself
             return Response(status_code=202)
@@ -239,6 +245,10 @@ class HttpFront:
             # Two POSTs with one id: the second would take over the first one's answer stream.
             text = f"request id {rid!r} is already in use by a request in flight"
             return _json_error(200, text, jsonrpc.INVALID_REQUEST, rid, headers)  # type: ignore[arg-type]
+        # Not create_memory_object_stream[...](): subscripting builds a typing alias on every call.
+        send: anyio.abc.ObjectSendStream[jsonrpc.Message]
+        receive: anyio.abc.ObjectReceiveStream[jsonrpc.Message]
+        send, receive = anyio.create_memory_object_stream(math.inf)
         http_session.streams[rid] = send  # type: ignore[index]
         await http_session.session.feed(message)
 
@@ -257,16 +267,7 @@ class HttpFront:
                 done()
             return _json_error(500, "no response")
 
-        async def stream() -> Any:
-            try:
-                async for item in receive:
-                    yield sse_encode(item)
-                    if "method" not in item and item.get("id") == rid:
-                        return
-            finally:
-                done()
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
+        return EventStream(receive, rid, done, headers)  # type: ignore[arg-type,return-value]
 
     def _get_stream(self, http_session: HttpSession) -> Response:
         if http_session.get_stream is not None:
@@ -437,8 +438,7 @@ async def _serve(
             from starlette.applications import Starlette
 
             app = Starlette(routes=[Route("/healthz", lambda request: PlainTextResponse("ok")), *routes], middleware=[_host_check(hosts)])
-        # http="auto" takes httptools (a dependency) when it imports: h11 cost ~0.6 ms of CPU per call.
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=1, **UVICORN_OPTIONS)
         server = uvicorn.Server(config)
         if guard is not None:
             print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
