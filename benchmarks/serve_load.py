@@ -78,10 +78,14 @@ class LoadSession:
     sid: str | None = None
     rid: int = 0
 
-    def headers(self, modern: bool) -> dict[str, str]:
+    def headers(self, modern: bool, message: dict[str, Any] | None = None) -> dict[str, str]:
         out = {"Content-Type": "application/json", "Accept": ACCEPT}
         if modern:
             out["Mcp-Protocol-Version"] = MODERN
+            if message is not None:  # 2026-07-28 mirrors the method (and a call's tool name) in headers
+                out["Mcp-Method"] = message["method"]
+                if message["method"] == "tools/call":
+                    out["Mcp-Name"] = message["params"]["name"]
         elif self.sid:
             out["Mcp-Session-Id"] = self.sid
             out["Mcp-Protocol-Version"] = "2025-11-25"
@@ -122,7 +126,7 @@ async def one_call(s: LoadSession, number: int, modern: bool, nonces: dict[str, 
     t0 = time.perf_counter()
     try:
         async with asyncio.timeout(CALL_TIMEOUT_S):
-            answer = await s.conn.request("POST", "/mcp", message, s.headers(modern))
+            answer = await s.conn.request("POST", "/mcp", message, s.headers(modern, message))
     except (TimeoutError, OSError, ValueError) as exc:
         stats.lost += 1
         stats.errors.append(f"session {s.index} call {number}: {type(exc).__name__} {exc}")
