@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_admin as admin
+from . import cli_auth
 from . import cli_policy
 from . import cli_review
 from . import settings
@@ -97,8 +98,10 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     serve.add_argument(
         "--allowed-host", action="append", default=[], help="extra Host header value to accept (DNS-rebinding protection)"
     )
+    cli_auth.add_serve_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
+    cli_auth.register(sub, _state)
 
     policy = sub.add_parser("policy", help="check, explain, show a tool's rules, or write a starting policy")
     psub = policy.add_subparsers(metavar="ACTION")
@@ -390,13 +393,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .hooks.metrics import Metrics
     from .relay.fronts.http import serve_http
 
+    authenticator = cli_auth.authenticator(args)
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
     review = None if args.no_policy else _review_routes()
     routes = [_metrics_route(args.metrics)]
+    cli_auth.announce(args)
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
         review=review, routes=routes, idle_s=idle_s, on_review_url=functools.partial(_offer_review_url, guard),
+        authenticator=authenticator,
     )
 
 

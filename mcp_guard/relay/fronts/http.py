@@ -11,6 +11,11 @@ the capabilities it declares.
 
 Only loopback Host and Origin headers are accepted unless configured otherwise, so a web
 page cannot reach the guard through DNS rebinding.
+
+With an authenticator (``serve --auth tokens|oidc``) every /mcp request is authenticated before
+anything else is read, and a handshake-era session belongs to the caller that opened it: the
+same ``Mcp-Session-Id`` with another caller's credentials is answered 404, as if it did not
+exist. Without one, the one caller is the user who started ``serve`` (loopback only).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ...auth.caller import AuthRefused, Authenticator, Caller, challenge
 from ...protocol import era, jsonrpc
 from .. import loop
 from ..hub import Hub
@@ -56,10 +62,11 @@ SESSION_IDLE_S = 1800.0
 class HttpSession:
     """A client session over HTTP: its hub, and the stream each outbound message goes to."""
 
-    def __init__(self, hub: Hub, user: str, stateless: bool = False) -> None:
+    def __init__(self, hub: Hub, caller: Caller, stateless: bool = False) -> None:
         self.id = secrets.token_hex(16)
         self.hub = hub
-        self.session = Session(hub, self._send, user=user, label="http")
+        self.caller_key = caller.key  # only this caller may use the session
+        self.session = Session(hub, self._send, user=caller.user, label="http", caller=caller)
         self.session.stateless = stateless
         self.streams: dict[jsonrpc.RequestId, anyio.abc.ObjectSendStream[jsonrpc.Message]] = {}
         self.get_stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None = None
@@ -95,6 +102,28 @@ class HttpSession:
         del self.backlog[:-GET_BACKLOG]
 
 
+class _CallerScope:
+    """An authenticated caller's 2026-07-28 state: when last used, and how many exchanges use it now."""
+
+    def __init__(self) -> None:
+        self.seen = time.monotonic()
+        self.busy = 0
+
+    def hold(self) -> Callable[[], None]:
+        """Mark one exchange using it; the function returned (idempotent) marks it done."""
+        self.busy += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.busy -= 1
+                self.seen = time.monotonic()
+
+        return release
+
+
 class HttpFront:
     def __init__(
         self,
@@ -106,7 +135,12 @@ class HttpFront:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         extra_routes: list[Any] | None = None,
         idle_s: float = SESSION_IDLE_S,
+        authenticator: Authenticator | None = None,
     ) -> None:
+        self.authenticator = authenticator
+        self.anonymous = Caller(user=user)
+        # Authenticated callers' 2026-07-28 state (vault, session grants), by the session key it is kept under.
+        self.scopes: dict[str, _CallerScope] = {}
         self.extra_routes = list(extra_routes or [])
         self.guard = guard
         self.idle_s = idle_s
@@ -121,6 +155,7 @@ class HttpFront:
             routes=[
                 Route("/mcp", self.endpoint, methods=["GET", "POST", "DELETE"]),
                 Route("/healthz", lambda request: PlainTextResponse("ok")),
+                *(self.authenticator.routes() if self.authenticator is not None else []),
                 *self.extra_routes,
             ],
             middleware=[_host_check(self.allowed_hosts)],
@@ -141,10 +176,13 @@ class HttpFront:
         refused = self._origin_ok(request)
         if refused is not None:
             return refused
+        caller = await self._authenticate(request)
+        if isinstance(caller, Response):
+            return caller
         if request.method == "POST":
-            return await self._post(request)
+            return await self._post(request, caller)
         sid = request.headers.get("mcp-session-id")
-        http_session = self.sessions.get(sid or "")
+        http_session = self._bound(sid, caller)
         if http_session is None:
             return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
         if request.method == "DELETE":
@@ -152,7 +190,29 @@ class HttpFront:
             return Response(status_code=200)
         return self._get_stream(http_session)
 
-    async def _post(self, request: Request) -> Response:
+    async def _authenticate(self, request: Request) -> Caller | Response:
+        """The caller of this request, or the 400/401/403 that refuses it (nothing else read yet)."""
+        if self.authenticator is None:
+            return self.anonymous
+        try:
+            authorization = request.headers.getlist("authorization")
+            if len(authorization) > 1:
+                raise AuthRefused(400, "a request carries one Authorization header", "invalid_request")
+            if any(name in request.query_params for name in ("access_token", "token")):
+                # A token in a URL ends up in logs and browser history (RFC 6750 section 2.3 is optional).
+                raise AuthRefused(400, "send the token in the Authorization header, not the URL", "invalid_request")
+            return await self.authenticator.authenticate(authorization[0] if authorization else None)
+        except AuthRefused as refused:
+            logger.info("refused an /mcp request: %s", refused.description)
+            headers = {"WWW-Authenticate": challenge(refused, self.authenticator.resource_metadata_url)}
+            return _json_error(refused.status, refused.description, headers=headers)
+
+    def _bound(self, sid: str | None, caller: Caller) -> HttpSession | None:
+        """The session ``sid`` if ``caller`` opened it; another caller's is as unknown as a made-up one."""
+        found = self.sessions.get(sid or "")
+        return found if found is not None and found.caller_key == caller.key else None
+
+    async def _post(self, request: Request, caller: Caller) -> Response:
         body = await _body_within(request, self.max_message_bytes)
         if body is None:
             text = f"message over the limit of {self.max_message_bytes} bytes"
@@ -164,14 +224,14 @@ class HttpFront:
         version = request.headers.get("mcp-protocol-version")
         modern = version in era.MODERN_VERSIONS or era.request_version(message.get("params")) in era.MODERN_VERSIONS
         if modern:
-            return await self._stateless(request, message)
+            return await self._stateless(request, message, caller)
         sid = request.headers.get("mcp-session-id")
         if message.get("method") == "initialize" and not sid:
-            http_session = HttpSession(self.guard.hub(), self.user)
+            http_session = HttpSession(self.guard.hub(), caller)
             await self.tg.start(http_session.run)
             self.sessions[http_session.id] = http_session
         else:
-            found = self.sessions.get(sid or "")
+            found = self._bound(sid, caller)
             if found is None:
                 return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
             http_session = found
@@ -181,15 +241,23 @@ class HttpFront:
             return Response(status_code=202)
         return await self._answer(request, http_session, message, {"mcp-session-id": http_session.id})
 
-    async def _stateless(self, request: Request, message: jsonrpc.Message) -> Response:
+    async def _stateless(self, request: Request, message: jsonrpc.Message, caller: Caller) -> Response:
         if not jsonrpc.is_request(message):
             return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
         taken, _ = era.split_meta(message.get("params") if isinstance(message.get("params"), dict) else None)
         caps = taken.get(era.CLIENT_CAPS_KEY)
         hub = await self.guard.stateless_hub(ClientFacts(era=era.MODERN, capabilities=caps if isinstance(caps, dict) else {}))
-        http_session = HttpSession(hub, self.user, stateless=True)
+        http_session = HttpSession(hub, caller, stateless=True)
         await self.tg.start(http_session.session.run)
-        return await self._answer(request, http_session, message, {}, close_after=True)
+        if not http_session.session.keyed_by_caller:
+            return await self._answer(request, http_session, message, {}, close_after=True)
+        # An authenticated caller's 2026 state outlives the exchange: in use until it ends, then idle.
+        release = self.scopes.setdefault(http_session.session.key, _CallerScope()).hold()
+        try:
+            return await self._answer(request, http_session, message, {}, close_after=True, on_done=release)
+        except BaseException:
+            release()
+            raise
 
     def _end(self, http_session: HttpSession) -> None:
         self.sessions.pop(http_session.id, None)
@@ -205,6 +273,14 @@ class HttpFront:
                 if http_session.idle and now - http_session.last_seen > self.idle_s:
                     logger.info("closing HTTP session %s after %.0f s without a request", http_session.id[:8], self.idle_s)
                     self._end(http_session)
+            await self._reap_scopes(now)
+
+    async def _reap_scopes(self, now: float) -> None:
+        """Drop a caller's 2026 vault and session grants once it sent nothing for ``idle_s``."""
+        for key, scope in list(self.scopes.items()):
+            if not scope.busy and now - scope.seen > self.idle_s:
+                del self.scopes[key]
+                await self.guard.pipeline.close_session(key)
 
     async def _answer(
         self,
@@ -213,15 +289,25 @@ class HttpFront:
         message: jsonrpc.Message,
         headers: dict[str, str],
         close_after: bool = False,
+        on_done: Callable[[], None] | None = None,
     ) -> Response:
         rid = message.get("id")
         send, receive = anyio.create_memory_object_stream[jsonrpc.Message](math.inf)
+
+        def over() -> None:
+            if close_after:
+                http_session.session.close()
+            if on_done is not None:
+                on_done()
+
         if not jsonrpc.valid_id(rid):
             await http_session.session.feed(message)  # answers the invalid id itself
+            over()
             return Response(status_code=202)
         if rid in http_session.streams:
             # Two POSTs with one id: the second would take over the first one's answer stream.
             text = f"request id {rid!r} is already in use by a request in flight"
+            over()
             return _json_error(200, text, jsonrpc.INVALID_REQUEST, rid, headers)  # type: ignore[arg-type]
         http_session.streams[rid] = send  # type: ignore[index]
         await http_session.session.feed(message)
@@ -229,8 +315,7 @@ class HttpFront:
         def done() -> None:
             http_session.streams.pop(rid, None)  # type: ignore[arg-type]
             send.close()
-            if close_after:
-                http_session.session.close()
+            over()
 
         if "text/event-stream" not in request.headers.get("accept", ""):
             try:
@@ -328,6 +413,7 @@ def serve_http(
     guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
     idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
+    authenticator: Authenticator | None = None,
 ) -> int:
     """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
 
@@ -335,7 +421,8 @@ def serve_http(
     import functools
 
     loop.run(functools.partial(
-        _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url
+        _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url,
+        authenticator,
     ))
     return 0
 
@@ -343,6 +430,7 @@ def serve_http(
 async def _serve(
     guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
     extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
+    authenticator: Authenticator | None = None,
 ) -> None:
     import uvicorn
 
@@ -358,7 +446,7 @@ async def _serve(
             await tg.start(guard.run)
             front = HttpFront(
                 guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
-                idle_s=idle_s,
+                idle_s=idle_s, authenticator=authenticator,
             )
             tg.start_soon(front.reap_idle)
             app = front.app()
