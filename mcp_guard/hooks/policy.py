@@ -147,7 +147,7 @@ class PolicyHook(Hook):
             decision = decide(policy, Facts(
                 call.upstream, tool["name"], risk.level, {}, call.user, annotations=_hints(tool), groups=call.groups
             ))
-            if decision.action == "deny" and unconditional(policy, decision.rule):
+            if decision.action == "deny" and unconditional(policy, decision.rule, for_caller=True):
                 continue  # hidden; a call by name is refused by request() as well
             meta = {**(tool.get("_meta") or {}), RISK_KEY: risk.level, SOURCE_KEY: risk.source}
             if risk.reason:

@@ -28,13 +28,13 @@ class Facts:
     arguments: dict[str, Any] = field(default_factory=dict)
     user: str = ""
     labels: frozenset[str] = frozenset()
-    # The authenticated caller's own groups (a caller token's, or the identity provider's claim).
-    groups: frozenset[str] = frozenset()
     annotations: dict[str, Any] = field(default_factory=dict)
     # The filesystem roots the client gave this server (None: not known); relative paths resolve against them.
     roots: tuple[str, ...] | None = None
     # Where the server reads paths (this machine or not, its home); None: not known, links not followed.
     host: Host | None = None
+    # The authenticated caller's own groups (a caller token's, or the identity provider's claim).
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -355,11 +355,13 @@ def all_rules(policy: Policy) -> Iterable[tuple[str, Any]]:
         yield policy.rule_name(index), rule
 
 
-def unconditional(policy: Policy, rule_name: str) -> bool:
+def unconditional(policy: Policy, rule_name: str, for_caller: bool = False) -> bool:
     """Whether the rule of that name holds whatever the arguments and the user (so a deny by it
-    can leave the tool out of tools/list)."""
+    can leave the tool out of tools/list). ``for_caller``: it was decided for the one caller the
+    listing goes to, so a rule on who calls holds for all of that caller's calls too."""
     for index, rule in enumerate(policy.rules):
         if policy.rule_name(index) == rule_name:
             m = rule.match
-            return m.args is None and m.labels is None and m.user is None and m.group is None
+            who = for_caller or (m.user is None and m.group is None)
+            return m.args is None and m.labels is None and who
     return rule_name == "defaults"
