@@ -360,6 +360,8 @@ class Hub:
             result = await self._execute(ctx, up, method, call.params, resume=admission.resume)
             if method == "tools/list":
                 self.router.remember_tools(up, params, result)
+            if ctx.modern and method in era.CACHEABLE:
+                era.make_private(result)  # masked on its way out with this caller's vault
             return result
         call.started = time.monotonic()
         call.outcome = "error"
