@@ -4,6 +4,7 @@ tokens made with the real `auth token` CLI, and real HTTP clients carrying them.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Sequence
@@ -11,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import httpx2
 
 from mcp import Client
@@ -82,3 +85,27 @@ async def as_caller(url: str, token: str, mode: str, **kwargs: Any) -> AsyncIter
 
 def text(result: Any) -> str:
     return result.content[0].text  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def logged(argv: Sequence[str], url: str, log: Path) -> AsyncIterator[None]:
+    """Like tests.conftest.background, with the process's stderr kept in ``log`` (to read what it logged)."""
+    with log.open("wb") as sink:
+        process = await anyio.open_process(list(argv), env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=sink)
+        try:
+            with anyio.fail_after(30):
+                async with httpx.AsyncClient() as http:
+                    while True:
+                        try:
+                            await http.get(url, timeout=1)
+                            break
+                        except httpx.HTTPError:
+                            await anyio.sleep(0.05)
+            yield
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            with anyio.move_on_after(5, shield=True):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()

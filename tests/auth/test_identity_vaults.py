@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from tests.auth.support import (
-    FIXTURES, PY, as_caller, canary_secret, create_token, gateway, stdio, tenant, text,
+    FIXTURES, PY, as_caller, canary_secret, create_token, gateway, logged, stdio, tenant, text,
 )
 from tests.conftest import ERAS, background, free_port
 
@@ -77,3 +77,26 @@ async def test_a_hostile_http_upstream_never_sees_the_callers_token_or_authoriza
     assert "authorization" not in names
     assert "x-upstream-key" in names  # the upstream's own credential from the config does arrive
     assert token not in record.read_text() and token[4:] not in record.read_text()
+
+
+async def test_a_callers_2026_vault_is_dropped_once_the_caller_has_been_idle(tmp_path: Path) -> None:
+    secret = canary_secret()
+    alice = create_token("alice")
+    port, log = free_port(), tmp_path / "serve.log"
+    config = tmp_path / "servers.json"
+    config.write_text(json.dumps({
+        "mcpServers": {"tenant": stdio(tenant(), shared=True)}, "mcpGuard": {"sessionIdleTimeout": 1},
+    }), encoding="utf-8")
+    policy = tmp_path / "allow.yaml"
+    policy.write_text("version: 1\ndefaults: {action: allow}\n", encoding="utf-8")
+    argv = [PY, "-m", "mcp_guard", "--log-level", "info", "serve", "--auth", "tokens", "--port", str(port),
+            "--policy", str(policy), "--config", str(config)]
+    async with logged(argv, f"http://127.0.0.1:{port}/healthz", log):
+        with anyio.fail_after(60):
+            async with as_caller(f"http://127.0.0.1:{port}/mcp", alice, MODERN) as a:
+                placeholder = text(await a.call_tool("say", {"text": secret}))
+                while "dropped a caller's 2026 state" not in log.read_text():
+                    await anyio.sleep(0.05)  # polls for the event; no timing is asserted
+                after = text(await a.call_tool("size_of", {"text": placeholder}))
+    assert after == str(len(placeholder)), "the idle caller's vault was kept"
+    assert secret not in log.read_text() and alice not in log.read_text()

@@ -280,6 +280,7 @@ class HttpFront:
         for key, scope in list(self.scopes.items()):
             if not scope.busy and now - scope.seen > self.idle_s:
                 del self.scopes[key]
+                logger.info("dropped a caller's 2026 state (vault, session grants) after %.0f s idle", self.idle_s)
                 await self.guard.pipeline.close_session(key)
 
     async def _answer(
