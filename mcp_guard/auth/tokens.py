@@ -77,6 +77,8 @@ class CallerTokens:
         with self.store.transaction() as db:
             live = db.execute("SELECT name FROM caller_tokens WHERE revoked IS NULL").fetchall()
             _check_unique(name, [row[0] for row in live])
+            reviewers = db.execute("SELECT name FROM reviewer_tokens WHERE revoked IS NULL").fetchall()
+            _check_not_posing(name, [row[0] for row in reviewers])
             db.execute(
                 "INSERT INTO caller_tokens (hash, name, groups_json, created, expires) VALUES (?,?,?,?,?)",
                 (_digest(token), name, json.dumps(chosen), now, expires),
@@ -136,6 +138,17 @@ def _check_unique(name: str, live: list[str]) -> None:
         raise ValueError(
             f"{ascii(name)} looks like {ascii(twin)}, who holds a live caller token: choose a name"
             " that cannot be mistaken for theirs"
+        )
+
+
+def _check_not_posing(name: str, reviewers: list[str]) -> None:
+    # A caller drawn like a reviewer but not the same name would pass no-self-approval: the one
+    # person could request as one and approve as the other.
+    twin = next((r for r in reviewers if looks_alike(r, name) and not same_person(r, name)), None)
+    if twin is not None:
+        raise ValueError(
+            f"{ascii(name)} looks like the reviewer {ascii(twin)}: a caller under that name could approve its own"
+            " requests as them; use the reviewer's exact name if it is the same person, or another name"
         )
 
 

@@ -51,3 +51,12 @@ def test_a_token_of_a_revoked_name_stays_refused_when_the_name_gets_a_new_one(to
 def test_a_group_name_that_could_hide_or_mislead_is_refused(tokens: CallerTokens, group: str) -> None:
     with pytest.raises(ValueError):
         tokens.create("alice", [group])
+
+
+def test_a_caller_name_drawn_like_a_reviewers_but_not_theirs_is_refused(tokens: CallerTokens) -> None:
+    from mcp_guard.reviewers import Reviewers
+
+    Reviewers(tokens.store).create("alice", "secops")
+    with pytest.raises(ValueError, match="looks like the reviewer"):
+        tokens.create("\u0430lice")  # Cyrillic a: no-self-approval would not see one person
+    assert tokens.create("Alice")  # the reviewer's own name: the same person, kept from approving itself
