@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ...auth.caller import AuthRefused, Authenticator, Caller, challenge
+from ...auth.caller import Authenticator, Caller
 from ...protocol import era, jsonrpc
 from .. import loop
 from ..hub import Hub
@@ -45,6 +45,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
+from .callers import CallerScopes, authenticate
 
 if TYPE_CHECKING:
     from ...guard import Guard
@@ -102,28 +103,6 @@ class HttpSession:
         del self.backlog[:-GET_BACKLOG]
 
 
-class _CallerScope:
-    """An authenticated caller's 2026-07-28 state: when last used, and how many exchanges use it now."""
-
-    def __init__(self) -> None:
-        self.seen = time.monotonic()
-        self.busy = 0
-
-    def hold(self) -> Callable[[], None]:
-        """Mark one exchange using it; the function returned (idempotent) marks it done."""
-        self.busy += 1
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                self.busy -= 1
-                self.seen = time.monotonic()
-
-        return release
-
-
 class HttpFront:
     def __init__(
         self,
@@ -139,8 +118,7 @@ class HttpFront:
     ) -> None:
         self.authenticator = authenticator
         self.anonymous = Caller(user=user)
-        # Authenticated callers' 2026-07-28 state (vault, session grants), by the session key it is kept under.
-        self.scopes: dict[str, _CallerScope] = {}
+        self.scopes = CallerScopes()
         self.extra_routes = list(extra_routes or [])
         self.guard = guard
         self.idle_s = idle_s
@@ -176,7 +154,7 @@ class HttpFront:
         refused = self._origin_ok(request)
         if refused is not None:
             return refused
-        caller = await self._authenticate(request)
+        caller = self.anonymous if self.authenticator is None else await authenticate(request, self.authenticator)
         if isinstance(caller, Response):
             return caller
         if request.method == "POST":
@@ -189,23 +167,6 @@ class HttpFront:
             self._end(http_session)
             return Response(status_code=200)
         return self._get_stream(http_session)
-
-    async def _authenticate(self, request: Request) -> Caller | Response:
-        """The caller of this request, or the 400/401/403 that refuses it (nothing else read yet)."""
-        if self.authenticator is None:
-            return self.anonymous
-        try:
-            authorization = request.headers.getlist("authorization")
-            if len(authorization) > 1:
-                raise AuthRefused(400, "a request carries one Authorization header", "invalid_request")
-            if any(name in request.query_params for name in ("access_token", "token")):
-                # A token in a URL ends up in logs and browser history (RFC 6750 section 2.3 is optional).
-                raise AuthRefused(400, "send the token in the Authorization header, not the URL", "invalid_request")
-            return await self.authenticator.authenticate(authorization[0] if authorization else None)
-        except AuthRefused as refused:
-            logger.info("refused an /mcp request: %s", refused.description)
-            headers = {"WWW-Authenticate": challenge(refused, self.authenticator.resource_metadata_url)}
-            return _json_error(refused.status, refused.description, headers=headers)
 
     def _bound(self, sid: str | None, caller: Caller) -> HttpSession | None:
         """The session ``sid`` if ``caller`` opened it; another caller's is as unknown as a made-up one."""
@@ -252,7 +213,7 @@ class HttpFront:
         if not http_session.session.keyed_by_caller:
             return await self._answer(request, http_session, message, {}, close_after=True)
         # An authenticated caller's 2026 state outlives the exchange: in use until it ends, then idle.
-        release = self.scopes.setdefault(http_session.session.key, _CallerScope()).hold()
+        release = self.scopes.hold(http_session.session.key)
         try:
             return await self._answer(request, http_session, message, {}, close_after=True, on_done=release)
         except BaseException:
@@ -273,15 +234,7 @@ class HttpFront:
                 if http_session.idle and now - http_session.last_seen > self.idle_s:
                     logger.info("closing HTTP session %s after %.0f s without a request", http_session.id[:8], self.idle_s)
                     self._end(http_session)
-            await self._reap_scopes(now)
-
-    async def _reap_scopes(self, now: float) -> None:
-        """Drop a caller's 2026 vault and session grants once it sent nothing for ``idle_s``."""
-        for key, scope in list(self.scopes.items()):
-            if not scope.busy and now - scope.seen > self.idle_s:
-                del self.scopes[key]
-                logger.info("dropped a caller's 2026 state (vault, session grants) after %.0f s idle", self.idle_s)
-                await self.guard.pipeline.close_session(key)
+            await self.scopes.reap(self.idle_s, self.guard.pipeline.close_session)
 
     async def _answer(
         self,
