@@ -100,3 +100,44 @@ async def test_a_callers_2026_vault_is_dropped_once_the_caller_has_been_idle(tmp
                 after = text(await a.call_tool("size_of", {"text": placeholder}))
     assert after == str(len(placeholder)), "the idle caller's vault was kept"
     assert secret not in log.read_text() and alice not in log.read_text()
+
+
+SESSION_GRANT = """version: 1
+defaults: {action: allow, min_human_ms: 0, timeout: 30}
+rules:
+  - name: sizes-are-approved
+    match: {tool: size_of}
+    action: approve
+    approvers: user
+    scope: session
+"""
+
+
+class _Person:
+    """Approves the guard's question for the whole session, and counts the questions."""
+
+    def __init__(self) -> None:
+        self.questions = 0
+
+    async def __call__(self, ctx: object, params: object) -> object:
+        import mcp_types as types
+
+        self.questions += 1
+        return types.ElicitResult(action="accept", content={"approve": True, "scope": "session"})
+
+
+async def test_a_session_grant_a_2026_caller_gave_covers_its_next_exchange_and_never_another_callers(
+    tmp_path: Path,
+) -> None:
+    alice, bob = create_token("alice"), create_token("bob")
+    alices, bobs = _Person(), _Person()
+    async with gateway(tmp_path, {"tenant": stdio(tenant(), shared=True)}, SESSION_GRANT) as url:
+        with anyio.fail_after(90):
+            async with as_caller(url, alice, MODERN, elicitation_callback=alices) as a:
+                assert text(await a.call_tool("size_of", {"text": "one"})) == "3"
+            async with as_caller(url, alice, MODERN, elicitation_callback=alices) as again:
+                assert text(await again.call_tool("size_of", {"text": "four"})) == "4"
+            async with as_caller(url, bob, MODERN, elicitation_callback=bobs) as b:
+                assert text(await b.call_tool("size_of", {"text": "five!"})) == "5"
+    assert alices.questions == 1, "alice was asked again within her session grant"
+    assert bobs.questions == 1, "bob ran on alice's session grant"
