@@ -84,6 +84,25 @@ async def test_a_token_revoked_while_its_session_is_open_is_refused_on_the_next_
     assert stream.status_code == 401
 
 
+async def test_an_open_get_stream_of_a_revoked_caller_is_ended_and_its_session_with_it(tmp_path) -> None:
+    token = create_token("alice")
+    async with gateway(tmp_path, {"tenant": stdio(tenant())}) as url:
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient(timeout=httpx.Timeout(60)) as http:
+                sid = await _open_session(http, url, token)
+                headers = {**bearer(token), "Mcp-Session-Id": sid, "Accept": "text/event-stream"}
+                async with http.stream("GET", url, headers=headers) as stream:
+                    assert stream.status_code == 200
+                    chunks = stream.aiter_bytes()
+                    assert b"stream open" in await chunks.__anext__()
+                    assert cli("auth", "token", "revoke", "alice").returncode == 0
+                    async for _ in chunks:  # ends once the guard sees the revocation
+                        pass
+                # The session ended with the stream: a new token for the same person does not bring it back.
+                renewed = await _list(http, url, create_token("alice"), sid)
+    assert renewed.status_code == 404
+
+
 async def test_another_callers_token_on_a_session_id_is_answered_as_if_the_session_did_not_exist(tmp_path) -> None:
     alice, bob = create_token("alice"), create_token("bob")
     async with gateway(tmp_path, {"tenant": stdio(tenant())}) as url:

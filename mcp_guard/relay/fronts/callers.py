@@ -18,7 +18,7 @@ from starlette.responses import Response
 from ...auth.caller import AuthRefused, Authenticator, Caller, challenge
 from ...protocol import jsonrpc
 
-__all__ = ["CallerScopes", "authenticate"]
+__all__ = ["CallerScopes", "authenticate", "still_valid"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ async def authenticate(request: Request, authenticator: Authenticator) -> Caller
         body = jsonrpc.dumps(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, refused.description))
         headers = {"WWW-Authenticate": challenge(refused, authenticator.resource_metadata_url)}
         return Response(body, status_code=refused.status, media_type="application/json", headers=headers)
+
+
+async def still_valid(authenticator: Authenticator, authorization: str | None, key: str) -> bool:
+    """Whether the credential an open stream was opened with still names the caller ``key``."""
+    try:
+        return (await authenticator.authenticate(authorization)).key == key
+    except AuthRefused:
+        return False
 
 
 class _Scope:

@@ -45,7 +45,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
-from .callers import CallerScopes, authenticate
+from .callers import CallerScopes, authenticate, still_valid
 
 if TYPE_CHECKING:
     from ...guard import Guard
@@ -58,6 +58,9 @@ GET_BACKLOG = 1000
 # A session with no request for this long is closed, and its upstream processes with it: each
 # session costs a process per server. The client gets 404 next time and starts a new session.
 SESSION_IDLE_S = 1800.0
+# How often the credential of each open GET stream is checked again: a revoked or expired caller
+# stops receiving within this time, not only at its next request.
+RECHECK_S = 5.0
 
 
 class HttpSession:
@@ -71,6 +74,7 @@ class HttpSession:
         self.session.stateless = stateless
         self.streams: dict[jsonrpc.RequestId, anyio.abc.ObjectSendStream[jsonrpc.Message]] = {}
         self.get_stream: anyio.abc.ObjectSendStream[jsonrpc.Message] | None = None
+        self.authorization: str | None = None  # the open GET stream's credential, checked again while it is open
         self.backlog: list[jsonrpc.Message] = []
         self.last_seen = time.monotonic()
 
@@ -166,6 +170,7 @@ class HttpFront:
         if request.method == "DELETE":
             self._end(http_session)
             return Response(status_code=200)
+        http_session.authorization = request.headers.get("authorization")
         return self._get_stream(http_session)
 
     def _bound(self, sid: str | None, caller: Caller) -> HttpSession | None:
@@ -224,6 +229,18 @@ class HttpFront:
         self.sessions.pop(http_session.id, None)
         self.guard.forget(http_session.hub)
         http_session.session.close()
+
+    async def recheck_streams(self) -> None:
+        """End the sessions whose open GET stream's credential was revoked or has expired."""
+        while self.authenticator is not None:
+            await anyio.sleep(RECHECK_S)
+            for http_session in list(self.sessions.values()):
+                stream = http_session.get_stream
+                if stream is None or await still_valid(self.authenticator, http_session.authorization, http_session.caller_key):
+                    continue
+                logger.info("ending HTTP session %s: its caller's credential is no longer valid", http_session.id[:8])
+                stream.close()
+                self._end(http_session)
 
     async def reap_idle(self) -> None:
         """Close sessions that sent nothing for ``idle_s``: each holds upstream processes."""
@@ -403,6 +420,7 @@ async def _serve(
                 idle_s=idle_s, authenticator=authenticator,
             )
             tg.start_soon(front.reap_idle)
+            tg.start_soon(front.recheck_streams)
             app = front.app()
         else:
             from starlette.applications import Starlette
