@@ -393,9 +393,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .hooks.metrics import Metrics
     from .relay.fronts.http import serve_http
 
-    authenticator = cli_auth.authenticator(args)
+    cli_auth.check_host(args)
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
+    authenticator = cli_auth.authenticator(args)  # after _guard: on the config's store, if it names one
     review = None if args.no_policy else _review_routes()
     routes = [_metrics_route(args.metrics)]
     cli_auth.announce(args)

@@ -10,7 +10,7 @@ from typing import Any
 from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for, requester_name
 from .errors import ConfigError
 
-__all__ = ["add_serve_options", "announce", "authenticator", "register"]
+__all__ = ["add_serve_options", "announce", "authenticator", "check_host", "register"]
 
 AUTH_MODES = ("none", "tokens", "oidc")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -36,14 +36,19 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def check_host(args: argparse.Namespace) -> None:
+    """``--auth none`` only on loopback: anyone who reaches another address would be the one user."""
+    if args.auth == "none" and args.host not in LOOPBACK:
+        raise ConfigError(
+            f"--auth none would let anyone who reaches {args.host} call every tool as one user: "
+            "use --auth tokens or --auth oidc, or bind to 127.0.0.1"
+        )
+
+
 def authenticator(args: argparse.Namespace) -> Any:
     """The Authenticator ``serve --auth`` names, or None for ``--auth none`` (loopback only)."""
+    check_host(args)
     if args.auth == "none":
-        if args.host not in LOOPBACK:
-            raise ConfigError(
-                f"--auth none would let anyone who reaches {args.host} call every tool as one user: "
-                "use --auth tokens or --auth oidc, or bind to 127.0.0.1"
-            )
         return None
     if args.auth == "tokens":
         from .auth.tokens import CallerTokens, TokenAuthenticator

@@ -19,6 +19,8 @@ import time
 import unicodedata
 from typing import Any
 
+import anyio.to_thread
+
 from ..reviewers import looks_alike, same_person, valid_name
 from ..store import Store
 from .caller import AuthRefused, Caller
@@ -160,7 +162,13 @@ class TokenAuthenticator:
 
     async def authenticate(self, authorization: str | None) -> Caller:
         token = bearer(authorization)
-        caller = self.tokens.identify(token) if token.startswith(PREFIX) else None
+        caller = None
+        if token.startswith(PREFIX):
+            # SQLite answers in microseconds; a PostgreSQL round trip must not hold up the event loop.
+            if self.tokens.store.dialect == "sqlite":
+                caller = self.tokens.identify(token)
+            else:
+                caller = await anyio.to_thread.run_sync(self.tokens.identify, token)
         if caller is None:
             raise AuthRefused(401, "the token is unknown, revoked or expired", "invalid_token")
         return caller

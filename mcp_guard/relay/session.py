@@ -77,6 +77,10 @@ class Session:
         self.user = user
         self.caller = caller  # who authenticated (serve --auth); None or scheme "none": nobody did
         self.groups = caller.groups if caller is not None else frozenset()
+        # What an authenticated caller's 2026 exchanges keep their state under: a digest, so the key
+        # (which may hold an issuer URL and a subject) does not travel into logs or the store.
+        authenticated = caller is not None and caller.scheme != "none"
+        self._caller_key = "c-" + hashlib.sha256(caller.key.encode()).hexdigest()[:32] if authenticated else ""
         self.label = label
         self.era: str | None = None
         self.facts = ClientFacts()  # from initialize; modern requests bring their own
@@ -114,7 +118,7 @@ class Session:
     @property
     def keyed_by_caller(self) -> bool:
         """Whether this is a 2026 exchange of an authenticated caller, whose state spans its exchanges."""
-        return self.stateless and self.caller is not None and self.caller.scheme != "none"
+        return self.stateless and bool(self._caller_key)
 
     @property
     def key(self) -> str:
@@ -123,10 +127,7 @@ class Session:
         A stateless 2026 HTTP exchange of an authenticated caller shares the caller's: its
         placeholders rehydrate in the caller's next exchange, never in another caller's. With no
         authenticated caller to tie exchanges together, each is a session of its own."""
-        if self.keyed_by_caller:
-            assert self.caller is not None
-            return "c-" + hashlib.sha256(self.caller.key.encode()).hexdigest()[:32]
-        return self.id
+        return self._caller_key if self.stateless and self._caller_key else self.id
 
     async def wait_closed(self) -> None:
         await self._ended.wait()

@@ -7,6 +7,7 @@ import pytest
 from mcp_guard.auth.caller import AuthRefused
 from mcp_guard.auth.tokens import CallerTokens, TokenAuthenticator
 from mcp_guard.store import Store
+from tests.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -60,3 +61,21 @@ def test_a_caller_name_drawn_like_a_reviewers_but_not_theirs_is_refused(tokens: 
     with pytest.raises(ValueError, match="looks like the reviewer"):
         tokens.create("\u0430lice")  # Cyrillic a: no-self-approval would not see one person
     assert tokens.create("Alice")  # the reviewer's own name: the same person, kept from approving itself
+
+
+async def test_caller_tokens_work_on_a_shared_postgresql_store_and_revocation_reaches_every_instance(
+    postgres_url: str,
+) -> None:
+    from mcp_guard.store import PostgresStore
+
+    one, other = CallerTokens(PostgresStore(postgres_url)), CallerTokens(PostgresStore(postgres_url))
+    try:
+        token = one.create("alice", ["ops"])
+        caller = await TokenAuthenticator(other).authenticate(f"Bearer {token}")
+        assert (caller.user, caller.groups) == ("alice", frozenset({"ops"}))
+        assert one.revoke("alice") == 1
+        with pytest.raises(AuthRefused):
+            await TokenAuthenticator(other).authenticate(f"Bearer {token}")
+    finally:
+        one.store.close()
+        other.store.close()
