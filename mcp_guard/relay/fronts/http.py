@@ -170,7 +170,8 @@ class HttpFront:
         if request.method == "DELETE":
             self._end(http_session)
             return Response(status_code=200)
-        http_session.authorization = request.headers.get("authorization")
+        if self.authenticator is not None:  # held in memory only while the stream is open
+            http_session.authorization = request.headers.get("authorization")
         return self._get_stream(http_session)
 
     def _bound(self, sid: str | None, caller: Caller) -> HttpSession | None:
@@ -324,6 +325,7 @@ class HttpFront:
                     yield sse_encode(item)
             finally:
                 http_session.get_stream = None
+                http_session.authorization = None
                 send.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
