@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from . import cli_admin as admin
+from . import cli_auth
 from . import cli_policy
 from . import cli_review
 from . import settings
@@ -100,6 +101,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     _auth_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
+    cli_auth.register(sub, _state)
 
     policy = sub.add_parser("policy", help="check, explain, show a tool's rules, or write a starting policy")
     psub = policy.add_subparsers(metavar="ACTION")
@@ -394,13 +396,12 @@ def _auth_options(serve: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .auth import setup
     from .hooks.metrics import Metrics
     from .relay.fronts.http import serve_http
 
-    authenticator = setup.from_args(args)  # before anything starts: a refused setup exits 2 at once
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
+    authenticator = cli_auth.authenticator(args)  # after _guard: on the config's store, if it names one
     review = None if args.no_policy else _review_routes()
     routes = [_metrics_route(args.metrics)]
     return serve_http(

@@ -75,6 +75,7 @@ class Call:
     params: dict[str, Any]
     session_id: str = ""
     user: str = ""
+    groups: frozenset[str] = frozenset()  # the authenticated caller's groups (serve --auth), for policy
     toward_client: bool = False
     result: Any = None
     verdict: Verdict | None = None

@@ -160,6 +160,18 @@ MIGRATIONS = [
     ALTER TABLE grants ADD COLUMN owner_pid INTEGER;
     ALTER TABLE grants ADD COLUMN owner_host TEXT
     """,
+    # Caller tokens of `serve --auth tokens`: only their SHA-256 is kept, like reviewer tokens.
+    """
+    CREATE TABLE caller_tokens (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        groups_json TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL,
+        last_used REAL,
+        revoked REAL
+    )
+    """,
 ]
 
 

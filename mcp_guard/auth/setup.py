@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def from_args(args: argparse.Namespace) -> Authenticator | None:
+def from_args(args: argparse.Namespace, tokens: Callable[[], Authenticator] | None = None) -> Authenticator | None:
     """The authenticator ``serve`` puts in front of /mcp, or None for ``--auth none``; raises ConfigError."""
     from .discovery import is_loopback_url  # here, not at import: every mcp-guard command builds this parser
 
@@ -64,9 +65,12 @@ def from_args(args: argparse.Namespace) -> Authenticator | None:
             "as the user who started serve", file=sys.stderr, flush=True,
         )
         return None
+    print(f"mcp-guard: callers authenticate with --auth {mode}", file=sys.stderr, flush=True)
     if mode == "oidc":
         return _oidc(args)
-    return _tokens(args)
+    if tokens is None:
+        raise ConfigError("--auth tokens is not available in this build")
+    return tokens()
 
 
 def _oidc(args: argparse.Namespace) -> Authenticator:
@@ -85,14 +89,6 @@ def _oidc(args: argparse.Namespace) -> Authenticator:
         allow_private=args.allow_private_issuer,
     )
     return OidcAuthenticator(settings)
-
-
-def _tokens(args: argparse.Namespace) -> Authenticator:
-    try:
-        from . import tokens  # type: ignore[attr-defined]  # the guard-issued tokens scheme
-    except ImportError as exc:
-        raise ConfigError("--auth tokens is not available in this build") from exc
-    return tokens.from_args(args)  # type: ignore[no-any-return]
 
 
 def _resource(args: argparse.Namespace) -> str:

@@ -120,7 +120,7 @@ class PolicyHook(Hook):
         labels = call.labels
         facts = Facts(
             call.upstream, call.name, risk.level, call.arguments, call.user, labels, _hints(definition), call.roots,
-            call.host,
+            call.host, groups=call.groups,
         )
         decision = decide(policy, facts)
         call.risk = risk
@@ -144,8 +144,10 @@ class PolicyHook(Hook):
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
                 continue
             risk = resolve_risk(policy, call.upstream, tool, tool["name"])
-            decision = decide(policy, Facts(call.upstream, tool["name"], risk.level, {}, call.user, annotations=_hints(tool)))
-            if decision.action == "deny" and unconditional(policy, decision.rule):
+            decision = decide(policy, Facts(
+                call.upstream, tool["name"], risk.level, {}, call.user, annotations=_hints(tool), groups=call.groups
+            ))
+            if decision.action == "deny" and unconditional(policy, decision.rule, for_caller=True):
                 continue  # hidden; a call by name is refused by request() as well
             meta = {**(tool.get("_meta") or {}), RISK_KEY: risk.level, SOURCE_KEY: risk.source}
             if risk.reason:

@@ -33,6 +33,8 @@ class Facts:
     roots: tuple[str, ...] | None = None
     # Where the server reads paths (this machine or not, its home); None: not known, links not followed.
     host: Host | None = None
+    # The authenticated caller's own groups (a caller token's, or the identity provider's claim).
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -127,12 +129,16 @@ class _Compiled:
         self.overrides = tuple((_predicate(policy, o.match), o.risk) for o in policy.risk)
         # The hints any rule looks at, in a fixed order: part of the candidates' cache key.
         self.hints = tuple(sorted({h for r in policy.rules for h in (r.match.annotations or {})}))
+        # The groups any rule matches on: the part of a caller's groups that is in the cache key.
+        self.groups = frozenset(r.match.group for r in policy.rules if r.match.group is not None)
+        self.groups |= frozenset(o.match.group for o in policy.risk if o.match.group is not None)
         self._candidates: dict[tuple[Any, ...], tuple[tuple[int, Test | None], ...]] = {}
         self.decisions: dict[tuple[Any, int | None], Decision] = {}
 
     def candidates(self, facts: Facts) -> tuple[tuple[Any, ...], tuple[tuple[int, Test | None], ...]]:
         hints = tuple(_annotation(facts.annotations, h) for h in self.hints) if self.hints else ()
-        key = (facts.server, facts.tool, facts.risk, facts.user, hints)
+        groups = facts.groups & self.groups if facts.groups else frozenset()
+        key = (facts.server, facts.tool, facts.risk, facts.user, hints, groups)
         found = self._candidates.get(key)
         if found is None:
             found = tuple((index, dynamic) for index, static, dynamic in self.rules if static(facts))
@@ -194,7 +200,7 @@ def _predicates(policy: Policy, match: Match, every: bool = False) -> tuple[Test
             return False
         if user is not None and (match.user != "*" and not user(facts.user)):
             return False
-        if members is not None and facts.user not in members:
+        if members is not None and facts.user not in members and match.group not in facts.groups:
             return False
         if hints is not None and any(_annotation(facts.annotations, h) is not w for h, w in hints.items()):
             return False
@@ -349,11 +355,13 @@ def all_rules(policy: Policy) -> Iterable[tuple[str, Any]]:
         yield policy.rule_name(index), rule
 
 
-def unconditional(policy: Policy, rule_name: str) -> bool:
+def unconditional(policy: Policy, rule_name: str, for_caller: bool = False) -> bool:
     """Whether the rule of that name holds whatever the arguments and the user (so a deny by it
-    can leave the tool out of tools/list)."""
+    can leave the tool out of tools/list). ``for_caller``: it was decided for the one caller the
+    listing goes to, so a rule on who calls holds for all of that caller's calls too."""
     for index, rule in enumerate(policy.rules):
         if policy.rule_name(index) == rule_name:
             m = rule.match
-            return m.args is None and m.labels is None and m.user is None and m.group is None
+            who = for_caller or (m.user is None and m.group is None)
+            return m.args is None and m.labels is None and who
     return rule_name == "defaults"

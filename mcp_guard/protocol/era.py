@@ -139,5 +139,14 @@ def modernize_result(method: str, result: Any) -> Any:
     return out
 
 
+def make_private(result: Any) -> None:
+    """Mark a cacheable result (in place) as this caller's alone: no cache may serve it to another.
+
+    What passed the pipeline depends on who asked (tools the policy hides, values masked with the
+    caller's own vault), whatever scope the upstream gave it."""
+    if isinstance(result, dict) and result.get("cacheScope", "private") != "private":
+        result["cacheScope"] = "private"
+
+
 def is_input_required(result: Any) -> bool:
     return isinstance(result, dict) and result.get("resultType") == "input_required"

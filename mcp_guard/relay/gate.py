@@ -72,11 +72,13 @@ class Gate:
         wanted = bridge.binding(call.method, clean, server)
         if self.sealer.owns(state):
             return self._sealed(call, state, wanted, clean, session_id, stateless)
-        return Admission(resume=self._parked(state, wanted, session_id, stateless))
+        return Admission(resume=self._parked(state, wanted, session_id, stateless, call.user))
 
-    def _parked(self, handle: str, wanted: str, session_id: str, stateless: bool) -> bridge.BridgedCall:
+    def _parked(self, handle: str, wanted: str, session_id: str, stateless: bool, user: str) -> bridge.BridgedCall:
         parked = self.parked.get(handle)
         if parked is None or parked.binding != wanted or (parked.session_id != session_id and not stateless):
+            raise RPCError(jsonrpc.INVALID_PARAMS, INVALID_STATE)
+        if parked.user != user:  # another caller's call, however its handle was learned
             raise RPCError(jsonrpc.INVALID_PARAMS, INVALID_STATE)
         return parked
 
@@ -84,12 +86,15 @@ class Gate:
         self, call: Call, state: str, wanted: str, clean: dict[str, Any], session_id: str, stateless: bool
     ) -> Admission:
         opened = self.sealer.open(state, wanted)
+        if opened.get("u") != call.user:
+            # Sealed for another caller: its approval and answers were theirs, not this caller's.
+            raise RPCError(jsonrpc.INVALID_PARAMS, INVALID_STATE)
         preapproved = bool(opened.get("approved"))
         inner = opened.get("up")
         if isinstance(inner, str) and inner.startswith(bridge.STATE_PREFIX) and not self.sealer.owns(inner):
             # An approved call whose handshake-era server asked the client next: resume it.
             call.params = {**clean, "inputResponses": call.params.get("inputResponses")}
-            return Admission(resume=self._parked(inner, wanted, session_id, stateless), preapproved=preapproved)
+            return Admission(resume=self._parked(inner, wanted, session_id, stateless, call.user), preapproved=preapproved)
         asked = opened.get("q")
         if isinstance(asked, (int, float)) and not isinstance(asked, bool):
             call.asked_at = float(asked)  # the key is this process's, so its monotonic clock applies
@@ -109,7 +114,7 @@ class Gate:
 
         ``asking``: the state goes out with a question, and records when (for the time to answer)."""
         clean = {k: v for k, v in call.params.items() if k not in _ENVELOPE}
-        fields: dict[str, Any] = {"up": up}
+        fields: dict[str, Any] = {"up": up, "u": call.user}
         if approved:
             fields["approved"] = True
         if asking:

@@ -354,12 +354,14 @@ class Hub:
         """Run one data-carrying request through the pipeline and on to the upstream."""
         ctx.origin = up.name
         params = dict(params or {})
-        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user)
+        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user, groups=ctx.session.groups)
         if method not in INTERCEPTED or not self.pipeline.active:
             admission = self._admit(ctx, up, call)
             result = await self._execute(ctx, up, method, call.params, resume=admission.resume)
             if method == "tools/list":
                 self.router.remember_tools(up, params, result)
+            if ctx.modern and method in era.CACHEABLE:
+                era.make_private(result)  # masked on its way out with this caller's vault
             return result
         call.started = time.monotonic()
         call.outcome = "error"
@@ -409,6 +411,8 @@ class Hub:
             call.outcome = "withheld"
             return self._refusal(ctx, method, call.verdict)
         call.outcome = "completed"
+        if ctx.modern and method in era.CACHEABLE:
+            era.make_private(call.result)  # filtered by policy for this caller, masked with its vault
         return call.result
 
     def _admit(self, ctx: RequestContext, up: Upstream, call: Call) -> Admission:

@@ -10,6 +10,7 @@ for a 2026-07-28 retry, which expire on their own.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from ..auth.caller import Caller
 from ..protocol import era, jsonrpc
 from ..errors import RPCError
 from .peer import Incoming, Outgoing
@@ -67,12 +69,18 @@ class RequestContext:
 
 
 class Session:
-    def __init__(self, hub: Hub, send: SendFn, *, user: str = "", label: str = "") -> None:
+    def __init__(self, hub: Hub, send: SendFn, *, user: str = "", label: str = "", caller: Caller | None = None) -> None:
         self.hub = hub
         self._send = send
         # Unique across processes: session grants in a shared store are kept under it.
         self.id = f"s-{secrets.token_hex(8)}"
         self.user = user
+        self.caller = caller  # who authenticated (serve --auth); None or scheme "none": nobody did
+        self.groups = caller.groups if caller is not None else frozenset()
+        # What an authenticated caller's 2026 exchanges keep their state under: a digest, so the key
+        # (which may hold an issuer URL and a subject) does not travel into logs or the store.
+        authenticated = caller is not None and caller.scheme != "none"
+        self._caller_key = "c-" + hashlib.sha256(caller.key.encode()).hexdigest()[:32] if authenticated else ""
         self.label = label
         self.era: str | None = None
         self.facts = ClientFacts()  # from initialize; modern requests bring their own
@@ -102,17 +110,24 @@ class Session:
             if self in self.hub.sessions:
                 self.hub.sessions.remove(self)
             self._out.fail_all(RPCError(jsonrpc.UPSTREAM_UNAVAILABLE, "the client disconnected before answering"))
-            with anyio.CancelScope(shield=True):
-                await self.hub.pipeline.close_session(self.key)
+            if not self.keyed_by_caller:  # the caller's state outlives this exchange (the front drops it when idle)
+                with anyio.CancelScope(shield=True):
+                    await self.hub.pipeline.close_session(self.key)
             self._ended.set()
+
+    @property
+    def keyed_by_caller(self) -> bool:
+        """Whether this is a 2026 exchange of an authenticated caller, whose state spans its exchanges."""
+        return self.stateless and bool(self._caller_key)
 
     @property
     def key(self) -> str:
         """What per-session state (the vault, session grants) is kept under.
 
-        A stateless 2026 HTTP exchange is a session of its own: with no authenticated caller to
-        tie exchanges together, nothing (placeholders, grants) carries from one to the next."""
-        return self.id
+        A stateless 2026 HTTP exchange of an authenticated caller shares the caller's: its
+        placeholders rehydrate in the caller's next exchange, never in another caller's. With no
+        authenticated caller to tie exchanges together, each is a session of its own."""
+        return self._caller_key if self.stateless and self._caller_key else self.id
 
     async def wait_closed(self) -> None:
         await self._ended.wait()

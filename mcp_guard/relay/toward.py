@@ -93,7 +93,7 @@ class TowardClient:
 
     async def _ask_bridged(self, call: BridgedCall, up: Upstream, method: str, params: Any) -> Any:
         if method in INTERCEPTED and self.hub.pipeline.active:
-            params = await self._check_toward_client(call.session_key, up, method, params)
+            params = await self._check_toward_client(call.session_key, up, method, params, call.user)
         return await call.ask(method, params)
 
     async def ask_client(
@@ -110,7 +110,7 @@ class TowardClient:
         if capability is not None and not session.can(capability, facts):
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"the client does not support {capability}")
         if method in INTERCEPTED and self.hub.pipeline.active:
-            params = await self._check_toward_client(session.key, up, method, params)
+            params = await self._check_toward_client(session.key, up, method, params, session.user)
         # A person may take long over sampling or elicitation; a client's software should not
         # over roots or ping, and the upstream's own deadlines pause while it is asked.
         timeout = None if method in ("sampling/createMessage", "elicitation/create") else up.request_timeout
@@ -119,8 +119,8 @@ class TowardClient:
         except TimeoutError:
             raise RPCError(jsonrpc.UPSTREAM_TIMEOUT, f"the client did not answer {method} within {timeout:g} s") from None
 
-    async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any) -> Any:
-        call = Call(method, up.name, dict(params or {}), session_id=session_id, toward_client=True)
+    async def _check_toward_client(self, session_id: str, up: Upstream, method: str, params: Any, user: str) -> Any:
+        call = Call(method, up.name, dict(params or {}), session_id=session_id, user=user, toward_client=True)
         await self.hub.pipeline.run_request(call)
         if call.verdict is not None:
             raise RPCError(DENIED, f"mcp-guard: {call.verdict.reason}")

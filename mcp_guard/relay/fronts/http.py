@@ -11,6 +11,11 @@ the capabilities it declares.
 
 Only loopback Host and Origin headers are accepted unless configured otherwise, so a web
 page cannot reach the guard through DNS rebinding.
+
+With an authenticator (``serve --auth tokens|oidc``) every /mcp request is authenticated before
+anything else is read, and a handshake-era session belongs to the caller that opened it: the
+same ``Mcp-Session-Id`` with another caller's credentials is answered 404, as if it did not
+exist. Without one, the one caller is the user who started ``serve`` (loopback only).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ...auth.caller import AuthRefused, Authenticator, challenge
+from ...auth.caller import Authenticator, Caller
 from ...protocol import era, jsonrpc, mirrored
 from .. import loop
 from ..hub import Hub
@@ -40,6 +45,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
+from .callers import CallerScopes, authenticate, still_valid
 from .hotpath import EventStream, McpFirst, Outbox
 
 if TYPE_CHECKING:
@@ -64,19 +70,24 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_keep_alive": 75,
     "backlog": 4096,  # hundreds of sessions connecting at once must not see refused connections
 }
+# How often the credential of each open GET stream is checked again: a revoked or expired caller
+# stops receiving within this time, not only at its next request.
+RECHECK_S = 5.0
 
 
 class HttpSession:
     """A client session over HTTP: its hub, and the stream each outbound message goes to."""
 
-    def __init__(self, hub: Hub, user: str, stateless: bool = False) -> None:
+    def __init__(self, hub: Hub, caller: Caller, stateless: bool = False) -> None:
         self.id = secrets.token_hex(16)
         self.hub = hub
+        self.caller_key = caller.key  # only this caller may use the session
         self.outbox = Outbox()
-        self.session = Session(hub, self.outbox.send, user=user, label="http")
+        self.session = Session(hub, self.outbox.send, user=caller.user, label="http", caller=caller)
         self.session.stateless = stateless
         self.streams = self.outbox.streams
         self.backlog = self.outbox.backlog
+        self.authorization: str | None = None  # the open GET stream's credential, checked again while it is open
         self.last_seen = time.monotonic()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -115,6 +126,8 @@ class HttpFront:
         authenticator: Authenticator | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.anonymous = Caller(user=user)
+        self.scopes = CallerScopes()
         self.extra_routes = list(extra_routes or [])
         self.guard = guard
         self.idle_s = idle_s
@@ -152,23 +165,28 @@ class HttpFront:
         refused = self._origin_ok(request)
         if refused is not None:
             return refused
-        if self.authenticator is not None:
-            try:
-                request.state.caller = await self.authenticator.authenticate(_authorization(request))
-            except AuthRefused as exc:
-                return _refusal(exc, self.authenticator.resource_metadata_url)
+        caller = self.anonymous if self.authenticator is None else await authenticate(request, self.authenticator)
+        if isinstance(caller, Response):
+            return caller
         if request.method == "POST":
-            return await self._post(request)
+            return await self._post(request, caller)
         sid = request.headers.get("mcp-session-id")
-        http_session = self.sessions.get(sid or "")
+        http_session = self._bound(sid, caller)
         if http_session is None:
             return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
         if request.method == "DELETE":
             self._end(http_session)
             return Response(status_code=200)
+        if self.authenticator is not None:  # held in memory only while the stream is open
+            http_session.authorization = request.headers.get("authorization")
         return self._get_stream(http_session)
 
-    async def _post(self, request: Request) -> Response:
+    def _bound(self, sid: str | None, caller: Caller) -> HttpSession | None:
+        """The session ``sid`` if ``caller`` opened it; another caller's is as unknown as a made-up one."""
+        found = self.sessions.get(sid or "")
+        return found if found is not None and found.caller_key == caller.key else None
+
+    async def _post(self, request: Request, caller: Caller) -> Response:
         body = await _body_within(request, self.max_message_bytes)
         if body is None:
             text = f"message over the limit of {self.max_message_bytes} bytes"
@@ -180,14 +198,14 @@ class HttpFront:
         version = request.headers.get("mcp-protocol-version")
         modern = version in era.MODERN_VERSIONS or era.request_version(message.get("params")) in era.MODERN_VERSIONS
         if modern:
-            return await self._stateless(request, message)
+            return await self._stateless(request, message, caller)
         sid = request.headers.get("mcp-session-id")
         if message.get("method") == "initialize" and not sid:
-            http_session = HttpSession(self.guard.hub(), self.user)
+            http_session = HttpSession(self.guard.hub(), caller)
             await self.tg.start(http_session.run)
             self.sessions[http_session.id] = http_session
         else:
-            found = self.sessions.get(sid or "")
+            found = self._bound(sid, caller)
             if found is None:
                 return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
             http_session = found
@@ -197,7 +215,7 @@ class HttpFront:
             return Response(status_code=202)
         return await self._answer(request, http_session, message, {"mcp-session-id": http_session.id})
 
-    async def _stateless(self, request: Request, message: jsonrpc.Message) -> Response:
+    async def _stateless(self, request: Request, message: jsonrpc.Message, caller: Caller) -> Response:
         if not jsonrpc.is_request(message):
             return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
         refused = _mirrored_headers_refusal(request, message)
@@ -210,14 +228,34 @@ class HttpFront:
         refused = await _param_headers_refusal(request, message, hub, facts)
         if refused is not None:
             return refused
-        http_session = HttpSession(hub, self.user, stateless=True)
+        http_session = HttpSession(hub, caller, stateless=True)
         await self.tg.start(http_session.session.run)
-        return await self._answer(request, http_session, message, {}, close_after=True)
+        if not http_session.session.keyed_by_caller:
+            return await self._answer(request, http_session, message, {}, close_after=True)
+        # An authenticated caller's 2026 state outlives the exchange: in use until it ends, then idle.
+        release = self.scopes.hold(http_session.session.key)
+        try:
+            return await self._answer(request, http_session, message, {}, close_after=True, on_done=release)
+        except BaseException:
+            release()
+            raise
 
     def _end(self, http_session: HttpSession) -> None:
         self.sessions.pop(http_session.id, None)
         self.guard.forget(http_session.hub)
         http_session.session.close()
+
+    async def recheck_streams(self) -> None:
+        """End the sessions whose open GET stream's credential was revoked or has expired."""
+        while self.authenticator is not None:
+            await anyio.sleep(RECHECK_S)
+            for http_session in list(self.sessions.values()):
+                stream = http_session.get_stream
+                if stream is None or await still_valid(self.authenticator, http_session.authorization, http_session.caller_key):
+                    continue
+                logger.info("ending HTTP session %s: its caller's credential is no longer valid", http_session.id[:8])
+                stream.close()
+                self._end(http_session)
 
     async def reap_idle(self) -> None:
         """Close sessions that sent nothing for ``idle_s``: each holds upstream processes."""
@@ -228,6 +266,7 @@ class HttpFront:
                 if http_session.idle and now - http_session.last_seen > self.idle_s:
                     logger.info("closing HTTP session %s after %.0f s without a request", http_session.id[:8], self.idle_s)
                     self._end(http_session)
+            await self.scopes.reap(self.idle_s, self.guard.pipeline.close_session)
 
     async def _answer(
         self,
@@ -236,14 +275,24 @@ class HttpFront:
         message: jsonrpc.Message,
         headers: dict[str, str],
         close_after: bool = False,
+        on_done: Callable[[], None] | None = None,
     ) -> Response:
         rid = message.get("id")
+
+        def over() -> None:
+            if close_after:
+                http_session.session.close()
+            if on_done is not None:
+                on_done()
+
         if not jsonrpc.valid_id(rid):
             await http_session.session.feed(message)  # answers the invalid id itself
+            over()
             return Response(status_code=202)
         if rid in http_session.streams:
             # Two POSTs with one id: the second would take over the first one's answer stream.
             text = f"request id {rid!r} is already in use by a request in flight"
+            over()
             return _json_error(200, text, jsonrpc.INVALID_REQUEST, rid, headers)  # type: ignore[arg-type]
         # Not create_memory_object_stream[...](): subscripting builds a typing alias on every call.
         send: anyio.abc.ObjectSendStream[jsonrpc.Message]
@@ -255,8 +304,7 @@ class HttpFront:
         def done() -> None:
             http_session.streams.pop(rid, None)  # type: ignore[arg-type]
             send.close()
-            if close_after:
-                http_session.session.close()
+            over()
 
         if "text/event-stream" not in request.headers.get("accept", ""):
             try:
@@ -285,6 +333,7 @@ class HttpFront:
                     yield sse_encode(item)
             finally:
                 http_session.get_stream = None
+                http_session.authorization = None
                 send.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -360,20 +409,6 @@ class _HostCheck:
         await self.app(scope, receive, send)
 
 
-def _authorization(request: Request) -> str | None:
-    values = request.headers.getlist("authorization")
-    if len(values) > 1:
-        # Which of two credentials counts is exactly what an attacker would like to choose.
-        raise AuthRefused(400, "more than one Authorization header", "invalid_request")
-    return values[0] if values else None
-
-
-def _refusal(refused: AuthRefused, metadata_url: str | None) -> Response:
-    body = jsonrpc.dumps(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, refused.description))
-    headers = {"WWW-Authenticate": challenge(refused, metadata_url)}
-    return Response(body, status_code=refused.status, media_type="application/json", headers=headers)
-
-
 def _json_error(
     status: int, text: str, code: int = jsonrpc.INVALID_REQUEST, rid: jsonrpc.RequestId | None = None,
     headers: dict[str, str] | None = None,
@@ -433,6 +468,7 @@ async def _serve(
                 idle_s=idle_s, authenticator=authenticator,
             )
             tg.start_soon(front.reap_idle)
+            tg.start_soon(front.recheck_streams)
             app = front.app()
         else:
             from starlette.applications import Starlette
