@@ -226,7 +226,8 @@ async def test_hostile_credentials_are_refused_not_guessed_at(oidc_provider: Oid
             accept = "application/json, text/event-stream"
             good = httpx.post(f"{base}/mcp", json=INITIALIZE,
                               headers={"Authorization": f"Bearer {token}", "Accept": accept})
-    assert in_query.status_code == 401  # the spec forbids tokens in the query string
+    # The spec forbids tokens in the query string: refused as a bad request, even beside a valid one.
+    assert in_query.status_code == 400 and 'error="invalid_request"' in in_query.headers["www-authenticate"]
     assert two.status_code == 400 and 'error="invalid_request"' in two.headers["www-authenticate"]
     assert controls.status_code in (400, 401)  # the HTTP parser may refuse it before the guard sees it
     assert latin.status_code == 401

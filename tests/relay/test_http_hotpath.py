@@ -18,6 +18,7 @@ import anyio
 import httpx
 import pytest
 
+from mcp_guard.auth.caller import Caller
 from mcp_guard.relay.fronts.hotpath import McpFirst
 from mcp_guard.relay.fronts.http import HttpSession
 from mcp_guard.relay.hub import Hub
@@ -169,7 +170,7 @@ async def test_an_ended_stateless_http_session_is_freed_without_the_cycle_collec
     gc.disable()
     try:
         async with anyio.create_task_group() as tg:
-            http_session = HttpSession(Hub(), "someone", stateless=True)
+            http_session = HttpSession(Hub(), Caller(user="someone"), stateless=True)
             await tg.start(http_session.session.run)
             http_session.session.close()
         session = weakref.ref(http_session.session)
