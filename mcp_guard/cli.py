@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from . import cli_admin as admin
 from . import cli_policy
+from . import cli_signin
 from . import cli_review
 from . import settings
 from .cli_support import (
@@ -97,6 +98,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     serve.add_argument(
         "--allowed-host", action="append", default=[], help="extra Host header value to accept (DNS-rebinding protection)"
     )
+    cli_signin.add_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
 
@@ -153,6 +155,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     rserve.add_argument("--port", type=int, default=8766)
     rserve.add_argument("--allowed-host", action="append", default=[])
     _state(rserve)
+    cli_signin.add_options(rserve, with_policy=True)
     rserve.set_defaults(func=_cmd_review_serve)
     token = rsub.add_parser("token", help="reviewer tokens: create NAME --role ROLE | list | revoke NAME")
     token.add_argument("token_action", choices=("create", "list", "revoke"))
@@ -363,8 +366,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _review_routes():  # type: ignore[no-untyped-def]
-    """A factory for the reviewers' routes on the store of this home (None without a store)."""
+def _review_routes(page: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
+    """A factory for the reviewers' routes on the store of this home (None without a store).
+
+    ``page``: the sign-in options of cli_signin.page_options (public URL, OpenID provider)."""
     from .approvals import Approvals, Reviewers
     from .audit import load_key
 
@@ -380,7 +385,7 @@ def _review_routes():  # type: ignore[no-untyped-def]
 
         approvals = Approvals(store)
         reviewers = Reviewers(store)
-        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins).routes()
+        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins, **(page or {})).routes()
         return review + SlackCallback(approvals, reviewers, Audit(store)).routes()
 
     return build
@@ -392,12 +397,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
-    review = None if args.no_policy else _review_routes()
+    review = None if args.no_policy else _review_routes(cli_signin.page_options(args, functools.partial(_serve_policy, args)))
     routes = [_metrics_route(args.metrics)]
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
         review=review, routes=routes, idle_s=idle_s, on_review_url=functools.partial(_offer_review_url, guard),
     )
+
+
+def _serve_policy(args: argparse.Namespace) -> str:
+    from .config import load_config
+
+    return policy_path(args.policy, config_policy(load_config(args.config), args.config) if args.config else None)
 
 
 def _offer_review_url(guard, url: str) -> None:  # type: ignore[no-untyped-def]
@@ -432,7 +443,7 @@ def _metrics_route(metrics):  # type: ignore[no-untyped-def]
 def _cmd_review_serve(args: argparse.Namespace) -> int:
     from .relay.fronts.http import serve_http
 
-    review = _review_routes()
+    review = _review_routes(cli_signin.page_options(args, lambda: args.policy))
     if review is None:
         raise ConfigError("the mcp-guard store cannot be opened")
     return serve_http(None, host=args.host, port=args.port, extra_hosts=args.allowed_host, review=review)

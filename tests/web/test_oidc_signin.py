@@ -1,0 +1,223 @@
+"""Reviewers sign in on the review page through a real OpenID provider (npm oidc-provider), in
+headless Chromium: only members of a reviewer group get a session, each login's state, code and
+nonce count once and only for the browser that began it, and a reviewer the provider no longer
+vouches for cannot decide after the next re-check."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import anyio
+import httpx
+import pytest
+
+from mcp import Client
+from tests.conftest import free_port
+from tests.oidc_provider import OidcProvider, start_provider
+from tests.web.oidc_browser import browser, callback, new_context, provider_login, serve_signin, sign_in, signin_options
+from tests.web.test_review_page import token, wait_for_card
+
+pytestmark = pytest.mark.anyio
+
+USERS = {"alice": {"groups": ["secops"]}, "mallory": {"groups": ["marketing"]}}
+
+
+class Setup:
+    """The provider (its redirect URIs naming this guard), the guard, and a call waiting for review."""
+
+    def __init__(self, tmp_path: Path, guard_home: Path, recheck_s: float = 60) -> None:
+        self.tmp_path, self.home, self.recheck_s = tmp_path, guard_home, recheck_s
+        self.port = free_port()
+        self.public = f"http://localhost:{self.port}"
+        self.result: list[Any] = []
+
+    def provider(self) -> Any:
+        return start_provider(
+            redirect_uris=[callback(self.public)], post_logout_redirect_uris=[f"{self.public}/review/login"], users=USERS
+        )
+
+    def guard(self, provider: OidcProvider) -> Any:
+        options = signin_options(provider, self.public, self.tmp_path / "client-secret", self.recheck_s)
+        return serve_signin(self.tmp_path, self.port, options)
+
+    async def waiting_call(self, client: Client) -> str:
+        """Starts a reviewed write in the background (call it inside a task group's start_soon)."""
+        bob = token(self.home, "bob", "secops")  # a reviewer token: still good for the API
+        async with httpx.AsyncClient() as http:
+            return str((await wait_for_card(http, f"{self.public}/api/review/pending", bob))["id"])
+
+    async def call(self, client: Client) -> None:
+        self.result.append(await client.call_tool("write_file", {"path": str(self.tmp_path / "x.txt"), "content": "x"}))
+
+
+async def test_a_reviewer_in_the_group_signs_in_at_the_provider_and_approves_in_a_browser(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    setup = Setup(tmp_path, guard_home)
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(90):
+                async with Client(f"{setup.public}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(setup.call, client)
+                        await setup.waiting_call(client)
+                        context = await new_context(chromium)
+                        page = await context.new_page()
+                        await sign_in(page, setup.public, "alice")
+                        await page.wait_for_selector(".card")
+                        assert "alice (secops)" in await page.inner_text("header")
+                        cookies = {c["name"]: c for c in await context.cookies()}
+                        session = cookies["mcp_guard_review"]
+                        assert session["httpOnly"] and session["sameSite"] == "Lax"
+                        assert "mcp_guard_signin" not in cookies  # the login's binding is spent
+                        await page.click("button.approve")
+                        await page.wait_for_url("**/review?done=*")
+    assert not setup.result[0].is_error
+    assert (tmp_path / "x.txt").read_text() == "x"
+
+
+async def test_a_user_in_no_reviewer_group_gets_no_session(tmp_path: Path, guard_home: Path) -> None:
+    setup = Setup(tmp_path, guard_home)
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(60):
+                context = await new_context(chromium)
+                page = await context.new_page()
+                await sign_in(page, setup.public, "mallory")
+                assert "is in no reviewer group" in await page.inner_text("body")
+                assert not [c for c in await context.cookies() if c["name"] == "mcp_guard_review"]
+                await page.goto(f"{setup.public}/review")
+                assert page.url.endswith("/review/login")
+
+
+async def test_a_replayed_callback_is_refused_and_opens_no_session(tmp_path: Path, guard_home: Path) -> None:
+    setup = Setup(tmp_path, guard_home)
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(60):
+                context = await new_context(chromium)
+                page = await context.new_page()
+                seen: list[str] = []
+                page.on("request", lambda r: seen.append(r.url) if "/review/oidc/callback" in r.url else None)
+                await page.goto(f"{setup.public}/review/login")
+                await page.click("text=Sign in with your organisation's account")
+                binding = next(c["value"] for c in await context.cookies() if c["name"] == "mcp_guard_signin")
+                await provider_login(page, "alice")
+                await page.wait_for_url(f"{setup.public}/review")
+                assert len(seen) == 1
+                # The same callback, from the same browser (its binding cookie given back), a second time.
+                async with httpx.AsyncClient() as http:
+                    again = await http.get(seen[0], headers={"Cookie": f"mcp_guard_signin={binding}"})
+                assert again.status_code == 400 and "used already" in again.text
+                assert "mcp_guard_review=" not in again.headers.get("set-cookie", "")
+
+
+async def test_a_forged_state_and_a_callback_carried_to_another_browser_are_refused(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    setup = Setup(tmp_path, guard_home)
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(60):
+                victim = await new_context(chromium)
+                page = await victim.new_page()
+                held: list[str] = []
+
+                async def hold(route: Any) -> None:  # the callback is caught before the guard sees it
+                    held.append(route.request.url)
+                    await route.abort()
+
+                await page.route("**/review/oidc/callback*", hold)
+                await page.goto(f"{setup.public}/review/login")
+                await page.click("text=Sign in with your organisation's account")
+                await provider_login(page, "alice")
+                while not held:
+                    await anyio.sleep(0.02)
+                await page.unroute("**/review/oidc/callback*")
+                other = await (await new_context(chromium)).new_page()
+                await other.goto(held[0])  # login CSRF: someone else's callback in this browser
+                assert "started in another browser" in await other.inner_text("body")
+                forged = _with_query(held[0], state=secrets.token_urlsafe(32))
+                await page.goto(forged)
+                assert "not valid here" in await page.inner_text("body")
+                await page.goto(held[0])  # the browser that began it still completes its own login
+                await page.wait_for_url(f"{setup.public}/review")
+                assert "alice" in await page.inner_text("header")
+
+
+async def test_an_id_token_from_another_login_is_refused_for_its_nonce(tmp_path: Path, guard_home: Path) -> None:
+    setup = Setup(tmp_path, guard_home)
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(60):
+                context = await new_context(chromium)
+                page = await context.new_page()
+
+                async def other_nonce(route: Any) -> None:
+                    # Same state and PKCE challenge (both visible in this URL), another login's nonce:
+                    # the code this yields passes PKCE, and only the nonce can tell.
+                    await route.continue_(url=_with_query(route.request.url, nonce=secrets.token_urlsafe(16)))
+
+                await context.route(f"{provider.issuer}/auth?*", other_nonce)
+                await page.goto(f"{setup.public}/review/login")
+                await page.click("text=Sign in with your organisation's account")
+                await provider_login(page, "alice")
+                await page.wait_for_url("**/review/oidc/callback*")
+                assert "nonce is not this sign-in's" in await page.inner_text("body")
+                assert not [c for c in await context.cookies() if c["name"] == "mcp_guard_review"]
+
+
+async def test_a_reviewer_removed_from_the_group_at_the_provider_cannot_decide_after_the_recheck(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    setup = Setup(tmp_path, guard_home, recheck_s=0)  # every request is past the re-check interval
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(90):
+                async with Client(f"{setup.public}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(setup.call, client)
+                        rid = await setup.waiting_call(client)
+                        context = await new_context(chromium)
+                        page = await context.new_page()
+                        await sign_in(page, setup.public, "alice")
+                        await page.wait_for_selector(".card")
+                        provider.set_user("alice", ["marketing"])  # security moved her out of secops
+                        await page.click("button.approve")
+                        await page.wait_for_url(f"{setup.public}/review/login")
+                        shown = await httpx.AsyncClient().get(
+                            f"{setup.public}/api/review/{rid}", headers={"Authorization": f"Bearer {token(guard_home, 'dave', 'secops')}"}
+                        )
+                        assert shown.json()["state"] == "pending"
+                        await page.goto(f"{setup.public}/review")
+                        assert page.url.endswith("/review/login")  # the session is over, not only this decision
+                        async with httpx.AsyncClient() as http:
+                            await http.post(f"{setup.public}/api/review/{rid}/deny", headers={
+                                "Authorization": f"Bearer {token(guard_home, 'erin', 'secops')}"})
+    assert setup.result[0].is_error and not (tmp_path / "x.txt").exists()
+
+
+async def test_signing_out_ends_the_session_and_signs_out_at_the_provider(tmp_path: Path, guard_home: Path) -> None:
+    setup = Setup(tmp_path, guard_home)
+    with setup.provider() as provider:
+        async with setup.guard(provider), browser() as chromium:
+            with anyio.fail_after(60):
+                context = await new_context(chromium)
+                page = await context.new_page()
+                await sign_in(page, setup.public, "alice")
+                kept = next(c["value"] for c in await context.cookies() if c["name"] == "mcp_guard_review")
+                await page.click("text=Sign out")
+                await page.wait_for_url(f"{provider.issuer}/session/end*")
+                async with httpx.AsyncClient() as http:
+                    old = await http.get(f"{setup.public}/review", headers={"Cookie": f"mcp_guard_review={kept}"})
+                assert old.status_code == 303 and old.headers["location"] == "/review/login"
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
