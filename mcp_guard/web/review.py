@@ -123,7 +123,12 @@ class ReviewApp:
         secret = self.cookies.read(req, "session")
         self.reviewers.end_session(secret)  # the old cookie is dead even if kept
         elsewhere = await self.signin.sign_out(secret) if self.signin is not None else None
-        response = RedirectResponse(elsewhere or "/review/login", status_code=303)
+        response: Response = RedirectResponse("/review/login", status_code=303)
+        if elsewhere:
+            # Not a redirect: CSP form-action 'self' rightly stops a form's redirect off this site.
+            link = html.escape(elsewhere, quote=True)
+            response = _html("Signed out", f"<p>You are signed out of the review page. <a href='{link}' id='provider-logout'>"
+                             "Sign out at the identity provider too</a>.</p>", head=f"<meta http-equiv='refresh' content='0;url={link}'>")
         self.cookies.delete(response, "session")
         return response
 
@@ -273,9 +278,9 @@ def _login_form() -> str:
     )
 
 
-def _html(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _html(title: str, body: str, status: int = 200, head: str = "") -> HTMLResponse:
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>mcp-guard: {html.escape(title)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{head}<title>mcp-guard: {html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body>{body}</body></html>"
     )
     return HTMLResponse(page, status_code=status, headers=_HEADERS)

@@ -148,9 +148,8 @@ class Signin:
 
     def _refused(self, message: str, status: int) -> Response:
         body = f"<p>{html.escape(message)}</p><p><a href='/review/login'>Sign in again</a></p>"
-        response: Response = self.page("Not signed in", body, status)
-        self.cookies.delete(response, "signin")
-        return response
+        # The binding cookie stays: a forged callback must not end the login this browser has under way.
+        return self.page("Not signed in", body, status)  # type: ignore[no-any-return]
 
     # -- the session ------------------------------------------------------------------------------
 

@@ -74,4 +74,26 @@ async def sign_in(page: Any, public: str, login: str) -> None:
     await page.goto(f"{public}/review/login")
     await page.click("text=Sign in with your organisation's account")
     await provider_login(page, login)
-    await page.wait_for_url(f"{public}/review*")
+    await page.wait_for_url(f"{public}/review**")
+
+
+async def http_login(http: Any, public: str, login: str) -> str:
+    """The whole login as plain HTTP (for what a browser cannot be made to do): the callback URL
+    the provider sends back, not yet followed. ``http`` keeps the cookies, as a browser would."""
+    url = f"{public}/review/oidc/start"
+    response = await http.get(url)
+    for _ in range(12):
+        if response.status_code in (302, 303):
+            url = str(response.url.join(response.headers["location"]))
+            if url.startswith(callback(public)):
+                return url
+            response = await http.get(url)
+            continue
+        assert response.status_code == 200, (response.status_code, response.text[:300])
+        action = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+        assert action is not None, response.text[:300]
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text))
+        if 'name="login"' in response.text:
+            fields.update(login=login, password="any password")
+        response = await http.post(str(response.url.join(action.group(1))), data=fields)
+    raise AssertionError("the provider never sent the browser back")

@@ -17,7 +17,9 @@ import pytest
 from mcp import Client
 from tests.conftest import free_port
 from tests.oidc_provider import OidcProvider, start_provider
-from tests.web.oidc_browser import browser, callback, new_context, provider_login, serve_signin, sign_in, signin_options
+from tests.web.oidc_browser import (
+    browser, callback, http_login, new_context, provider_login, serve_signin, sign_in, signin_options,
+)
 from tests.web.test_review_page import token, wait_for_card
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +35,13 @@ class Setup:
         self.port = free_port()
         self.public = f"http://localhost:{self.port}"
         self.result: list[Any] = []
+        self.bob = ""  # a reviewer token: still good for the API
+
+    async def waiting_call(self) -> str:
+        """The id of the reviewed write ``call`` started, once it waits."""
+        self.bob = token(self.home, "bob", "secops")
+        async with httpx.AsyncClient() as http:
+            return str((await wait_for_card(http, f"{self.public}/api/review/pending", self.bob))["id"])
 
     def provider(self) -> Any:
         return start_provider(
@@ -42,12 +51,6 @@ class Setup:
     def guard(self, provider: OidcProvider) -> Any:
         options = signin_options(provider, self.public, self.tmp_path / "client-secret", self.recheck_s)
         return serve_signin(self.tmp_path, self.port, options)
-
-    async def waiting_call(self, client: Client) -> str:
-        """Starts a reviewed write in the background (call it inside a task group's start_soon)."""
-        bob = token(self.home, "bob", "secops")  # a reviewer token: still good for the API
-        async with httpx.AsyncClient() as http:
-            return str((await wait_for_card(http, f"{self.public}/api/review/pending", bob))["id"])
 
     async def call(self, client: Client) -> None:
         self.result.append(await client.call_tool("write_file", {"path": str(self.tmp_path / "x.txt"), "content": "x"}))
@@ -63,7 +66,7 @@ async def test_a_reviewer_in_the_group_signs_in_at_the_provider_and_approves_in_
                 async with Client(f"{setup.public}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(setup.call, client)
-                        await setup.waiting_call(client)
+                        await setup.waiting_call()
                         context = await new_context(chromium)
                         page = await context.new_page()
                         await sign_in(page, setup.public, "alice")
@@ -120,32 +123,18 @@ async def test_a_forged_state_and_a_callback_carried_to_another_browser_are_refu
 ) -> None:
     setup = Setup(tmp_path, guard_home)
     with setup.provider() as provider:
-        async with setup.guard(provider), browser() as chromium:
+        async with setup.guard(provider):
             with anyio.fail_after(60):
-                victim = await new_context(chromium)
-                page = await victim.new_page()
-                held: list[str] = []
-
-                async def hold(route: Any) -> None:  # the callback is caught before the guard sees it
-                    held.append(route.request.url)
-                    await route.abort()
-
-                await page.route("**/review/oidc/callback*", hold)
-                await page.goto(f"{setup.public}/review/login")
-                await page.click("text=Sign in with your organisation's account")
-                await provider_login(page, "alice")
-                while not held:
-                    await anyio.sleep(0.02)
-                await page.unroute("**/review/oidc/callback*")
-                other = await (await new_context(chromium)).new_page()
-                await other.goto(held[0])  # login CSRF: someone else's callback in this browser
-                assert "started in another browser" in await other.inner_text("body")
-                forged = _with_query(held[0], state=secrets.token_urlsafe(32))
-                await page.goto(forged)
-                assert "not valid here" in await page.inner_text("body")
-                await page.goto(held[0])  # the browser that began it still completes its own login
-                await page.wait_for_url(f"{setup.public}/review")
-                assert "alice" in await page.inner_text("header")
+                async with httpx.AsyncClient() as victim, httpx.AsyncClient() as other:
+                    held = await http_login(victim, setup.public, "alice")  # caught before the guard sees it
+                    carried = await other.get(held)  # login CSRF: someone's callback in another browser
+                    assert carried.status_code == 400 and "started in another browser" in carried.text
+                    forged = await victim.get(_with_query(held, state=secrets.token_urlsafe(32)))
+                    assert forged.status_code == 400 and "not valid here" in forged.text
+                    assert not [c for c in (carried, forged) if "mcp_guard_review=" in c.headers.get("set-cookie", "")]
+                    done = await victim.get(held)  # the browser that began it still completes its own login
+                    assert done.status_code == 303 and done.headers["location"] == "/review", done.text
+                    assert "mcp_guard_review=" in done.headers["set-cookie"]
 
 
 async def test_an_id_token_from_another_login_is_refused_for_its_nonce(tmp_path: Path, guard_home: Path) -> None:
@@ -159,9 +148,11 @@ async def test_an_id_token_from_another_login_is_refused_for_its_nonce(tmp_path:
                 async def other_nonce(route: Any) -> None:
                     # Same state and PKCE challenge (both visible in this URL), another login's nonce:
                     # the code this yields passes PKCE, and only the nonce can tell.
-                    await route.continue_(url=_with_query(route.request.url, nonce=secrets.token_urlsafe(16)))
+                    start = await route.fetch(max_redirects=0)
+                    to = _with_query(start.headers["location"], nonce=secrets.token_urlsafe(16))
+                    await route.fulfill(response=start, headers={**start.headers, "location": to})
 
-                await context.route(f"{provider.issuer}/auth?*", other_nonce)
+                await context.route("**/review/oidc/start", other_nonce)
                 await page.goto(f"{setup.public}/review/login")
                 await page.click("text=Sign in with your organisation's account")
                 await provider_login(page, "alice")
@@ -180,7 +171,7 @@ async def test_a_reviewer_removed_from_the_group_at_the_provider_cannot_decide_a
                 async with Client(f"{setup.public}/mcp", mode="legacy", cache=None) as client:  # type: ignore[arg-type]
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(setup.call, client)
-                        rid = await setup.waiting_call(client)
+                        rid = await setup.waiting_call()
                         context = await new_context(chromium)
                         page = await context.new_page()
                         await sign_in(page, setup.public, "alice")
@@ -188,15 +179,13 @@ async def test_a_reviewer_removed_from_the_group_at_the_provider_cannot_decide_a
                         provider.set_user("alice", ["marketing"])  # security moved her out of secops
                         await page.click("button.approve")
                         await page.wait_for_url(f"{setup.public}/review/login")
-                        shown = await httpx.AsyncClient().get(
-                            f"{setup.public}/api/review/{rid}", headers={"Authorization": f"Bearer {token(guard_home, 'dave', 'secops')}"}
-                        )
-                        assert shown.json()["state"] == "pending"
                         await page.goto(f"{setup.public}/review")
                         assert page.url.endswith("/review/login")  # the session is over, not only this decision
+                        bearer = {"Authorization": f"Bearer {setup.bob}"}
                         async with httpx.AsyncClient() as http:
-                            await http.post(f"{setup.public}/api/review/{rid}/deny", headers={
-                                "Authorization": f"Bearer {token(guard_home, 'erin', 'secops')}"})
+                            assert (await http.get(f"{setup.public}/api/review/{rid}", headers=bearer)).json()["state"] == "pending"
+                            denied = await http.post(f"{setup.public}/api/review/{rid}/deny", headers=bearer)
+                            assert denied.status_code == 200
     assert setup.result[0].is_error and not (tmp_path / "x.txt").exists()
 
 
@@ -210,7 +199,7 @@ async def test_signing_out_ends_the_session_and_signs_out_at_the_provider(tmp_pa
                 await sign_in(page, setup.public, "alice")
                 kept = next(c["value"] for c in await context.cookies() if c["name"] == "mcp_guard_review")
                 await page.click("text=Sign out")
-                await page.wait_for_url(f"{provider.issuer}/session/end*")
+                await page.wait_for_url(f"{provider.issuer}/session/end**")
                 async with httpx.AsyncClient() as http:
                     old = await http.get(f"{setup.public}/review", headers={"Cookie": f"mcp_guard_review={kept}"})
                 assert old.status_code == 303 and old.headers["location"] == "/review/login"
