@@ -127,6 +127,7 @@ async def test_a_forged_state_and_a_callback_carried_to_another_browser_are_refu
             with anyio.fail_after(60):
                 async with httpx.AsyncClient() as victim, httpx.AsyncClient() as other:
                     held = await http_login(victim, setup.public, "alice")  # caught before the guard sees it
+                    await other.get(f"{setup.public}/review/oidc/start")  # a login of its own: a binding cookie of its own
                     carried = await other.get(held)  # login CSRF: someone's callback in another browser
                     assert carried.status_code == 400 and "started in another browser" in carried.text
                     forged = await victim.get(_with_query(held, state=secrets.token_urlsafe(32)))
