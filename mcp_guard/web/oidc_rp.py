@@ -169,6 +169,8 @@ class RelyingParty:
             "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri, "scope": scopes,
             "state": state, "nonce": nonce, "code_challenge": pkce_challenge(verifier), "code_challenge_method": "S256",
         }
+        if "offline_access" in scopes.split():
+            query["prompt"] = "consent"  # OIDC Core 11: offline access is granted only with consent asked
         return (await self.provider()).authorization_endpoint + "?" + urlencode(query)
 
     async def exchange(self, code: str, verifier: str, nonce: str) -> Tokens:

@@ -30,8 +30,8 @@ USERS = {"alice": {"groups": ["secops"]}, "mallory": {"groups": ["marketing"]}}
 class Setup:
     """The provider (its redirect URIs naming this guard), the guard, and a call waiting for review."""
 
-    def __init__(self, tmp_path: Path, guard_home: Path, recheck_s: float = 60) -> None:
-        self.tmp_path, self.home, self.recheck_s = tmp_path, guard_home, recheck_s
+    def __init__(self, tmp_path: Path, guard_home: Path, recheck_s: float = 60, options: tuple[str, ...] = ()) -> None:
+        self.tmp_path, self.home, self.recheck_s, self.options = tmp_path, guard_home, recheck_s, options
         self.port = free_port()
         self.public = f"http://localhost:{self.port}"
         self.result: list[Any] = []
@@ -50,7 +50,7 @@ class Setup:
 
     def guard(self, provider: OidcProvider) -> Any:
         options = signin_options(provider, self.public, self.tmp_path / "client-secret", self.recheck_s)
-        return serve_signin(self.tmp_path, self.port, options)
+        return serve_signin(self.tmp_path, self.port, [*options, *self.options])
 
     async def call(self, client: Client) -> None:
         self.result.append(await client.call_tool("write_file", {"path": str(self.tmp_path / "x.txt"), "content": "x"}))

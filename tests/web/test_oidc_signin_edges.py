@@ -127,3 +127,22 @@ def test_sign_in_options_that_do_not_fit_together_are_a_usage_error(
     argv = [sys.executable, "-m", "mcp_guard", "review", "serve", "--port", "0", *[str(secret) if o == "SECRET" else o for o in options]]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and complaint in done.stderr, done.stderr
+
+
+async def test_with_offline_access_each_recheck_refreshes_until_the_group_is_gone(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    setup = Setup(tmp_path, guard_home, recheck_s=0, options=("--reviewer-oidc-scope", "openid groups offline_access"))
+    with setup.provider() as provider:
+        async with setup.guard(provider):
+            with anyio.fail_after(60):
+                async with httpx.AsyncClient() as http:
+                    assert (await http.get(await http_login(http, setup.public, "alice"))).status_code == 303
+                    sessions = IdpSessions(open_store(), bytes.fromhex((guard_home / "web.key").read_text().strip()))
+                    for _ in range(3):  # each request past the interval refreshes, then reads userinfo
+                        assert (await http.get(f"{setup.public}/review")).status_code == 200
+                        found = sessions.find(http.cookies["mcp_guard_review"])
+                        assert found is not None and found.tokens["refresh"]
+                    provider.set_user("alice", [])
+                    gone = await http.get(f"{setup.public}/review")
+    assert gone.status_code == 303 and gone.headers["location"] == "/review/login"
