@@ -28,12 +28,23 @@ def add_options(parser: argparse.ArgumentParser, with_policy: bool = False) -> N
     group.add_argument("--reviewer-oidc-issuer", metavar="URL", help="reviewers sign in through this OpenID provider")
     group.add_argument("--reviewer-oidc-client-id", metavar="ID")
     group.add_argument("--reviewer-oidc-client-secret-file", metavar="F", help="a file holding the client secret")
-    group.add_argument("--reviewer-oidc-scope", metavar="S", default=None, help="scopes asked (default: openid profile email groups)")
-    group.add_argument("--reviewer-groups-claim", metavar="C", default="groups", help="the claim listing a reviewer's groups")
-    group.add_argument("--reviewer-user-claim", metavar="C", default="preferred_username", help="the claim naming a reviewer")
-    group.add_argument("--reviewer-group", metavar="G", action="append", default=[], help="a reviewer group (repeatable)")
     group.add_argument(
-        "--reviewer-recheck-s", metavar="N", type=float, default=60.0,
+        "--reviewer-oidc-scope", metavar="S", default=None, help="scopes asked (default: openid profile email groups)"
+    )
+    group.add_argument(
+        "--reviewer-groups-claim", metavar="C", default="groups", help="the claim listing a reviewer's groups"
+    )
+    group.add_argument(
+        "--reviewer-user-claim", metavar="C", default="preferred_username", help="the claim naming a reviewer"
+    )
+    group.add_argument(
+        "--reviewer-group", metavar="G", action="append", default=[], help="a reviewer group (repeatable)"
+    )
+    group.add_argument(
+        "--reviewer-recheck-s",
+        metavar="N",
+        type=float,
+        default=60.0,
         help="ask the provider again whether a reviewer's access holds at most every N seconds (default 60)",
     )
     if with_policy:
@@ -47,20 +58,32 @@ def page_options(args: argparse.Namespace, policy_file: Callable[[], str | None]
     if not any(oidc):
         return {"public_url": public, "signin": None}
     if not all(oidc) or public is None:
-        raise ConfigError("reviewer sign-in needs --reviewer-oidc-issuer, --reviewer-oidc-client-id,"
-                          " --reviewer-oidc-client-secret-file and --reviewer-public-url together")
+        raise ConfigError(
+            "reviewer sign-in needs --reviewer-oidc-issuer, --reviewer-oidc-client-id,"
+            " --reviewer-oidc-client-secret-file and --reviewer-public-url together"
+        )
     if not public.startswith("https://") and not _loopback(urlsplit(public).hostname or ""):
-        raise ConfigError(f"--reviewer-public-url {public}: reviewers sign in over HTTPS only (plain HTTP on loopback alone)")
+        raise ConfigError(
+            f"--reviewer-public-url {public}: reviewers sign in over HTTPS only (plain HTTP on loopback alone)"
+        )
     if args.reviewer_recheck_s < 0:
         raise ConfigError("--reviewer-recheck-s cannot be negative")
     from .web.signin import DEFAULT_SCOPES, SigninSettings
 
-    return {"public_url": public, "signin": SigninSettings(
-        issuer=args.reviewer_oidc_issuer, client_id=args.reviewer_oidc_client_id,
-        client_secret=_secret(args.reviewer_oidc_client_secret_file), public_url=public,
-        reviewer_groups=frozenset(_groups(args, policy_file())), groups_claim=args.reviewer_groups_claim,
-        user_claim=args.reviewer_user_claim, recheck_s=args.reviewer_recheck_s, scopes=args.reviewer_oidc_scope or DEFAULT_SCOPES,
-    )}
+    return {
+        "public_url": public,
+        "signin": SigninSettings(
+            issuer=args.reviewer_oidc_issuer,
+            client_id=args.reviewer_oidc_client_id,
+            client_secret=_secret(args.reviewer_oidc_client_secret_file),
+            public_url=public,
+            reviewer_groups=frozenset(_groups(args, policy_file())),
+            groups_claim=args.reviewer_groups_claim,
+            user_claim=args.reviewer_user_claim,
+            recheck_s=args.reviewer_recheck_s,
+            scopes=args.reviewer_oidc_scope or DEFAULT_SCOPES,
+        ),
+    }
 
 
 def _public_url(url: str | None) -> str | None:
@@ -90,8 +113,9 @@ def _groups(args: argparse.Namespace, policy_file: str | None) -> set[str]:
         policy = load_policy(policy_file)
         groups |= {rule.group for rule in policy.rules if rule.approvers == "reviewers" and rule.group}
     if not groups:
-        raise ConfigError("reviewer sign-in needs reviewer groups: a policy whose reviewer rules name a group,"
-                          " or --reviewer-group G")
+        raise ConfigError(
+            "reviewer sign-in needs reviewer groups: a policy whose reviewer rules name a group, or --reviewer-group G"
+        )
     return groups
 
 

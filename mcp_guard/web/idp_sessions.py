@@ -70,7 +70,10 @@ class IdpSessions:
         now = time.time()
         with self.store.transaction() as db:
             db.execute("DELETE FROM reviewer_logins WHERE created < ?", (now - 2 * LOGIN_S,))
-            db.execute("INSERT INTO reviewer_logins (hash, browser, created) VALUES (?,?,?)", (_digest(state), _digest(browser), now))
+            db.execute(
+                "INSERT INTO reviewer_logins (hash, browser, created) VALUES (?,?,?)",
+                (_digest(state), _digest(browser), now),
+            )
         return state
 
     def consume(self, state: str, browser: str) -> bool:
@@ -114,8 +117,16 @@ class IdpSessions:
         tokens = self._open(r["hash"], r["tokens"])
         if tokens is None:
             return None  # sealed under another web key: unusable, so not signed in
-        return IdpSession(r["hash"], r["name"], tuple(json.loads(r["roles"])), r["issuer"], r["subject"],
-                          float(r["expires"]), float(r["checked"]), tokens)
+        return IdpSession(
+            r["hash"],
+            r["name"],
+            tuple(json.loads(r["roles"])),
+            r["issuer"],
+            r["subject"],
+            float(r["expires"]),
+            float(r["checked"]),
+            tokens,
+        )
 
     def confirmed(self, session: IdpSession, roles: tuple[str, ...], tokens: dict[str, Any]) -> None:
         """The provider confirmed the session just now, with these roles and tokens."""
@@ -125,7 +136,9 @@ class IdpSessions:
         )
 
     def end(self, row_hash: str) -> None:
-        self.store.execute("UPDATE reviewer_idp_sessions SET ended=? WHERE hash=? AND ended IS NULL", (time.time(), row_hash))
+        self.store.execute(
+            "UPDATE reviewer_idp_sessions SET ended=? WHERE hash=? AND ended IS NULL", (time.time(), row_hash)
+        )
 
     def end_secret(self, secret: str) -> None:
         if secret:

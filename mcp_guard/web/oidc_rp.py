@@ -130,7 +130,9 @@ class RelyingParty:
         if "S256" not in (doc.get("code_challenge_methods_supported") or ["S256"]):
             raise OidcError("the provider does not offer PKCE with S256")
         needed = {name: doc.get(name) for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")}
-        optional = {name: doc.get(name) for name in ("userinfo_endpoint", "end_session_endpoint", "revocation_endpoint")}
+        optional = {
+            name: doc.get(name) for name in ("userinfo_endpoint", "end_session_endpoint", "revocation_endpoint")
+        }
         for name, url in needed.items():
             if not isinstance(url, str):
                 raise OidcError(f"the discovery document has no {name}")
@@ -166,8 +168,14 @@ class RelyingParty:
 
     async def authorization_url(self, state: str, nonce: str, verifier: str, scopes: str) -> str:
         query = {
-            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri, "scope": scopes,
-            "state": state, "nonce": nonce, "code_challenge": pkce_challenge(verifier), "code_challenge_method": "S256",
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": scopes,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": pkce_challenge(verifier),
+            "code_challenge_method": "S256",
         }
         if "offline_access" in scopes.split():
             query["prompt"] = "consent"  # OIDC Core 11: offline access is granted only with consent asked
@@ -175,7 +183,12 @@ class RelyingParty:
 
     async def exchange(self, code: str, verifier: str, nonce: str) -> Tokens:
         """The tokens for an authorization code, the ID token checked against ``nonce``."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri, "code_verifier": verifier}
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": verifier,
+        }
         answer = await self._token(form)
         id_token = answer.get("id_token")
         if not isinstance(id_token, str):
@@ -237,7 +250,12 @@ class RelyingParty:
         key = await self._key(header.get("kid"))
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key=key.key, algorithms=[alg], audience=self.client_id, issuer=self.issuer, leeway=LEEWAY_S,
+                token,
+                key=key.key,
+                algorithms=[alg],
+                audience=self.client_id,
+                issuer=self.issuer,
+                leeway=LEEWAY_S,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.PyJWTError as exc:
@@ -262,7 +280,9 @@ class RelyingParty:
         endpoint = (await self.provider()).token_endpoint
         try:
             async with self._client() as http:
-                response = await http.post(endpoint, data=form, auth=self._auth(), headers={"Accept": "application/json"})
+                response = await http.post(
+                    endpoint, data=form, auth=self._auth(), headers={"Accept": "application/json"}
+                )
         except httpx.HTTPError as exc:
             raise OidcError(f"the provider's token endpoint could not be reached ({type(exc).__name__})") from exc
         body = _json(response)
@@ -271,7 +291,10 @@ class RelyingParty:
             # invalid_grant: the code was used or expired, or the refresh token (and so the
             # provider's session or the user's access) has ended.
             raise OidcError(f"the provider refused: {error}", gone=error == "invalid_grant")
-        if not isinstance(body.get("access_token"), str) or str(body.get("token_type", "")).lower() not in ("bearer", "dpop"):
+        if not isinstance(body.get("access_token"), str) or str(body.get("token_type", "")).lower() not in (
+            "bearer",
+            "dpop",
+        ):
             raise OidcError("the provider's token answer has no bearer access token")
         return body
 
@@ -292,8 +315,11 @@ class RelyingParty:
         expires_at = time.time() + float(expires_in) if isinstance(expires_in, (int, float)) else None
         refresh = answer.get("refresh_token")
         return Tokens(
-            claims=claims, access_token=answer["access_token"], refresh_token=refresh if isinstance(refresh, str) else None,
-            id_token=answer.get("id_token") if isinstance(answer.get("id_token"), str) else None, expires_at=expires_at,
+            claims=claims,
+            access_token=answer["access_token"],
+            refresh_token=refresh if isinstance(refresh, str) else None,
+            id_token=answer.get("id_token") if isinstance(answer.get("id_token"), str) else None,
+            expires_at=expires_at,
         )
 
 

@@ -127,8 +127,11 @@ class ReviewApp:
         if elsewhere:
             # Not a redirect: CSP form-action 'self' rightly stops a form's redirect off this site.
             link = html.escape(elsewhere, quote=True)
-            response = _html("Signed out", f"<p>You are signed out of the review page. <a href='{link}' id='provider-logout'>"
-                             "Sign out at the identity provider too</a>.</p>", head=f"<meta http-equiv='refresh' content='0;url={link}'>")
+            body = (
+                f"<p>You are signed out of the review page. <a href='{link}' id='provider-logout'>"
+                "Sign out at the identity provider too</a>.</p>"
+            )
+            response = _html("Signed out", body, head=f"<meta http-equiv='refresh' content='0;url={link}'>")
         self.cookies.delete(response, "session")
         return response
 
@@ -145,7 +148,8 @@ class ReviewApp:
         cards = [self._card(r, name, _role_for(r, roles), csrf) for r in pending]
         notice = req.query_params.get("done", "")
         body = (
-            f"<header><h1>Calls waiting for review</h1><span class='meta'>{html.escape(name)} ({html.escape(', '.join(roles))}) "
+            f"<header><h1>Calls waiting for review</h1><span class='meta'>"
+            f"{html.escape(name)} ({html.escape(', '.join(roles))}) "
             f"<form method='post' action='/review/logout' style='display:inline'><button>Sign out</button></form></span></header>"
             + (f"<p class='meta'>{html.escape(notice)}</p>" if notice else "")
             + ("".join(cards) or "<p>Nothing is waiting. This page does not refresh by itself: reload it to check again.</p>")
@@ -259,13 +263,17 @@ def _role_for(request: Request, roles: tuple[str, ...]) -> str:
 
 
 def _unconfirmed(exc: ProviderUnavailable) -> Response:
-    return _html("Cannot confirm your sign-in", f"<p>Your sign-in is due to be confirmed with the identity provider,"
-                 f" which cannot be reached now ({html.escape(str(exc))}). Nothing was decided; try again shortly.</p>", 503)
+    body = (
+        "<p>Your sign-in is due to be confirmed with the identity provider, which cannot be reached now"
+        f" ({html.escape(str(exc))}). Nothing was decided; try again shortly.</p>"
+    )
+    return _html("Cannot confirm your sign-in", body, 503)
 
 
 def _provider_form() -> str:
     return (
-        "<p><a href='/review/oidc/start'><button type='button'>Sign in with your organisation's account</button></a></p>"
+        "<p><a href='/review/oidc/start'><button type='button'>"
+        "Sign in with your organisation's account</button></a></p>"
         "<p class='meta'>Reviewer tokens (<code>mcp-guard review token create</code>) work for the API only here.</p>"
     )
 

@@ -105,7 +105,9 @@ class Signin:
             )
         except OidcError as exc:
             logger.warning("reviewer sign-in cannot start: %s", exc)
-            return self.page("Sign-in unavailable", f"<p>The identity provider cannot be used now: {html.escape(str(exc))}</p>", 503)
+            return self.page(
+                "Sign-in unavailable", f"<p>The identity provider cannot be used now: {html.escape(str(exc))}</p>", 503
+            )
         response = RedirectResponse(url, status_code=303)
         # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET.
         self.cookies.set(response, "signin", browser, max_age=int(LOGIN_S), samesite="lax")
@@ -118,10 +120,15 @@ class Signin:
         state, code = params.get("state", ""), params.get("code", "")
         if not code or not self.sessions.consume(state, self.cookies.read(req, "signin")):
             logger.warning("reviewer sign-in refused: state unknown, used, expired or from another browser")
-            return self._refused("This sign-in link is not valid here: it was used already, has expired, or was started"
-                                 " in another browser.", 400)
+            return self._refused(
+                "This sign-in link is not valid here: it was used already, has expired, or was started"
+                " in another browser.",
+                400,
+            )
         try:
-            tokens = await self.rp.exchange(code, self.sessions.derived("pkce", state), self.sessions.derived("nonce", state))
+            tokens = await self.rp.exchange(
+                code, self.sessions.derived("pkce", state), self.sessions.derived("nonce", state)
+            )
             claims = {**tokens.claims, **await self.rp.userinfo(tokens.access_token, tokens.claims["sub"])}
         except OidcError as exc:
             logger.warning("reviewer sign-in refused: %s", exc)
@@ -136,8 +143,11 @@ class Signin:
         roles = self.roles(claims)
         if not roles:
             logger.warning("reviewer sign-in refused for %s: in no reviewer group", name)
-            return self._refused(f"{name} is signed in at the identity provider but is in no reviewer group"
-                                 " of this guard, so may not review here.", 403)
+            return self._refused(
+                f"{name} is signed in at the identity provider but is in no reviewer group"
+                " of this guard, so may not review here.",
+                403,
+            )
         expires = _horizon(time.time() + SESSION_S, tokens, claims)
         secret = self.sessions.open(name, roles, self.settings.issuer, str(claims["sub"]), expires, _kept(tokens))
         logger.info("reviewer %s signed in through %s (roles %s)", name, self.settings.issuer, ",".join(roles))
@@ -192,7 +202,9 @@ class Signin:
             self.sessions.end(session.hash)
             return None
         self.sessions.confirmed(session, roles, tokens)
-        return IdpSession(session.hash, session.name, roles, session.issuer, session.subject, session.expires, time.time(), tokens)
+        return IdpSession(
+            session.hash, session.name, roles, session.issuer, session.subject, session.expires, time.time(), tokens
+        )
 
     async def sign_out(self, secret: str) -> str | None:
         """Ends the local session; the provider's logout URL to send the browser to, where it offers one."""

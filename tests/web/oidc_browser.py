@@ -13,7 +13,13 @@ from tests.conftest import PY, background, node_server
 from tests.oidc_provider import OidcProvider
 from tests.web.test_review_page import POLICY, chromium
 
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 # The provider's pages @import a web font; this machine has no internet, and the test must not wait on it.
 OFF_MACHINE = re.compile(r"^https?://(?!127\.0\.0\.1[:/]|localhost[:/])")
 
@@ -25,9 +31,18 @@ def callback(public: str) -> str:
 def signin_options(provider: OidcProvider, public: str, secret_file: Path, recheck_s: float = 60) -> list[str]:
     secret_file.write_text(provider.client_secret + "\n")
     return [
-        "--reviewer-public-url", public, "--reviewer-oidc-issuer", provider.issuer,
-        "--reviewer-oidc-client-id", provider.client_id, "--reviewer-oidc-client-secret-file", str(secret_file),
-        "--reviewer-user-claim", "sub", "--reviewer-recheck-s", str(recheck_s),
+        "--reviewer-public-url",
+        public,
+        "--reviewer-oidc-issuer",
+        provider.issuer,
+        "--reviewer-oidc-client-id",
+        provider.client_id,
+        "--reviewer-oidc-client-secret-file",
+        str(secret_file),
+        "--reviewer-user-claim",
+        "sub",
+        "--reviewer-recheck-s",
+        str(recheck_s),
     ]
 
 
@@ -35,8 +50,19 @@ def serve_signin(tmp_path: Path, port: int, options: Sequence[str]) -> Any:
     """``serve`` around the filesystem server, writes reviewed by secops, carol the requester."""
     policy = tmp_path / "reviewed.yaml"
     policy.write_text(POLICY)
-    argv = [PY, "-m", "mcp_guard", "serve", "--policy", str(policy), "--port", str(port), *options,
-            "--", *node_server("server-filesystem", str(tmp_path))]
+    argv = [
+        PY,
+        "-m",
+        "mcp_guard",
+        "serve",
+        "--policy",
+        str(policy),
+        "--port",
+        str(port),
+        *options,
+        "--",
+        *node_server("server-filesystem", str(tmp_path)),
+    ]
     return background(argv, f"http://127.0.0.1:{port}/healthz", env={"MCP_GUARD_USER": "carol"})
 
 

@@ -18,7 +18,14 @@ from mcp import Client
 from tests.conftest import free_port
 from tests.oidc_provider import OidcProvider, start_provider
 from tests.web.oidc_browser import (
-    browser, callback, http_login, new_context, provider_login, serve_signin, sign_in, signin_options,
+    browser,
+    callback,
+    http_login,
+    new_context,
+    provider_login,
+    serve_signin,
+    sign_in,
+    signin_options,
 )
 from tests.web.test_review_page import token, wait_for_card
 
@@ -45,7 +52,9 @@ class Setup:
 
     def provider(self) -> Any:
         return start_provider(
-            redirect_uris=[callback(self.public)], post_logout_redirect_uris=[f"{self.public}/review/login"], users=USERS
+            redirect_uris=[callback(self.public)],
+            post_logout_redirect_uris=[f"{self.public}/review/login"],
+            users=USERS,
         )
 
     def guard(self, provider: OidcProvider) -> Any:
@@ -127,7 +136,9 @@ async def test_a_forged_state_and_a_callback_carried_to_another_browser_are_refu
             with anyio.fail_after(60):
                 async with httpx.AsyncClient() as victim, httpx.AsyncClient() as other:
                     held = await http_login(victim, setup.public, "alice")  # caught before the guard sees it
-                    await other.get(f"{setup.public}/review/oidc/start")  # a login of its own: a binding cookie of its own
+                    await other.get(
+                        f"{setup.public}/review/oidc/start"
+                    )  # a login of its own: a binding cookie of its own
                     carried = await other.get(held)  # login CSRF: someone's callback in another browser
                     assert carried.status_code == 400 and "started in another browser" in carried.text
                     forged = await victim.get(_with_query(held, state=secrets.token_urlsafe(32)))
@@ -184,7 +195,9 @@ async def test_a_reviewer_removed_from_the_group_at_the_provider_cannot_decide_a
                         assert page.url.endswith("/review/login")  # the session is over, not only this decision
                         bearer = {"Authorization": f"Bearer {setup.bob}"}
                         async with httpx.AsyncClient() as http:
-                            assert (await http.get(f"{setup.public}/api/review/{rid}", headers=bearer)).json()["state"] == "pending"
+                            assert (await http.get(f"{setup.public}/api/review/{rid}", headers=bearer)).json()[
+                                "state"
+                            ] == "pending"
                             denied = await http.post(f"{setup.public}/api/review/{rid}/deny", headers=bearer)
                             assert denied.status_code == 200
     assert setup.result[0].is_error and not (tmp_path / "x.txt").exists()

@@ -43,7 +43,9 @@ async def test_a_login_older_than_ten_minutes_is_refused_at_its_callback(tmp_pat
     assert "mcp_guard_review=" not in late.headers.get("set-cookie", "")
 
 
-async def test_a_decision_due_for_a_recheck_is_refused_while_the_provider_is_down(tmp_path: Path, guard_home: Path) -> None:
+async def test_a_decision_due_for_a_recheck_is_refused_while_the_provider_is_down(
+    tmp_path: Path, guard_home: Path
+) -> None:
     setup = Setup(tmp_path, guard_home, recheck_s=0)
     with setup.provider() as provider:
         async with setup.guard(provider):
@@ -55,14 +57,19 @@ async def test_a_decision_due_for_a_recheck_is_refused_while_the_provider_is_dow
                         async with httpx.AsyncClient() as http:
                             assert (await http.get(await http_login(http, setup.public, "alice"))).status_code == 303
                             queue = await http.get(f"{setup.public}/review")
-                            csrf = re.search(r"name='csrf' value='([^']+)'", queue.text).group(1)  # type: ignore[union-attr]
+                            found = re.search(r"name='csrf' value='([^']+)'", queue.text)
+                            assert found is not None
+                            csrf = found.group(1)
                             provider.stop()
                             form = {"csrf": csrf, "decision": "approve"}
-                            refused = await http.post(f"{setup.public}/review/{rid}/decide", data=form,
-                                                      headers={"Origin": setup.public})
+                            refused = await http.post(
+                                f"{setup.public}/review/{rid}/decide", data=form, headers={"Origin": setup.public}
+                            )
                             assert refused.status_code == 503 and "cannot be reached" in refused.text
                             bearer = {"Authorization": f"Bearer {setup.bob}"}
-                            assert (await http.get(f"{setup.public}/api/review/{rid}", headers=bearer)).json()["state"] == "pending"
+                            assert (await http.get(f"{setup.public}/api/review/{rid}", headers=bearer)).json()[
+                                "state"
+                            ] == "pending"
                             await http.post(f"{setup.public}/api/review/{rid}/deny", headers=bearer)
     assert setup.result[0].is_error and not (tmp_path / "x.txt").exists()
 
@@ -72,8 +79,15 @@ async def test_id_tokens_the_provider_did_not_sign_are_refused() -> None:
         rp = RelyingParty(provider.issuer, provider.client_id, provider.client_secret, "http://127.0.0.1:9/cb")
         kid = httpx.get(f"{provider.issuer}/jwks").json()["keys"][0]["kid"]
         now = int(time.time())
-        claims = {"iss": provider.issuer, "aud": provider.client_id, "sub": "alice", "iat": now, "exp": now + 300,
-                  "nonce": "n", "groups": ["secops"]}
+        claims = {
+            "iss": provider.issuer,
+            "aud": provider.client_id,
+            "sub": "alice",
+            "iat": now,
+            "exp": now + 300,
+            "nonce": "n",
+            "groups": ["secops"],
+        }
         stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         forged = {
             "another key under the provider's kid": jwt.encode(claims, stranger, "RS256", headers={"kid": kid}),
@@ -92,7 +106,9 @@ async def test_id_tokens_the_provider_did_not_sign_are_refused() -> None:
 def test_logins_count_once_in_their_browser_and_sessions_end_on_both_stores(
     kind: str, guard_home: Path, request: pytest.FixtureRequest
 ) -> None:
-    store = open_store(request.getfixturevalue("postgres_url") if kind == "postgresql" else str(guard_home / "guard.db"))
+    store = open_store(
+        request.getfixturevalue("postgres_url") if kind == "postgresql" else str(guard_home / "guard.db")
+    )
     try:
         logins = IdpSessions(store, b"k" * 32)
         state = logins.begin("browser-a")
@@ -100,7 +116,9 @@ def test_logins_count_once_in_their_browser_and_sessions_end_on_both_stores(
         assert logins.consume(state, "browser-a") and not logins.consume(state, "browser-a")
         assert logins.derived("pkce", state) != logins.derived("nonce", state)
         refresh = "rt-" + "Q" * 20  # a canary: the store must not hold it readable
-        secret = logins.open("alice", ("secops",), "https://idp.example", "alice", time.time() + 60, {"refresh": refresh})
+        secret = logins.open(
+            "alice", ("secops",), "https://idp.example", "alice", time.time() + 60, {"refresh": refresh}
+        )
         found = logins.find(secret)
         assert found is not None and found.roles == ("secops",) and found.tokens["refresh"] == refresh
         assert refresh not in repr(store.query("SELECT * FROM reviewer_idp_sessions"))
@@ -111,20 +129,55 @@ def test_logins_count_once_in_their_browser_and_sessions_end_on_both_stores(
         store.close()
 
 
-@pytest.mark.parametrize("options, complaint", [
-    (["--reviewer-oidc-issuer", "https://idp.example"], "together"),
-    (["--reviewer-oidc-issuer", "https://idp.example", "--reviewer-oidc-client-id", "c",
-      "--reviewer-oidc-client-secret-file", "SECRET", "--reviewer-public-url", "http://review.example"], "HTTPS only"),
-    (["--reviewer-public-url", "https://review.example/review"], "without a path"),
-    (["--reviewer-oidc-issuer", "https://idp.example", "--reviewer-oidc-client-id", "c",
-      "--reviewer-oidc-client-secret-file", "SECRET", "--reviewer-public-url", "https://review.example"], "reviewer groups"),
-], ids=["incomplete", "plain-http-off-loopback", "public-url-with-path", "no-reviewer-group"])
+@pytest.mark.parametrize(
+    "options, complaint",
+    [
+        (["--reviewer-oidc-issuer", "https://idp.example"], "together"),
+        (
+            [
+                "--reviewer-oidc-issuer",
+                "https://idp.example",
+                "--reviewer-oidc-client-id",
+                "c",
+                "--reviewer-oidc-client-secret-file",
+                "SECRET",
+                "--reviewer-public-url",
+                "http://review.example",
+            ],
+            "HTTPS only",
+        ),
+        (["--reviewer-public-url", "https://review.example/review"], "without a path"),
+        (
+            [
+                "--reviewer-oidc-issuer",
+                "https://idp.example",
+                "--reviewer-oidc-client-id",
+                "c",
+                "--reviewer-oidc-client-secret-file",
+                "SECRET",
+                "--reviewer-public-url",
+                "https://review.example",
+            ],
+            "reviewer groups",
+        ),
+    ],
+    ids=["incomplete", "plain-http-off-loopback", "public-url-with-path", "no-reviewer-group"],
+)
 def test_sign_in_options_that_do_not_fit_together_are_a_usage_error(
     options: list[str], complaint: str, tmp_path: Path, guard_home: Path
 ) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
-    argv = [sys.executable, "-m", "mcp_guard", "review", "serve", "--port", "0", *[str(secret) if o == "SECRET" else o for o in options]]
+    argv = [
+        sys.executable,
+        "-m",
+        "mcp_guard",
+        "review",
+        "serve",
+        "--port",
+        "0",
+        *[str(secret) if o == "SECRET" else o for o in options],
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and complaint in done.stderr, done.stderr
 

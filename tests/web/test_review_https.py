@@ -42,28 +42,44 @@ def certificate(folder: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
 @asynccontextmanager
-async def https_review(tmp_path: Path, public: str, sock: socket.socket, signin: SigninSettings | None) -> AsyncIterator[None]:
+async def https_review(
+    tmp_path: Path, public: str, sock: socket.socket, signin: SigninSettings | None
+) -> AsyncIterator[None]:
     """The review app as `serve` builds it, behind uvicorn's TLS."""
     store = open_store()
-    app = ReviewApp(Approvals(store), Reviewers(store), load_key(store.home, "web.key"), set(), public_url=public, signin=signin)
+    app = ReviewApp(
+        Approvals(store), Reviewers(store), load_key(store.home, "web.key"), set(), public_url=public, signin=signin
+    )
     cert_file, key_file = certificate(tmp_path)
-    config = uvicorn.Config(Starlette(routes=app.routes()), log_level="warning", lifespan="off",
-                            ssl_certfile=str(cert_file), ssl_keyfile=str(key_file))
+    config = uvicorn.Config(
+        Starlette(routes=app.routes()),
+        log_level="warning",
+        lifespan="off",
+        ssl_certfile=str(cert_file),
+        ssl_keyfile=str(key_file),
+    )
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
@@ -86,8 +102,14 @@ async def test_over_https_the_provider_sign_in_cookie_is_host_prefixed_secure_an
     sock, port = bound()
     public = f"https://localhost:{port}"
     with start_provider(redirect_uris=[callback(public)], users={"alice": {"groups": ["secops"]}}) as provider:
-        signin = SigninSettings(issuer=provider.issuer, client_id=provider.client_id, client_secret=provider.client_secret,
-                                public_url=public, reviewer_groups=frozenset({"secops"}), user_claim="sub")
+        signin = SigninSettings(
+            issuer=provider.issuer,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            public_url=public,
+            reviewer_groups=frozenset({"secops"}),
+            user_claim="sub",
+        )
         async with https_review(tmp_path, public, sock, signin), browser() as chromium:
             with anyio.fail_after(60):
                 context = await new_context(chromium, ignore_https_errors=True)
@@ -111,21 +133,37 @@ async def test_over_https_a_token_sign_in_cookie_is_host_prefixed_too(tmp_path: 
                 done = await http.post(f"{public}/review/login", data={"token": alice}, headers={"Origin": public})
     cookie = done.headers["set-cookie"]
     assert done.status_code == 303 and cookie.startswith("__Host-mcp_guard_review=")
-    assert all(part in cookie for part in ("Secure", "HttpOnly", "SameSite=strict", "Path=/")) and "Domain" not in cookie
+    assert (
+        all(part in cookie for part in ("Secure", "HttpOnly", "SameSite=strict", "Path=/")) and "Domain" not in cookie
+    )
 
 
 async def test_no_page_of_the_review_app_may_be_framed(tmp_path: Path, guard_home: Path) -> None:
     sock, port = bound()
     public = f"https://localhost:{port}"
-    pages = [("GET", "/review"), ("GET", "/review/login"), ("POST", "/review/login"), ("POST", "/review/logout"),
-             ("POST", "/review/r1/decide"), ("GET", "/api/review/pending"), ("GET", "/review/oidc/callback?state=x&code=y")]
+    pages = [
+        ("GET", "/review"),
+        ("GET", "/review/login"),
+        ("POST", "/review/login"),
+        ("POST", "/review/logout"),
+        ("POST", "/review/r1/decide"),
+        ("GET", "/api/review/pending"),
+        ("GET", "/review/oidc/callback?state=x&code=y"),
+    ]
     with start_provider(redirect_uris=[callback(public)]) as provider:
-        signin = SigninSettings(issuer=provider.issuer, client_id=provider.client_id, client_secret=provider.client_secret,
-                                public_url=public, reviewer_groups=frozenset({"secops"}))
+        signin = SigninSettings(
+            issuer=provider.issuer,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            public_url=public,
+            reviewer_groups=frozenset({"secops"}),
+        )
         async with https_review(tmp_path, public, sock, signin):
             with anyio.fail_after(30):
                 async with httpx.AsyncClient(verify=False) as http:  # noqa: S501
-                    answers = [await http.request(method, public + path, headers={"Origin": public}) for method, path in pages]
+                    answers = [
+                        await http.request(method, public + path, headers={"Origin": public}) for method, path in pages
+                    ]
                     answers.append(await http.get(f"{public}/review/oidc/start"))
     for answer in answers:
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], answer.url
@@ -134,17 +172,27 @@ async def test_no_page_of_the_review_app_may_be_framed(tmp_path: Path, guard_hom
 
 async def test_the_loopback_approval_page_may_not_be_framed(tmp_path: Path, guard_home: Path) -> None:
     with anyio.fail_after(60):
-        async with connect(guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path, wait=40))) as client:
+        async with connect(
+            guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path, wait=40))
+        ) as client:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_write, client, tmp_path)
                 url = (await pending(guard_home))["page_url"]
                 async with httpx.AsyncClient() as http:
-                    answers = [await http.get(url), await http.get(url.split("?")[0]),
-                               await http.post(url.split("?")[0] + "/decide", data={"decision": "deny"})]
+                    answers = [
+                        await http.get(url),
+                        await http.get(url.split("?")[0]),
+                        await http.post(url.split("?")[0] + "/decide", data={"decision": "deny"}),
+                    ]
                     decide = await http.get(url)
                     csrf = decide.text.split("name='csrf' value='")[1].split("'")[0]
-                    answers.append(await http.post(url.split("?")[0] + "/decide", headers={"Origin": url.split("/r/")[0]},
-                                                   data={"t": url.split("t=")[1], "csrf": csrf, "decision": "deny"}))
+                    answers.append(
+                        await http.post(
+                            url.split("?")[0] + "/decide",
+                            headers={"Origin": url.split("/r/")[0]},
+                            data={"t": url.split("t=")[1], "csrf": csrf, "decision": "deny"},
+                        )
+                    )
     for answer in answers:
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], (answer.status_code, answer.url)
         assert answer.headers["x-frame-options"] == "DENY"
@@ -152,5 +200,3 @@ async def test_the_loopback_approval_page_may_not_be_framed(tmp_path: Path, guar
 
 async def _write(client: Any, tmp_path: Path) -> None:
     await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": "x"})
-
-
