@@ -10,17 +10,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from mcp import Client
 from mcp_guard.store import open_store
 from mcp_guard.web.idp_sessions import LOGIN_S, IdpSessions
 from mcp_guard.web.oidc_rp import OidcError, RelyingParty
+from tests.conftest import FIXTURES
 from tests.oidc_provider import start_provider
 from tests.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from tests.web.oidc_browser import http_login
@@ -199,3 +202,70 @@ async def test_with_offline_access_each_recheck_refreshes_until_the_group_is_gon
                     provider.set_user("alice", [])
                     gone = await http.get(f"{setup.public}/review")
     assert gone.status_code == 303 and gone.headers["location"] == "/review/login"
+
+
+@pytest.fixture
+def hostile_provider(tmp_path: Path) -> Any:
+    """fixtures/hostile_oidc_provider.py on a free port, and the private key behind its JWKS."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "hostile-key.pem"
+    pem.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    process = subprocess.Popen(
+        [sys.executable, str(FIXTURES / "hostile_oidc_provider.py"), str(pem)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "mode, complaint",
+    [
+        ("other-issuer", "names issuer"),
+        ("plain-http", "neither HTTPS nor on loopback"),
+        ("redirect", "answered 302"),
+        ("huge", "too large"),
+        ("not-json", "other than JSON"),
+        ("no-s256", "PKCE with S256"),
+    ],
+)
+async def test_a_provider_whose_discovery_cannot_be_trusted_is_not_used(
+    hostile_provider: Any, mode: str, complaint: str
+) -> None:
+    base, _ = hostile_provider
+    rp = RelyingParty(f"{base}/{mode}", "client", "secret", "http://127.0.0.1:9/cb")
+    with anyio.fail_after(30), pytest.raises(OidcError, match=complaint):
+        await rp.authorization_url("state", "nonce", "v" * 43, "openid")
+
+
+async def test_id_tokens_signed_by_the_issuers_own_key_still_need_every_claim_right(hostile_provider: Any) -> None:
+    base, key = hostile_provider
+    issuer = f"{base}/honest"
+    rp = RelyingParty(issuer, "review-client", "secret", "http://127.0.0.1:9/cb")
+    now = int(time.time())
+    good = {"iss": issuer, "aud": "review-client", "sub": "alice", "iat": now, "exp": now + 300, "nonce": "n1"}
+    wrong = {
+        "another audience": {"aud": "some-other-client"},
+        "another issuer": {"iss": "https://idp.example"},
+        "expired": {"exp": now - 120, "iat": now - 600},
+        "no nonce": {"nonce": None},
+        "another login's nonce": {"nonce": "n2"},
+        "several audiences, not issued to us": {"aud": ["review-client", "other"], "azp": "other"},
+        "no subject": {"sub": None},
+    }
+
+    def sign(claims: dict[str, Any]) -> str:
+        return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, "RS256", headers={"kid": "k1"})
+
+    with anyio.fail_after(30):
+        assert (await rp.check_id_token(sign(good), "n1"))["sub"] == "alice"  # the baseline passes
+        for what, change in wrong.items():
+            with pytest.raises(OidcError):
+                await rp.check_id_token(sign({**good, **change}), "n1")
+                pytest.fail(f"an ID token with {what} was accepted")
