@@ -397,11 +397,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
-    review = None if args.no_policy else _review_routes(cli_signin.page_options(args, functools.partial(_serve_policy, args)))
+    page = cli_signin.page_options(args, functools.partial(_serve_policy, args))
+    review = None if args.no_policy else _review_routes(page)
     routes = [_metrics_route(args.metrics)]
+    offer = functools.partial(_offer_review_url, guard, public=page["public_url"])
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
-        review=review, routes=routes, idle_s=idle_s, on_review_url=functools.partial(_offer_review_url, guard),
+        review=review, routes=routes, idle_s=idle_s, on_review_url=offer,
     )
 
 
@@ -411,8 +413,10 @@ def _serve_policy(args: argparse.Namespace) -> str:
     return policy_path(args.policy, config_policy(load_config(args.config), args.config) if args.config else None)
 
 
-def _offer_review_url(guard, url: str) -> None:  # type: ignore[no-untyped-def]
+def _offer_review_url(guard, url: str, public: str | None = None) -> None:  # type: ignore[no-untyped-def]
     from .hooks.approve import ApprovalHook
+
+    url = f"{public}/review" if public else url  # the configured address, not the bound one
 
     for hook in guard.pipeline.hooks:
         if isinstance(hook, ApprovalHook) and not hook.review_url:  # $MCP_GUARD_REVIEW_URL wins

@@ -27,10 +27,11 @@ from mcp_guard.audit import load_key
 from mcp_guard.store import open_store
 from mcp_guard.web.review import ReviewApp
 from mcp_guard.web.signin import SigninSettings
-from tests.conftest import connect, guard, node_server
+from mcp import Client
+from tests.conftest import connect, free_port, guard, node_server
 from tests.hooks.test_out_of_band import pending, policy
 from tests.oidc_provider import start_provider
-from tests.web.oidc_browser import browser, callback, new_context, sign_in
+from tests.web.oidc_browser import browser, callback, new_context, serve_signin, sign_in
 from tests.web.test_review_page import token
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +201,29 @@ async def test_the_loopback_approval_page_may_not_be_framed(tmp_path: Path, guar
 
 async def _write(client: Any, tmp_path: Path) -> None:
     await client.call_tool("write_file", {"path": str(tmp_path / "out.txt"), "content": "x"})
+
+
+async def test_clients_are_offered_the_review_link_at_the_configured_public_url(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    offered: list[str] = []
+
+    async def on_elicit(ctx: Any, params: Any) -> Any:
+        import mcp_types as types
+
+        offered.append(str(getattr(params, "url", "")))
+        return types.ElicitResult(action="accept")
+
+    port = free_port()
+    options = ["--reviewer-public-url", "https://review.example.org"]
+    async with serve_signin(tmp_path, port, options):
+        with anyio.fail_after(60):
+            async with Client(
+                f"http://127.0.0.1:{port}/mcp", mode="legacy", cache=None, elicitation_callback=on_elicit
+            ) as client:  # type: ignore[arg-type]
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client.call_tool, "write_file", {"path": str(tmp_path / "x.txt"), "content": "x"})
+                    while not offered:
+                        await anyio.sleep(0.05)
+                    tg.cancel_scope.cancel()
+    assert offered[0].startswith("https://review.example.org/review#req-")
