@@ -385,8 +385,9 @@ def _review_routes(page: dict | None = None):  # type: ignore[no-untyped-def,typ
 
         approvals = Approvals(store)
         reviewers = Reviewers(store)
-        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins, **(page or {})).routes()
-        return review + SlackCallback(approvals, reviewers, Audit(store)).routes()
+        audit = Audit(store)
+        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins, audit=audit, **(page or {}))
+        return review.routes() + SlackCallback(approvals, reviewers, audit).routes()
 
     return build
 

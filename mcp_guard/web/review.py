@@ -48,7 +48,7 @@ _STYLE = (
 class ReviewApp:
     def __init__(
         self, approvals: Approvals, reviewers: Reviewers, key: bytes, origins: set[str],
-        public_url: str | None = None, signin: SigninSettings | None = None,
+        public_url: str | None = None, signin: SigninSettings | None = None, audit: Any = None,
     ) -> None:
         self.approvals = approvals
         self.reviewers = reviewers
@@ -57,7 +57,7 @@ class ReviewApp:
         self.origins = origins | ({public_url.rstrip("/")} if public_url else set())
         self.cookies = Cookies(secure=bool(public_url and public_url.startswith("https://")))
         self.signin = (
-            Signin(signin, IdpSessions(reviewers.store, key), self.cookies, _html) if signin is not None else None
+            Signin(signin, IdpSessions(reviewers.store, key), self.cookies, _html, audit) if signin is not None else None
         )
 
     def routes(self) -> list[Route]:

@@ -73,8 +73,11 @@ class ProviderUnavailable(Exception):
 
 
 class Signin:
-    def __init__(self, settings: SigninSettings, sessions: IdpSessions, cookies: Cookies, page: Any) -> None:
+    def __init__(
+        self, settings: SigninSettings, sessions: IdpSessions, cookies: Cookies, page: Any, audit: Any = None
+    ) -> None:
         self.settings = settings
+        self.audit = audit  # sign-ins, refusals and ends are evidence too; None: not recorded
         self.sessions = sessions
         self.cookies = cookies
         self.page = page  # (title, body, status) -> Response: the review page's own frame
@@ -143,6 +146,7 @@ class Signin:
         roles = self.roles(claims)
         if not roles:
             logger.warning("reviewer sign-in refused for %s: in no reviewer group", name)
+            self._record("reviewer.refused", name=name, reason="in no reviewer group")
             return self._refused(
                 f"{name} is signed in at the identity provider but is in no reviewer group"
                 " of this guard, so may not review here.",
@@ -151,10 +155,15 @@ class Signin:
         expires = _horizon(time.time() + SESSION_S, tokens, claims)
         secret = self.sessions.open(name, roles, self.settings.issuer, str(claims["sub"]), expires, _kept(tokens))
         logger.info("reviewer %s signed in through %s (roles %s)", name, self.settings.issuer, ",".join(roles))
+        self._record("reviewer.signed_in", name=name, roles=list(roles))
         response = RedirectResponse("/review", status_code=303)
         self.cookies.set(response, "session", secret, max_age=int(max(1, expires - time.time())), samesite="lax")
         self.cookies.delete(response, "signin")
         return response
+
+    def _record(self, kind: str, **body: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(kind, {"channel": "web", "issuer": self.settings.issuer, **body})
 
     def _refused(self, message: str, status: int) -> Response:
         body = f"<p>{html.escape(message)}</p><p><a href='/review/login'>Sign in again</a></p>"
@@ -195,11 +204,13 @@ class Signin:
                 raise ProviderUnavailable(str(exc)) from exc
             logger.info("reviewer %s signed out: the provider ended the grant (%s)", session.name, exc)
             self.sessions.end(session.hash)
+            self._record("reviewer.signed_out", name=session.name, reason="the provider ended the grant")
             return None
         roles = self.roles(claims)
         if not roles:
             logger.info("reviewer %s signed out: no longer in a reviewer group", session.name)
             self.sessions.end(session.hash)
+            self._record("reviewer.signed_out", name=session.name, reason="no longer in a reviewer group")
             return None
         self.sessions.confirmed(session, roles, tokens)
         return IdpSession(
@@ -212,6 +223,7 @@ class Signin:
         self.sessions.end_secret(secret)
         if session is None:
             return None
+        self._record("reviewer.signed_out", name=session.name, reason="signed out")
         try:
             if session.tokens.get("refresh"):
                 await self.rp.revoke(session.tokens["refresh"])

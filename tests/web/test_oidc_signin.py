@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from mcp import Client
+from mcp_guard.audit import Audit
+from mcp_guard.store import open_store
 from tests.conftest import free_port
 from tests.oidc_provider import OidcProvider, start_provider
 from tests.web.oidc_browser import (
@@ -201,6 +203,9 @@ async def test_a_reviewer_removed_from_the_group_at_the_provider_cannot_decide_a
                             denied = await http.post(f"{setup.public}/api/review/{rid}/deny", headers=bearer)
                             assert denied.status_code == 200
     assert setup.result[0].is_error and not (tmp_path / "x.txt").exists()
+    kinds = ("reviewer.signed_in", "reviewer.signed_out", "reviewer.refused")
+    ends = [r["body"] for r in Audit(open_store()).records() if r["kind"] in kinds]
+    assert [(b["name"], b.get("reason")) for b in ends] == [("alice", None), ("alice", "no longer in a reviewer group")]
 
 
 async def test_signing_out_ends_the_session_and_signs_out_at_the_provider(tmp_path: Path, guard_home: Path) -> None:
