@@ -56,9 +56,9 @@ class ReviewApp:
         # scheme://host:port values a form may be sent from: the bound addresses and the public URL.
         self.origins = origins | ({public_url.rstrip("/")} if public_url else set())
         self.cookies = Cookies(secure=bool(public_url and public_url.startswith("https://")))
-        self.signin = (
-            Signin(signin, IdpSessions(reviewers.store, key), self.cookies, _html, audit) if signin is not None else None
-        )
+        self.signin = None
+        if signin is not None:
+            self.signin = Signin(signin, IdpSessions(reviewers.store, key), self.cookies, _html, audit)
 
     def routes(self) -> list[Route]:
         routes = [
