@@ -139,8 +139,9 @@ class Signin:
         return self._open_session(claims, tokens)
 
     def _open_session(self, claims: dict[str, Any], tokens: Any) -> Response:
+        value = claims.get(self.settings.user_claim)
         try:
-            name = valid_name(str(claims.get(self.settings.user_claim) or ""))
+            name = valid_name(value if isinstance(value, str) else "")
         except ValueError as exc:
             return self._refused(f"The provider gave no usable {self.settings.user_claim!r} claim: {exc}.", 403)
         roles = self.roles(claims)
@@ -152,7 +153,7 @@ class Signin:
                 " of this guard, so may not review here.",
                 403,
             )
-        expires = _horizon(time.time() + SESSION_S, tokens, claims)
+        expires = _horizon(time.time() + SESSION_S, tokens, tokens.claims)  # the ID token's exp, not userinfo's
         secret = self.sessions.open(name, roles, self.settings.issuer, str(claims["sub"]), expires, _kept(tokens))
         logger.info("reviewer %s signed in through %s (roles %s)", name, self.settings.issuer, ",".join(roles))
         self._record("reviewer.signed_in", name=name, roles=list(roles))
