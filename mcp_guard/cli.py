@@ -20,6 +20,7 @@ from . import cli_admin as admin
 from . import cli_auth
 from . import cli_policy
 from . import cli_review
+from . import cli_signin
 from . import settings
 from .cli_support import (
     EXIT_OK,
@@ -99,6 +100,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
         "--allowed-host", action="append", default=[], help="extra Host header value to accept (DNS-rebinding protection)"
     )
     _auth_options(serve)
+    cli_signin.add_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
     serve.set_defaults(func=_cmd_serve)
     cli_auth.register(sub, _state)
@@ -156,6 +158,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     rserve.add_argument("--port", type=int, default=8766)
     rserve.add_argument("--allowed-host", action="append", default=[])
     _state(rserve)
+    cli_signin.add_options(rserve, with_policy=True)
     rserve.set_defaults(func=_cmd_review_serve)
     token = rsub.add_parser("token", help="reviewer tokens: create NAME --role ROLE | list | revoke NAME")
     token.add_argument("token_action", choices=("create", "list", "revoke"))
@@ -366,8 +369,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _review_routes():  # type: ignore[no-untyped-def]
-    """A factory for the reviewers' routes on the store of this home (None without a store)."""
+def _review_routes(page: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
+    """A factory for the reviewers' routes on the store of this home (None without a store).
+
+    ``page``: the sign-in options of cli_signin.page_options (public URL, OpenID provider)."""
     from .approvals import Approvals, Reviewers
     from .audit import load_key
 
@@ -383,8 +388,9 @@ def _review_routes():  # type: ignore[no-untyped-def]
 
         approvals = Approvals(store)
         reviewers = Reviewers(store)
-        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins).routes()
-        return review + SlackCallback(approvals, reviewers, Audit(store)).routes()
+        audit = Audit(store)
+        review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins, audit=audit, **(page or {}))
+        return review.routes() + SlackCallback(approvals, reviewers, audit).routes()
 
     return build
 
@@ -402,17 +408,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
     authenticator = cli_auth.authenticator(args)  # after _guard: on the config's store, if it names one
-    review = None if args.no_policy else _review_routes()
+    page = cli_signin.page_options(args, functools.partial(_serve_policy, args))
+    review = None if args.no_policy else _review_routes(page)
     routes = [_metrics_route(args.metrics)]
+    offer = functools.partial(_offer_review_url, guard, public=page["public_url"])
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
-        review=review, routes=routes, idle_s=idle_s, on_review_url=functools.partial(_offer_review_url, guard),
-        authenticator=authenticator,
+        review=review, routes=routes, idle_s=idle_s, on_review_url=offer, authenticator=authenticator,
     )
 
 
-def _offer_review_url(guard, url: str) -> None:  # type: ignore[no-untyped-def]
+def _serve_policy(args: argparse.Namespace) -> str:
+    from .config import load_config
+
+    return policy_path(args.policy, config_policy(load_config(args.config), args.config) if args.config else None)
+
+
+def _offer_review_url(guard, url: str, public: str | None = None) -> None:  # type: ignore[no-untyped-def]
     from .hooks.approve import ApprovalHook
+
+    url = f"{public}/review" if public else url  # the configured address, not the bound one
 
     for hook in guard.pipeline.hooks:
         if isinstance(hook, ApprovalHook) and not hook.review_url:  # $MCP_GUARD_REVIEW_URL wins
@@ -443,7 +458,7 @@ def _metrics_route(metrics):  # type: ignore[no-untyped-def]
 def _cmd_review_serve(args: argparse.Namespace) -> int:
     from .relay.fronts.http import serve_http
 
-    review = _review_routes()
+    review = _review_routes(cli_signin.page_options(args, lambda: args.policy))
     if review is None:
         raise ConfigError("the mcp-guard store cannot be opened")
     return serve_http(None, host=args.host, port=args.port, extra_hosts=args.allowed_host, review=review)

@@ -172,6 +172,28 @@ MIGRATIONS = [
         revoked REAL
     )
     """,
+    # Reviewers who sign in through the identity provider (web/idp_sessions.py): a login's
+    # single-use state until its callback, and the session with the provider's tokens, sealed.
+    """
+    CREATE TABLE reviewer_logins (
+        hash TEXT PRIMARY KEY,
+        browser TEXT NOT NULL,
+        created REAL NOT NULL,
+        used REAL
+    );
+    CREATE TABLE reviewer_idp_sessions (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        checked REAL NOT NULL,
+        tokens TEXT NOT NULL,
+        ended REAL
+    )
+    """,
 ]
 
 

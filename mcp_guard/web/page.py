@@ -23,6 +23,7 @@ from typing import Any
 
 from ..approval.escape import one_line
 from ..approvals import Approvals, Request
+from .cookies import PAGE_HEADERS as _NO_CACHE, framed_nowhere
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +116,9 @@ class ApprovalPage:
             verdict = "approved" if decided.state == "approved" else "denied"
             return HTMLResponse(_page(f"Call {verdict}", f"<p>{html.escape(decided.tool)} on {html.escape(decided.server)} was {verdict}. You can close this page.</p>"), headers=_NO_CACHE)
 
-        return Starlette(routes=[Route("/r/{rid}", show), Route("/r/{rid}/decide", decide, methods=["POST"])])
-
-
-_NO_CACHE = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY",
-             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+        return Starlette(routes=[
+            Route("/r/{rid}", framed_nowhere(show)), Route("/r/{rid}/decide", framed_nowhere(decide), methods=["POST"]),
+        ])
 
 
 def _os_user() -> str:

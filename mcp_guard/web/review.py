@@ -1,10 +1,12 @@
 """The reviewers' web page and HTTP API, served by `mcp-guard serve` and `mcp-guard review serve`.
 
-Reviewers sign in with a token from `mcp-guard review token create NAME --role ROLE`; the page
-keeps them signed in with a cookie (HttpOnly, SameSite=Strict) holding a random session secret
-whose hash the store keeps beside the token: every request looks the session and its token up
-again, so signing out or revoking the token ends it at once, and the web key (which only signs
-CSRF tokens) cannot mint one. Every form carries a CSRF token bound to that cookie, and must
+Reviewers sign in with a token from `mcp-guard review token create NAME --role ROLE`, or, when
+an OpenID provider is configured, through it alone (web/signin.py: the provider's session and
+groups then decide who is signed in; tokens stay for the API). The page keeps them signed in
+with a cookie (HttpOnly; ``__Host-`` and Secure when the public URL is HTTPS) holding a random
+session secret whose hash the store keeps: every request looks the session up again, so signing
+out or revoking the token ends it at once, and the web key (which only signs CSRF tokens)
+cannot mint one. Every form carries a CSRF token bound to that cookie, and must
 come from the page's own Origin. The JSON API takes the token as ``Authorization: Bearer``. Both only call the approvals engine: who may
 decide is `approvals.may_decide`, the first settling decision wins, the requester never decides.
 
@@ -25,16 +27,12 @@ from starlette.routing import Route
 
 from ..approvals import Approvals, Request, may_decide
 from ..reviewers import SESSION_S, Reviewers, same_person
+from .cookies import PAGE_HEADERS as _HEADERS, Cookies, framed_nowhere
+from .idp_sessions import IdpSessions
 from .page import preview_html, safe_text as _safe
+from .signin import ProviderUnavailable, Signed, Signin, SigninSettings
 
-COOKIE = "mcp_guard_review"
-
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'",
-}
+COOKIE = "mcp_guard_review"  # over HTTPS: "__Host-mcp_guard_review"
 _STYLE = (
     "body{font:15px system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#1d1d1f}"
     "header{display:flex;justify-content:space-between;align-items:baseline;border-bottom:1px solid #ddd}"
@@ -48,14 +46,22 @@ _STYLE = (
 
 
 class ReviewApp:
-    def __init__(self, approvals: Approvals, reviewers: Reviewers, key: bytes, origins: set[str]) -> None:
+    def __init__(
+        self, approvals: Approvals, reviewers: Reviewers, key: bytes, origins: set[str],
+        public_url: str | None = None, signin: SigninSettings | None = None, audit: Any = None,
+    ) -> None:
         self.approvals = approvals
         self.reviewers = reviewers
         self.key = key
-        self.origins = origins  # scheme://host:port values a form may be sent from
+        # scheme://host:port values a form may be sent from: the bound addresses and the public URL.
+        self.origins = origins | ({public_url.rstrip("/")} if public_url else set())
+        self.cookies = Cookies(secure=bool(public_url and public_url.startswith("https://")))
+        self.signin = None
+        if signin is not None:
+            self.signin = Signin(signin, IdpSessions(reviewers.store, key), self.cookies, _html, audit)
 
     def routes(self) -> list[Route]:
-        return [
+        routes = [
             Route("/review", self.index),
             Route("/review/login", self.login, methods=["GET", "POST"]),
             Route("/review/logout", self.logout, methods=["POST"]),
@@ -63,19 +69,28 @@ class ReviewApp:
             Route("/api/review/pending", self.api_pending),
             Route("/api/review/{rid}", self.api_show),
             Route("/api/review/{rid}/{verb}", self.api_decide, methods=["POST"]),
+            *(self.signin.routes() if self.signin is not None else []),
         ]
+        return [Route(r.path, framed_nowhere(r.endpoint), methods=list(r.methods or ())) for r in routes]
 
     # -- identity -------------------------------------------------------------------------------
 
     def _sign(self, value: str) -> str:
         return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()
 
-    def _who(self, req: HttpRequest) -> tuple[str, str] | None:
-        """The signed-in reviewer, from the live session in the store (never from the cookie alone)."""
-        return self.reviewers.session(req.cookies.get(COOKIE, ""))
+    async def _who(self, req: HttpRequest) -> Signed | None:
+        """The signed-in reviewer, from the live session in the store (never from the cookie alone).
+
+        With a provider configured only its sessions count, re-checked with it when due (which
+        raises ProviderUnavailable when it cannot answer)."""
+        secret = self.cookies.read(req, "session")
+        if self.signin is not None:
+            return await self.signin.current(secret)
+        found = self.reviewers.session(secret)
+        return Signed(found[0], (found[1],)) if found else None
 
     def _csrf(self, req: HttpRequest) -> str:
-        return self._sign("csrf|" + req.cookies.get(COOKIE, ""))
+        return self._sign("csrf|" + self.cookies.read(req, "session"))
 
     def _form_ok(self, req: HttpRequest, form: Any) -> bool:
         origin = req.headers.get("origin")
@@ -88,6 +103,10 @@ class ReviewApp:
     # -- pages ----------------------------------------------------------------------------------
 
     async def login(self, req: HttpRequest) -> Response:
+        if self.signin is not None:
+            if req.method != "GET":  # a token session would outlive the provider's say: API use only
+                return _html("Sign in", _provider_form(), status=403)
+            return _html("Sign in", _provider_form())
         if req.method == "GET":
             return _html("Sign in", _login_form())
         if req.headers.get("origin") not in self.origins:
@@ -97,25 +116,40 @@ class ReviewApp:
         if secret is None:
             return _html("Sign in", "<p>That token is not valid.</p>" + _login_form(), status=401)
         response = RedirectResponse("/review", status_code=303)
-        response.set_cookie(COOKIE, secret, max_age=SESSION_S, httponly=True, samesite="strict")
+        self.cookies.set(response, "session", secret, max_age=SESSION_S, samesite="strict")
         return response
 
     async def logout(self, req: HttpRequest) -> Response:
-        self.reviewers.end_session(req.cookies.get(COOKIE, ""))  # the old cookie is dead even if kept
-        response = RedirectResponse("/review/login", status_code=303)
-        response.delete_cookie(COOKIE)
+        secret = self.cookies.read(req, "session")
+        self.reviewers.end_session(secret)  # the old cookie is dead even if kept
+        elsewhere = await self.signin.sign_out(secret) if self.signin is not None else None
+        response: Response = RedirectResponse("/review/login", status_code=303)
+        if elsewhere:
+            # Not a redirect: CSP form-action 'self' rightly stops a form's redirect off this site.
+            link = html.escape(elsewhere, quote=True)
+            body = (
+                f"<p>You are signed out of the review page. <a href='{link}' id='provider-logout'>"
+                "Sign out at the identity provider too</a>.</p>"
+            )
+            response = _html("Signed out", body, head=f"<meta http-equiv='refresh' content='0;url={link}'>")
+        self.cookies.delete(response, "session")
         return response
 
     async def index(self, req: HttpRequest) -> Response:
-        who = self._who(req)
+        try:
+            who = await self._who(req)
+        except ProviderUnavailable as exc:
+            return _unconfirmed(exc)
         if who is None:
             return RedirectResponse("/review/login", status_code=303)
-        name, role = who
+        name, roles = who.name, who.roles
         csrf = self._csrf(req)
-        cards = [self._card(r, name, role, csrf) for r in self.approvals.pending() if r.approvers == "reviewers"]
+        pending = [r for r in self.approvals.pending() if r.approvers == "reviewers"]
+        cards = [self._card(r, name, _role_for(r, roles), csrf) for r in pending]
         notice = req.query_params.get("done", "")
         body = (
-            f"<header><h1>Calls waiting for review</h1><span class='meta'>{html.escape(name)} ({html.escape(role)}) "
+            f"<header><h1>Calls waiting for review</h1><span class='meta'>"
+            f"{html.escape(name)} ({html.escape(', '.join(roles))}) "
             f"<form method='post' action='/review/logout' style='display:inline'><button>Sign out</button></form></span></header>"
             + (f"<p class='meta'>{html.escape(notice)}</p>" if notice else "")
             + ("".join(cards) or "<p>Nothing is waiting. This page does not refresh by itself: reload it to check again.</p>")
@@ -152,12 +186,17 @@ class ReviewApp:
         )
 
     async def decide(self, req: HttpRequest) -> Response:
-        who = self._who(req)
-        if who is None:
-            return RedirectResponse("/review/login", status_code=303)
         form = await req.form()
         if not self._form_ok(req, form):
             return PlainTextResponse("this form may only be sent from the review page itself", status_code=403)
+        try:
+            signed = await self._who(req)  # re-checked with the provider first when the last check is old
+        except ProviderUnavailable as exc:
+            return _unconfirmed(exc)
+        if signed is None:
+            return RedirectResponse("/review/login", status_code=303)
+        request = self.approvals.get(req.path_params["rid"])
+        who = (signed.name, _role_for(request, signed.roles) if request is not None else signed.roles[0])
         outcome = self._decide(req.path_params["rid"], who, form.get("decision") == "approve", str(form.get("reason", ""))[:500], "web")
         if isinstance(outcome, str):
             return _html("Not decided", f"<p>{html.escape(outcome)}</p><p><a href='/review'>Back to the queue</a></p>", status=409)
@@ -215,6 +254,30 @@ class ReviewApp:
         return JSONResponse(outcome.public())
 
 
+def _role_for(request: Request, roles: tuple[str, ...]) -> str:
+    """The one of a reviewer's roles that lets them decide ``request``, if any (else the first)."""
+    for role in roles:
+        if request.grp is not None and same_person(role, request.grp):
+            return role
+    return next((role for role in roles if same_person(role, "admin")), roles[0])
+
+
+def _unconfirmed(exc: ProviderUnavailable) -> Response:
+    body = (
+        "<p>Your sign-in is due to be confirmed with the identity provider, which cannot be reached now"
+        f" ({html.escape(str(exc))}). Nothing was decided; try again shortly.</p>"
+    )
+    return _html("Cannot confirm your sign-in", body, 503)
+
+
+def _provider_form() -> str:
+    return (
+        "<p><a href='/review/oidc/start'><button type='button'>"
+        "Sign in with your organisation's account</button></a></p>"
+        "<p class='meta'>Reviewer tokens (<code>mcp-guard review token create</code>) work for the API only here.</p>"
+    )
+
+
 def _login_form() -> str:
     return (
         "<form method='post' action='/review/login'><p><label>Reviewer token<br>"
@@ -223,9 +286,9 @@ def _login_form() -> str:
     )
 
 
-def _html(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _html(title: str, body: str, status: int = 200, head: str = "") -> HTMLResponse:
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>mcp-guard: {html.escape(title)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{head}<title>mcp-guard: {html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body>{body}</body></html>"
     )
     return HTMLResponse(page, status_code=status, headers=_HEADERS)
