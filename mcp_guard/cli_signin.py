@@ -35,7 +35,9 @@ def add_options(parser: argparse.ArgumentParser, with_policy: bool = False) -> N
         "--reviewer-groups-claim", metavar="C", default="groups", help="the claim listing a reviewer's groups"
     )
     group.add_argument(
-        "--reviewer-user-claim", metavar="C", default="preferred_username", help="the claim naming a reviewer"
+        "--reviewer-user-claim", metavar="C", default=None,
+        help="the claim naming a reviewer (default: --user-claim when callers sign in at the same provider, "
+        "else preferred_username)",
     )
     group.add_argument(
         "--reviewer-group", metavar="G", action="append", default=[], help="a reviewer group (repeatable)"
@@ -79,11 +81,28 @@ def page_options(args: argparse.Namespace, policy_file: Callable[[], str | None]
             public_url=public,
             reviewer_groups=frozenset(_groups(args, policy_file())),
             groups_claim=args.reviewer_groups_claim,
-            user_claim=args.reviewer_user_claim,
+            user_claim=_reviewer_claim(args),
             recheck_s=args.reviewer_recheck_s,
             scopes=args.reviewer_oidc_scope or DEFAULT_SCOPES,
         ),
     }
+
+
+def _reviewer_claim(args: argparse.Namespace) -> str:
+    """The claim naming a reviewer. When callers (``--auth oidc``) come from the same provider it is
+    theirs: no-self-approval compares names, and a person named by ``sub`` as a caller and by
+    ``preferred_username`` as a reviewer would be two people who may approve each other."""
+    same = getattr(args, "auth", None) == "oidc" and (getattr(args, "issuer", None) or "").rstrip("/") == (
+        args.reviewer_oidc_issuer.rstrip("/")
+    )
+    caller_claim = getattr(args, "user_claim", None) or "sub"
+    chosen = args.reviewer_user_claim
+    if same and chosen is not None and chosen != caller_claim:
+        raise ConfigError(
+            f"--reviewer-user-claim {chosen} differs from --user-claim {caller_claim} at the same provider: "
+            "a caller could then approve their own call under their other name"
+        )
+    return chosen or (caller_claim if same else "preferred_username")
 
 
 def _public_url(url: str | None) -> str | None:

@@ -185,6 +185,22 @@ def test_sign_in_options_that_do_not_fit_together_are_a_usage_error(
     assert done.returncode == 2 and complaint in done.stderr, done.stderr
 
 
+def test_callers_and_reviewers_of_one_provider_must_be_named_by_one_claim(tmp_path: Path, guard_home: Path) -> None:
+    """No-self-approval compares names: a caller named by ``sub`` who is a reviewer named by
+    ``preferred_username`` would otherwise be a second person, free to approve their own call."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    argv = [
+        sys.executable, "-m", "mcp_guard", "serve", "--port", "0", "--auth", "oidc",
+        "--issuer", "https://idp.example", "--audience", "https://guard.example/mcp",
+        "--reviewer-oidc-issuer", "https://idp.example/", "--reviewer-oidc-client-id", "c",
+        "--reviewer-oidc-client-secret-file", str(secret), "--reviewer-public-url", "https://review.example",
+        "--reviewer-group", "sec", "--reviewer-user-claim", "preferred_username", "--", sys.executable, "-c", "pass",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--reviewer-user-claim preferred_username differs" in done.stderr, done.stderr
+
+
 async def test_with_offline_access_each_recheck_refreshes_until_the_group_is_gone(
     tmp_path: Path, guard_home: Path
 ) -> None:
