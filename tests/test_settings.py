@@ -15,7 +15,8 @@ PACKAGE = ROOT / "mcp_guard"
 # user's environment for their server, not the guard's configuration.
 # The stdio transport hands the environment on to the servers it starts, and so does its early
 # half (prestart.py, which starts `run -- CMD` before anything slow is imported).
-MAY_READ_ENVIRON = {PACKAGE / "settings.py", PACKAGE / "relay" / "transports" / "stdio.py", PACKAGE / "relay" / "prestart.py"}
+MAY_READ_ENVIRON = {PACKAGE / "settings.py", PACKAGE / "relay" / "transports" / "stdio.py", PACKAGE / "relay" / "prestart.py",
+                    PACKAGE / "auth" / "discovery.py"}  # SSL_CERT_FILE, as TLS clients honour it
 
 
 def _environ_uses(path: Path) -> list[int]:
