@@ -34,7 +34,7 @@ import anyio.lowlevel
 from ...protocol import jsonrpc
 from ...protocol.sse import encode as sse_encode
 
-__all__ = ["GET_BACKLOG", "EventStream", "McpFirst", "Outbox", "PATH"]
+__all__ = ["GET_BACKLOG", "EventStream", "McpFirst", "Outbox", "PATH", "scope_host"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Endpoint = Callable[[Any], Awaitable[Any]]
+
+
+def scope_host(scope: Scope) -> str:
+    """The request's Host header, as the client sent it ("" when absent)."""
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
 
 
 async def _plain(send: Send, status: int, text: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
@@ -72,7 +77,7 @@ class McpFirst:
         if scope["type"] != "http" or scope["path"] != PATH:
             await self.app(scope, receive, send)
             return
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        host = scope_host(scope)
         if host not in self.allowed_hosts:  # no DNS rebinding, as on every other route
             await _plain(send, 421, f"Host {host!r} is not allowed")
             return

@@ -46,7 +46,7 @@ from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
 from .callers import CallerScopes, authenticate, still_valid
-from .hotpath import EventStream, McpFirst, Outbox
+from .hotpath import EventStream, McpFirst, Outbox, scope_host
 
 if TYPE_CHECKING:
     from ...guard import Guard
@@ -151,9 +151,7 @@ class HttpFront:
         return McpFirst(self.endpoint, rest, frozenset(self.allowed_hosts))
 
     def _origin_ok(self, request: Request) -> Response | None:
-        host = request.headers.get("host", "")
-        if host not in self.allowed_hosts:
-            return PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)
+        # The Host header was checked before the endpoint (McpFirst, or the app's _HostCheck).
         origin = request.headers.get("origin")
         if origin is not None:
             parts = urlsplit(origin)
@@ -402,7 +400,7 @@ class _HostCheck:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            host = scope_host(scope)
             if host not in self.allowed:
                 await PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)(scope, receive, send)
                 return
