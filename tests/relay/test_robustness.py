@@ -55,6 +55,16 @@ async def stop(client: RawClient) -> None:
     await client.process.wait()
 
 
+@asynccontextmanager
+async def guarded(tmp_path: Path, **options: Any) -> AsyncIterator[RawClient]:
+    """A started guard around the hostile server, killed however the test ends."""
+    client = await started(tmp_path, **options)
+    try:
+        yield client
+    finally:
+        await stop(client)
+
+
 async def call(
     client: RawClient, rid: int, tool: str, args: dict[str, Any] | None = None, **meta: Any
 ) -> dict[str, Any]:
@@ -77,14 +87,11 @@ async def still_serving(client: RawClient, rid: int = 900) -> None:
 
 
 async def test_lone_surrogate_in_upstream_result_is_answered_not_fatal(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             reply = await call(client, 1, "surrogate")
             assert first_text(reply) == "before \ufffd after"
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 MODERN_META = {
@@ -114,29 +121,23 @@ async def test_a_2026_client_gets_the_same_clear_answers_from_a_hostile_upstream
 
 
 async def test_lone_surrogate_in_upstream_notification_is_relayed_as_valid_utf8(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             reply = await call(client, 1, "surrogate_notice")
             assert first_text(reply) == "noticed"
             notes = [m for m in client.seen if m.get("method") == "notifications/message"]
             assert notes and notes[0]["params"]["data"] == "log \ufffd"
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 async def test_lone_surrogate_from_the_client_reaches_the_upstream_as_replacement_character(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             await client.send_line(
                 b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
                 b'"params":{"name":"echo","arguments":{"message":"a\\ud800b"}}}'
             )
             assert first_text(await client.response(1)) == "a\ufffdb"
-    finally:
-        await stop(client)
 
 
 # -- malformed answers from the upstream --------------------------------------------------------
@@ -144,15 +145,12 @@ async def test_lone_surrogate_from_the_client_reaches_the_upstream_as_replacemen
 
 @pytest.mark.parametrize("tool", ["truncated", "garbled_with_id", "deep", "nan"])
 async def test_malformed_upstream_answer_with_a_readable_id_fails_that_call_at_once(tmp_path: Path, tool: str) -> None:
-    client = await started(tmp_path)  # the deadline is minutes away: only the sniffed id can end the call
-    try:
+    async with guarded(tmp_path) as client:  # the deadline is minutes away: only the sniffed id can end the call
         with anyio.fail_after(20):
             reply = await call(client, 1, tool)
             assert reply["error"]["code"] == -32603
             assert "'hostile' sent a malformed answer" in reply["error"]["message"]
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 async def test_oversize_upstream_answer_fails_that_call_with_a_size_error(tmp_path: Path) -> None:
@@ -180,8 +178,7 @@ async def test_upstream_that_never_answers_ends_at_the_deadline_with_a_clear_err
     tmp_path: Path, tool: str, deadlines: dict[str, Any]
 ) -> None:
     log = tmp_path / "hostile.log"
-    client = await started(tmp_path, env={"HOSTILE_LOG": str(log)}, **deadlines)
-    try:
+    async with guarded(tmp_path, env={"HOSTILE_LOG": str(log)}, **deadlines) as client:
         with anyio.fail_after(20):
             reply = await call(client, 1, tool)
             assert reply["error"]["code"] == -32013
@@ -189,21 +186,16 @@ async def test_upstream_that_never_answers_ends_at_the_deadline_with_a_clear_err
             await still_serving(client)
         # The courtesy cancel reached the server (it is written before the next call is read).
         assert any(line.startswith("cancelled:") for line in log.read_text().splitlines())
-    finally:
-        await stop(client)
 
 
 async def test_progress_notifications_extend_the_deadline(tmp_path: Path) -> None:
-    client = await started(tmp_path, timeout=2)
-    try:
+    async with guarded(tmp_path, timeout=2) as client:
         with anyio.fail_after(30):
             # Eight steps of 0.5 s: twice the deadline in all, never 2 s without news.
             reply = await call(client, 1, "progress", {"steps": 8, "interval": 0.5}, progressToken="p1")
             assert first_text(reply) == "progressed"
             steps = [m for m in client.seen if m.get("method") == "notifications/progress"]
             assert [m["params"]["progressToken"] for m in steps] == ["p1"] * 8
-    finally:
-        await stop(client)
 
 
 async def test_the_deadline_does_not_run_while_the_client_answers_the_server(tmp_path: Path) -> None:
@@ -231,31 +223,24 @@ async def test_the_deadline_does_not_run_while_the_client_answers_the_server(tmp
 
 
 async def test_wrongly_typed_ids_and_tokens_from_the_upstream_are_dropped_not_fatal(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             assert first_text(await call(client, 1, "bad_ids")) == "still here"
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 async def test_stray_answer_from_the_upstream_is_dropped(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             assert first_text(await call(client, 1, "stray")) == "after the stray"
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 # -- hostile clients ----------------------------------------------------------------------------
 
 
 async def test_client_message_nested_too_deep_is_refused_under_its_own_id(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             deep = (
                 b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":' + b"[" * 100_000
@@ -268,8 +253,6 @@ async def test_client_message_nested_too_deep_is_refused_under_its_own_id(tmp_pa
             truncated = await client.response(10)
             assert truncated["error"]["code"] == -32700
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 @pytest.mark.parametrize(
@@ -285,18 +268,14 @@ async def test_client_message_nested_too_deep_is_refused_under_its_own_id(tmp_pa
 async def test_client_messages_with_wrongly_typed_ids_are_dropped_not_fatal(
     tmp_path: Path, message: dict[str, Any]
 ) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             await client.send(message)
             await still_serving(client)
-    finally:
-        await stop(client)
 
 
 async def test_duplicate_in_flight_id_on_stdio_is_refused_and_the_first_call_still_answered(tmp_path: Path) -> None:
-    client = await started(tmp_path)
-    try:
+    async with guarded(tmp_path) as client:
         with anyio.fail_after(20):
             slow = {"name": "progress", "arguments": {"steps": 2, "interval": 0.3}}
             await client.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": slow})
@@ -313,8 +292,6 @@ async def test_duplicate_in_flight_id_on_stdio_is_refused_and_the_first_call_sti
             assert "already in use" in first["error"]["message"]
             second = await client.response(5)
             assert first_text(second) == "progressed"
-    finally:
-        await stop(client)
 
 
 # -- handshakes: Claude Code's probe-then-initialize, roots after initialized -----------------------
