@@ -1,7 +1,7 @@
 """Many concurrent sessions through one real ``mcp-guard serve``: throughput, latency, memory, correctness.
 
     python benchmarks/serve_load.py [--sessions 200] [--calls 20] [--era legacy,modern]
-                                    [--upstream isolated|shared] [--policy FILE] [--auth none|tokens]
+                                    [--upstream isolated|shared] [--policy FILE] [--auth none|tokens|oidc]
     python benchmarks/serve_load.py --sessions 500 --calls 50          # the figure issue 17 asks for
 
 Each of N sessions opens (handshake era: ``initialize``, ``notifications/initialized``; 2026-07-28:
@@ -26,7 +26,11 @@ generator's CPU per call, the guard's RSS growth per open session, and the upstr
 
 ``--auth tokens`` starts ``serve --auth tokens`` and creates ``--callers`` guard tokens with
 ``mcp-guard auth token create``; sessions take them in turn, each request sends its caller's
-``Authorization: Bearer``. Run once with and once without to see what authentication costs.
+``Authorization: Bearer``. ``--auth oidc`` starts the real OpenID provider of the tests
+(fixtures/oidc/provider.mjs, npm oidc-provider) and ``serve --auth oidc`` against it, and mints
+``--callers`` RS256 access tokens for this serve's resource: every request is a JWT checked
+against the provider's keys (fetched once: the warm state). Either way the same run first
+measures ``--auth none``, and prints what authentication added.
 """
 
 from __future__ import annotations
@@ -355,20 +359,30 @@ async def main() -> int:
     parser.add_argument("--era", default="legacy,modern", help="legacy (handshake era), modern (2026-07-28), or both")
     parser.add_argument("--upstream", choices=("isolated", "shared"), default="isolated")
     parser.add_argument("--policy", help="a policy file (default: --no-policy, the relay and front alone)")
-    parser.add_argument("--auth", choices=("none", "tokens"), default="none")
-    parser.add_argument("--callers", type=int, default=20, help="distinct callers (tokens) with --auth tokens")
+    parser.add_argument("--auth", choices=("none", "tokens", "oidc"), default="none")
+    parser.add_argument("--callers", type=int, default=20, help="distinct callers (tokens) with --auth tokens or oidc")
     parser.add_argument("--client", choices=("raw", "sdk"), default="raw",
                         help="the load generator: raw HTTP/1.1 (light) or the MCP SDK's Client (without --auth)")
     parser.add_argument("--serve-arg", action="append", default=[], help="one more argument for serve (repeatable)")
     args = parser.parse_args()
-    if args.auth == "tokens" and args.client == "sdk":
-        parser.error("--auth tokens needs the raw client (it sends each caller's Authorization header)")
+    if args.auth != "none" and args.client == "sdk":
+        parser.error("--auth needs the raw client (it sends each caller's Authorization header)")
     home = Path(tempfile.mkdtemp(prefix="serve-load-"))
     extra = os.environ.get("PYTHONPATH")
     env = {**os.environ, "MCP_GUARD_HOME": str(home), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), extra]))}
     runs = {"none": await measure_serve(args, home, env, "none", [])}
-    if args.auth == "tokens":  # the same run without authentication first: the figures to compare with
+    # The same run without authentication first: the figures to compare with.
+    if args.auth == "tokens":
         runs["tokens"] = await measure_serve(args, home, env, "tokens", create_tokens(env, args.callers))
+    elif args.auth == "oidc":
+        from tests.oidc_provider import start_provider
+
+        port = free_port()
+        audience = f"http://127.0.0.1:{port}/mcp"
+        with start_provider() as provider:
+            tokens = [provider.token(f"load-{i}", audience) for i in range(args.callers)]
+            oidc = ["--issuer", provider.issuer, "--audience", audience]
+            runs["oidc"] = await measure_serve(args, home, env, "oidc", tokens, oidc, port)
     if len(runs) > 1:
         compare_auth(runs["none"], runs[args.auth], args.auth)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}; serve's stderr: {home}/serve-*.log")
@@ -376,13 +390,13 @@ async def main() -> int:
     return 1 if any(lost) else 0
 
 
-async def measure_serve(args: argparse.Namespace, home: Path, env: dict[str, str], auth: str,
-                        tokens: list[str]) -> dict[str, tuple[Phase, Phase]]:
+async def measure_serve(args: argparse.Namespace, home: Path, env: dict[str, str], auth: str, tokens: list[str],
+                        auth_args: list[str] | None = None, port: int | None = None) -> dict[str, tuple[Phase, Phase]]:
     """Start one serve, run the baseline and the load in each era, stop it; (baseline, load) by era."""
-    port = free_port()
+    port = port or free_port()
     argv = [sys.executable, "-m", "mcp_guard", "serve", "--config", str(write_config(home, args.upstream == "shared")),
             "--port", str(port), *(["--policy", args.policy] if args.policy else ["--no-policy"]),
-            *(["--auth", auth] if auth != "none" else []), *args.serve_arg]
+            *(["--auth", auth, *(auth_args or [])] if auth != "none" else []), *args.serve_arg]
     with open(home / f"serve-{auth}.log", "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
     out: dict[str, tuple[Phase, Phase]] = {}
