@@ -6,17 +6,21 @@ cookie ``__Host-`` and Secure); with ``--reviewer-oidc-issuer``, ``--reviewer-oi
 with the redirect URI ``PUBLIC_URL/review/oidc/callback`` (register it, and
 ``PUBLIC_URL/review/login`` as the post-logout redirect, at the provider). The reviewer groups are
 the groups the policy's reviewer rules name, plus any ``--reviewer-group``.
+
+The provider is fetched from as the callers' issuer is (auth/discovery): a provider on a private or
+link-local address needs ``--reviewer-oidc-allow-private-issuer``, its own option, so that trusting
+an internal provider for reviewers does not widen what the callers' ``--allow-private-issuer``
+allows, or the other way round. Cloud metadata addresses are refused whatever the options.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .cli_support import secret_file
 from .errors import ConfigError
 
 __all__ = ["add_options", "page_options"]
@@ -28,6 +32,10 @@ def add_options(parser: argparse.ArgumentParser, with_policy: bool = False) -> N
     group.add_argument("--reviewer-oidc-issuer", metavar="URL", help="reviewers sign in through this OpenID provider")
     group.add_argument("--reviewer-oidc-client-id", metavar="ID")
     group.add_argument("--reviewer-oidc-client-secret-file", metavar="F", help="a file holding the client secret")
+    group.add_argument(
+        "--reviewer-oidc-allow-private-issuer", action="store_true",
+        help="the reviewers' provider may be on a private or link-local address (never cloud metadata)",
+    )
     group.add_argument(
         "--reviewer-oidc-scope", metavar="S", default=None, help="scopes asked (default: openid profile email groups)"
     )
@@ -64,12 +72,15 @@ def page_options(args: argparse.Namespace, policy_file: Callable[[], str | None]
             "reviewer sign-in needs --reviewer-oidc-issuer, --reviewer-oidc-client-id,"
             " --reviewer-oidc-client-secret-file and --reviewer-public-url together"
         )
-    if not public.startswith("https://") and not _loopback(urlsplit(public).hostname or ""):
+    from .auth.discovery import is_loopback_host  # here, not at import: every command builds this parser
+
+    if not public.startswith("https://") and not is_loopback_host(urlsplit(public).hostname or ""):
         raise ConfigError(
             f"--reviewer-public-url {public}: reviewers sign in over HTTPS only (plain HTTP on loopback alone)"
         )
     if args.reviewer_recheck_s < 0:
         raise ConfigError("--reviewer-recheck-s cannot be negative")
+    _check_issuer(args.reviewer_oidc_issuer, args.reviewer_oidc_allow_private_issuer)
     from .web.signin import DEFAULT_SCOPES, SigninSettings
 
     return {
@@ -77,13 +88,14 @@ def page_options(args: argparse.Namespace, policy_file: Callable[[], str | None]
         "signin": SigninSettings(
             issuer=args.reviewer_oidc_issuer,
             client_id=args.reviewer_oidc_client_id,
-            client_secret=_secret(args.reviewer_oidc_client_secret_file),
+            client_secret=secret_file(args.reviewer_oidc_client_secret_file, "--reviewer-oidc-client-secret-file"),
             public_url=public,
             reviewer_groups=frozenset(_groups(args, policy_file())),
             groups_claim=args.reviewer_groups_claim,
             user_claim=_reviewer_claim(args),
             recheck_s=args.reviewer_recheck_s,
             scopes=args.reviewer_oidc_scope or DEFAULT_SCOPES,
+            allow_private_issuer=args.reviewer_oidc_allow_private_issuer,
         ),
     }
 
@@ -114,14 +126,23 @@ def _public_url(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _secret(path: str) -> str:
+def _check_issuer(issuer: str, allow_private: bool) -> None:
+    """Refuse at start an issuer no fetch would be allowed to reach (a literal address; names are
+    checked each time they are resolved, at every fetch)."""
+    from .auth.discovery import DiscoveryError, FetchPolicy, check_url
+
+    policy = FetchPolicy.for_issuer(issuer, allow_private)
     try:
-        secret = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"--reviewer-oidc-client-secret-file {path}: {exc.strerror or exc}") from exc
-    if not secret:
-        raise ConfigError(f"--reviewer-oidc-client-secret-file {path} is empty")
-    return secret
+        check_url(issuer, policy)
+    except DiscoveryError as exc:
+        hint = ""
+        if not allow_private:
+            try:
+                check_url(issuer, FetchPolicy.for_issuer(issuer, allow_private=True))
+                hint = " (an internal provider: give --reviewer-oidc-allow-private-issuer)"
+            except DiscoveryError:
+                pass
+        raise ConfigError(f"--reviewer-oidc-issuer {exc}{hint}") from exc
 
 
 def _groups(args: argparse.Namespace, policy_file: str | None) -> set[str]:
@@ -137,9 +158,3 @@ def _groups(args: argparse.Namespace, policy_file: str | None) -> set[str]:
         )
     return groups
 
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -28,6 +28,21 @@ def requester_name(args: argparse.Namespace) -> str:
         return "unknown"
 
 
+def secret_file(path: str, option: str) -> str:
+    """The secret in the file ``option`` names (surrounding whitespace stripped); ConfigError when
+    it cannot be read or is empty. Messages name the option and the path, never the content."""
+    from pathlib import Path
+
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable as UTF-8 text"
+        raise ConfigError(f"{option} {path}: {reason}") from exc
+    if not secret:
+        raise ConfigError(f"{option} {path}: the file is empty")
+    return secret
+
+
 def policy_path(explicit: str | None, from_config: str | None = None) -> str:
     if explicit:
         return explicit

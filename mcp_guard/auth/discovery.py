@@ -1,4 +1,4 @@
-"""SSRF-safe fetching of authorization-server metadata, JWKS and introspection answers.
+"""SSRF-safe fetching of authorization-server metadata, JWKS, introspection and token answers.
 
 The URLs fetched here come partly from documents an issuer serves (``jwks_uri``,
 ``introspection_endpoint``, redirect targets), so each one is checked as if hostile: HTTPS only
@@ -6,7 +6,11 @@ The URLs fetched here come partly from documents an issuer serves (``jwks_uri``,
 the host is resolved once, every address it resolves to is checked (private, link-local, cloud
 metadata, IPv4-mapped and other special forms refused unless allowed), and the connection goes
 to that checked address, so a second DNS answer cannot swap it (DNS rebinding). Every redirect
-hop goes through the same checks; size and time are bounded.
+hop goes through the same checks; size and time are bounded. A request that carries credentials
+(a client secret, a bearer token, a form) is never redirected: the next hop would receive them.
+
+Both sides use this: the callers' token checks (``serve --auth oidc``) and the review page's
+sign-in (web/oidc_rp.py), each with the FetchPolicy of its own issuer.
 """
 
 from __future__ import annotations
@@ -61,13 +65,25 @@ class FetchPolicy:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, or a literal loopback address (also as ::ffff:127.x, which stays on this machine).
+
+    This one answers "may this be trusted as local" (plain HTTP, ``--auth none``), so it is narrow:
+    NAT64 and 6to4 forms that embed 127.x go to a gateway off this machine, and are not loopback here
+    (address_problem refuses them as the loopback they claim to be)."""
+    host = host.lower().strip("[]")
     if host in LOOPBACK_NAMES:
         return True
     try:
-        return _embedded(ipaddress.ip_address(host)).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _embedded(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -84,10 +100,13 @@ def _embedded(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddre
 
 def address_problem(raw: str, policy: FetchPolicy) -> str | None:
     """Why a resolved address may not be fetched from, or None when it may."""
-    address = _embedded(ipaddress.ip_address(raw.split("%", 1)[0]))
+    given = raw.split("%", 1)[0]
+    address = _embedded(ipaddress.ip_address(given))
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_loopback:
+        if not is_loopback_host(given):
+            return "loopback behind an address translation (NAT64 or 6to4)"
         return None if policy.allow_loopback else "a loopback address (allowed only for a loopback issuer)"
     if address.is_unspecified or address.is_multicast or address.is_reserved:
         return "not a unicast address"
@@ -96,6 +115,28 @@ def address_problem(raw: str, policy: FetchPolicy) -> str | None:
     if address.is_private or not address.is_global:
         return None if policy.allow_private else "a private address"
     return None
+
+
+def check_url(url: str, policy: FetchPolicy) -> str:
+    """``url`` when its form may be fetched and its host, where it is a literal address, passes;
+    DiscoveryError otherwise. For endpoints a document names that a browser goes to (authorization,
+    end of session), and for a configured issuer at start; a host name is checked when it is resolved."""
+    _, host, _ = _check_url(url, policy)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    problem = address_problem(str(literal), policy)
+    if problem is not None:
+        raise DiscoveryError(f"{url}: {host} is {problem}; not used")
+    return url
+
+
+async def check_resolved(url: str, policy: FetchPolicy) -> str:
+    """``url`` when a fetch from it would pass now: check_url, then every address its host resolves to."""
+    _, host, port = _check_url(check_url(url, policy), policy)
+    await _resolve(url, host, port, policy)
+    return url
 
 
 def _check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
@@ -134,6 +175,30 @@ async def _resolve(url: str, host: str, port: int, policy: FetchPolicy) -> str:
     return addresses[0]
 
 
+async def discover(issuer: str, policy: FetchPolicy, *, openid_only: bool = False) -> dict[str, Any]:
+    """RFC 8414 metadata (then OIDC discovery), whose ``issuer`` must be exactly the configured one.
+
+    ``openid_only``: OIDC discovery alone, for a relying party, which needs the OpenID endpoints."""
+    base = issuer.rstrip("/")
+    scheme, _, rest = base.partition("://")
+    host, slash, path = rest.partition("/")
+    candidates = [f"{base}/.well-known/openid-configuration"]
+    if not openid_only:
+        candidates.insert(0, f"{scheme}://{host}/.well-known/oauth-authorization-server{slash}{path}")
+    problems = []
+    for url in candidates:
+        try:
+            document = await fetch_json(url, policy)
+        except DiscoveryError as exc:
+            problems.append(str(exc))
+            continue
+        if document.get("issuer") != issuer:
+            # RFC 8414 3.3: a document for another issuer is a mix-up attack or a misconfiguration.
+            raise DiscoveryError(f"{url}: names the issuer {str(document.get('issuer'))[:200]!r}, not {issuer!r}")
+        return document
+    raise DiscoveryError("; ".join(problems))
+
+
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """The system's trust store, plus $SSL_CERT_FILE when set (an organisation's own CA)."""
@@ -150,45 +215,79 @@ def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What an endpoint answered: its status, and its body when that is a JSON object (else None)."""
+
+    status: int
+    document: dict[str, Any] | None
+
+
 async def fetch_json(
     url: str, policy: FetchPolicy, *, form: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
     max_bytes: int = MAX_BYTES, timeout_s: float = FETCH_TIMEOUT_S,
 ) -> dict[str, Any]:
     """GET (or POST ``form``) ``url`` and return its JSON object; raises DiscoveryError."""
+    answer = await _fetch_timed(url, policy, form, _authorization(auth, None), max_bytes, timeout_s)
+    if answer.status != 200:
+        raise DiscoveryError(f"{url}: HTTP {answer.status}")
+    if answer.document is None:
+        raise DiscoveryError(f"{url}: not a JSON object")
+    return answer.document
+
+
+async def fetch_answer(
+    url: str, policy: FetchPolicy, *, form: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
+    bearer: str | None = None, max_bytes: int = MAX_BYTES, timeout_s: float = FETCH_TIMEOUT_S,
+) -> Answer:
+    """Like fetch_json, but any status is returned (a token endpoint's 400 says why in its body).
+
+    ``auth`` sends HTTP Basic client credentials, ``bearer`` an access token; DiscoveryError only
+    when no answer could be had safely (a refused URL or hop, a timeout, an oversized body)."""
+    return await _fetch_timed(url, policy, form, _authorization(auth, bearer), max_bytes, timeout_s)
+
+
+def _authorization(auth: tuple[str, str] | None, bearer: str | None) -> str | None:
+    if auth is not None:
+        return basic_auth(*auth)
+    return f"Bearer {bearer}" if bearer is not None else None
+
+
+async def _fetch_timed(
+    url: str, policy: FetchPolicy, form: dict[str, str] | None, authorization: str | None, max_bytes: int,
+    timeout_s: float,
+) -> Answer:
     try:
         with anyio.fail_after(timeout_s):
-            return await _fetch(url, policy, form, auth, max_bytes)
+            return await _fetch(url, policy, form, authorization, max_bytes)
     except TimeoutError as exc:
         raise DiscoveryError(f"{url}: no answer within {timeout_s:.0f} s") from exc
 
 
 async def _fetch(
-    url: str, policy: FetchPolicy, form: dict[str, str] | None, auth: tuple[str, str] | None, max_bytes: int,
-) -> dict[str, Any]:
+    url: str, policy: FetchPolicy, form: dict[str, str] | None, authorization: str | None, max_bytes: int,
+) -> Answer:
     # trust_env=False: no proxy from the environment may see (or redirect) these requests.
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=_tls()) as http:
         for _ in range(MAX_REDIRECTS + 1):
-            status, location, body = await _one_hop(http, url, policy, form, auth, max_bytes)
+            status, location, body = await _one_hop(http, url, policy, form, authorization, max_bytes)
             if status in (301, 302, 303, 307, 308) and location:
-                if form is not None:
-                    raise DiscoveryError(f"{url}: redirected a POST; not followed")
+                if form is not None or authorization is not None:
+                    # The next hop would get the form or the credentials: it is nobody we checked.
+                    raise DiscoveryError(f"{url}: redirected a request carrying credentials; not followed")
                 url = urljoin(url, location)
                 continue
-            if status != 200:
-                raise DiscoveryError(f"{url}: HTTP {status}")
             try:
                 document = json.loads(body)
-            except ValueError as exc:
-                raise DiscoveryError(f"{url}: not JSON") from exc
-            if not isinstance(document, dict):
-                raise DiscoveryError(f"{url}: not a JSON object")
-            return document
+            except ValueError:
+                document = None
+            return Answer(status, document if isinstance(document, dict) else None)
     raise DiscoveryError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
 async def _one_hop(
     http: httpx.AsyncClient, url: str, policy: FetchPolicy, form: dict[str, str] | None,
-    auth: tuple[str, str] | None, max_bytes: int,
+    authorization: str | None, max_bytes: int,
 ) -> tuple[int, str | None, bytes]:
     scheme, host, port = _check_url(url, policy)
     address = await _resolve(url, host, port, policy)
@@ -200,8 +299,8 @@ async def _one_hop(
     extensions = {"sni_hostname": host} if scheme == "https" else {}
     method = "POST" if form is not None else "GET"
     request = http.build_request(method, target, headers=headers, data=form, extensions=extensions)
-    if auth is not None:
-        request.headers["Authorization"] = basic_auth(*auth)
+    if authorization is not None:
+        request.headers["Authorization"] = authorization
     try:
         response = await http.send(request, stream=True)
     except httpx.HTTPError as exc:

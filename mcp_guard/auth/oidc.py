@@ -23,10 +23,12 @@ import anyio
 import jwt
 
 from .caller import AuthRefused, Caller
-from .discovery import DiscoveryError, FetchPolicy, fetch_json
+from .discovery import DiscoveryError, FetchPolicy, discover
 from .introspection import Introspector
 from .jwks import ALGORITHMS, Jwks
 from .metadata import ResourceMetadata
+
+__all__ = ["OidcAuthenticator", "OidcSettings", "discover"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,27 +194,6 @@ class OidcAuthenticator:
             expires_at=float(exp) if isinstance(exp, (int, float)) else None,
             claims=claims,
         )
-
-
-async def discover(issuer: str, policy: FetchPolicy) -> dict[str, Any]:
-    """RFC 8414 metadata (then OIDC discovery), whose ``issuer`` must be exactly the configured one."""
-    base = issuer.rstrip("/")
-    scheme, _, rest = base.partition("://")
-    host, slash, path = rest.partition("/")
-    candidates = [f"{scheme}://{host}/.well-known/oauth-authorization-server{slash}{path}",
-                  f"{base}/.well-known/openid-configuration"]
-    problems = []
-    for url in candidates:
-        try:
-            document = await fetch_json(url, policy)
-        except DiscoveryError as exc:
-            problems.append(str(exc))
-            continue
-        if document.get("issuer") != issuer:
-            # RFC 8414 3.3: a document for another issuer is a mix-up attack or a misconfiguration.
-            raise DiscoveryError(f"{url}: names the issuer {str(document.get('issuer'))[:200]!r}, not {issuer!r}")
-        return document
-    raise DiscoveryError("; ".join(problems))
 
 
 def _bearer(authorization: str | None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from typing import TYPE_CHECKING
 
@@ -82,7 +81,9 @@ def _oidc(args: argparse.Namespace) -> Authenticator:
     if args.introspection_client_id:
         if not args.introspection_secret_file:
             raise ConfigError("--introspection-client-id needs --introspection-secret-file F")
-        client = (args.introspection_client_id, _secret(args.introspection_secret_file))
+        from ..cli_support import secret_file
+
+        client = (args.introspection_client_id, secret_file(args.introspection_secret_file, "--introspection-secret-file"))
     settings = OidcSettings(
         issuer=args.issuer, audience=args.audience, resource=_resource(args), scopes=tuple(args.scope),
         user_claim=args.user_claim, groups_claim=args.groups_claim, introspection_client=client,
@@ -101,16 +102,6 @@ def _resource(args: argparse.Namespace) -> str:
     if args.audience.startswith(("https://", "http://")):
         return checked_resource(args.audience)
     raise ConfigError("--auth oidc needs --resource URL or --public-url URL (the audience is not a URL)")
-
-
-def _secret(path: str) -> str:
-    try:
-        secret = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"--introspection-secret-file {path}: {exc.strerror}") from exc
-    if not secret:
-        raise ConfigError(f"--introspection-secret-file {path}: the file is empty")
-    return secret
 
 
 def _bracketed(host: str) -> str:

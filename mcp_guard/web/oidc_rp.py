@@ -1,12 +1,18 @@
 """The review page as an OpenID Connect relying party: discovery, the authorization request, the
 code exchange, ID token checks, and the re-checks (refresh, userinfo) that end a reviewer's access.
 
-Everything the provider says is checked before it is believed: the discovery document must name
-the configured issuer, every endpoint it names must be HTTPS (or loopback), redirects are never
-followed, and an ID token counts only with a signature from the issuer's JWKS (refetched once
-when a token names an unknown ``kid``), this client as audience, an unexpired ``exp`` and the
-``nonce`` of this very login. Symmetric and ``none`` algorithms are refused: a client secret
-that also signed ID tokens would let whoever holds the secret forge a reviewer.
+Everything the provider says is checked before it is believed. Every fetch (discovery, JWKS,
+token, userinfo, revocation) goes through auth/discovery, the callers' SSRF-safe fetcher: HTTPS
+only (plain HTTP on loopback, for a loopback issuer), no private, link-local or translated
+address unless ``allow_private``, never a cloud metadata address, each redirect hop checked, and
+a request with credentials never redirected. The discovery document must name the configured
+issuer exactly, and every endpoint it names passes the same checks when discovered (the ones
+this guard fetches: also with their host resolved). An ID token counts only with a signature
+from the issuer's JWKS (auth/jwks.Jwks, the callers' key cache: asymmetric algorithms only, each
+with a key of its type, refetched once, rate-limited, on an unknown ``kid``), this client as
+audience, an unexpired ``exp`` and the ``nonce`` of this very login. Symmetric and ``none``
+algorithms are refused: a client secret that also signed ID tokens would let whoever holds the
+secret forge a reviewer.
 
 No HTTP routes here (web/signin.py has them) and no store: only the protocol.
 """
@@ -16,29 +22,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import httpx
 import jwt
+
+from ..auth.discovery import (
+    Answer,
+    DiscoveryError,
+    FetchPolicy,
+    check_resolved,
+    check_url,
+    discover,
+    fetch_answer,
+)
+from ..auth.jwks import ALGORITHMS, Jwks
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["OidcError", "Provider", "RelyingParty", "Tokens", "pkce_challenge"]
 
-# Asymmetric signatures only (see the module docstring).
-ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 # Clock skew tolerated on exp/iat between this machine and the provider.
 LEEWAY_S = 30
 # A provider that does not answer within this is treated as down: the reviewer is refused, not waved through.
 HTTP_TIMEOUT_S = 10.0
-# Discovery and JWKS are refetched at most this often (an unknown kid may force one refetch sooner).
+# Discovery is refetched this often (the JWKS on its own schedule: auth/jwks).
 DISCOVERY_TTL_S = 3600.0
-MAX_BODY = 256 * 1024
 
 
 class OidcError(Exception):
@@ -82,87 +94,68 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def check_endpoint(url: str, what: str) -> str:
-    """``url`` when it is HTTPS, or plain HTTP on loopback only (a test or a local provider)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and _loopback(parts.hostname or ""):
-        return url
-    raise OidcError(f"the provider's {what} {url!r} is neither HTTPS nor on loopback: refused")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+# Endpoints a discovery document names: those the reviewer's browser is sent to, and those this guard fetches.
+BROWSER_ENDPOINTS = ("authorization_endpoint", "end_session_endpoint")
+FETCHED_ENDPOINTS = ("token_endpoint", "jwks_uri", "userinfo_endpoint", "revocation_endpoint")
+REQUIRED_ENDPOINTS = frozenset({"authorization_endpoint", "token_endpoint", "jwks_uri"})
 
 
 class RelyingParty:
     """One client registration at one issuer."""
 
-    def __init__(self, issuer: str, client_id: str, client_secret: str, redirect_uri: str) -> None:
-        self.issuer = check_endpoint(issuer, "issuer")  # compared exactly, as OIDC Discovery 4.3 asks
+    def __init__(
+        self, issuer: str, client_id: str, client_secret: str, redirect_uri: str, allow_private: bool = False
+    ) -> None:
+        self.policy = FetchPolicy.for_issuer(issuer, allow_private)
+        try:
+            self.issuer = check_url(issuer, self.policy)  # compared exactly, as OIDC Discovery 4.3 asks
+        except DiscoveryError as exc:
+            raise OidcError(f"the issuer cannot be used: {exc}") from exc
         self.client_id = client_id
         self._secret = client_secret
         self.redirect_uri = redirect_uri
         self._provider: Provider | None = None
         self._provider_at = 0.0
-        self._keys: dict[str, Any] = {}
-        self._keys_at = 0.0
+        self._jwks: Jwks | None = None
 
     # -- discovery and keys -----------------------------------------------------------------
 
     async def provider(self) -> Provider:
         if self._provider is None or time.monotonic() - self._provider_at > DISCOVERY_TTL_S:
-            self._provider = await self._discover()
-            self._provider_at = time.monotonic()
+            try:
+                provider = await self._discover()
+                if self._jwks is None or self._jwks.url != provider.jwks_uri:
+                    jwks = Jwks(provider.jwks_uri, self.policy)
+                    await jwks.load()  # now: a key set that cannot be had stops the sign-in before it starts
+                    self._jwks = jwks
+            except DiscoveryError as exc:
+                raise OidcError(f"the provider cannot be used: {exc}") from exc
+            self._provider, self._provider_at = provider, time.monotonic()
         return self._provider
 
+    async def _keys(self) -> Jwks:
+        await self.provider()
+        if self._jwks is None:  # provider() sets it or raises; this guards against a future change
+            raise OidcError("the provider's keys are not loaded")
+        return self._jwks
+
     async def _discover(self) -> Provider:
-        doc = await self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration", "discovery document")
-        if doc.get("issuer") != self.issuer:
-            # OIDC Discovery 4.3: a document for another issuer is a misconfiguration or an attack.
-            raise OidcError(f"the discovery document names issuer {doc.get('issuer')!r}, not {self.issuer!r}")
+        doc = await discover(self.issuer, self.policy, openid_only=True)  # its issuer is exactly ours
         if "S256" not in (doc.get("code_challenge_methods_supported") or ["S256"]):
             raise OidcError("the provider does not offer PKCE with S256")
-        needed = {name: doc.get(name) for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")}
-        optional = {
-            name: doc.get(name) for name in ("userinfo_endpoint", "end_session_endpoint", "revocation_endpoint")
-        }
-        for name, url in needed.items():
-            if not isinstance(url, str):
-                raise OidcError(f"the discovery document has no {name}")
-            check_endpoint(url, name)
-        for name, url in list(optional.items()):
-            optional[name] = check_endpoint(url, name) if isinstance(url, str) else None
-        return Provider(issuer=self.issuer, **needed, **optional)  # type: ignore[arg-type]
-
-    async def _key(self, kid: str | None) -> Any:
-        fresh = time.monotonic() - self._keys_at < DISCOVERY_TTL_S
-        if not fresh or kid not in self._keys:
-            await self._load_keys()  # a rotated key: fetch the set once more before refusing
-        if kid not in self._keys:
-            if kid is None and len(self._keys) == 1:
-                return next(iter(self._keys.values()))
-            raise OidcError(f"the ID token is signed with a key the provider does not publish (kid {kid!r})")
-        return self._keys[kid]
-
-    async def _load_keys(self) -> None:
-        jwks = await self._get_json((await self.provider()).jwks_uri, "JWKS")
-        keys: dict[str, Any] = {}
-        for entry in jwks.get("keys", []) if isinstance(jwks.get("keys"), list) else []:
-            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+        found: dict[str, str | None] = {}
+        for name in (*BROWSER_ENDPOINTS, *FETCHED_ENDPOINTS):
+            url = doc.get(name)
+            if url is None and name not in REQUIRED_ENDPOINTS:
+                found[name] = None
                 continue
-            try:
-                key = jwt.PyJWK(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
-                continue  # a key type this library cannot use cannot have signed a token we accept
-            keys[entry.get("kid")] = key
-        self._keys, self._keys_at = keys, time.monotonic()
+            if not isinstance(url, str):
+                raise OidcError(f"the discovery document has no usable {name}")
+            # The browser goes to these; the guard itself fetches the others, so their hosts are resolved now too.
+            found[name] = check_url(url, self.policy) if name in BROWSER_ENDPOINTS else await check_resolved(
+                url, self.policy
+            )
+        return Provider(issuer=self.issuer, **found)  # type: ignore[arg-type]
 
     # -- the flow -------------------------------------------------------------------------------
 
@@ -211,7 +204,12 @@ class RelyingParty:
         endpoint = (await self.provider()).userinfo_endpoint
         if endpoint is None:
             return {}
-        info = await self._get_json(endpoint, "userinfo", {"Authorization": f"Bearer {access_token}"})
+        answer = await self._fetch(endpoint, "userinfo endpoint", bearer=access_token)
+        if answer.status in (401, 403):
+            raise OidcError(f"the provider refused the userinfo request ({answer.status})", gone=True)
+        if answer.status != 200 or answer.document is None:
+            raise OidcError(f"the provider's userinfo endpoint answered {answer.status}, not a JSON object")
+        info = answer.document
         if info.get("sub") != subject:
             raise OidcError("the userinfo answer is about another subject", gone=True)
         return info
@@ -222,10 +220,9 @@ class RelyingParty:
         if endpoint is None:
             return
         try:
-            async with self._client() as http:
-                await http.post(endpoint, data={"token": token, "token_type_hint": "refresh_token"}, auth=self._auth())
-        except httpx.HTTPError as exc:
-            logger.info("revoking a reviewer's refresh token at the provider failed: %s", type(exc).__name__)
+            await self._fetch(endpoint, "revocation endpoint", form={"token": token, "token_type_hint": "refresh_token"})
+        except OidcError as exc:
+            logger.info("revoking a reviewer's refresh token at the provider failed: %s", exc)
 
     async def logout_url(self, id_token: str | None, after: str) -> str | None:
         """RP-initiated logout at the provider, where it offers one."""
@@ -244,10 +241,14 @@ class RelyingParty:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise OidcError(f"the ID token is malformed: {exc}") from exc
-        alg = header.get("alg")
-        if alg not in ALGORITHMS:
-            raise OidcError(f"the ID token's algorithm {alg!r} is not accepted")
-        key = await self._key(header.get("kid"))
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in ALGORITHMS:  # a list or object here must not raise TypeError
+            raise OidcError(f"the ID token's algorithm {str(alg)[:20]!r} is not accepted")
+        if kid is not None and not isinstance(kid, str):
+            raise OidcError("the ID token's kid is not a string")
+        key = await (await self._keys()).key_for(kid, alg)
+        if key is None:
+            raise OidcError(f"the ID token is signed with a key the provider does not publish for {alg} (kid {kid!r})")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -269,25 +270,23 @@ class RelyingParty:
 
     # -- HTTP -----------------------------------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
-        # Redirects are never followed: each hop would be a URL nobody checked.
-        return httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False)
-
-    def _auth(self) -> httpx.BasicAuth:
-        return httpx.BasicAuth(self.client_id, self._secret)
+    async def _fetch(
+        self, url: str, what: str, *, form: dict[str, str] | None = None, bearer: str | None = None
+    ) -> Answer:
+        """One request through the SSRF-safe fetcher; a form goes with this client's credentials."""
+        auth = (self.client_id, self._secret) if form is not None else None
+        try:
+            return await fetch_answer(url, self.policy, form=form, auth=auth, bearer=bearer, timeout_s=HTTP_TIMEOUT_S)
+        except DiscoveryError as exc:
+            raise OidcError(f"the provider's {what} could not be used: {exc}") from exc
 
     async def _token(self, form: dict[str, str]) -> dict[str, Any]:
-        endpoint = (await self.provider()).token_endpoint
-        try:
-            async with self._client() as http:
-                response = await http.post(
-                    endpoint, data=form, auth=self._auth(), headers={"Accept": "application/json"}
-                )
-        except httpx.HTTPError as exc:
-            raise OidcError(f"the provider's token endpoint could not be reached ({type(exc).__name__})") from exc
-        body = _json(response)
-        if response.status_code != 200:
-            error = str(body.get("error", response.status_code))
+        answer = await self._fetch((await self.provider()).token_endpoint, "token endpoint", form=form)
+        body = answer.document
+        if body is None:
+            raise OidcError(f"the provider's token endpoint answered {answer.status}, not a JSON object")
+        if answer.status != 200:
+            error = str(body.get("error", answer.status))[:100]
             # invalid_grant: the code was used or expired, or the refresh token (and so the
             # provider's session or the user's access) has ended.
             raise OidcError(f"the provider refused: {error}", gone=error == "invalid_grant")
@@ -297,18 +296,6 @@ class RelyingParty:
         ):
             raise OidcError("the provider's token answer has no bearer access token")
         return body
-
-    async def _get_json(self, url: str, what: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-        try:
-            async with self._client() as http:
-                response = await http.get(url, headers={"Accept": "application/json", **(headers or {})})
-        except httpx.HTTPError as exc:
-            raise OidcError(f"the provider's {what} could not be fetched ({type(exc).__name__})") from exc
-        if response.status_code in (401, 403):
-            raise OidcError(f"the provider refused the {what} request ({response.status_code})", gone=True)
-        if response.status_code != 200:
-            raise OidcError(f"the provider's {what} answered {response.status_code}")
-        return _json(response)
 
     def _tokens(self, answer: dict[str, Any], claims: dict[str, Any]) -> Tokens:
         expires_in = answer.get("expires_in")
@@ -322,14 +309,3 @@ class RelyingParty:
             expires_at=expires_at,
         )
 
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    if len(response.content) > MAX_BODY:
-        raise OidcError("the provider's answer is too large")
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise OidcError(f"the provider answered something other than JSON ({response.status_code})") from exc
-    if not isinstance(body, dict):
-        raise OidcError("the provider answered JSON that is not an object")
-    return body

@@ -54,6 +54,7 @@ class SigninSettings:
     user_claim: str = "preferred_username"
     recheck_s: float = 60.0
     scopes: str = DEFAULT_SCOPES
+    allow_private_issuer: bool = False  # the provider may be on a private or link-local address (never cloud metadata)
 
     @property
     def redirect_uri(self) -> str:
@@ -81,7 +82,10 @@ class Signin:
         self.sessions = sessions
         self.cookies = cookies
         self.page = page  # (title, body, status) -> Response: the review page's own frame
-        self.rp = RelyingParty(settings.issuer, settings.client_id, settings.client_secret, settings.redirect_uri)
+        self.rp = RelyingParty(
+            settings.issuer, settings.client_id, settings.client_secret, settings.redirect_uri,
+            allow_private=settings.allow_private_issuer,
+        )
         self._groups = {canonical(g): g for g in settings.reviewer_groups}
         # One re-check per session at a time (a few sessions may share a lock; it is held briefly).
         self._locks = [anyio.Lock() for _ in range(32)]

@@ -243,11 +243,11 @@ def hostile_provider(tmp_path: Path) -> Any:
 @pytest.mark.parametrize(
     "mode, complaint",
     [
-        ("other-issuer", "names issuer"),
-        ("plain-http", "neither HTTPS nor on loopback"),
-        ("redirect", "answered 302"),
-        ("huge", "too large"),
-        ("not-json", "other than JSON"),
+        ("other-issuer", "names the issuer 'https://idp.example'"),
+        ("plain-http", "plain http is allowed only on loopback"),
+        ("redirect", r"169\.254\.169\.254/latest/meta-data/: plain http"),  # the hop is checked, and refused
+        ("huge", "answer over"),
+        ("not-json", "not a JSON object"),
         ("no-s256", "PKCE with S256"),
     ],
 )
