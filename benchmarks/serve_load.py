@@ -397,6 +397,8 @@ async def measure_serve(args: argparse.Namespace, home: Path, env: dict[str, str
     argv = [sys.executable, "-m", "mcp_guard", "serve", "--config", str(write_config(home, args.upstream == "shared")),
             "--port", str(port), *(["--policy", args.policy] if args.policy else ["--no-policy"]),
             *(["--auth", auth, *(auth_args or [])] if auth != "none" else []), *args.serve_arg]
+    if tokens:  # each caller holds its share of the sessions at once: above serve's default cap when few callers
+        argv += ["--max-sessions-per-caller", str(max(50, -(-args.sessions // len(tokens))))]
     with open(home / f"serve-{auth}.log", "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
     out: dict[str, tuple[Phase, Phase]] = {}

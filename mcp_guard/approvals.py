@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .reviewers import Reviewers, canonical, same_person
+from .reviewers import Reviewers, canonical, looks_alike, same_person
 from .scrub import scrub_text
 from .store import Store
 
@@ -173,9 +173,9 @@ class Approvals:
                 raise ValueError(f"scope {scope!r} is wider than the policy allows ({', '.join(allowed)})")
             settled = True
             if approvers == "reviewers":
-                # Names compare canonically: "Carol", "carol " and a fullwidth "ｃarol" are the requester.
-                if same_person(by, requester):
-                    raise ValueError(f"{by} requested this call and cannot decide it: another reviewer must")
+                refusal = _self_approval(by, requester)
+                if refusal is not None:
+                    raise ValueError(refusal)
                 if reviewers is not None and not any(same_person(by, r) for r in json.loads(reviewers)):
                     raise ValueError(f"{by} is not among the reviewers who may decide this request")
                 db.execute(
@@ -246,8 +246,23 @@ def may_decide(request: Request, name: str, role: str) -> str | None:
     if request.approvers != "reviewers":
         # The requester's own question: only a credential in the requester's name answers it.
         return None if same_person(name, request.user) else f"this request is {request.user}'s own to decide"
-    if same_person(name, request.user):
-        return f"{name} requested this call and cannot decide it: another reviewer must"
+    refusal = _self_approval(name, request.user)
+    if refusal is not None:
+        return refusal
     if not same_person(role, "admin") and request.grp is not None and not same_person(role, request.grp):
         return f"the role {role!r} may not decide requests for the {request.grp!r} group"
+    return None
+
+
+def _self_approval(decider: str, requester: str) -> str | None:
+    """Why ``decider`` counts as ``requester`` (and may not decide a reviewer request), or None.
+
+    Names compare canonically ("Carol", "carol " and a fullwidth "ｃarol" are the requester), and a
+    name drawn like the requester's (a Cyrillic "о" for a Latin "o") is taken for theirs: whoever
+    can name themselves so at an identity provider could otherwise approve their own call."""
+    if same_person(decider, requester):
+        return f"{decider} requested this call and cannot decide it: another reviewer must"
+    if looks_alike(decider, requester):
+        return (f"{ascii(decider)} looks like {ascii(requester)}, who requested this call, so cannot decide it:"
+                " another reviewer must")
     return None

@@ -99,6 +99,11 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     serve.add_argument(
         "--allowed-host", action="append", default=[], help="extra Host header value to accept (DNS-rebinding protection)"
     )
+    serve.add_argument(
+        "--max-sessions-per-caller", type=_session_cap, default=50, metavar="N",
+        help="with --auth oidc|tokens: handshake-era sessions one caller may hold open at once (default 50); "
+        "each runs its own upstream processes",
+    )
     _auth_options(serve)
     cli_signin.add_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
@@ -395,6 +400,16 @@ def _review_routes(page: dict | None = None):  # type: ignore[no-untyped-def,typ
     return build
 
 
+def _session_cap(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of sessions, 1 or more, not {text!r}")
+    return value
+
+
 def _auth_options(serve: argparse.ArgumentParser) -> None:
     from .auth import setup
 
@@ -415,6 +430,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
         review=review, routes=routes, idle_s=idle_s, on_review_url=offer, authenticator=authenticator,
+        max_sessions_per_caller=args.max_sessions_per_caller,
     )
 
 

@@ -19,7 +19,7 @@ import time
 import unicodedata
 from typing import Any
 
-from .approval.escape import skeleton
+from .approval.escape import hidden, skeleton
 from .store import Store
 
 __all__ = ["Reviewers", "canonical", "looks_alike", "same_person", "valid_name"]
@@ -54,10 +54,10 @@ def valid_name(name: str, what: str = "reviewer name") -> str:
     if len(text) > NAME_MAX:
         raise ValueError(f"a {what} has at most {NAME_MAX} characters")
     for char in text:
-        # Control, format (bidi, zero-width), unassigned and private characters, and any space
-        # but a plain one, would let two names look alike on a screen or in the audit.
-        category = unicodedata.category(char)
-        if category[0] == "C" or (category[0] == "Z" and char != " "):
+        # Control, format (bidi, zero-width), unassigned and private characters, blank letters
+        # (U+3164, a grapheme joiner U+034F), variation selectors, and any space but a plain one,
+        # would let two names look alike on a screen or in the audit.
+        if hidden(char):
             raise ValueError(f"a {what} cannot contain U+{ord(char):04X} (control, invisible or unusual space)")
     return text
 

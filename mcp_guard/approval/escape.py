@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Escaped", "escape", "escape_key", "key_lookalike", "one_line", "same_skeleton", "skeleton"]
+__all__ = ["Escaped", "escape", "escape_key", "hidden", "key_lookalike", "one_line", "same_skeleton", "skeleton"]
 
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -33,6 +33,12 @@ def _hidden(char: str) -> bool:
         return True
     category = unicodedata.category(char)
     return category[0] == "C" or category in ("Zl", "Zp") or (category == "Zs" and char != " ")
+
+
+def hidden(char: str) -> bool:
+    """Whether ``char`` draws nothing or changes how the rest is drawn (controls, format and
+    bidi characters, odd spaces, blank letters, variation selectors, unassigned code points)."""
+    return _hidden(char)
 
 
 def _code(char: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import jwt
 
+from ..reviewers import valid_name
 from .caller import AuthRefused, Caller
 from .discovery import DiscoveryError, FetchPolicy, discover
 from .introspection import Introspector
@@ -38,6 +39,8 @@ DISCOVERY_RETRY_S = 10.0
 VERIFIED_CACHE = 10_000
 # Tokens longer than this are not access tokens anyone issues; refused before any parsing.
 MAX_TOKEN_CHARS = 16_384
+# OpenID Connect Core 1.0, 2: a sub is at most 255 ASCII characters.
+SUBJECT_MAX = 255
 ACCESS_TOKEN_TYPES = frozenset({None, "at+jwt", "application/at+jwt", "jwt"})
 
 
@@ -178,22 +181,38 @@ class OidcAuthenticator:
         return self._caller(claims)
 
     def _caller(self, claims: dict[str, Any]) -> Caller:
-        user = claims.get(self.settings.user_claim)
-        if not isinstance(user, str) or not user or len(user) > 256:
-            claim = self.settings.user_claim
-            raise AuthRefused(401, f"the access token has no usable {claim!r} claim", "invalid_token")
         subject = claims.get("sub")
+        if not isinstance(subject, str) or not 0 < len(subject) <= SUBJECT_MAX:
+            # The sub ties the caller's sessions, vaults and grants to the principal: without one
+            # (or with a number, a list) they would hang on a claim the user may be able to change.
+            raise AuthRefused(401, f"the access token has no usable 'sub' claim (a string of at most {SUBJECT_MAX}"
+                              " characters)", "invalid_token")
         exp = claims.get("exp")
         return Caller(
-            user=user,
+            user=_user(claims.get(self.settings.user_claim), self.settings.user_claim),
             groups=_strings(claims.get(self.settings.groups_claim), self.settings.groups_claim),
             scheme="oidc",
             issuer=self.settings.issuer,
-            subject=subject if isinstance(subject, str) else user,
+            subject=subject,
             scopes=_scopes(claims),
             expires_at=float(exp) if isinstance(exp, (int, float)) else None,
             claims=claims,
         )
+
+
+def _user(value: Any, claim: str) -> str:
+    """The caller's name from its claim, under the rules for reviewer names (reviewers.valid_name):
+    an invisible character, an odd space or a control character would let a requester pass for
+    a reviewer (or the reverse) on a screen, and so approve their own call."""
+    if value is None:
+        raise AuthRefused(401, f"the access token has no {claim!r} claim to name the caller", "invalid_token")
+    if not isinstance(value, str):
+        raise AuthRefused(401, f"the access token's {claim!r} claim is not a string", "invalid_token")
+    try:
+        return valid_name(value, "caller name")
+    except ValueError as exc:  # says why without repeating the value
+        raise AuthRefused(401, f"the access token's {claim!r} claim is not a usable caller name: {exc}",
+                          "invalid_token") from exc
 
 
 def _bearer(authorization: str | None) -> str:

@@ -171,6 +171,13 @@ class TokenAuthenticator:
                 caller = await anyio.to_thread.run_sync(self.tokens.identify, token)
         if caller is None:
             raise AuthRefused(401, "the token is unknown, revoked or expired", "invalid_token")
+        try:  # a name stored before today's name rules (reviewers.valid_name) were this strict
+            fit = valid_name(caller.user, "caller name") == caller.user
+        except ValueError:
+            fit = False
+        if not fit:
+            raise AuthRefused(401, "the token's caller name no longer meets the name rules: revoke it and create"
+                              " a token under a plain name", "invalid_token")
         return caller
 
     def routes(self) -> list[Any]:

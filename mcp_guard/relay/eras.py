@@ -74,7 +74,7 @@ class BridgedCall:
         # A stateless exchange's state is dropped when it ends; what this call's later rounds
         # keep under its key is dropped when the call ends.
         self._owns_key = ctx.session.stateless and not ctx.session.keyed_by_caller
-        self.user = ctx.session.user  # only this caller may resume it
+        self.user = ctx.user  # only this caller may resume it
         self.upstream = upstream
         self.method = method
         self.params = params

@@ -354,7 +354,7 @@ class Hub:
         """Run one data-carrying request through the pipeline and on to the upstream."""
         ctx.origin = up.name
         params = dict(params or {})
-        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.session.user, groups=ctx.session.groups)
+        call = Call(method, up.name, params, session_id=ctx.session.key, user=ctx.user, groups=ctx.groups)
         if method not in INTERCEPTED or not self.pipeline.active:
             admission = self._admit(ctx, up, call)
             result = await self._execute(ctx, up, method, call.params, resume=admission.resume)

@@ -48,6 +48,17 @@ class RequestContext:
     # Work that must run once the answer is on its way (audit of the finished call): it does
     # not delay the client's answer, and it runs even when the request is cancelled.
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Who authenticated the HTTP request that carried this one (serve --auth): its own token's
+    # user and groups decide, not those of the request that opened the session.
+    caller: Caller | None = None
+
+    @property
+    def user(self) -> str:
+        return self.caller.user if self.caller is not None else self.session.user
+
+    @property
+    def groups(self) -> frozenset[str]:
+        return self.caller.groups if self.caller is not None else self.session.groups
 
     @property
     def modern(self) -> bool:
@@ -165,8 +176,11 @@ class Session:
 
     # -- inbound ------------------------------------------------------------------------------------
 
-    async def feed(self, message: jsonrpc.Message) -> None:
-        """Handle one message from the client. Requests are answered from their own task."""
+    async def feed(self, message: jsonrpc.Message, caller: Caller | None = None) -> None:
+        """Handle one message from the client. Requests are answered from their own task.
+
+        ``caller``: who authenticated the HTTP request carrying it (the session's own caller's
+        key, checked by the front); its user and groups are the ones a request is decided with."""
         method = message.get("method")
         if method is None:
             self._on_response(message)
@@ -193,15 +207,17 @@ class Session:
             return
         assert self._tg is not None
         scope = self._in.begin(rid)
-        self._tg.start_soon(self._handle, rid, method, params, scope)
+        self._tg.start_soon(self._handle, rid, method, params, scope, caller)
 
     async def _handle(
-        self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None, scope: anyio.CancelScope
+        self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None, scope: anyio.CancelScope,
+        caller: Caller | None = None,
     ) -> None:
         ctx: RequestContext | None = None
         with scope:
             try:
                 ctx, params = self._context(rid, method, params)
+                ctx.caller = caller
                 reply = jsonrpc.result(rid, await self.hub.handle(ctx, params))
             except RPCError as exc:
                 reply = {"jsonrpc": "2.0", "id": rid, "error": exc.to_error()}

@@ -79,3 +79,19 @@ async def test_caller_tokens_work_on_a_shared_postgresql_store_and_revocation_re
     finally:
         one.store.close()
         other.store.close()
+
+
+@pytest.mark.parametrize("name", ["bo\u034fb", "bo\u3164b", "bo\ufe0fb", "bob\u200b", "\u2800bob", "x" * 65])
+def test_a_caller_name_hiding_an_invisible_character_or_too_long_gets_no_token(tokens: CallerTokens, name: str) -> None:
+    with pytest.raises(ValueError, match="cannot contain|at most 64"):
+        tokens.create(name)
+    assert tokens.list() == []
+
+
+async def test_a_token_stored_under_a_name_the_rules_now_refuse_is_refused_at_the_door(tokens: CallerTokens) -> None:
+    token = tokens.create("bob")
+    tokens.store.execute("UPDATE caller_tokens SET name = ?", ("bo\u034fb",))  # as an older guard let it be made
+    with pytest.raises(AuthRefused) as refused:
+        await TokenAuthenticator(tokens).authenticate(f"Bearer {token}")
+    assert (refused.value.status, refused.value.error) == (401, "invalid_token")
+    assert "no longer meets the name rules" in refused.value.description

@@ -26,6 +26,7 @@ import secrets
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -70,6 +71,10 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_keep_alive": 75,
     "backlog": 4096,  # hundreds of sessions connecting at once must not see refused connections
 }
+# Handshake-era sessions one authenticated caller may hold open at once (serve
+# --max-sessions-per-caller): each costs upstream processes, so one token must not be able to
+# exhaust the machine for everyone.
+MAX_SESSIONS_PER_CALLER = 50
 # How often the credential of each open GET stream is checked again: a revoked or expired caller
 # stops receiving within this time, not only at its next request.
 RECHECK_S = 5.0
@@ -124,8 +129,11 @@ class HttpFront:
         extra_routes: list[Any] | None = None,
         idle_s: float = SESSION_IDLE_S,
         authenticator: Authenticator | None = None,
+        max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
     ) -> None:
         self.authenticator = authenticator
+        self.max_sessions_per_caller = max_sessions_per_caller
+        self._held: Counter[str] = Counter()  # caller key -> handshake-era sessions open (or opening)
         self.anonymous = Caller(user=user)
         self.scopes = CallerScopes()
         self.extra_routes = list(extra_routes or [])
@@ -199,8 +207,16 @@ class HttpFront:
             return await self._stateless(request, message, caller)
         sid = request.headers.get("mcp-session-id")
         if message.get("method") == "initialize" and not sid:
-            http_session = HttpSession(self.guard.hub(), caller)
-            await self.tg.start(http_session.run)
+            refused = self._over_cap(caller, message)
+            if refused is not None:
+                return refused
+            self._held[caller.key] += 1  # before the await: concurrent initializes see it
+            try:
+                http_session = HttpSession(self.guard.hub(), caller)
+                await self.tg.start(http_session.run)
+            except BaseException:
+                self._release(caller.key)
+                raise
             self.sessions[http_session.id] = http_session
         else:
             found = self._bound(sid, caller)
@@ -209,9 +225,9 @@ class HttpFront:
             http_session = found
         http_session.last_seen = time.monotonic()
         if not jsonrpc.is_request(message):
-            await http_session.session.feed(message)
+            await http_session.session.feed(message, caller)
             return Response(status_code=202)
-        return await self._answer(request, http_session, message, {"mcp-session-id": http_session.id})
+        return await self._answer(request, http_session, message, {"mcp-session-id": http_session.id}, caller=caller)
 
     async def _stateless(self, request: Request, message: jsonrpc.Message, caller: Caller) -> Response:
         if not jsonrpc.is_request(message):
@@ -238,8 +254,28 @@ class HttpFront:
             release()
             raise
 
+    def _over_cap(self, caller: Caller, message: jsonrpc.Message) -> Response | None:
+        """429 when an authenticated caller already holds its share of handshake-era sessions."""
+        cap = self.max_sessions_per_caller
+        if self.authenticator is None or self._held[caller.key] < cap:
+            return None
+        logger.warning("refused a new HTTP session: its caller already holds %d (--max-sessions-per-caller)", cap)
+        text = (
+            f"mcp-guard: this caller already has {cap} open sessions, the most it may hold at once; end the ones"
+            " no longer used (HTTP DELETE /mcp with their Mcp-Session-Id) or reuse one. An idle session is"
+            f" closed after {self.idle_s:.0f} s without a request."
+        )
+        rid = message.get("id")
+        return _json_error(429, text, jsonrpc.INVALID_REQUEST, rid if jsonrpc.valid_id(rid) else None)
+
+    def _release(self, key: str) -> None:
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
+
     def _end(self, http_session: HttpSession) -> None:
-        self.sessions.pop(http_session.id, None)
+        if self.sessions.pop(http_session.id, None) is not None:  # a session ends once, and frees its slot once
+            self._release(http_session.caller_key)
         self.guard.forget(http_session.hub)
         http_session.session.close()
 
@@ -274,6 +310,7 @@ class HttpFront:
         headers: dict[str, str],
         close_after: bool = False,
         on_done: Callable[[], None] | None = None,
+        caller: Caller | None = None,
     ) -> Response:
         rid = message.get("id")
 
@@ -284,7 +321,7 @@ class HttpFront:
                 on_done()
 
         if not jsonrpc.valid_id(rid):
-            await http_session.session.feed(message)  # answers the invalid id itself
+            await http_session.session.feed(message, caller)  # answers the invalid id itself
             over()
             return Response(status_code=202)
         if rid in http_session.streams:
@@ -297,7 +334,7 @@ class HttpFront:
         receive: anyio.abc.ObjectReceiveStream[jsonrpc.Message]
         send, receive = anyio.create_memory_object_stream(math.inf)
         http_session.streams[rid] = send  # type: ignore[index]
-        await http_session.session.feed(message)
+        await http_session.session.feed(message, caller)
 
         def done() -> None:
             http_session.streams.pop(rid, None)  # type: ignore[arg-type]
@@ -428,7 +465,7 @@ def serve_http(
     guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
     idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
-    authenticator: Authenticator | None = None,
+    authenticator: Authenticator | None = None, max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
 ) -> int:
     """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
 
@@ -437,7 +474,7 @@ def serve_http(
 
     loop.run(functools.partial(
         _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url,
-        authenticator,
+        authenticator, max_sessions_per_caller,
     ))
     return 0
 
@@ -445,7 +482,7 @@ def serve_http(
 async def _serve(
     guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
     extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
-    authenticator: Authenticator | None = None,
+    authenticator: Authenticator | None = None, max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
 ) -> None:
     import uvicorn
 
@@ -463,7 +500,7 @@ async def _serve(
             await tg.start(guard.run)
             front = HttpFront(
                 guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
-                idle_s=idle_s, authenticator=authenticator,
+                idle_s=idle_s, authenticator=authenticator, max_sessions_per_caller=max_sessions_per_caller,
             )
             tg.start_soon(front.reap_idle)
             tg.start_soon(front.recheck_streams)
