@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .caller import Authenticator
 
 MODES = ("none", "oidc", "tokens")
+# A metrics token shorter than this is guessable; the refusal counters would show the guessing, too late.
+MIN_METRICS_TOKEN = 24
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "(default: --public-url + /mcp, else the audience when it is a URL)",
     )
     group.add_argument("--public-url", help="the guard's external base URL, e.g. https://guard.example")
+    group.add_argument(
+        "--metrics-token-file",
+        help="a file holding the bearer token /metrics then requires (a scraper's own credential); without it, "
+        "under --auth oidc|tokens /metrics takes any caller's valid credential",
+    )
     group.add_argument(
         "--allow-private-issuer", action="store_true",
         help="--auth oidc: allow metadata and JWKS on private or link-local addresses (never cloud metadata)",
@@ -82,7 +89,7 @@ def _oidc(args: argparse.Namespace) -> Authenticator:
     if args.introspection_client_id:
         if not args.introspection_secret_file:
             raise ConfigError("--introspection-client-id needs --introspection-secret-file F")
-        client = (args.introspection_client_id, _secret(args.introspection_secret_file))
+        client = (args.introspection_client_id, _secret(args.introspection_secret_file, "--introspection-secret-file"))
     settings = OidcSettings(
         issuer=args.issuer, audience=args.audience, resource=_resource(args), scopes=tuple(args.scope),
         user_claim=args.user_claim, groups_claim=args.groups_claim, introspection_client=client,
@@ -103,13 +110,27 @@ def _resource(args: argparse.Namespace) -> str:
     raise ConfigError("--auth oidc needs --resource URL or --public-url URL (the audience is not a URL)")
 
 
-def _secret(path: str) -> str:
+def metrics_token(args: argparse.Namespace) -> str | None:
+    """The token of ``--metrics-token-file``, or None; raises ConfigError for a missing, short or odd one."""
+    path = getattr(args, "metrics_token_file", None)
+    if not path:
+        return None
+    token = _secret(path, "--metrics-token-file")
+    if len(token) < MIN_METRICS_TOKEN or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError(
+            f"--metrics-token-file {path}: the token must be at least {MIN_METRICS_TOKEN} printable ASCII characters "
+            "without spaces (e.g. the output of: openssl rand -hex 32)"
+        )
+    return token
+
+
+def _secret(path: str, option: str) -> str:
     try:
         secret = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"--introspection-secret-file {path}: {exc.strerror}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{option} {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     if not secret:
-        raise ConfigError(f"--introspection-secret-file {path}: the file is empty")
+        raise ConfigError(f"{option} {path}: the file is empty")
     return secret
 
 

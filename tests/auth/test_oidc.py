@@ -137,15 +137,62 @@ async def test_rotated_key_is_fetched_once_and_its_tokens_accepted(oidc_provider
     assert oidc_provider.stats()["jwks"] == fetched + 1
 
 
-async def test_a_flood_of_unknown_kids_refetches_the_jwks_at_most_once(oidc_provider: OidcProvider) -> None:
+async def test_a_flood_of_unknown_kids_shares_one_jwks_fetch_and_is_refused(oidc_provider: OidcProvider) -> None:
     auth = authenticator(oidc_provider)
     with anyio.fail_after(10):
         await auth.authenticate(f"Bearer {oidc_provider.token('alice', AUDIENCE)}")
     before = oidc_provider.stats()["jwks"]
-    for _ in range(40):
+    problems: list[AuthRefused] = []
+
+    async def forge() -> None:
         token = forged({"alg": "RS256", "typ": "at+jwt", "kid": secrets.token_hex(8)}, claims_for(oidc_provider))
-        assert (await refused(auth, f"Bearer {token}")).status == 401
-    assert oidc_provider.stats()["jwks"] - before <= 1
+        problems.append(await refused(auth, f"Bearer {token}"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(40):
+            tg.start_soon(forge)
+    assert [p.reason for p in problems] == ["unknown_key"] * 40
+    assert oidc_provider.stats()["jwks"] - before == 1
+
+
+async def test_a_forged_kid_does_not_lock_out_a_key_rotated_right_after(oidc_provider: OidcProvider) -> None:
+    auth = authenticator(oidc_provider)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {oidc_provider.token('alice', AUDIENCE)}")
+    forgery = forged({"alg": "RS256", "typ": "at+jwt", "kid": secrets.token_hex(8)}, claims_for(oidc_provider))
+    assert (await refused(auth, f"Bearer {forgery}")).reason == "unknown_key"  # the refetch budget is spent now
+    oidc_provider.rotate()
+    with anyio.fail_after(auth.jwks.wait_s + 1):  # type: ignore[union-attr]
+        caller = await auth.authenticate(f"Bearer {oidc_provider.token('bob', AUDIENCE)}")
+    assert caller.user == "bob"
+
+
+async def test_concurrent_forgeries_and_a_rotated_key_share_one_fetch_and_the_key_works(
+    oidc_provider: OidcProvider,
+) -> None:
+    auth = authenticator(oidc_provider)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {oidc_provider.token('alice', AUDIENCE)}")
+    before = oidc_provider.stats()["jwks"]
+    oidc_provider.rotate()
+    legit = oidc_provider.token("carol", AUDIENCE)
+    users: list[str] = []
+
+    async def forge() -> None:
+        token = forged({"alg": "RS256", "typ": "at+jwt", "kid": secrets.token_hex(8)}, claims_for(oidc_provider))
+        await refused(auth, f"Bearer {token}")
+
+    async def genuine() -> None:
+        users.append((await auth.authenticate(f"Bearer {legit}")).user)
+
+    with anyio.fail_after(2 * auth.jwks.wait_s):  # type: ignore[union-attr]
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(forge)
+                if i == 15:
+                    tg.start_soon(genuine)
+    assert users == ["carol"]
+    assert oidc_provider.stats()["jwks"] - before == 1
 
 
 async def test_missing_scope_is_refused_with_403_naming_the_scope(oidc_provider: OidcProvider) -> None:

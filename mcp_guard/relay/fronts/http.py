@@ -45,7 +45,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
-from .callers import CallerScopes, authenticate, still_valid
+from .callers import CallerScopes, Refusals, authenticate, still_valid
 from .hotpath import EventStream, McpFirst, Outbox, scope_host
 
 if TYPE_CHECKING:
@@ -124,8 +124,10 @@ class HttpFront:
         extra_routes: list[Any] | None = None,
         idle_s: float = SESSION_IDLE_S,
         authenticator: Authenticator | None = None,
+        refusals: Refusals | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.refusals = refusals or Refusals()
         self.anonymous = Caller(user=user)
         self.scopes = CallerScopes()
         self.extra_routes = list(extra_routes or [])
@@ -163,7 +165,8 @@ class HttpFront:
         refused = self._origin_ok(request)
         if refused is not None:
             return refused
-        caller = self.anonymous if self.authenticator is None else await authenticate(request, self.authenticator)
+        caller = self.anonymous if self.authenticator is None else await authenticate(
+            request, self.authenticator, self.refusals)
         if isinstance(caller, Response):
             return caller
         if request.method == "POST":
@@ -428,7 +431,7 @@ def serve_http(
     guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
     idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
-    authenticator: Authenticator | None = None,
+    authenticator: Authenticator | None = None, refusals: Refusals | None = None,
 ) -> int:
     """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
 
@@ -437,7 +440,7 @@ def serve_http(
 
     loop.run(functools.partial(
         _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url,
-        authenticator,
+        authenticator, refusals,
     ))
     return 0
 
@@ -445,7 +448,7 @@ def serve_http(
 async def _serve(
     guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
     extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
-    authenticator: Authenticator | None = None,
+    authenticator: Authenticator | None = None, refusals: Refusals | None = None,
 ) -> None:
     import uvicorn
 
@@ -463,10 +466,12 @@ async def _serve(
             await tg.start(guard.run)
             front = HttpFront(
                 guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
-                idle_s=idle_s, authenticator=authenticator,
+                idle_s=idle_s, authenticator=authenticator, refusals=refusals,
             )
             tg.start_soon(front.reap_idle)
             tg.start_soon(front.recheck_streams)
+            if authenticator is not None:
+                tg.start_soon(authenticator.run)  # e.g. the issuer's keys, refreshed in the background
             app = front.app()
         else:
             from starlette.applications import Starlette
