@@ -107,7 +107,7 @@ class Jwks:
             with anyio.fail_after(self.wait_s):  # a backstop: the waits below add up to no more
                 async with self._lock:
                     if not self._answered(asked) and not self._failed_lately():
-                        await anyio.sleep(self._started + self.min_interval_s - time.monotonic())
+                        await anyio.sleep(max(0.0, self._started + self.min_interval_s - time.monotonic()))
                         await self._attempt()
         except TimeoutError as exc:
             raise DiscoveryError(f"{self.url}: no new key set within {self.wait_s:.0f} s") from exc
@@ -125,7 +125,7 @@ class Jwks:
     async def run(self) -> None:
         """Refresh the keys in the background once they are ``max_age_s`` old (retry after a failure)."""
         while True:
-            due = self.fetched_at + self.max_age_s
+            due = max(self.fetched_at + self.max_age_s, self._started + self.min_interval_s)
             if self._failure is not None:
                 due = max(due, self._started + self.retry_s)
             wait = due - time.monotonic()

@@ -310,6 +310,27 @@ async def test_a_key_the_issuer_retired_stops_verifying_once_the_jwks_is_refetch
     assert problem.description == "the access token is signed with a key the issuer does not publish"
 
 
+async def test_the_background_refresh_drops_a_retired_key_and_keeps_known_keys_instant(oidc_provider: OidcProvider) -> None:
+    auth = authenticator(oidc_provider)
+    old = oidc_provider.token("alice", AUDIENCE)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {old}")
+    assert auth.jwks is not None
+    oidc_provider.rotate(retire_old=True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(auth.run)
+        fetches = auth.jwks.fetches
+        auth.jwks.max_age_s = 0.0  # stale: the background refresh fetches (no request asks for it)
+        auth.jwks._changed.set()
+        with anyio.fail_after(auth.jwks.min_interval_s + 5):
+            while auth.jwks.fetches == fetches or auth.jwks.fetched_at < auth.jwks._started:
+                await auth.jwks._changed.wait()
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(1):  # the new key is known now: no wait
+        assert (await auth.authenticate(f"Bearer {oidc_provider.token('bob', AUDIENCE)}")).user == "bob"
+    assert (await refused(auth, f"Bearer {old}")).reason == "unknown_key"
+
+
 async def test_groups_follow_the_provider_once_a_user_leaves_a_group(oidc_provider: OidcProvider) -> None:
     auth = authenticator(oidc_provider)
     oidc_provider.set_user("carol", ["reviewers", "devs"])
