@@ -149,7 +149,10 @@ def protected(
         scheme, _, given = (sent[0] if len(sent) == 1 else "").strip().partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected):
             return await endpoint(request)
-        refused = AuthRefused(401, "this endpoint needs its own bearer token", "invalid_token" if sent else None)
+        if len(sent) > 1:
+            refused = AuthRefused(400, "a request carries one Authorization header", "invalid_request")
+        else:
+            refused = AuthRefused(401, "this endpoint needs its own bearer token", "invalid_token" if sent else None)
         if refusals is not None:
             refusals.refused(refused, request.url.path)
         return refusal_response(refused, None)
