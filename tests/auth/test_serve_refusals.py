@@ -138,6 +138,6 @@ def test_refusals_of_one_reason_log_one_warning_per_window_with_the_count_since(
     assert warnings == [
         "refused a /mcp request (invalid): bad",
         "refused a /mcp request (missing): none given",
-        "refused a /mcp request (invalid): bad; 4 more refused for this reason in the last 60 s",
+        "refused a /mcp request (invalid): bad; 4 more for this reason since the last such line",
     ]
     assert counted == ["invalid"] * 5 + ["missing", "invalid"]

@@ -55,7 +55,7 @@ class Refusals:
             logger.debug("refused a %s request (%s): %s", path, reason, refused.description)
             return
         more = self._unlogged.pop(reason, 0)
-        since = f"; {more} more refused for this reason in the last {self.every_s:.0f} s" if more else ""
+        since = f"; {more} more for this reason since the last such line" if more else ""
         self._logged_at[reason] = now
         logger.warning("refused a %s request (%s): %s%s", path, reason, refused.description, since)
 
