@@ -420,17 +420,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .hooks.metrics import Metrics
     from .relay.fronts.http import serve_http
 
+    from .auth.setup import metrics_token
+    from .relay.fronts.callers import Refusals, protected
+
     args.metrics = Metrics()
     guard, limit, idle_s = _guard(args)
     authenticator = cli_auth.authenticator(args)  # after _guard: on the config's store, if it names one
     page = cli_signin.page_options(args, functools.partial(_serve_policy, args))
     review = None if args.no_policy else _review_routes(page)
-    routes = [_metrics_route(args.metrics)]
+    refusals = Refusals(count=lambda reason: args.metrics.auth_refused.labels(reason).inc())
+    token = metrics_token(args)
+    metrics = _metrics_route(args.metrics, lambda endpoint: protected(endpoint, authenticator, refusals, token))
     offer = functools.partial(_offer_review_url, guard, public=page["public_url"])
     return serve_http(
         guard, host=args.host, port=args.port, extra_hosts=args.allowed_host, user=requester_name(args), max_message_bytes=limit,
-        review=review, routes=routes, idle_s=idle_s, on_review_url=offer, authenticator=authenticator,
-        max_sessions_per_caller=args.max_sessions_per_caller,
+        review=review, routes=[metrics], idle_s=idle_s, on_review_url=offer, authenticator=authenticator,
+        max_sessions_per_caller=args.max_sessions_per_caller, refusals=refusals,
     )
 
 
@@ -450,8 +455,10 @@ def _offer_review_url(guard, url: str, public: str | None = None) -> None:  # ty
             hook.review_url = url
 
 
-def _metrics_route(metrics):  # type: ignore[no-untyped-def]
-    """GET /metrics: Prometheus text format; approvals pending and the audit's state are read then."""
+def _metrics_route(metrics, guarded=lambda endpoint: endpoint):  # type: ignore[no-untyped-def]
+    """GET /metrics: Prometheus text format; approvals pending and the audit's state are read then.
+
+    ``guarded`` puts it behind the callers' authentication or the metrics token (callers.protected)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.responses import Response
     from starlette.routing import Route
@@ -468,7 +475,7 @@ def _metrics_route(metrics):  # type: ignore[no-untyped-def]
             metrics.audit_failing.set(1 if metrics.spool.failing else 0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Route("/metrics", endpoint)
+    return Route("/metrics", guarded(endpoint))
 
 
 def _cmd_review_serve(args: argparse.Namespace) -> int:

@@ -28,18 +28,35 @@ class Caller:
         return f"{self.scheme}|{self.issuer}|{self.subject or self.user}"
 
 
+# Why a request was refused, as counted in mcp_guard_auth_refused_total{reason}: a small fixed set.
+REASONS = ("missing", "malformed", "invalid", "expired", "unknown_key", "scope", "unavailable")
+
+
 class AuthRefused(Exception):
     """A request without acceptable credentials: 401 (none, or invalid) or 403 (insufficient scope).
 
     ``error`` is the RFC 6750 error code (``invalid_token``, ``insufficient_scope``,
-    ``invalid_request``) or None when no credential was given at all."""
+    ``invalid_request``) or None when no credential was given at all. ``reason`` is one of
+    ``REASONS`` (by default the one the status and error code say)."""
 
-    def __init__(self, status: int, description: str, error: str | None = None, scope: str | None = None) -> None:
+    def __init__(
+        self, status: int, description: str, error: str | None = None, scope: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.error = error
         self.scope = scope
+        self.reason = reason if reason in REASONS else _reason(status, error)
+
+
+def _reason(status: int, error: str | None) -> str:
+    if status >= 500:
+        return "unavailable"
+    if error is None:
+        return "missing"
+    return {"invalid_request": "malformed", "insufficient_scope": "scope"}.get(error, "invalid")
 
 
 def challenge(refused: AuthRefused, resource_metadata: str | None) -> str:
@@ -70,6 +87,10 @@ class Authenticator(Protocol):
 
     def routes(self) -> list[Any]:
         """Starlette routes this scheme serves without authentication (e.g. protected-resource metadata)."""
+        ...
+
+    async def run(self) -> None:
+        """Background upkeep for as long as ``serve`` runs (e.g. refreshing an issuer's keys); may return at once."""
         ...
 
     @property

@@ -1,7 +1,8 @@
 """``serve --auth oidc``: the guard as an OAuth 2.1 resource server (MCP authorization, 2025-11-25).
 
 Lifecycle: the issuer's metadata and JWKS are fetched on the first request (single-flight; a
-failure answers 503 and is retried at most every ``DISCOVERY_RETRY_S``), then kept. A JWT access
+failure answers 503 and is retried at most every ``DISCOVERY_RETRY_S``), then kept; :meth:`run`
+(started by ``serve``) refreshes the keys in the background (jwks.py). A JWT access
 token is checked locally: an asymmetric algorithm only, the signature against the cached key
 for its kid, ``iss`` exactly the configured issuer, ``aud`` naming this resource (RFC 8707),
 ``exp``/``nbf`` with ``LEEWAY_S``, a ``typ`` fit for an access token, and the required scopes.
@@ -62,6 +63,7 @@ class OidcAuthenticator:
         self.policy = FetchPolicy.for_issuer(settings.issuer, settings.allow_private)
         self.metadata = ResourceMetadata(settings.resource, (settings.issuer,), settings.scopes)
         self.jwks: Jwks | None = None
+        self._discovered = anyio.Event()
         self.introspector: Introspector | None = None
         self._refresh_interval_s = jwks_refresh_interval_s
         self._verified: OrderedDict[bytes, tuple[Caller, int]] = OrderedDict()
@@ -74,6 +76,12 @@ class OidcAuthenticator:
 
     def routes(self) -> list[Any]:
         return self.metadata.routes()
+
+    async def run(self) -> None:
+        """Once discovery is done, keep the issuer's keys fresh in the background (until cancelled)."""
+        await self._discovered.wait()
+        assert self.jwks is not None
+        await self.jwks.run()
 
     async def authenticate(self, authorization: str | None) -> Caller:
         try:
@@ -140,7 +148,7 @@ class OidcAuthenticator:
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise DiscoveryError(f"{self.settings.issuer}: the metadata names no jwks_uri")
-        extra = {} if self._refresh_interval_s is None else {"refresh_interval_s": self._refresh_interval_s}
+        extra = {} if self._refresh_interval_s is None else {"min_interval_s": self._refresh_interval_s}
         jwks = Jwks(jwks_uri, self.policy, **extra)
         await jwks.load()
         endpoint = document.get("introspection_endpoint")
@@ -152,6 +160,7 @@ class OidcAuthenticator:
                 audience=self.settings.audience,
             )
         self.jwks = jwks
+        self._discovered.set()
 
     async def _verify_jwt(self, token: str) -> Caller:
         assert self.jwks is not None
@@ -168,16 +177,26 @@ class OidcAuthenticator:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthRefused(401, "the access token's kid is not a string", "invalid_token")
-        key = await self.jwks.key_for(kid, alg)
+        try:
+            key = await self.jwks.key_for(kid, alg)
+        except DiscoveryError as exc:  # logged by the Jwks; the issuer's address is not the client's business
+            raise AuthRefused(
+                401, "the access token's signing key is not among the issuer's known keys, and the issuer's "
+                "current keys could not be fetched; try again shortly", "invalid_token", reason="unavailable",
+            ) from exc
         if key is None:
-            raise AuthRefused(401, "the access token is signed with a key the issuer does not publish", "invalid_token")
+            raise AuthRefused(
+                401, "the access token is signed with a key the issuer does not publish", "invalid_token",
+                reason="unknown_key",
+            )
         try:
             claims = jwt.decode(
                 token, key.key, algorithms=[alg], audience=self.settings.audience, issuer=self.settings.issuer,
                 leeway=LEEWAY_S, options={"require": ["exp", "iss", "aud"], "verify_iat": False},
             )
         except jwt.PyJWTError as exc:
-            raise AuthRefused(401, _reason(exc), "invalid_token") from exc
+            expired = isinstance(exc, jwt.ExpiredSignatureError)
+            raise AuthRefused(401, _reason(exc), "invalid_token", reason="expired" if expired else None) from exc
         return self._caller(claims)
 
     def _caller(self, claims: dict[str, Any]) -> Caller:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .caller import Authenticator
 
 MODES = ("none", "oidc", "tokens")
+# A metrics token shorter than this is guessable; the refusal counters would show the guessing, too late.
+MIN_METRICS_TOKEN = 24
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "(default: --public-url + /mcp, else the audience when it is a URL)",
     )
     group.add_argument("--public-url", help="the guard's external base URL, e.g. https://guard.example")
+    group.add_argument(
+        "--metrics-token-file",
+        help="a file holding the bearer token /metrics then requires (a scraper's own credential); without it, "
+        "under --auth oidc|tokens /metrics takes any caller's valid credential",
+    )
     group.add_argument(
         "--allow-private-issuer", action="store_true",
         help="--auth oidc: allow metadata and JWKS on private or link-local addresses (never cloud metadata)",
@@ -102,6 +109,22 @@ def _resource(args: argparse.Namespace) -> str:
     if args.audience.startswith(("https://", "http://")):
         return checked_resource(args.audience)
     raise ConfigError("--auth oidc needs --resource URL or --public-url URL (the audience is not a URL)")
+
+
+def metrics_token(args: argparse.Namespace) -> str | None:
+    """The token of ``--metrics-token-file``, or None; raises ConfigError for a missing, short or odd one."""
+    path = getattr(args, "metrics_token_file", None)
+    if not path:
+        return None
+    from ..cli_support import secret_file
+
+    token = secret_file(path, "--metrics-token-file")
+    if len(token) < MIN_METRICS_TOKEN or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError(
+            f"--metrics-token-file {path}: the token must be at least {MIN_METRICS_TOKEN} printable ASCII characters "
+            "without spaces (e.g. the output of: openssl rand -hex 32)"
+        )
+    return token
 
 
 def _bracketed(host: str) -> str:

@@ -183,6 +183,9 @@ class TokenAuthenticator:
     def routes(self) -> list[Any]:
         return []  # guard tokens are not OAuth: no metadata to serve
 
+    async def run(self) -> None:
+        return None  # nothing to keep fresh: every check reads the store
+
     @property
     def resource_metadata_url(self) -> str | None:
         return None

@@ -1,8 +1,8 @@
 """Prometheus metrics and OpenTelemetry spans for each call (served at /metrics by `serve`).
 
 Metrics: calls and decisions by action, outcome, upstream errors, approval wait time, masking
-counts by label, latency. Approvals pending is read from the store at scrape time. Spans: one
-per call (``mcp-guard tools/call``), with the decision, risk and outcome as attributes; they go
+counts by label, latency, requests refused by caller authentication (by reason). Approvals
+pending is read from the store at scrape time. Spans: one per call (``mcp-guard tools/call``), with the decision, risk and outcome as attributes; they go
 wherever the OpenTelemetry SDK sends them (the standard OTEL_* variables), and nowhere when no
 SDK is configured. Labels and attributes carry names, never argument values.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..auth.caller import REASONS
 from ..pipeline import Call, Hook
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -33,6 +34,10 @@ class Metrics:
         self.pending = Gauge("mcp_guard_approvals_pending", "Approval requests waiting for a decision", registry=r)
         self.audit_backlog = Gauge("mcp_guard_audit_backlog", "Audit records spooled, not yet chained in the store", registry=r)
         self.audit_failing = Gauge("mcp_guard_audit_failing", "1 while the store refuses audit records (calls are refused)", registry=r)
+        self.auth_refused = Counter(
+            "mcp_guard_auth_refused", "Requests refused by caller authentication, by reason", ["reason"], registry=r)
+        for reason in REASONS:  # every reason is there from the start, at 0: a rate needs a baseline
+            self.auth_refused.labels(reason)
         self.spool: Any = None  # the audit spool of this process, read at scrape time
 
 

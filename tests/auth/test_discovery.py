@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -13,20 +12,11 @@ import pytest
 from mcp_guard.auth.caller import AuthRefused
 from mcp_guard.auth.discovery import DiscoveryError, FetchPolicy, address_problem, fetch_json
 from mcp_guard.auth.oidc import OidcAuthenticator, OidcSettings, discover
-from tests.conftest import FIXTURES, PY, background, free_port
+from tests.conftest import FIXTURES, PY, free_port
 
 pytestmark = pytest.mark.anyio
 
 NOT_LOOPBACK = FetchPolicy.for_issuer("https://idp.example")
-
-
-@pytest.fixture
-async def hostile() -> AsyncIterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [PY, str(FIXTURES / "hostile_issuer.py"), "--port", str(port)]
-    async with background(argv, f"{base}/.well-known/oauth-authorization-server/none"):
-        yield base
 
 
 async def refusal(url: str, policy: FetchPolicy, **kwargs: object) -> str:

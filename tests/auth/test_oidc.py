@@ -137,15 +137,62 @@ async def test_rotated_key_is_fetched_once_and_its_tokens_accepted(oidc_provider
     assert oidc_provider.stats()["jwks"] == fetched + 1
 
 
-async def test_a_flood_of_unknown_kids_refetches_the_jwks_at_most_once(oidc_provider: OidcProvider) -> None:
+async def test_a_flood_of_unknown_kids_shares_one_jwks_fetch_and_is_refused(oidc_provider: OidcProvider) -> None:
     auth = authenticator(oidc_provider)
     with anyio.fail_after(10):
         await auth.authenticate(f"Bearer {oidc_provider.token('alice', AUDIENCE)}")
     before = oidc_provider.stats()["jwks"]
-    for _ in range(40):
+    problems: list[AuthRefused] = []
+
+    async def forge() -> None:
         token = forged({"alg": "RS256", "typ": "at+jwt", "kid": secrets.token_hex(8)}, claims_for(oidc_provider))
-        assert (await refused(auth, f"Bearer {token}")).status == 401
-    assert oidc_provider.stats()["jwks"] - before <= 1
+        problems.append(await refused(auth, f"Bearer {token}"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(40):
+            tg.start_soon(forge)
+    assert [p.reason for p in problems] == ["unknown_key"] * 40
+    assert oidc_provider.stats()["jwks"] - before == 1
+
+
+async def test_a_forged_kid_does_not_lock_out_a_key_rotated_right_after(oidc_provider: OidcProvider) -> None:
+    auth = authenticator(oidc_provider)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {oidc_provider.token('alice', AUDIENCE)}")
+    forgery = forged({"alg": "RS256", "typ": "at+jwt", "kid": secrets.token_hex(8)}, claims_for(oidc_provider))
+    assert (await refused(auth, f"Bearer {forgery}")).reason == "unknown_key"  # the refetch budget is spent now
+    oidc_provider.rotate()
+    with anyio.fail_after(auth.jwks.wait_s + 1):  # type: ignore[union-attr]
+        caller = await auth.authenticate(f"Bearer {oidc_provider.token('bob', AUDIENCE)}")
+    assert caller.user == "bob"
+
+
+async def test_concurrent_forgeries_and_a_rotated_key_share_one_fetch_and_the_key_works(
+    oidc_provider: OidcProvider,
+) -> None:
+    auth = authenticator(oidc_provider)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {oidc_provider.token('alice', AUDIENCE)}")
+    before = oidc_provider.stats()["jwks"]
+    oidc_provider.rotate()
+    legit = oidc_provider.token("carol", AUDIENCE)
+    users: list[str] = []
+
+    async def forge() -> None:
+        token = forged({"alg": "RS256", "typ": "at+jwt", "kid": secrets.token_hex(8)}, claims_for(oidc_provider))
+        await refused(auth, f"Bearer {token}")
+
+    async def genuine() -> None:
+        users.append((await auth.authenticate(f"Bearer {legit}")).user)
+
+    with anyio.fail_after(2 * auth.jwks.wait_s):  # type: ignore[union-attr]
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(forge)
+                if i == 15:
+                    tg.start_soon(genuine)
+    assert users == ["carol"]
+    assert oidc_provider.stats()["jwks"] - before == 1
 
 
 async def test_missing_scope_is_refused_with_403_naming_the_scope(oidc_provider: OidcProvider) -> None:
@@ -261,6 +308,27 @@ async def test_a_key_the_issuer_retired_stops_verifying_once_the_jwks_is_refetch
         await auth.authenticate(f"Bearer {oidc_provider.token('bob', AUDIENCE)}")  # unknown kid: refetch
     problem = await refused(auth, f"Bearer {old}")
     assert problem.description == "the access token is signed with a key the issuer does not publish"
+
+
+async def test_the_background_refresh_drops_a_retired_key_and_keeps_known_keys_instant(oidc_provider: OidcProvider) -> None:
+    auth = authenticator(oidc_provider)
+    old = oidc_provider.token("alice", AUDIENCE)
+    with anyio.fail_after(10):
+        await auth.authenticate(f"Bearer {old}")
+    assert auth.jwks is not None
+    oidc_provider.rotate(retire_old=True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(auth.run)
+        fetches = auth.jwks.fetches
+        auth.jwks.max_age_s = 0.0  # stale: the background refresh fetches (no request asks for it)
+        auth.jwks._changed.set()
+        with anyio.fail_after(auth.jwks.min_interval_s + 5):
+            while auth.jwks.fetches == fetches or auth.jwks.fetched_at < auth.jwks._started:
+                await auth.jwks._changed.wait()
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(1):  # the new key is known now: no wait
+        assert (await auth.authenticate(f"Bearer {oidc_provider.token('bob', AUDIENCE)}")).user == "bob"
+    assert (await refused(auth, f"Bearer {old}")).reason == "unknown_key"
 
 
 async def test_groups_follow_the_provider_once_a_user_leaves_a_group(oidc_provider: OidcProvider) -> None:

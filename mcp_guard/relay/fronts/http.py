@@ -46,7 +46,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
-from .callers import CallerScopes, authenticate, still_valid
+from .callers import CallerScopes, Refusals, authenticate, still_valid
 from .hotpath import EventStream, McpFirst, Outbox, scope_host
 
 if TYPE_CHECKING:
@@ -130,10 +130,12 @@ class HttpFront:
         idle_s: float = SESSION_IDLE_S,
         authenticator: Authenticator | None = None,
         max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
+        refusals: Refusals | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.max_sessions_per_caller = max_sessions_per_caller
         self._held: Counter[str] = Counter()  # caller key -> handshake-era sessions open (or opening)
+        self.refusals = refusals or Refusals()
         self.anonymous = Caller(user=user)
         self.scopes = CallerScopes()
         self.extra_routes = list(extra_routes or [])
@@ -171,7 +173,8 @@ class HttpFront:
         refused = self._origin_ok(request)
         if refused is not None:
             return refused
-        caller = self.anonymous if self.authenticator is None else await authenticate(request, self.authenticator)
+        caller = self.anonymous if self.authenticator is None else await authenticate(
+            request, self.authenticator, self.refusals)
         if isinstance(caller, Response):
             return caller
         if request.method == "POST":
@@ -466,6 +469,7 @@ def serve_http(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
     idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
     authenticator: Authenticator | None = None, max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
+    refusals: Refusals | None = None,
 ) -> int:
     """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
 
@@ -474,7 +478,7 @@ def serve_http(
 
     loop.run(functools.partial(
         _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url,
-        authenticator, max_sessions_per_caller,
+        authenticator, max_sessions_per_caller, refusals,
     ))
     return 0
 
@@ -483,6 +487,7 @@ async def _serve(
     guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
     extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
     authenticator: Authenticator | None = None, max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
+    refusals: Refusals | None = None,
 ) -> None:
     import uvicorn
 
@@ -501,9 +506,12 @@ async def _serve(
             front = HttpFront(
                 guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
                 idle_s=idle_s, authenticator=authenticator, max_sessions_per_caller=max_sessions_per_caller,
+                refusals=refusals,
             )
             tg.start_soon(front.reap_idle)
             tg.start_soon(front.recheck_streams)
+            if authenticator is not None:
+                tg.start_soon(authenticator.run)  # e.g. the issuer's keys, refreshed in the background
             app = front.app()
         else:
             from starlette.applications import Starlette
