@@ -165,21 +165,23 @@ def _families() -> list[_Family]:
     ]
 
 
-_compiled: tuple[Any, list[_Family]] | None = None
+_db: Any = None
+_built: list[_Family] | None = None
 _reaching: list[_Family] | None = None  # the families once their zones' reach is worked out
 _wanted: dict[frozenset[str], list[bool]] = {}
 
 
 def warm() -> None:
-    """Compile (or load) the database now (tens of milliseconds), not on the first long result.
-    The zones' reach is worked out on the first scan: a guard's start does not wait for it."""
+    """Load (or compile) the database now, not on the first long result. The families behind
+    it (each pattern loosened, its zone's reach) are worked out on the first scan: loading a
+    compiled database needs neither, and a guard's start does not wait for them."""
     if AVAILABLE:
         _database()
 
 
 def _scanner() -> tuple[Any, list[_Family]]:
     global _reaching
-    db, families = _database()
+    db, families = _database(), _family_list()
     if _reaching is not families:
         for family in families:  # the same values in whichever thread gets here first
             family.reach()
@@ -187,12 +189,18 @@ def _scanner() -> tuple[Any, list[_Family]]:
     return db, families
 
 
-def _database() -> tuple[Any, list[_Family]]:
-    global _compiled
-    if _compiled is None:
-        families = _families()
-        _compiled = (_cached(families) or _compile(families), families)
-    return _compiled
+def _family_list() -> list[_Family]:
+    global _built
+    if _built is None:
+        _built = _families()
+    return _built
+
+
+def _database() -> Any:
+    global _db
+    if _db is None:
+        _db = _cached() or _compile(_family_list())
+    return _db
 
 
 def _compile(families: list[_Family]) -> Any:
@@ -201,34 +209,37 @@ def _compile(families: list[_Family]) -> Any:
         expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
         flags=[f.flags for f in families],
     )
-    _store(families, db)
+    _store(db)
     return db
 
 
-def _cache_path(families: list[_Family]) -> Path:
+def _cache_path() -> Path:
     """Compiling takes ~80 ms of start-up; a compiled database is kept in the home, named by
-    what it was compiled from (patterns, flags, Hyperscan's version, the machine)."""
+    what it is compiled from: every hint (its pattern and `som`; their order is the ids), the
+    code here that loosens them, Python's (whose ``re`` it uses), Hyperscan's build, the machine."""
     from ..store import guard_home
 
     build = os.stat(hyperscan.__file__)  # the installed build (cheaper to ask than its metadata)
+    hints = [(hint.pattern, hint.som) for detector in REGISTRY for hint in detector.hints]
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     key = hashlib.sha256(
-        repr(([f.expression for f in families], [f.flags for f in families], hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
+        repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
     )
     return guard_home() / "cache" / f"hyperscan-{key.hexdigest()[:20]}.db"
 
 
-def _cached(families: list[_Family]) -> Any:
+def _cached() -> Any:
     try:
-        db = hyperscan.loadb(_cache_path(families).read_bytes(), hyperscan.HS_MODE_BLOCK)
+        db = hyperscan.loadb(_cache_path().read_bytes(), hyperscan.HS_MODE_BLOCK)
         db.scratch = hyperscan.Scratch(db)
         return db
     except Exception:  # none yet, unreadable, or from another build: compile
         return None
 
 
-def _store(families: list[_Family], db: Any) -> None:
-    path = _cache_path(families)
+def _store(db: Any) -> None:
     try:
+        path = _cache_path()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_bytes(hyperscan.dumpb(db))
