@@ -11,6 +11,10 @@ milliseconds over the server alone in the same run (the target is at most 150 ms
 ``tiny`` is a minimal JSON-RPC server on the bare interpreter (its own start is ~20 ms, so the
 figure is nearly all the guard's); ``probe`` is the Python SDK server of the tests;
 ``everything`` the reference server on node (from ``npm ci``), a typical slow start.
+
+With ``PYTHONDONTWRITEBYTECODE`` set (as in some shells and CI), an editable checkout's modules
+are compiled from source at every start, which an installed guard (pip writes its .pyc) never
+does; ``--pyc`` measures as installed: the children keep their bytecode in a temporary folder.
 """
 
 from __future__ import annotations
@@ -94,8 +98,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default: 15)")
     parser.add_argument("--server", choices=("tiny", "probe", "everything"), default="tiny", help="the upstream (default: tiny)")
+    parser.add_argument("--pyc", action="store_true", help="let the children keep bytecode (in a temporary folder)")
     args = parser.parse_args()
     env = {**os.environ, "MCP_GUARD_HOME": tempfile.mkdtemp(prefix="mcp-guard-bench-")}
+    if args.pyc:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="mcp-guard-bench-pyc-")
+    elif env.get("PYTHONDONTWRITEBYTECODE"):
+        print("(PYTHONDONTWRITEBYTECODE is set: the guard compiles its modules at every start; see --pyc)")
     upstream = server(args.server)
     guard = [sys.executable, "-m", "mcp_guard", "run", "--name", "bench"]
     targets = {

@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from . import cli_admin as admin
 from . import cli_auth
-from . import cli_policy
-from . import cli_review
 from . import cli_signin
 from . import settings
 from .cli_support import (
@@ -117,7 +115,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     check.add_argument("files", nargs="*", help="policy YAML (default with --config: the config's policy)")
     check.add_argument("--config", help="the mcpServers JSON: start its servers, list their tools, report dead rules")
-    check.set_defaults(func=admin.cmd_policy_check)
+    check.set_defaults(func=_later("cli_admin", "cmd_policy_check"))
     explain = psub.add_parser("explain", help="print the decision for one call and the rule behind it")
     explain.add_argument("--policy", help="policy YAML (default: the shipped default.yaml)")
     explain.add_argument("--server", required=True)
@@ -130,7 +128,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
         "--root", action="append", default=None, help="a root the server has, for relative paths (repeatable)"
     )
     explain.add_argument("--json", action="store_true")
-    explain.set_defaults(func=admin.cmd_policy_explain)
+    explain.set_defaults(func=_later("cli_admin", "cmd_policy_explain"))
     show = psub.add_parser("show", help="the risk and rules in force for one listed tool, and where each came from")
     show.add_argument("--config", required=True, help="the mcpServers JSON: its servers are started and listed")
     show.add_argument("--server", required=True, help="the server's name in the config")
@@ -138,12 +136,12 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     show.add_argument("--policy", help="policy YAML (default: $MCP_GUARD_POLICY, the config's, or the shipped default)")
     show.add_argument("--user", default=None, help="the requester rules see (default: $MCP_GUARD_USER or the OS user)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(func=cli_policy.cmd_policy_show)
+    show.set_defaults(func=_later("cli_policy", "cmd_policy_show"))
     init = psub.add_parser("init", help="write a starting policy from the tools the config's servers list")
     init.add_argument("--config", required=True, help="the mcpServers JSON whose servers are started and listed")
     init.add_argument("-o", "--output", help="file to write (default: stdout); an existing one needs --force")
     init.add_argument("--force", action="store_true", help="replace the --output file if it exists")
-    init.set_defaults(func=cli_policy.cmd_policy_init)
+    init.set_defaults(func=_later("cli_policy", "cmd_policy_init"))
 
     review = sub.add_parser("review", help="list and decide calls waiting for approval")
     rsub = review.add_subparsers(metavar="ACTION")
@@ -151,13 +149,13 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     rlist.add_argument("--json", action="store_true")
     _reviewer(rlist)
     _state(rlist)
-    rlist.set_defaults(func=admin.cmd_review_list)
+    rlist.set_defaults(func=_later("cli_admin", "cmd_review_list"))
     rshow = rsub.add_parser("show", help="one request: the preview the approver sees")
     rshow.add_argument("id")
     rshow.add_argument("--json", action="store_true")
     _reviewer(rshow)
     _state(rshow)
-    rshow.set_defaults(func=admin.cmd_review_show)
+    rshow.set_defaults(func=_later("cli_admin", "cmd_review_show"))
     rserve = rsub.add_parser("serve", help="serve only the reviewers' web page and API (no MCP)")
     rserve.add_argument("--host", default="127.0.0.1")
     rserve.add_argument("--port", type=int, default=8766)
@@ -170,7 +168,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     token.add_argument("name", nargs="?", default="")
     token.add_argument("--role", default="reviewer", help="a policy group name the reviewer decides for, or admin")
     _state(token)
-    token.set_defaults(func=cli_review.cmd_review_token)
+    token.set_defaults(func=_later("cli_review", "cmd_review_token"))
     for verb in ("approve", "deny"):
         decide = rsub.add_parser(verb, help=f"{verb} a pending request")
         decide.add_argument("id")
@@ -182,29 +180,29 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
             decide.add_argument("--scope", default="once", help="once (default), session, or the policy's ttl:...")
         _reviewer(decide)
         _state(decide)
-        decide.set_defaults(func=cli_review.cmd_review_decide, approve=verb == "approve", scope="once")
+        decide.set_defaults(func=_later("cli_review", "cmd_review_decide"), approve=verb == "approve", scope="once")
 
     doctor = sub.add_parser("doctor", help="check the config, policy, store and each upstream; say how to fix problems")
     _common(doctor)
     doctor.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream")
-    doctor.set_defaults(func=admin.cmd_doctor)
+    doctor.set_defaults(func=_later("cli_admin", "cmd_doctor"))
 
     tools = sub.add_parser("tools", help="pinned tool definitions: diff, accept, check")
     tsub = tools.add_subparsers(metavar="ACTION")
     tdiff = tsub.add_parser("diff", help="changed or held tools, with the difference")
     tdiff.add_argument("server", nargs="?")
     _state(tdiff)
-    tdiff.set_defaults(func=admin.cmd_tools_diff)
+    tdiff.set_defaults(func=_later("cli_admin", "cmd_tools_diff"))
     taccept = tsub.add_parser("accept", help="accept the changed (or held new) tools of a server")
     taccept.add_argument("server")
     taccept.add_argument("tool", nargs="?")
     _state(taccept)
-    taccept.set_defaults(func=admin.cmd_tools_accept)
+    taccept.set_defaults(func=_later("cli_admin", "cmd_tools_accept"))
     tcheck = tsub.add_parser("check", help="what description scanning found, with the evidence")
     tcheck.add_argument("server", nargs="?")
     tcheck.add_argument("--json", action="store_true")
     _state(tcheck)
-    tcheck.set_defaults(func=admin.cmd_tools_check)
+    tcheck.set_defaults(func=_later("cli_admin", "cmd_tools_check"))
 
     from .wrap_clients import CLIENTS
 
@@ -216,7 +214,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
         w.add_argument("--file", help="the config file (default: where the client keeps it on this OS)")
         w.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
         w.add_argument("--home", help="where the wrap record lives (default: $MCP_GUARD_HOME or the user's data dir)")
-        w.set_defaults(func=admin.cmd_wrap, verb=verb)
+        w.set_defaults(func=_later("cli_admin", "cmd_wrap"), verb=verb)
 
     audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
     asub = audit.add_subparsers(metavar="ACTION")
@@ -225,22 +223,22 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
         "--expect", metavar="SEQ:HASH", help="a head from `audit head` kept elsewhere: the chain must still hold it"
     )
     _state(verify)
-    verify.set_defaults(func=admin.cmd_audit_verify)
+    verify.set_defaults(func=_later("cli_admin", "cmd_audit_verify"))
     head = asub.add_parser("head", help="seal the chain's head now and print it (SEQ:HASH), to anchor elsewhere")
     _state(head)
-    head.set_defaults(func=admin.cmd_audit_head)
+    head.set_defaults(func=_later("cli_admin", "cmd_audit_head"))
     tail = asub.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
     tail.add_argument("--json", action="store_true")
     _state(tail)
-    tail.set_defaults(func=admin.cmd_audit_tail)
+    tail.set_defaults(func=_later("cli_admin", "cmd_audit_tail"))
     exp = asub.add_parser("export", help="records as evidence: JSON lines or CSV")
     exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     exp.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-01")
     exp.add_argument("--until", help="ISO date or time (UTC)")
     _state(exp)
-    exp.set_defaults(func=admin.cmd_audit_export)
+    exp.set_defaults(func=_later("cli_admin", "cmd_audit_export"))
 
     scan = sub.add_parser("scan", help="find personal data and secrets in text (the masking engine)")
     scan.add_argument("file", nargs="?", help="a text file (default: stdin)")
@@ -248,7 +246,7 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     scan.add_argument("--ner", default="off", help="PERSON and LOCATION too: auto, or a spaCy model name or folder (the ner extra)")
     scan.add_argument("--no-prefilter", dest="prefilter", action="store_false",
                       help="read every text whole, without the Hyperscan pre-pass (gives the same spans; for checks)")
-    scan.set_defaults(func=admin.cmd_scan)
+    scan.set_defaults(func=_later("cli_admin", "cmd_scan"))
 
     grants = sub.add_parser("grants", help="list or revoke approvals that outlive one call")
     gsub = grants.add_subparsers(metavar="ACTION")
@@ -256,11 +254,20 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     glist.add_argument("--all", action="store_true")
     glist.add_argument("--json", action="store_true")
     _state(glist)
-    glist.set_defaults(func=admin.cmd_grants_list)
+    glist.set_defaults(func=_later("cli_admin", "cmd_grants_list"))
     grevoke = gsub.add_parser("revoke", help="revoke a grant by id")
     grevoke.add_argument("id")
     _state(grevoke)
-    grevoke.set_defaults(func=admin.cmd_grants_revoke)
+    grevoke.set_defaults(func=_later("cli_admin", "cmd_grants_revoke"))
+
+
+def _later(module: str, name: str):  # type: ignore[no-untyped-def]
+    """A command's function, imported when that command runs: ``run`` loads none of the others."""
+
+    def command(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(args)
+
+    return command
 
 
 def _reviewer(p: argparse.ArgumentParser) -> None:

@@ -27,17 +27,18 @@ import json
 import logging
 import secrets
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from standardwebhooks import Webhook
 
 from . import settings
 from .approval.escape import one_line
 from .approval.preview import Preview, excerpt
 from .approvals import Request
 from .teams import TeamsChannel
-from .web.slack import slack_escape
+
+if TYPE_CHECKING:  # the signer and Slack's escaping load when a notification is sent, not at start
+    from standardwebhooks import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ SLACK_PREVIEW_SECTIONS = 4
 def slack_text(text: str) -> dict[str, Any]:
     """A plain_text object for text from a call: one of Slack's reserved characters cannot survive
     in it, and emoji codes stay letters."""
+    from .web.slack import slack_escape  # the web stack loads only for a guard that notifies
+
     return {"type": "plain_text", "text": slack_escape(text) or " ", "emoji": False}
 
 
@@ -100,6 +103,8 @@ def slack_blocks(request: Request) -> list[dict[str, Any]]:
 
 def webhook_signer(secret: str) -> Webhook:
     """The Standard Webhooks signer for ``secret`` (whsec_ + base64, or raw text as key bytes)."""
+    from standardwebhooks import Webhook
+
     return Webhook(secret) if secret.startswith("whsec_") else Webhook(secret.encode())
 
 

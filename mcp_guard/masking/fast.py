@@ -93,23 +93,24 @@ def _guards(pattern: str) -> tuple[str, str, str]:
     return head, pattern, tail
 
 
-def _loosen(pattern: str) -> tuple[str, int]:
-    """A pattern that matches wherever ``pattern`` does, for Hyperscan; and how much further
-    than its match the original's can reach."""
+def _loosen(pattern: str) -> tuple[str, bool]:
+    """A pattern that matches wherever ``pattern`` does, for Hyperscan; and whether its final
+    repeat was cut (the original's match can then reach as far as its whole width)."""
     head, body, tail = _guards(pattern)
     p = _strip_lookarounds(body)
     p = re.sub(r"(\{\d+(?:,\d+)?\})\+", r"\1", p)  # possessive repeats (Python's, not Hyperscan's) match no more
     p = re.sub(r"\\(\d)", lambda m: "[- ]", p)  # detect.py's only back-reference: an SSN's separator
-    extra = 0
+    cut = False
     last = re.search(r"\{(\d+),(\d+)\}$", p)
     if last is not None and int(last.group(1)) > 0:
         # Cut the final repeat to its minimum: the match is then reported once, where the
-        # original's could still go on; the zone reaches that far. What follows says nothing.
-        extra = _width(pattern)  # however the repeated part is built, no further than the whole match
+        # original's could still go on; the zone reaches that far (however the repeated part is
+        # built, no further than the whole match). What follows says nothing.
+        cut = True
         p = p[: last.start()] + "{%s}" % last.group(1)
         tail = ""
     p = _BOUNDED.sub(lambda m: m.group(0) if int(m.group(2)) - int(m.group(1)) <= 8 else ("*" if m.group(1) == "0" else "{%s,}" % m.group(1)), p)
-    return head + p + tail, extra
+    return head + p + tail, cut
 
 
 def _width(pattern: str) -> int:
@@ -122,21 +123,27 @@ class _Family:
     """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "expression", "flags", "fwd", "labels", "som", "whole")
+    __slots__ = ("back", "cut", "expression", "flags", "fwd", "hint", "labels", "som", "whole")
 
     def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None) -> None:
         pattern = hint.pattern
         caseless = pattern.startswith("(?i)")
-        loose, extra = _loosen(pattern[4:] if caseless else pattern)
-        back = hint.back if hint.back is not None else _width(pattern)
-        fwd = hint.fwd if hint.fwd is not None else extra
-        if hint.run:  # a check on detect._numbers' runs: the zone holds the whole run it sees
-            back, fwd = back + _RUN_REACH, _RUN_REACH
+        loose, self.cut = _loosen(pattern[4:] if caseless else pattern)
+        self.hint = hint
         self.labels = labels
         self.whole = whole  # the name of a detector that reads the whole text: a match only says it must run
         self.expression = loose.encode()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
+        self.back = self.fwd = 0  # see reach(): the database does not need them, only the zones do
+
+    def reach(self) -> None:
+        """Work out the zone around a match (this parses the detector's pattern)."""
+        hint = self.hint
+        back = hint.back if hint.back is not None else _width(hint.pattern)
+        fwd = hint.fwd if hint.fwd is not None else (_width(hint.pattern) if self.cut else 0)
+        if hint.run:  # a check on detect._numbers' runs: the zone holds the whole run it sees
+            back, fwd = back + _RUN_REACH, _RUN_REACH
         # Without `som` the zone is measured back from the match's end, and a tail guard (see
         # _guards) may have consumed up to two characters past the original's end.
         self.back = MARGIN if hint.som else back + _GUARD_REACH + MARGIN
@@ -158,22 +165,42 @@ def _families() -> list[_Family]:
     ]
 
 
-_compiled: tuple[Any, list[_Family]] | None = None
+_db: Any = None
+_built: list[_Family] | None = None
+_reaching: list[_Family] | None = None  # the families once their zones' reach is worked out
 _wanted: dict[frozenset[str], list[bool]] = {}
 
 
 def warm() -> None:
-    """Compile now (tens of milliseconds), not on the first long result."""
+    """Load (or compile) the database now, not on the first long result. The families behind
+    it (each pattern loosened, its zone's reach) are worked out on the first scan: loading a
+    compiled database needs neither, and a guard's start does not wait for them."""
     if AVAILABLE:
         _database()
 
 
-def _database() -> tuple[Any, list[_Family]]:
-    global _compiled
-    if _compiled is None:
-        families = _families()
-        _compiled = (_cached(families) or _compile(families), families)
-    return _compiled
+def _scanner() -> tuple[Any, list[_Family]]:
+    global _reaching
+    db, families = _database(), _family_list()
+    if _reaching is not families:
+        for family in families:  # the same values in whichever thread gets here first
+            family.reach()
+        _reaching = families
+    return db, families
+
+
+def _family_list() -> list[_Family]:
+    global _built
+    if _built is None:
+        _built = _families()
+    return _built
+
+
+def _database() -> Any:
+    global _db
+    if _db is None:
+        _db = _cached() or _compile(_family_list())
+    return _db
 
 
 def _compile(families: list[_Family]) -> Any:
@@ -182,34 +209,37 @@ def _compile(families: list[_Family]) -> Any:
         expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
         flags=[f.flags for f in families],
     )
-    _store(families, db)
+    _store(db)
     return db
 
 
-def _cache_path(families: list[_Family]) -> Path:
+def _cache_path() -> Path:
     """Compiling takes ~80 ms of start-up; a compiled database is kept in the home, named by
-    what it was compiled from (patterns, flags, Hyperscan's version, the machine)."""
+    what it is compiled from: every hint (its pattern and `som`; their order is the ids), the
+    code here that loosens them, Python's (whose ``re`` it uses), Hyperscan's build, the machine."""
     from ..store import guard_home
 
     build = os.stat(hyperscan.__file__)  # the installed build (cheaper to ask than its metadata)
+    hints = [(hint.pattern, hint.som) for detector in REGISTRY for hint in detector.hints]
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     key = hashlib.sha256(
-        repr(([f.expression for f in families], [f.flags for f in families], hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
+        repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
     )
     return guard_home() / "cache" / f"hyperscan-{key.hexdigest()[:20]}.db"
 
 
-def _cached(families: list[_Family]) -> Any:
+def _cached() -> Any:
     try:
-        db = hyperscan.loadb(_cache_path(families).read_bytes(), hyperscan.HS_MODE_BLOCK)
+        db = hyperscan.loadb(_cache_path().read_bytes(), hyperscan.HS_MODE_BLOCK)
         db.scratch = hyperscan.Scratch(db)
         return db
     except Exception:  # none yet, unreadable, or from another build: compile
         return None
 
 
-def _store(families: list[_Family], db: Any) -> None:
-    path = _cache_path(families)
+def _store(db: Any) -> None:
     try:
+        path = _cache_path()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_bytes(hyperscan.dumpb(db))
@@ -292,7 +322,7 @@ def zones(
     when they would cover so much of it that reading it whole costs less. ``whole`` gets the
     detectors that read the whole text (Detector.whole) whose hints matched, each with where
     its matches ended: the others cannot find anything in it."""
-    db, families = _database()
+    db, families = _scanner()
     size = len(text)
     wanted = _wanted.get(want)
     if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's

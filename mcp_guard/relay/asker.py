@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..masking.outbound import GuardQuestion
 from ..protocol import jsonrpc
 from ..pipeline import Call, NeedInput
 
@@ -40,6 +39,8 @@ class Asker:
 
     async def ask(self, key: str, method: str, params: dict[str, Any], timeout: float) -> Any:
         """Ask the guard's own question; only the guard's hooks call this, never for an upstream."""
+        from ..masking.outbound import GuardQuestion  # here: the masking engine loads only with a policy
+
         ctx = self.ctx
         params = GuardQuestion(params)  # marked ours: the egress does not mask the preview again
         if ctx.modern:

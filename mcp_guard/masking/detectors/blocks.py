@@ -13,20 +13,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 from .names import person, place
 
 # -- address blocks ------------------------------------------------------------------------------
 
-_BLOCK_LABEL = re.compile(
+_BLOCK_LABEL = lazy(
     r"(?im)^[ \t]{0,8}(?:bill(?:ed)?[ \t]{1,4}to|ship(?:ped)?[ \t]{1,4}to|sold[ \t]{1,4}to|deliver(?:y)?[ \t]{1,4}to"
     r"|remit[ \t]{1,4}to"
     r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?)"
     r"[ \t]{0,8}:?[ \t]{0,8}\r?\n"
 )
 # A line that is another field, not an address line: a key, a phone, a mail address.
-_NOT_ADDRESS = re.compile(r"(?i)[^\n]*[@:]|[ \t]*(?:tel|phone|fax|mobile|e-?mail|vat|iban|bic|ref)\b")
+_NOT_ADDRESS = lazy(r"(?i)[^\n]*[@:]|[ \t]*(?:tel|phone|fax|mobile|e-?mail|vat|iban|bic|ref)\b")
 
 
 _LINE = 120  # longer lines are no address lines; and the pre-pass's zone reaches five of these
@@ -54,14 +55,14 @@ def _blocks(text: str, low: str) -> Iterator[Span]:
 
 # -- sign-offs and chat speakers -----------------------------------------------------------------
 
-_SIGN_OFF = re.compile(
+_SIGN_OFF = lazy(
     r"(?im)^[ \t]{0,8}(?:(?:kind|best|warm|many)[ \t]{1,4})?"
     r"(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]{1,4}(?:sincerely|truly))[,!.]?[ \t]{0,8}\r?\n"
     r"[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
 )
 # "[09:14] Diego: ...", "[11/04/2025, 10:02:11] Mei O'Sullivan: ...", "<Henrik> ...",
 # "Noor Santos 11/04/2025 10:02" (a chat export's message header).
-_SPEAKER = re.compile(
+_SPEAKER = lazy(
     r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]{1,4}([^\n:\[\]<>]{2,40}):[ \t]|<([^\s<>@]{2,30})>[ \t]"
     r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]{1,4}\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}[ \t]{0,8}$)"
 )
@@ -91,8 +92,8 @@ _XML_PLACE = (
     r"(?:street|home|billing|shipping|postal)?address(?:line\d?)?|AdrLine|StrtNm|TwnNm|CtrySubDvsn|street|city|town"
 )
 # The closing tag is compared in Python: the pre-pass has no back-references.
-_XML = re.compile(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</([A-Za-z]{{1,30}})>")
-_XML_PLACE_KEY = re.compile(rf"(?i){_XML_PLACE}")
+_XML = lazy(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</([A-Za-z]{{1,30}})>")
+_XML_PLACE_KEY = lazy(rf"(?i){_XML_PLACE}")
 
 
 def _elements(text: str, low: str) -> Iterator[Span]:
@@ -109,13 +110,13 @@ def _elements(text: str, low: str) -> Iterator[Span]:
 
 # -- HL7 v2 --------------------------------------------------------------------------------------
 
-_HL7_SEGMENT = re.compile(r"(?m)^(PID|NK1|GT1)\|[^\r\n]{0,2000}")
+_HL7_SEGMENT = lazy(r"(?m)^(PID|NK1|GT1)\|[^\r\n]{0,2000}")
 # The fields (by number) of a person's name and address in each segment (HL7 v2.5, chapter 3 and 6).
 _HL7_FIELDS = {"PID": ((5, "PERSON"), (11, "LOCATION")), "NK1": ((2, "PERSON"), (4, "LOCATION")),
                "GT1": ((3, "PERSON"), (5, "LOCATION"))}
 
 
-_HL7_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{2,6})?")
+_HL7_DATE = lazy(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{2,6})?")
 
 
 def _hl7(text: str, low: str) -> Iterator[Span]:
@@ -137,11 +138,11 @@ def _hl7(text: str, low: str) -> Iterator[Span]:
 
 # -- LDIF and identity cards ---------------------------------------------------------------------
 
-_LDIF = re.compile(
+_LDIF = lazy(
     r"(?m)^(cn|sn|givenName|displayName|l|st|street|postalAddress|homePostalAddress)[ \t]{0,8}:[ \t]{0,8}([^\n]{2,80})$"
 )
 _LDIF_KEYS = {"cn": "PERSON", "sn": "PERSON1", "givenname": "PERSON1", "displayname": "PERSON"}
-_ID_CARD = re.compile(
+_ID_CARD = lazy(
     r"(?m)^(SURNAME|FAMILY NAME|GIVEN NAMES?|FIRST NAMES?|NAME|PLACE OF BIRTH|ADDRESS)"
     r"(?:[ \t]{0,4}/[ \t]{0,4}[^\n]{1,30}?)?"
     r"[ \t]{2,40}([^\n]{2,80})$"
@@ -172,7 +173,7 @@ def _valued(m: re.Match[str], group: int, kind: str) -> Iterator[Span]:
 
 # -- a name beside its address -------------------------------------------------------------------
 
-_NAME_AND_MAIL = re.compile(r"[\"']([^\"'\n]{2,60})[\"'][ \t]{0,8},[ \t]{0,8}[\"'][A-Za-z0-9._%+-]{1,64}@")
+_NAME_AND_MAIL = lazy(r"[\"']([^\"'\n]{2,60})[\"'][ \t]{0,8},[ \t]{0,8}[\"'][A-Za-z0-9._%+-]{1,64}@")
 
 
 def _named_addresses(text: str, low: str) -> Iterator[Span]:

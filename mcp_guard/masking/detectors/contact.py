@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
 
 # -- EMAIL ---------------------------------------------------------------------------------------
 
-EMAIL = re.compile(
+EMAIL = lazy(
     r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
     r"[A-Za-z]{2,24}(?![\w-])"
 )
@@ -35,7 +35,7 @@ def emails(text: str, low: str = "") -> Iterator[Span]:
         at = text.find("@", at + 1)
 
 
-_AUTHORITY_STOP = re.compile(r"[\s/]")
+_AUTHORITY_STOP = lazy(r"[\s/]")
 
 
 def _url_password(text: str, start: int) -> bool:
@@ -48,22 +48,22 @@ def _url_password(text: str, start: int) -> bool:
 
 # -- PHONE ---------------------------------------------------------------------------------------
 
-PHONE_INTL = re.compile(r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
-PHONE_NANP = re.compile(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
-PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
+PHONE_INTL = lazy(r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){1,6}(?![\w])")
+PHONE_NANP = lazy(r"(?<![\w.+-])(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-]|\.\d)")
+PHONE_NATIONAL = lazy(r"(?<![\w.+-])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w-]|\.\d)")
 # After a phone word or key, a number in any national format: (11) 91234-5678, 020 7946 0958,
 # 0044 20 7946 0958, 8 (495) 123-45-67 (7 to 15 digits, checked below).
-PHONE_CONTEXT = re.compile(
+PHONE_CONTEXT = lazy(
     r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|msisdn|sms|whatsapp|dial(?:ed)?"
     r"|call(?:ed|ing)?(?:[ \t]+(?:me[ \t]+)?(?:from|on|at))?)(?:[_ -]?(?:no|number|num))?s?\b[\"']?"
     r"(?:\"[ \t]*,[ \t]*\"value\"[ \t]*:[ \t]*\"|\W{0,12}?)"  # FHIR's {"system": "phone", "value": "..."}
     r"((?:\+|\()?\d(?:[ ().-]{0,2}\d){6,18}+)(?![\w-])"
 )
 _PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax", "msisdn", "sms", "whatsapp", "dial", "call")
-_INTERNATIONAL_00 = re.compile(r"00[1-9]\d{0,2}[ .-][1-9]")
+_INTERNATIONAL_00 = lazy(r"00[1-9]\d{0,2}[ .-][1-9]")
 # An area code and a dash, then spaced groups: Sweden's 070-123 45 67, 08-123 456 78.
-_AREA_DASH = re.compile(r"0\d{1,3}-\d{2,3}(?: \d{2,3}){1,3}")
-_DATE_SHAPE = re.compile(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
+_AREA_DASH = lazy(r"0\d{1,3}-\d{2,3}(?: \d{2,3}){1,3}")
+_DATE_SHAPE = lazy(r"\d{2,4}[./-]\d{1,2}[./-]\d{2,4}")
 
 
 def phones_international(text: str, low: str = "") -> Iterator[Span]:

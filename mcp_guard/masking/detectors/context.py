@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 from .secrets import secretish
@@ -21,7 +22,7 @@ from .values import not_a_secret
 
 __all__ = ["plausible_password"]
 
-_NOT_A_VALUE = re.compile(
+_NOT_A_VALUE = lazy(
     r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|undefined|redacted|changeme|change-me|example|string"
     r"|required|optional|password|secret|token|\$\{[^}]*\}|\$\(?[A-Za-z_][A-Za-z0-9_]*\)?|%[A-Za-z_]+%|<[^>]*>"
     r"|\{\{[^}]*\}\}|%\([^)]*\)[sdr]|\{[A-Za-z_]*\}|\?+)$"
@@ -39,7 +40,7 @@ def plausible_password(value: str, key: str = "password") -> bool:
     return secretish(key, value) and not not_a_secret(key, value)
 
 
-_PORTS = re.compile(r"[\d:./-]+")
+_PORTS = lazy(r"[\d:./-]+")
 
 
 # A value on a command line: quoted (anything but the quote), or bare (no spaces or quotes).
@@ -48,32 +49,32 @@ _QUOTED = r"""(?:'(?P<sq>[^'\n]{1,512})'|"(?P<dq>[^"\n]{1,512})")"""
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     # mysql, mysqldump, mariadb: the password glued to -p (a space after -p means "ask me").
-    "mysql-p": re.compile(r"(?<![\w-])-p" + _Q.replace("{1,256}", "{4,256}")),
+    "mysql-p": lazy(r"(?<![\w-])-p" + _Q.replace("{1,256}", "{4,256}")),
     # -p or --password after a user on the same command (docker login, psql wrappers, ftp).
-    "flag-password": re.compile(
+    "flag-password": lazy(
         r"(?<![\w-])(?:-p|--pass(?:word|wd)?|--(?:[a-z]+-)?(?:token|secret|api-?key|access-key|client-secret))"
         r"(?:[ \t]{1,4}|=)" + _Q
     ),
     # PowerShell parameters and SecureString conversions.
-    "powershell": re.compile(
+    "powershell": lazy(
         r"(?:-(?:client)?secret|-password|-token|-apikey|-accesskey|convertto-securestring(?:[ \t]{1,4}-string)?)"
         r"[ \t]{1,4}" + _QUOTED
     ),
     # curl -u user:password, --user user:password.
-    "curl-user": re.compile(r"""(?<![\w-])(?:-u|--user)[ \t]{1,4}['"]?[^\s:'"]{1,64}:(?P<bare>[^\s'"@]{1,256})"""),
+    "curl-user": lazy(r"""(?<![\w-])(?:-u|--user)[ \t]{1,4}['"]?[^\s:'"]{1,64}:(?P<bare>[^\s'"@]{1,256})"""),
     # SQL: CREATE/ALTER USER ... IDENTIFIED BY '...', WITH [ENCRYPTED] PASSWORD '...'.
-    "sql": re.compile(
+    "sql": lazy(
         r"\b(?:identified[ \t]{1,4}by|with[ \t]{1,4}(?:encrypted[ \t]{1,4})?password)[ \t]{1,4}" + _QUOTED
     ),
     # Redis: AUTH in a MONITOR line ("AUTH" "..."), in redis-cli, or a command of its own.
-    "redis-auth": re.compile(
+    "redis-auth": lazy(
         r"""(?:"AUTH"[ \t]{1,4}(?:"[^"\n]{1,64}"[ \t]{1,4})?"(?P<dq>[^"\n]{1,256})"""
         r'"|(?<![^\n])[ \t]{0,8}AUTH[ \t]{1,4}'
         r"""(?P<bare>[^\s]{1,256})(?![^\r\n]))"""
     ),
-    "redis-cli": re.compile(r"redis-cli\b[^\n]{0,200}?[ \t]-a[ \t]{1,4}" + _Q),
+    "redis-cli": lazy(r"redis-cli\b[^\n]{0,200}?[ \t]-a[ \t]{1,4}" + _Q),
     # A call whose first argument names a secret: define('DB_PASSWORD', '...'), setProperty(...).
-    "named-argument": re.compile(
+    "named-argument": lazy(
         r"""\([ \t]{0,4}['"](?P<key>[\w.-]{0,40}"""
         r"""(?:pass(?:word|wd)?|secret|token|api_?key|_key|_salt|credentials?)[\w.-]{0,20})['"]"""
         r"""[ \t]{0,4},[ \t]{0,4}""" + _QUOTED
@@ -81,18 +82,18 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     # A password in a URL's userinfo that holds "@" unencoded (mongodb+srv://app:p@ss@host), up to
     # the last "@" before the host: the URL detectors (network.py) stop at the first, which leaves
     # the rest of the password to read as an address.
-    "url-userinfo": re.compile(
+    "url-userinfo": lazy(
         r"""\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'"]{0,64}:(?P<bare>[^\s'"/@]{1,64}@[^\s'"/]{1,128})"""
         r"""@(?=[a-z0-9][a-z0-9.-]{0,253}(?:[:/?#'"]|\s|$))"""
     ),
     # XML attribute pairs: <add key="ClearTextPassword" value="..." />, <entry name=".." value="..">.
-    "xml-attributes": re.compile(
+    "xml-attributes": lazy(
         r"""\b(?:key|name)[ \t]{0,4}=[ \t]{0,4}"""
         r""""(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key))"[ \t]{1,8}"""
         r"""value[ \t]{0,4}=[ \t]{0,4}"(?P<dq>[^"\n]{1,512})\""""
     ),
     # An element holding a secret, its value on a line of its own.
-    "xml-element": re.compile(
+    "xml-element": lazy(
         r"""<(?P<key>[\w.:-]{0,40}(?:pass(?:word|wd)?|secret|token|api_?key|access_?key)[\w.:-]{0,20})>"""
         r"""[ \t]*\r?\n[ \t]{0,40}"""
         r"""(?P<bare>[^\s<>]{4,512})[ \t]*\r?\n[ \t]{0,40}</"""
@@ -103,8 +104,8 @@ _WANTS: dict[str, tuple[str, ...]] = {  # cheap tests: a pattern runs only where
     "sql": ("identified", "password"), "redis-auth": ("AUTH",), "redis-cli": ("redis-cli",),
     "named-argument": ("(",), "url-userinfo": ("://",), "xml-attributes": ("value",), "xml-element": ("<",),
 }
-_MYSQL = re.compile(r"(?i)\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
-_LOGIN = re.compile(r"(?i)\blogin\b|(?<![\w-])(?:-u|--user(?:name)?)\b")
+_MYSQL = lazy(r"(?i)\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
+_LOGIN = lazy(r"(?i)\blogin\b|(?<![\w-])(?:-u|--user(?:name)?)\b")
 
 
 def _not_after_login(line: str) -> bool:
@@ -166,11 +167,11 @@ def _context_secrets(text: str, low: str) -> Iterator[Span]:
 
 # A CSV or TSV export with a password column (password managers, browsers' autofill): the cells
 # of that column, in the lines that follow the header and have as many cells.
-_PASSWORD_CELL = re.compile(r"(?i)^\"?(?:login_)?(?:password|passwd|pwd)\"?$")
+_PASSWORD_CELL = lazy(r"(?i)^\"?(?:login_)?(?:password|passwd|pwd)\"?$")
 # Where the pre-pass looks: a password cell between separators (what _csv_passwords accepts).
 _HEADER_HINT = r'(?i)(?:^|[\n,\t;])"?(?:login_)?(?:password|passwd|pwd)"?(?:$|[\r\n,\t;])'
-_CELL = re.compile(r'(?:^|[\n,\t;])"?(?:login_)?(?:password|passwd|pwd)"?(?=$|[\r\n,\t;])')  # on lowercase
-_HEADER_CELL = re.compile(r"[A-Za-z][\w ./()-]{0,40}")
+_CELL = lazy(r'(?:^|[\n,\t;])"?(?:login_)?(?:password|passwd|pwd)"?(?=$|[\r\n,\t;])')  # on lowercase
+_HEADER_CELL = lazy(r"[A-Za-z][\w ./()-]{0,40}")
 _MAX_ROWS = 10_000
 _CSV_REACH = 65_536  # rows read after a header (the pre-pass's zone reaches as far)
 
@@ -251,7 +252,7 @@ def _csv_passwords(text: str, low: str) -> Iterator[Span]:
         read_until = at
 
 
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")  # Hyperscan has no named groups
+_NAMED_GROUP = lazy(r"\(\?P<\w+>")  # Hyperscan has no named groups
 _SECRET = frozenset({"SECRET"})
 register(
     Detector(

@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
 
 _MONTHS = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 _DATES = [
-    re.compile(r"(?<![\w.:-])(\d{4})-(\d{2})-(\d{2})(?![\w:-]|\.\d|[T ]\d{2}:)"),
-    re.compile(r"(?<![\w./-])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/]|\.\d)"),
-    re.compile(r"(?<![\w./-])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\w]|\.\d)"),
-    re.compile(r"(?<![\w./-])(\d{4})/(\d{1,2})/(\d{1,2})(?![\w/]|\.\d)"),
-    re.compile(r"(?<![\w.:-])(\d{1,2})-(\d{1,2})-(\d{4})(?![\w-]|\.\d)"),
-    re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS},? \d{{4}}\b"),
-    re.compile(rf"\b{_MONTHS} \d{{1,2}}(?:st|nd|rd|th)?, \d{{4}}\b"),
+    lazy(r"(?<![\w.:-])(\d{4})-(\d{2})-(\d{2})(?![\w:-]|\.\d|[T ]\d{2}:)"),
+    lazy(r"(?<![\w./-])(\d{1,2})/(\d{1,2})/(\d{4})(?![\w/]|\.\d)"),
+    lazy(r"(?<![\w./-])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\w]|\.\d)"),
+    lazy(r"(?<![\w./-])(\d{4})/(\d{1,2})/(\d{1,2})(?![\w/]|\.\d)"),
+    lazy(r"(?<![\w.:-])(\d{1,2})-(\d{1,2})-(\d{4})(?![\w-]|\.\d)"),
+    lazy(rf"\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS},? \d{{4}}\b"),
+    lazy(rf"\b{_MONTHS} \d{{1,2}}(?:st|nd|rd|th)?, \d{{4}}\b"),
 ]
 
 
@@ -28,7 +29,7 @@ def _numeric_dates(text: str) -> Iterator[Span]:
 # k8s-style "apiVersion: 2020-08-27", "Revision: 2019-01-01") identifies an API, not a day of
 # anyone's life. The key must end right before the date; _RUN_MARGIN (12) in detect.py bounds how
 # much the run checks see, and "version": " fits in it.
-_VERSION_KEY = re.compile(r"(?i)(?:version|revision)[\"']?[ \t]{0,2}[:=][ \t]{0,2}[\"']?$")
+_VERSION_KEY = lazy(r"(?i)(?:version|revision)[\"']?[ \t]{0,2}[:=][ \t]{0,2}[\"']?$")
 _KEY_REACH = 12
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # 29: a leap year is not checked
 
@@ -57,7 +58,7 @@ def _plausible_date(groups: tuple[str | None, ...]) -> bool:
     return _real_day(c, b, a) or _real_day(c, a, b)
 
 
-_MONTH_WORD = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
+_MONTH_WORD = lazy(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
 _ISO_TAIL = r"(?![\w:-]|\.\d|[T ]\d{2}:)"
 assert _DATES[0].pattern.endswith(_ISO_TAIL)
 
@@ -76,7 +77,7 @@ def _prepass_hints() -> tuple[Hint, ...]:
 
 # A birth date written without separators (vCard's BDAY:19850314, a "dob" field): only under
 # its key, since eight digits alone are anything.
-_COMPACT_BIRTH = re.compile(
+_COMPACT_BIRTH = lazy(
     r"(?i)(?<![\w-])(?:bday|dob|birth[_ -]?date|date[_ -]of[_ -]birth|birthday)[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?"
     r"((\d{4})(\d{2})(\d{2}))(?![\w-])"
 )
@@ -84,7 +85,7 @@ _COMPACT_BIRTH = re.compile(
 
 # Matched on the lowercase text (same length; digits unchanged): a case-insensitive alternation
 # of keys costs Python's re about three times a plain one, on every text with a "b" in it.
-_COMPACT_BIRTH_LOW = re.compile(_COMPACT_BIRTH.pattern.removeprefix("(?i)"))
+_COMPACT_BIRTH_LOW = lazy(_COMPACT_BIRTH.pattern.removeprefix("(?i)"))
 
 
 def _compact_births(text: str, low: str) -> Iterator[Span]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 
@@ -22,14 +22,14 @@ from . import Detector, Hint, register
 # URL-safe one's "-" and "_" join the words of names). Longer runs than _MAX_RUN are payloads
 # (images, archives), not a value someone encoded to slip it past a filter.
 _MAX_RUN = 512
-_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,512}+={0,2}(?![A-Za-z0-9+/=])")
+_RUN = lazy(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,512}+={0,2}(?![A-Za-z0-9+/=])")
 # Base64 of text changes case between neighbours within its first ten characters (hex digests,
 # which fill code and build output, never do). The pre-pass looks for that head of a run, a
 # handful of matches per run however long it is, and the zone reaches over the longest run.
 _HEAD = r"[A-Za-z0-9+/]{0,8}(?:[A-Z][a-z]|[a-z][A-Z])"
-_MIXED_HEAD = re.compile(_HEAD)
+_MIXED_HEAD = lazy(_HEAD)
 _RUN_HINT = r"(?<![A-Za-z0-9+/])" + _HEAD + r"[A-Za-z0-9+/]{22}"  # and long enough to be a run
-_PRINTABLE = re.compile(rb"[\t\n\r\x20-\x7e]*")
+_PRINTABLE = lazy(rb"[\t\n\r\x20-\x7e]*")
 _DEPTH = [0]  # decoding inside a decoded text is not followed
 
 

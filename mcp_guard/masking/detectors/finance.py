@@ -5,27 +5,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
 
 # -- CREDIT_CARD ---------------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w.+-])\d(?:[ -]?\d){11,18}(?![\w-]|\.\d)")
+_CARD = lazy(r"(?<![\w.+-])\d(?:[ -]?\d){11,18}(?![\w-]|\.\d)")
 # Maestro also issues 12-digit cards; a 12-digit number is taken for one only written in groups.
-_MAESTRO_12 = re.compile(r"(?:5[06-8]|6\d)\d\d([ -])\d{4}\1\d{4}")
+_MAESTRO_12 = lazy(r"(?:5[06-8]|6\d)\d\d([ -])\d{4}\1\d{4}")
 # Issuer ranges (the first digits) and the lengths each network issues: a number of another
 # length is not that network's card, however its digits add up.
 _CARD_NETWORKS: list[tuple[re.Pattern[str], frozenset[int]]] = [
-    (re.compile(r"4"), frozenset({13, 16, 19})),                                          # Visa
-    (re.compile(r"5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)"), frozenset({16})),    # Mastercard
-    (re.compile(r"3[47]"), frozenset({15})),                                              # American Express
-    (re.compile(r"3(?:0[0-5]|09|6|8|9)"), frozenset({14, 16, 17, 18, 19})),                  # Diners Club
-    (re.compile(r"6(?:011|4[4-9]|5)"), frozenset({16, 17, 18, 19})),                      # Discover
-    (re.compile(r"35(?:2[89]|[3-8]\d)"), frozenset({16, 17, 18, 19})),                    # JCB
-    (re.compile(r"62"), frozenset({16, 17, 18, 19})),                                     # UnionPay
-    (re.compile(r"220[0-4]"), frozenset({16, 17, 18, 19})),                               # Mir
-    (re.compile(r"5[06-8]|6[37]|639"), frozenset({12, 13, 14, 15, 16, 17, 18, 19})),       # Maestro
-    (re.compile(r"60|65|81|82|508"), frozenset({16})),                                    # RuPay
+    (lazy(r"4"), frozenset({13, 16, 19})),                                          # Visa
+    (lazy(r"5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)"), frozenset({16})),    # Mastercard
+    (lazy(r"3[47]"), frozenset({15})),                                              # American Express
+    (lazy(r"3(?:0[0-5]|09|6|8|9)"), frozenset({14, 16, 17, 18, 19})),                  # Diners Club
+    (lazy(r"6(?:011|4[4-9]|5)"), frozenset({16, 17, 18, 19})),                      # Discover
+    (lazy(r"35(?:2[89]|[3-8]\d)"), frozenset({16, 17, 18, 19})),                    # JCB
+    (lazy(r"62"), frozenset({16, 17, 18, 19})),                                     # UnionPay
+    (lazy(r"220[0-4]"), frozenset({16, 17, 18, 19})),                               # Mir
+    (lazy(r"5[06-8]|6[37]|639"), frozenset({12, 13, 14, 15, 16, 17, 18, 19})),       # Maestro
+    (lazy(r"60|65|81|82|508"), frozenset({16})),                                    # RuPay
 ]
 
 
@@ -56,8 +57,8 @@ def _cards(text: str) -> Iterator[Span]:
 
 # -- US_SSN --------------------------------------------------------------------------------------
 
-_SSN = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
-_SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\.? sec\.?)\W{0,5}(\d{9})\b")
+_SSN = lazy(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
+_SSN_BARE = lazy(r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\.? sec\.?)\W{0,5}(\d{9})\b")
 
 
 def _ssn_valid(area: str, group: str, serial: str) -> bool:
@@ -81,7 +82,7 @@ def _bare_ssns(text: str, low: str) -> Iterator[Span]:
 # -- IBAN ----------------------------------------------------------------------------------------
 
 # Country, check digits, then up to 30 characters in groups of any size, spaced or dashed.
-_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
+_IBAN = lazy(r"[A-Z](?<![A-Za-z0-9_][A-Z])[A-Z]\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
 _IBAN_SEPARATORS = str.maketrans("", "", " -")
 _IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,

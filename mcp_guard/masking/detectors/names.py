@@ -7,9 +7,9 @@ Prose stays with the NER extra (ner.py); these are the values tool results carry
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 
@@ -18,14 +18,14 @@ _PERSON_KEYS = (
     r"[_ -]?name|surname|name|author|recipient|cardholder|patient|employee|assignee|attendee|organi[sz]er"
     r"|real[_ -]?name|holder|beneficiary|payee|user(?:[_ -]?name)?"
 )
-_ONE_WORD_KEYS = re.compile(r"(?i)first|last|given|family|middle|maiden|surname|display")
+_ONE_WORD_KEYS = lazy(r"(?i)first|last|given|family|middle|maiden|surname|display")
 _PLACE_KEYS = (
     r"(?:street|billing|shipping|home|postal|mailing|work)?[_ -]?address(?:[_ -]?line[_ -]?\d)?|street|addr|city|town"
     r"|country|county|province|region|state|post[_ -]?code|postal[_ -]?code|zip(?:[_ -]?code)?|location|birthplace|place"
     r"|line[_ -]?[123]|(?:ship|bill|sold|deliver)[_ -]?to"
 )
 # "key": "value", key: value, key = value; the key a whole word (not "username", "filename").
-_KEYED = re.compile(
+_KEYED = lazy(
     rf"(?i)(?<![\w-])[\"']?({_PERSON_KEYS}|{_PLACE_KEYS}|line|family|given)[\"']?[ \t]{{0,4}}([:=])[ \t]{{0,4}}"
     r"(?:\[[ \t]{0,4}|\{[ \t]{0,4}\"S\"[ \t]{0,4}:[ \t]{0,4})?"  # FHIR's ["..."], DynamoDB's {"S": "..."}
     r"([\"']?)([^\n\"',;{}\[\]<>|=]{2,80})"
@@ -33,21 +33,21 @@ _KEYED = re.compile(
 # The same, matched on the text's lowercase form (detect.py keeps it the same length): Python's
 # re tries a case-insensitive alternation of keys about three times slower than a plain one, and
 # this pattern runs on every text with a ":" or "=". Groups are then read from the text itself.
-_KEYED_LOW = re.compile(_KEYED.pattern.removeprefix("(?i)").replace('\\"S\\"', '\\"s\\"'))
+_KEYED_LOW = lazy(_KEYED.pattern.removeprefix("(?i)").replace('\\"S\\"', '\\"s\\"'))
 # Code's constants and types, which annotations put after `state:` or `name:`.
 _LITERALS = frozenset({
     "None", "True", "False", "Null", "NULL", "Undefined", "NaN", "Nil", "N/A", "TBD", "Unknown", "Final", "Literal",
     "Optional", "Any", "Union", "List", "Dict", "Tuple", "Set", "Sequence", "Mapping", "Callable", "Type", "ClassVar",
     "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
 })
-_PLACE_KEY = re.compile(rf"(?i)(?:{_PLACE_KEYS})")
-_MAIL_HEADER = re.compile(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]{0,8}(\"?)([^\"<>\n,@:]{2,60})\1[ \t]{0,8}<")
-_VCARD_NAME = re.compile(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
-_COMMON_NAME = re.compile(r"(?<![\w])[Cc][Nn]=(\"?)([^;:\"\r\n,]{2,60})\1")
-_VCARD_PLACE = re.compile(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
-_CAMEL_HUMP = re.compile(r"[a-z][A-Z]")
+_PLACE_KEY = lazy(rf"(?i)(?:{_PLACE_KEYS})")
+_MAIL_HEADER = lazy(r"(?m)^(?:From|To|Cc|Bcc|Reply-To|Sender):[ \t]{0,8}(\"?)([^\"<>\n,@:]{2,60})\1[ \t]{0,8}<")
+_VCARD_NAME = lazy(r"(?m)^(?:FN|N)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,80})")
+_COMMON_NAME = lazy(r"(?<![\w])[Cc][Nn]=(\"?)([^;:\"\r\n,]{2,60})\1")
+_VCARD_PLACE = lazy(r"(?m)^(?:ADR|LOCATION)(?:;[^:\r\n]{0,80})?:([^\r\n]{2,120})")
+_CAMEL_HUMP = lazy(r"[a-z][A-Z]")
 _PARTICLES = frozenset({"van", "von", "de", "da", "di", "du", "dos", "das", "del", "der", "la", "le", "bin", "al", "y"})
-_NAME_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-][^\W\d_]?)*\.?")
+_NAME_WORD = lazy(r"[^\W\d_](?:[^\W\d_]|['’.-][^\W\d_]?)*\.?")
 
 
 def person(value: str, one_word: bool = False) -> bool:
@@ -79,10 +79,10 @@ def place(value: str) -> bool:
     return not (value.isupper() and len(value) > 3 and " " not in value)
 
 
-_GAP = re.compile(r" {2,}|\t")  # a form's next field on the same line: "Employee: Jo Doe    SSN: ..."
+_GAP = lazy(r" {2,}|\t")  # a form's next field on the same line: "Employee: Jo Doe    SSN: ..."
 _ARRAY_ONLY = frozenset({"line"})  # FHIR's address "line": ["..."]; a bare `line:` is a number's key
 _JSON_ONLY = frozenset({"family", "given"})  # FHIR's HumanName: "family": "...", "given": ["..."]
-_TOML_SECTION = re.compile(r"(?m)^\[[\w.\" -]{1,64}\][ \t]*$")
+_TOML_SECTION = lazy(r"(?m)^\[[\w.\" -]{1,64}\][ \t]*$")
 
 
 def _keyed(text: str, low: str) -> Iterator[Span]:
@@ -115,7 +115,7 @@ def _line_start(text: str, at: int) -> bool:
     return at == 0 or text[at - 1] == "\n" or (text[at - 1] in "\"'" and (at == 1 or text[at - 2] == "\n"))
 
 
-_ADDRESS_PART = re.compile(r",[ \t]{0,2}([^\n\"',;{}\[\]<>|=]{2,60})")
+_ADDRESS_PART = lazy(r",[ \t]{0,2}([^\n\"',;{}\[\]<>|=]{2,60})")
 
 
 def _address_end(text: str, end: int, quote: str) -> int:

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from urllib.parse import unquote
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
 from .values import entropy, named
 
 # A full stop may end the sentence an address ends ("the host is 10.0.0.1."), but not go on
 # into a longer dotted number (1.2.3.4.5, an OID, a version).
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV4 = lazy(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 # Eight groups, "::" for zeros, or six and an IPv4 address at the end (::ffff:192.0.2.128).
-_IPV6 = re.compile(
+_IPV6 = lazy(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4}|:)(?:%\w{1,16})?(?![\w:])"
 )
-_URL_REST = re.compile(r"[^\s<>\"'`{}|\\^\[\]]{1,2048}")
-_SCHEME = re.compile(r"(?:https?|ftp|wss?)\Z")
+_URL_REST = lazy(r"[^\s<>\"'`{}|\\^\[\]]{1,2048}")
+_SCHEME = lazy(r"(?:https?|ftp|wss?)\Z")
 # userinfo: a user and a password, or a password alone (redis://:secret@cache).
-_URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
+_URL_CREDS = lazy(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
 
 
 # A password in a URL that says it is one ("user:password@", "jo:a%20secret@", "u:${DB_PASS}@")
 # is documentation's example, not a credential.
-_PLACEHOLDER_PASSWORD = re.compile(
+_PLACEHOLDER_PASSWORD = lazy(
     r"(?i).*(?:secret|passw(?:or)?d|changeme).*|pass|pwd|pw|bar|baz|foo|test|example|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
 )
 
@@ -61,10 +61,10 @@ def _ipv6s(text: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "IP_ADDRESS")
 
 
-_HEX_COLONS = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
+_HEX_COLONS = lazy(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 
 
-_COLON_RUN = re.compile(r"::+")
+_COLON_RUN = lazy(r"::+")
 
 
 def _ipv6_windows(text: str) -> Iterator[tuple[int, int]]:
@@ -110,8 +110,8 @@ def _urls(text: str) -> Iterator[Span]:
 
 # A path segment or query value that is a random key (a share link's id, a signed URL's
 # signature): long, all three of upper case, lower case and digits, and no word or hex digest.
-_URL_PART = re.compile(r"(?<=[/=])[A-Za-z0-9_-]{20,256}(?=[/?&#;.]|$)")
-_HEX = re.compile(r"[0-9a-fA-F-]+")
+_URL_PART = lazy(r"(?<=[/=])[A-Za-z0-9_-]{20,256}(?=[/?&#;.]|$)")
+_HEX = lazy(r"[0-9a-fA-F-]+")
 
 
 def _capabilities(text: str, url: Span) -> Iterator[Span]:

@@ -15,6 +15,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, literal_union, register
 
@@ -74,19 +75,19 @@ _FAMILIES: list[tuple[tuple[str, ...], str]] = [
 ]
 
 # Documentation's stand-ins: runs of one character, "EXAMPLE", "..." (as in secrets.py).
-_EXAMPLE = re.compile(r"(?i)example|(.)\1{7}|\.{3}")
+_EXAMPLE = lazy(r"(?i)example|(.)\1{7}|\.{3}")
 
 
 def _compiled() -> list[tuple[tuple[str, ...], re.Pattern[str]]]:
     out = []
     for prefixes, body in _FAMILIES:
-        out.append((prefixes, re.compile(f"{_B}(?:{body}){_E}")))
+        out.append((prefixes, lazy(f"{_B}(?:{body}){_E}")))
     return out
 
 
 _PREFIXED = _compiled()
 _PATTERN_OF = {prefix: pattern for prefixes, pattern in _PREFIXED for prefix in prefixes}
-_ANY_PREFIX = re.compile(literal_union(_PATTERN_OF))  # a trie: dense text meets this at every position
+_ANY_PREFIX = lazy(literal_union(_PATTERN_OF))  # a trie: dense text meets this at every position
 
 
 def _prefixed(text: str, low: str) -> Iterator[Span]:
@@ -98,11 +99,11 @@ def _prefixed(text: str, low: str) -> Iterator[Span]:
 
 # Formats without a literal prefix, each with its validator.
 # Discord bot token: base64url of the bot's numeric user id, a timestamp, an HMAC.
-_DISCORD = re.compile(r"(?<![\w.-])[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![\w.-])")
+_DISCORD = lazy(r"(?<![\w.-])[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![\w.-])")
 # Azure AD (Entra) client secret: three characters, a digit, "Q~", then 31 to 34 more.
-_AZURE_AD = re.compile(r"(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![\w~.-])")
+_AZURE_AD = lazy(r"(?<![\w~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![\w~.-])")
 # Telegram bot token: the bot's numeric id, a colon, 35 characters starting "AA".
-_TELEGRAM = re.compile(r"(?<![\w:])\d{8,10}:AA[A-Za-z0-9_-]{33}(?![\w-])")
+_TELEGRAM = lazy(r"(?<![\w:])\d{8,10}:AA[A-Za-z0-9_-]{33}(?![\w-])")
 
 
 def _discord_ok(token: str) -> bool:

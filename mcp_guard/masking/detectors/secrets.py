@@ -8,6 +8,7 @@ import binascii
 import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
@@ -17,44 +18,44 @@ __all__ = ["secret_for_key", "secretish"]
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
-    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
-    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{36,251}+(?![\w-])")),
-    (("github_pat_",), re.compile(r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{22,244}+(?![\w-])")),
-    (("glpat-",), re.compile(r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,64}+(?![\w-])")),
-    (("xox",), re.compile(r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{10,250}+(?![\w-])")),
-    (("xapp-",), re.compile(r"(?<![A-Za-z0-9])xapp-\d-[A-Za-z0-9-]{10,250}+(?![\w-])")),
-    (("_live_", "_test_"), re.compile(r"(?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}+(?![\w-])")),
-    (("whsec_",), re.compile(r"(?<![A-Za-z0-9])whsec_[A-Za-z0-9]{24,64}+(?![\w-])")),
-    (("sk-",), re.compile(r"(?<![\w-])sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}+(?![\w-])")),
-    (("AIza",), re.compile(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{35}(?![\w-])")),
-    (("ya29.",), re.compile(r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_-]{20,500}+(?![\w-])")),
-    (("SG.",), re.compile(r"(?<![A-Za-z0-9])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
-    (("npm_",), re.compile(r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![\w-])")),
-    (("pypi-AgE",), re.compile(r"(?<![A-Za-z0-9])pypi-AgE[A-Za-z0-9_-]{50,300}+(?![\w-])")),
-    (("hf_",), re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,40}+(?![\w-])")),
-    (("dop_v1_",), re.compile(r"(?<![A-Za-z0-9])dop_v1_[a-f0-9]{64}(?![\w-])")),
-    (("shpat_", "shpca_", "shppa_", "shpss_"), re.compile(r"(?<![A-Za-z0-9])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
-    (("AC",), re.compile(r"(?<![\w-])AC[a-f0-9]{32}(?![\w-])")),
-    (("SK",), re.compile(r"(?<![\w-])SK[a-f0-9]{32}(?![\w-])")),
-    (("eyJ",), re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,4096}+\.eyJ[A-Za-z0-9_-]{8,8192}+\.[A-Za-z0-9_-]{8,4096}+(?![\w-])")),
+    (("AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA"), lazy(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![\w-])")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), lazy(r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{36,251}+(?![\w-])")),
+    (("github_pat_",), lazy(r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{22,244}+(?![\w-])")),
+    (("glpat-",), lazy(r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,64}+(?![\w-])")),
+    (("xox",), lazy(r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("xapp-",), lazy(r"(?<![A-Za-z0-9])xapp-\d-[A-Za-z0-9-]{10,250}+(?![\w-])")),
+    (("_live_", "_test_"), lazy(r"(?<![A-Za-z0-9])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}+(?![\w-])")),
+    (("whsec_",), lazy(r"(?<![A-Za-z0-9])whsec_[A-Za-z0-9]{24,64}+(?![\w-])")),
+    (("sk-",), lazy(r"(?<![\w-])sk-(?:ant-(?:api|admin)\d{2}-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}+(?![\w-])")),
+    (("AIza",), lazy(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{35}(?![\w-])")),
+    (("ya29.",), lazy(r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_-]{20,500}+(?![\w-])")),
+    (("SG.",), lazy(r"(?<![A-Za-z0-9])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![\w-])")),
+    (("npm_",), lazy(r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![\w-])")),
+    (("pypi-AgE",), lazy(r"(?<![A-Za-z0-9])pypi-AgE[A-Za-z0-9_-]{50,300}+(?![\w-])")),
+    (("hf_",), lazy(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,40}+(?![\w-])")),
+    (("dop_v1_",), lazy(r"(?<![A-Za-z0-9])dop_v1_[a-f0-9]{64}(?![\w-])")),
+    (("shpat_", "shpca_", "shppa_", "shpss_"), lazy(r"(?<![A-Za-z0-9])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![\w-])")),
+    (("AC",), lazy(r"(?<![\w-])AC[a-f0-9]{32}(?![\w-])")),
+    (("SK",), lazy(r"(?<![\w-])SK[a-f0-9]{32}(?![\w-])")),
+    (("eyJ",), lazy(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,4096}+\.eyJ[A-Za-z0-9_-]{8,8192}+\.[A-Za-z0-9_-]{8,4096}+(?![\w-])")),
 ]
-_WORD_CHAR = re.compile(r"[\w-]")
+_WORD_CHAR = lazy(r"[\w-]")
 # A distinctive prefix may follow a joiner (``send_AKIA...``, ``x-ghp_...``): only a letter or digit glues it.
-_ALNUM = re.compile(r"[A-Za-z0-9]")
+_ALNUM = lazy(r"[A-Za-z0-9]")
 # One search tells which families' prefixes occur at all (cheaper than a test per prefix).
 _PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
 
-_SLACK_HOOK = re.compile(
+_SLACK_HOOK = lazy(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
     r"|https://(?:discord(?:app)?\.com)/api/webhooks/\d{5,25}/[A-Za-z0-9_-]{30,100}"
 )
-_BEARER = re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,2048}=*)")
-_BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
-_PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
+_BEARER = lazy(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,2048}=*)")
+_BASIC = lazy(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,1024}={0,2})(?![\w+/=])")
+_PEM_BEGIN = lazy(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
 # key = value, "key": "value", key: value, where the key holds one of these words; the rest is
 # matched from the word on.
 # Matched on the lowercased text: a case-insensitive scan of every position costs ~5x more.
-_KEY_WORD_RE = re.compile(
+_KEY_WORD_RE = lazy(
     r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
     r"|key"
@@ -64,23 +65,23 @@ _KEY_WORD_RE = re.compile(
 # line, "the password is ..." in prose), which must then look like a secret by itself.
 # The separators: =, :, :=, =>, >, and make's ?= += ::= :::=, PHP's .=, R's <-.
 _SEP = r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])"
-_KV_SEPARATOR = re.compile(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}" + _SEP + r"[ \t]{0,8}(?:\"|')?")
-_KV_LOOSE = re.compile(r"[A-Za-z0-9_-]{0,40}[\"']?(?:[ \t]{1,8}(?:is|was|of)[ \t]{1,8}|[ \t]{1,8})[\"']?")
-_KV_VALUE = re.compile(r"[^\s\"',;&<>{}\[\]]{4,512}")
+_KV_SEPARATOR = lazy(r"[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}" + _SEP + r"[ \t]{0,8}(?:\"|')?")
+_KV_LOOSE = lazy(r"[A-Za-z0-9_-]{0,40}[\"']?(?:[ \t]{1,8}(?:is|was|of)[ \t]{1,8}|[ \t]{1,8})[\"']?")
+_KV_VALUE = lazy(r"[^\s\"',;&<>{}\[\]]{4,512}")
 # Of the keys whose values start inside one run of value characters ("key=key=key=..."), only
 # the first few are read: each reading costs up to the run's length, so the text costs a few
 # times its length, however many keys hostile text packs into a run.
 _KEYS_PER_RUN = 8
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_PASSWORDISH = re.compile(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
-_NOT_A_VALUE = re.compile(
+_PASSWORDISH = lazy(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
+_NOT_A_VALUE = lazy(
     r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
     r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
     r"|%\([^)]*\)[sdr])$"
 )
 
 
-_DIGIT = re.compile(r"\d")
+_DIGIT = lazy(r"\d")
 
 
 def secretish(key: str, value: str) -> bool:
@@ -95,13 +96,13 @@ def secretish(key: str, value: str) -> bool:
 
 
 # Documentation's stand-ins for a token: AWS's ...EXAMPLE key ids, runs of x, X, 0 or *.
-_EXAMPLE_TOKEN = re.compile(r"(?i)example|x{8}|0{8}|\*{4}|\.{3}")
+_EXAMPLE_TOKEN = lazy(r"(?i)example|x{8}|0{8}|\*{4}|\.{3}")
 
 
 # Where a family's prefix sits in its token: Stripe's "_live_" follows "sk", "rk" or "pk".
 _PREFIX_AT = {"_live_": 2, "_test_": 2}
 # Every place any prefix begins (a lookahead, so prefixes that overlap are all seen).
-_PREFIX_PLACES = re.compile(f"(?=(?:{literal_union(_PREFIX_OF)}))")
+_PREFIX_PLACES = lazy(f"(?=(?:{literal_union(_PREFIX_OF)}))")
 
 
 def _token_matches(text: str) -> Iterator[re.Match[str]]:
@@ -175,7 +176,7 @@ def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
             yield max(run_start, at - 40, 0), at, word.end()
 
 
-_KEY_RUN = re.compile(r"[A-Za-z0-9_.-]+")
+_KEY_RUN = lazy(r"[A-Za-z0-9_.-]+")
 
 
 def _whole_word(text: str, start: int, end: int) -> bool:
@@ -240,18 +241,18 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
 
 # The words after which a sentence gives a password itself ("the DB password is ..."); a bare
 # "pass" is a verb too ("pass targets=...").
-_SAID = re.compile(r"(?i)pass(?:word|wd|phrase)|pwd")
+_SAID = lazy(r"(?i)pass(?:word|wd|phrase)|pwd")
 # A key that goes on, after its key word, with a word saying what it tells about the secret.
-_ABOUT_A_SECRET = re.compile(
+_ABOUT_A_SECRET = lazy(
     r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
     r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?-i:(?![a-z]))"
 )
-_SECRET_WORD = re.compile(r"(?i)secret")
-_BANG_NAME = re.compile(r"!{1,2}[A-Za-z_][\w.]*")
+_SECRET_WORD = lazy(r"(?i)secret")
+_BANG_NAME = lazy(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
-_KV_QUOTED = re.compile(r"[^\s\"'\\]{4,512}")
-_ID_KEY = re.compile(r"(?i)(?:[_-]id|[a-z]Id|ID)[\"']?[ \t]*[:=]")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_KV_QUOTED = lazy(r"[^\s\"'\\]{4,512}")
+_ID_KEY = lazy(r"(?i)(?:[_-]id|[a-z]Id|ID)[\"']?[ \t]*[:=]")
+_UUID = lazy(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _quoted_value(text: str, at: int) -> re.Match[str] | None:
@@ -261,7 +262,7 @@ def _quoted_value(text: str, at: int) -> re.Match[str] | None:
     return m
 
 
-_SECRET_KEY = re.compile(
+_SECRET_KEY = lazy(
     r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client)[_-]?key"
 )
@@ -274,7 +275,7 @@ def secret_for_key(key: str, value: str) -> bool:
 
 # A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,
 # base64.
-_PEM_BODY = re.compile(r"(?:\s|\\[rn]){1,8}(?:[A-Za-z-]{1,20}: [^\n\\]{1,200}(?:\s|\\[rn]){1,8}){0,4}[A-Za-z0-9+/]{16}")
+_PEM_BODY = lazy(r"(?:\s|\\[rn]){1,8}(?:[A-Za-z-]{1,20}: [^\n\\]{1,200}(?:\s|\\[rn]){1,8}){0,4}[A-Za-z0-9+/]{16}")
 
 
 def _pem_blocks(text: str) -> Iterator[Span]:
@@ -300,7 +301,7 @@ def _pem_blocks(text: str) -> Iterator[Span]:
 
 
 # A container's environment in a manifest: the value under a name that says it is a secret.
-_ENV_ENTRY = re.compile(
+_ENV_ENTRY = lazy(
     r"name:[ \t]*[\"']?([A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)"
     r"[A-Za-z0-9_]*)[\"']?[ \t]*\r?\n[ \t]*value:[ \t]*[\"']?([^\s\"']{4,512})"
 )

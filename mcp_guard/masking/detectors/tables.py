@@ -16,37 +16,38 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 from .names import person, place
 
 # A header cell, lowercased, its spaces, dots and dashes made "_": the label of its column.
 _COLUMNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?:customer_|contact_|employee_|patient_|account_|card_?|display_|legal_|real_)?(?:full_)?name"
+    (lazy(r"(?:customer_|contact_|employee_|patient_|account_|card_?|display_|legal_|real_)?(?:full_)?name"
                 r"|(?:first|last|given|family|middle|sur)_?names?|surname|holder|card_?holder|account_?holder"
                 r"|customer|employee|patient|recipient|beneficiary|payee|attendee|contact"), "PERSON"),
-    (re.compile(r"(?:home_|billing_|shipping_|street_|postal_|mailing_|work_)?address(?:_?line_?\d)?|street|city|town"
+    (lazy(r"(?:home_|billing_|shipping_|street_|postal_|mailing_|work_)?address(?:_?line_?\d)?|street|city|town"
                 r"|country|county|province|region|location|place_of_birth|birthplace|ship_to|bill_to"), "LOCATION"),
-    (re.compile(r"(?:home_|work_|mobile_|cell_|contact_)?(?:phone|telephone|tel|mobile|cell|fax|msisdn)"
+    (lazy(r"(?:home_|work_|mobile_|cell_|contact_)?(?:phone|telephone|tel|mobile|cell|fax|msisdn)"
                 r"(?:_?(?:no|num|number))?"), "PHONE"),
-    (re.compile(r"ssn|us_ssn|ssn_?(?:no|number)|social_security(?:_(?:no|number))?|soc_sec(?:_no)?"), "US_SSN"),
+    (lazy(r"ssn|us_ssn|ssn_?(?:no|number)|social_security(?:_(?:no|number))?|soc_sec(?:_no)?"), "US_SSN"),
 ]
-_ONE_WORD = re.compile(r"first|last|given|family|middle|sur|display")
+_ONE_WORD = lazy(r"first|last|given|family|middle|sur|display")
 # A header word: the pre-pass looks for it, and each line holding one is read as a possible header.
-_HEADER_WORD = re.compile(
+_HEADER_WORD = lazy(
     r"name|holder|customer|employee|patient|recipient|beneficiary|payee|attendee|contact|address|street|city|town"
     r"|countr|county|province|region|location|place|ship|bill|phone|tel|mobile|cell|fax|msisdn|ssn|soc"
 )  # every column of _COLUMNS holds one of these words (test_structure checks it)
 _LONGEST_HEADER = 2000
-_NOT_HEADER = re.compile(r"[@:/=(){}<>]")
-_SQL_COLUMNS = re.compile(
+_NOT_HEADER = lazy(r"[@:/=(){}<>]")
+_SQL_COLUMNS = lazy(
     r"(?is)\b(INSERT\s{1,8}INTO|COPY)\s{1,8}[\w.`\"\[\]]{1,128}\s{0,8}\(([^()]{1,2000})\)\s{0,8}"
     r"(VALUES|FROM\s{1,8}stdin;?)"
 )
-_MD_RULE = re.compile(r"[\s|:+-]*-{2,}[\s|:+-]*")
-_SPACES = re.compile(r" {2,}|\t")
-_PHONE_CHARS = re.compile(r"\+?[\d ().-]{7,24}")
-_SSN_VALUE = re.compile(r"(\d{3})-?(\d{2})-?(\d{4})")
+_MD_RULE = lazy(r"[\s|:+-]*-{2,}[\s|:+-]*")
+_SPACES = lazy(r" {2,}|\t")
+_PHONE_CHARS = lazy(r"\+?[\d ().-]{7,24}")
+_SSN_VALUE = lazy(r"(\d{3})-?(\d{2})-?(\d{4})")
 
 
 def _column(header: str) -> str | None:
@@ -192,14 +193,14 @@ def _sql(text: str, low: str, ends: list[int] | None = None) -> Iterator[Span]:
             yield from _rows(text, text.find("\n", m.end() - 1), headers, "\t", [0])
 
 
-_SQL_VALUE = re.compile(r"\s*(?:'((?:[^'\\]|\\.|''){0,400})'|([^,()']{0,64}))\s*([,)])")
+_SQL_VALUE = lazy(r"\s*(?:'((?:[^'\\]|\\.|''){0,400})'|([^,()']{0,64}))\s*([,)])")
 
 
 def _sql_values(text: str, at: int, headers: list[str]) -> Iterator[Span]:
     """The tuples of an INSERT: ``(1, 'Jane Doe', ...), (...)``; each value under its column."""
     labels = [_column(h) for h in headers]
     while True:
-        opening = re.compile(r"\s*,?\s*\(").match(text, at)
+        opening = lazy(r"\s*,?\s*\(").match(text, at)
         if opening is None:
             return
         at, column = opening.end(), 0

@@ -4,12 +4,13 @@ a path, or something that looks like a secret by itself. Shared by the secret de
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
+
+from ..patterns import lazy
 
 __all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret", "passphrase", "said_password"]
 
-_DIGIT = re.compile(r"\d")
+_DIGIT = lazy(r"\d")
 
 _C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 4097)]  # values are at most 4096 long
 
@@ -29,15 +30,15 @@ def entropy(value: str) -> float:
 # chain, a call, a subscript, a type. A quoted value is a literal (and may be a secret); so is
 # an unquoted one under an ENV_STYLE key (.env files, shell), unless it is a call or attribute.
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_CALL_OR_ATTRIBUTE = re.compile(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|\(?{_NAME}(?:\.{_NAME})+\)*")
-_IDENTIFIER = re.compile(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
-_PART_SEPARATORS = re.compile(r"[_-]+")
+_CALL_OR_ATTRIBUTE = lazy(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|\(?{_NAME}(?:\.{_NAME})+\)*")
+_IDENTIFIER = lazy(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
+_PART_SEPARATORS = lazy(r"[_-]+")
 # The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
 # words have three letters or more; random letters ("KRioWNWAlPT") do not split like that.
-_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_NAME_WORD = lazy(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
-_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{5,}|^[b-df-hj-np-tv-xz]{4}")
+_CONSONANT_RUN = lazy(r"[b-df-hj-np-tv-xz]{5,}|^[b-df-hj-np-tv-xz]{4}")
 
 
 def _pronounceable(word: str) -> bool:
@@ -56,7 +57,7 @@ _SHORT_WORDS = frozenset(
 )
 
 
-_HUNGARIAN = re.compile(r"^[a-z](?=[A-Z][a-z]{2})")
+_HUNGARIAN = lazy(r"^[a-z](?=[A-Z][a-z]{2})")
 
 
 def named(value: str) -> bool:
@@ -91,16 +92,16 @@ def named(value: str) -> bool:
             if len(w) == 1 and w.isupper() and 0 < i < len(words) - 1:
                 return False  # a lone capital inside a name (LWQAquwbeG8)
     return not (len(parts) == 1 and any(c.isdigit() for c in value) and sum(c.isupper() for c in value) < 2)
-_ENV_KEY = re.compile(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
+_ENV_KEY = lazy(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
 
 
 # Operators only code writes inside a value: a || b, a && b, a?.b, (x) => y, process.env.X.
-_OPERATORS = re.compile(r"\|\||&&|\?\.|=>|process\.env\.")
+_OPERATORS = lazy(r"\|\||&&|\?\.|=>|process\.env\.")
 
 
 # A literal code writes that no password is: a hex constant (0x02), a number closing a call (255)),
 # an ABNF rule (%x21, *cookie-octet).
-_CODE_LITERAL = re.compile(r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?")
+_CODE_LITERAL = lazy(r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?")
 
 
 def code(key: str, value: str) -> bool:
@@ -123,7 +124,7 @@ def looks_secret(value: str) -> bool:
 
 # Words joined by hyphens, as diceware-style generators write them ("copper-orbit-quartz-7"):
 # code has no hyphen in a name, so under a password key this is a literal.
-_PASSPHRASE = re.compile(
+_PASSPHRASE = lazy(
     r"[A-Za-z]{3,12}(?:[-.][A-Za-z]{3,12}){1,7}(?:[-.]?\d{1,4})?[!#$%&*?@^~]?|[A-Za-z]{3,12}(?:-[A-Za-z]{3,12}){2,7}"
 )
 
@@ -132,10 +133,10 @@ def passphrase(value: str) -> bool:
     return _PASSPHRASE.fullmatch(value) is not None and ("-" in value or "." in value)
 
 
-_SYMBOL = re.compile(r"[!#$%&*?@^~]")
+_SYMBOL = lazy(r"[!#$%&*?@^~]")
 
 
-_CODE_MARK = re.compile(r"[=()\[\]{}<>,;`]")
+_CODE_MARK = lazy(r"[=()\[\]{}<>,;`]")
 
 
 def said_password(value: str) -> bool:
@@ -148,17 +149,17 @@ def said_password(value: str) -> bool:
     return _DIGIT.search(value) is not None or _SYMBOL.search(value) is not None
 
 
-_LETTERS = re.compile(r"[^a-z0-9]")
+_LETTERS = lazy(r"[^a-z0-9]")
 # Words a placeholder is made of, or another credential field's name ("username" in options).
 _PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit", "username")
-_PLACEHOLDER = re.compile(r"[A-Za-z0-9_.-]+")
-_PATH = re.compile(r"[~.]?/[\w./-]*")
-_NAME_JOINS = re.compile(r"[./:]")
-_MASKED_ALREADY = re.compile(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
+_PLACEHOLDER = lazy(r"[A-Za-z0-9_.-]+")
+_PATH = lazy(r"[~.]?/[\w./-]*")
+_NAME_JOINS = lazy(r"[./:]")
+_MASKED_ALREADY = lazy(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
 
 
-_REPEATED = re.compile(r"(.)\1{7}")
-_VERSION = re.compile(r"[\^~<>=v]{0,2}\d{1,6}(?:\.\d{1,6}){1,3}(?:[-+][\w.]{1,40})?")
+_REPEATED = lazy(r"(.)\1{7}")
+_VERSION = lazy(r"[\^~<>=v]{0,2}\d{1,6}(?:\.\d{1,6}){1,3}(?:[-+][\w.]{1,40})?")
 
 
 def not_a_secret(key: str, value: str) -> bool:
