@@ -84,13 +84,20 @@ def _guards(pattern: str) -> tuple[str, str, str]:
     head = tail = ""
     m = _HEAD_GUARD.match(pattern)
     if m is not None:
-        head, pattern = f"(?:^|[^{m.group(1)[1:-1]}])", pattern[m.end() :]
+        cls = m.group(1)[1:-1]
+        head, pattern = f"(?:^|[^{cls}]{_also(cls)})", pattern[m.end() :]
     m = _TAIL_GUARD.search(pattern)
     if m is not None:
         cls = m.group(1)[1:-1]
-        tail = f"(?:$|[^.{cls}]|\\.(?:$|\\D))" if m.group(2) else f"(?:$|[^{cls}])"
+        tail = f"(?:$|[^.{cls}]{_also(cls)}|\\.(?:$|\\D))" if m.group(2) else f"(?:$|[^{cls}]{_also(cls)})"
         pattern = pattern[: m.start()]
     return head, pattern, tail
+
+
+def _also(cls: str) -> str:
+    # A class without \w names ASCII letters or digits one by one: a stand-in for a non-ASCII
+    # word character may be among them while the original is not, so the guard lets it pass.
+    return "" if "\\w" in cls else f"|[{_STAND_INS}]"
 
 
 def _loosen(pattern: str) -> tuple[str, bool]:
@@ -250,11 +257,15 @@ def _store(db: Any) -> None:
 
 # Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
 # Hyperscan scans a copy where each other character stands in for its class (the same length,
-# so offsets hold): a digit for a decimal digit, a letter for any other word character (a capital
-# for a capital), a space
-# for whitespace, "~" for the rest; and the four characters Python's case-insensitive matching
-# takes for ASCII letters (dotted and dotless i, long s, Kelvin sign) become those letters.
+# so offsets hold): "0" for a decimal digit, "q" for any other word character ("Q" for a
+# capital: detectors/names.py reads capitals), a form feed for whitespace and \x01 for the rest;
+# and the four characters Python's case-insensitive matching takes for ASCII letters (dotted and
+# dotless i, long s, Kelvin sign) become those letters. Stand-ins that no pattern spells out
+# (form feed, \x01) fall in or out of an explicit class as the original does; the letter and
+# digit ones may fall in an explicit ASCII class the original is outside of ("é" is no
+# [A-Za-z0-9]), which a guard on such a class allows for (_STAND_INS).
 _FOLDS = {0x0130: "i", 0x0131: "i", 0x017F: "s", 0x212A: "k"}
+_STAND_INS = "qQ0"
 
 
 def _stand_in(code: int) -> str:
@@ -264,8 +275,8 @@ def _stand_in(code: int) -> str:
     if char.isdecimal():
         return "0"
     if char.isalnum() or char == "_":
-        return "A" if char.isupper() else "a"  # a name's capital stays a capital (detectors/names.py)
-    return " " if char.isspace() else "~"
+        return "Q" if char.isupper() else "q"
+    return "\f" if char.isspace() else "\x01"
 
 
 def _asciify(text: str) -> str:

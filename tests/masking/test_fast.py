@@ -75,6 +75,23 @@ def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_any_text(text: st
 
 
 AWS_ID = "AK" + "IA" + "Q7Z3" * 4  # assembled at run time: the file holds no key
+
+
+# Characters outside ASCII that Python's patterns read one way and an ASCII stand-in could read
+# another: a superscript digit or an accented letter is a word character but no [A-Za-z0-9]; a
+# no-break space is whitespace but no " "; an ellipsis is none of them, nor "~".
+NEIGHBOURS = ["¹", "é", "١", "Ⅻ", "Ω", "…", "\u00a0", "\u2028"]
+
+
+@pytest.mark.parametrize("before", NEIGHBOURS)
+@pytest.mark.parametrize("after", ["", *NEIGHBOURS])
+@pytest.mark.parametrize("token", ["ghp_" + "a" * 36, AWS_ID, "4111 1111 1111 1111", "jane@example.com", "10.0.0.1"],
+                         ids=["github", "aws", "card", "email", "ip"])
+def test_the_pre_pass_reads_a_non_ascii_neighbour_of_a_value_as_the_detectors_do(
+    before: str, after: str, token: str
+) -> None:
+    text = "x" * detect_module.FAST_FROM + " " + before + token + after + " end"
+    assert detect_text(text) == whole(text)
 STACK_FRAME = "\tat com.example.billing.Invoices.render(Invoices.java:{i})\n"
 K8S_ENV = "        - name: AWS_ACCESS_KEY_ID\n          value: {key}\n"
 
