@@ -51,6 +51,10 @@ MAX_AGE_S = 3600.0
 # After a failed background refresh the cached keys stay, and the next try comes this much later.
 RETRY_S = 60.0
 MAX_KEYS = 50
+# Requests with an unknown kid that may wait at once; more are refused at once. Each holds a
+# connection for up to UNKNOWN_KID_WAIT_S, and anyone can send one: no flood of forged kids may
+# pin the front's connections. A genuinely rotated key needs only the first few to wait.
+MAX_WAITERS = 64
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,15 @@ class SigningKey:
 class Jwks:
     def __init__(
         self, url: str, policy: FetchPolicy, *, min_interval_s: float = MIN_REFETCH_S,
-        max_age_s: float = MAX_AGE_S, retry_s: float = RETRY_S,
+        max_age_s: float = MAX_AGE_S, retry_s: float = RETRY_S, max_waiters: int = MAX_WAITERS,
     ) -> None:
         self.url = url
         self.policy = policy
         self.min_interval_s = min_interval_s
         self.max_age_s = max_age_s
         self.retry_s = retry_s
+        self.max_waiters = max_waiters
+        self.waiting = 0  # requests waiting for a refetch now
         self.wait_s = max(min_interval_s, FETCH_TIMEOUT_S) + FETCH_TIMEOUT_S  # UNKNOWN_KID_WAIT_S by default
         self.keys: dict[str | None, SigningKey] = {}
         self.fetched_at = -math.inf  # the last successful fetch
@@ -103,6 +109,9 @@ class Jwks:
     async def refetch(self) -> None:
         """Wait for a fetch that starts after this call (sharing it with every other waiter); raises DiscoveryError."""
         asked = time.monotonic()
+        if self.waiting >= self.max_waiters:
+            raise DiscoveryError(f"{self.url}: {self.waiting} requests with unknown keys are waiting already")
+        self.waiting += 1
         try:
             with anyio.fail_after(self.wait_s):  # a backstop: the waits below add up to no more
                 async with self._lock:
@@ -111,6 +120,8 @@ class Jwks:
                         await self._attempt()
         except TimeoutError as exc:
             raise DiscoveryError(f"{self.url}: no new key set within {self.wait_s:.0f} s") from exc
+        finally:
+            self.waiting -= 1
         if self._failure is not None:
             raise DiscoveryError(self._failure)
 

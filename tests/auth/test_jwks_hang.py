@@ -115,3 +115,28 @@ async def test_unknown_kids_at_a_hung_issuer_share_one_fetch_and_get_a_clear_401
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("JWKS fetch failed" in w and "no answer within 5 s" in w for w in warnings), warnings
     assert not any(token in w for w in warnings for token in tokens)
+
+
+async def test_forged_kids_beyond_the_waiting_limit_are_refused_at_once_and_hold_no_connection(hostile: str) -> None:
+    issuer = f"{hostile}/hang-jwks"
+    async with discovered(issuer, jwks_refresh_interval_s=0.5) as auth:
+        assert auth.jwks is not None
+        auth.jwks.max_waiters = 3
+        hang(issuer)
+        waited: list[float] = []
+        tokens = [unknown_kid_token(issuer) for _ in range(10)]
+
+        async def ask(token: str) -> None:
+            started = anyio.current_time()
+            with pytest.raises(AuthRefused) as caught:
+                await auth.authenticate(f"Bearer {token}")
+            assert caught.value.status == 401 and caught.value.reason == "unavailable"
+            waited.append(anyio.current_time() - started)
+
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                for token in tokens:
+                    tg.start_soon(ask, token)
+        assert auth.jwks.waiting == 0, "every waiter is counted out, however its wait ended"
+    quick = [w for w in waited if w < 0.4]
+    assert len(waited) == 10 and len(quick) == 7, f"waits: {sorted(round(w, 2) for w in waited)}"
