@@ -19,7 +19,7 @@ import time
 import unicodedata
 from typing import Any
 
-from .approval.escape import hidden, skeleton
+from .approval.escape import drawn, hidden, skeleton
 from .store import Store
 
 __all__ = ["Reviewers", "canonical", "looks_alike", "same_person", "valid_name"]
@@ -43,7 +43,7 @@ def looks_alike(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are drawn alike once canonical (Cyrillic ``а``, dotless ``ı``,
     Roman numeral ``ⅼ`` for Latin letters): a second person under such a name could pass for
     the first on the page, in Slack or in the audit."""
-    return skeleton(canonical(a)).casefold() == skeleton(canonical(b)).casefold()
+    return skeleton(canonical(a)).casefold() == skeleton(canonical(b)).casefold() or drawn(a) == drawn(b)
 
 
 def valid_name(name: str, what: str = "reviewer name") -> str:

@@ -14,10 +14,13 @@ value cannot be harmless on one and hostile on another. What counts:
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Escaped", "escape", "escape_key", "hidden", "key_lookalike", "one_line", "same_skeleton", "skeleton"]
+__all__ = [
+    "Escaped", "drawn", "escape", "escape_key", "hidden", "key_lookalike", "one_line", "same_skeleton", "skeleton",
+]
 
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -135,6 +138,44 @@ _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
 def _skeleton(key: str) -> str:
     folded = unicodedata.normalize("NFKC", key).translate(_LOOKALIKE)
     return "".join(c for c in folded if not _hidden(c))
+
+
+@functools.cache
+def _drawn_as() -> dict[int, str]:
+    """Each character of Unicode's confusables data (UTS #39, through confusable-homoglyphs) to
+    one character of its class: the classes join every pair the data calls confusable (``I``,
+    ``l``, ``1``, ``|`` and their twins in other scripts are one class; ``a`` and ``b`` never
+    meet). Loaded on first use: only deciding who may approve needs it."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    parent: dict[str, str] = {}
+
+    def root(c: str) -> str:
+        while parent.get(c, c) != c:
+            parent[c] = parent.get(parent[c], parent[c])
+            c = parent[c]
+        return c
+
+    for key, twins in confusables_data.items():
+        key = "".join(c for c in key if not _hidden(c))
+        for twin in twins:
+            other = "".join(c for c in twin.get("c", "") if not _hidden(c))
+            if len(key) == 1 and len(other) == 1:
+                a, b = root(key), root(other)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {ord(c): root(c) for c in parent}
+
+
+def drawn(text: str) -> str:
+    """What ``text`` looks like in any font, as one string: two names with one ``drawn`` form
+    can pass for each other (Armenian ``օ`` or Coptic ``ⲟ`` for ``o``, capital ``I`` for ``l``,
+    invisible characters), case aside."""
+    table = _drawn_as()
+    # The table before NFKC too: NFKC takes some twins elsewhere (lunate sigma, drawn "c", to final sigma).
+    visible = "".join(c for c in text.translate(table) if not _hidden(c))
+    shape = unicodedata.normalize("NFKC", visible).translate(table)
+    return unicodedata.normalize("NFKC", shape.casefold()).translate(table).strip()
 
 
 def skeleton(text: str) -> str:
