@@ -1,0 +1,82 @@
+"""Red team, serve's team gateway: a caller named so that it is drawn like a reviewer must not let
+that reviewer approve the request (README "Who is calling": "a reviewer whose name is ... merely
+drawn like it ... cannot decide that caller's request, on any channel"; "Trust model": "A new
+token whose name is drawn like a live one's ... is refused").
+
+The guard compares names through a small table of lookalike letters. These names use letters
+from Unicode's own confusables list (UTS #39) that the table does not hold: each is the reviewer's
+name on any screen, and a different string to the guard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.auth.support import cli
+from tests.auth.test_caller_names import REVIEWED_ECHO, oidc_serve
+from tests.auth.test_serve_oidc import client
+from tests.oidc_provider import OidcProvider, oidc_provider  # noqa: F401  (a pytest fixture, found by name)
+from tests.reviewing import review, reviewer_token
+
+pytestmark = pytest.mark.anyio
+
+# (the reviewer, the caller drawn like them): UTS #39 confusables the guard's table lacks.
+DRAWN_ALIKE = {
+    "armenian small oh for o": ("bob", "b\u0585b"),
+    "coptic small o for o": ("bob", "b\u2c9fb"),
+    "greek yot for j": ("jo", "\u03f3o"),
+    "greek lunate sigma for c": ("carol", "\u03f2arol"),
+    "armenian ho for h": ("hal", "\u0570al"),
+    "latin capital I for l": ("alice", "aIice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DRAWN_ALIKE))
+def test_a_caller_token_drawn_like_a_live_reviewer_is_refused_whatever_alphabet_the_lookalike_letter_comes_from(
+    guard_home: Path, case: str,
+) -> None:
+    reviewer, caller = DRAWN_ALIKE[case]
+    reviewer_token(guard_home, reviewer)
+    made = cli("auth", "token", "create", caller)
+    created, said = made.returncode == 0, made.stderr  # never the CompletedProcess: its stdout is the token
+    del made
+    assert not created, f"{case}: a caller token drawn like the live reviewer {reviewer!r} was created"
+    assert "looks like the reviewer" in said, said
+
+
+@pytest.mark.parametrize("case", ["armenian small oh for o", "latin capital I for l"])
+async def test_an_oidc_caller_drawn_like_a_reviewer_cannot_have_that_reviewer_approve_through_the_api_or_cli(
+    oidc_provider: OidcProvider, tmp_path: Path, guard_home: Path, case: str,  # noqa: F811
+) -> None:
+    reviewer, caller = DRAWN_ALIKE[case]
+    own, other = reviewer_token(guard_home, reviewer), reviewer_token(guard_home, "zed")
+    tried: dict[str, tuple[int, str]] = {}
+    got: list[Any] = []
+    async with oidc_serve(oidc_provider, tmp_path, REVIEWED_ECHO) as base:
+        token = oidc_provider.token(caller, f"{base}/mcp")
+        with anyio.fail_after(120):
+            async with client(f"{base}/mcp", token, "legacy") as session:
+
+                async def call() -> None:
+                    got.append(await session.call_tool("echo", {"message": "approved by myself"}))
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    while not (pending := json.loads(review(guard_home, "list", "--json", token=other).stdout or "[]")):
+                        await anyio.sleep(0.05)
+                    rid = str(pending[0]["id"])
+                    api = review(guard_home, "approve", rid, "--url", base, token=own)
+                    tried["api"] = (api.returncode, api.stderr)
+                    local = review(guard_home, "approve", rid, token=own)
+                    tried["cli"] = (local.returncode, local.stderr)
+                    state = json.loads(review(guard_home, "show", rid, "--json", token=other).stdout)["state"]
+                    if state == "pending":
+                        review(guard_home, "deny", rid, "--reason", "test over", token=other)
+    assert tried["api"][0] != 0 and tried["cli"][0] != 0, (
+        f"{case}: the reviewer {reviewer!r} approved the request of {ascii(caller)}, drawn like them: {state}"
+    )
+    assert all("looks like" in said for _, said in tried.values()), tried
