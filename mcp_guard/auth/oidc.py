@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import jwt
 
+from ..approval.escape import drawn
 from ..reviewers import valid_name
 from .caller import AuthRefused, Caller
 from .discovery import DiscoveryError, FetchPolicy, discover
@@ -228,10 +229,16 @@ def _user(value: Any, claim: str) -> str:
     if not isinstance(value, str):
         raise AuthRefused(401, f"the access token's {claim!r} claim is not a string", "invalid_token")
     try:
-        return valid_name(value, "caller name")
+        name = valid_name(value, "caller name")
     except ValueError as exc:  # says why without repeating the value
         raise AuthRefused(401, f"the access token's {claim!r} claim is not a usable caller name: {exc}",
                           "invalid_token") from exc
+    if drawn(value) != drawn(name):
+        # NFKC took a lookalike letter elsewhere (lunate sigma, drawn "c", to final sigma): the
+        # stored name would no longer be seen to look like the one shown to people.
+        raise AuthRefused(401, f"the access token's {claim!r} claim is not a usable caller name: it changes how it"
+                          " is drawn under Unicode normalisation (NFKC)", "invalid_token")
+    return name
 
 
 def _bearer(authorization: str | None) -> str:

@@ -67,7 +67,7 @@ class CallerTokens:
 
     def create(self, name: str, groups: list[str] | tuple[str, ...] = (), expires_days: float | None = None) -> str:
         """A new token for ``name``; ValueError for a bad name or group, or a name a live token has."""
-        name = valid_name(name, "caller name")
+        given, name = name, valid_name(name, "caller name")
         chosen = sorted({_group(g) for g in groups})
         if len(chosen) > GROUPS_MAX:
             raise ValueError(f"a caller token carries at most {GROUPS_MAX} groups")
@@ -78,9 +78,11 @@ class CallerTokens:
         expires = now + expires_days * 86400 if expires_days is not None else None
         with self.store.transaction() as db:
             live = db.execute("SELECT name FROM caller_tokens WHERE revoked IS NULL").fetchall()
-            _check_unique(name, [row[0] for row in live])
             reviewers = db.execute("SELECT name FROM reviewer_tokens WHERE revoked IS NULL").fetchall()
-            _check_not_posing(name, [row[0] for row in reviewers])
+            # Both as typed and as stored: NFKC can take a lookalike elsewhere (lunate sigma to final sigma).
+            for form in dict.fromkeys((given.strip(), name)):
+                _check_unique(form, [row[0] for row in live])
+                _check_not_posing(form, [row[0] for row in reviewers])
             db.execute(
                 "INSERT INTO caller_tokens (hash, name, groups_json, created, expires) VALUES (?,?,?,?,?)",
                 (_digest(token), name, json.dumps(chosen), now, expires),

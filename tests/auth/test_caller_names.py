@@ -211,3 +211,18 @@ def test_the_store_refuses_a_lookalike_of_the_requester_even_when_a_channel_did_
         approvals.decide(request.id, approve=True, by="BOB", channel="test")
     assert approvals.get(request.id).state == "pending"  # type: ignore[union-attr]
     assert approvals.decide(request.id, approve=True, by="carol", channel="test").state == "approved"
+
+
+async def test_a_user_claim_that_normalisation_would_draw_differently_is_refused(
+    oidc_provider: OidcProvider, tmp_path: Path
+) -> None:
+    # NFKC takes the lunate sigma (drawn "c") to a final sigma: stored that way, "ϲarol" would no
+    # longer be seen to look like the reviewer carol.
+    async with oidc_serve(oidc_provider, tmp_path, options=["--user-claim", "preferred_username"]) as base:
+        with anyio.fail_after(60):
+            token = oidc_provider.token("mallory", f"{base}/mcp", claims={"preferred_username": "\u03f2arol"})
+            description = refusal_of(initialize(base, token), token)
+            plain = oidc_provider.token("mallory", f"{base}/mcp", claims={"preferred_username": "\uff4d\uff41x"})
+            fullwidth = initialize(base, plain)  # NFKC makes "ｍａx" "max", drawn alike: one person, accepted
+    assert "changes how it is drawn under Unicode normalisation" in description
+    assert fullwidth.status_code == 200, fullwidth.text
