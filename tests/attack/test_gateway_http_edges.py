@@ -110,3 +110,28 @@ async def test_unknown_methods_and_made_up_tool_names_put_no_caller_chosen_label
     assert metrics.status_code == 200 and unauthenticated.status_code == 401
     assert marker not in metrics.text and "mcp_guard_forged" not in metrics.text
     assert "alice" not in metrics.text  # no caller names either
+
+
+def _raw_post(port: int, headers: bytes, body: bytes) -> str:
+    """One POST /mcp written in a single send (head and body together): the status line back."""
+    head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head + headers + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return sock.recv(200).decode("latin-1").split("\r\n", 1)[0]
+
+
+async def test_a_large_body_sent_with_its_head_and_a_head_near_the_bound_are_read_as_usual(tmp_path: Path) -> None:
+    async with gateway(tmp_path, {"probe": stdio(probe())}) as url:
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        body = json.dumps({**LEGACY_INIT, "params": {**LEGACY_INIT["params"], "pad": "x" * 2_000_000}}).encode()
+        with anyio.fail_after(60):
+            big_body = await anyio.to_thread.run_sync(_raw_post, port, b"", body)
+            near = b"X-Pad: " + b"p" * 60_000 + b"\r\n"
+            big_head = await anyio.to_thread.run_sync(_raw_post, port, near, b"{}")
+            # A head longer than one read of the socket (asyncio reads up to 256 KiB at a time).
+            over = b"X-Pad: " + b"p" * 1_000_000 + b"\r\n"
+            too_big = await anyio.to_thread.run_sync(_raw_post, port, over, b"{}")
+    # Past the head, the body counts against the message limit (413) or authentication (401), never 431.
+    assert " 431 " not in big_body + " " and big_body.startswith("HTTP/1.1 4"), big_body
+    assert big_head.startswith("HTTP/1.1 401"), big_head
+    assert too_big.startswith("HTTP/1.1 431"), too_big

@@ -46,6 +46,7 @@ from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
+from . import headbound
 from .callers import CallerScopes, Refusals, authenticate, still_valid
 from .hotpath import EventStream, McpFirst, Outbox, scope_host
 
@@ -517,7 +518,9 @@ async def _serve(
             from starlette.applications import Starlette
 
             app = Starlette(routes=[Route("/healthz", lambda request: PlainTextResponse("ok")), *routes], middleware=[_host_check(hosts)])
-        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=1, **UVICORN_OPTIONS)
+        # httptools, with each request's head bounded before it is read (headbound.py).
+        options = {**UVICORN_OPTIONS, "http": headbound.protocol()}
+        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=1, **options)
         server = uvicorn.Server(config)
         if guard is not None:
             print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
