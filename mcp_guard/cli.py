@@ -99,8 +99,8 @@ def _commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     serve.add_argument(
         "--max-sessions-per-caller", type=_session_cap, default=50, metavar="N",
-        help="with --auth oidc|tokens: handshake-era sessions one caller may hold open at once (default 50); "
-        "each runs its own upstream processes",
+        help="with --auth oidc|tokens: handshake-era sessions open and 2026-07-28 requests in flight that one "
+        "caller may hold at once, together (default 50); each may run its own upstream processes",
     )
     _auth_options(serve)
     cli_signin.add_options(serve)

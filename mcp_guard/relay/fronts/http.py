@@ -236,6 +236,20 @@ class HttpFront:
     async def _stateless(self, request: Request, message: jsonrpc.Message, caller: Caller) -> Response:
         if not jsonrpc.is_request(message):
             return Response(status_code=202)  # 2026-07-28 over HTTP: nothing to deliver notifications to
+        if self.authenticator is None:
+            return await self._exchange(request, message, caller)
+        # A 2026 request may run an upstream process of its own: it holds one of the caller's slots
+        # while it is answered, as a session does while it is open.
+        refused = self._over_cap(caller, message)
+        if refused is not None:
+            return refused
+        self._held[caller.key] += 1
+        try:
+            return await self._exchange(request, message, caller)
+        finally:
+            self._release(caller.key)
+
+    async def _exchange(self, request: Request, message: jsonrpc.Message, caller: Caller) -> Response:
         refused = _mirrored_headers_refusal(request, message)
         if refused is not None:
             return refused
@@ -259,15 +273,17 @@ class HttpFront:
             raise
 
     def _over_cap(self, caller: Caller, message: jsonrpc.Message) -> Response | None:
-        """429 when an authenticated caller already holds its share of handshake-era sessions."""
+        """429 when an authenticated caller already holds its share: handshake-era sessions open and
+        2026-07-28 requests being answered, together."""
         cap = self.max_sessions_per_caller
         if self.authenticator is None or self._held[caller.key] < cap:
             return None
-        logger.warning("refused a new HTTP session: its caller already holds %d (--max-sessions-per-caller)", cap)
+        logger.warning("refused a request: its caller already holds %d sessions and requests (--max-sessions-per-caller)", cap)
         text = (
-            f"mcp-guard: this caller already has {cap} open sessions, the most it may hold at once; end the ones"
-            " no longer used (HTTP DELETE /mcp with their Mcp-Session-Id) or reuse one. An idle session is"
-            f" closed after {self.idle_s:.0f} s without a request."
+            f"mcp-guard: this caller already holds {cap} open sessions and 2026-07-28 requests in flight, the most it"
+            " may hold at once; end the sessions no longer used (HTTP DELETE /mcp with their Mcp-Session-Id), reuse"
+            f" one, or wait for a request to be answered. An idle session is closed after {self.idle_s:.0f} s"
+            " without a request."
         )
         rid = message.get("id")
         return _json_error(429, text, jsonrpc.INVALID_REQUEST, rid if jsonrpc.valid_id(rid) else None)
