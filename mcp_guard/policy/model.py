@@ -29,6 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .jsonpath import compile_path
+
 RISKS = ("low", "medium", "high", "critical")
 Risk = Literal["low", "medium", "high", "critical"]
 Action = Literal["allow", "mask", "deny", "approve"]
@@ -70,6 +72,7 @@ class Match(_Strict):
         for path, pattern in (value or {}).items():
             if not path.startswith("$"):
                 raise ValueError(f"argument paths are JSONPath and start with '$', got {path!r}")
+            compile_path(path)  # a path no call could be checked against is a typo, said now, not at call time
             if pattern.startswith("path:") and not pattern[len("path:"):]:
                 raise ValueError(f"{path}: 'path:' needs a glob after it, e.g. path:*/.ssh/*")
         return value
