@@ -62,6 +62,17 @@ def early(argv: Sequence[str], cwd: str | None = None, extra_env: Mapping[str, s
         return
     if len(_waiting) == 1:
         atexit.register(_end_untaken)
+        # SIGTERM or SIGHUP (a client stopping its server) ends the interpreter without atexit:
+        # until the guard's own front takes these signals, they end the early process first.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _stopped)
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    _end_untaken()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # and die of it, as without this handler
 
 
 def take(argv: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> subprocess.Popen[bytes] | None:
