@@ -43,7 +43,7 @@ def looks_alike(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are drawn alike once canonical (Cyrillic ``а``, dotless ``ı``,
     Roman numeral ``ⅼ`` for Latin letters): a second person under such a name could pass for
     the first on the page, in Slack or in the audit."""
-    return skeleton(canonical(a)).casefold() == skeleton(canonical(b)).casefold() or drawn(a) == drawn(b)
+    return skeleton(canonical(a)).casefold() == skeleton(canonical(b)).casefold() or bool(drawn(a) & drawn(b))
 
 
 def valid_name(name: str, what: str = "reviewer name") -> str:

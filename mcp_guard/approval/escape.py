@@ -24,8 +24,9 @@ __all__ = [
 
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Letters and marks that draw nothing, yet are not in a format or space category.
-_BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+# Letters and marks that draw nothing, yet are not in a format or space category (Unicode's
+# Default_Ignorable_Code_Point marks and letters, the Mongolian and Khitan fillers, Braille blank).
+_BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0\U00016fe4")
 # Printable ASCII but the quote and the backslash: shown as itself.
 _PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"\\", '"'}
 
@@ -141,7 +142,7 @@ def _skeleton(key: str) -> str:
 
 
 @functools.cache
-def _drawn_as() -> dict[int, str]:
+def _drawn_as() -> tuple[dict[int, str], list[tuple[str, str]]]:
     """Each character of Unicode's confusables data (UTS #39, through confusable-homoglyphs) to
     one character of its class: the classes join every pair the data calls confusable (``I``,
     ``l``, ``1``, ``|`` and their twins in other scripts are one class; ``a`` and ``b`` never
@@ -156,6 +157,8 @@ def _drawn_as() -> dict[int, str]:
             c = parent[c]
         return c
 
+    # Latin letter pairs drawn as one letter that Unicode's data lists but this package's omits.
+    sequences: list[tuple[str, str]] = [("cl", "d"), ("vv", "w"), ("VV", "W")]
     for key, twins in confusables_data.items():
         key = "".join(c for c in key if not _hidden(c))
         for twin in twins:
@@ -164,18 +167,36 @@ def _drawn_as() -> dict[int, str]:
                 a, b = root(key), root(other)
                 if a != b:
                     parent[max(a, b)] = min(a, b)
-    return {ord(c): root(c) for c in parent}
+            elif len(key) == 1 and 1 < len(other) <= 3:
+                sequences.append((other, key))  # "rn" drawn as "m"
+    # Letters drawn as one ("rn" as "m"): every letter drawn as the same letters is one class.
+    first: dict[str, str] = {}
+    for many, one in sequences:
+        spelt = "".join(root(c) for c in many)
+        a, b = root(first.setdefault(spelt, one)), root(one)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    table = {ord(c): root(c) for c in parent}
+    joined = {spelt: root(one) for spelt, one in first.items()}
+    return table, sorted(joined.items(), key=lambda pair: -len(pair[0]))
 
 
-def drawn(text: str) -> str:
-    """What ``text`` looks like in any font, as one string: two names with one ``drawn`` form
-    can pass for each other (Armenian ``օ`` or Coptic ``ⲟ`` for ``o``, capital ``I`` for ``l``,
-    invisible characters), case aside."""
-    table = _drawn_as()
+def _shape(text: str) -> str:
+    table, sequences = _drawn_as()
     # The table before NFKC too: NFKC takes some twins elsewhere (lunate sigma, drawn "c", to final sigma).
     visible = "".join(c for c in text.translate(table) if not _hidden(c))
     shape = unicodedata.normalize("NFKC", visible).translate(table)
-    return unicodedata.normalize("NFKC", shape.casefold()).translate(table).strip()
+    for many, one in sequences:
+        if many in shape:
+            shape = shape.replace(many, one)
+    return shape.strip()
+
+
+def drawn(text: str) -> frozenset[str]:
+    """How ``text`` may be drawn, in any font and case: two names whose ``drawn`` forms meet can
+    pass for each other (Armenian ``օ`` or Coptic ``ⲟ`` for ``o``, capital ``I`` for ``l``, ``rn``
+    for ``m``, ``0`` for ``O``, invisible characters)."""
+    return frozenset(_shape(variant) for variant in (text, text.lower(), text.upper(), text.casefold()))
 
 
 def skeleton(text: str) -> str:

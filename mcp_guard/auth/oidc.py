@@ -233,7 +233,7 @@ def _user(value: Any, claim: str) -> str:
     except ValueError as exc:  # says why without repeating the value
         raise AuthRefused(401, f"the access token's {claim!r} claim is not a usable caller name: {exc}",
                           "invalid_token") from exc
-    if drawn(value) != drawn(name):
+    if not drawn(value) & drawn(name):
         # NFKC took a lookalike letter elsewhere (lunate sigma, drawn "c", to final sigma): the
         # stored name would no longer be seen to look like the one shown to people.
         raise AuthRefused(401, f"the access token's {claim!r} claim is not a usable caller name: it changes how it"
