@@ -279,8 +279,12 @@ def _stand_in(code: int) -> str:
     return "\f" if char.isspace() else "\x01"
 
 
+# ASCII that Python's \s reads as whitespace and Hyperscan's does not: the information separators.
+_SEPARATORS = re.compile("[\x1c-\x1f]")
+
+
 def _asciify(text: str) -> str:
-    table = {ord(c): _stand_in(ord(c)) for c in set(text) if ord(c) > 127}
+    table = {ord(c): _stand_in(ord(c)) for c in set(text) if ord(c) > 127 or "\x1c" <= c <= "\x1f"}
     return text.translate(table)
 
 
@@ -340,7 +344,8 @@ def zones(
         wanted = _wanted[want] = [bool(f.labels & want) for f in families]
     found = _Zones(families, wanted, size)
     try:
-        db.scan((text if text.isascii() else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
+        plain = text.isascii() and _SEPARATORS.search(text) is None
+        db.scan((text if plain else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
     except hyperscan.ScanTerminated:
         pass
     if whole is not None:
