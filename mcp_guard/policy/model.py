@@ -39,6 +39,8 @@ STRICTNESS = {"allow": 0, "mask": 1, "approve": 2, "deny": 3}
 LABEL_NAMES = ("EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "IP_ADDRESS", "PERSON", "LOCATION", "URL", "DATE", "SECRET")
 OPERATORS = ("placeholder", "keep", "replace", "redact", "mask", "hash", "encrypt")
 
+# The behaviour hints of MCP's ToolAnnotations a rule may match.
+HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 _SCOPE = re.compile(r"^(once|session|ttl:\d+[smhd])$")
 _RISK_MATCH = re.compile(r"^(>=|<=|>|<)?(low|medium|high|critical)$")
 
@@ -66,13 +68,34 @@ class Match(_Strict):
                 raise ValueError(f"expected low, medium, high or critical (optionally with >=, >, <=, <), got {item!r}")
         return value
 
+    @field_validator("server", "tool", "user", "group")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty name matches nothing; leave the field out to match any")
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _hints(cls, value: dict[str, bool] | None) -> dict[str, bool] | None:
+        for hint in value or {}:
+            if hint not in HINTS:
+                near = next((h for h in HINTS if h.lower() == hint.lower()), None)
+                said = f"did you mean {near}?" if near else "MCP tools declare " + ", ".join(HINTS)
+                raise ValueError(f"unknown tool annotation {hint!r}: {said}")
+        return value
+
     @field_validator("args")
     @classmethod
     def _paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for path, pattern in (value or {}).items():
             if not path.startswith("$"):
                 raise ValueError(f"argument paths are JSONPath and start with '$', got {path!r}")
-            compile_path(path)  # a path no call could be checked against is a typo, said now, not at call time
+            steps = compile_path(path)  # a path no call could be checked against is a typo, said now, not at call time
+            if not steps:
+                raise ValueError(f"{path!r} names the arguments object itself; name a value in it, e.g. $.path or $..url")
+            if steps[0][0] == "index":
+                raise ValueError(f"{path!r}: a tool's arguments are an object, never a list; start with a key, e.g. $.paths[0]")
             if pattern.startswith("path:") and not pattern[len("path:"):]:
                 raise ValueError(f"{path}: 'path:' needs a glob after it, e.g. path:*/.ssh/*")
         return value
