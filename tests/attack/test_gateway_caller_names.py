@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
 
 from tests.auth.support import cli
-from tests.auth.test_caller_names import REVIEWED_ECHO, oidc_serve
-from tests.auth.test_serve_oidc import client
+from tests.auth.test_caller_names import while_pending
 from tests.oidc_provider import OidcProvider, oidc_provider  # noqa: F401  (a pytest fixture, found by name)
 from tests.reviewing import review, reviewer_token
 
@@ -55,27 +52,19 @@ async def test_an_oidc_caller_drawn_like_a_reviewer_cannot_have_that_reviewer_ap
     reviewer, caller = DRAWN_ALIKE[case]
     own, other = reviewer_token(guard_home, reviewer), reviewer_token(guard_home, "zed")
     tried: dict[str, tuple[int, str]] = {}
-    got: list[Any] = []
-    async with oidc_serve(oidc_provider, tmp_path, REVIEWED_ECHO) as base:
-        token = oidc_provider.token(caller, f"{base}/mcp")
-        with anyio.fail_after(120):
-            async with client(f"{base}/mcp", token, "legacy") as session:
+    states: list[str] = []
 
-                async def call() -> None:
-                    got.append(await session.call_tool("echo", {"message": "approved by myself"}))
+    async def attempt(rid: str, base: str) -> None:
+        api = review(guard_home, "approve", rid, "--url", base, token=own)
+        tried["api"] = (api.returncode, api.stderr)
+        local = review(guard_home, "approve", rid, token=own)
+        tried["cli"] = (local.returncode, local.stderr)
+        states.append(json.loads(review(guard_home, "show", rid, "--json", token=other).stdout)["state"])
+        if states[-1] == "pending":
+            review(guard_home, "deny", rid, "--reason", "test over", token=other)
 
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(call)
-                    while not (pending := json.loads(review(guard_home, "list", "--json", token=other).stdout or "[]")):
-                        await anyio.sleep(0.05)
-                    rid = str(pending[0]["id"])
-                    api = review(guard_home, "approve", rid, "--url", base, token=own)
-                    tried["api"] = (api.returncode, api.stderr)
-                    local = review(guard_home, "approve", rid, token=own)
-                    tried["cli"] = (local.returncode, local.stderr)
-                    state = json.loads(review(guard_home, "show", rid, "--json", token=other).stdout)["state"]
-                    if state == "pending":
-                        review(guard_home, "deny", rid, "--reason", "test over", token=other)
+    await while_pending(oidc_provider, tmp_path, guard_home, caller, other, attempt)
+    state = states[0]
     assert tried["api"][0] != 0 and tried["cli"][0] != 0, (
         f"{case}: the reviewer {reviewer!r} approved the request of {ascii(caller)}, drawn like them: {state}"
     )

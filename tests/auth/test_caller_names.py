@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -158,17 +158,15 @@ def _slack_click(secret: str, rid: str, user: str) -> tuple[bytes, dict[str, str
                   "Content-Type": "application/x-www-form-urlencoded"}
 
 
-async def test_a_requester_drawn_like_a_reviewer_cannot_be_approved_by_that_reviewer_on_any_channel(
-    oidc_provider: OidcProvider, tmp_path: Path, guard_home: Path
-) -> None:
-    lookalike = "b\u043eb"  # a Cyrillic o: a valid name, and "bob" on every screen
-    bob, carol = reviewer_token(guard_home, "bob"), reviewer_token(guard_home, "carol")
-    signing = secrets.token_hex(16)
-    env = {"MCP_GUARD_SLACK_SIGNING_SECRET": signing, "MCP_GUARD_SLACK_USERS": "U0BOB=bob"}
-    tried: dict[str, tuple[int, str]] = {}
+async def while_pending(
+    provider: OidcProvider, tmp_path: Path, guard_home: Path, caller: str, watcher: str,
+    attempt: Callable[[str, str], Awaitable[None]], env: dict[str, str] | None = None,
+) -> list[Any]:
+    """``caller`` (an OIDC user) makes the reviewed echo call; once it waits in the queue (seen
+    with the reviewer token ``watcher``), ``attempt(request id, base URL)`` runs. The call's answers."""
     got: list[Any] = []
-    async with oidc_serve(oidc_provider, tmp_path, REVIEWED_ECHO, env=env) as base:
-        token = oidc_provider.token(lookalike, f"{base}/mcp")
+    async with oidc_serve(provider, tmp_path, REVIEWED_ECHO, env=env) as base:
+        token = provider.token(caller, f"{base}/mcp")
         with anyio.fail_after(120):
             async with client(f"{base}/mcp", token, "legacy") as session:
 
@@ -177,21 +175,38 @@ async def test_a_requester_drawn_like_a_reviewer_cannot_be_approved_by_that_revi
 
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(call)
-                    while not (pending := json.loads(review(guard_home, "list", "--json", token=carol).stdout or "[]")):
+                    while not (pending := json.loads(review(guard_home, "list", "--json", token=watcher).stdout or "[]")):
                         await anyio.sleep(0.05)
-                    rid = str(pending[0]["id"])
-                    assert pending[0]["user"] == lookalike
-                    cli = review(guard_home, "approve", rid, token=bob)
-                    tried["cli"] = (cli.returncode, cli.stderr)
-                    api = review(guard_home, "approve", rid, "--url", base, token=bob)
-                    tried["api"] = (api.returncode, api.stderr)
-                    body, headers = _slack_click(signing, rid, "U0BOB")
-                    async with httpx.AsyncClient() as http:
-                        slack = await http.post(f"{base}/slack/interactive", content=body, headers=headers)
-                    tried["slack"] = (slack.status_code, slack.text)
-                    still = json.loads(review(guard_home, "show", rid, "--json", token=carol).stdout)["state"]
-                    decided = review(guard_home, "approve", rid, token=carol)
-                    assert decided.returncode == 0, decided.stderr
+                    assert pending[0]["user"] == caller
+                    await attempt(str(pending[0]["id"]), base)
+    return got
+
+
+async def test_a_requester_drawn_like_a_reviewer_cannot_be_approved_by_that_reviewer_on_any_channel(
+    oidc_provider: OidcProvider, tmp_path: Path, guard_home: Path
+) -> None:
+    lookalike = "b\u043eb"  # a Cyrillic o: a valid name, and "bob" on every screen
+    bob, carol = reviewer_token(guard_home, "bob"), reviewer_token(guard_home, "carol")
+    signing = secrets.token_hex(16)
+    env = {"MCP_GUARD_SLACK_SIGNING_SECRET": signing, "MCP_GUARD_SLACK_USERS": "U0BOB=bob"}
+    tried: dict[str, tuple[int, str]] = {}
+    states: list[str] = []
+
+    async def attempt(rid: str, base: str) -> None:
+        cli = review(guard_home, "approve", rid, token=bob)
+        tried["cli"] = (cli.returncode, cli.stderr)
+        api = review(guard_home, "approve", rid, "--url", base, token=bob)
+        tried["api"] = (api.returncode, api.stderr)
+        body, headers = _slack_click(signing, rid, "U0BOB")
+        async with httpx.AsyncClient() as http:
+            slack = await http.post(f"{base}/slack/interactive", content=body, headers=headers)
+        tried["slack"] = (slack.status_code, slack.text)
+        states.append(json.loads(review(guard_home, "show", rid, "--json", token=carol).stdout)["state"])
+        decided = review(guard_home, "approve", rid, token=carol)
+        assert decided.returncode == 0, decided.stderr
+
+    got = await while_pending(oidc_provider, tmp_path, guard_home, lookalike, carol, attempt, env)
+    still = states[0]
     assert tried["cli"][0] != 0 and tried["api"][0] != 0 and tried["slack"][0] == 403, tried
     for channel, (_, said) in tried.items():
         assert "looks like" in said and "cannot decide it" in said, channel
