@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 # A person answering a form may take minutes; after this the parked upstream call is dropped.
 PARK_TTL_S = 600.0
+# Calls of one user that may wait for that user's answers at once: each holds its upstream call
+# (often a process started for it alone) for up to PARK_TTL_S, and the round that parked it is over.
+MAX_PARKED_PER_USER = 16
 # Retries of one call with answers before the guard gives up on a server that keeps asking.
 MAX_INPUT_ROUNDS = 10
 # The spec asks for a short pause before retrying a result that carried only requestState.
@@ -87,6 +90,7 @@ class BridgedCall:
         self._answers: dict[str, _Answer] = {}
         self._keys = 0
         self._scope = anyio.CancelScope()
+        self._was_parked = False
 
     async def run(self) -> None:
         """The upstream call itself; runs in the hub's task group."""
@@ -179,6 +183,15 @@ class BridgedCall:
             # An upstream's roots/list or ping carries no params; a 2026-07-28 input request must
             # still have an object there, or clients (the TS SDK's schema) reject the whole round.
             requests[key] = {"method": method, "params": params if isinstance(params, dict) else {}}
+        if not self._was_parked:  # a resumed call asking again keeps its place
+            waiting = sum(1 for other in self.hub.parked.values() if other.user == self.user)
+            if waiting >= MAX_PARKED_PER_USER:
+                self.cancel()
+                raise RPCError(jsonrpc.INVALID_REQUEST, (
+                    f"mcp-guard: {waiting} calls of yours already wait for your answers, the most that may wait at"
+                    " once; answer them (retry with their requestState) or let them expire, then call again"
+                ))
+        self._was_parked = True
         self.hub.parked[self.handle] = self
         return {"resultType": "input_required", "inputRequests": requests, "requestState": self.handle}
 

@@ -126,3 +126,41 @@ async def test_a_sealed_request_state_resumes_only_for_its_own_caller_and_surviv
     assert "error" in bobs and "requestState" in bobs["error"]["message"], bobs
     text = json.dumps(alices)
     assert "red" in text and "bob-was-here" not in text, alices
+
+
+async def test_one_callers_calls_left_waiting_for_answers_are_bounded_and_each_one_over_is_refused_and_ends(
+    tmp_path: Path,
+) -> None:
+    from mcp_guard.relay.eras import MAX_PARKED_PER_USER
+
+    marker = f"atk-{secrets.token_hex(6)}"
+    alice, bob = create_token("alice"), create_token("bob")
+    server = {"command": PY, "args": [str(FIXTURES / "tenant_server.py"), marker]}
+    caps = {"elicitation": {}}
+    call = {"name": "ask_user", "arguments": {"question": "which colour?"}}
+    results: list[dict[str, Any]] = []
+    async with gateway(tmp_path, {"tenant": server}) as url:
+        with anyio.fail_after(180):
+            async with httpx.AsyncClient(timeout=60) as http:
+
+                async def send(token: str, rid: int) -> dict[str, Any]:
+                    body, headers = modern("tools/call", call, token, "ask_user", rid, caps=caps)
+                    return (await http.post(url, json=body, headers=headers)).json()  # type: ignore[no-any-return]
+
+                for token in (alice, bob):  # the tenant lists ask_user to a client that can be asked
+                    body, headers = modern("tools/list", {}, token, caps=caps)
+                    assert (await http.post(url, json=body, headers=headers)).status_code == 200
+                for rid in range(MAX_PARKED_PER_USER + 2):  # none answered: each parks, until the bound
+                    results.append(await send(alice, rid + 1))
+                bobs = await send(bob, 99)  # another caller's bound is their own
+                deadline = anyio.current_time() + 30
+                while processes_with(marker) > MAX_PARKED_PER_USER + 2 and anyio.current_time() < deadline:
+                    await anyio.sleep(0.1)  # the refused calls' own processes end with them
+                running = processes_with(marker)
+    parked = [r for r in results if r.get("result", {}).get("resultType") == "input_required"]
+    refused = [r for r in results if "error" in r]
+    assert len(parked) == MAX_PARKED_PER_USER and len(refused) == 2, [str(r)[:200] for r in results]
+    assert "already wait for your answers" in refused[0]["error"]["message"]
+    assert bobs["result"]["resultType"] == "input_required", bobs
+    # alice's parked calls and bob's one, and the shared hub's listing process: no process of a refused call
+    assert running <= MAX_PARKED_PER_USER + 2, running
