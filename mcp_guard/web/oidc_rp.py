@@ -49,7 +49,7 @@ __all__ = ["OidcError", "Provider", "RelyingParty", "Tokens", "pkce_challenge"]
 LEEWAY_S = 30
 # A provider that does not answer within this is treated as down: the reviewer is refused, not waved through.
 HTTP_TIMEOUT_S = 10.0
-# Discovery is refetched this often (the JWKS on its own schedule: auth/jwks).
+# Discovery, and the JWKS with it, is refetched this often (an unknown kid refetches the JWKS sooner: auth/jwks).
 DISCOVERY_TTL_S = 3600.0
 
 
@@ -124,10 +124,11 @@ class RelyingParty:
         if self._provider is None or time.monotonic() - self._provider_at > DISCOVERY_TTL_S:
             try:
                 provider = await self._discover()
-                if self._jwks is None or self._jwks.url != provider.jwks_uri:
-                    jwks = Jwks(provider.jwks_uri, self.policy)
-                    await jwks.load()  # now: a key set that cannot be had stops the sign-in before it starts
-                    self._jwks = jwks
+                # Fetched again with every discovery (hourly), so a key the provider retired stops
+                # counting; now, so a key set that cannot be had stops the sign-in before it starts.
+                jwks = Jwks(provider.jwks_uri, self.policy)
+                await jwks.load()
+                self._jwks = jwks
             except DiscoveryError as exc:
                 raise OidcError(f"the provider cannot be used: {exc}") from exc
             self._provider, self._provider_at = provider, time.monotonic()

@@ -221,3 +221,18 @@ def test_a_secret_file_that_holds_no_secret_is_a_clear_error_naming_the_option(
         secret_file(str(tmp_path / "missing"), "--introspection-secret-file")
     path.write_text("  s3cret \n")
     assert secret_file(str(path), "--introspection-secret-file") == "s3cret"
+
+
+async def test_a_key_the_provider_retired_stops_counting_once_its_discovery_is_due_again() -> None:
+    from tests.oidc_provider import start_provider
+
+    with start_provider(redirect_uris=(CALLBACK,)) as provider:
+        rp = RelyingParty(provider.issuer, provider.client_id, provider.client_secret, CALLBACK)
+        with anyio.fail_after(30):
+            await rp.provider()
+            assert rp._jwks is not None
+            retired = set(rp._jwks.keys)
+            new_kid = provider.rotate(retire_old=True)
+            rp._provider_at = -float("inf")  # an hour on: discovery is due again
+            await rp.provider()
+    assert new_kid in rp._jwks.keys and not retired & set(rp._jwks.keys), (retired, set(rp._jwks.keys))
