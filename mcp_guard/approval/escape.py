@@ -187,8 +187,7 @@ def _shape(text: str) -> str:
     visible = "".join(c for c in text.translate(table) if not _hidden(c))
     shape = unicodedata.normalize("NFKC", visible).translate(table)
     for many, one in sequences:
-        if many in shape:
-            shape = shape.replace(many, one)
+        shape = shape.replace(many, one)
     return shape.strip()
 
 

@@ -121,22 +121,28 @@ def check_url(url: str, policy: FetchPolicy) -> str:
     """``url`` when its form may be fetched and its host, where it is a literal address, passes;
     DiscoveryError otherwise. For endpoints a document names that a browser goes to (authorization,
     end of session), and for a configured issuer at start; a host name is checked when it is resolved."""
-    _, host, _ = _check_url(url, policy)
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        return url
-    problem = address_problem(str(literal), policy)
-    if problem is not None:
-        raise DiscoveryError(f"{url}: {host} is {problem}; not used")
+    _checked_literal(url, policy)
     return url
 
 
 async def check_resolved(url: str, policy: FetchPolicy) -> str:
     """``url`` when a fetch from it would pass now: check_url, then every address its host resolves to."""
-    _, host, port = _check_url(check_url(url, policy), policy)
+    host, port = _checked_literal(url, policy)
     await _resolve(url, host, port, policy)
     return url
+
+
+def _checked_literal(url: str, policy: FetchPolicy) -> tuple[str, int]:
+    """``url``'s host and port once its form passes and, where the host is a literal address, that address."""
+    _, host, port = _check_url(url, policy)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return host, port
+    problem = address_problem(str(literal), policy)
+    if problem is not None:
+        raise DiscoveryError(f"{url}: {host} is {problem}; not used")
+    return host, port
 
 
 def _check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int]:

@@ -43,9 +43,16 @@ ALGORITHMS = {
 }
 # Fetch attempts start at most this often, whatever the number of unknown kids.
 MIN_REFETCH_S = 5.0
-# The longest a request with an unknown kid waits: a fetch in flight (it may predate the key), the
-# rest of the interval, then its own fetch. A hung issuer holds it one fetch timeout (its failure answers).
-UNKNOWN_KID_WAIT_S = max(MIN_REFETCH_S, FETCH_TIMEOUT_S) + FETCH_TIMEOUT_S
+
+
+def unknown_kid_wait(min_interval_s: float) -> float:
+    """The longest a request with an unknown kid waits: a fetch in flight (it may predate the key),
+    the rest of the interval, then its own fetch. A hung issuer holds it one fetch timeout (its
+    failure answers)."""
+    return max(min_interval_s, FETCH_TIMEOUT_S) + FETCH_TIMEOUT_S
+
+
+UNKNOWN_KID_WAIT_S = unknown_kid_wait(MIN_REFETCH_S)
 # Keys are refetched in the background this long after the last fetch (retired keys go).
 MAX_AGE_S = 3600.0
 # After a failed background refresh the cached keys stay, and the next try comes this much later.
@@ -78,7 +85,7 @@ class Jwks:
         self.retry_s = retry_s
         self.max_waiters = max_waiters
         self.waiting = 0  # requests waiting for a refetch now
-        self.wait_s = max(min_interval_s, FETCH_TIMEOUT_S) + FETCH_TIMEOUT_S  # UNKNOWN_KID_WAIT_S by default
+        self.wait_s = unknown_kid_wait(min_interval_s)
         self.keys: dict[str | None, SigningKey] = {}
         self.fetched_at = -math.inf  # the last successful fetch
         self.generation = 0  # bumps when the key set changes: caches of verified tokens start over

@@ -10,6 +10,7 @@ pass for one person, nor one person for another.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -156,6 +157,16 @@ def _check_not_posing(name: str, reviewers: list[str]) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _fits_name_rules(name: str) -> bool:
+    """Whether a stored caller name is one reviewers.valid_name would store today (once per name:
+    the check runs on every request)."""
+    try:
+        return valid_name(name, "caller name") == name
+    except ValueError:
+        return False
+
+
 class TokenAuthenticator:
     """The :class:`~mcp_guard.auth.caller.Authenticator` of ``--auth tokens``."""
 
@@ -173,11 +184,7 @@ class TokenAuthenticator:
                 caller = await anyio.to_thread.run_sync(self.tokens.identify, token)
         if caller is None:
             raise AuthRefused(401, "the token is unknown, revoked or expired", "invalid_token")
-        try:  # a name stored before today's name rules (reviewers.valid_name) were this strict
-            fit = valid_name(caller.user, "caller name") == caller.user
-        except ValueError:
-            fit = False
-        if not fit:
+        if not _fits_name_rules(caller.user):  # stored before today's name rules were this strict
             raise AuthRefused(401, "the token's caller name no longer meets the name rules: revoke it and create"
                               " a token under a plain name", "invalid_token")
         return caller

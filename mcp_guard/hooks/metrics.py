@@ -2,9 +2,10 @@
 
 Metrics: calls and decisions by action, outcome, upstream errors, approval wait time, masking
 counts by label, latency, requests refused by caller authentication (by reason). Approvals
-pending is read from the store at scrape time. Spans: one per call (``mcp-guard tools/call``), with the decision, risk and outcome as attributes; they go
-wherever the OpenTelemetry SDK sends them (the standard OTEL_* variables), and nowhere when no
-SDK is configured. Labels and attributes carry names, never argument values.
+pending is read from the store at scrape time. Spans: one per call (``mcp-guard tools/call``),
+with the decision, risk and outcome as attributes; they go wherever the OpenTelemetry SDK sends
+them (the standard OTEL_* variables), and nowhere when no SDK is configured. Labels and
+attributes carry names, never argument values.
 """
 
 from __future__ import annotations

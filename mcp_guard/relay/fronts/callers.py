@@ -63,16 +63,29 @@ class Refusals:
 async def authenticate(request: Request, authenticator: Authenticator, refusals: Refusals | None = None) -> Caller | Response:
     """The caller of ``request``, or the response that refuses it (counted in ``refusals``)."""
     try:
-        authorization = request.headers.getlist("authorization")
-        if len(authorization) > 1:
-            raise AuthRefused(400, "a request carries one Authorization header", "invalid_request")
+        authorization = _authorization(request)
         if any(name in request.query_params for name in TOKEN_PARAMS):
             raise AuthRefused(400, "send the token in the Authorization header, not the URL", "invalid_request")
-        return await authenticator.authenticate(authorization[0] if authorization else None)
+        return await authenticator.authenticate(authorization)
     except AuthRefused as refused:
-        if refusals is not None:
-            refusals.refused(refused, request.url.path)
-        return refusal_response(refused, authenticator.resource_metadata_url)
+        return _refused(request, refused, refusals, authenticator.resource_metadata_url)
+
+
+def _refused(
+    request: Request, refused: AuthRefused, refusals: Refusals | None, resource_metadata: str | None
+) -> Response:
+    """The response refusing ``request``, counted and logged in ``refusals``."""
+    if refusals is not None:
+        refusals.refused(refused, request.url.path)
+    return refusal_response(refused, resource_metadata)
+
+
+def _authorization(request: Request) -> str | None:
+    """The request's one ``Authorization`` header (None without one); two are refused (400)."""
+    sent = request.headers.getlist("authorization")
+    if len(sent) > 1:
+        raise AuthRefused(400, "a request carries one Authorization header", "invalid_request")
+    return sent[0] if sent else None
 
 
 def refusal_response(refused: AuthRefused, resource_metadata: str | None) -> Response:
@@ -145,16 +158,14 @@ def protected(
             if isinstance(caller, Response):
                 return caller
             return await endpoint(request)
-        sent = request.headers.getlist("authorization")
-        scheme, _, given = (sent[0] if len(sent) == 1 else "").strip().partition(" ")
+        try:
+            sent = _authorization(request)
+        except AuthRefused as refused:
+            return _refused(request, refused, refusals, None)
+        scheme, _, given = (sent or "").strip().partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected):
             return await endpoint(request)
-        if len(sent) > 1:
-            refused = AuthRefused(400, "a request carries one Authorization header", "invalid_request")
-        else:
-            refused = AuthRefused(401, "this endpoint needs its own bearer token", "invalid_token" if sent else None)
-        if refusals is not None:
-            refusals.refused(refused, request.url.path)
-        return refusal_response(refused, None)
+        refused = AuthRefused(401, "this endpoint needs its own bearer token", "invalid_token" if sent else None)
+        return _refused(request, refused, refusals, None)
 
     return guarded

@@ -4,7 +4,8 @@ uvicorn's httptools protocol buffers a request's head however long it grows, and
 it on: anyone who reaches the port, with no credential, could make the guard hold megabytes per
 connection before authentication says 401. Here the bytes read while the head is incomplete are
 counted, and once they pass ``MAX_HEAD_BYTES`` the connection gets 431 and is closed (nginx and
-HAProxy refuse past 8 to 32 KiB alike): a head costs at most that plus one read of the socket. Built on first use: only ``serve`` imports uvicorn.
+HAProxy refuse past 8 to 32 KiB alike): a head costs at most that plus one read of the socket.
+Built on first use: only ``serve`` imports uvicorn.
 """
 
 from __future__ import annotations
