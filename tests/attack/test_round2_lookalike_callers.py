@@ -12,16 +12,15 @@ characters it classes as invisible. These names slip past it:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.auth.support import cli
-from tests.auth.test_caller_names import REVIEWED_ECHO, oidc_serve, while_pending
+from tests.auth.test_caller_names import REVIEWED_ECHO, oidc_serve, self_approval
 from tests.oidc_provider import OidcProvider, oidc_provider  # noqa: F401  (a pytest fixture, found by name)
-from tests.reviewing import review, reviewer_token
+from tests.reviewing import reviewer_token
 
 # (the reviewer, the caller drawn like them)
 DRAWN_ALIKE = {
@@ -69,22 +68,7 @@ async def test_an_oidc_caller_drawn_like_a_reviewer_by_rn_or_an_ignorable_cannot
     oidc_provider: OidcProvider, tmp_path: Path, guard_home: Path, case: str,  # noqa: F811
 ) -> None:
     reviewer, caller = DRAWN_ALIKE[case]
-    own, other = reviewer_token(guard_home, reviewer), reviewer_token(guard_home, "zed")
-    tried: dict[str, tuple[int, str]] = {}
-    states: list[str] = []
-
-    async def attempt(rid: str, base: str) -> None:
-        api = review(guard_home, "approve", rid, "--url", base, token=own)
-        tried["api"] = (api.returncode, api.stderr)
-        if api.returncode != 0:
-            local = review(guard_home, "approve", rid, token=own)
-            tried["cli"] = (local.returncode, local.stderr)
-        states.append(json.loads(review(guard_home, "show", rid, "--json", token=other).stdout)["state"])
-        if states[-1] == "pending":
-            review(guard_home, "deny", rid, "--reason", "test over", token=other)
-
-    await while_pending(oidc_provider, tmp_path, guard_home, caller, other, attempt)
-    state = states[0]
+    tried, state = await self_approval(oidc_provider, tmp_path, guard_home, reviewer, caller)
     assert all(code != 0 for code, _ in tried.values()), (
         f"{case}: the reviewer {reviewer!r} approved the request of {ascii(caller)}, drawn like them: {state}"
     )

@@ -182,6 +182,28 @@ async def while_pending(
     return got
 
 
+async def self_approval(
+    provider: OidcProvider, tmp_path: Path, guard_home: Path, reviewer: str, caller: str
+) -> tuple[dict[str, tuple[int, str]], str]:
+    """``caller``'s reviewed call, then ``reviewer``'s try to approve it through the API and the CLI
+    (exit code and stderr of each), and the request's state after; a third reviewer ends it."""
+    own, other = reviewer_token(guard_home, reviewer), reviewer_token(guard_home, "zed")
+    tried: dict[str, tuple[int, str]] = {}
+    states: list[str] = []
+
+    async def attempt(rid: str, base: str) -> None:
+        api = review(guard_home, "approve", rid, "--url", base, token=own)
+        tried["api"] = (api.returncode, api.stderr)
+        local = review(guard_home, "approve", rid, token=own)
+        tried["cli"] = (local.returncode, local.stderr)
+        states.append(json.loads(review(guard_home, "show", rid, "--json", token=other).stdout)["state"])
+        if states[-1] == "pending":
+            review(guard_home, "deny", rid, "--reason", "test over", token=other)
+
+    await while_pending(provider, tmp_path, guard_home, caller, other, attempt)
+    return tried, states[0]
+
+
 async def test_a_requester_drawn_like_a_reviewer_cannot_be_approved_by_that_reviewer_on_any_channel(
     oidc_provider: OidcProvider, tmp_path: Path, guard_home: Path
 ) -> None:
