@@ -216,11 +216,15 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             continue
         if not run_start <= at < run_end:
             run_start, run_end, read = at, m.end(), 1
-        key, value = text[begin:at], m.group()
+        key, value = text[begin:at], _ESCAPED_END.sub("", m.group())  # a JSON string's "\\n" ends the value
+        if len(value) < 4 or _WHERE_KEY.search(key) is not None:
+            continue  # too short once its escapes are off; a key that says where the secret is (token_endpoint)
         if begin >= 2 and text[begin - 2 : begin] == "${":
             continue  # a shell default inside a variable (${DB_PASSWORD:?must be set}) is no value
         if loose:  # prose: the sentence's full stop is not the secret's
             value = value.rstrip(".,;:!?)")
+            if _ASSIGNMENT.match(value) is not None:
+                continue  # "pass burst_capacity=1": an argument a sentence tells to pass
             if not (looks_secret(value) or _SAID.search(key) and said_password(value)):
                 continue
         if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
@@ -232,7 +236,9 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if _ID_KEY.search(key) and _UUID.fullmatch(value):
             continue  # a credential's id (credential_id, key_id) names it; it is not the secret
         is_code = not quoted and code(key, value) and not (_PASSWORDISH.search(key) and passphrase(value))
-        if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value):
+        if not quoted and _DESCRIBED.match(text, m.end()) is not None and _DESCRIBED_KEY.search(key) is not None:
+            continue  # a docstring's "client_secret: Auth0 application client secret" describes the key
+        if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value.lstrip("?:#@")):
             continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
         if secretish(key, value) and not is_code and not not_a_secret(key, value):
             done_until = m.start() + len(value)
@@ -245,9 +251,20 @@ _SAID = lazy(r"(?i)pass(?:word|wd|phrase)|pwd")
 # A key that goes on, after its key word, with a word saying what it tells about the secret.
 _ABOUT_A_SECRET = lazy(
     r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
-    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label)(?-i:(?![a-z]))"
+    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label|arg|endpoint)"
+    r"(?-i:(?![a-z]))"
 )
 _SECRET_WORD = lazy(r"(?i)secret")
+# JSON's escapes at a value's end: "hunter22\\n" holds the password hunter22.
+_ESCAPED_END = lazy(r"(?:\\u[0-9A-Fa-f]{4}|\\[nrt])+$")
+# A key whose last word says where a secret is kept or asked for, not what it is: a URL, an
+# endpoint, a link (SECRET_STORAGE_DOCS_URL, upstream_token_endpoint, tokenUrl).
+_WHERE_KEY = lazy(r"(?:[_.-]|(?<=[a-z])(?=[A-Z]))(?i:url|uri|endpoint|href|link)[\"']?[ \t]*\S{1,3}[ \t]*[\"']?$")
+_ASSIGNMENT = lazy(r"[A-Za-z_][\w.-]*=")
+# After a value, the rest of a sentence (two words on): the line describes the key, as a
+# docstring's argument list does, where a configuration line ends at its value.
+_DESCRIBED = lazy(r"[ \t]+[a-z]{2,}[ \t]+[a-z]{2,}")
+_DESCRIBED_KEY = lazy(r":[ \t]*$")
 _BANG_NAME = lazy(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
 _KV_QUOTED = lazy(r"[^\s\"'\\]{4,512}")

@@ -29,8 +29,10 @@ def entropy(value: str) -> float:
 # What code writes, unquoted, on the right of `password =` or `token:`: a name, an attribute
 # chain, a call, a subscript, a type. A quoted value is a literal (and may be a secret); so is
 # an unquoted one under an ENV_STYLE key (.env files, shell), unless it is a call or attribute.
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_CALL_OR_ATTRIBUTE = lazy(rf"\(?{_NAME}(?:\.{_NAME})*[(\[)][\w.()\[\]'\"*:=-]*|\(?{_NAME}(?:\.{_NAME})+\)*")
+# JavaScript's names may hold "$" (a bundler's isPlainObject$1) and a class's own fields start
+# with "#" (this.#res); after a name's opening bracket, whatever follows is the call's.
+_NAME = r"#?[A-Za-z_$][A-Za-z0-9_$]*"
+_CALL_OR_ATTRIBUTE = lazy(rf"!*\(?{_NAME}(?:\.{_NAME})*[(\[)].*|!*\(?{_NAME}(?:\.{_NAME})+\)*")
 _IDENTIFIER = lazy(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
 _PART_SEPARATORS = lazy(r"[_-]+")
 # The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
@@ -58,12 +60,15 @@ _SHORT_WORDS = frozenset(
 
 
 _HUNGARIAN = lazy(r"^[a-z](?=[A-Z][a-z]{2})")
+# What a bundler appends to a name it renamed to keep apart from another (ProgressTokenSchema$1).
+_BUNDLER_SUFFIX = lazy(r"\$\d{1,3}$")
 
 
 def named(value: str) -> bool:
     """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
     in camel case whose words with lowercase letters have three or more (OAuthProvider,
     DHPrivateKey, Ed25519PrivateKey); random letters (KRioWNWAlPT) have shorter ones."""
+    value = _BUNDLER_SUFFIX.sub("", value)
     if _IDENTIFIER.fullmatch(value) is None:
         return False
     value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
@@ -87,12 +92,14 @@ def named(value: str) -> bool:
                 return False
             if not w.isupper() and not w.isdigit() and not any(c in "aeiouy" for c in w.lower()):
                 return False  # in camel case every word has a vowel (Lkt, csk are no words)
-            if i and w[0].islower():
-                return False  # only the first word of camelCase starts in lowercase (zoxdYFwqi)
+            if i and w[0].islower() and not words[i - 1].isdigit():
+                return False  # only the first word of camelCase starts in lowercase (zoxdYFwqi), or goes on after a digit (openid4vci)
             if len(w) == 1 and w.isupper() and 0 < i < len(words) - 1:
                 return False  # a lone capital inside a name (LWQAquwbeG8)
     return not (len(parts) == 1 and any(c.isdigit() for c in value) and sum(c.isupper() for c in value) < 2)
-_ENV_KEY = lazy(r"[\"']?[A-Z][A-Z0-9_]*[\"']?\s*[:=]")
+# An environment variable's name as .env files, shells and compose files write it: the whole key,
+# with no space before "=" (code's `PRIVATE_KEY_CLS = RSAPrivateKey` and `OptionType.COOKIE:` are names).
+_ENV_KEY = lazy(r"[\"']?[A-Z][A-Z0-9_]*[\"']?(?:=|[ \t]*:)")
 
 
 # Operators only code writes inside a value: a || b, a && b, a?.b, (x) => y, process.env.X.
@@ -111,7 +118,7 @@ def code(key: str, value: str) -> bool:
         return True  # ABNF's *rule, a comparison's = or >=.8
     if _CALL_OR_ATTRIBUTE.fullmatch(value):
         return True
-    return named(value) and _ENV_KEY.search(key) is None
+    return named(value) and _ENV_KEY.match(key) is None
 
 
 def looks_secret(value: str) -> bool:
