@@ -63,6 +63,32 @@ def test_the_source_of_popular_projects_holds_almost_no_secret_name_or_place(
         "    client_secret: str | None = Field(default=None)",
         '    :param auth: (optional) Auth tuple to enable Basic/Digest/Custom HTTP Auth.',
         "    Attaches HTTP Basic Authentication to the given Request object.",
+        # JavaScript: a bundler's renamed names, private fields, negations, calls with anything in them
+        "\t\tprogressToken: ProgressTokenSchema$1.optional(),",
+        "  progressToken: ProgressTokenSchema$1",
+        "  const envelopeKeys = isPlainObject$1(meta) ? RESERVED : []",
+        "  const kept = effectiveScope.trim().split(/\\s+/).filter((token) => token)",
+        "  const dangerouslyOmitAuth = !!options.dangerouslyOmitAuth;",
+        "      showAuth: !!(selectedServer && selectedServer.x)",
+        "   const cookies = this.#res.headers.getSetCookie();",
+        "      onClearOAuth: handleClearOAuth,",
+        "    credentialEndpointExpectedAudience: openid4vciCredentialEndpointExpectedAudience,",
+        'nextLastSignificantToken = "?NonExpressionParenEnd";',
+        # A name on the right of `NAME = ` in code, or of an attribute's key
+        "    PRIVATE_KEY_CLS = RSAPrivateKeyWithSerialization",
+        "    OptionType.COOKIE: CookieOption,",
+        # Keys that say where a secret is, not what it is
+        '            upstream_token_endpoint="https://discord.com/api/oauth2/token",',
+        'var SECRET_STORAGE_DOCS_URL = "https://github.com/modelcontextprotocol/inspector/";',
+        "lightningcss_node.wasm --asyncify --pass-arg=asyncify-imports@env.await_promise_sync -Oz",
+        # Prose: a docstring describing an argument, a sentence telling what to pass, an escaped ellipsis
+        "            client_secret: Auth0 application client secret",
+        '                    "Pass burst_capacity=1 for no burst"',
+        '        children: "OAuth: authenticating\\u2026" })',
+        "  shouldChange('ttl.RefreshToken', 'define the expiration for RefreshToken artifacts');",
+        # A page's name in a URL's path is no capability key
+        "see https://www.w3.org/TR/2009/WD-css3-flexbox-20090723/#displayorder",
+        "https://github.com/ashtuchkin/iconv-lite/wiki/Node-v4-compatibility",
     ],
 )
 def test_code_on_the_right_of_a_key_word_is_not_a_secret(line: str) -> None:
@@ -77,6 +103,13 @@ def test_code_on_the_right_of_a_key_word_is_not_a_secret(line: str) -> None:
         ("  password: hunter22", "hunter22"),
         ('{"api_key": "Zx9QvL2mT8rP4kW7nB3c"}', "Zx9QvL2mT8rP4kW7nB3c"),
         ("client_secret: KRioWNWAlPTqEe", "KRioWNWAlPTqEe"),
+        ('{"password": "hunter22\\n"}', "hunter22"),  # JSON's escaped newline is not the password's
+        ("DB_PASSWORD=CorrectHorse9", "CorrectHorse9"),  # .env: no space before "="
+        ("  DB_PASSWORD: Zx9QvL2mT8rP4kW7nB3c", "Zx9QvL2mT8rP4kW7nB3c"),
+        ("login('password', 'correct horse battery staple')", "correct horse battery staple"),
+        ("token: Zx9QvL2mT8rP4kW7nB3c  # rotated monthly", "Zx9QvL2mT8rP4kW7nB3c"),
+        ("https://docs.google.com/document/d/1U1RGAehQwRypUTovF1KRlpiOFze0b-_2gc6fAH0KY0k/edit",
+         "1U1RGAehQwRypUTovF1KRlpiOFze0b-_2gc6fAH0KY0k"),
     ],
 )
 def test_literal_values_under_key_words_stay_secrets(line: str, value: str) -> None:

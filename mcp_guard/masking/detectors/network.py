@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
 from urllib.parse import unquote
 
@@ -114,11 +115,25 @@ _URL_PART = lazy(r"(?<=[/=])[A-Za-z0-9_-]{20,256}(?=[/?&#;.]|$)")
 _HEX = lazy(r"[0-9a-fA-F-]+")
 
 
+# A slug's pieces: words, numbers (dates), and short words with a version (css3, v4).
+_SLUG_PIECE = lazy(r"\d{1,8}|[A-Za-z]{1,4}\d{1,2}")
+
+
+def _slug(part: str) -> bool:
+    """A page's name in a path (WD-css3-flexbox-20090723, Node-v4-compatibility): words and
+    numbers between hyphens or underscores, one a word of three letters or more; a random key
+    seldom splits into words."""
+    pieces = [p for p in re.split(r"[-_]", part) if p]
+    if len(pieces) < 2 or not all(_SLUG_PIECE.fullmatch(p) or named(p) for p in pieces):
+        return False
+    return any(p.isalpha() and len(p) >= 3 for p in pieces)
+
+
 def _capabilities(text: str, url: Span) -> Iterator[Span]:
     host = text.find("/", text.find("://", url.start) + 3, url.end)
     for m in _URL_PART.finditer(text, host if host > 0 else url.end, url.end):
         part = m.group()
-        if _HEX.fullmatch(part) or named(part) or entropy(part) < 3.5:
+        if _HEX.fullmatch(part) or named(part) or entropy(part) < 3.5 or _slug(part):
             continue
         if any(c.isupper() for c in part) and any(c.islower() for c in part) and any(c.isdigit() for c in part):
             yield Span(m.start(), m.end(), "SECRET")

@@ -89,8 +89,8 @@ def secretish(key: str, value: str) -> bool:
         return False
     if _PASSWORDISH.search(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
-    if len(value) < 16:
-        return False
+    if len(value) < 16 or " " in value:
+        return False  # a token, key or id has no space; a sentence does ('ttl.RefreshToken', 'define the ...')
     classes = (value != value.upper()) + (value != value.lower()) + (_DIGIT.search(value) is not None)
     return classes >= 2 and entropy(value) >= 3.0
 

@@ -32,7 +32,7 @@ def entropy(value: str) -> float:
 # JavaScript's names may hold "$" (a bundler's isPlainObject$1) and a class's own fields start
 # with "#" (this.#res); after a name's opening bracket, whatever follows is the call's.
 _NAME = r"#?[A-Za-z_$][A-Za-z0-9_$]*"
-_CALL_OR_ATTRIBUTE = lazy(rf"!*\(?{_NAME}(?:\.{_NAME})*[(\[)].*|!*\(?{_NAME}(?:\.{_NAME})+\)*")
+_CALL_OR_ATTRIBUTE = lazy(rf"!*\(?{_NAME}(?:\.{_NAME})*[(\[)].*|!*\(?{_NAME}(?:\.{_NAME})+\)*|!+\(*{_NAME}\)*")
 _IDENTIFIER = lazy(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
 _PART_SEPARATORS = lazy(r"[_-]+")
 # The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
@@ -94,8 +94,8 @@ def named(value: str) -> bool:
                 return False  # in camel case every word has a vowel (Lkt, csk are no words)
             if i and w[0].islower() and not words[i - 1].isdigit():
                 return False  # only the first word of camelCase starts in lowercase (zoxdYFwqi), or goes on after a digit (openid4vci)
-            if len(w) == 1 and w.isupper() and 0 < i < len(words) - 1:
-                return False  # a lone capital inside a name (LWQAquwbeG8)
+            if len(w) == 1 and w.isupper() and 0 < i < len(words) - 1 and not words[i + 1].istitle():
+                return False  # a lone capital inside a name (LWQAquwbeG8), but for OAuth's O
     return not (len(parts) == 1 and any(c.isdigit() for c in value) and sum(c.isupper() for c in value) < 2)
 # An environment variable's name as .env files, shells and compose files write it: the whole key,
 # with no space before "=" (code's `PRIVATE_KEY_CLS = RSAPrivateKey` and `OptionType.COOKIE:` are names).
