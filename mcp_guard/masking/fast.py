@@ -283,9 +283,14 @@ def _stand_in(code: int) -> str:
 _SEPARATORS = re.compile("[\x1c-\x1f]")
 
 
+# What _asciify rewrites. It rewrites each run of them apart: str.translate is fast on ASCII
+# only, so a mostly-ASCII text costs a regex pass and a few short translations, not ~200 ns a character.
+_REWRITTEN = re.compile("[^\x00-\x1b\x20-\x7f]+")
+
+
 def _asciify(text: str) -> str:
     table = {ord(c): _stand_in(ord(c)) for c in set(text) if ord(c) > 127 or "\x1c" <= c <= "\x1f"}
-    return text.translate(table)
+    return _REWRITTEN.sub(lambda m: m.group().translate(table), text)
 
 
 # After this many characters, a text whose zones already cover most of what was read is read

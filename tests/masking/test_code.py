@@ -89,6 +89,13 @@ def test_the_source_of_popular_projects_holds_almost_no_secret_name_or_place(
         # A page's name in a URL's path is no capability key
         "see https://www.w3.org/TR/2009/WD-css3-flexbox-20090723/#displayorder",
         "https://github.com/ashtuchkin/iconv-lite/wiki/Node-v4-compatibility",
+        # A schema's types, a digest named by its key, docstring markup, a URL, a class's name as an argument
+        '                    "password": "string?",',
+        '            "passphrase": "string[]",',
+        '  {"key_sha256": "d2e3a9f1c4b5e6d7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1"}',
+        "        cookies: *(optional)* Dictionary of Cookie items to include in the request.",
+        "    # Preserve case of keys: https://stackoverflow.com/a/1611877/6400719",
+        '    MovedAttribute("HTTPPasswordMgr", "urllib2", "urllib.request"),',
     ],
 )
 def test_code_on_the_right_of_a_key_word_is_not_a_secret(line: str) -> None:
@@ -108,6 +115,8 @@ def test_code_on_the_right_of_a_key_word_is_not_a_secret(line: str) -> None:
         ("  DB_PASSWORD: Zx9QvL2mT8rP4kW7nB3c", "Zx9QvL2mT8rP4kW7nB3c"),
         ("login('password', 'correct horse battery staple')", "correct horse battery staple"),
         ("token: Zx9QvL2mT8rP4kW7nB3c  # rotated monthly", "Zx9QvL2mT8rP4kW7nB3c"),
+        ("config.set('DB_PASSWORD', 'Tr0ub4dor&3x')", "Tr0ub4dor&3x"),
+        ("token=https://example.com/hooks/Ab3dEf9hIj2kLm4nOp6qRs", "Ab3dEf9hIj2kLm4nOp6qRs"),
         ("https://docs.google.com/document/d/1U1RGAehQwRypUTovF1KRlpiOFze0b-_2gc6fAH0KY0k/edit",
          "1U1RGAehQwRypUTovF1KRlpiOFze0b-_2gc6fAH0KY0k"),
     ],

@@ -41,6 +41,7 @@ def plausible_password(value: str, key: str = "password") -> bool:
 
 
 _PORTS = lazy(r"[\d:./-]+")
+_CLASS_NAME = lazy(r"[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*")
 
 
 # A value on a command line: quoted (anything but the quote), or bare (no spaces or quotes).
@@ -158,6 +159,8 @@ def _context_secrets(text: str, low: str) -> Iterator[Span]:
             if spaced_p and _not_after_login(_line_before(text, m.start())):
                 continue  # "-p NAME" is a password after a login or a user; elsewhere a path, a port, a database
             key = m.group("key") if "key" in m.re.groupindex and m.group("key") else "password"
+            if name == "named-argument" and _CLASS_NAME.fullmatch(text, m.start("key"), m.end("key")):
+                continue  # a class's name (MovedAttribute("HTTPPasswordMgr", "urllib2")), not a setting's key
             if name in _COMMAND_LINES and m.group("bare") is not None:  # a bare value ends before punctuation
                 value = value.rstrip(".,)")
                 end = start + len(value)

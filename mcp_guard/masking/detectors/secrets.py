@@ -75,7 +75,8 @@ _KEYS_PER_RUN = 8
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _PASSWORDISH = lazy(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
 _NOT_A_VALUE = lazy(
-    r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example|string|number|boolean"
+    r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example"
+    r"|(?:string|number|boolean|bool|int|integer|float|double|binary|bytes|object|array|any)(?:\[\])?\??"  # a schema's types
     r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
     r"|%\([^)]*\)[sdr])$"
 )
@@ -251,7 +252,8 @@ _SAID = lazy(r"(?i)pass(?:word|wd|phrase)|pwd")
 # A key that goes on, after its key word, with a word saying what it tells about the secret.
 _ABOUT_A_SECRET = lazy(
     r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
-    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label|arg|endpoint)"
+    r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label|arg|endpoint"
+    r"|sha\d*|md5|hash|digest|checksum|fingerprint)"
     r"(?-i:(?![a-z]))"
 )
 _SECRET_WORD = lazy(r"(?i)secret")

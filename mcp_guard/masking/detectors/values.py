@@ -166,6 +166,7 @@ _MASKED_ALREADY = lazy(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
 
 
 _REPEATED = lazy(r"(.)\1{7}")
+_EMPHASIS = lazy(r"\*{1,2}\(?[a-z]+\)?\*{1,2}")
 _VERSION = lazy(r"[\^~<>=v]{0,2}\d{1,6}(?:\.\d{1,6}){1,3}(?:[-+][\w.]{1,40})?")
 
 
@@ -181,8 +182,10 @@ def not_a_secret(key: str, value: str) -> bool:
         return True
     if _MASKED_ALREADY.fullmatch(value):  # "****/**/**", "xxxx-xxxx"
         return True
-    if "`" in value:  # markup: `code`, :class:`Name`
+    if "`" in value or _EMPHASIS.fullmatch(value):  # markup: `code`, :class:`Name`, *(optional)*
         return True
+    if "://" in value and "@" not in value:
+        return True  # a URL without userinfo: the URL detector reads it (and a key in its path or query)
     if "EXAMPLE" in value or "..." in value or not any(c.isalnum() for c in value) or _REPEATED.search(value):
         return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_..., ghp_...00000000), "***)"
     if _VERSION.fullmatch(value):
