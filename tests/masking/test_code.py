@@ -39,6 +39,33 @@ def code_spans() -> tuple[int, list[tuple[str, str, str]]]:
     return size, found
 
 
+# Popular JavaScript packages in the repository's node_modules (the MCP SDK and inspector, bundlers, validators,
+# HTTP stacks): bundled code (`ProgressTokenSchema$1.optional()`, `this.#res`, `!!options.auth`) is code too.
+JS_PACKAGES = ["express", "body-parser", "commander", "cors", "qs", "yaml", "ajv", "zod", "undici", "vite",
+               "@modelcontextprotocol/sdk", "@modelcontextprotocol/inspector", "mcp-remote"]
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def js_secrets() -> tuple[int, list[tuple[str, str]]]:
+    size, found = 0, []
+    for package in JS_PACKAGES:
+        for path in sorted((NODE_MODULES / package).rglob("*.js")) if (NODE_MODULES / package).is_dir() else []:
+            if path.name.endswith(".min.js") or path.stat().st_size > 2_000_000:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            size += len(text.encode())
+            found += [(path.name, text[s.start:s.end][:40]) for s in detect(text) if s.label == "SECRET"]
+    if size < 5e6:
+        pytest.skip("fewer than 5 MB of JavaScript in node_modules to read")
+    return size, found
+
+
+def test_the_javascript_of_popular_packages_holds_almost_no_secret(js_secrets: tuple[int, list[tuple[str, str]]]) -> None:
+    size, found = js_secrets
+    assert len(found) <= FALSE_SECRETS_PER_MB * size / 1e6, (size, found[:20])
+
+
 @pytest.mark.parametrize("label", ["SECRET", "PERSON", "LOCATION"])
 def test_the_source_of_popular_projects_holds_almost_no_secret_name_or_place(
     label: str, code_spans: tuple[int, list[tuple[str, str, str]]]
