@@ -60,7 +60,11 @@ PIECES = st.sampled_from(
      "fe80::1", "https://user:pa55@x.example/a?b=c", "2024-01-15", "2024-01-15T10:00:00Z", "Jan 5, 2024",
      "Bearer abcdefghijklmnopqrstuvwxyz012345", "ssn 123456789", "phone: 4155550134",
      "ghp_" + "a" * 36, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "::", "@", "-", " ", "\n", '"',
-     "\\", "{", *UNICODE]
+     "\\", "{", *UNICODE,
+     # what the rules for code read around a value: a description after it, escapes, names, keys that say where
+     "client_secret: Zx9QvL2mT8rP4kW7nB3c", " application client secret", "  password: ", "\\u2026", "\\n",
+     "ProgressTokenSchema$1", "!!opts.auth", "this.#res", "_URL=", "token_endpoint=", "=https://a.example/Ab3dEf9hIj2kLm4nOp6q",
+     "/WD-css3-flexbox-20090723/", '"string?"', "key_sha256: ", "*(optional)*", "PRIVATE_KEY = ", "('HTTPPasswordMgr', 'x2')"]
 )
 FILLER = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
 LONG_TEXT = st.lists(st.one_of(PIECES, FILLER, st.just("x" * 200)), min_size=5, max_size=60).map("".join).filter(
@@ -71,6 +75,22 @@ LONG_TEXT = st.lists(st.one_of(PIECES, FILLER, st.just("x" * 200)), min_size=5, 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], deadline=None)
 @given(LONG_TEXT)
 def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_any_text(text: str) -> None:
+    assert detect_text(text) == whole(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80))
+def test_the_pre_pass_stands_in_for_each_character_as_it_would_alone(text: str) -> None:
+    assert fast._asciify(text) == "".join(fast._asciify(c) for c in text)
+    assert len(fast._asciify(text)) == len(text)
+
+
+@pytest.mark.parametrize("gap", [1, 4, 40, 70, 200, 700, 2000])
+def test_a_value_described_after_a_gap_at_a_zone_edge_is_found_as_in_the_whole_text(gap: int) -> None:
+    """The words after a value are read within a bound: past a zone's end they would be seen in
+    the whole text only (a gap of 600 spaces did that to an unbounded look)."""
+    text = "x" * detect_module.FAST_FROM + "\n  client_secret: Zx9QvL2mT8rP4kW7nB3c" + " " * gap + "the app secret\n"
+    text += "y" * 3000
     assert detect_text(text) == whole(text)
 
 

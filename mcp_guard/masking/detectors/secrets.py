@@ -264,8 +264,9 @@ _ESCAPED_END = lazy(r"(?:\\u[0-9A-Fa-f]{4}|\\[nrt])+$")
 _WHERE_KEY = lazy(r"(?:[_.-]|(?<=[a-z])(?=[A-Z]))(?i:url|uri|endpoint|href|link)[\"']?[ \t]*\S{1,3}[ \t]*[\"']?$")
 _ASSIGNMENT = lazy(r"[A-Za-z_][\w.-]*=")
 # After a value, the rest of a sentence (two words on): the line describes the key, as a
-# docstring's argument list does, where a configuration line ends at its value.
-_DESCRIBED = lazy(r"[ \t]+[a-z]{2,}[ \t]+[a-z]{2,}")
+# docstring's argument list does, where a configuration line ends at its value. Bounded (26
+# characters at most): the pre-pass's zones hold 64 past a value, and must see what the whole text shows.
+_DESCRIBED = lazy(r"[ \t]{1,4}[a-z]{2,16}[ \t]{1,4}[a-z]{2}")
 _DESCRIBED_KEY = lazy(r":[ \t]*$")
 _BANG_NAME = lazy(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
