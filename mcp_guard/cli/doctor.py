@@ -41,4 +41,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return open_store()
 
     policy = None if args.no_policy else policy_path(args.policy, from_config)
-    return doctor.run(specs, policy, store)
+    from .term import Progress, painter
+
+    return doctor.run(specs, policy, store, paint=painter(), progress=Progress())
