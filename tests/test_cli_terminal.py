@@ -85,3 +85,21 @@ def test_doctor_shows_each_upstream_probe_with_its_time_on_a_terminal_stderr_onl
 def test_no_color_keeps_a_terminal_plain(tmp_path: Path) -> None:
     _, out, _ = on_terminal(doctor_argv(tmp_path / "home"), clean_env(NO_COLOR="1"))
     assert "ok" in out and "\x1b" not in out
+
+
+def test_audit_tail_colours_decisions_on_a_terminal_and_piped_prints_the_same_lines_plain(tmp_path: Path) -> None:
+    from mcp_guard.audit import Audit
+    from mcp_guard.store import Store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    audit = Audit(Store(home / "guard.db"))
+    audit.append("call.decided", {"user": "ann", "server": "fs", "tool": "rm", "decision": "deny"})
+    audit.append("call.decided", {"user": "ann", "server": "fs", "tool": "ls", "decision": "allow"})
+    argv = [PY, "-m", "mcp_guard", "audit", "tail", "--home", str(home)]
+    code, out, _ = on_terminal(argv, clean_env())
+    assert code == 0, out
+    assert "decision=\x1b[31mdeny\x1b[0m" in out and "decision=\x1b[32mallow\x1b[0m" in out
+    pcode, pout, _ = piped(argv, clean_env())
+    assert pcode == 0 and "\x1b" not in pout
+    assert ESCAPE.sub("", out) == pout and "decision=deny" in pout

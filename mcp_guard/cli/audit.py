@@ -71,7 +71,17 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _format_record(record: dict, as_json: bool) -> str:  # type: ignore[type-arg]
+# The colour of a decision or outcome on a terminal; words not listed stay as they are.
+_VERDICT_STYLE = {"allow": "green", "allowed": "green", "approved": "green", "ok": "green",
+                  "deny": "red", "denied": "red", "refused": "red", "error": "red", "approve": "yellow"}
+
+
+def _plain(text: str, style: str) -> str:
+    return text
+
+
+def _format_record(record: dict, as_json: bool, paint=_plain) -> str:  # type: ignore[no-untyped-def,type-arg]
+    """One record a line; ``paint`` (cli/term.painter) colours decisions on a terminal, same words."""
     import json
     import time
 
@@ -79,24 +89,33 @@ def _format_record(record: dict, as_json: bool) -> str:  # type: ignore[type-arg
         return json.dumps(record, ensure_ascii=False)
     body = record["body"]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
-    what = " ".join(f"{k}={body[k]}" for k in ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason") if k in body)
+    fields = ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason")
+    what = " ".join(f"{k}={_verdict(k, body[k], paint)}" for k in fields if k in body)
     return f"{record['seq']:>6} {when} {record['kind']:<16} {what}"
+
+
+def _verdict(key: str, value: object, paint) -> str:  # type: ignore[no-untyped-def]
+    style = _VERDICT_STYLE.get(str(value)) if key in ("decision", "outcome") else None
+    return paint(str(value), style) if style else str(value)
 
 
 def cmd_audit_tail(args: argparse.Namespace) -> int:
     import time
 
+    from .term import painter
+
+    paint = painter()
     audit = audit_for(args)
     records = list(audit.records())[-args.n :] if args.n > 0 else []
     for record in records:
-        print(_format_record(record, args.json), flush=True)
+        print(_format_record(record, args.json, paint), flush=True)
     last = records[-1]["seq"] if records else 0
     while args.follow:
         time.sleep(0.5)
         audit.fold_spools()  # records a guard spooled but has not chained yet
         for record in audit.records():
             if record["seq"] > last:
-                print(_format_record(record, args.json), flush=True)
+                print(_format_record(record, args.json, paint), flush=True)
                 last = record["seq"]
     return EXIT_OK
 
