@@ -103,3 +103,26 @@ def test_audit_tail_colours_decisions_on_a_terminal_and_piped_prints_the_same_li
     pcode, pout, _ = piped(argv, clean_env())
     assert pcode == 0 and "\x1b" not in pout
     assert ESCAPE.sub("", out) == pout and "decision=deny" in pout
+
+
+def test_review_list_colours_the_risk_on_a_terminal_and_piped_prints_the_same_words_plain(tmp_path: Path) -> None:
+    from mcp_guard.approvals import Approvals
+    from mcp_guard.store import Store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    Approvals(Store(home / "guard.db")).open(
+        user="ann", session="s1", server="fs", tool="delete_file", binding="b1", rule="ask-deletes", risk="high",
+        preview="delete_file(path='/tmp/x')", max_scope="once", lifetime=600,
+    )
+    argv = [PY, "-m", "mcp_guard", "review", "list", "--home", str(home)]
+    code, out, _ = on_terminal(argv, clean_env())
+    assert code == 0, out
+    assert "(risk \x1b[31mhigh\x1b[0m," in out
+    pcode, pout, _ = piped(argv, clean_env())
+    assert pcode == 0 and "\x1b" not in pout and "wants delete_file on fs (risk high," in pout
+
+    def unclocked(text: str) -> str:
+        return re.sub(r"\d+ s left", "N s left", text)
+
+    assert unclocked(ESCAPE.sub("", out)) == unclocked(pout)

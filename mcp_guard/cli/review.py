@@ -80,6 +80,10 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
         decide.set_defaults(func=cmd_review_decide, approve=verb == "approve", scope="once")
 
 
+# How a pending request's risk shows on a colour terminal (cli/term.painter); the words never change.
+_RISK_STYLE = {"low": "green", "medium": "yellow", "high": "red", "critical": "red"}
+
+
 def cmd_review_list(args: argparse.Namespace) -> int:
     import json
     import time
@@ -92,9 +96,13 @@ def cmd_review_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not items:
         print("no calls are waiting for approval", file=sys.stderr)
+    from .term import painter
+
+    paint = painter()
     for r in items:
         left = max(0, int(r.expires - time.time()))
-        print(f"{r.id}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {one_line(r.risk)},"
+        risk = paint(one_line(r.risk), _RISK_STYLE[r.risk]) if r.risk in _RISK_STYLE else one_line(r.risk)
+        print(f"{paint(r.id, 'bold')}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {risk},"
               f" rule {one_line(r.rule)}), {left} s left")
         if r.page_url:
             print(f"          {r.page_url}")
