@@ -4,7 +4,8 @@ what is wrong and how to fix it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
@@ -15,20 +16,45 @@ from .errors import ConfigError, GuardError, RPCError
 UPSTREAM_CHECK_S = 30.0
 
 
+def _plain(text: str, style: str) -> str:
+    return text
+
+
 class Report:
-    def __init__(self) -> None:
+    """The checks' lines on stdout. ``paint`` (cli/term.painter) colours the verdicts on a terminal;
+    the words are the same either way, so piped output is what it always was."""
+
+    def __init__(self, paint: Callable[[str, str], str] = _plain) -> None:
         self.problems = 0
+        self.paint = paint
+        self.held: list[str] | None = None
 
     def ok(self, what: str) -> None:
-        print(f"  ok    {what}")
+        self._say(f"  {self.paint('ok', 'green')}    {what}")
 
     def bad(self, what: str, fix: str) -> None:
         self.problems += 1
-        print(f"  FAIL  {what}\n        fix: {fix}")
+        self._say(f"  {self.paint('FAIL', 'red')}  {what}\n        fix: {fix}")
+
+    def _say(self, line: str) -> None:
+        if self.held is None:
+            print(line)
+        else:
+            self.held.append(line)
+
+    def release(self) -> None:
+        """The lines held while a progress line was on the terminal, now that it is finished."""
+        for line in self.held or ():
+            print(line)
+        self.held = None
 
 
-def run(specs_or_error: Any, policy_path: str | None, store_factory: Any) -> int:
-    report = Report()
+def run(
+    specs_or_error: Any, policy_path: str | None, store_factory: Any,
+    paint: Callable[[str, str], str] = _plain, progress: Any = None,
+) -> int:
+    """Every check, in order; ``progress`` (cli/term.Progress) shows each upstream's probe while it runs."""
+    report = Report(paint)
     print("mcp-guard doctor")
     if isinstance(specs_or_error, Exception):
         report.bad(f"config: {specs_or_error}", "correct the field named above; the file is the mcpServers JSON your client uses")
@@ -69,7 +95,10 @@ def run(specs_or_error: Any, policy_path: str | None, store_factory: Any) -> int
     except GuardError as exc:
         report.bad(f"store: {exc}", "set MCP_GUARD_HOME (or --home) to a folder you can write, or check --store / MCP_GUARD_STORE")
     for spec in specs:
-        anyio.run(_check_upstream, spec, report)
+        report.held = []  # a report line must not land in the middle of the live progress line
+        with progress.step(f"probing upstream {spec.name}") if progress else nullcontext():
+            anyio.run(_check_upstream, spec, report)
+        report.release()
     print("all checks passed" if not report.problems else f"{report.problems} problem(s) found", file=sys.stderr)
     return 1 if report.problems else 0
 

@@ -88,7 +88,7 @@ def _oidc(args: argparse.Namespace) -> Authenticator:
     if args.introspection_client_id:
         if not args.introspection_secret_file:
             raise ConfigError("--introspection-client-id needs --introspection-secret-file F")
-        from ..cli_support import secret_file
+        from ..cli.support import secret_file
 
         client = (args.introspection_client_id, secret_file(args.introspection_secret_file, "--introspection-secret-file"))
     settings = OidcSettings(
@@ -116,7 +116,7 @@ def metrics_token(args: argparse.Namespace) -> str | None:
     path = getattr(args, "metrics_token_file", None)
     if not path:
         return None
-    from ..cli_support import secret_file
+    from ..cli.support import secret_file
 
     token = secret_file(path, "--metrics-token-file")
     if len(token) < MIN_METRICS_TOKEN or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):

@@ -63,7 +63,7 @@ def test_run_without_a_policy_loads_neither_pydantic_nor_the_masking_engine_nor_
     modules, answers = loaded_by_run(tmp_path, "--no-policy")
     assert [a["id"] for a in answers] == [1, 2]
     assert "mcp_guard.relay.hub" in modules  # the relay did run in this process
-    for heavy in ("pydantic", "mcp_guard.policy.model", "mcp_guard.masking.detect", "starlette", "mcp_guard.cli_admin"):
+    for heavy in ("pydantic", "mcp_guard.policy.model", "mcp_guard.masking.detect", "starlette", "mcp_guard.doctor"):
         assert heavy not in modules, f"{heavy} was imported by run --no-policy"
 
 
@@ -72,8 +72,8 @@ def test_run_under_the_default_policy_does_not_load_the_web_stack_when_nothing_n
     assert "mcp_guard.hooks.mask" in modules and "mcp_guard.policy.model" in modules  # the policy is in force
     # ...and its masking ran on the listed tools: the description's address did not get through.
     assert "jane@example.com" not in json.dumps(answers[1])
-    for heavy in ("starlette", "mcp_guard.web.slack", "standardwebhooks", "mcp_guard.cli_admin", "mcp_guard.cli_policy",
-                  "mcp_guard.cli_review"):
+    for heavy in ("starlette", "mcp_guard.web.slack", "standardwebhooks", "mcp_guard.doctor", "mcp_guard.policy.show",
+                  "mcp_guard.catalog"):
         assert heavy not in modules, f"{heavy} was imported by run with nothing to notify"
 
 

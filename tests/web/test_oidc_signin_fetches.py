@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mcp_guard import cli_signin
+from mcp_guard.cli import signin as cli_signin
 from mcp_guard.auth.discovery import FetchPolicy, address_problem, is_loopback_host
-from mcp_guard.cli_support import secret_file
+from mcp_guard.cli.support import secret_file
 from mcp_guard.errors import ConfigError
 from mcp_guard.web.oidc_rp import OidcError, RelyingParty
 from tests.web.test_oidc_signin_edges import hostile_provider  # noqa: F401  (fixture)

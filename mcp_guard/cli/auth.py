@@ -7,14 +7,14 @@ import json
 import sys
 from typing import Any
 
-from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for, requester_name
+from .support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for, requester_name, state
 
 __all__ = ["authenticator", "register"]
 
 
 
-def register(sub: Any, state: Any) -> None:
-    """The ``auth`` command group; ``state`` adds the --home/--store options."""
+def register(sub: Any) -> None:
+    """The ``auth`` command group."""
     auth = sub.add_parser("auth", help="caller credentials for serve --auth tokens")
     asub = auth.add_subparsers(metavar="ACTION")
     token = asub.add_parser("token", help="caller tokens: create NAME [--group G]... [--expires DAYS] | list | revoke NAME")
@@ -30,14 +30,14 @@ def authenticator(args: argparse.Namespace) -> Any:
     """The Authenticator ``serve --auth`` names (None for ``--auth none``, loopback only).
 
     Built after the guard is: guard-issued tokens live in the config's store when it names one."""
-    from .auth import setup
-    from .auth.tokens import CallerTokens, TokenAuthenticator
+    from ..auth import setup
+    from ..auth.tokens import CallerTokens, TokenAuthenticator
 
     return setup.from_args(args, tokens=lambda: TokenAuthenticator(CallerTokens(approvals_for(args).store)))
 
 
 def cmd_auth_token(args: argparse.Namespace) -> int:
-    from .auth.tokens import CallerTokens
+    from ..auth.tokens import CallerTokens
 
     tokens = CallerTokens(approvals_for(args).store)
     if args.token_action == "create":

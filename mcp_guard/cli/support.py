@@ -8,8 +8,8 @@ import logging
 import os
 from typing import Any
 
-from . import settings
-from .errors import ConfigError
+from .. import settings
+from ..errors import ConfigError
 
 logger = logging.getLogger("mcp_guard")
 
@@ -26,6 +26,14 @@ def requester_name(args: argparse.Namespace) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def one_line(text: str) -> str:
+    """approval.escape.one_line, imported when first used: building the parser, which every command
+    does, then does not load unicodedata."""
+    from ..approval.escape import one_line as escaped
+
+    return escaped(text)
 
 
 def secret_file(path: str, option: str) -> str:
@@ -50,14 +58,14 @@ def policy_path(explicit: str | None, from_config: str | None = None) -> str:
         return settings.current().policy
     if from_config:
         return from_config
-    from . import policies  # beside its package file (importlib.resources costs ~10 ms of start)
+    from .. import policies  # beside its package file (importlib.resources costs ~10 ms of start)
 
     return os.path.join(os.path.dirname(policies.__file__), "default.yaml")
 
 
 def open_audit(writer: bool = False):  # type: ignore[no-untyped-def]
-    from .audit import Audit
-    from .store import StoreError, open_store
+    from ..audit import Audit
+    from ..store import StoreError, open_store
 
     try:
         # A reader never makes the seal key: a missing one is reported, not replaced. A writer
@@ -69,8 +77,8 @@ def open_audit(writer: bool = False):  # type: ignore[no-untyped-def]
 
 
 def open_grants():  # type: ignore[no-untyped-def]
-    from .grants import Grants
-    from .store import StoreError, open_store
+    from ..grants import Grants
+    from ..store import StoreError, open_store
 
     try:
         return Grants(open_store())
@@ -110,7 +118,7 @@ def default_name(command: list[str]) -> str:
 
 
 def approvals_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .approvals import Approvals
+    from ..approvals import Approvals
 
     grants = grants_for(args)
     if grants is None:
@@ -126,7 +134,7 @@ def audit_for(args: argparse.Namespace, writer: bool = False):  # type: ignore[n
 
 
 def pins_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .integrity import Pins
+    from ..integrity import Pins
 
     return Pins(approvals_for(args).store)
 
@@ -142,14 +150,14 @@ def upstream_command(args: argparse.Namespace) -> list[str]:
 
 
 def command_spec(args: argparse.Namespace, command: list[str]) -> Any:
-    from .guard import UpstreamSpec
+    from ..guard import UpstreamSpec
 
     return UpstreamSpec(name=args.name or default_name(command), command=command[0], args=command[1:], protocol=args.protocol)
 
 
 def config_specs(config: Any) -> list[Any]:
     """One upstream spec per enabled entry of a loaded config."""
-    from .guard import UpstreamSpec
+    from ..guard import UpstreamSpec
 
     return [
         UpstreamSpec(
@@ -166,3 +174,29 @@ def config_policy(config: Any, config_path: str) -> str | None:
     if policy_file is not None and not os.path.isabs(policy_file):
         policy_file = os.path.join(os.path.dirname(os.path.abspath(config_path)), policy_file)
     return policy_file
+
+
+def reviewer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token-file", default=None, help="a file holding the reviewer token (default: $MCP_GUARD_REVIEW_TOKEN, or asked)")
+    p.add_argument("--url", default=None, help="a running serve's address: go through its review API, not the store")
+
+
+def state(p: argparse.ArgumentParser) -> None:
+    """--home and --store: where the state lives."""
+    p.add_argument("--home", help="state directory (default: $MCP_GUARD_HOME or the user's data dir)")
+    p.add_argument(
+        "--store", help="postgresql://... to share approvals, grants and audit between instances (default: $MCP_GUARD_STORE or SQLite in the home)"
+    )
+
+
+def common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="JSON file in the mcpServers shape (command/args/env or url/headers)")
+    state(p)
+    p.add_argument("--user", default=None, help="the requester's name (default: $MCP_GUARD_USER or the OS user)")
+    p.add_argument("--name", default=None, help="name of the upstream given after -- (default: taken from its command)")
+    p.add_argument(
+        "--protocol", choices=("auto", "legacy", "2026-07-28"), default="auto", help="era to speak to the upstream after --"
+    )
+    p.add_argument("--allow-method", action="append", default=[], help="relay this non-MCP method (glob), e.g. 'vendor/*'")
+    p.add_argument("--policy", help="policy YAML (default: $MCP_GUARD_POLICY, the config's, or the shipped default.yaml)")
+    p.add_argument("--no-policy", action="store_true", help="relay only: no risk, no decisions, no approvals")

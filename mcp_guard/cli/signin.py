@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .cli_support import secret_file
-from .errors import ConfigError
+from .support import secret_file
+from ..errors import ConfigError
 
 __all__ = ["add_options", "page_options"]
 
@@ -72,7 +72,7 @@ def page_options(args: argparse.Namespace, policy_file: Callable[[], str | None]
             "reviewer sign-in needs --reviewer-oidc-issuer, --reviewer-oidc-client-id,"
             " --reviewer-oidc-client-secret-file and --reviewer-public-url together"
         )
-    from .auth.discovery import is_loopback_host  # here, not at import: every command builds this parser
+    from ..auth.discovery import is_loopback_host  # here, not at import: every command builds this parser
 
     if not public.startswith("https://") and not is_loopback_host(urlsplit(public).hostname or ""):
         raise ConfigError(
@@ -81,7 +81,7 @@ def page_options(args: argparse.Namespace, policy_file: Callable[[], str | None]
     if args.reviewer_recheck_s < 0:
         raise ConfigError("--reviewer-recheck-s cannot be negative")
     _check_issuer(args.reviewer_oidc_issuer, args.reviewer_oidc_allow_private_issuer)
-    from .web.signin import DEFAULT_SCOPES, SigninSettings
+    from ..web.signin import DEFAULT_SCOPES, SigninSettings
 
     return {
         "public_url": public,
@@ -129,7 +129,7 @@ def _public_url(url: str | None) -> str | None:
 def _check_issuer(issuer: str, allow_private: bool) -> None:
     """Refuse at start an issuer no fetch would be allowed to reach (a literal address; names are
     checked each time they are resolved, at every fetch)."""
-    from .auth.discovery import DiscoveryError, FetchPolicy, check_url
+    from ..auth.discovery import DiscoveryError, FetchPolicy, check_url
 
     policy = FetchPolicy.for_issuer(issuer, allow_private)
     try:
@@ -148,7 +148,7 @@ def _check_issuer(issuer: str, allow_private: bool) -> None:
 def _groups(args: argparse.Namespace, policy_file: str | None) -> set[str]:
     groups = set(args.reviewer_group)
     if policy_file:
-        from .policy.load import load_policy
+        from ..policy.load import load_policy
 
         policy = load_policy(policy_file)
         groups |= {rule.group for rule in policy.rules if rule.approvers == "reviewers" and rule.group}

@@ -21,11 +21,123 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import settings
-from .cli_support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for, requester_name
-from .errors import ConfigError
+from .. import settings
+from ..errors import ConfigError
+from . import serve, signin
+from .support import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    approvals_for,
+    audit_for,
+    one_line,
+    requester_name,
+    reviewer_options,
+    state,
+)
 
-__all__ = ["cmd_review_decide", "cmd_review_remote_list", "cmd_review_remote_show", "cmd_review_token", "reviewer_token"]
+__all__ = ["cmd_review_decide", "cmd_review_list", "cmd_review_show", "cmd_review_token", "register", "reviewer_token"]
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    review = sub.add_parser("review", help="list and decide calls waiting for approval")
+    rsub = review.add_subparsers(metavar="ACTION")
+    rlist = rsub.add_parser("list", help="pending approval requests (with the approval page's link)")
+    rlist.add_argument("--json", action="store_true")
+    reviewer_options(rlist)
+    state(rlist)
+    rlist.set_defaults(func=cmd_review_list)
+    rshow = rsub.add_parser("show", help="one request: the preview the approver sees")
+    rshow.add_argument("id")
+    rshow.add_argument("--json", action="store_true")
+    reviewer_options(rshow)
+    state(rshow)
+    rshow.set_defaults(func=cmd_review_show)
+    rserve = rsub.add_parser("serve", help="serve only the reviewers' web page and API (no MCP)")
+    rserve.add_argument("--host", default="127.0.0.1")
+    rserve.add_argument("--port", type=int, default=8766)
+    rserve.add_argument("--allowed-host", action="append", default=[])
+    state(rserve)
+    signin.add_options(rserve, with_policy=True)
+    rserve.set_defaults(func=cmd_review_serve)
+    token = rsub.add_parser("token", help="reviewer tokens: create NAME --role ROLE | list | revoke NAME")
+    token.add_argument("token_action", choices=("create", "list", "revoke"))
+    token.add_argument("name", nargs="?", default="")
+    token.add_argument("--role", default="reviewer", help="a policy group name the reviewer decides for, or admin")
+    state(token)
+    token.set_defaults(func=cmd_review_token)
+    for verb in ("approve", "deny"):
+        decide = rsub.add_parser(verb, help=f"{verb} a pending request")
+        decide.add_argument("id")
+        decide.add_argument(
+            "--as", dest="as_name", default=None, help="a check only: must name the token's reviewer, who is the one deciding"
+        )
+        decide.add_argument("--reason", default="")
+        if verb == "approve":
+            decide.add_argument("--scope", default="once", help="once (default), session, or the policy's ttl:...")
+        reviewer_options(decide)
+        state(decide)
+        decide.set_defaults(func=cmd_review_decide, approve=verb == "approve", scope="once")
+
+
+# How a pending request's risk shows on a colour terminal (cli/term.painter); the words never change.
+_RISK_STYLE = {"low": "green", "medium": "yellow", "high": "red", "critical": "red"}
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    if args.url:  # a served review API: the store may be another account's
+        return cmd_review_remote_list(args)
+    items = approvals_for(args).pending()
+    if args.json:
+        print(json.dumps([{**r.public(), "page_url": r.page_url} for r in items]))
+        return EXIT_OK
+    if not items:
+        print("no calls are waiting for approval", file=sys.stderr)
+    from .term import painter
+
+    paint = painter()
+    for r in items:
+        left = max(0, int(r.expires - time.time()))
+        risk = paint(one_line(r.risk), _RISK_STYLE[r.risk]) if r.risk in _RISK_STYLE else one_line(r.risk)
+        print(f"{paint(r.id, 'bold')}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {risk},"
+              f" rule {one_line(r.rule)}), {left} s left")
+        if r.page_url:
+            print(f"          {r.page_url}")
+    return EXIT_OK
+
+
+def cmd_review_show(args: argparse.Namespace) -> int:
+    import json
+
+    if args.url:
+        return cmd_review_remote_show(args)
+    request = approvals_for(args).get(args.id)
+    if request is None:
+        print(f"mcp-guard: no approval request {args.id!r}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps(request.public()))
+    else:
+        print(f"{request.id}: {one_line(request.tool)} on {one_line(request.server)}, risk {one_line(request.risk)},"
+              f" rule {one_line(request.rule)}, {request.state}, requested by {one_line(request.user)}")
+        # The stored preview is escaped when built; each line is passed through again so nothing in
+        # the store can move the cursor or clear the terminal.
+        print("\n".join(one_line(line) for line in request.preview.rstrip("\n").split("\n")))
+        print(f"Preview: {len(request.preview)} characters, shown in full; sha256 {request.preview_sha256}")
+    return EXIT_OK
+
+
+def cmd_review_serve(args: argparse.Namespace) -> int:
+    from ..relay.fronts.http import serve_http
+
+    review = serve.review_routes(signin.page_options(args, lambda: args.policy))
+    if review is None:
+        raise ConfigError("the mcp-guard store cannot be opened")
+    return serve_http(None, host=args.host, port=args.port, extra_hosts=args.allowed_host, review=review)
+
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -62,8 +174,8 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     token = reviewer_token(args)
     if args.url:
         return _decide_remote(args, token)
-    from .approvals import Reviewers, may_decide
-    from .reviewers import same_person
+    from ..approvals import Reviewers, may_decide
+    from ..reviewers import same_person
 
     approvals = approvals_for(args)
     who = Reviewers(approvals.store).identify(token)
@@ -159,7 +271,7 @@ def _checked_base(url: str) -> str:
 
 
 def cmd_review_token(args: argparse.Namespace) -> int:
-    from .approvals import Reviewers
+    from ..approvals import Reviewers
 
     reviewers = Reviewers(approvals_for(args).store)
     if args.token_action == "create":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_support import EXIT_OK
+from .support import EXIT_OK
 
 EXIT_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 

@@ -1,0 +1,110 @@
+"""Command line: argv to library calls, exit codes, human output. No business rules here.
+
+One module per command group, each with ``register(subparsers)``; this one builds the parser from
+them and runs the chosen command. Group modules import their heavy parts inside the commands, so
+that building the parser (which every command does) costs ``run`` almost nothing.
+
+Exit codes: 0 success; 1 a check found a problem; 2 usage or configuration error (a missing
+file, a busy port, bad input: one line on stderr, no traceback); 130 interrupted; 141 stdout
+closed early (``audit export | head``). Messages go to stderr; stdout belongs to the MCP
+protocol (``run``) or to data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import settings
+from ..errors import ConfigError, GuardError
+from . import audit, auth, doctor, grants, policy, review, run, scan, serve, tools, wrap
+from .support import EXIT_PROBLEM, EXIT_USAGE
+from .usage import EXIT_PIPE, LOG_LEVEL_HELP, Version, cmd_completion, everywhere, os_problem
+
+__all__ = ["main"]
+
+logger = logging.getLogger("mcp_guard")
+
+# In the order `mcp-guard --help` lists them.
+_GROUPS = (run, serve, auth, policy, review, doctor, tools, wrap, audit, scan, grants)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    chosen = settings.install(
+        settings.Settings.from_environment(
+            home=getattr(args, "home", None), store_url=getattr(args, "store", None), log_level=args.log_level
+        )
+    )
+    _setup_logging(chosen)
+    if not getattr(args, "func", None):
+        # A group alone (`mcp-guard review`) prints its own help, not the top level's.
+        (getattr(args, "help_of", None) or _parser()).print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except GuardError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours. Point stdout at nothing so the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as exc:
+        print(f"mcp-guard: {os_problem(exc, args)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-guard", description="A tool-call firewall for the Model Context Protocol.")
+    parser.add_argument("--log-level", default=None, help=LOG_LEVEL_HELP)
+    parser.add_argument("--version", action=Version, nargs=0, help="print the installed version and exit")
+    sub = parser.add_subparsers(metavar="COMMAND")
+    for group in _GROUPS:
+        group.register(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script: bash, zsh or tcsh")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+    completion.set_defaults(func=functools.partial(cmd_completion, parser))
+    everywhere(parser)
+    return parser
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors. Messages hold names and ids, never values."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(chosen: settings.Settings) -> None:
+    level = chosen.log_level
+    handler = logging.StreamHandler(sys.stderr)
+    style = chosen.log_format or ("text" if sys.stderr.isatty() else "json")
+    if style == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("mcp-guard %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("mcp_guard")
+    root.addHandler(handler)
+    root.setLevel(level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING")
+    root.propagate = False

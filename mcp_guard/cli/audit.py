@@ -1,0 +1,140 @@
+"""``mcp-guard audit verify|head|tail|export``: check, anchor, read and export the tamper-evident trail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ConfigError
+from .support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, audit_for, state
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    audit = sub.add_parser("audit", help="check, read and export the tamper-evident audit trail")
+    asub = audit.add_subparsers(metavar="ACTION")
+    verify = asub.add_parser("verify", help="exit 0 when the chain is whole, 1 naming the first bad record")
+    verify.add_argument(
+        "--expect", metavar="SEQ:HASH", help="a head from `audit head` kept elsewhere: the chain must still hold it"
+    )
+    state(verify)
+    verify.set_defaults(func=cmd_audit_verify)
+    head = asub.add_parser("head", help="seal the chain's head now and print it (SEQ:HASH), to anchor elsewhere")
+    state(head)
+    head.set_defaults(func=cmd_audit_head)
+    tail = asub.add_parser("tail", help="the last records")
+    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+    tail.add_argument("--json", action="store_true")
+    state(tail)
+    tail.set_defaults(func=cmd_audit_tail)
+    exp = asub.add_parser("export", help="records as evidence: JSON lines or CSV")
+    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    exp.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-01")
+    exp.add_argument("--until", help="ISO date or time (UTC)")
+    state(exp)
+    exp.set_defaults(func=cmd_audit_export)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from ..audit import parse_head
+
+    try:
+        expect = parse_head(args.expect) if args.expect else None
+    except ValueError as exc:
+        print(f"mcp-guard: --expect: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    audit = audit_for(args)
+    problem = audit.verify(expect)
+    if problem is not None:
+        where = f"at record {problem.seq}" if problem.seq is not None else "as a whole"
+        print(f"mcp-guard: audit chain broken {where}: {problem.reason}", file=sys.stderr)
+        return EXIT_PROBLEM
+    count = sum(1 for _ in audit.records())
+    held = f", holding {expect[0]}:{expect[1]}" if expect else ""
+    print(f"audit chain whole: {count} records{held}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_audit_head(args: argparse.Namespace) -> int:
+    """The head, checked and sealed now: kept elsewhere, it lets `verify --expect` catch a cut."""
+    audit = audit_for(args)
+    problem = audit.verify()
+    if problem is not None:
+        print(f"mcp-guard: not sealing a broken chain (record {problem.seq}): {problem.reason}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if audit.seal() is None:
+        print("mcp-guard: the audit chain is empty: there is no head to anchor", file=sys.stderr)
+        return EXIT_PROBLEM
+    head = audit.head()
+    assert head is not None
+    print(f"{head[0]}:{head[1]}")
+    return EXIT_OK
+
+
+# The colour of a decision or outcome on a terminal; words not listed stay as they are.
+_VERDICT_STYLE = {"allow": "green", "allowed": "green", "approved": "green", "ok": "green",
+                  "deny": "red", "denied": "red", "refused": "red", "error": "red", "approve": "yellow"}
+
+
+def _plain(text: str, style: str) -> str:
+    return text
+
+
+def _format_record(record: dict, as_json: bool, paint=_plain) -> str:  # type: ignore[no-untyped-def,type-arg]
+    """One record a line; ``paint`` (cli/term.painter) colours decisions on a terminal, same words."""
+    import json
+    import time
+
+    if as_json:
+        return json.dumps(record, ensure_ascii=False)
+    body = record["body"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
+    fields = ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason")
+    what = " ".join(f"{k}={_verdict(k, body[k], paint)}" for k in fields if k in body)
+    return f"{record['seq']:>6} {when} {record['kind']:<16} {what}"
+
+
+def _verdict(key: str, value: object, paint) -> str:  # type: ignore[no-untyped-def]
+    style = _VERDICT_STYLE.get(str(value)) if key in ("decision", "outcome") else None
+    return paint(str(value), style) if style else str(value)
+
+
+def cmd_audit_tail(args: argparse.Namespace) -> int:
+    import time
+
+    from .term import painter
+
+    paint = painter()
+    audit = audit_for(args)
+    records = list(audit.records())[-args.n :] if args.n > 0 else []
+    for record in records:
+        print(_format_record(record, args.json, paint), flush=True)
+    last = records[-1]["seq"] if records else 0
+    while args.follow:
+        time.sleep(0.5)
+        audit.fold_spools()  # records a guard spooled but has not chained yet
+        for record in audit.records():
+            if record["seq"] > last:
+                print(_format_record(record, args.json, paint), flush=True)
+                last = record["seq"]
+    return EXIT_OK
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..audit import export
+
+    def when(text: str | None) -> float | None:
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"--since/--until: not an ISO date or time: {text!r}") from None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+    audit = audit_for(args)
+    for chunk in export(audit.records(when(args.since), when(args.until)), args.format):
+        sys.stdout.write(chunk)
+    return EXIT_OK
