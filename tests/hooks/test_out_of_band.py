@@ -22,9 +22,9 @@ from tests.reviewing import review
 pytestmark = pytest.mark.anyio
 
 
-def policy(tmp_path: Path, wait: float = 20) -> str:
+def policy(tmp_path: Path, wait: float = 20, min_human_ms: float = 300) -> str:
     path = tmp_path / "p.yaml"
-    path.write_text(f"version: 1\ndefaults: {{wait: {wait}, timeout: 120}}\nrules:\n  - match: {{tool: write_file}}\n    action: approve\n")
+    path.write_text(f"version: 1\ndefaults: {{wait: {wait}, timeout: 120, min_human_ms: {min_human_ms}}}\nrules:\n  - match: {{tool: write_file}}\n    action: approve\n")
     return str(path)
 
 
@@ -78,8 +78,12 @@ async def test_a_decline_faster_than_a_person_is_not_taken_as_the_users_answer(t
         return types.ElicitResult(action="decline")
 
     target = tmp_path / "out.txt"
+    # The floor is wide here: on a loaded machine the client's own round trip can take longer than 300 ms.
     with anyio.fail_after(40):
-        async with connect(guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path)), elicitation_callback=instant_decline) as client:
+        async with connect(
+            guard(*node_server("server-filesystem", str(tmp_path)), policy=policy(tmp_path, min_human_ms=10_000)),
+            elicitation_callback=instant_decline,
+        ) as client:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(client.call_tool, "write_file", {"path": str(target), "content": "yes"})
                 request = await pending(guard_home)
