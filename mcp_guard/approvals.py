@@ -185,8 +185,8 @@ class Approvals:
                     (request_id, canonical(by), "approve" if approve else "deny", time.time(), channel, reason),
                 )
                 if approve:
-                    yes = db.execute("SELECT COUNT(*) FROM approval_votes WHERE request=? AND decision='approve'", (request_id,)).fetchone()[0]
-                    settled = yes >= quorum
+                    yes = db.execute("SELECT reviewer FROM approval_votes WHERE request=? AND decision='approve'", (request_id,)).fetchall()
+                    settled = len(_people([r[0] for r in yes])) >= quorum
             if settled:
                 db.execute(
                     "UPDATE approvals SET state=?, decided_at=?, decided_by=?, channel=?, scope=?, reason=? WHERE id=?",
@@ -252,6 +252,16 @@ def may_decide(request: Request, name: str, role: str) -> str | None:
     if not same_person(role, "admin") and request.grp is not None and not same_person(role, request.grp):
         return f"the role {role!r} may not decide requests for the {request.grp!r} group"
     return None
+
+
+def _people(names: list[str]) -> list[str]:
+    """One name per person among ``names``: names drawn alike count as one, so a quorum is never met
+    by one person under two spellings (a token revoked and a lookalike made in its place)."""
+    people: list[str] = []
+    for name in names:
+        if not any(same_person(name, p) or looks_alike(name, p) for p in people):
+            people.append(name)
+    return people
 
 
 def _self_approval(decider: str, requester: str) -> str | None:

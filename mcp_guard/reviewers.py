@@ -80,10 +80,13 @@ class Reviewers:
             live = db.execute("SELECT name FROM reviewer_tokens WHERE revoked IS NULL").fetchall()
             if any(same_person(row[0], name) for row in live):
                 raise ValueError(f"a live reviewer token for {name!r} exists already: revoke it first to replace it")
-            twin = next((row[0] for row in live if looks_alike(row[0], name)), None)
+            # Every name that ever held a token, revoked ones too: votes and the audit keep them, and a
+            # lookalike made after a revoke would otherwise count as a second person for a quorum.
+            known = db.execute("SELECT DISTINCT name FROM reviewer_tokens").fetchall()
+            twin = next((row[0] for row in known if not same_person(row[0], name) and looks_alike(row[0], name)), None)
             if twin is not None:
                 raise ValueError(
-                    f"{ascii(name)} looks like {ascii(twin)}, who holds a live reviewer token: choose a name"
+                    f"{ascii(name)} looks like {ascii(twin)}, who holds or held a reviewer token: choose a name"
                     " that cannot be mistaken for theirs"
                 )
             db.execute(

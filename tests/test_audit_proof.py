@@ -147,7 +147,7 @@ async def test_a_guard_whose_audit_key_vanished_stops_with_a_recovery_message(tm
     assert "audit.key is missing" in started.stderr and "Restore audit.key" in started.stderr
     assert not (guard_home / "audit.key").exists()  # never silently made anew
     reader = cli(guard_home, "audit", "verify")
-    assert reader.returncode != 0 and "Restore audit.key" in reader.stderr
+    assert reader.returncode == 1 and "Restore audit.key" in reader.stderr  # a finding, like tampering
 
 
 # -- spools ------------------------------------------------------------------------------------

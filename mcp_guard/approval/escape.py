@@ -195,7 +195,14 @@ def drawn(text: str) -> frozenset[str]:
     """How ``text`` may be drawn, in any font and case: two names whose ``drawn`` forms meet can
     pass for each other (Armenian ``օ`` or Coptic ``ⲟ`` for ``o``, capital ``I`` for ``l``, ``rn``
     for ``m``, ``0`` for ``O``, invisible characters)."""
-    return frozenset(_shape(variant) for variant in (text, text.lower(), text.upper(), text.casefold()))
+    shapes = {_shape(variant) for variant in (text, text.lower(), text.upper(), text.casefold())}
+    # Marks a font draws as a dot or not at all: Turkish capital İ lowers to "i" + U+0307, which is
+    # drawn as a plain "i"; so each shape also counts without its combining marks.
+    return frozenset(shapes | {_unmarked(shape) for shape in shapes})
+
+
+def _unmarked(text: str) -> str:
+    return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)))
 
 
 def skeleton(text: str) -> str:

@@ -36,15 +36,22 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from ..audit import parse_head
+    from ..audit import KeyMissing, parse_head
 
     try:
         expect = parse_head(args.expect) if args.expect else None
     except ValueError as exc:
         print(f"mcp-guard: --expect: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    audit = audit_for(args)
-    problem = audit.verify(expect)
+    try:
+        audit = audit_for(args)
+        problem = audit.verify(expect)
+    except (ConfigError, KeyMissing) as exc:
+        if not isinstance(exc, KeyMissing) and not isinstance(exc.__cause__, KeyMissing):
+            raise
+        # Records whose seal key is gone: a finding about this home, not a usage error.
+        print(f"mcp-guard: audit chain cannot be verified: {exc.__cause__ or exc}", file=sys.stderr)
+        return EXIT_PROBLEM
     if problem is not None:
         where = f"at record {problem.seq}" if problem.seq is not None else "as a whole"
         print(f"mcp-guard: audit chain broken {where}: {problem.reason}", file=sys.stderr)

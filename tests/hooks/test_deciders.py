@@ -71,6 +71,46 @@ async def test_one_reviewer_under_two_spellings_counts_once_toward_a_quorum(tmp_
     assert not result.is_error and target.read_text() == "reviewed"
 
 
+@pytest.mark.parametrize("twin", ["\u0430lice", "AL\u0130CE", "al\u0131ce"])  # Cyrillic a, Turkish dotted capital I, dotless i
+def test_a_token_drawn_like_a_revoked_reviewers_name_is_refused_but_the_same_name_may_come_back(guard_home: Path, twin: str) -> None:
+    assert review(guard_home, "token", "create", "alice").returncode == 0
+    assert review(guard_home, "token", "revoke", "alice").returncode == 0
+    made = review(guard_home, "token", "create", twin)
+    assert made.returncode == 2 and "mgr_" not in made.stdout and "looks like" in made.stderr
+    assert review(guard_home, "token", "create", "Alice").returncode == 0
+
+
+def _reviewer_request(home: Path, quorum: int) -> tuple[Any, str]:
+    from mcp_guard.approvals import Approvals
+    from mcp_guard.store import Store
+
+    approvals = Approvals(Store(home / "guard.db"))
+    request = approvals.open(
+        user="alice", session="s", server="fs", tool="write_file", binding="b" * 64, rule="r", risk="high",
+        preview="write_file", max_scope="once", lifetime=60, approvers="reviewers", quorum=quorum,
+    )
+    return approvals, request.id
+
+
+@pytest.mark.parametrize("spelling", ["AL\u0130CE", "al\u0130ce", "\u0430lice"])
+def test_a_requester_under_a_dotted_capital_i_or_cyrillic_spelling_cannot_approve_their_own_request(guard_home: Path, spelling: str) -> None:
+    approvals, rid = _reviewer_request(guard_home, quorum=1)
+    with pytest.raises(ValueError, match="cannot decide it"):
+        approvals.decide(rid, approve=True, by=spelling, channel="api")
+    assert approvals.get(rid).state == "pending"  # type: ignore[union-attr]
+
+
+def test_one_reviewer_signed_in_under_two_lookalike_names_counts_once_toward_a_quorum(guard_home: Path) -> None:
+    # Reviewers signed in through an identity provider carry its names; no token creation checks them.
+    approvals, rid = _reviewer_request(guard_home, quorum=2)
+    approvals.decide(rid, approve=True, by="bob", channel="api")
+    approvals.decide(rid, approve=True, by="B\u041eB", channel="api")  # Cyrillic O
+    approvals.decide(rid, approve=True, by="bo\u0307b", channel="api")  # a combining dot drawn on o
+    assert approvals.get(rid).state == "pending"  # type: ignore[union-attr]
+    approvals.decide(rid, approve=True, by="carol", channel="api")
+    assert approvals.get(rid).state == "approved"  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("name", ["", "   ", "ali\x07ce", "ali\u200bce", "\u202ealice", "al\tice", "a" * 65])
 def test_a_token_name_that_is_empty_blank_invisible_or_too_long_is_refused(guard_home: Path, name: str) -> None:
     made = review(guard_home, "token", "create", name)
