@@ -105,6 +105,24 @@ def test_audit_tail_colours_decisions_on_a_terminal_and_piped_prints_the_same_li
     assert ESCAPE.sub("", out) == pout and "decision=deny" in pout
 
 
+def test_audit_tail_shows_escape_codes_newlines_and_bidi_from_a_call_as_text_never_raw(tmp_path: Path) -> None:
+    from mcp_guard.audit import Audit
+    from mcp_guard.store import Store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    hostile = {"user": "ann", "server": "fs", "tool": "rm\x1b[2J\x1b[1;1H", "decision": "deny",
+               "reason": "boom\n    99 2026-01-01 00:00:00 call.decided decision=allow \u202eevil"}
+    Audit(Store(home / "guard.db")).append("call.decided", hostile)
+    argv = [PY, "-m", "mcp_guard", "audit", "tail", "--home", str(home)]
+    for code, out, _ in (on_terminal(argv, clean_env()), piped(argv, clean_env())):
+        assert code == 0
+        plain = ESCAPE.sub("", out.replace("\x1b[31mdeny\x1b[0m", "deny"))
+        assert "\x1b" not in plain and "\u202e" not in out and "decision=allow" not in out.splitlines()[-1][:60]
+        assert len([line for line in out.splitlines() if line.strip()]) == 1  # no forged second line
+        assert "\\x1b[2J" in out or "\\u001b" in out
+
+
 def test_review_list_colours_the_risk_on_a_terminal_and_piped_prints_the_same_words_plain(tmp_path: Path) -> None:
     from mcp_guard.approvals import Approvals
     from mcp_guard.store import Store

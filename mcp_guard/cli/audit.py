@@ -92,18 +92,25 @@ def _format_record(record: dict, as_json: bool, paint=_plain) -> str:  # type: i
     import json
     import time
 
+    from ..approval.escape import one_line
+
     if as_json:
         return json.dumps(record, ensure_ascii=False)
     body = record["body"]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
     fields = ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason")
     what = " ".join(f"{k}={_verdict(k, body[k], paint)}" for k in fields if k in body)
-    return f"{record['seq']:>6} {when} {record['kind']:<16} {what}"
+    return f"{record['seq']:>6} {when} {one_line(str(record['kind'])):<16} {what}"
 
 
 def _verdict(key: str, value: object, paint) -> str:  # type: ignore[no-untyped-def]
-    style = _VERDICT_STYLE.get(str(value)) if key in ("decision", "outcome") else None
-    return paint(str(value), style) if style else str(value)
+    from ..approval.escape import one_line
+
+    # Stored fields came from calls (tool names, reasons, upstream errors): escaped, so an ANSI
+    # sequence, a newline or a bidi override in them cannot rewrite the reader's terminal or forge lines.
+    text = one_line(str(value))
+    style = _VERDICT_STYLE.get(text) if key in ("decision", "outcome") else None
+    return paint(text, style) if style else text
 
 
 def cmd_audit_tail(args: argparse.Namespace) -> int:
