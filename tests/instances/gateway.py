@@ -36,7 +36,9 @@ PUBLIC_NAME = "mcp.example.org"
 # Starting a guard imports the SDK and opens the store: well under this on a loaded machine.
 START_S = 60.0
 # The example checks every 2 s; the tests take instances down and need HAProxy to notice soon.
-CHECK_LINE = "default-server check inter 200ms fall 1 rise 1"
+# A killed instance refuses the check's connection at once (three in 0.6 s); a live one on a loaded
+# machine may answer /healthz late, which must not take it out (its sessions would then get 404s).
+CHECK_LINE = "default-server check inter 200ms fall 3 rise 1\n    timeout check 3s"
 
 
 def haproxy() -> str:
