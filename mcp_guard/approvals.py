@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .reviewers import Reviewers, canonical, looks_alike, same_person
+from .reviewers import Reviewers, looks_alike, same_person
 from .scrub import scrub_text
 from .store import Store
 
@@ -178,11 +178,15 @@ class Approvals:
                     raise ValueError(refusal)
                 if reviewers is not None and not any(same_person(by, r) for r in json.loads(reviewers)):
                     raise ValueError(f"{by} is not among the reviewers who may decide this request")
+                # One row per person: a vote under a spelling drawn like an earlier voter's (an identity
+                # provider's "aIice" after a token's "alice") replaces that voter's vote, never adds one.
+                voters = [r[0] for r in db.execute("SELECT reviewer FROM approval_votes WHERE request=?", (request_id,)).fetchall()]
+                voter = next((v for v in voters if same_person(by, v) or looks_alike(by, v)), by)
                 db.execute(
                     "INSERT INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)"
                     " ON CONFLICT (request, reviewer) DO UPDATE SET decision=excluded.decision, at=excluded.at,"
                     " channel=excluded.channel, reason=excluded.reason",
-                    (request_id, canonical(by), "approve" if approve else "deny", time.time(), channel, reason),
+                    (request_id, voter, "approve" if approve else "deny", time.time(), channel, reason),
                 )
                 if approve:
                     yes = db.execute("SELECT reviewer FROM approval_votes WHERE request=? AND decision='approve'", (request_id,)).fetchall()

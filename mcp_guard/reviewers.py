@@ -59,6 +59,16 @@ def valid_name(name: str, what: str = "reviewer name") -> str:
         # would let two names look alike on a screen or in the audit.
         if hidden(char):
             raise ValueError(f"a {what} cannot contain U+{ord(char):04X} (control, invisible or unusual space)")
+        if char in "\ufffc\ufffd,":
+            # Stand-ins for what cannot be drawn; a comma would read as two people where the audit lists deciders.
+            raise ValueError(f"a {what} cannot contain U+{ord(char):04X}")
+    if not any(c.isalnum() for c in text) or unicodedata.combining(text[0]):
+        raise ValueError(f"a {what} needs a letter or digit first, not a mark on nothing")
+    run = 0
+    for char in text:
+        run = run + 1 if unicodedata.combining(char) else 0
+        if run > 2:
+            raise ValueError(f"a {what} cannot stack more than two marks on a letter")
     return text
 
 

@@ -15,6 +15,7 @@ value cannot be harmless on one and hostile on another. What counts:
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -195,14 +196,33 @@ def drawn(text: str) -> frozenset[str]:
     """How ``text`` may be drawn, in any font and case: two names whose ``drawn`` forms meet can
     pass for each other (Armenian ``օ`` or Coptic ``ⲟ`` for ``o``, capital ``I`` for ``l``, ``rn``
     for ``m``, ``0`` for ``O``, invisible characters)."""
-    shapes = {_shape(variant) for variant in (text, text.lower(), text.upper(), text.casefold())}
-    # Marks a font draws as a dot or not at all: Turkish capital İ lowers to "i" + U+0307, which is
-    # drawn as a plain "i"; so each shape also counts without its combining marks.
-    return frozenset(shapes | {_unmarked(shape) for shape in shapes})
+    plain = _bare(text)
+    variants = {v for t in (text, plain) for v in (t, t.lower(), t.upper(), t.casefold())}
+    shapes = {_shape(variant) for variant in variants}
+    # Marks a font draws small or not at all (Turkish capital İ lowers to "i" + U+0307): each
+    # shape also counts with its letters bare.
+    return frozenset(shapes | {_bare(shape) for shape in shapes})
 
 
-def _unmarked(text: str) -> str:
-    return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)))
+# Letters drawn like a Latin one that the confusables data leaves out (tone six and the Cyrillic
+# soft and hard signs are drawn as "b").
+_BARE_EXTRA = str.maketrans("ƅƄьЬъЪ", "bbbbbb")
+_DECORATED = re.compile(r"^(LATIN|CYRILLIC|GREEK) (SMALL|CAPITAL) LETTER (\w+) WITH ")
+
+
+def _bare(text: str) -> str:
+    """``text`` without combining marks (accents, a stroke through a letter) and with letters
+    that carry a hook, stroke or bar drawn as their base letter (``ƀ``, ``ɓ``, ``ł``, ``ø``)."""
+    out = []
+    for char in unicodedata.normalize("NFD", text.translate(_BARE_EXTRA)):
+        if unicodedata.combining(char):
+            continue
+        named = _DECORATED.match(unicodedata.name(char, ""))
+        if named and len(named.group(3)) == 1:
+            base = unicodedata.lookup(f"{named.group(1)} {named.group(2)} LETTER {named.group(3)}")
+            char = base
+        out.append(char)
+    return "".join(out)
 
 
 def skeleton(text: str) -> str:

@@ -92,12 +92,41 @@ def _reviewer_request(home: Path, quorum: int) -> tuple[Any, str]:
     return approvals, request.id
 
 
-@pytest.mark.parametrize("spelling", ["AL\u0130CE", "al\u0130ce", "\u0430lice"])
+@pytest.mark.parametrize("spelling", ["AL\u0130CE", "al\u0130ce", "\u0430lice", "\u0101lice", "alic\u00eb", "al\u0336ice",
+                                      "a\u0142ice", "\u0251lice"])
 def test_a_requester_under_a_dotted_capital_i_or_cyrillic_spelling_cannot_approve_their_own_request(guard_home: Path, spelling: str) -> None:
     approvals, rid = _reviewer_request(guard_home, quorum=1)
     with pytest.raises(ValueError, match="cannot decide it"):
         approvals.decide(rid, approve=True, by=spelling, channel="api")
     assert approvals.get(rid).state == "pending"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("requester", "twin"), [("bob", "\u0185ob"), ("bob", "\u0253ob"), ("bob", "\u0180ob"), ("bob", "\u044cob"),
+                                                ("bob", "bo\u0336b"), ("zoe", "z\u00f6e"), ("noel", "NO\u00cbL"), ("dave", "d\u00e5ve")])
+def test_letters_with_hooks_strokes_or_accents_and_b_shaped_signs_are_drawn_like_the_plain_name(
+    guard_home: Path, requester: str, twin: str
+) -> None:
+    from mcp_guard.reviewers import looks_alike
+
+    assert looks_alike(requester, twin) and looks_alike(twin, requester)
+    assert review(guard_home, "token", "create", requester).returncode == 0
+    made = review(guard_home, "token", "create", twin)
+    assert made.returncode == 2 and "looks like" in made.stderr
+
+
+@pytest.mark.parametrize("name", ["\u0301", "a" + "\u0301" * 5, "\ufffc", "\ufffd", "alice,carol"])
+def test_a_name_that_is_a_mark_on_nothing_a_stand_in_or_reads_as_two_people_is_refused(guard_home: Path, name: str) -> None:
+    made = review(guard_home, "token", "create", name)
+    assert made.returncode == 2 and "mgr_" not in made.stdout
+
+
+def test_a_token_vote_and_a_sign_in_vote_drawn_alike_count_once_in_either_order(guard_home: Path) -> None:
+    for first, second in (("lena", "Iena"), ("Iena", "lena")):  # a capital I for the l
+        approvals, rid = _reviewer_request(guard_home, quorum=2)
+        approvals.decide(rid, approve=True, by=first, channel="cli")
+        approvals.decide(rid, approve=True, by=second, channel="api")
+        assert approvals.get(rid).state == "pending", (first, second)  # type: ignore[union-attr]
+        approvals.decide(rid, approve=False, by="carol", channel="api")
 
 
 def test_one_reviewer_signed_in_under_two_lookalike_names_counts_once_toward_a_quorum(guard_home: Path) -> None:
