@@ -219,8 +219,15 @@ class Audit:
         self._unpublished = None
         path = self.store.home / HEAD_FILE
         current = _read_head_file(path)
-        if current is not None and current[0] > seq and self._seal_mac(current[0], current[1]) == current[2]:
-            return
+        if current is not None and self._seal_mac(current[0], current[1]) == current[2]:
+            if current[0] > seq:
+                return
+            held = self.store.query("SELECT hash FROM audit WHERE seq=?", (current[0],))
+            if not held or held[0]["hash"] != current[1]:
+                # The chain no longer holds the head this file proves (the store was deleted or
+                # replaced): keep the proof, so verify goes on saying so, rather than seal over it.
+                logger.error("the audit chain no longer holds the sealed head in %s (record %d); it is kept as evidence", path, current[0])
+                return
         try:
             _write_private(path, f"{seq}:{head}:{mac}\n")
         except OSError as exc:
@@ -262,8 +269,14 @@ class Audit:
         """Chain what every spool in the home holds; delete the spools of processes that are gone."""
         folded = 0
         directory = self.spool_dir()
-        for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else ():
+        paths = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+        announced = self._announced() if paths else set()
+        for path in paths:
             if self.spool is not None and path == self.spool.path:
+                continue
+            if path.stem not in announced:
+                # Every guard announces its spool in the chain before writing to it: a spool never
+                # announced holds records nobody sealed; verify names it, and it is never chained.
                 continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -288,6 +301,18 @@ class Audit:
             finally:
                 os.close(fd)
         return folded
+
+    def _announced(self) -> set[str]:
+        rows = self.store.query("SELECT body FROM audit WHERE kind='audit.spool_opened'")
+        return {str(json.loads(row["body"]).get("spool")) for row in rows}
+
+    def unannounced_spools(self) -> list[str]:
+        """Spool files in this home with records that no chained announcement vouches for."""
+        directory = self.spool_dir()
+        if not directory.is_dir():
+            return []
+        announced = self._announced()
+        return [p.name for p in sorted(directory.glob("*.jsonl")) if p.stem not in announced and p.stat().st_size > 0]
 
     def forget_spool(self, path: Path) -> None:
         """A spool whose every line is chained: its file and its row go."""
@@ -346,7 +371,15 @@ class Audit:
             or self._check_head_file(hashes, last_seq)
             or _check_expected(hashes, last_seq, expect)
             or self._check_spools(spools)
+            or self._check_unannounced()
         )
+
+    def _check_unannounced(self) -> Problem | None:
+        stray = self.unannounced_spools()
+        if stray:
+            return Problem(None, f"the spool {stray[0]} in {self.spool_dir()} was never announced in the chain: "
+                                 "its records were not written by a guard of this home, and were not chained")
+        return None
 
     def _check_heads(self, hashes: dict[int, str], last_seq: int) -> Problem | None:
         heads = self.store.query("SELECT seq, hash, mac FROM audit_heads ORDER BY seq")

@@ -125,6 +125,7 @@ def test_verify_expect_catches_a_cut_below_the_anchored_head_and_a_chain_replace
 
 def test_an_emptied_chain_fails_verify_while_a_fresh_home_does_not(guard_home: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh-home"
+    fresh.mkdir(mode=0o700)
     assert cli(fresh, "audit", "verify").returncode == 0
     assert cli(fresh, "audit", "verify").returncode == 0  # reading never makes a key that would say otherwise
     assert not (fresh / "audit.key").exists()
@@ -179,6 +180,36 @@ async def test_a_guard_that_closes_cleanly_leaves_its_spool_closed_in_the_chain(
     kinds = [r["kind"] for r in records]
     assert kinds.count("audit.spool_opened") == 1 and kinds.count("audit.spool_closed") == 1
     assert cli(guard_home, "audit", "verify").returncode == 0
+
+
+def test_verify_of_a_home_that_does_not_exist_is_a_usage_error_and_makes_nothing(tmp_path: Path) -> None:
+    misspelt = tmp_path / "no-such-home"
+    verified = cli(misspelt, "audit", "verify")
+    assert verified.returncode == 2 and "no mcp-guard home" in verified.stderr
+    assert not misspelt.exists()
+
+
+def test_a_new_chain_grown_past_a_deleted_ones_sealed_head_never_seals_over_its_proof(guard_home: Path) -> None:
+    fill(guard_home, 5)
+    assert cli(guard_home, "audit", "head").returncode == 0
+    for path in guard_home.glob("guard.db*"):
+        path.unlink()  # the key and audit.head stay: the old chain's proof
+    fill(guard_home, 12)
+    assert Audit(Store(guard_home / "guard.db")).seal() is not None  # as a guard seals its new chain at close
+    verified = cli(guard_home, "audit", "verify")
+    assert verified.returncode == 1, verified.stderr
+
+
+def test_a_spool_no_guard_announced_is_named_by_verify_and_never_chained(guard_home: Path) -> None:
+    fill(guard_home, 3)
+    assert cli(guard_home, "audit", "head").returncode == 0
+    spools = guard_home / "audit-spool"
+    spools.mkdir(mode=0o700, exist_ok=True)
+    forged = {"n": 1, "ts": 1.0, "kind": "call.finished", "body": {"server": "prod-db", "tool": "forged_sql", "decision": "approve"}}
+    (spools / "host-deadbeef-99999-00000000.jsonl").write_text(json.dumps(forged) + "\n")
+    verified = cli(guard_home, "audit", "verify")
+    assert verified.returncode == 1 and "host-deadbeef-99999-00000000" in verified.stderr and "never announced" in verified.stderr
+    assert "forged_sql" not in cli(guard_home, "audit", "export").stdout
 
 
 # -- no raw secret anywhere in the home ----------------------------------------------------------

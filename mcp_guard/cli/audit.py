@@ -43,6 +43,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mcp-guard: --expect: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from .. import settings
+
+    current = settings.current()
+    if not current.store_url and not current.home.is_dir():
+        # A misspelt home must not pass a monitoring check as "whole" (nor be made by reading it).
+        print(f"mcp-guard: no mcp-guard home at {current.home}: check --home or MCP_GUARD_HOME", file=sys.stderr)
+        return EXIT_USAGE
     try:
         audit = audit_for(args)
         problem = audit.verify(expect)
