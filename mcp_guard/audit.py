@@ -528,5 +528,18 @@ def export(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
         row = {"seq": record["seq"], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record["ts"])), "kind": record["kind"], "hash": record["hash"], **body}
-        writer.writerow([row.get(c, "") for c in columns])
+        writer.writerow([_cell(row.get(c, "")) for c in columns])
         yield buffer.getvalue()
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a string from a call that starts like a formula
+    (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) gets a leading quote, and control characters (an ANSI
+    escape in a tool name) are written as ``\\xNN``."""
+    if not isinstance(value, str):
+        return value
+    value = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -179,3 +179,14 @@ def test_guards_starting_together_on_a_fresh_home_all_use_one_whole_key(tmp_path
         thread.join()
     assert len(keys) == 16 and len(set(keys)) == 1 and len(keys[0]) == 32
     assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["audit.key"]
+
+
+def test_a_csv_export_shows_formulas_and_escape_codes_from_a_call_as_text(guard_home: Path) -> None:
+    audit = Audit(Store(guard_home / "guard.db"))
+    audit.append("call.finished", {"tool": '=HYPERLINK("http://evil.example","open")', "reason": "ev\x1b[2Jil", "user": "@SUM(A1)"})
+    audit.close()
+    exported = cli(guard_home, "export", "--format", "csv").stdout
+    row = next(line for line in exported.splitlines() if "HYPERLINK" in line)
+    assert "\x1b" not in exported and "ev\\x1b[2Jil" in row
+    assert "'=HYPERLINK" in row and "'@SUM(A1)" in row
+    assert ',"=HYPERLINK' not in row and ",=HYPERLINK" not in row and ",@SUM" not in row

@@ -102,7 +102,7 @@ def _format_record(record: dict, as_json: bool, paint=_plain) -> str:  # type: i
     from ..approval.escape import one_line
 
     if as_json:
-        return json.dumps(record, ensure_ascii=False)
+        return json.dumps(record)  # ASCII: a bidi override or other invisible in a record stays an escape on the terminal
     body = record["body"]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
     fields = ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason")
