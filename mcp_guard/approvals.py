@@ -181,7 +181,7 @@ class Approvals:
                 # One row per person: a vote under a spelling drawn like an earlier voter's (an identity
                 # provider's "aIice" after a token's "alice") replaces that voter's vote, never adds one.
                 voters = [r[0] for r in db.execute("SELECT reviewer FROM approval_votes WHERE request=?", (request_id,)).fetchall()]
-                voter = next((v for v in voters if same_person(by, v) or looks_alike(by, v)), by)
+                voter = _drawn_like(by, voters) or by
                 db.execute(
                     "INSERT INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)"
                     " ON CONFLICT (request, reviewer) DO UPDATE SET decision=excluded.decision, at=excluded.at,"
@@ -263,9 +263,14 @@ def _people(names: list[str]) -> list[str]:
     by one person under two spellings (a token revoked and a lookalike made in its place)."""
     people: list[str] = []
     for name in names:
-        if not any(same_person(name, p) or looks_alike(name, p) for p in people):
+        if _drawn_like(name, people) is None:
             people.append(name)
     return people
+
+
+def _drawn_like(name: str, names: list[str]) -> str | None:
+    """The first of ``names`` drawn like ``name`` (the same canonical name included), or None."""
+    return next((other for other in names if looks_alike(name, other)), None)
 
 
 def _self_approval(decider: str, requester: str) -> str | None:
