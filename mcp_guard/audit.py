@@ -268,15 +268,11 @@ class Audit:
     def fold_spools(self) -> int:
         """Chain what every spool in the home holds; delete the spools of processes that are gone."""
         folded = 0
-        directory = self.spool_dir()
-        paths = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
-        announced = self._announced() if paths else set()
-        for path in paths:
+        # Every guard announces its spool in the chain before writing to it: a spool never
+        # announced holds records nobody sealed; verify names it, and it is never chained.
+        announced, _ = self._spools()
+        for path in announced:
             if self.spool is not None and path == self.spool.path:
-                continue
-            if path.stem not in announced:
-                # Every guard announces its spool in the chain before writing to it: a spool never
-                # announced holds records nobody sealed; verify names it, and it is never chained.
                 continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -302,17 +298,20 @@ class Audit:
                 os.close(fd)
         return folded
 
-    def _announced(self) -> set[str]:
+    def _spools(self) -> tuple[list[Path], list[Path]]:
+        """The spool files in this home: those a chained announcement vouches for, and the others."""
+        directory = self.spool_dir()
+        paths = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+        if not paths:
+            return [], []
         rows = self.store.query("SELECT body FROM audit WHERE kind='audit.spool_opened'")
-        return {str(json.loads(row["body"]).get("spool")) for row in rows}
+        names = {str(json.loads(row["body"]).get("spool")) for row in rows}
+        return [p for p in paths if p.stem in names], [p for p in paths if p.stem not in names]
 
     def unannounced_spools(self) -> list[str]:
         """Spool files in this home with records that no chained announcement vouches for."""
-        directory = self.spool_dir()
-        if not directory.is_dir():
-            return []
-        announced = self._announced()
-        return [p.name for p in sorted(directory.glob("*.jsonl")) if p.stem not in announced and p.stat().st_size > 0]
+        _, unannounced = self._spools()
+        return [path.name for path in unannounced if _holds_bytes(path)]
 
     def forget_spool(self, path: Path) -> None:
         """A spool whose every line is chained: its file and its row go."""
@@ -543,3 +542,10 @@ def _cell(value: Any) -> Any:
         return value
     value = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _holds_bytes(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
