@@ -219,8 +219,7 @@ def _bare(text: str) -> str:
             continue
         named = _DECORATED.match(unicodedata.name(char, ""))
         if named and len(named.group(3)) == 1:
-            base = unicodedata.lookup(f"{named.group(1)} {named.group(2)} LETTER {named.group(3)}")
-            char = base
+            char = unicodedata.lookup(f"{named.group(1)} {named.group(2)} LETTER {named.group(3)}")
         out.append(char)
     return "".join(out)
 

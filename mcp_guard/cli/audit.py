@@ -53,12 +53,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         audit = audit_for(args)
         problem = audit.verify(expect)
-    except (ConfigError, KeyMissing) as exc:
-        if not isinstance(exc, KeyMissing) and not isinstance(exc.__cause__, KeyMissing):
-            raise
-        # Records whose seal key is gone: a finding about this home, not a usage error.
-        print(f"mcp-guard: audit chain cannot be verified: {exc.__cause__ or exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+    except KeyMissing as exc:
+        return _unverifiable(exc)
+    except ConfigError as exc:
+        if isinstance(exc.__cause__, KeyMissing):
+            return _unverifiable(exc.__cause__)
+        raise
     if problem is not None:
         where = f"at record {problem.seq}" if problem.seq is not None else "as a whole"
         print(f"mcp-guard: audit chain broken {where}: {problem.reason}", file=sys.stderr)
@@ -67,6 +67,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     held = f", holding {expect[0]}:{expect[1]}" if expect else ""
     print(f"audit chain whole: {count} records{held}", file=sys.stderr)
     return EXIT_OK
+
+
+def _unverifiable(missing: Exception) -> int:
+    # Records whose seal key is gone: a finding about this home, not a usage error.
+    print(f"mcp-guard: audit chain cannot be verified: {missing}", file=sys.stderr)
+    return EXIT_PROBLEM
 
 
 def cmd_audit_head(args: argparse.Namespace) -> int:
