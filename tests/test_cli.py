@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -99,3 +100,15 @@ def test_nameless_and_duplicate_reviewer_tokens_are_refused(guard_home: Path) ->
 def test_completion_prints_a_script_for_the_shell() -> None:
     done = run("completion", "bash")
     assert done.returncode == 0 and "mcp-guard" in done.stdout and "unwrap" in done.stdout
+
+
+def test_a_requester_name_with_escape_codes_or_invisible_characters_stops_the_guard_before_any_call() -> None:
+    # "bob\x1b[0m" prints as bob on a terminal but compares as someone else: a reviewer token for
+    # bob could then approve bob's own call. The guard refuses to run under such a name.
+    hostile = run("run", "--user", "bob\x1b[0m", "--no-policy", "--", *probe(), stdin=subprocess.DEVNULL)
+    assert hostile.returncode == 2, hostile.stderr
+    assert "U+001B" in hostile.stderr and "\x1b" not in hostile.stderr and "Traceback" not in hostile.stderr
+    from_env = run("run", "--no-policy", "--", *probe(), stdin=subprocess.DEVNULL, env={**os.environ, "MCP_GUARD_USER": "al\u200bice"})
+    assert from_env.returncode == 2 and "MCP_GUARD_USER" in from_env.stderr and "U+200B" in from_env.stderr
+    plain = run("run", "--user", "alice", "--no-policy", "--", *probe(), stdin=subprocess.DEVNULL)
+    assert plain.returncode == 0, plain.stderr

@@ -17,15 +17,25 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
 def requester_name(args: argparse.Namespace) -> str:
-    """Who asks: --user, $MCP_GUARD_USER, or the OS user."""
+    """Who asks: --user, $MCP_GUARD_USER, or the OS user, under the rules for reviewer names.
+
+    A name with escape codes or invisible characters (``bob\x1b[0m``) would be shown as one
+    person and compared as another, so a requester could decide their own call: it is refused."""
+    from ..reviewers import valid_name
+
     if args.user:
-        return str(args.user)
-    if settings.current().user:
-        return settings.current().user
+        name, where = str(args.user), "--user"
+    elif settings.current().user:
+        name, where = settings.current().user, "MCP_GUARD_USER"
+    else:
+        try:
+            name, where = getpass.getuser(), "the OS user name"
+        except (KeyError, OSError):
+            return "unknown"
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        return valid_name(name, "user name")
+    except ValueError as exc:
+        raise ConfigError(f"{where} {ascii(name)} cannot name a requester: {exc}") from None
 
 
 def one_line(text: str) -> str:
