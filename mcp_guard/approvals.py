@@ -76,8 +76,10 @@ class Request:
 
 
 class Approvals:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, audit: Any = None) -> None:
         self.store = store
+        # Where each vote and decision is chained, in the transaction that makes it (None: not recorded).
+        self.audit = audit
 
     def _expire(self, request_id: str | None = None) -> None:
         """Mark requests past their time expired, and those whose guard process is gone cancelled.
@@ -162,10 +164,13 @@ class Approvals:
         self._expire(request_id)
         reason = scrub_text(reason)  # a decider's note is kept: never a raw secret in it
         with self.store.transaction() as db:
-            row = db.execute("SELECT state, max_scope, user, approvers, reviewers, quorum FROM approvals WHERE id=?", (request_id,)).fetchone()
+            row = db.execute(
+                "SELECT state, max_scope, user, approvers, reviewers, quorum, server, tool, preview_sha256 FROM approvals WHERE id=?",
+                (request_id,),
+            ).fetchone()
             if row is None:
                 raise ValueError(f"no approval request {request_id!r}")
-            state, max_scope, requester, approvers, reviewers, quorum = row
+            state, max_scope, requester, approvers, reviewers, quorum, server, tool, preview_sha256 = row
             if state != "pending":
                 raise ValueError(f"request {request_id} is already {state}")
             allowed = _scopes(max_scope)
@@ -197,6 +202,14 @@ class Approvals:
                     ("approved" if approve else "denied", time.time(), by, channel, scope if approve else None, reason, request_id),
                 )
                 self.store.notify(db, f"approval:{request_id}")
+            if self.audit is not None:
+                self.audit.append_within(db, "approval.decided" if settled else "approval.vote", {
+                    "request": request_id, "server": server, "tool": tool, "requester": requester,
+                    "decision": "approve" if approve else "deny", "by": by, "channel": channel,
+                    "scope": scope if approve else None, "reason": reason, "preview_sha256": preview_sha256,
+                })
+        if self.audit is not None:
+            self.audit.published()
         decided = self.get(request_id)
         assert decided is not None
         return decided

@@ -145,6 +145,16 @@ class Audit:
         self._publish_head()
         return seq
 
+    def append_within(self, db: Any, kind: str, body: dict[str, Any]) -> int:
+        """Chain one record inside the caller's open transaction ``db``: it is kept exactly when
+        what the caller writes beside it is (a decision is never made without its record).
+        Call ``published()`` once that transaction has committed."""
+        return self._chain(db, [(round(time.time(), 6), kind, scrub_body(body))])
+
+    def published(self) -> None:
+        """After a transaction that chained records through ``append_within`` committed."""
+        self._publish_head()
+
     def record(self, kind: str, body: dict[str, Any]) -> str:
         """Keep one record: spooled when this process has a spool, else chained now. Returns its id."""
         if self.spool is not None:

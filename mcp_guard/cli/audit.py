@@ -111,7 +111,7 @@ def _format_record(record: dict, as_json: bool, paint=_plain) -> str:  # type: i
         return json.dumps(record)  # ASCII: a bidi override or other invisible in a record stays an escape on the terminal
     body = record["body"]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
-    fields = ("user", "server", "tool", "risk", "rule", "decision", "outcome", "reason")
+    fields = ("user", "requester", "server", "tool", "risk", "rule", "decision", "outcome", "approver", "by", "channel", "reason")
     what = " ".join(f"{k}={_verdict(k, body[k], paint)}" for k in fields if k in body)
     return f"{record['seq']:>6} {when} {one_line(str(record['kind'])):<16} {what}"
 

@@ -177,7 +177,7 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     from ..approvals import Reviewers, may_decide
     from ..reviewers import same_person
 
-    approvals = approvals_for(args)
+    approvals = approvals_for(args, audited=True)
     who = Reviewers(approvals.store).identify(token)
     if who is None:
         print("mcp-guard: that reviewer token is not valid (unknown or revoked); nothing was decided", file=sys.stderr)

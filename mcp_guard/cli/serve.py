@@ -124,9 +124,9 @@ def review_routes(page: dict | None = None):  # type: ignore[no-untyped-def,type
         from ..web.review import ReviewApp
         from ..web.slack import SlackCallback
 
-        approvals = Approvals(store)
-        reviewers = Reviewers(store)
         audit = Audit(store)
+        approvals = Approvals(store, audit)  # every vote and decision is chained as it is made
+        reviewers = Reviewers(store)
         review = ReviewApp(approvals, reviewers, load_key(store.home, "web.key"), origins, audit=audit, **(page or {}))
         return review.routes() + SlackCallback(approvals, reviewers, audit).routes()
 

@@ -127,13 +127,14 @@ def default_name(command: list[str]) -> str:
     return "upstream"
 
 
-def approvals_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def approvals_for(args: argparse.Namespace, audited: bool = False):  # type: ignore[no-untyped-def]
+    """The approval queue; ``audited``: one that decides, chaining each vote and decision."""
     from ..approvals import Approvals
 
     grants = grants_for(args)
     if grants is None:
         raise ConfigError("the mcp-guard store cannot be opened")
-    return Approvals(grants.store)
+    return Approvals(grants.store, audit_for(args, writer=True) if audited else None)
 
 
 def audit_for(args: argparse.Namespace, writer: bool = False):  # type: ignore[no-untyped-def]

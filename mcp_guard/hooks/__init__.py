@@ -46,7 +46,7 @@ def default_hooks(
             from ..approvals import Approvals
             from ..web.page import ApprovalPage
 
-            approvals = Approvals(grants.store)
+            approvals = Approvals(grants.store, audit)  # decisions made on the page are chained
             page = ApprovalPage(approvals)
         from ..notify import Notifier
 

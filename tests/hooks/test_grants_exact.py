@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 import mcp_types as types
 from mcp_guard.grants import Grants
 from mcp_guard.store import Store
-from tests.conftest import ERAS, connect, guard, node_server
+from tests.conftest import ERAS, connect, guard, missing, node_server
 from tests.reviewing import review
 
 pytestmark = pytest.mark.anyio
@@ -224,6 +225,54 @@ def test_a_ttl_grant_ends_on_the_monotonic_clock_even_when_the_wall_clock_is_ste
     # Another process sharing the store has only the wall clock: a grant made "in the future"
     # shows the clock went back, and is not trusted either.
     assert Grants(store).find("u", "s-1", "files", "write_file", **wanted) is None
+
+
+TTL_RULE = """version: 1
+defaults: {min_human_ms: 0, timeout: 30}
+rules:
+  - name: user-writes
+    match: {tool: write_file}
+    action: approve
+    scope: ttl:2s
+"""
+
+
+def libfaketime() -> str:
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not found:
+        missing("libfaketime", "apt-get install faketime")
+    return str(found[0])
+
+
+async def test_a_ttl_grant_ends_on_time_when_the_running_guards_wall_clock_is_stepped_back_an_hour(
+    tmp_path: Path, guard_home: Path
+) -> None:
+    # The guard runs under libfaketime: its wall clock is moved by writing this file, while its
+    # monotonic clock stays the machine's (as when NTP or an attacker steps the clock).
+    clock = tmp_path / "clock"
+    clock.write_text("+0\n")
+    env = {
+        "LD_PRELOAD": libfaketime(), "FAKETIME_TIMESTAMP_FILE": str(clock), "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    rules = tmp_path / "ttl.yaml"
+    rules.write_text(TTL_RULE)
+    person = Person(scope="ttl:2s")
+    write = {"path": str(tmp_path / "out.txt"), "content": "x"}
+    with anyio.fail_after(60):
+        async with connect(guard(*node_server("server-filesystem", str(tmp_path)), policy=str(rules)), env=env,
+                           elicitation_callback=person) as client:
+            assert not (await client.call_tool("write_file", write)).is_error
+            granted = time.monotonic()
+            assert not (await client.call_tool("write_file", write)).is_error
+            assert person.questions == 1  # the grant holds within its two seconds
+            clock.write_text("-1h\n")
+            await anyio.sleep(max(0.0, 2.5 - (time.monotonic() - granted)))  # the grant's life passes, on the real clock
+            assert not (await client.call_tool("write_file", write)).is_error
+    assert person.questions == 2, "a wall clock stepped back an hour kept a two-second grant alive"
+    times = [b["ts"] for b in (json.loads(line) for line in cli(guard_home, "audit", "export").stdout.splitlines())
+             if b["kind"] == "call.finished"]
+    assert times[-1] < times[0] - 3000  # the step did reach the guard: its last record is dated an hour back
 
 
 # -- a decline is a decline; a late answer is refused (both eras) ------------------------------
