@@ -131,7 +131,7 @@ def cmd_review_show(args: argparse.Namespace) -> int:
 
 
 def cmd_review_serve(args: argparse.Namespace) -> int:
-    from ..relay.fronts.http import serve_http
+    from ..relay.fronts.server import serve_http
 
     review = serve.review_routes(signin.page_options(args, lambda: args.policy))
     if review is None:

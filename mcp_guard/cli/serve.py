@@ -47,7 +47,7 @@ def _auth_options(serve: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..hooks.metrics import Metrics
-    from ..relay.fronts.http import serve_http
+    from ..relay.fronts.server import serve_http
 
     from ..auth.setup import metrics_token
     from ..relay.fronts.callers import Refusals, protected

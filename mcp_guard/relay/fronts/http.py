@@ -1,7 +1,7 @@
 """The guard as a streamable HTTP server at ``/mcp`` (``mcp-guard serve``).
 
-Lifecycle: one task group holds the guard (shared upstreams, stateless hubs), uvicorn, and one
-task per client session. A handshake-era client gets a session at ``initialize``
+Lifecycle (server.py starts it): one task group holds the guard (shared upstreams, stateless
+hubs), uvicorn, and one task per client session. A handshake-era client gets a session at ``initialize``
 (``Mcp-Session-Id``) with a hub of its own: its own upstream processes and HTTP upstream
 sessions, started with its capabilities, stopped at DELETE, after ``idle_s`` without a request,
 or at shutdown. Each POSTed request is answered on its own SSE stream, which also carries the
@@ -23,8 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,39 +37,24 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ...auth.caller import Authenticator, Caller
-from ...protocol import era, jsonrpc, mirrored
-from .. import loop
+from ...protocol import era, jsonrpc
 from ..hub import Hub
 from ..lines import DEFAULT_MAX_MESSAGE_BYTES
 from ..session import Session
 from ...protocol.sse import encode as sse_encode
 from ..upstream import ClientFacts
-from . import headbound
 from .callers import CallerScopes, Refusals, authenticate, still_valid
-from .hotpath import EventStream, McpFirst, Outbox, scope_host
+from .checks import body_within, host_check, json_error, mirrored_headers_refusal, param_headers_refusal
+from .hotpath import EventStream, McpFirst, Outbox
 
 if TYPE_CHECKING:
     from ...guard import Guard
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 # A session with no request for this long is closed, and its upstream processes with it: each
 # session costs a process per server. The client gets 404 next time and starts a new session.
 SESSION_IDLE_S = 1800.0
-# uvicorn under many sessions (benchmarks/serve_load.py measured each):
-UVICORN_OPTIONS: dict[str, Any] = {
-    "http": "httptools",  # its C parser: h11 in pure Python cost ~0.6 ms of CPU per call
-    "log_level": "warning",
-    "access_log": False,  # one log record per call is work even when no handler prints it
-    # uvicorn would rewrite the client address and scheme from X-Forwarded-* sent from loopback;
-    # the guard takes its public URLs from configuration (issue 17), and skips a layer per request.
-    "proxy_headers": False,
-    # Longer than a load balancer's idle timeout (nginx keeps upstream connections 60 s), so the
-    # balancer, not the guard, closes an idle connection: no request is sent into a closing one.
-    "timeout_keep_alive": 75,
-    "backlog": 4096,  # hundreds of sessions connecting at once must not see refused connections
-}
 # Handshake-era sessions one authenticated caller may hold open at once (serve
 # --max-sessions-per-caller): each costs upstream processes, so one token must not be able to
 # exhaust the machine for everyone.
@@ -157,12 +140,12 @@ class HttpFront:
                 *(self.authenticator.routes() if self.authenticator is not None else []),
                 *self.extra_routes,
             ],
-            middleware=[_host_check(self.allowed_hosts)],
+            middleware=[host_check(self.allowed_hosts)],
         )
         return McpFirst(self.endpoint, rest, frozenset(self.allowed_hosts))
 
     def _origin_ok(self, request: Request) -> Response | None:
-        # The Host header was checked before the endpoint (McpFirst, or the app's _HostCheck).
+        # The Host header was checked before the endpoint (McpFirst, or the app's checks.HostCheck).
         origin = request.headers.get("origin")
         if origin is not None:
             parts = urlsplit(origin)
@@ -183,7 +166,7 @@ class HttpFront:
         sid = request.headers.get("mcp-session-id")
         http_session = self._bound(sid, caller)
         if http_session is None:
-            return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
+            return json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
         if request.method == "DELETE":
             self._end(http_session)
             return Response(status_code=200)
@@ -197,14 +180,14 @@ class HttpFront:
         return found if found is not None and found.caller_key == caller.key else None
 
     async def _post(self, request: Request, caller: Caller) -> Response:
-        body = await _body_within(request, self.max_message_bytes)
+        body = await body_within(request, self.max_message_bytes)
         if body is None:
             text = f"message over the limit of {self.max_message_bytes} bytes"
-            return _json_error(413, text, jsonrpc.MESSAGE_TOO_LARGE)
+            return json_error(413, text, jsonrpc.MESSAGE_TOO_LARGE)
         try:
             message = jsonrpc.loads(body)
         except jsonrpc.ParseError as exc:
-            return _json_error(400, f"mcp-guard could not read this message: {exc}", exc.code, exc.id)
+            return json_error(400, f"mcp-guard could not read this message: {exc}", exc.code, exc.id)
         version = request.headers.get("mcp-protocol-version")
         modern = version in era.MODERN_VERSIONS or era.request_version(message.get("params")) in era.MODERN_VERSIONS
         if modern:
@@ -225,7 +208,7 @@ class HttpFront:
         else:
             found = self._bound(sid, caller)
             if found is None:
-                return _json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
+                return json_error(404 if sid else 400, "unknown or missing Mcp-Session-Id")
             http_session = found
         http_session.last_seen = time.monotonic()
         if not jsonrpc.is_request(message):
@@ -250,14 +233,14 @@ class HttpFront:
             self._release(caller.key)
 
     async def _exchange(self, request: Request, message: jsonrpc.Message, caller: Caller) -> Response:
-        refused = _mirrored_headers_refusal(request, message)
+        refused = mirrored_headers_refusal(request, message)
         if refused is not None:
             return refused
         taken, _ = era.split_meta(message.get("params") if isinstance(message.get("params"), dict) else None)
         caps = taken.get(era.CLIENT_CAPS_KEY)
         facts = ClientFacts(era=era.MODERN, capabilities=caps if isinstance(caps, dict) else {})
         hub = await self.guard.stateless_hub(facts)
-        refused = await _param_headers_refusal(request, message, hub, facts)
+        refused = await param_headers_refusal(request, message, hub, facts)
         if refused is not None:
             return refused
         http_session = HttpSession(hub, caller, stateless=True)
@@ -286,7 +269,7 @@ class HttpFront:
             " without a request."
         )
         rid = message.get("id")
-        return _json_error(429, text, jsonrpc.INVALID_REQUEST, rid if jsonrpc.valid_id(rid) else None)
+        return json_error(429, text, jsonrpc.INVALID_REQUEST, rid if jsonrpc.valid_id(rid) else None)
 
     def _release(self, key: str) -> None:
         self._held[key] -= 1
@@ -348,7 +331,7 @@ class HttpFront:
             # Two POSTs with one id: the second would take over the first one's answer stream.
             text = f"request id {rid!r} is already in use by a request in flight"
             over()
-            return _json_error(200, text, jsonrpc.INVALID_REQUEST, rid, headers)  # type: ignore[arg-type]
+            return json_error(200, text, jsonrpc.INVALID_REQUEST, rid, headers)  # type: ignore[arg-type]
         # Not create_memory_object_stream[...](): subscripting builds a typing alias on every call.
         send: anyio.abc.ObjectSendStream[jsonrpc.Message]
         receive: anyio.abc.ObjectReceiveStream[jsonrpc.Message]
@@ -368,13 +351,13 @@ class HttpFront:
                         return Response(jsonrpc.dumps(item), media_type="application/json", headers=headers)
             finally:
                 done()
-            return _json_error(500, "no response")
+            return json_error(500, "no response")
 
         return EventStream(receive, rid, done, headers)  # type: ignore[arg-type,return-value]
 
     def _get_stream(self, http_session: HttpSession) -> Response:
         if http_session.get_stream is not None:
-            return _json_error(409, "this session already has a GET stream")
+            return json_error(409, "this session already has a GET stream")
         send, receive = anyio.create_memory_object_stream[jsonrpc.Message](math.inf)
         for item in http_session.backlog:
             send.send_nowait(item)
@@ -392,157 +375,3 @@ class HttpFront:
                 send.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-def _mirrored_headers_refusal(request: Request, message: jsonrpc.Message) -> Response | None:
-    """400 HeaderMismatch when the Mcp-Method / Mcp-Name / MCP-Protocol-Version headers do not
-    stand for the body: something in front may have routed or allowed on them, and the guard
-    decides on the body alone (2026-07-28 Streamable HTTP, Server Validation)."""
-    why = mirrored.mismatch(request.headers, message)
-    if why is None:
-        return None
-    rid = message.get("id")
-    return _json_error(400, f"Header mismatch: {why}", mirrored.HEADER_MISMATCH, rid if jsonrpc.valid_id(rid) else None)
-
-
-async def _param_headers_refusal(
-    request: Request, message: jsonrpc.Message, hub: Hub, facts: ClientFacts
-) -> Response | None:
-    """400 HeaderMismatch when a tools/call's Mcp-Param-* headers do not stand for its arguments
-    under the tool's own schema (its x-mcp-header marks), or cannot be checked against it."""
-    params = message.get("params")
-    if message.get("method") != "tools/call" or not isinstance(params, dict):
-        return None
-    try:
-        up, name = hub.route_name(params.get("name"), "tool")
-        definition = await hub.router.tool_definition(facts, up, name)
-    except Exception:  # an unknown tool, a server that cannot list: the call itself meets that error
-        definition = None
-    if isinstance(definition, dict):
-        why = mirrored.param_mismatch(request.headers, definition.get("inputSchema"), params.get("arguments"))
-    elif any(key.lower().startswith("mcp-param-") for key in request.headers):
-        why = "Mcp-Param-* headers cannot be checked: the tool's schema is not known"
-    else:
-        return None
-    if why is None:
-        return None
-    rid = message.get("id")
-    return _json_error(400, f"Header mismatch: {why}", mirrored.HEADER_MISMATCH, rid if jsonrpc.valid_id(rid) else None)
-
-
-async def _body_within(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it passes ``limit``: a client cannot make the guard buffer more."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
-def _host_check(allowed: set[str]) -> Any:
-    """Every route (the review page too) answers only to the expected Host: no DNS rebinding."""
-    from starlette.middleware import Middleware
-
-    return Middleware(_HostCheck, allowed=frozenset(allowed))
-
-
-class _HostCheck:
-    def __init__(self, app: Any, allowed: frozenset[str]) -> None:
-        self.app = app
-        self.allowed = allowed
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            host = scope_host(scope)
-            if host not in self.allowed:
-                await PlainTextResponse(f"Host {host!r} is not allowed", status_code=421)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _json_error(
-    status: int, text: str, code: int = jsonrpc.INVALID_REQUEST, rid: jsonrpc.RequestId | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body = jsonrpc.dumps(jsonrpc.error(rid, code, text))
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def allowed_hosts(host: str, port: int, extra: list[str]) -> set[str]:
-    names = set(LOOPBACK) if host in LOOPBACK or host in ("0.0.0.0", "::") else {host}
-    if host not in LOOPBACK:
-        names.add(host)
-    hosts = {f"{name}:{port}" for name in names if name != "::1"}
-    hosts.update(extra)
-    return hosts
-
-
-def serve_http(
-    guard: Guard | None, *, host: str, port: int, extra_hosts: list[str], user: str = "",
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, review: Any = None, routes: list[Any] | None = None,
-    idle_s: float = SESSION_IDLE_S, on_review_url: Callable[[str], None] | None = None,
-    authenticator: Authenticator | None = None, max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
-    refusals: Refusals | None = None,
-) -> int:
-    """Serve MCP at /mcp (when ``guard`` is given) and the reviewers' page (when ``review`` is).
-
-    ``on_review_url`` learns the review page's address once the port is bound."""
-    import functools
-
-    loop.run(functools.partial(
-        _serve, guard, host, port, extra_hosts, user, max_message_bytes, review, routes or [], idle_s, on_review_url,
-        authenticator, max_sessions_per_caller, refusals,
-    ))
-    return 0
-
-
-async def _serve(
-    guard: Guard | None, host: str, port: int, extra_hosts: list[str], user: str, max_message_bytes: int, review: Any,
-    extra: list[Any], idle_s: float, on_review_url: Callable[[str], None] | None,
-    authenticator: Authenticator | None = None, max_sessions_per_caller: int = MAX_SESSIONS_PER_CALLER,
-    refusals: Refusals | None = None,
-) -> None:
-    import uvicorn
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    port = sock.getsockname()[1]
-    hosts = allowed_hosts(host, port, extra_hosts)
-    # https too: behind a load balancer that ends TLS the page is https://<public name> to the browser.
-    origins = {f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")}
-    routes = (review(origins=origins) if review is not None else []) + extra
-    async with anyio.create_task_group() as tg:
-        if guard is not None:
-            await tg.start(guard.run)
-            front = HttpFront(
-                guard, tg, allowed_hosts=hosts, user=user, max_message_bytes=max_message_bytes, extra_routes=routes,
-                idle_s=idle_s, authenticator=authenticator, max_sessions_per_caller=max_sessions_per_caller,
-                refusals=refusals,
-            )
-            tg.start_soon(front.reap_idle)
-            tg.start_soon(front.recheck_streams)
-            if authenticator is not None:
-                tg.start_soon(authenticator.run)  # e.g. the issuer's keys, refreshed in the background
-            app = front.app()
-        else:
-            from starlette.applications import Starlette
-
-            app = Starlette(routes=[Route("/healthz", lambda request: PlainTextResponse("ok")), *routes], middleware=[_host_check(hosts)])
-        # httptools, with each request's head bounded before it is read (headbound.py).
-        options = {**UVICORN_OPTIONS, "http": headbound.protocol()}
-        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=1, **options)
-        server = uvicorn.Server(config)
-        if guard is not None:
-            print(f"mcp-guard: serving MCP at http://{host}:{port}/mcp", file=sys.stderr, flush=True)
-        if review is not None:
-            if on_review_url is not None:  # waiting reviewer requests offer it to URL-mode clients
-                on_review_url(f"http://{host}:{port}/review")
-            print(f"mcp-guard: review page at http://{host}:{port}/review", file=sys.stderr, flush=True)
-        await server.serve(sockets=[sock])
-        tg.cancel_scope.cancel()
