@@ -2,7 +2,8 @@
 
 The upstream set (names, URIs, cursors, capabilities) is the :class:`~.router.Router`'s; what
 upstreams send toward the client is :class:`~.toward.TowardClient`'s; whether a 2026 retry
-resumes is the :class:`~.gate.Gate`'s; era bridging of mid-call input is in :mod:`.eras`.
+resumes is the :class:`~.gate.Gate`'s; era bridging of mid-call input is in :mod:`.eras`; the
+methods that reach several upstreams (lists, resources, completions, listen) are in :mod:`.fanout`.
 Every method that carries data toward the model goes through :meth:`Hub.forward`, which runs
 the pipeline; the era translation happens below it, so hooks see one shape in every era.
 """
@@ -25,10 +26,11 @@ from ..errors import RPCError
 from ..pipeline import INTERCEPTED, Call, NeedInput, Pipeline, Verdict
 from ..policy.paths import host_of
 from . import eras as bridge
+from . import fanout
 from .asker import Asker
 from .egress import Egress
 from .gate import INVALID_STATE, Admission, Gate, check_arguments
-from .router import Router, decode_cursor, encode_cursor
+from .router import Router
 from .state import Sealer
 from .toward import DENIED, TowardClient
 from .upstream import ClientFacts, Inflight, Upstream
@@ -37,15 +39,6 @@ if TYPE_CHECKING:
     from .session import RequestContext, Session
 
 logger = logging.getLogger(__name__)
-
-
-_LISTS = {
-    "tools/list": ("tools", "tools"),
-    "prompts/list": ("prompts", "prompts"),
-    "resources/list": ("resources", "resources"),
-    "resources/templates/list": ("resourceTemplates", "resources"),
-}
-_NAMESPACED = {"tools", "prompts", "resourceTemplates"}
 
 
 class Hub:
@@ -158,10 +151,10 @@ class Hub:
             return self._discover()
         if method == "logging/setLevel":
             return await self._set_level(ctx, params or {})
-        if method in _LISTS:
-            return await self._list(ctx, method, params or {})
+        if method in fanout.LISTS:
+            return await fanout.listing(self, ctx, method, params or {})
         if method == "subscriptions/listen":
-            return await self._listen(ctx, params or {})
+            return await fanout.listen(self, ctx, params or {})
         if method in ("tools/call", "prompts/get"):
             params = dict(params or {})
             up, params["name"] = self.route_name(params.get("name"), "tool" if method == "tools/call" else "prompt")
@@ -171,9 +164,9 @@ class Hub:
                 self.uris.learn_links(up, result)
             return result
         if method in ("resources/read", "resources/subscribe", "resources/unsubscribe"):
-            return await self._resource(ctx, method, params or {})
+            return await fanout.resource(self, ctx, method, params or {})
         if method == "completion/complete":
-            return await self._complete(ctx, params or {})
+            return await fanout.complete(self, ctx, params or {})
         # An allowlisted method the guard does not know: relay as is to the one upstream.
         if self.aggregated:
             raise RPCError(jsonrpc.METHOD_NOT_FOUND, f"{method!r} cannot be routed with several upstreams")
@@ -234,119 +227,6 @@ class Hub:
         return {}
 
     # -- lists and routing ------------------------------------------------------------------------
-
-    async def _list(self, ctx: RequestContext, method: str, params: dict[str, Any]) -> Any:
-        key, capability = _LISTS[method]
-        if not self.aggregated:
-            result = await self.forward(ctx, self.single, method, params)
-            self.uris.learn_list(self.single, key, result)
-            return result
-        cursor = params.get("cursor")
-        positions = decode_cursor(cursor) if cursor is not None else {up.name: None for up in self.live()}
-        items: list[Any] = []
-        following: dict[str, str] = {}
-        base = {k: v for k, v in params.items() if k != "cursor"}
-        for name, position in positions.items():
-            up = self.upstreams.get(name)
-            if up is None or not up.ready or capability not in up.capabilities:
-                continue
-            page = dict(base)
-            if position is not None:
-                page["cursor"] = position
-            try:
-                result = await self.forward(ctx, up, method, page)
-            except RPCError as exc:
-                logger.warning("%s from %s failed: %s", method, up.name, exc.message)
-                continue
-            self.uris.learn_list(up, key, result)
-            for item in result.get(key) or []:
-                if key in _NAMESPACED and isinstance(item, dict) and isinstance(item.get("name"), str):
-                    item = self.router.public_item(up, item)
-                    if item is None:
-                        continue
-                items.append(item)
-            if result.get("nextCursor"):
-                following[name] = result["nextCursor"]
-        ctx.origin = ""  # items from several servers: placeholders minted here go back to none
-        out: dict[str, Any] = {key: items}
-        if following:
-            out["nextCursor"] = encode_cursor(following)
-        return era.modernize_result(method, out) if ctx.modern else out
-
-    async def _resource(self, ctx: RequestContext, method: str, params: dict[str, Any]) -> Any:
-        uri = params.get("uri")
-        if not isinstance(uri, str):
-            raise RPCError(jsonrpc.INVALID_PARAMS, "uri must be a string")
-        candidates = self.route_uri(uri)
-        if method != "resources/read":
-            if method == "resources/subscribe":
-                ctx.session.subscriptions.add(uri)
-            else:
-                ctx.session.subscriptions.discard(uri)
-            for up in candidates:
-                if up.era == era.MODERN:
-                    up.listen(frozenset(u for s in self.sessions for u in s.subscriptions if up in self.route_uri(u)))
-                    continue
-                await self.forward(ctx, up, method, params)
-            return {}
-        error: RPCError | None = None
-        for up in candidates:
-            try:
-                result = await self.forward(ctx, up, method, params)
-            except RPCError as exc:
-                error = error or exc
-                continue
-            if self.aggregated:
-                self.uris.owner.setdefault(uri, up)
-            return result
-        raise error or RPCError(jsonrpc.INVALID_PARAMS, f"no upstream offers resource {uri!r}")
-
-    async def _complete(self, ctx: RequestContext, params: dict[str, Any]) -> Any:
-        ref = params.get("ref")
-        if not isinstance(ref, dict):
-            raise RPCError(jsonrpc.INVALID_PARAMS, "ref must be an object")
-        if ref.get("type") == "ref/prompt":
-            up, name = self.route_name(ref.get("name"), "prompt")
-            params = {**params, "ref": {**ref, "name": name}}
-        else:
-            ups = self.route_uri(str(ref.get("uri", "")))
-            up = ups[0] if ups else self.single
-        return await self.forward(ctx, up, "completion/complete", params)
-
-    async def _listen(self, ctx: RequestContext, params: dict[str, Any]) -> Any:
-        """Serve a 2026 ``subscriptions/listen`` stream from the upstreams' notifications."""
-        wanted = params.get("notifications")
-        if not isinstance(wanted, dict):
-            raise RPCError(jsonrpc.INVALID_PARAMS, "notifications must be an object")
-        caps = self.router.capabilities()
-        granted: dict[str, Any] = {}
-        for flag, kind in (("toolsListChanged", "tools"), ("promptsListChanged", "prompts"), ("resourcesListChanged", "resources")):
-            if wanted.get(flag) and kind in caps:
-                granted[flag] = True
-        uris = wanted.get("resourceSubscriptions")
-        if isinstance(uris, list) and (caps.get("resources") or {}).get("subscribe"):
-            granted["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)]
-            for uri in granted["resourceSubscriptions"]:
-                for up in self.route_uri(uri):
-                    if up.era == era.LEGACY:
-                        try:
-                            await up.request("resources/subscribe", {"uri": uri})
-                        except RPCError as exc:
-                            logger.info("subscribe %s at %s failed: %s", uri, up.name, exc.message)
-        session = ctx.session
-        session.listens[ctx.id] = granted
-        try:
-            await session.send(
-                jsonrpc.notification(
-                    "notifications/subscriptions/acknowledged",
-                    {"notifications": granted, "_meta": {era.SUBSCRIPTION_ID_KEY: ctx.id}},
-                ),
-                ctx.id,
-            )
-            await anyio.sleep_forever()
-        finally:
-            session.listens.pop(ctx.id, None)
-        raise AssertionError("unreachable")
 
     # -- forwarding through the pipeline ----------------------------------------------------------
 
