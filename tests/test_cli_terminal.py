@@ -7,6 +7,7 @@ each upstream; piped, the same run prints the same words with no escape code and
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -144,3 +145,70 @@ def test_review_list_colours_the_risk_on_a_terminal_and_piped_prints_the_same_wo
         return re.sub(r"\d+ s left", "N s left", text)
 
     assert unclocked(ESCAPE.sub("", out)) == unclocked(pout)
+
+
+REVIEWED_ECHO = """version: 1
+defaults: {timeout: 60, wait: 60}
+groups: {secops: [bob]}
+rules:
+  - name: echo-is-reviewed
+    match: {tool: echo}
+    action: approve
+    approvers: reviewers
+    group: secops
+"""
+
+
+def test_a_call_waiting_for_a_reviewer_shows_a_live_line_on_the_terminal_until_it_is_decided(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rules = tmp_path / "reviewed.yaml"
+    rules.write_text(REVIEWED_ECHO)
+    argv = [PY, "-m", "mcp_guard", "run", "--home", str(home), "--policy", str(rules), "--user", "carol", "--",
+            PY, str(ROOT / "fixtures" / "echo_server.py")]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=slave, env=clean_env())
+    os.close(slave)
+    assert proc.stdin is not None and proc.stdout is not None
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    for message in (
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi"}}},
+    ):
+        proc.stdin.write((json.dumps(message) + "\n").encode())
+    proc.stdin.flush()
+    seen = b""
+    while b"is waiting for approval (request " not in seen or b" ... 1 s" not in seen:
+        chunk = os.read(master, 65536)
+        assert chunk, "the guard's stderr closed before any waiting line"
+        seen += chunk
+    rid = re.search(rb"\(request ([0-9a-f]+)\)", seen).group(1).decode()  # type: ignore[union-attr]
+    denied = subprocess.run([PY, "-m", "mcp_guard", "review", "deny", rid, "--home", str(home), "--reason", "no"],
+                            env={**clean_env(), "MCP_GUARD_REVIEW_TOKEN": make_token(home, "bob")},
+                            capture_output=True, text=True, timeout=60)
+    assert denied.returncode == 0, denied.stderr
+    answers = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    proc.stdin.close()
+    while chunk := _read(master):
+        seen += chunk
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    os.close(master)
+    assert answers[1]["result"]["isError"] is True
+    text = seen.decode()
+    assert "\r\x1b[K" in text  # redrawn in place on a terminal
+    assert re.search(r"echo on echo_server is waiting for approval \(request [0-9a-f]+\): \d+\.\d s\n", text.replace("\r\n", "\n"))
+
+
+def make_token(home: Path, name: str) -> str:
+    made = subprocess.run([PY, "-m", "mcp_guard", "review", "token", "create", name, "--role", "secops", "--home", str(home)],
+                          capture_output=True, text=True, timeout=60, env=clean_env())
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the child closed its side
+        return b""

@@ -8,13 +8,11 @@ output stays exactly as it was, so scripts and tests that read it see no escape 
 from __future__ import annotations
 
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TextIO
 
 from .. import settings
+from ..progress import Progress
 
 __all__ = ["Progress", "painter"]
 
@@ -32,40 +30,3 @@ def painter(stream: TextIO | None = None) -> Callable[[str, str], str]:
     if not _wants_colour(stream or sys.stdout):
         return lambda text, style: text
     return lambda text, style: f"\x1b[{_CODES[style]}m{text}\x1b[0m"
-
-
-class Progress:
-    """One stderr line per wait, on a terminal only: a live count of seconds while it lasts, then
-    how long it took. Elsewhere (a pipe, a log file) it writes nothing at all."""
-
-    TICK_S = 1.0
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.on = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    @contextmanager
-    def step(self, label: str) -> Iterator[None]:
-        if not self.on:
-            yield
-            return
-        start = time.monotonic()
-        done = threading.Event()
-        ticker = threading.Thread(target=self._tick, args=(label, start, done), daemon=True)
-        self._write(f"{label} ...")
-        ticker.start()
-        try:
-            yield
-        finally:
-            done.set()
-            ticker.join()
-            self._write(f"{label}: {time.monotonic() - start:.1f} s\n")
-
-    def _tick(self, label: str, start: float, done: threading.Event) -> None:
-        while not done.wait(self.TICK_S):
-            self._write(f"{label} ... {time.monotonic() - start:.0f} s")
-
-    def _write(self, text: str) -> None:
-        # \r and erase-line: the live line is redrawn in place, never scrolls.
-        self.stream.write(f"\r\x1b[K{text}")
-        self.stream.flush()

@@ -8,8 +8,11 @@ asked all mean the call is not run, with a message saying why and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import time
@@ -283,21 +286,27 @@ class ApprovalHook(Hook):
     async def _wait(self, call: Call, request_id: str, wait: float, how: str, cancel_on_exit: bool = False) -> Any:
         assert self.approvals is not None
         deadline = time.monotonic() + wait
-        next_note = time.monotonic()
+        label = f"mcp-guard: {one_line(call.name)} on {one_line(call.upstream)} is waiting for approval (request {request_id})"
         try:
-            while time.monotonic() < deadline:
-                request = self.approvals.get(request_id)
-                if request is None or request.state in ("approved", "denied", "expired", "cancelled"):
-                    return request if request is not None and request.state in ("approved", "denied") else None
-                if time.monotonic() >= next_note and call.asker is not None:
-                    await call.asker.progress(f"mcp-guard: waiting for approval: {how}")
-                    next_note = time.monotonic() + WAITING_NOTE_S
-                await self.approvals.wait_changed(request_id, max(0.0, min(deadline, next_note) - time.monotonic()))
+            with _terminal_line(label):
+                return await self._poll(call, request_id, deadline, how, cancel_on_exit)
         except anyio.get_cancelled_exc_class():
             # The client went away (or cancelled the call): nobody is left to run it.
             with anyio.CancelScope(shield=True):
                 self.approvals.cancel(request_id, "the caller cancelled the call or went away")
             raise
+
+    async def _poll(self, call: Call, request_id: str, deadline: float, how: str, cancel_on_exit: bool) -> Any:
+        assert self.approvals is not None
+        next_note = time.monotonic()
+        while time.monotonic() < deadline:
+            request = self.approvals.get(request_id)
+            if request is None or request.state in ("approved", "denied", "expired", "cancelled"):
+                return request if request is not None and request.state in ("approved", "denied") else None
+            if time.monotonic() >= next_note and call.asker is not None:
+                await call.asker.progress(f"mcp-guard: waiting for approval: {how}")
+                next_note = time.monotonic() + WAITING_NOTE_S
+            await self.approvals.wait_changed(request_id, max(0.0, min(deadline, next_note) - time.monotonic()))
         if cancel_on_exit:
             self.approvals.cancel(request_id, "no decision in time")
         return None
@@ -403,3 +412,24 @@ def hashed(call: Call, decision: Any) -> Preview:
 
 def preview(call: Call, decision: Any) -> str:
     return hashed(call, decision).text
+
+
+_line_shown = False
+
+
+@contextlib.contextmanager
+def _terminal_line(label: str) -> Iterator[None]:
+    """A live line on stderr while a call waits, when stderr is a person's terminal (one at a time:
+    two waits at once would redraw over each other). Nothing at all in a client's log file."""
+    global _line_shown
+    if _line_shown or not sys.stderr.isatty():
+        yield
+        return
+    from ..progress import Progress
+
+    _line_shown = True
+    try:
+        with Progress(sys.stderr).step(label):
+            yield
+    finally:
+        _line_shown = False
