@@ -49,6 +49,10 @@ def looks_alike(a: str, b: str) -> bool:
 def valid_name(name: str, what: str = "reviewer name") -> str:
     """``name`` as it will be stored (NFKC, trimmed); ValueError says why it cannot be one."""
     text = unicodedata.normalize("NFKC", name).strip()
+    odd = next((c for c in name.strip() if c.isspace() and c != " "), None)
+    if odd is not None:
+        # NFKC makes a hair or no-break space a plain one: "b\u200aob" is drawn as "bob".
+        raise ValueError(f"a {what} cannot contain U+{ord(odd):04X} (an unusual space) inside it")
     if not text:
         raise ValueError(f"a {what} cannot be empty or only whitespace")
     if len(text) > NAME_MAX:
@@ -65,8 +69,8 @@ def valid_name(name: str, what: str = "reviewer name") -> str:
     if not any(c.isalnum() for c in text) or unicodedata.combining(text[0]):
         raise ValueError(f"a {what} needs a letter or digit first, not a mark on nothing")
     run = 0
-    for char in text:
-        run = run + 1 if unicodedata.combining(char) else 0
+    for char in unicodedata.normalize("NFD", text):  # "é" is a letter and a mark
+        run = run + 1 if unicodedata.category(char).startswith("M") else 0
         if run > 2:
             raise ValueError(f"a {what} cannot stack more than two marks on a letter")
     return text

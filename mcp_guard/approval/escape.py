@@ -208,18 +208,29 @@ def drawn(text: str) -> frozenset[str]:
 # soft and hard signs are drawn as "b").
 _BARE_EXTRA = str.maketrans("ƅƄьЬъЪ", "bbbbbb")
 _DECORATED = re.compile(r"^(LATIN|CYRILLIC|GREEK) (SMALL|CAPITAL) LETTER (\w+) WITH ")
+# Any other Latin letter is read as the one its name ends with: a small capital (U+1D00 "ᴀ"), a
+# turned or reversed letter, a letter in a negative square (U+1F171 "🅱") is drawn as that letter.
+_LATIN_NAMED = re.compile(r"\bLATIN\b.*\bLETTER (?:[A-Z]+ )*([A-Z])$")
+# What separates the parts of a name without being a letter: "bob smith", "bob-smith", "bob.smith"
+# and "bobsmith" are drawn as one person; so are emoji skin-tone modifiers on nothing.
+_SEPARATORS = frozenset(" -_.'\u2019\u00b7\u2010\u2011\u2012\u2013\u2014\u2212") | {chr(c) for c in range(0x1F3FB, 0x1F400)}
 
 
 def _bare(text: str) -> str:
-    """``text`` without combining marks (accents, a stroke through a letter) and with letters
-    that carry a hook, stroke or bar drawn as their base letter (``ƀ``, ``ɓ``, ``ł``, ``ø``)."""
+    """``text`` without marks (accents, a stroke through a letter, an enclosing keycap), without
+    separators and skin-tone modifiers, and with decorated Latin letters (a hook, stroke or bar,
+    a small capital, a letter in a square: ``ƀ``, ``ɓ``, ``ł``, ``ᴀ``, ``🅱``) as their base letter."""
     out = []
     for char in unicodedata.normalize("NFD", text.translate(_BARE_EXTRA)):
-        if unicodedata.combining(char):
+        if unicodedata.category(char).startswith("M") or char in _SEPARATORS or char.isspace():
             continue
-        named = _DECORATED.match(unicodedata.name(char, ""))
-        if named and len(named.group(3)) == 1:
-            char = unicodedata.lookup(f"{named.group(1)} {named.group(2)} LETTER {named.group(3)}")
+        if not char.isascii():
+            name = unicodedata.name(char, "")
+            named = _DECORATED.match(name)
+            if named and len(named.group(3)) == 1:
+                char = unicodedata.lookup(f"{named.group(1)} {named.group(2)} LETTER {named.group(3)}")
+            elif (latin := _LATIN_NAMED.search(name)) is not None:
+                char = latin.group(1).lower()
         out.append(char)
     return "".join(out)
 

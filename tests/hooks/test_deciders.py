@@ -80,13 +80,13 @@ def test_a_token_drawn_like_a_revoked_reviewers_name_is_refused_but_the_same_nam
     assert review(guard_home, "token", "create", "Alice").returncode == 0
 
 
-def _reviewer_request(home: Path, quorum: int) -> tuple[Any, str]:
+def _reviewer_request(home: Path, quorum: int, requester: str = "alice") -> tuple[Any, str]:
     from mcp_guard.approvals import Approvals
     from mcp_guard.store import Store
 
     approvals = Approvals(Store(home / "guard.db"))
     request = approvals.open(
-        user="alice", session="s", server="fs", tool="write_file", binding="b" * 64, rule="r", risk="high",
+        user=requester, session="s", server="fs", tool="write_file", binding="b" * 64, rule="r", risk="high",
         preview="write_file", max_scope="once", lifetime=60, approvers="reviewers", quorum=quorum,
     )
     return approvals, request.id
@@ -114,7 +114,24 @@ def test_letters_with_hooks_strokes_or_accents_and_b_shaped_signs_are_drawn_like
     assert made.returncode == 2 and "looks like" in made.stderr
 
 
-@pytest.mark.parametrize("name", ["\u0301", "a" + "\u0301" * 5, "\ufffc", "\ufffd", "alice,carol"])
+@pytest.mark.parametrize(("requester", "twin"), [("alice", "\u1d00lice"), ("\u1d00lice", "alice"), ("bob", "\U0001f171ob"),
+                                                ("bob", "bob\U0001f3fb"), ("bob\U0001f3fb", "bob"), ("bob", "bob\u20e3"),
+                                                ("bob smith", "bobsmith"), ("bob smith", "bob-smith"), ("bob smith", "bob  smith")])
+def test_small_capitals_squared_letters_emoji_modifiers_keycaps_and_separators_do_not_make_another_person(
+    guard_home: Path, requester: str, twin: str
+) -> None:
+    approvals, rid = _reviewer_request(guard_home, quorum=1, requester=requester)
+    with pytest.raises(ValueError, match="cannot decide it"):
+        approvals.decide(rid, approve=True, by=twin, channel="api")
+    assert approvals.get(rid).state == "pending"  # type: ignore[union-attr]
+    approvals, rid = _reviewer_request(guard_home, quorum=2, requester="carol")
+    approvals.decide(rid, approve=True, by=requester, channel="api")
+    approvals.decide(rid, approve=True, by=twin, channel="api")
+    assert approvals.get(rid).state == "pending", "one person met a quorum of two"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["\u0301", "a" + "\u0301" * 5, "e\u0301\u0301\u0301", "b\u200aob", "bob\u00a0smith",
+                                  "\ufffc", "\ufffd", "alice,carol"])
 def test_a_name_that_is_a_mark_on_nothing_a_stand_in_or_reads_as_two_people_is_refused(guard_home: Path, name: str) -> None:
     made = review(guard_home, "token", "create", name)
     assert made.returncode == 2 and "mgr_" not in made.stdout
