@@ -11,7 +11,8 @@ What the text promises:
   characters escaped, so a value can neither forge a line ("Risk: low") nor rewrite a terminal;
 - keys that only look like others flagged (NFKC, a small confusables table, mixed alphabets);
 - values from the vault as their placeholder and origin (``<EMAIL_1 from crm>``); values the
-  model wrote as written, except secrets; destinations never masked, paths also normalized.
+  model wrote as written, except secrets (in values and in keys alike) and the password of a
+  URL's userinfo; destinations (scheme, host, port, path) never masked, paths also normalized.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 from ..masking.detectors.secrets import secret_for_key
 from ..masking.mask import locked_detect
 from ..masking.vault import PLACEHOLDER
-from .escape import escape, escape_key, key_lookalike, one_line, same_skeleton
+from .escape import escape, escape_key, key_lookalike, one_line, same_skeleton, skeleton
 
 __all__ = ["Preview", "build", "excerpt", "fits"]
 
@@ -36,6 +37,10 @@ __all__ = ["Preview", "build", "excerpt", "fits"]
 # text the model wrote is shown as \x3c, so only the guard can draw those markers.
 _MARKER_LIKE = re.compile(r"<(?=[A-Z][A-Z_]{0,20}(?:_\d| ))")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,20}://")
+# A URL's authority: after "://", up to the first "/", "?", "#" or space (as URL parsers read it).
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,20}://([^/?#\s]*)")
+_SECRET_NOTE = "a secret the model wrote (hidden here; it is sent as written)"
+_PASSWORD_NOTE = "a password in the URL (hidden here; it is sent as written)"
 _PATH_KEY = re.compile(r"path|file|dir|folder|dest|src|source|target|cwd|root", re.IGNORECASE)
 
 
@@ -115,20 +120,39 @@ def _flatten(value: Any, warnings: list[str]) -> Iterator[tuple[str, Any]]:
 
 
 def _key_part(key: str, path: list[str], alike: dict[str, list[str]], warnings: list[str]) -> str:
-    """One key as a path part; a key drawn like another is shown with codes, and warned of."""
+    """One key as a path part; a key drawn like another is shown with codes, and warned of; a
+    secret in a key is hidden like one in a value."""
     why = key_lookalike(key)
     twins = next((group for group in alike.values() if key in group), None)
-    shown = escape_key(key, why is not None or twins is not None)
-    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key) is not None
+    shown, notes = _shown_key(key, why is not None or twins is not None)
+    plain = not notes and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key) is not None
     part = (f".{shown}" if path else shown) if plain else f'["{shown}"]'
     where = "".join(path) + part
     if why is not None:
-        warnings.append(f"key {where}: {why}")
+        # What a key looks like would spell out the secret it holds: then only that it deceives.
+        warnings.append(f"key {where}: {'is drawn like other characters than it is made of' if notes else why}")
+    warnings.extend(f"key {where}: {note}" for note in notes)
     if twins is not None and key == twins[-1]:
-        shown_twins = " and ".join(escape_key(t, True) for t in twins)
+        shown_twins = " and ".join(_shown_key(t, True)[0] for t in twins)
         under = f" under {''.join(path)}" if path else ""
         warnings.append(f"keys {shown_twins}{under} are drawn alike: two different keys")
     return part
+
+
+def _shown_key(key: str, suspect: bool) -> tuple[str, list[str]]:
+    """A key for display, with the secrets in it hidden, and the notes that say so. A key drawn
+    like a secret (a letter of another script in a token) is hidden whole: its codes spell it out."""
+    spans = _secret_spans(key)
+    if not spans and skeleton(key) != key and _secret_spans(skeleton(key)):
+        spans = [(0, len(key), _SECRET_NOTE)]
+    parts, last, notes = [], 0, []
+    for start, end, note in spans:
+        parts.append(_MARKER_LIKE.sub(r"\\x3c", escape_key(key[last:start], suspect)))
+        parts.append(_secret(key[start:end], set()))
+        last = end
+        notes += [note] if note not in notes else []
+    parts.append(_MARKER_LIKE.sub(r"\\x3c", escape_key(key[last:], suspect)))
+    return "".join(parts), notes
 
 
 def _value_lines(out: _Lines, path: str, value: Any, placeholders: Origins) -> None:
@@ -148,19 +172,44 @@ def _render_text(text: str, key: str, placeholders: Origins) -> tuple[str, set[s
     found: set[str] = set()
     notes: list[str] = []
     if secret_for_key(key, text):
-        notes.append("a secret the model wrote (hidden here; it is sent as written)")
+        notes.append(_SECRET_NOTE)
         return f"<SECRET hidden, {len(text)} chars>", found, notes
     parts, last = [], 0
-    for span in (s for s in locked_detect(text) if s.label == "SECRET"):
-        if span.start < last:
-            continue
-        parts.append(_plain(text[last : span.start], placeholders, found, notes))
-        parts.append(_secret(text[span.start : span.end], found))
-        last = span.end
-        if "a secret the model wrote (hidden here; it is sent as written)" not in notes:
-            notes.append("a secret the model wrote (hidden here; it is sent as written)")
+    for start, end, note in _secret_spans(text):
+        parts.append(_plain(text[last:start], placeholders, found, notes))
+        parts.append(_secret(text[start:end], found))
+        last = end
+        if note not in notes:
+            notes.append(note)
     parts.append(_plain(text[last:], placeholders, found, notes))
     return "".join(parts), found, notes
+
+
+def _secret_spans(text: str) -> list[tuple[int, int, str]]:
+    """Where ``text`` holds a secret, in order and without overlaps, each with its note: what
+    the detectors call SECRET, and the password of every URL's userinfo, whatever it looks like."""
+    spans = [(s.start, s.end, _SECRET_NOTE) for s in locked_detect(text) if s.label == "SECRET"]
+    spans += [(start, end, _PASSWORD_NOTE) for start, end in _url_passwords(text)]
+    merged: list[tuple[int, int, str]] = []
+    for start, end, note in sorted(spans):
+        if merged and start < merged[-1][1]:
+            first, last, seen = merged[-1]
+            merged[-1] = (first, max(last, end), _PASSWORD_NOTE if _PASSWORD_NOTE in (note, seen) else seen)
+        else:
+            merged.append((start, end, note))
+    return merged
+
+
+def _url_passwords(text: str) -> Iterator[tuple[int, int]]:
+    """The password of each URL's userinfo (``scheme://user:password@host``, ``redis://:pw@host``):
+    from the first ":" to the last "@" of the authority, as URL parsers split it."""
+    if "://" not in text:
+        return
+    for m in _AUTHORITY.finditer(text):
+        authority, at = m.group(1), m.group(1).rfind("@")
+        colon = authority.find(":", 0, max(at, 0))
+        if 0 <= colon < at - 1:
+            yield m.start(1) + colon + 1, m.start(1) + at
 
 
 def _plain(text: str, placeholders: Origins, found: set[str], notes: list[str]) -> str:
@@ -222,7 +271,9 @@ def _url_notes(value: str) -> list[str]:
     except ValueError:
         return ["not a well-formed URL: the server may read it differently"]
     notes = []
-    if parts.username is not None or parts.password is not None:
+    if parts.password:
+        notes.append(f'host: "{escape(host).text}" (before "@" are a user name and a password, not the host)')
+    elif parts.username is not None or parts.password is not None:
         notes.append(f'host: "{escape(host).text}" (the part before "@" is a user name, not the host)')
     elif host and not host.isascii():
         try:

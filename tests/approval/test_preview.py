@@ -5,6 +5,7 @@ end in test_surfaces.py; here each rule is one row with a hostile value."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -121,6 +122,26 @@ def test_a_url_with_a_secret_keeps_its_host() -> None:
     assert "build.example" in text
 
 
+@pytest.mark.parametrize(
+    ("scheme", "user", "host"),
+    [("https", "deploy", "build.example:8443/run?job=7"), ("postgresql", "app", "db.example:5432/orders"),
+     ("redis", "", "cache.example:6379"), ("mongodb+srv", "app", "cluster0.example.net/db")],
+    ids=["https", "postgresql", "redis-password-only", "mongodb-at-in-password"],
+)
+def test_the_password_of_a_url_is_hidden_and_its_destination_and_user_shown(scheme: str, user: str, host: str) -> None:
+    # Shaped like a documentation stand-in ("secret" inside), which the detectors pass over; an "@" in one case.
+    password = "Secret" + ("@" if scheme.startswith("mongodb") else "-") + "q7Zx" + "9w"
+    arguments = {"url": f"{scheme}://{user}:{password}@{host}", "note": f"clone {scheme}://{user}:{password}@{host} now"}
+    preview = build(server="fs", tool="write_file", risk="high", rule="writes", reason="x", arguments=arguments)
+    text = preview.text
+    assert password not in text and password.split("@")[0] not in text
+    hidden = f"{scheme}://{user}:<SECRET hidden, {len(password)} chars>@{host}"
+    assert f'url = "{hidden}"' in text and f'note = "clone {hidden} now"' in text
+    assert "url: a password in the URL (hidden here; it is sent as written)" in text
+    assert "a user name and a password, not the host" in text
+    assert preview.sha256 == hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_a_user_name_before_at_is_not_taken_for_the_host() -> None:
     text = shown({"url": "https://trusted.example@evil.example/x"})
     assert 'host: "evil.example"' in text
@@ -186,3 +207,15 @@ def test_a_megabyte_of_hidden_characters_is_escaped_and_counted() -> None:
 def test_an_international_host_is_also_shown_as_it_is_sent() -> None:
     text = shown({"url": "https://\u0430pple.example/login"})
     assert 'sent as "xn--pple-43d.example"; it looks like "apple.example"' in text
+
+
+def test_a_secret_used_as_a_key_is_hidden_like_one_in_a_value_and_lookalike_keys_still_warned() -> None:
+    key = "sk-ant-api03-" + "Qm9xT4kLw2ZpR8vN3sY7uC1d" * 2  # shaped like an Anthropic key, built at run time
+    twin = key.replace("a", "\u0430", 1)  # a Cyrillic a: drawn like the secret, yet another key
+    text = shown({key: "v", "nested": {key: 1, "p\u0430th": "/tmp/x"}, "keys": {key + "x": 1, twin + "x": 2}})
+    assert key not in text and key[13:] not in text and key[20:40] not in text
+    assert f'["<SECRET hidden, {len(key)} chars>"] = "v"' in text
+    assert f'key ["<SECRET hidden, {len(key)} chars>"]: a secret the model wrote (hidden here; it is sent as written)' in text
+    assert f'nested["<SECRET hidden, {len(key)} chars>"] = 1' in text
+    assert 'key nested["p\\u0430th"]: looks like "path" but is made of other characters' in text
+    assert "are drawn alike: two different keys" in text

@@ -3,13 +3,16 @@ arguments must not rewrite it, and it shows the same preview (and digest) the st
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.attack.approve_common import open_asked, stop
+from tests.attack.test_approve_canaries import leaks
 from tests.attack.test_approve_slack import POLICY
 from tests.reviewing import review, reviewer_token
 
@@ -41,3 +44,35 @@ async def test_review_show_prints_the_stored_preview_escaped_with_its_digest(tmp
         assert line in text, f"review show differs from the stored preview at {line!r}"
     assert not any(line.startswith("Risk: low") for line in text.splitlines())
     assert HOSTILE["to"] in text, "the recipient the model wrote is masked in review show"
+
+
+async def test_a_url_password_and_a_secret_key_reach_neither_review_show_nor_the_store(tmp_path: Path, guard_home: Path) -> None:
+    # Built at run time: a password the detectors take for documentation's stand-in ("secret" inside), a key shaped
+    # like an Anthropic API key used as an argument's name.
+    password = "Secret-" + secrets.token_hex(6)
+    key = "sk-ant-api03-" + secrets.token_urlsafe(30).replace("-", "x").replace("_", "y")
+    url = f"https://deploy:{password}@build.example:8443/run?job=7"
+    token = reviewer_token(guard_home, "alice")
+    process, client, _ = await open_asked(tmp_path, policy=POLICY, env={"MCP_GUARD_USER": "bob"})
+    try:
+        with anyio.fail_after(60):
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                               "params": {"name": "send", "arguments": {"url": url, key: "v"}}})
+            while not (items := json.loads(review(guard_home, "list", "--json").stdout or "[]")):
+                await anyio.sleep(0.1)
+            listed = json.dumps(items)
+            rid = str(items[0]["id"])
+            text = review(guard_home, "show", rid).stdout
+            stored = json.loads(review(guard_home, "show", rid, "--json").stdout)
+            review(guard_home, "deny", rid, "--reason", "test over", token=token)
+            await client.response(1)
+    finally:
+        await stop(process)
+    for raw in (password, key):
+        assert raw not in text and raw not in listed and raw not in stored["preview"]
+    assert leaks(guard_home, [password, key]) == []
+    assert "https://deploy:<SECRET hidden, 19 chars>@build.example:8443/run?job=7" in text
+    assert "a password in the URL (hidden here; it is sent as written)" in text
+    assert f'["<SECRET hidden, {len(key)} chars>"] = "v"' in text
+    assert stored["preview_sha256"] == hashlib.sha256(stored["preview"].encode()).hexdigest()
+    assert stored["preview_sha256"] in text
