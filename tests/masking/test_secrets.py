@@ -307,3 +307,14 @@ def test_a_distinctive_token_joined_into_a_name_is_found(joiner: str) -> None:
 def test_a_token_prefix_glued_to_letters_is_still_not_a_token() -> None:
     text = "myAKIA" + "Q" * 16 + " ughp_" + "a1" * 18
     assert [s for s in detect(text) if s.label == "SECRET"] == []
+
+
+@pytest.mark.parametrize("password", ["My" + "Secret" + "Pass2024", "Super" + "Secret!9", "pass" + "word-" + "7Kq2", "Change" + "me2025"])
+def test_a_url_password_that_only_contains_a_placeholder_word_is_still_a_secret(password: str) -> None:
+    text = f"postgres://app:{password}@db.internal:5432/orders"
+    assert _covered(text, password)
+
+
+@pytest.mark.parametrize("password", ["password", "changeme", "a%20secret", "your_password_here", "${DB_PASS}"])
+def test_a_url_password_that_is_only_the_word_for_one_is_left_as_documentation(password: str) -> None:
+    assert [s.label for s in detect(f"postgres://app:{password}@db.internal/orders") if s.label == "SECRET"] == []

@@ -25,10 +25,12 @@ _SCHEME = lazy(r"(?:https?|ftp|wss?)\Z")
 _URL_CREDS = lazy(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:([^\s@/\"'<>]{1,256})@[\w.-]")
 
 
-# A password in a URL that says it is one ("user:password@", "jo:a%20secret@", "u:${DB_PASS}@")
-# is documentation's example, not a credential.
+# A password in a URL that is only the word for one ("user:password@", "jo:a%20secret@",
+# "u:${DB_PASS}@", "my_password_here") is documentation's example, not a credential. The word
+# inside a longer password ("MySecretPass2024") is not: that is what people choose.
 _PLACEHOLDER_PASSWORD = lazy(
-    r"(?i).*(?:secret|passw(?:or)?d|changeme).*|pass|pwd|pw|bar|baz|foo|test|example|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
+    r"(?i)(?:(?:my|your|the|some|a|db|super)[-_ ]?)?(?:secret|passw(?:or)?d|changeme)(?:[-_ ]?(?:here|goes[-_ ]?here|123))?"
+    r"|pass|pwd|pw|bar|baz|foo|test|example|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
 )
 
 
