@@ -192,6 +192,11 @@ def _jwt(key: bytes) -> str:
         '    "http://A%3AB@example.com:123/one"',
         # the token every tutorial prints
         '      "' + _jwt(b"your-256-bit-secret") + '"',
+        # a form's label, a number with digit groups, a comparison opening a block, a type union
+        '   * <label for="password-input">Password:</label>',
+        "SECRETS_DIR_MAX_ENTRIES = 10_000  # bounds the walk",
+        "                if secrets_dir_size > self.secrets_dir_max_size:",
+        "  setHTTPCredentials(httpCredentials: null|{",
     ],
 )
 def test_stand_ins_patterns_and_sentences_in_package_code_are_not_secrets(line: str) -> None:
@@ -217,6 +222,10 @@ _HEX = hashlib.sha1(b"a token of 40 hex digits").hexdigest()
         ('    cookie.value = "' + _TOKEN + '"', _TOKEN),
         ("https://example.com?key=" + _TOKEN, _TOKEN),
         ('      "' + _jwt(b"a key of the issuer's own") + '"', _jwt(b"a key of the issuer's own")),
+        ('<entry key="db.password">' + _TOKEN + "</entry>", _TOKEN),
+        ('PASSWORD = "10_000"', "10_000"),  # quoted, a literal
+        ("DB_PASSWORD=" + _TOKEN + ":", _TOKEN + ":"),
+        ("password: null|" + _TOKEN, "null|" + _TOKEN),
     ],
 )
 def test_real_credentials_in_those_contexts_stay_secrets(line: str, value: str) -> None:

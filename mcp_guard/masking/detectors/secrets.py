@@ -88,8 +88,8 @@ _DIGIT = lazy(r"\d")
 
 
 def secretish(key: str, value: str) -> bool:
-    if _NOT_A_VALUE.match(value) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
-        return False
+    if _NOT_A_VALUE.match(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
+        return False  # ("Password:" is a form's label)
     if _PASSWORDISH.search(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
     if len(value) < 16 or " " in value:

@@ -120,7 +120,11 @@ _OPERATORS = lazy(r"\|\||&&|\?\.|=>|process\.env\.")
 
 # A literal code writes that no password is: a hex constant (0x02), a number closing a call (255)),
 # an ABNF rule (%x21, *cookie-octet).
-_CODE_LITERAL = lazy(r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?")
+_CODE_LITERAL = lazy(
+    r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?|\d{1,3}(?:_\d{3}){1,4}[),;]*"
+)
+# A type union of TypeScript's (httpCredentials: null|{...}): types, not a literal.
+_TYPE_UNION = lazy(r"(?:(?:null|undefined|string|number|boolean|object|any|unknown|never|void)\|){1,4}")
 
 
 def code(key: str, value: str) -> bool:
@@ -128,8 +132,8 @@ def code(key: str, value: str) -> bool:
         return True
     if value[0] in "*=" and (len(value) == 1 or named(value[1:]) or value[1] in ".="):
         return True  # ABNF's *rule, a comparison's = or >=.8
-    if _CALL_OR_ATTRIBUTE.fullmatch(value):
-        return True
+    if _CALL_OR_ATTRIBUTE.fullmatch(value.removesuffix(":")) or _TYPE_UNION.fullmatch(value):
+        return True  # (a Python block's colon after a comparison: "if size > self.max_size:")
     return named(value) and _ENV_KEY.match(key) is None
 
 
