@@ -5,6 +5,9 @@ no SECRET. A coding agent reads code through the guard; a placeholder where the 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import importlib.util
 from pathlib import Path
 
@@ -150,3 +153,80 @@ def test_code_on_the_right_of_a_key_word_is_not_a_secret(line: str) -> None:
 )
 def test_literal_values_under_key_words_stay_secrets(line: str, value: str) -> None:
     assert ("SECRET", value) in [(s.label, line[s.start:s.end]) for s in detect(line)]
+
+
+def _jwt(key: bytes) -> str:
+    """An HS256 token for jwt.io's sample claims, built here so no token sits in the repository."""
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    head = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(b'{"sub":"1234567890","name":"John Doe","iat":1516239022}')
+    return head + "." + b64(hmac.new(key, head.encode(), hashlib.sha256).digest())
+
+
+# Issue 15: what installed packages (./node_modules) hold under key words and in URLs that is no credential.
+@pytest.mark.parametrize(
+    "line",
+    [
+        # documentation's example token counts up
+        "Example: `token " + "1234567890abcdef" * 2 + "12345678`",
+        # patterns: a key inside a regular expression, a character class for tokens, a key's pattern by its name
+        'url.replace(/\\bclient_secret=\\w+/g, "client_secret=[REDACTED]")',
+        'const TOKEN_STRINGS = "[A-Za-z0-9._~+/-]+=*";',
+        "const fnKeyRe = /^(?:\\x1b+)(O|N|\\[|\\[\\[)(?:(\\d+)(?:;(\\d+))?([~^$])|(?:1;)?(\\d+)?([a-zA-Z]))/;",
+        # a sentence as a call's second argument
+        "  mustChange('features.openid4vci.issueCredential', 'issue and return one or more credentials for a request');",
+        "  shouldChange('ttl.ClientCredentials', 'define the expiration for ClientCredentials artifacts');",
+        # a link to a documentation page, a bind parameter's name
+        '  "Cookie": "/api/Cookies.html#cookie",',
+        '    var passwordKey = ":password";',
+        # a fixture's stand-ins
+        "    nested: { secret: 'value1' }",
+        "      { secret: 'hidden1', shared: sharedItem },",
+        'Must be in valid uri format like dotenv://:key_1234@dotenvx.com/vault/.env.vault?environment=development',
+        # what a key says about the secret, a name with an acronym, an escaped "#", an escaped ":" decoded
+        '    cookie.name += ".sig"',
+        "  client_secret: noVSCHAR,",
+        "    'x:/resource?key=value%23still-query#first%23still-fragment',",
+        '    "http://A%3AB@example.com:123/one"',
+        # the token every tutorial prints
+        '      "' + _jwt(b"your-256-bit-secret") + '"',
+        # a form's label, a number with digit groups, a comparison opening a block, a type union
+        '   * <label for="password-input">Password:</label>',
+        "SECRETS_DIR_MAX_ENTRIES = 10_000  # bounds the walk",
+        "                if secrets_dir_size > self.secrets_dir_max_size:",
+        "  setHTTPCredentials(httpCredentials: null|{",
+    ],
+)
+def test_stand_ins_patterns_and_sentences_in_package_code_are_not_secrets(line: str) -> None:
+    assert [(s.label, line[s.start:s.end]) for s in detect(line) if s.label == "SECRET"] == []
+
+
+_TOKEN = "Zx9QvL2mT8rP" + "4kW7nB3c"  # made here, not a literal
+_HEX = hashlib.sha1(b"a token of 40 hex digits").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("Authorization: token " + _HEX, _HEX),
+        ('{"env": "A=1\\nclient_secret=' + _TOKEN + '"}', _TOKEN),  # a JSON-escaped newline before the key is no \b
+        ('const TOKEN = "' + _TOKEN[:6] + "[" + _TOKEN[6:] + ']+";', _TOKEN[:6] + "[" + _TOKEN[6:] + "]+"),
+        ("const apiKeyRecord = '" + _TOKEN + "';", _TOKEN),  # "Re" of a longer word names no pattern
+        ("define('DB_PASSWORD', 'copper orbit the quartz lantern')", "copper orbit the quartz lantern"),
+        ('  "Cookie": "sid=' + _TOKEN + '",', "sid=" + _TOKEN),
+        ('    var password = ":' + _TOKEN + '";', ":" + _TOKEN),
+        ("    nested: { secret: 'value" + _TOKEN + "' }", "value" + _TOKEN),
+        ("dotenv://:key_" + _HEX + "@dotenvx.com/vault/.env.vault", "key_" + _HEX),
+        ('    cookie.value = "' + _TOKEN + '"', _TOKEN),
+        ("https://example.com?key=" + _TOKEN, _TOKEN),
+        ('      "' + _jwt(b"a key of the issuer's own") + '"', _jwt(b"a key of the issuer's own")),
+        ('<entry key="db.password">' + _TOKEN + "</entry>", _TOKEN),
+        ('PASSWORD = "10_000"', "10_000"),  # quoted, a literal
+        ("DB_PASSWORD=" + _TOKEN + ":", _TOKEN + ":"),
+        ("password: null|" + _TOKEN, "null|" + _TOKEN),
+    ],
+)
+def test_real_credentials_in_those_contexts_stay_secrets(line: str, value: str) -> None:
+    assert value in [line[s.start:s.end] for s in detect(line) if s.label == "SECRET"]

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
-from .values import entropy, named
+from .values import entropy, named, stand_in
 
 # A full stop may end the sentence an address ends ("the host is 10.0.0.1."), but not go on
 # into a longer dotted number (1.2.3.4.5, an OID, a version).
@@ -32,6 +32,11 @@ _PLACEHOLDER_PASSWORD = lazy(
     r"(?i)(?:(?:my|your|the|some|a|db|super)[-_ ]?)?(?:secret|passw(?:or)?d|changeme)(?:[-_ ]?(?:here|goes[-_ ]?here|123))?"
     r"|pass|pwd|pw|bar|baz|foo|test|example|\*+|x{3,}|\.{3}|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|\$[A-Z_][A-Z0-9_]*"
 )
+
+
+def _url_password(value: str) -> bool:
+    """Not a placeholder, a stand-in ("key_1234") or one character ("A:B", an escaped colon decoded)."""
+    return len(value) > 1 and not _PLACEHOLDER_PASSWORD.fullmatch(value) and not stand_in(value)
 
 
 def _ips(text: str) -> Iterator[Span]:
@@ -106,7 +111,7 @@ def _urls(text: str) -> Iterator[Span]:
                 at_sign = len(text)
         if at_sign - at < 600:
             creds = _URL_CREDS.match(text, _scheme_start(text, at))
-            if creds is not None and not _PLACEHOLDER_PASSWORD.fullmatch(unquote(creds.group(1))):
+            if creds is not None and _url_password(unquote(creds.group(1))):
                 yield Span(creds.start(1), creds.end(1), "SECRET")
         at = text.find("://", at + 3)
 

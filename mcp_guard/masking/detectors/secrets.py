@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
-from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, said_password
+from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, prose, said_password
 
 __all__ = ["secret_for_key", "secretish"]
 
@@ -86,8 +88,8 @@ _DIGIT = lazy(r"\d")
 
 
 def secretish(key: str, value: str) -> bool:
-    if _NOT_A_VALUE.match(value) or value.startswith("<") and value.endswith(">"):
-        return False
+    if _NOT_A_VALUE.match(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
+        return False  # ("Password:" is a form's label)
     if _PASSWORDISH.search(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
     if len(value) < 16 or " " in value:
@@ -98,6 +100,11 @@ def secretish(key: str, value: str) -> bool:
 
 # Documentation's stand-ins for a token: AWS's ...EXAMPLE key ids, runs of x, X, 0 or *.
 _EXAMPLE_TOKEN = lazy(r"(?i)example|x{8}|0{8}|\*{4}|\.{3}")
+
+
+# Tokens published as everyone's example, by their SHA-256 (so that none sits here as written): jwt.io's
+# HS256 sample ("John Doe", iat 1516239022), copied into countless tests and docs.
+_PUBLISHED_TOKENS = frozenset({"7f75367e7881255134e1375e723d1dea8ad5f6a4fdb79d938df1f1754a830606"})
 
 
 # Where a family's prefix sits in its token: Stripe's "_live_" follows "sk", "rk" or "pk".
@@ -130,6 +137,8 @@ def _tokens(text: str, low: str) -> Iterator[Span]:
             continue  # glued to a longer word
         if _EXAMPLE_TOKEN.search(text, m.start() + 3, m.end()) and not github_checksum_ok(m.group()):
             continue  # a stand-in ("ghp_xxxx..."), unless GitHub's own checksum says it is real
+        if m.group().startswith("eyJ") and hashlib.sha256(m.group().encode()).hexdigest() in _PUBLISHED_TOKENS:
+            continue  # a token every tutorial prints
         yield Span(m.start(), m.end(), "SECRET")
 
 
@@ -141,8 +150,13 @@ def _bearer_tokens(text: str, low: str) -> Iterator[Span]:
     for m in _BEARER.finditer(text):
         value = m.group(1)
         # A token mixes digits and letters; "token authentication_middleware" is prose or code.
+        if _COUNTING.search(value) is not None:
+            continue  # documentation's example counts (token 1234567890abcdef...); a random token never does
         if _DIGIT.search(value) is not None and value.lower() != value.upper() and entropy(value) >= 3.0:
             yield Span(m.start(1), m.end(1), "SECRET")
+
+
+_COUNTING = lazy(r"0123456789|1234567890")
 
 
 def _basic_credentials(text: str, low: str) -> Iterator[Span]:
@@ -228,8 +242,10 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
                 continue  # "pass burst_capacity=1": an argument a sentence tells to pass
             if not (looks_secret(value) or _SAID.search(key) and said_password(value)):
                 continue
-        if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(value) is None:
-            continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like
+        if word_end - word_start == 3 and low[word_start:word_end] == "key" and _DIGIT.search(unquote(value)) is None:
+            continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like (%23 is no digit)
+        if text.startswith("\\b", begin - 1) and _REGEX_MARK.search(value) is not None:
+            continue  # a key inside a regular expression (/\bclient_secret=\w+/): what follows is the pattern
         if not quoted and _BANG_NAME.fullmatch(value) and named(value.lstrip("!")):
             continue  # a YAML tag (password: !vault |) or a negation in code (!!passThrough)
         if value[0] in "(@" or "{" in value and "}" in value:
@@ -251,7 +267,8 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
 _SAID = lazy(r"(?i)pass(?:word|wd|phrase)|pwd")
 # A key that goes on, after its key word, with a word saying what it tells about the secret.
 _ABOUT_A_SECRET = lazy(
-    r"(?i)[_-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
+    r"(?i)[_.-]?(?:algorithm|alg|type|kind|length|len|format|mode|policy|prefix|header|field|name|path|file|url|uri|ttl"
+    r"|regexp?|regex|re|pattern|matcher"
     r"|expiry|expires(?:_?(?:at|in))?|lifetime|count|size|version|scheme|location|env|var|hint|label|arg|endpoint"
     r"|sha\d*|md5|hash|digest|checksum|fingerprint)"
     r"(?-i:(?![a-z]))"
@@ -263,6 +280,7 @@ _ESCAPED_END = lazy(r"(?:\\u[0-9A-Fa-f]{4}|\\[nrt])+$")
 # endpoint, a link (SECRET_STORAGE_DOCS_URL, upstream_token_endpoint, tokenUrl).
 _WHERE_KEY = lazy(r"(?:[_.-]|(?<=[a-z])(?=[A-Z]))(?i:url|uri|endpoint|href|link)[\"']?[ \t]*\S{1,3}[ \t]*[\"']?$")
 _ASSIGNMENT = lazy(r"[A-Za-z_][\w.-]*=")
+_REGEX_MARK = lazy(r"\\[wdsSWD]|[\[(|+*?]")
 # After a value, the rest of a sentence (two words on): the line describes the key, as a
 # docstring's argument list does, where a configuration line ends at its value. Bounded (26
 # characters at most): the pre-pass's zones hold 64 past a value, and must see what the whole text shows.

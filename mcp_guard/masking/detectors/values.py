@@ -8,7 +8,7 @@ from collections import Counter
 
 from ..patterns import lazy
 
-__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret", "passphrase", "said_password"]
+__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret", "passphrase", "prose", "said_password", "stand_in"]
 
 _DIGIT = lazy(r"\d")
 
@@ -60,6 +60,16 @@ _SHORT_WORDS = frozenset(
 
 
 _HUNGARIAN = lazy(r"^[a-z](?=[A-Z][a-z]{2})")
+# A word and an acronym after it (toJSON, isURL, noVSCHAR): more capitals than a camel-case name has.
+_ACRONYM_AFTER = lazy(r"([a-z]{2,8})[A-Z]{2,8}")
+
+
+def _word_then_acronym(part: str) -> bool:
+    m = _ACRONYM_AFTER.fullmatch(part)
+    if m is None:
+        return False
+    word = m.group(1)
+    return word in _SHORT_WORDS or len(word) >= 3 and _pronounceable(word) and any(c in "aeiouy" for c in word)
 # What a bundler appends to a name it renamed to keep apart from another (ProgressTokenSchema$1).
 _BUNDLER_SUFFIX = lazy(r"\$\d{1,3}$")
 
@@ -77,6 +87,8 @@ def named(value: str) -> bool:
         return False
     for part in parts:
         if part.islower() and part.isalpha():
+            continue
+        if _word_then_acronym(part):
             continue
         words = _NAME_WORD.findall(part)
         if sum(w.isdigit() for w in words) > 1:
@@ -108,7 +120,11 @@ _OPERATORS = lazy(r"\|\||&&|\?\.|=>|process\.env\.")
 
 # A literal code writes that no password is: a hex constant (0x02), a number closing a call (255)),
 # an ABNF rule (%x21, *cookie-octet).
-_CODE_LITERAL = lazy(r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?")
+_CODE_LITERAL = lazy(
+    r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?|\d{1,3}(?:_\d{3}){1,4}[),;]*"
+)
+# A type union of TypeScript's (httpCredentials: null|{...}): types, not a literal.
+_TYPE_UNION = lazy(r"(?:(?:null|undefined|string|number|boolean|object|any|unknown|never|void)\|){1,4}")
 
 
 def code(key: str, value: str) -> bool:
@@ -116,8 +132,8 @@ def code(key: str, value: str) -> bool:
         return True
     if value[0] in "*=" and (len(value) == 1 or named(value[1:]) or value[1] in ".="):
         return True  # ABNF's *rule, a comparison's = or >=.8
-    if _CALL_OR_ATTRIBUTE.fullmatch(value):
-        return True
+    if _CALL_OR_ATTRIBUTE.fullmatch(value.removesuffix(":")) or _TYPE_UNION.fullmatch(value):
+        return True  # (a Python block's colon after a comparison: "if size > self.max_size:")
     return named(value) and _ENV_KEY.match(key) is None
 
 
@@ -140,6 +156,20 @@ def passphrase(value: str) -> bool:
     return _PASSPHRASE.fullmatch(value) is not None and ("-" in value or "." in value)
 
 
+# Words a sentence holds and a passphrase's random words seldom do (two of them in five words or more).
+_FUNCTION_WORDS = frozenset(
+    {"the", "a", "an", "and", "or", "for", "to", "of", "in", "on", "with", "is", "are", "be", "this", "that", "from", "by",
+     "as", "if", "when", "not", "it", "its", "one", "more"}
+)
+
+
+def prose(value: str) -> bool:
+    """A sentence ("issue and return one or more credentials for a request"), not a passphrase:
+    five words or more, two of them words that sentences are made of."""
+    words = value.split()
+    return len(words) >= 5 and sum(w.lower() in _FUNCTION_WORDS for w in words) >= 2
+
+
 _SYMBOL = lazy(r"[!#$%&*?@^~]")
 
 
@@ -159,7 +189,19 @@ def said_password(value: str) -> bool:
 _LETTERS = lazy(r"[^a-z0-9]")
 # Words a placeholder is made of, or another credential field's name ("username" in options).
 _PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit", "username")
-_PLACEHOLDER = lazy(r"[A-Za-z0-9_.-]+")
+_PLACEHOLDER = lazy(r":?[A-Za-z0-9_.-]+")  # ":password" is a bind parameter's name
+# A stand-in's word with a number or none ("value1", "hidden2", "key_1234"): a fixture's value, not a credential.
+_STAND_IN = lazy(r"(?i)(?:value|hidden|dummy|fake|sample|placeholder|mock|key)[_-]?\d{0,4}")
+
+
+def stand_in(value: str) -> bool:
+    return _STAND_IN.fullmatch(value) is not None
+
+
+# A character class with a range and a quantifier ("[A-Za-z0-9._~+/-]+"): a pattern for tokens, not one.
+_CHAR_CLASS = lazy(r"\[\^?[^\]\s]{0,24}(?:a-z|A-Z|0-9)[^\]\s]{0,24}\][+*?{]")
+# A link to a document page, relative or rooted ("/api/Cookies.html#cookie"): a name, not a credential.
+_DOC_LINK = lazy(r"(?i)\.{0,2}/?(?:[\w.-]{1,64}/){0,8}[\w-]{1,64}\.(?:html?|md|mdx|rst|txt)(?:#[\w.-]{0,64})?")
 _PATH = lazy(r"[~.]?/[\w./-]*")
 _NAME_JOINS = lazy(r"[./:]")
 _MASKED_ALREADY = lazy(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
@@ -180,7 +222,9 @@ def not_a_secret(key: str, value: str) -> bool:
     low = value.lower()
     if _PLACEHOLDER.fullmatch(value) and any(w in low for w in _PLACEHOLDER_WORDS) and sum(c.isdigit() for c in value) <= 4:
         return True
-    if _MASKED_ALREADY.fullmatch(value):  # "****/**/**", "xxxx-xxxx"
+    if _MASKED_ALREADY.fullmatch(value) or stand_in(value):  # "****/**/**", "xxxx-xxxx", "value1"
+        return True
+    if _CHAR_CLASS.search(value) or _DOC_LINK.fullmatch(value):
         return True
     if "`" in value or _EMPHASIS.fullmatch(value):  # markup: `code`, :class:`Name`, *(optional)*
         return True
