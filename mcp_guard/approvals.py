@@ -27,8 +27,16 @@ from .scrub import scrub_text
 from .store import Store
 
 HOST = socket.gethostname()
+MAX_REASON = 2000  # characters in a decider's note, from any channel
 
-__all__ = ["Approvals", "Request", "Reviewers", "call_binding", "may_decide"]
+__all__ = ["MAX_REASON", "Approvals", "Request", "Reviewers", "call_binding", "may_decide", "reason_refusal"]
+
+
+def reason_refusal(reason: str) -> str | None:
+    """Why ``reason`` cannot be a decider's note, or None when it can."""
+    if len(reason) > MAX_REASON:
+        return f"a reason is at most {MAX_REASON} characters (this one has {len(reason)}); nothing was decided"
+    return None
 
 
 def call_binding(server: str, tool: str, arguments: Any, policy_version: str) -> str:
@@ -160,7 +168,10 @@ class Approvals:
 
         A user request is settled by its requester's first answer. A reviewer request is never
         decided by its requester; one deny settles it, and approvals count once per person
-        until the quorum is reached."""
+        until the quorum is reached: the same vote again from the same person is refused."""
+        refusal = reason_refusal(reason)
+        if refusal is not None:
+            raise ValueError(refusal)
         self._expire(request_id)
         reason = scrub_text(reason)  # a decider's note is kept: never a raw secret in it
         with self.store.transaction() as db:
@@ -187,6 +198,7 @@ class Approvals:
                 # provider's "aIice" after a token's "alice") replaces that voter's vote, never adds one.
                 voters = [r[0] for r in db.execute("SELECT reviewer FROM approval_votes WHERE request=?", (request_id,)).fetchall()]
                 voter = _drawn_like(by, voters) or by
+                _refuse_repeat(db, request_id, voter, approve)
                 db.execute(
                     "INSERT INTO approval_votes (request, reviewer, decision, at, channel, reason) VALUES (?,?,?,?,?,?)"
                     " ON CONFLICT (request, reviewer) DO UPDATE SET decision=excluded.decision, at=excluded.at,"
@@ -269,6 +281,15 @@ def may_decide(request: Request, name: str, role: str) -> str | None:
     if not same_person(role, "admin") and request.grp is not None and not same_person(role, request.grp):
         return f"the role {role!r} may not decide requests for the {request.grp!r} group"
     return None
+
+
+def _refuse_repeat(db: Any, request_id: str, voter: str, approve: bool) -> None:
+    """A vote the same person already cast on this still-pending request is refused (nothing is
+    recorded): it would count for nothing. A change of mind (approve, then deny) is a new vote."""
+    row = db.execute("SELECT decision FROM approval_votes WHERE request=? AND reviewer=?", (request_id, voter)).fetchone()
+    if row is not None and row[0] == ("approve" if approve else "deny"):
+        done = "approved" if approve else "denied"
+        raise ValueError(f"you already {done} request {request_id}; it waits for another reviewer")
 
 
 def _people(names: list[str]) -> list[str]:

@@ -109,7 +109,7 @@ class ApprovalPage:
             try:
                 decided = self.approvals.decide(
                     request.id, approve=approve, by=_os_user(), channel="page",
-                    scope=str(form.get("scope", "once")), reason=str(form.get("reason", ""))[:500],
+                    scope=str(form.get("scope", "once")), reason=str(form.get("reason", "")),
                 )
             except ValueError as exc:
                 return HTMLResponse(_page("Nothing to decide", f"<p>{html.escape(str(exc))}</p>"), status_code=409)

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from ..approvals import Approvals, Request, may_decide
 from ..reviewers import SESSION_S, Reviewers, same_person
+from .bodies import BadBody, bounded, decision_fields
 from .cookies import PAGE_HEADERS as _HEADERS, Cookies, framed_nowhere
 from .idp_sessions import IdpSessions
 from .page import preview_html, safe_text as _safe
@@ -71,7 +72,7 @@ class ReviewApp:
             Route("/api/review/{rid}/{verb}", self.api_decide, methods=["POST"]),
             *(self.signin.routes() if self.signin is not None else []),
         ]
-        return [Route(r.path, framed_nowhere(r.endpoint), methods=list(r.methods or ())) for r in routes]
+        return [Route(r.path, framed_nowhere(bounded(r.endpoint)), methods=list(r.methods or ())) for r in routes]
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class ReviewApp:
             return RedirectResponse("/review/login", status_code=303)
         request = self.approvals.get(req.path_params["rid"])
         who = (signed.name, _role_for(request, signed.roles) if request is not None else signed.roles[0])
-        outcome = self._decide(req.path_params["rid"], who, form.get("decision") == "approve", str(form.get("reason", ""))[:500], "web")
+        outcome = self._decide(req.path_params["rid"], who, form.get("decision") == "approve", str(form.get("reason", "")), "web")
         if isinstance(outcome, str):
             return _html("Not decided", f"<p>{html.escape(outcome)}</p><p><a href='/review'>Back to the queue</a></p>", status=409)
         return RedirectResponse(f"/review?done={outcome.id}+{outcome.state}", status_code=303)
@@ -243,11 +244,9 @@ class ReviewApp:
         if verb not in ("approve", "deny"):
             return JSONResponse({"error": "use /approve or /deny"}, status_code=404)
         try:
-            payload = await req.json()
-        except ValueError:
-            payload = {}
-        payload = payload if isinstance(payload, dict) else {}
-        reason, scope = str(payload.get("reason", ""))[:500], str(payload.get("scope", "once"))
+            reason, scope = decision_fields(await req.body())
+        except BadBody as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
         outcome = self._decide(req.path_params["rid"], who, verb == "approve", reason, "api", scope)
         if isinstance(outcome, str):
             return JSONResponse({"error": outcome}, status_code=409)

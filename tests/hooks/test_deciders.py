@@ -63,7 +63,7 @@ async def test_one_reviewer_under_two_spellings_counts_once_toward_a_quorum(tmp_
         assert review(guard_home, "approve", rid, token=token(guard_home, "alice")).returncode == 0
         assert review(guard_home, "token", "revoke", "alice").returncode == 0
         again = review(guard_home, "approve", rid, token=token(guard_home, "\uff21LICE"))  # fullwidth, upper case
-        assert again.returncode == 0, again.stderr
+        assert again.returncode == 1 and "you already approved" in again.stderr, again.stderr  # counted nowhere
         assert state(guard_home, rid) == "pending"
         assert review(guard_home, "approve", rid, token=token(guard_home, "bob")).returncode == 0
 
@@ -126,7 +126,8 @@ def test_small_capitals_squared_letters_emoji_modifiers_keycaps_and_separators_d
     assert approvals.get(rid).state == "pending"  # type: ignore[union-attr]
     approvals, rid = _reviewer_request(guard_home, quorum=2, requester="carol")
     approvals.decide(rid, approve=True, by=requester, channel="api")
-    approvals.decide(rid, approve=True, by=twin, channel="api")
+    with pytest.raises(ValueError, match="already approved"):
+        approvals.decide(rid, approve=True, by=twin, channel="api")
     assert approvals.get(rid).state == "pending", "one person met a quorum of two"  # type: ignore[union-attr]
 
 
@@ -141,7 +142,8 @@ def test_a_token_vote_and_a_sign_in_vote_drawn_alike_count_once_in_either_order(
     for first, second in (("lena", "Iena"), ("Iena", "lena")):  # a capital I for the l
         approvals, rid = _reviewer_request(guard_home, quorum=2)
         approvals.decide(rid, approve=True, by=first, channel="cli")
-        approvals.decide(rid, approve=True, by=second, channel="api")
+        with pytest.raises(ValueError, match="you already approved"):
+            approvals.decide(rid, approve=True, by=second, channel="api")
         assert approvals.get(rid).state == "pending", (first, second)  # type: ignore[union-attr]
         approvals.decide(rid, approve=False, by="carol", channel="api")
 
@@ -150,8 +152,9 @@ def test_one_reviewer_signed_in_under_two_lookalike_names_counts_once_toward_a_q
     # Reviewers signed in through an identity provider carry its names; no token creation checks them.
     approvals, rid = _reviewer_request(guard_home, quorum=2)
     approvals.decide(rid, approve=True, by="bob", channel="api")
-    approvals.decide(rid, approve=True, by="B\u041eB", channel="api")  # Cyrillic O
-    approvals.decide(rid, approve=True, by="bo\u0307b", channel="api")  # a combining dot drawn on o
+    for twin in ("B\u041eB", "bo\u0307b"):  # a Cyrillic O; a combining dot drawn on o
+        with pytest.raises(ValueError, match="you already approved"):
+            approvals.decide(rid, approve=True, by=twin, channel="api")
     assert approvals.get(rid).state == "pending"  # type: ignore[union-attr]
     approvals.decide(rid, approve=True, by="carol", channel="api")
     assert approvals.get(rid).state == "approved"  # type: ignore[union-attr]

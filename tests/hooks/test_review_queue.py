@@ -94,8 +94,9 @@ async def test_the_requester_cannot_approve_their_own_request(tmp_path: Path, gu
 
 async def test_a_quorum_counts_distinct_reviewers(tmp_path: Path, guard_home: Path) -> None:
     async def votes(rid: str) -> None:
-        for who in ("alice", "alice"):
-            assert review(guard_home, "approve", rid, "--as", who).returncode == 0
+        assert review(guard_home, "approve", rid, "--as", "alice").returncode == 0
+        again = review(guard_home, "approve", rid, "--as", "alice")  # refused: it would count for nothing
+        assert again.returncode == 1 and f"you already approved request {rid}" in again.stderr, again.stderr
         assert json.loads(review(guard_home, "show", rid, "--json").stdout)["state"] == "pending"
         assert review(guard_home, "approve", rid, "--as", "bob").returncode == 0
 
