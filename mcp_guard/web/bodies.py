@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..approvals import reason_refusal
+from ..relay.fronts.checks import body_within  # the same bound serve's /mcp reads with
 from .cookies import Endpoint
 
 MAX_BODY = 64 * 1024
@@ -52,16 +53,10 @@ def bounded(endpoint: Endpoint) -> Endpoint:
 
 
 async def _read(req: Request) -> bytes:
-    declared = req.headers.get("content-length", "")
-    too_big = BadBody(413, f"a request body is at most {MAX_BODY} bytes; nothing was decided")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise too_big
-    body = bytearray()
-    async for chunk in req.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise too_big
-    return bytes(body)
+    body = await body_within(req, MAX_BODY)
+    if body is None:
+        raise BadBody(413, f"a request body is at most {MAX_BODY} bytes; nothing was decided")
+    return body
 
 
 def decision_fields(body: bytes) -> tuple[str, str]:
