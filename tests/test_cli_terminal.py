@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import PY
+from tests.reviewing import reviewer_token
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -184,7 +185,7 @@ def test_a_call_waiting_for_a_reviewer_shows_a_live_line_on_the_terminal_until_i
         seen += chunk
     rid = re.search(rb"\(request ([0-9a-f]+)\)", seen).group(1).decode()  # type: ignore[union-attr]
     denied = subprocess.run([PY, "-m", "mcp_guard", "review", "deny", rid, "--home", str(home), "--reason", "no"],
-                            env={**clean_env(), "MCP_GUARD_REVIEW_TOKEN": make_token(home, "bob")},
+                            env={**clean_env(), "MCP_GUARD_REVIEW_TOKEN": reviewer_token(home, "bob")},
                             capture_output=True, text=True, timeout=60)
     assert denied.returncode == 0, denied.stderr
     answers = [json.loads(proc.stdout.readline()) for _ in range(2)]
@@ -198,13 +199,6 @@ def test_a_call_waiting_for_a_reviewer_shows_a_live_line_on_the_terminal_until_i
     text = seen.decode()
     assert "\r\x1b[K" in text  # redrawn in place on a terminal
     assert re.search(r"echo on echo_server is waiting for approval \(request [0-9a-f]+\): \d+\.\d s\n", text.replace("\r\n", "\n"))
-
-
-def make_token(home: Path, name: str) -> str:
-    made = subprocess.run([PY, "-m", "mcp_guard", "review", "token", "create", name, "--role", "secops", "--home", str(home)],
-                          capture_output=True, text=True, timeout=60, env=clean_env())
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip()
 
 
 def _read(fd: int) -> bytes:

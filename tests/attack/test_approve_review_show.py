@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -21,22 +22,29 @@ pytestmark = pytest.mark.anyio
 HOSTILE = {"cmd": "\x1b[2J\x1b[H\x1b]0;ok\x07Risk: low\r\u202egnp.exe\u200b", "to": "ops.lead.42@corp.example"}
 
 
-async def test_review_show_prints_the_stored_preview_escaped_with_its_digest(tmp_path: Path, guard_home: Path) -> None:
-    token = reviewer_token(guard_home, "alice")
+
+async def shown_to_reviewer(tmp_path: Path, home: Path, arguments: dict[str, Any]) -> tuple[list[Any], str, dict[str, Any]]:
+    """A reviewed ``send`` with ``arguments`` by bob: what `review list --json`, `review show` and
+    `review show --json` give the reviewer while it waits (then alice denies it)."""
+    token = reviewer_token(home, "alice")
     process, client, _ = await open_asked(tmp_path, policy=POLICY, env={"MCP_GUARD_USER": "bob"})
     try:
         with anyio.fail_after(60):
             await client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                               "params": {"name": "send", "arguments": HOSTILE}})
-            while not (items := json.loads(review(guard_home, "list", "--json").stdout or "[]")):
+                               "params": {"name": "send", "arguments": arguments}})
+            while not (items := json.loads(review(home, "list", "--json").stdout or "[]")):
                 await anyio.sleep(0.1)
             rid = str(items[0]["id"])
-            text = review(guard_home, "show", rid).stdout
-            stored = json.loads(review(guard_home, "show", rid, "--json").stdout)
-            review(guard_home, "deny", rid, "--reason", "test over", token=token)
+            text = review(home, "show", rid).stdout
+            stored = json.loads(review(home, "show", rid, "--json").stdout)
+            review(home, "deny", rid, "--reason", "test over", token=token)
             await client.response(1)
     finally:
         await stop(process)
+    return items, text, stored
+
+async def test_review_show_prints_the_stored_preview_escaped_with_its_digest(tmp_path: Path, guard_home: Path) -> None:
+    _, text, stored = await shown_to_reviewer(tmp_path, guard_home, HOSTILE)
     for raw in ["\x1b", "\x07", "\r", "\u202e", "\u200b"]:
         assert raw not in text, f"raw {raw!r} reached the reviewer's terminal"
     assert stored["preview_sha256"] in text
@@ -52,22 +60,8 @@ async def test_a_url_password_and_a_secret_key_reach_neither_review_show_nor_the
     password = "Secret-" + secrets.token_hex(6)
     key = "sk-ant-api03-" + secrets.token_urlsafe(30).replace("-", "x").replace("_", "y")
     url = f"https://deploy:{password}@build.example:8443/run?job=7"
-    token = reviewer_token(guard_home, "alice")
-    process, client, _ = await open_asked(tmp_path, policy=POLICY, env={"MCP_GUARD_USER": "bob"})
-    try:
-        with anyio.fail_after(60):
-            await client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                               "params": {"name": "send", "arguments": {"url": url, key: "v"}}})
-            while not (items := json.loads(review(guard_home, "list", "--json").stdout or "[]")):
-                await anyio.sleep(0.1)
-            listed = json.dumps(items)
-            rid = str(items[0]["id"])
-            text = review(guard_home, "show", rid).stdout
-            stored = json.loads(review(guard_home, "show", rid, "--json").stdout)
-            review(guard_home, "deny", rid, "--reason", "test over", token=token)
-            await client.response(1)
-    finally:
-        await stop(process)
+    items, text, stored = await shown_to_reviewer(tmp_path, guard_home, {"url": url, key: "v"})
+    listed = json.dumps(items)
     for raw in (password, key):
         assert raw not in text and raw not in listed and raw not in stored["preview"]
     assert leaks(guard_home, [password, key]) == []
