@@ -21,7 +21,7 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,14 +145,9 @@ def _shown_key(key: str, suspect: bool) -> tuple[str, list[str]]:
     spans = _secret_spans(key)
     if not spans and skeleton(key) != key and _secret_spans(skeleton(key)):
         spans = [(0, len(key), _SECRET_NOTE)]
-    parts, last, notes = [], 0, []
-    for start, end, note in spans:
-        parts.append(_MARKER_LIKE.sub(r"\\x3c", escape_key(key[last:start], suspect)))
-        parts.append(_secret(key[start:end], set()))
-        last = end
-        notes += [note] if note not in notes else []
-    parts.append(_MARKER_LIKE.sub(r"\\x3c", escape_key(key[last:], suspect)))
-    return "".join(parts), notes
+    notes: list[str] = []
+    shown = _hide_secrets(key, spans, lambda part: _MARKER_LIKE.sub(r"\\x3c", escape_key(part, suspect)), set(), notes)
+    return shown, notes
 
 
 def _value_lines(out: _Lines, path: str, value: Any, placeholders: Origins) -> None:
@@ -174,15 +169,23 @@ def _render_text(text: str, key: str, placeholders: Origins) -> tuple[str, set[s
     if secret_for_key(key, text):
         notes.append(_SECRET_NOTE)
         return f"<SECRET hidden, {len(text)} chars>", found, notes
+    shown = _hide_secrets(text, _secret_spans(text), lambda part: _plain(part, placeholders, found, notes), found, notes)
+    return shown, found, notes
+
+
+def _hide_secrets(text: str, spans: list[tuple[int, int, str]], plain: Callable[[str], str], found: set[str],
+                  notes: list[str]) -> str:
+    """``text`` with each span hidden as a secret and the rest rendered by ``plain``; each span's
+    note is added to ``notes`` once."""
     parts, last = [], 0
-    for start, end, note in _secret_spans(text):
-        parts.append(_plain(text[last:start], placeholders, found, notes))
+    for start, end, note in spans:
+        parts.append(plain(text[last:start]))
         parts.append(_secret(text[start:end], found))
         last = end
         if note not in notes:
             notes.append(note)
-    parts.append(_plain(text[last:], placeholders, found, notes))
-    return "".join(parts), found, notes
+    parts.append(plain(text[last:]))
+    return "".join(parts)
 
 
 def _secret_spans(text: str) -> list[tuple[int, int, str]]:
