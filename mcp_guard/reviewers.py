@@ -17,10 +17,12 @@ import hashlib
 import secrets
 import time
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .approval.escape import drawn, hidden, skeleton
-from .store import Store
+
+if TYPE_CHECKING:  # the name rules are read at every start (cli.support.requester_name): no store for them
+    from .store import Store
 
 __all__ = ["Reviewers", "canonical", "looks_alike", "same_person", "valid_name"]
 
