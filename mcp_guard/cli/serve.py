@@ -26,7 +26,7 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     _auth_options(serve)
     signin.add_options(serve)
     serve.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...: one stdio upstream server")
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, settles=True)
 
 
 def _session_cap(text: str) -> int:

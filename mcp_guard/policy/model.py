@@ -25,7 +25,18 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from typing import Literal
+
+# Before its first model, pydantic looks for plugins in the entry points of every installed
+# distribution, importing importlib.metadata to do so (30-50 ms of the guard's start). A plugin
+# would see, and could change, how the guard's own security policy is validated; none is wanted.
+# So the guard's process has no pydantic plugins: the loader is a stub that finds none (left as
+# is when something already loaded the real one).
+_no_plugins = types.ModuleType("pydantic.plugin._loader")
+_no_plugins.get_plugins = lambda: ()  # type: ignore[attr-defined]
+sys.modules.setdefault("pydantic.plugin._loader", _no_plugins)
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
