@@ -78,6 +78,25 @@ def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_any_text(text: st
     assert detect_text(text) == whole(text)
 
 
+SHORT_TEXT = st.lists(st.one_of(PIECES, FILLER), min_size=1, max_size=6).map("".join).filter(
+    lambda t: len(t) < detect_module.FAST_FROM
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(SHORT_TEXT)
+def test_a_short_text_the_pre_pass_finds_nothing_in_holds_nothing_the_detectors_find(text: str) -> None:
+    assert detect_text(text) == whole(text)
+
+
+@pytest.mark.parametrize("kind", ["clean", "dense"])
+def test_short_records_get_exactly_the_spans_of_a_whole_reading(kind: str) -> None:
+    records = [r["text"] for r in generate.records(1500, 7) if (r["kind"] == "clean") == (kind == "clean")]
+    short = [t for t in records if len(t) < detect_module.FAST_FROM]
+    assert len(short) > 100
+    assert [detect_text(t) for t in short] == [whole(t) for t in short]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80))
 def test_the_pre_pass_stands_in_for_each_character_as_it_would_alone(text: str) -> None:
@@ -139,3 +158,21 @@ def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_long_texts_of_rec
         picks = [records[(seed * 7 + i * i) % len(records)] for i in range(seed + 10)]
         text = "".join(picks)
         assert detect_text(text) == whole(text)
+
+
+def _padded(text: str) -> str:
+    return "log line of nothing much\n" * 30 + text + "\n" + "and then more of nothing\n" * 30
+
+
+@pytest.mark.parametrize(
+    "example", [e for d in detect_module.REGISTRY for e in (*d.examples, *d.not_flagged)], ids=lambda e: e[:40]
+)
+def test_every_detectors_examples_inside_a_long_text_get_the_spans_of_a_whole_reading(example: str) -> None:
+    text = _padded(example)
+    assert len(text) >= detect_module.FAST_FROM
+    assert detect_text(text) == whole(text)
+
+
+def test_a_quoted_value_with_brackets_under_a_key_is_found_by_the_pre_pass() -> None:
+    text = _padded('const TOKEN = "Zx9QvL[2mT8rP4kW7nB3c]+";')
+    assert [s.label for s in detect_text(text)] == ["SECRET"]

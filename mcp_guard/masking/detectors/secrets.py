@@ -289,6 +289,8 @@ _DESCRIBED_KEY = lazy(r":[ \t]*$")
 _BANG_NAME = lazy(r"!{1,2}[A-Za-z_][\w.]*")
 # A quoted value runs to its closing quote: a Django SECRET_KEY holds & ^ % * $ +.
 _KV_QUOTED = lazy(r"[^\s\"'\\]{4,512}")
+# The start of a value in the key-values hints: a quoted one (_KV_QUOTED) or a bare one (_KV_VALUE).
+_HINT_VALUE = r"(?:[\"'][^\s\"'\\]{{{n}}}|[^\s\"',;&<>{{}}\[\]]{{{n}}})"
 _ID_KEY = lazy(r"(?i)(?:[_-]id|[a-z]Id|ID)[\"']?[ \t]*[:=]")
 _UUID = lazy(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -406,17 +408,17 @@ register(
             # only between (_KV_LOOSE), a value of eight characters or more.
             Hint(
                 r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
-                r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}" + _HINT_VALUE.format(n=4),
                 back=200, fwd=520,
             ),
             Hint(
-                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}[\"']?"
-                r"[^\s\"',;&<>{}\[\]]{16}",
+                r"(?i)(?:token|key|auth|session)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}"
+                + _HINT_VALUE.format(n=16),
                 back=200, fwd=520,
             ),
             Hint(
                 r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt|token|key|auth|session)[A-Za-z0-9_.-]{0,40}"
-                r"[\"']?[ \t]{1,8}(?:(?:is|was|of)[ \t]{1,8})?[\"']?[^\s\"',;&<>{}\[\]]{4}",
+                r"[\"']?[ \t]{1,8}(?:(?:is|was|of)[ \t]{1,8})?" + _HINT_VALUE.format(n=4),
                 back=200, fwd=520,
             ),
         ),
