@@ -9,9 +9,14 @@ the queue. Caller tokens come from `auth token create` and `revoke`.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
+import struct
 import subprocess
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.cli.terminal import COLOUR, ESCAPE, clean_env, offsets, on_terminal, piped
-from tests.conftest import FIXTURES, PY
+from tests.conftest import FIXTURES, PY, free_port
 from tests.policy.cli_servers import risky, write_config
 from tests.reviewing import reviewer_token
 
@@ -138,6 +143,29 @@ def test_a_piped_review_list_keeps_its_line_and_link_per_request_with_no_escape_
                         r"every-send-is-asked\), \d+ s left\n {10}http://127\.0\.0\.1:\d+/r/[0-9a-f]+\?t=\S+\n", out)
 
 
+def test_review_list_through_a_served_api_is_the_same_table_on_a_terminal(world) -> None:
+    port = free_port()
+    serve = subprocess.Popen(world.argv("review", "serve", "--port", str(port)), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=clean_env())
+    try:
+        env = clean_env(MCP_GUARD_REVIEW_TOKEN=reviewer_token(world.home, "dave"))
+        argv = [PY, "-m", "mcp_guard", "review", "list", "--url", f"http://127.0.0.1:{port}"]
+        while (plain := piped(argv, env))[0] != 0:  # polling until it serves, not timing anything
+            assert serve.poll() is None, "review serve ended"
+        code, out, _ = on_terminal(argv, env)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+    assert code == 0 and only_colour_codes(out)
+    header, (row,) = rows_of(out)
+    assert COLOUR.sub("", header).split() == ["ID", "REQUESTER", "TOOL", "SERVER", "RISK", "RULE", "LEFT"]
+    for start, value in zip(offsets(header, "REQUESTER", "TOOL", "RISK"), ("dave", SHOWN, "high")):
+        assert row[start:].startswith(value + " "), (row, value)
+    assert "\x1b[31mhigh\x1b[0m" in out and "\x1b" not in plain[1] and "\u202e" not in plain[1]
+    assert re.fullmatch(rf"[0-9a-f]+  dave wants {re.escape(SHOWN)} on attack_approve_server \(risk high, rule "
+                        r"every-send-is-asked\)\n", plain[1])
+
+
 def test_grants_list_on_a_terminal_is_a_table_with_the_state_in_colour_and_the_tool_name_neutralised(world) -> None:
     code, out, _ = on_terminal(world.argv("grants", "list"), clean_env())
     assert code == 0
@@ -158,12 +186,13 @@ def test_token_lists_on_a_terminal_are_tables_and_piped_stay_the_json_scripts_re
     header, rows = rows_of(out)
     assert COLOUR.sub("", header).split() == ["NAME", "GROUPS", "CREATED", "EXPIRES", "LAST", "USED", "STATE"]
     groups, state = offsets(header, "GROUPS", "STATE")
-    assert [(r[:5], r[groups:groups + 8], r[state:]) for r in rows] == [("alice", "dev, ops", "live"),
-                                                                       ("bob  ", "-       ", "revoked")]
+    shown = [(r[:5], r[groups:groups + 8], r[state:]) for r in rows if r.startswith(("alice ", "bob "))]
+    assert shown == [("alice", "dev, ops", "live"), ("bob  ", "-       ", "revoked")]
     assert "\x1b[32mlive\x1b[0m" in out and "\x1b[31mrevoked\x1b[0m" in out
     code, out, _ = on_terminal(world.argv("review", "token", "list"), clean_env())
-    header, (row,) = rows_of(out)
+    header, rows = rows_of(out)
     assert COLOUR.sub("", header).split() == ["NAME", "ROLE", "CREATED", "STATE", "REVOKED"]
+    row = next(r for r in rows if r.startswith("carol "))  # dave's may be there too
     assert row.startswith("carol  secops  ") and row[offsets(header, "STATE")[0]:].startswith("live ")
     for listing, keys in ((("auth", "token", "list"), {"name", "groups", "created", "expires", "last_used", "revoked"}),
                           (("review", "token", "list"), {"name", "role", "created", "revoked"})):
@@ -185,6 +214,29 @@ def test_audit_tail_on_a_terminal_shows_a_hostile_reason_as_text_in_its_table_ro
     pcode, pout, _ = piped(world.argv("audit", "tail", "-n", "50"), clean_env())
     assert pcode == 0 and "\x1b" not in pout and "\u202e" not in pout
     assert re.search(r"^ +\d+ \S+ \S+ approval\.decided requester=carol .* reason=fine\\x1b\[2J\\u202eby me$", pout, re.M)
+
+
+def test_audit_tail_follow_on_a_terminal_lays_out_records_that_arrive_later_under_the_same_header(world) -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    tail = subprocess.Popen(world.argv("audit", "tail", "-n", "1", "-f"), stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=subprocess.DEVNULL, env=clean_env())
+    os.close(slave)
+    seen = b""
+    try:
+        while b"\n" not in seen.split(b"RECORD", 1)[-1]:  # the header and the last record
+            seen += os.read(master, 65536)
+        assert mcp_guard("auth", "token", "create", "zed", "--home", str(world.home)).returncode == 0
+        while b"caller.token" not in seen or not seen.endswith(b"\n"):
+            seen += os.read(master, 65536)
+    finally:
+        tail.terminate()
+        tail.wait(timeout=30)
+        os.close(master)
+    header, rows = rows_of(seen.decode().replace("\r\n", "\n"))
+    kind, record = offsets(header, "KIND", "RECORD")
+    later = next(r for r in rows if "caller.token" in r)
+    assert later[kind:].startswith("caller.token ") and later[record:].startswith("by=")
 
 
 def test_on_a_narrow_terminal_cells_are_cut_or_wrapped_to_its_width_and_stay_aligned(world) -> None:
