@@ -8,7 +8,6 @@ see no escape codes and the same lines.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -120,6 +119,8 @@ class Table:
         for row in rows:
             for i in self._shown:
                 widths[i] = max(widths[i], _width(_safe(row[i])))
+        import shutil  # only for a table: a piped listing does not load it
+
         self.widths = self._fitted(widths, shutil.get_terminal_size().columns)
 
     def _fitted(self, widths: dict[int, int], room: int) -> dict[int, int]:
