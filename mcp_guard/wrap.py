@@ -113,7 +113,10 @@ def unwrap(path: Path, *, dry_run: bool = False) -> Outcome:
 
 
 def diff(old: str, new: str, path: Path) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), f"{path} (after)"))
+    """A unified diff of the file before and after. A last line with no newline (Claude Code writes
+    ``~/.claude.json`` so) is marked as diff(1) and patch(1) do, so it does not run into the next line."""
+    lines = difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), f"{path} (after)")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def _wrap_one(

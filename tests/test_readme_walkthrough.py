@@ -100,6 +100,7 @@ async def test_a_new_user_wraps_claude_code_is_blocked_approves_and_verifies_the
     assert "mcp: a word" in blocked, blocked
     assert "Tool 'wire_money' not found on server" in blocked, blocked
 
+    await sh(step("reviewer"), env)
     sent = await approved_while_waiting(step("ask"), step("approve"), env)
     assert "sent to <EMAIL_1>" in sent and "me@example.org" not in sent, sent
 

@@ -95,3 +95,20 @@ def test_doctor_names_what_is_wrong_and_how_to_fix_it(tmp_path: Path) -> None:
     assert "ok    store" in done.stdout
     healthy = run("doctor", "--home", str(tmp_path / "home"), "--", *probe())
     assert healthy.returncode == 0, healthy.stdout
+
+
+def test_the_dry_run_diff_of_a_file_with_no_final_newline_applies_with_patch(tmp_path: Path) -> None:
+    # Claude Code writes ~/.claude.json without a final newline: the diff's last removed and added
+    # lines must not run together ("-}+}"), and patch(1) must turn the file into what wrap writes.
+    path = tmp_path / ".claude.json"
+    path.write_text(json.dumps({"mcpServers": {"files": {"command": "npx", "args": ["-y", "server-files"]}}}, indent=2))
+    dry = run("wrap", "--client", "claude-code", "--file", str(path), "--dry-run")
+    assert dry.returncode == 0
+    assert all(line[:1] in " -+@\\" for line in dry.stdout.splitlines()), dry.stdout
+    assert "\n\\ No newline at end of file\n" in dry.stdout
+    patched = tmp_path / "patched.json"
+    shutil.copy(path, patched)
+    applied = subprocess.run(["patch", "-s", str(patched)], input=dry.stdout, capture_output=True, text=True, timeout=30)
+    assert applied.returncode == 0, applied.stderr
+    assert run("wrap", "--client", "claude-code", "--file", str(path)).returncode == 0
+    assert patched.read_bytes() == path.read_bytes()

@@ -91,58 +91,73 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# The colour of a decision or outcome on a terminal; words not listed stay as they are.
+# The colour of a decision or outcome in the table on a terminal; words not listed stay as they are.
 _VERDICT_STYLE = {"allow": "green", "allowed": "green", "approved": "green", "ok": "green",
-                  "deny": "red", "denied": "red", "refused": "red", "error": "red", "approve": "yellow"}
+                  "completed": "green", "deny": "red", "denied": "red", "refused": "red", "error": "red",
+                  "withheld": "red", "approve": "yellow", "asked": "yellow"}.get
+_FIELDS = ("user", "requester", "server", "tool", "risk", "rule", "decision", "outcome", "approver", "by", "channel", "reason")
 
 
-def _plain(text: str, style: str) -> str:
-    return text
-
-
-def _format_record(record: dict, as_json: bool, paint=_plain) -> str:  # type: ignore[no-untyped-def,type-arg]
-    """One record a line; ``paint`` (cli/term.painter) colours decisions on a terminal, same words."""
-    import json
+def _when(record: dict) -> str:  # type: ignore[type-arg]
     import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
+
+
+def _fields(body: dict, skip: tuple[str, ...] = ()) -> str:  # type: ignore[type-arg]
+    from ..approval.escape import one_line
+
+    # Stored fields came from calls (tool names, reasons, upstream errors): escaped, so an ANSI
+    # sequence, a newline or a bidi override in them cannot rewrite the reader's terminal or forge lines.
+    return " ".join(f"{k}={one_line(str(body[k]))}" for k in _FIELDS if k in body and k not in skip)
+
+
+def _format_record(record: dict, as_json: bool) -> str:  # type: ignore[type-arg]
+    """One record a line, for a script or a file."""
+    import json
 
     from ..approval.escape import one_line
 
     if as_json:
         return json.dumps(record)  # ASCII: a bidi override or other invisible in a record stays an escape on the terminal
+    return f"{record['seq']:>6} {_when(record)} {one_line(str(record['kind'])):<16} {_fields(record['body'])}"
+
+
+def _row(record: dict) -> tuple[object, ...]:  # type: ignore[type-arg]
+    """One record as a table row: the decision and outcome in columns of their own, coloured."""
     body = record["body"]
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["ts"]))
-    fields = ("user", "requester", "server", "tool", "risk", "rule", "decision", "outcome", "approver", "by", "channel", "reason")
-    what = " ".join(f"{k}={_verdict(k, body[k], paint)}" for k in fields if k in body)
-    return f"{record['seq']:>6} {when} {one_line(str(record['kind'])):<16} {what}"
-
-
-def _verdict(key: str, value: object, paint) -> str:  # type: ignore[no-untyped-def]
-    from ..approval.escape import one_line
-
-    # Stored fields came from calls (tool names, reasons, upstream errors): escaped, so an ANSI
-    # sequence, a newline or a bidi override in them cannot rewrite the reader's terminal or forge lines.
-    text = one_line(str(value))
-    style = _VERDICT_STYLE.get(text) if key in ("decision", "outcome") else None
-    return paint(text, style) if style else text
+    return (record["seq"], _when(record), record["kind"], body.get("decision", ""), body.get("outcome", ""),
+            _fields(body, ("decision", "outcome")))
 
 
 def cmd_audit_tail(args: argparse.Namespace) -> int:
     import time
 
-    from .term import painter
+    from .term import Column, Table, on_terminal
 
-    paint = painter()
     audit = audit_for(args)
     records = list(audit.records())[-args.n :] if args.n > 0 else []
+    table = None
+    if on_terminal() and not args.json:
+        columns = (Column("SEQ", "keep", right=True, width=6), Column("TIME", "keep"), Column("KIND", width=16),
+                   Column("DECISION", style=_VERDICT_STYLE, width=8), Column("OUTCOME", style=_VERDICT_STYLE, width=9),
+                   Column("RECORD", "wrap"))
+        table = Table(columns, [_row(r) for r in records])
+        print(table.header(), flush=True)
+
+    def show(record: dict) -> None:  # type: ignore[type-arg]
+        lines = table.row(_row(record)) if table else [_format_record(record, args.json)]
+        print("\n".join(lines), flush=True)
+
     for record in records:
-        print(_format_record(record, args.json, paint), flush=True)
+        show(record)
     last = records[-1]["seq"] if records else 0
     while args.follow:
         time.sleep(0.5)
         audit.fold_spools()  # records a guard spooled but has not chained yet
         for record in audit.records():
             if record["seq"] > last:
-                print(_format_record(record, args.json, paint), flush=True)
+                show(record)
                 last = record["seq"]
     return EXIT_OK
 

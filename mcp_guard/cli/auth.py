@@ -12,7 +12,6 @@ from .support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, approvals_for, audit_for
 __all__ = ["authenticator", "register"]
 
 
-
 def register(sub: Any) -> None:
     """The ``auth`` command group."""
     auth = sub.add_parser("auth", help="caller credentials for serve --auth tokens")
@@ -49,8 +48,30 @@ def cmd_auth_token(args: argparse.Namespace) -> int:
         _audit(args, "revoked", args.name, None)
         print(f"revoked the caller token of {args.name}; its next request is refused", file=sys.stderr)
         return EXIT_OK
-    print(json.dumps(tokens.list()))
+    _list(tokens.list())
     return EXIT_OK
+
+
+def _list(tokens: list[dict[str, Any]]) -> None:
+    """JSON for a script; a table for a person at a terminal (no token is ever stored to show)."""
+    import time
+
+    from .term import STATE_STYLE, Column, moment, on_terminal, print_table
+
+    if not on_terminal():
+        print(json.dumps(tokens))
+        return
+    if not tokens:
+        print("no caller tokens: `mcp-guard auth token create NAME` makes one", file=sys.stderr)
+    now = time.time()
+
+    def state(t: dict[str, Any]) -> str:
+        return "revoked" if t["revoked"] else "expired" if t["expires"] is not None and t["expires"] <= now else "live"
+
+    columns = (Column("NAME"), Column("GROUPS", "wrap"), Column("CREATED", "keep"), Column("EXPIRES", "keep"),
+               Column("LAST USED", "keep"), Column("STATE", "keep", STATE_STYLE))
+    print_table(columns, [(t["name"], ", ".join(t["groups"]) or "-", moment(t["created"]), moment(t["expires"]),
+                           moment(t["last_used"]), state(t)) for t in tokens])
 
 
 def _create(args: argparse.Namespace, tokens: Any) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, grants_for, state
+from .support import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, grants_for, one_line, state
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -35,11 +35,34 @@ def cmd_grants_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not items:
         print("no active grants", file=sys.stderr)
+    from .term import on_terminal
+
+    if on_terminal():
+        _table(items)
+        return EXIT_OK
     for g in items:
         left = f"{max(0, (g.expires or 0) - time.time()) / 60:.0f} min left" if g.expires else "no expiry"
         state = " (revoked)" if g.revoked else ""
-        print(f"{g.id}  {g.user} may call {g.tool} on {g.server}  scope {g.scope}, {left}{state}")
+        # Server and tool names came from upstreams: escaped, like every other listing's.
+        print(f"{g.id}  {one_line(g.user)} may call {one_line(g.tool)} on {one_line(g.server)}  scope {one_line(g.scope)},"
+              f" {left}{state}")
     return EXIT_OK
+
+
+def _table(items: list) -> None:  # type: ignore[type-arg]
+    import time
+
+    from .term import STATE_STYLE, Column, print_table
+
+    now = time.time()
+
+    def state(g) -> str:  # type: ignore[no-untyped-def]
+        return "revoked" if g.revoked else "expired" if g.expires and g.expires <= now else "active"
+
+    columns = (Column("ID", "keep"), Column("USER"), Column("TOOL"), Column("SERVER"), Column("SCOPE"),
+               Column("LEFT", "keep", right=True), Column("STATE", "keep", STATE_STYLE))
+    print_table(columns, [(g.id, g.user, g.tool, g.server, g.scope,
+                           f"{max(0, g.expires - now) / 60:.0f} min" if g.expires else "no expiry", state(g)) for g in items])
 
 
 def cmd_grants_revoke(args: argparse.Namespace) -> int:

@@ -191,10 +191,12 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     if len(same) > 1:
         print(f"warning: {one_line(args.server)!r} lists {one_line(args.tool)!r} {len(same)} times; shown is the "
               "riskiest definition (the guard's pins hold a tool whose definitions differ)", file=sys.stderr)
+    from .term import on_terminal, table_lines
+
     if args.json:
         print(json.dumps(view.to_dict()))
     else:
-        print(render(view.to_dict()))
+        print(render(view.to_dict(), table_lines if on_terminal() else None))
     return EXIT_OK
 
 
@@ -219,11 +221,14 @@ def _unlisted(server: str, tool: str, names: list[str]) -> str:
             f"({len(names)} tool(s) listed){hint}")
 
 
-def render(view: dict[str, Any]) -> str:
-    """The human text of ``policy show``; every name that came from a server or a file is escaped to one line."""
+def render(view: dict[str, Any], tables: Any = None) -> str:
+    """The human text of ``policy show``; every name that came from a server or a file is escaped to one line.
+
+    ``tables`` (cli/term.table_lines, on a terminal) sets the risk sources and the rules as tables."""
     risk, act = view["risk"], view["no_arguments"]
     out = [f"{one_line(view['tool'])} on {one_line(view['server'])}  (policy {one_line(view['policy'])}, "
            f"user {one_line(view['user'])})", "", f"risk: {risk['level']} (from {risk['source']})"]
+    layers = []
     for layer in risk["layers"]:
         mark = "*" if layer.get("in_force") else " "
         level = layer.get("level") or f"ignored ({layer.get('ignored')})"
@@ -231,11 +236,19 @@ def render(view: dict[str, Any]) -> str:
         if layer.get("annotations") is not None:
             hints = ", ".join(f"{k}={v}" for k, v in layer["annotations"].items())
             extra += "; " + (one_line(hints) or "no hints set")
-        out.append(f"  {mark} {layer['source']:<11} {level:<8} {one_line(layer['from'])}{extra}")
+        layers.append((mark, layer["source"], level, one_line(layer["from"]) + extra))
     findings = view["integrity"]["findings"]
     if findings:
-        out.append(f"  * integrity   description scan found {', '.join(findings)} "
-                   f"(integrity.findings: {view['integrity']['mode']})")
+        layers.append(("*", "integrity", f"description scan found {', '.join(findings)}",
+                       f"(integrity.findings: {view['integrity']['mode']})"))
+    if tables:
+        from .term import RISK_STYLE, Column
+
+        columns = (Column(" ", "keep"), Column("SOURCE", "keep"), Column("LEVEL", style=RISK_STYLE),
+                   Column("FROM", "wrap"))
+        out += ["  " + line for line in tables(columns, layers)]
+    else:
+        out += [f"  {mark} {source:<11} {level:<8} {where}" for mark, source, level, where in layers]
     out += ["", f"with no arguments: {act['action'].upper()}  rule {one_line(act['rule'])} "
             f"({one_line(act['from'])})", f"  reason: {one_line(act['reason'])}"]
     if act["action"] == "approve":
@@ -243,12 +256,23 @@ def render(view: dict[str, Any]) -> str:
     if act.get("hidden"):
         out.append("  hidden: the guard leaves this tool out of tools/list and refuses calls to it by name")
     out += ["", "rules that apply to this tool (strictest wins; none: defaults.action):"]
-    for rule in view["rules"]:
-        when = "always" if not rule["depends_on"] else "only when " + "; ".join(one_line(d) for d in rule["depends_on"])
-        out.append(f"  {rule['action']:<8} {one_line(rule['name'])}  {one_line(rule['from'])}  [{when}]")
+    rules = [(rule["action"], one_line(rule["name"]), one_line(rule["from"]),
+              "always" if not rule["depends_on"] else "only when " + "; ".join(one_line(d) for d in rule["depends_on"]))
+             for rule in view["rules"]]
+    if tables and rules:
+        from .term import Column
+
+        columns = (Column("ACTION", "keep", _ACTION_STYLE), Column("RULE"), Column("FROM"), Column("APPLIES", "wrap"))
+        out += ["  " + line for line in tables(columns, rules)]
+    else:
+        out += [f"  {action:<8} {name}  {where}  [{when}]" for action, name, where, when in rules]
     if not view["rules"]:
         out.append("  (none)")
     return "\n".join(out)
+
+
+# How an action shows in policy show's table on a colour terminal; the words never change.
+_ACTION_STYLE = {"allow": "green", "approve": "yellow", "deny": "red"}.get
 
 
 def cmd_policy_init(args: argparse.Namespace) -> int:

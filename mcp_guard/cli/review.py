@@ -80,10 +80,6 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
         decide.set_defaults(func=cmd_review_decide, approve=verb == "approve", scope="once")
 
 
-# How a pending request's risk shows on a colour terminal (cli/term.painter); the words never change.
-_RISK_STYLE = {"low": "green", "medium": "yellow", "high": "red", "critical": "red"}
-
-
 def cmd_review_list(args: argparse.Namespace) -> int:
     import json
     import time
@@ -96,17 +92,33 @@ def cmd_review_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not items:
         print("no calls are waiting for approval", file=sys.stderr)
-    from .term import painter
+    from .term import on_terminal
 
-    paint = painter()
+    if on_terminal():
+        _pending_table([{**r.public(), "page_url": r.page_url} for r in items])
+        return EXIT_OK
     for r in items:
         left = max(0, int(r.expires - time.time()))
-        risk = paint(one_line(r.risk), _RISK_STYLE[r.risk]) if r.risk in _RISK_STYLE else one_line(r.risk)
-        print(f"{paint(r.id, 'bold')}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {risk},"
+        print(f"{r.id}  {one_line(r.user)} wants {one_line(r.tool)} on {one_line(r.server)} (risk {one_line(r.risk)},"
               f" rule {one_line(r.rule)}), {left} s left")
         if r.page_url:
             print(f"          {r.page_url}")
     return EXIT_OK
+
+
+def _pending_table(items: list[dict[str, Any]]) -> None:
+    """Pending requests (the store's, or a served API's) as a table, each page link under its row."""
+    import time
+
+    from .term import RISK_STYLE, Column, print_table
+
+    columns = (Column("ID", "keep", lambda _: "bold"), Column("REQUESTER"), Column("TOOL"), Column("SERVER"),
+               Column("RISK", "keep", RISK_STYLE), Column("RULE"), Column("LEFT", "keep", right=True),
+               Column("PAGE", "below"))
+    now = time.time()
+    print_table(columns, [(r.get("id"), r.get("user"), r.get("tool"), r.get("server"), r.get("risk"), r.get("rule"),
+                           f"{max(0, int(r['expires'] - now))} s" if isinstance(r.get("expires"), (int, float)) else "",
+                           r.get("page_url")) for r in items])
 
 
 def cmd_review_show(args: argparse.Namespace) -> int:
@@ -234,8 +246,14 @@ def cmd_review_remote_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body))
         return EXIT_OK
-    for r in body:
-        print(f"{r['id']}  {r['user']} wants {r['tool']} on {r['server']} (risk {r['risk']}, rule {r['rule']})")
+    from .term import on_terminal
+
+    if on_terminal():
+        _pending_table(body)
+    else:
+        for r in body:
+            print(f"{one_line(str(r['id']))}  {one_line(str(r['user']))} wants {one_line(str(r['tool']))} on"
+                  f" {one_line(str(r['server']))} (risk {one_line(str(r['risk']))}, rule {one_line(str(r['rule']))})")
     if not body:
         print("no calls are waiting for review", file=sys.stderr)
     return EXIT_OK
@@ -290,8 +308,23 @@ def cmd_review_token(args: argparse.Namespace) -> int:
         _audit(args, "revoked", args.name, None)
         print(f"revoked the token of {args.name}; its web sessions ended with it", file=sys.stderr)
     else:
-        print(json.dumps(reviewers.list()))
+        _token_list(reviewers.list())
     return EXIT_OK
+
+
+def _token_list(tokens: list[dict[str, Any]]) -> None:
+    """JSON for a script; a table for a person at a terminal (no token is ever stored to show)."""
+    from .term import STATE_STYLE, Column, moment, on_terminal, print_table
+
+    if not on_terminal():
+        print(json.dumps(tokens))
+        return
+    if not tokens:
+        print("no reviewer tokens: `mcp-guard review token create NAME --role ROLE` makes one", file=sys.stderr)
+    columns = (Column("NAME"), Column("ROLE"), Column("CREATED", "keep"), Column("STATE", "keep", STATE_STYLE),
+               Column("REVOKED", "keep"))
+    print_table(columns, [(t["name"], t["role"], moment(t["created"]), "revoked" if t["revoked"] else "live",
+                           moment(t["revoked"])) for t in tokens])
 
 
 def _audit(args: argparse.Namespace, action: str, name: str, role: str | None) -> None:

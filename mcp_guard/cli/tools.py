@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .support import EXIT_OK, EXIT_PROBLEM, audit_for, pins_for, requester_name, state
+from .support import EXIT_OK, EXIT_PROBLEM, audit_for, one_line, pins_for, requester_name, state
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -59,15 +59,26 @@ def cmd_tools_accept(args: argparse.Namespace) -> int:
 def cmd_tools_check(args: argparse.Namespace) -> int:
     import json
 
+    from .term import on_terminal
+
     flagged = [(r["server"], r["tool"], json.loads(r["findings"] or "[]")) for r in pins_for(args).rows(args.server)]
     flagged = [f for f in flagged if f[2]]
     if args.json:
         print(json.dumps([{"server": s, "tool": t, "findings": f} for s, t, f in flagged]))
+        return EXIT_PROBLEM if flagged else EXIT_OK
+    if on_terminal():
+        from .term import Column, print_table
+
+        columns = (Column("SERVER"), Column("TOOL"), Column("FINDING", "keep", lambda _: "red"), Column("WHERE"),
+                   Column("EVIDENCE", "wrap"))
+        print_table(columns, [(server, tool, f["kind"], f["where"], repr(f["evidence"]))
+                              for server, tool, findings in flagged for f in findings])
     else:
+        # Tool and parameter names came from the server: escaped, as the evidence is by repr().
         for server, tool, findings in flagged:
-            print(f"{server}/{tool}:")
+            print(f"{one_line(server)}/{one_line(tool)}:")
             for f in findings:
-                print(f"  {f['kind']} in {f['where']}: {f['evidence']!r}")
-        if not flagged:
-            print("no findings", file=sys.stderr)
+                print(f"  {one_line(f['kind'])} in {one_line(f['where'])}: {f['evidence']!r}")
+    if not flagged:
+        print("no findings", file=sys.stderr)
     return EXIT_PROBLEM if flagged else EXIT_OK

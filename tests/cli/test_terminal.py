@@ -2,7 +2,8 @@
 
 On a terminal ``doctor`` colours its verdicts and shows a progress line on stderr while it probes
 each upstream; piped, the same run prints the same words with no escape code and no progress line.
-``NO_COLOR`` turns the colour off on a terminal too.
+``NO_COLOR`` turns the colour off on a terminal too. ``audit tail`` and ``review list`` are tables
+on a terminal and keep their lines piped (tests/cli/test_tables.py has the other listings).
 """
 
 from __future__ import annotations
@@ -11,56 +12,19 @@ import json
 import os
 import pty
 import re
-import selectors
 import subprocess
 from pathlib import Path
 
+from tests.cli.terminal import COLOUR, ESCAPE, clean_env, offsets, on_terminal, piped
 from tests.conftest import PY
 from tests.reviewing import reviewer_token
 
-ROOT = Path(__file__).resolve().parent.parent
-ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def doctor_argv(home: Path) -> list[str]:
     return [PY, "-m", "mcp_guard", "doctor", "--no-policy", "--home", str(home), "--name", "echo", "--",
             PY, str(ROOT / "fixtures" / "echo_server.py")]
-
-
-def on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of a command whose stdout and stderr are each their own terminal."""
-    masters, slaves = zip(*(pty.openpty() for _ in range(2)))
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slaves[0], stderr=slaves[1], env=env)
-    for fd in slaves:
-        os.close(fd)
-    got = {fd: b"" for fd in masters}
-    with selectors.DefaultSelector() as sel:
-        for fd in masters:
-            sel.register(fd, selectors.EVENT_READ)
-        while sel.get_map():
-            for key, _ in sel.select():
-                try:
-                    chunk = os.read(key.fd, 65536)
-                except OSError:  # EIO: the child closed its side
-                    chunk = b""
-                if chunk:
-                    got[key.fd] += chunk
-                else:
-                    sel.unregister(key.fd)
-                    os.close(key.fd)
-    code = proc.wait(timeout=60)
-    out, err = (got[fd].decode().replace("\r\n", "\n") for fd in masters)
-    return code, out, err
-
-
-def piped(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60)
-    return done.returncode, done.stdout, done.stderr
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    return {**env, **extra}
 
 
 def test_doctor_on_a_terminal_colours_its_verdicts_and_piped_prints_the_same_words_plain(tmp_path: Path) -> None:
@@ -89,7 +53,7 @@ def test_no_color_keeps_a_terminal_plain(tmp_path: Path) -> None:
     assert "ok" in out and "\x1b" not in out
 
 
-def test_audit_tail_colours_decisions_on_a_terminal_and_piped_prints_the_same_lines_plain(tmp_path: Path) -> None:
+def test_audit_tail_on_a_terminal_is_a_table_with_coloured_decisions_and_piped_keeps_its_lines(tmp_path: Path) -> None:
     from mcp_guard.audit import Audit
     from mcp_guard.store import Store
 
@@ -101,10 +65,19 @@ def test_audit_tail_colours_decisions_on_a_terminal_and_piped_prints_the_same_li
     argv = [PY, "-m", "mcp_guard", "audit", "tail", "--home", str(home)]
     code, out, _ = on_terminal(argv, clean_env())
     assert code == 0, out
-    assert "decision=\x1b[31mdeny\x1b[0m" in out and "decision=\x1b[32mallow\x1b[0m" in out
+    header, *rows = out.splitlines()
+    assert header.startswith("\x1b[1m") and len(rows) == 2
+    kind, decision, record = offsets(header, "KIND", "DECISION", "RECORD")
+    assert "\x1b[31mdeny\x1b[0m" in rows[0] and "\x1b[32mallow\x1b[0m" in rows[1]
+    for row, verdict, tool in zip(rows, ("deny", "allow"), ("rm", "ls")):
+        plain = COLOUR.sub("", row)
+        assert plain[kind:].startswith("call.decided ") and plain[decision:].startswith(f"{verdict} ")
+        assert plain[record:] == f"user=ann server=fs tool={tool}"
     pcode, pout, _ = piped(argv, clean_env())
     assert pcode == 0 and "\x1b" not in pout
-    assert ESCAPE.sub("", out) == pout and "decision=deny" in pout
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.fullmatch(rf" +\d+ {when} call.decided     user=ann server=fs tool=rm decision=deny\n"
+                        rf" +\d+ {when} call.decided     user=ann server=fs tool=ls decision=allow\n", pout), pout
 
 
 def test_audit_tail_shows_escape_codes_newlines_and_bidi_from_a_call_as_text_never_raw(tmp_path: Path) -> None:
@@ -117,15 +90,16 @@ def test_audit_tail_shows_escape_codes_newlines_and_bidi_from_a_call_as_text_nev
                "reason": "boom\n    99 2026-01-01 00:00:00 call.decided decision=allow \u202eevil"}
     Audit(Store(home / "guard.db")).append("call.decided", hostile)
     argv = [PY, "-m", "mcp_guard", "audit", "tail", "--home", str(home)]
-    for code, out, _ in (on_terminal(argv, clean_env()), piped(argv, clean_env())):
-        assert code == 0
-        plain = ESCAPE.sub("", out.replace("\x1b[31mdeny\x1b[0m", "deny"))
-        assert "\x1b" not in plain and "\u202e" not in out and "decision=allow" not in out.splitlines()[-1][:60]
-        assert len([line for line in out.splitlines() if line.strip()]) == 1  # no forged second line
-        assert "\\x1b[2J" in out or "\\u001b" in out
+    code, out, _ = on_terminal(argv, clean_env())
+    assert code == 0 and "\u202e" not in out and "\\x1b[2J" in out
+    assert not ESCAPE.sub("", COLOUR.sub("", out)).count("\x1b") and ESCAPE.findall(out) == COLOUR.findall(out)
+    assert len([line for line in out.splitlines()[1:] if line[:6].strip().isdigit()]) == 1  # no forged second row
+    pcode, pout, _ = piped(argv, clean_env())
+    assert pcode == 0 and "\x1b" not in pout and "\u202e" not in pout and "\\x1b[2J" in pout
+    assert len([line for line in pout.splitlines() if line.strip()]) == 1  # no forged second line
 
 
-def test_review_list_colours_the_risk_on_a_terminal_and_piped_prints_the_same_words_plain(tmp_path: Path) -> None:
+def test_review_list_on_a_terminal_is_a_table_with_the_risk_coloured_and_piped_keeps_its_lines(tmp_path: Path) -> None:
     from mcp_guard.approvals import Approvals
     from mcp_guard.store import Store
 
@@ -138,14 +112,16 @@ def test_review_list_colours_the_risk_on_a_terminal_and_piped_prints_the_same_wo
     argv = [PY, "-m", "mcp_guard", "review", "list", "--home", str(home)]
     code, out, _ = on_terminal(argv, clean_env())
     assert code == 0, out
-    assert "(risk \x1b[31mhigh\x1b[0m," in out
+    header, row = out.splitlines()
+    assert COLOUR.sub("", header).split() == ["ID", "REQUESTER", "TOOL", "SERVER", "RISK", "RULE", "LEFT"]
+    plain = COLOUR.sub("", row)
+    for at, value in zip(offsets(header, "REQUESTER", "TOOL", "SERVER", "RISK", "RULE"),
+                         ("ann ", "delete_file ", "fs ", "high ", "ask-deletes ")):
+        assert plain[at:].startswith(value), (plain, value)
+    assert "\x1b[31mhigh\x1b[0m" in row and re.search(r"\d+ s$", plain)
     pcode, pout, _ = piped(argv, clean_env())
-    assert pcode == 0 and "\x1b" not in pout and "wants delete_file on fs (risk high," in pout
-
-    def unclocked(text: str) -> str:
-        return re.sub(r"\d+ s left", "N s left", text)
-
-    assert unclocked(ESCAPE.sub("", out)) == unclocked(pout)
+    assert pcode == 0 and "\x1b" not in pout
+    assert re.fullmatch(r"[0-9a-f]+  ann wants delete_file on fs \(risk high, rule ask-deletes\), \d+ s left\n", pout)
 
 
 REVIEWED_ECHO = """version: 1
