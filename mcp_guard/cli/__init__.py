@@ -101,7 +101,22 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # ASCII only: a name an upstream chose (a tool's, with bidi or escape codes in it) reaches
+        # whoever reads the log as \u escapes, never as a control that redraws their terminal.
+        return json.dumps(entry, ensure_ascii=True)
+
+
+class _TextFormatter(logging.Formatter):
+    """A line for a person at a terminal: every control, bidi or invisible character in it is
+    shown as an escape (approval.escape.one_line), whatever the message quotes."""
+
+    def __init__(self) -> None:
+        super().__init__("mcp-guard %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        from ..approval.escape import one_line
+
+        return "\n".join(one_line(line) for line in super().format(record).split("\n"))
 
 
 def _setup_logging(chosen: settings.Settings) -> None:
@@ -111,7 +126,7 @@ def _setup_logging(chosen: settings.Settings) -> None:
     if style == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("mcp-guard %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_TextFormatter())
     root = logging.getLogger("mcp_guard")
     root.addHandler(handler)
     root.setLevel(level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING")
