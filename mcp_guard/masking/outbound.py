@@ -4,12 +4,14 @@ The walkers in :mod:`.mask` know the MCP shapes that carry tool output. A hostil
 data everywhere else too: ``_meta``, descriptions and schemas in listings, error messages and
 data, log and progress notifications, completion values, ``instructions``, base64 blobs. So what
 goes to the client is walked as a tree: every string value is masked except the few protocol
-fields the client must read as they are (ids, methods, tokens, cursors, versions, types).
+fields the client must read as they are (versions, tokens, progress numbers), and those only
+where the protocol puts them (:data:`STRUCTURAL`).
 
 Three shapes get more than a string-by-string look:
 
-- adjacent text blocks are also checked as one text, so a value split across two blocks is
-  found (the placeholder goes where the value starts, the rest of the value is cut);
+- the text blocks of a list are also checked as one text, in order, whatever other blocks sit
+  between them, so a value split across two blocks is found (the placeholder goes where the
+  value starts, the rest of the value is cut);
 - base64 content (``blob``, and ``data`` of image and audio blocks) is decoded: bytes that are
   UTF-8 text are masked as text and encoded again; other bytes that carry a secret or a value the
   vault holds are withheld, the block replaced by a notice;
@@ -35,18 +37,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_message", "mask_tree", "off_loop", "parts",
+    "GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_body", "mask_message", "mask_tree", "off_loop", "parts",
     "weight_over",
 ]
 
-# Fields the guard itself sets or the client must read as they are (ids, tokens, versions, the
-# numbers of a progress report), and ``requestState``, which only the client holds and returns
-# (the guard's own is sealed). Everything else an upstream wrote is masked, enum-like fields
-# (``type``, ``mimeType``, ``level``) and cursors too: an honest value there never looks
-# sensitive, and a hostile one breaks the message rather than leaking.
+# Fields the client must read as they are (versions, tokens, the numbers of a progress report,
+# the id a cancellation names), and ``requestState``, which only the client holds and returns
+# (the guard's own is sealed). The protocol puts them at the top of a message's ``params`` or
+# ``result`` or of the ``_meta`` there, and only there are they kept (:func:`mask_body`): under
+# the same names anywhere deeper (a record's "id", a schema's "protocolVersion") they are data
+# an upstream wrote, masked like the rest. The message's own ``jsonrpc``, ``id`` and ``method``
+# are the guard's to set. Everything else an upstream wrote is masked, enum-like fields (``type``,
+# ``mimeType``, ``level``) and cursors too: an honest value there never looks sensitive, and a
+# hostile one breaks the message rather than leaking.
 STRUCTURAL = frozenset({
-    "jsonrpc", "id", "method", "protocolVersion", "progressToken", "progress", "total", "requestId",
-    "requestState", "ttlMs", "io.modelcontextprotocol/subscriptionId",
+    "protocolVersion", "progressToken", "progress", "total", "requestId", "requestState", "ttlMs",
+    "io.modelcontextprotocol/subscriptionId",
 })
 # Above this many characters of strings, masking runs in a worker thread, off the event loop.
 THREAD_CHARS = 32_768
@@ -79,7 +85,7 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
     out = dict(message)
     result = message.get("result")
     if result is not None and not isinstance(result, Masked):
-        out["result"] = mask_tree(masker, result, origin)
+        out["result"] = mask_body(masker, result, origin)
     if isinstance(message.get("error"), dict):
         error = dict(message["error"])
         for key in ("message", "data"):
@@ -87,12 +93,29 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
                 error[key] = mask_tree(masker, error[key], origin)
         out["error"] = error
     if "params" in message:
-        out["params"] = mask_tree(masker, message["params"], origin)
+        out["params"] = mask_body(masker, message["params"], origin)
     return out
 
 
+def mask_body(masker: Masker, body: Any, origin: str) -> Any:
+    """A message's ``params`` or ``result`` masked, the :data:`STRUCTURAL` fields at its top and
+    at the top of its ``_meta`` kept as they are."""
+    if not isinstance(body, dict):
+        return mask_tree(masker, body, origin)
+    kept = {key: body[key] for key in STRUCTURAL.intersection(body)}
+    meta = body.get("_meta")
+    masked = mask_tree(masker, {k: v for k, v in body.items() if k not in kept and k != "_meta"}, origin)
+    if isinstance(meta, dict):
+        meta_kept = {key: meta[key] for key in STRUCTURAL.intersection(meta)}
+        rest = mask_tree(masker, {k: v for k, v in meta.items() if k not in meta_kept}, origin)
+        masked = {"_meta": {**rest, **meta_kept}, **masked}
+    elif "_meta" in body:
+        masked = {"_meta": mask_tree(masker, meta, origin), **masked}
+    return {**masked, **kept}
+
+
 def mask_tree(masker: Masker, value: Any, origin: str) -> Any:
-    """Every string in ``value`` masked, object keys too (:data:`STRUCTURAL` fields kept)."""
+    """Every string in ``value`` masked, object keys too; nothing is kept by its name alone."""
     if isinstance(value, GuardQuestion):
         return value
     if isinstance(value, str):
@@ -108,9 +131,7 @@ def _mask_dict(masker: Masker, value: dict[str, Any], origin: str) -> dict[str, 
     binary = _binary_key(value)
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if key in STRUCTURAL:
-            out[key] = item
-        elif key == binary:
+        if key == binary:
             return _mask_binary(masker, value, key, origin)
         elif isinstance(item, str) and masker.keyed_secret(key, item):
             out[masker.key(key, origin)] = masker.secret(item, origin)
@@ -124,7 +145,7 @@ def _mask_list(masker: Masker, items: list[Any], origin: str) -> list[Any]:
     return [mask_tree(masker, item, origin) for item in items]
 
 
-# -- a value split across adjacent text blocks -----------------------------------------------------
+# -- a value split across text blocks -----------------------------------------------------
 
 
 def _text_of(item: Any) -> str | None:
@@ -134,16 +155,15 @@ def _text_of(item: Any) -> str | None:
 
 
 def _split_values_masked(masker: Masker, items: list[Any], origin: str) -> list[Any]:
-    """``items`` where each run of adjacent text blocks had the values that span two of them cut."""
+    """``items`` where the text blocks, read in order as one text (what the model reads), had the
+    values that span two of them cut. Blocks of other kinds between them (an image, a link) do
+    not keep the halves of a value apart: the model reads past them too."""
+    at = [i for i, item in enumerate(items) if _text_of(item) is not None]
+    if len(at) < 2:
+        return items
     out = list(items)
-    start = 0
-    while start < len(items):
-        end = start
-        while end < len(items) and _text_of(items[end]) is not None:
-            end += 1
-        if end - start >= 2:
-            out[start:end] = _cut_run(masker, items[start:end], origin)
-        start = end + 1
+    for i, block in zip(at, _cut_run(masker, [items[i] for i in at], origin)):
+        out[i] = block
     return out
 
 
@@ -192,7 +212,7 @@ def _binary_key(value: dict[str, Any]) -> str | None:
 
 
 def _mask_binary(masker: Masker, value: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
-    rest = {k: (v if k in STRUCTURAL or k == key else mask_tree(masker, v, origin)) for k, v in value.items()}
+    rest = {k: (v if k == key else mask_tree(masker, v, origin)) for k, v in value.items()}
     try:
         raw = base64.b64decode(value[key], validate=True)
     except (binascii.Error, ValueError):

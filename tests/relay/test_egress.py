@@ -183,6 +183,24 @@ async def r_split(c: LeakClient) -> None:
     assert texts[0].startswith("key <SECRET_")
 
 
+async def r_protocol_names(c: LeakClient) -> None:
+    """Data under names the protocol uses at a message's top (id, method, requestState, ...) is
+    data like any other anywhere deeper: a record's "id" holding an address is masked."""
+    reply = await c.call(1, "protocol_names")
+    assert reply["result"]["structuredContent"]["users"][0]["id"].startswith("<EMAIL_")
+    await c.call(2, "protocol_names_error")
+    await c.call(3, "protocol_names_log")
+    tools = await c.request(4, "tools/list")
+    names = next(t for t in tools["result"]["tools"] if t["name"] == "names")
+    assert names["inputSchema"]["properties"]["protocolVersion"]["default"].startswith("<SECRET_")
+
+
+async def r_split_around(c: LeakClient) -> None:
+    reply = await c.call(1, "split_around")
+    texts = [b["text"] for b in reply["result"]["content"] if b["type"] == "text"]
+    assert texts[0].startswith("key <SECRET_") and len(reply["result"]["content"]) == 4
+
+
 async def r_blob(c: LeakClient) -> None:
     reply = await c.call(1, "blob")
     blocks = reply["result"]["content"]
@@ -236,7 +254,8 @@ ROUTES: dict[str, Callable[[LeakClient], Awaitable[None]]] = {
     "instructions": r_instructions, "listings": r_listings, "completion": r_completion, "error": r_error,
     "log": r_log, "progress": r_progress, "meta": r_meta, "split": r_split, "blob": r_blob,
     "sampling": r_sampling, "elicitation": r_elicitation, "subscription": r_subscription,
-    "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep,
+    "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep, "protocol_names": r_protocol_names,
+    "split_around": r_split_around,
 }
 
 
@@ -250,7 +269,7 @@ async def test_no_canary_from_a_hostile_upstream_reaches_the_client_by_any_route
                 await ROUTES[route](client)
             finally:
                 await client.process.stdin.aclose()  # type: ignore[union-attr]
-    pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route == "split" else []
+    pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route in ("split", "split_around") else []
     # Each route is judged on what came after the handshake; the handshake is a route of its own.
     raw, seen = (bytes(client.raw), client.seen) if route == "instructions" else client.since_handshake()
     assert_clean(raw, seen, [*values.values(), *pieces])
@@ -367,7 +386,7 @@ async def test_a_2026_client_over_run_gets_every_route_masked_too(tmp_path: Path
                 reply = await client.request(1, "tools/call", params)
             await client.process.stdin.aclose()  # type: ignore[union-attr]
     assert "result" in reply or "error" in reply
-    pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route == "split" else []
+    pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route in ("split", "split_around") else []
     assert_clean(bytes(client.raw), client.seen, [*values.values(), *pieces])
 
 
