@@ -201,6 +201,11 @@ async def r_split_around(c: LeakClient) -> None:
     assert texts[0].startswith("key <SECRET_") and len(reply["result"]["content"]) == 4
 
 
+async def r_b64_text(c: LeakClient) -> None:
+    reply = await c.call(1, "b64_text")
+    assert reply["result"]["content"][0]["text"].count("<SECRET_") == 2
+
+
 async def r_blob(c: LeakClient) -> None:
     reply = await c.call(1, "blob")
     blocks = reply["result"]["content"]
@@ -255,7 +260,7 @@ ROUTES: dict[str, Callable[[LeakClient], Awaitable[None]]] = {
     "log": r_log, "progress": r_progress, "meta": r_meta, "split": r_split, "blob": r_blob,
     "sampling": r_sampling, "elicitation": r_elicitation, "subscription": r_subscription,
     "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep, "protocol_names": r_protocol_names,
-    "split_around": r_split_around,
+    "split_around": r_split_around, "b64_text": r_b64_text,
 }
 
 

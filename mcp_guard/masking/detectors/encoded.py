@@ -1,6 +1,7 @@
 """Secrets hidden in base64 (issue 15's evasions): a run of base64 in text that decodes to
-printable text is read again by the secret detectors, and what they find there is mapped
-back to the base64 characters that encode it.
+printable text is read again by the detectors of secrets and of the values masked by default
+(addresses, phones, cards, SSNs, IBANs), and what they find there is mapped back, as SECRET, to
+the base64 characters that encode it.
 
 A base64 character group of four encodes three bytes, so a secret at bytes [a, b) of the
 decoded text is masked as the groups holding them: characters [a // 3 * 4, ceil(b / 3) * 4).
@@ -18,11 +19,14 @@ from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 
-# Long enough to hold a token or "password=..." (24 bytes); the standard alphabet only (the
+# Long enough to hold an address, a token or "password=..." (18 bytes); the standard alphabet only (the
 # URL-safe one's "-" and "_" join the words of names). Longer runs than _MAX_RUN are payloads
 # (images, archives), not a value someone encoded to slip it past a filter.
 _MAX_RUN = 512
-_RUN = lazy(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,512}+={0,2}(?![A-Za-z0-9+/=])")
+_RUN = lazy(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,512}+={0,2}(?![A-Za-z0-9+/=])")
+# What is looked for in a decoded run: secrets, and the values masked by default (an address or
+# a card number encoded to slip past a filter is still that address), all masked as SECRET.
+_DECODED_LABELS = frozenset({"SECRET", "EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IBAN"})
 # Base64 of text changes case between neighbours within its first ten characters (hex digests,
 # which fill code and build output, never do). The pre-pass looks for that head of a run, a
 # handful of matches per run however long it is, and the zone reaches over the longest run.
@@ -67,7 +71,7 @@ def _encoded_secrets(text: str, low: str) -> Iterator[Span]:
             plain = _decoded(run)
             if plain is None:
                 continue
-            for span in detect(plain, frozenset({"SECRET"})):
+            for span in detect(plain, _DECODED_LABELS):
                 lo = m.start() + span.start // 3 * 4
                 hi = min(m.start() + -(-span.end // 3) * 4, m.end())
                 yield Span(lo, hi, "SECRET")
@@ -84,7 +88,8 @@ register(
     Detector(
         "base64-encoded-secrets", frozenset({"SECRET"}), (Hint(_RUN_HINT, fwd=_MAX_RUN + 16),),
         find=_encoded_secrets,
-        examples=(_example(),),
+        examples=(_example(), "contact: " + base64.b64encode(b"jane.doe@example.com").decode(),
+                  "row " + base64.b64encode(b"card 4111 1111 1111 1111").decode()),
         not_flagged=(
             "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 2).decode(),
