@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from ..patterns import lazy
 from ..spans import Span
-from . import Detector, Hint, literal_union, register
+from . import Detector, Hint, register
 from .providers import github_checksum_ok
 from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, prose, said_password
 
@@ -44,8 +44,6 @@ _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
 _WORD_CHAR = lazy(r"[\w-]")
 # A distinctive prefix may follow a joiner (``send_AKIA...``, ``x-ghp_...``): only a letter or digit glues it.
 _ALNUM = lazy(r"[A-Za-z0-9]")
-# One search tells which families' prefixes occur at all (cheaper than a test per prefix).
-_PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
 
 _SLACK_HOOK = lazy(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
@@ -109,25 +107,50 @@ _PUBLISHED_TOKENS = frozenset({"7f75367e7881255134e1375e723d1dea8ad5f6a4fdb79d93
 
 # Where a family's prefix sits in its token: Stripe's "_live_" follows "sk", "rk" or "pk".
 _PREFIX_AT = {"_live_": 2, "_test_": 2}
-# Every place any prefix begins (a lookahead, so prefixes that overlap are all seen).
-_PREFIX_PLACES = lazy(f"(?=(?:{literal_union(_PREFIX_OF)}))")
+# Each family's pattern with its prefixes and where they sit.
+_FAMILY_PREFIXES = [(pattern, prefixes, _PREFIX_AT.get(prefixes[0], 0)) for prefixes, pattern in _TOKEN_FAMILIES]
+# Failed tries of one family after which its next match is searched for instead.
+_MISSES_BEFORE_SEARCH = 8
 
 
 def _token_matches(text: str) -> Iterator[re.Match[str]]:
     """What each family's pattern.finditer(text) gives, but each pattern is only tried where its
-    prefix is: every pattern opens with a lookbehind, which keeps Python's re from skipping ahead
-    to its literal, so twenty whole-text scans cost more than the rest of dense text's detectors."""
-    ends: dict[re.Pattern[str], int] = {}
-    for place in _PREFIX_PLACES.finditer(text):
-        at = place.start()
-        for prefix, pattern in _PREFIX_OF.items():
-            start = at - _PREFIX_AT.get(prefix, 0)
-            if start < ends.get(pattern, 0) or not text.startswith(prefix, at):
-                continue
-            m = pattern.match(text, start)
+    prefix is (found with str.find): every pattern opens with a lookbehind, which keeps Python's
+    re from skipping ahead to its literal, so twenty whole-text scans cost more than the rest of
+    dense text's detectors. A family whose prefix keeps failing (``xoxb-xoxb-...``) is then
+    searched for from there on, in C: its next match says which of its places to skip."""
+    for pattern, prefixes, offset in _FAMILY_PREFIXES:
+        yield from _family_matches(text, pattern, prefixes, offset)
+
+
+def _family_matches(text: str, pattern: re.Pattern[str], prefixes: tuple[str, ...], offset: int) -> Iterator[re.Match[str]]:
+    places = {prefix: at for prefix in prefixes if (at := text.find(prefix)) >= 0}  # each prefix's next place
+    end = misses = 0  # where the last match ended; tries that failed in a row
+    ahead: re.Match[str] | None = None  # a match the search found beyond the place it started at
+    while places:
+        prefix = min(places, key=places.__getitem__)
+        at = places[prefix]
+        start = at - offset
+        if start >= end:
+            if ahead is not None:
+                m = ahead if ahead.start() == start else None
+            elif misses < _MISSES_BEFORE_SEARCH:
+                m = pattern.match(text, start)
+                misses = 0 if m is not None else misses + 1
+            else:
+                ahead = m = pattern.search(text, start)
+                if m is None:
+                    return
+                m = m if m.start() == start else None
             if m is not None:
-                ends[pattern] = m.end()
+                end, ahead = m.end(), None
                 yield m
+        # This prefix's next place: none starts a match before the last one's end, or before a match found ahead.
+        following = text.find(prefix, max(at + 1, end + offset, ahead.start() + offset if ahead is not None else 0))
+        if following < 0:
+            del places[prefix]
+        else:
+            places[prefix] = following
 
 
 def _tokens(text: str, low: str) -> Iterator[Span]:
