@@ -195,13 +195,30 @@ def _basic_credentials(text: str, low: str) -> Iterator[Span]:
             yield Span(m.start(1), m.end(1), "SECRET")
 
 
-def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
+class _Read:
+    """How far _key_values has read: a secret it found ends at ``done_until``; the run of value
+    characters from ``start`` to ``end`` has had ``count`` keys' values read in it."""
+
+    __slots__ = ("count", "done_until", "end", "start")
+
+    def __init__(self) -> None:
+        self.done_until = self.start = self.end = -1
+        self.count = 0
+
+
+def _key_words(text: str, low: str, read: _Read) -> Iterator[tuple[int, int, int]]:
     """Each key word in ``text`` (start, end), after where its key begins: up to 40 key
-    characters before it.
-    A run of key characters is walked back once, however many key words it holds."""
+    characters before it. Words that ``read`` already rules out are passed over before any
+    work on them: "key=key=key=..." holds a word every four characters.
+    A run of key characters is walked back once, however many key words it holds (where the
+    walk starts inside a run does not change where it stops, so words passed over need none)."""
     run_start = run_end = -1
     for word in _KEY_WORD_RE.finditer(low):
         at = word.start()
+        if at < read.done_until or (read.start <= at < read.end and read.count >= _KEYS_PER_RUN):
+            continue  # what _key_values would pass over: its key begins before `at`, or its run is read
+        if not _whole_word(text, at, word.end()):
+            continue
         if at >= run_end:  # a new run: find how far back it goes (at most 40) and where it ends
             run_start = at
             while run_start > 0 and at - run_start < 40 and text[run_start - 1] in _KEY_CHARS:
@@ -210,8 +227,7 @@ def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
             run_end = tail.end() if tail is not None else word.end()
             if at - run_start >= 40:
                 run_start = -1  # longer than 40: every key below begins at `at - 40`
-        if _whole_word(text, at, word.end()):
-            yield max(run_start, at - 40, 0), at, word.end()
+        yield max(run_start, at - 40, 0), at, word.end()
 
 
 _KEY_RUN = lazy(r"[A-Za-z0-9_.-]+")
@@ -228,11 +244,9 @@ def _whole_word(text: str, start: int, end: int) -> bool:
 
 
 def _key_values(text: str, low: str) -> Iterator[Span]:
-    done_until = -1
-    run_start = run_end = -1
-    read = 0
-    for begin, word_start, word_end in _key_words(text, low):
-        if begin < done_until or (run_start <= word_start < run_end and read >= _KEYS_PER_RUN):
+    read = _Read()
+    for begin, word_start, word_end in _key_words(text, low, read):
+        if begin < read.done_until or (read.start <= word_start < read.end and read.count >= _KEYS_PER_RUN):
             continue  # a key inside a value run already read as often as it may be
         separator = _KV_SEPARATOR.match(text, word_end)
         if separator is not None and _ABOUT_A_SECRET.match(text, word_end) is not None:
@@ -243,18 +257,20 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             if separator is None:
                 continue
         at = separator.end()
-        if run_start <= at < run_end:
-            read += 1
-            if read > _KEYS_PER_RUN:
+        if read.start <= at < read.end:
+            read.count += 1
+            if read.count > _KEYS_PER_RUN:
                 continue
         quoted = text[at - 1] in "\"'"
         m = _quoted_value(text, at) if quoted else None
         m = m or _KV_VALUE.match(text, at)
         if m is None:
             continue
-        if not run_start <= at < run_end:
-            run_start, run_end, read = at, m.end(), 1
-        key, value = text[begin:at], _ESCAPED_END.sub("", m.group())  # a JSON string's "\\n" ends the value
+        if not read.start <= at < read.end:
+            read.start, read.end, read.count = at, m.end(), 1
+        key, value = text[begin:at], m.group()
+        if "\\" in value:
+            value = _ESCAPED_END.sub("", value)  # a JSON string's "\\n" ends the value
         if len(value) < 4 or _WHERE_KEY.search(key) is not None:
             continue  # too short once its escapes are off; a key that says where the secret is (token_endpoint)
         if begin >= 2 and text[begin - 2 : begin] == "${":
@@ -281,7 +297,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value.lstrip("?:#@")):
             continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
         if secretish(key, value) and not is_code and not not_a_secret(key, value):
-            done_until = m.start() + len(value)
+            read.done_until = m.start() + len(value)
             yield Span(m.start(), m.start() + len(value), "SECRET")
 
 

@@ -1,0 +1,41 @@
+"""Shortcuts that pass over work find what doing all of it finds (hypothesis).
+
+Each detector's fast path here replaced a plainer reading of the whole text; the plain reading
+is the definition, and these compare the two on texts built from the shapes that hit them.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.masking.detectors import secrets
+
+KEY_PIECES = ["key", "password", "api_key", "token", "=", ": ", "-", "_", ".", "x", "Ab9", " ", "\n", '"', "passwords", "KEY"]
+KEY_TEXT = st.lists(st.sampled_from(KEY_PIECES), max_size=60).map("".join)
+
+
+def _key_begin(text: str, at: int) -> int:
+    """The definition: a key runs back from its word over key characters, 40 at most."""
+    begin = at
+    while begin > 0 and at - begin < 40 and text[begin - 1] in secrets._KEY_CHARS:
+        begin -= 1
+    return begin
+
+
+@settings(max_examples=400, deadline=None)
+@given(KEY_TEXT, st.lists(st.integers(0, 30), min_size=1, max_size=20))
+def test_key_words_passed_over_leave_where_the_other_keys_begin_unchanged(text: str, jumps: list[int]) -> None:
+    every = list(secrets._key_words(text, text.lower(), secrets._Read()))
+    read = secrets._Read()
+    seen = []
+    for i, word in enumerate(secrets._key_words(text, text.lower(), read)):
+        seen.append(word)
+        read.done_until = word[1] + jumps[i % len(jumps)]  # as a secret found there would
+    assert seen == [w for w in every if w in seen]
+    assert all(begin == _key_begin(text, at) for begin, at, _ in every)
+    passed_over = [w for w in every if w not in seen]
+    starts = [w[1] for w in seen]
+    for word in passed_over:  # each was passed over because the word before it ruled it out
+        before = max(i for i, at in enumerate(starts) if at < word[1])
+        assert word[1] < seen[before][1] + jumps[before % len(jumps)]
