@@ -25,7 +25,7 @@ from typing import Any
 
 from .detectors import REGISTRY, Hint
 
-__all__ = ["AVAILABLE", "warm", "zones"]
+__all__ = ["AVAILABLE", "present", "warm", "zones"]
 
 try:
     import hyperscan
@@ -130,15 +130,16 @@ class _Family:
     """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "cut", "expression", "flags", "fwd", "hint", "labels", "som", "whole")
+    __slots__ = ("back", "cut", "detector", "expression", "flags", "fwd", "hint", "labels", "som", "whole")
 
-    def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None) -> None:
+    def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None, detector: str = "") -> None:
         pattern = hint.pattern
         caseless = pattern.startswith("(?i)")
         loose, self.cut = _loosen(pattern[4:] if caseless else pattern)
         self.hint = hint
         self.labels = labels
         self.whole = whole  # the name of a detector that reads the whole text: a match only says it must run
+        self.detector = detector
         self.expression = loose.encode()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
@@ -166,13 +167,14 @@ _RUN_REACH = 60
 def _families() -> list[_Family]:
     """Every hint of every detector in the registry: what the runner can find, this looks for."""
     return [
-        _Family(detector.labels, hint, detector.name if detector.whole else None)
+        _Family(detector.labels, hint, detector.name if detector.whole else None, detector.name)
         for detector in REGISTRY
         for hint in detector.hints
     ]
 
 
 _db: Any = None
+_single_db: Any = None  # the same patterns, each reported once at most (see present())
 _built: list[_Family] | None = None
 _reaching: list[_Family] | None = None  # the families once their zones' reach is worked out
 _wanted: dict[frozenset[str], list[bool]] = {}
@@ -206,21 +208,34 @@ def _family_list() -> list[_Family]:
 def _database() -> Any:
     global _db
     if _db is None:
-        _db = _cached() or _compile(_family_list())
+        _db = _cached("") or _compile(_family_list(), "")
     return _db
 
 
-def _compile(families: list[_Family]) -> Any:
+def _single_database() -> Any:
+    global _single_db
+    if _single_db is None:
+        _single_db = _cached(_SINGLE) or _compile(_family_list(), _SINGLE)
+    return _single_db
+
+
+_SINGLE = "single-"
+
+
+def _compile(families: list[_Family], kind: str) -> Any:
     db = hyperscan.Database()
+    if kind == _SINGLE:  # where a pattern matches first is all present() asks: no start of match
+        flags = [(f.flags & ~hyperscan.HS_FLAG_SOM_LEFTMOST) | hyperscan.HS_FLAG_SINGLEMATCH for f in families]
+    else:
+        flags = [f.flags for f in families]
     db.compile(
-        expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
-        flags=[f.flags for f in families],
+        expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families), flags=flags,
     )
-    _store(db)
+    _store(db, kind)
     return db
 
 
-def _cache_path() -> Path:
+def _cache_path(kind: str) -> Path:
     """Compiling takes ~80 ms of start-up; a compiled database is kept in the home, named by
     what it is compiled from: every hint (its pattern and `som`; their order is the ids), the
     code here that loosens them, Python's (whose ``re`` it uses), Hyperscan's build, the machine."""
@@ -232,21 +247,21 @@ def _cache_path() -> Path:
     key = hashlib.sha256(
         repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
     )
-    return guard_home() / "cache" / f"hyperscan-{key.hexdigest()[:20]}.db"
+    return guard_home() / "cache" / f"hyperscan-{kind}{key.hexdigest()[:20]}.db"
 
 
-def _cached() -> Any:
+def _cached(kind: str) -> Any:
     try:
-        db = hyperscan.loadb(_cache_path().read_bytes(), hyperscan.HS_MODE_BLOCK)
+        db = hyperscan.loadb(_cache_path(kind).read_bytes(), hyperscan.HS_MODE_BLOCK)
         db.scratch = hyperscan.Scratch(db)
         return db
     except Exception:  # none yet, unreadable, or from another build: compile
         return None
 
 
-def _store(db: Any) -> None:
+def _store(db: Any, kind: str) -> None:
     try:
-        path = _cache_path()
+        path = _cache_path(kind)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_bytes(hyperscan.dumpb(db))
@@ -336,26 +351,31 @@ class _Zones:
 
 
 def zones(
-    text: str, want: frozenset[str], whole: dict[str, list[int]] | None = None
+    text: str, want: frozenset[str], whole: dict[str, list[int]] | None = None, present: set[str] | None = None
 ) -> list[tuple[int, int]] | None:
     """Stretches of ``text`` outside of which no detector for ``want`` can match; ``None``
     when they would cover so much of it that reading it whole costs less. ``whole`` gets the
     detectors that read the whole text (Detector.whole) whose hints matched, each with where
-    its matches ended: the others cannot find anything in it."""
+    its matches ended: the others cannot find anything in it. When the answer is ``None``,
+    ``present`` gets the names of the detectors any of whose hints match anywhere in the text
+    (one more pass, each hint reported once at most): the others cannot find anything in it
+    either, so dense text is read whole by those only."""
     db, families = _scanner()
     size = len(text)
     wanted = _wanted.get(want)
     if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's
         wanted = _wanted[want] = [bool(f.labels & want) for f in families]
     found = _Zones(families, wanted, size)
+    subject = _subject(text)
     try:
-        plain = text.isascii() and _SEPARATORS.search(text) is None
-        db.scan((text if plain else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
+        db.scan(subject, match_event_handler=found.hit)
     except hyperscan.ScanTerminated:
         pass
     if whole is not None:
         whole.update(found.whole)
     if found.dense:
+        if present is not None:
+            present.update(_present(subject, families))
         return None
     if not found.spans:
         return []
@@ -367,3 +387,24 @@ def zones(
         else:
             merged.append([lo, hi])
     return [(lo, hi) for lo, hi in merged]
+
+
+def _subject(text: str) -> bytes:
+    plain = text.isascii() and _SEPARATORS.search(text) is None
+    return (text if plain else _asciify(text)).encode("ascii")
+
+
+def present(text: str) -> set[str]:
+    """The names of the detectors any of whose hints match somewhere in ``text``."""
+    return _present(_subject(text), _scanner()[1])
+
+
+def _present(subject: bytes, families: list[_Family]) -> set[str]:
+    seen: set[int] = set()
+
+    def hit(index: int, start: int, end: int, flags: int, context: Any) -> bool:
+        seen.add(index)
+        return False
+
+    _single_database().scan(subject, match_event_handler=hit)
+    return {families[index].detector for index in seen}
