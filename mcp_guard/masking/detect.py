@@ -90,7 +90,7 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     if zones is None:
         return _structured(text, want, only=present)
     if sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
-        return _structured(text, want, only=fast.present(text))
+        return _structured(text, want, only=fast.present(text, want))
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
         for span in _structured(text[lo:hi], want, zoned=True):

@@ -145,7 +145,7 @@ def _read_by_present(text: str) -> bool:
     """Reading ``text`` whole with only the detectors whose hints match in it (as dense text is
     read) finds what reading it with all of them finds."""
     everything = frozenset(detect_module.FINDERS)
-    return detect_module._structured(text, everything, only=fast.present(text)) == detect_module._structured(text, everything)
+    return detect_module._structured(text, everything, only=fast.present(text, everything)) == detect_module._structured(text, everything)
 
 
 @pytest.mark.parametrize("kind", ["clean", "dense"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.masking.detectors import secrets
+from mcp_guard.masking.detectors import contact, secrets
 
 KEY_PIECES = ["key", "password", "api_key", "token", "=", ": ", "-", "_", ".", "x", "Ab9", " ", "\n", '"', "passwords", "KEY"]
 KEY_TEXT = st.lists(st.sampled_from(KEY_PIECES), max_size=60).map("".join)
@@ -39,3 +39,18 @@ def test_key_words_passed_over_leave_where_the_other_keys_begin_unchanged(text: 
     for word in passed_over:  # each was passed over because the word before it ruled it out
         before = max(i for i, at in enumerate(starts) if at < word[1])
         assert word[1] < seen[before][1] + jumps[before % len(jumps)]
+
+
+PHONE_PIECES = ["+", "(", ")", " ", ".", "-", "0", "1", "4", "9", "٣", "１", "²", "x", "phone: ", "tel "]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(PHONE_PIECES), max_size=40).map("".join))
+def test_phone_digits_counted_by_deleting_separators_are_those_isdigit_counts(text: str) -> None:
+    """The phone patterns match digits and "+() .-" only, so deleting those leaves the digits."""
+    for pattern, group in ((contact.PHONE_INTL, 0), (contact.PHONE_NATIONAL, 0), (contact.PHONE_CONTEXT, 1)):
+        for m in pattern.finditer(text):
+            raw = m.group(group)
+            assert len(raw.translate(contact._NOT_DIGITS)) == sum(c.isdigit() for c in raw)
+    for m in contact.PHONE_NATIONAL.finditer(text):  # and its separators are what is not a digit
+        assert set(m.group()).intersection(" .-") == {c for c in m.group() if not c.isdigit()}
