@@ -54,3 +54,18 @@ def test_phone_digits_counted_by_deleting_separators_are_those_isdigit_counts(te
             assert len(raw.translate(contact._NOT_DIGITS)) == sum(c.isdigit() for c in raw)
     for m in contact.PHONE_NATIONAL.finditer(text):  # and its separators are what is not a digit
         assert set(m.group()).intersection(" .-") == {c for c in m.group() if not c.isdigit()}
+
+
+LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+EMAIL_PIECES = ["@", "a", "Z", "9", ".", "_", "%", "+", "-", " ", "é", "\n", "x" * 30, "jane.doe", "@example.com"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(EMAIL_PIECES), max_size=40).map("".join))
+def test_an_address_local_part_found_on_the_reversed_text_begins_where_walking_back_stops(text: str) -> None:
+    backwards = text[::-1]
+    for at in (i for i, c in enumerate(text) if c == "@"):
+        start = at  # the definition: walk back over local-part characters, 65 at most
+        while start > 0 and at - start <= 64 and text[start - 1] in LOCAL_CHARS:
+            start -= 1
+        assert contact.local_start(backwards, at) == start

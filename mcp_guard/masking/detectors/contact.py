@@ -14,20 +14,29 @@ EMAIL = lazy(
     r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
     r"[A-Za-z]{2,24}(?![\w-])"
 )
-_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+# The run of local-part characters before an "@", read backwards: up to 65 (one more than a
+# local part may have, which tells a longer run apart).
+_LOCAL_RUN = lazy(r"[A-Za-z0-9._%+-]{0,65}")
+
+
+def local_start(backwards: str, at: int) -> int:
+    """Where the run of local-part characters before ``at`` begins, 65 back at most, given the
+    text reversed (``backwards``)."""
+    local = _LOCAL_RUN.match(backwards, len(backwards) - at)
+    return at - (local.end() - local.start())  # type: ignore[union-attr]
 
 
 def emails(text: str, low: str = "") -> Iterator[Span]:
     """Looked for around each ``@`` only: an address cannot be anywhere else. Its local part is
     the run of local-part characters just before the ``@`` (the pattern refuses to start inside
-    one), so one match is tried per ``@``, and each character is walked back over once."""
+    one), so one match is tried per ``@``; the run is found by one match on the reversed text."""
     at = text.find("@")
     done = -1
+    backwards = ""
     while at >= 0:
         if at > done:
-            start = at
-            while start > 0 and at - start <= 64 and text[start - 1] in _LOCAL_CHARS:
-                start -= 1
+            backwards = backwards or text[::-1]
+            start = local_start(backwards, at)
             m = EMAIL.match(text, start) if at - start <= 64 else None
             if m is not None and m.end() > at and not _url_password(text, start):
                 yield Span(m.start(), m.end(), "EMAIL")
