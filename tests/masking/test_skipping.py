@@ -6,10 +6,13 @@ is the definition, and these compare the two on texts built from the shapes that
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.masking.detectors import contact, secrets
+from mcp_guard.masking.detectors import contact, secrets, values
 
 KEY_PIECES = ["key", "password", "api_key", "token", "=", ": ", "-", "_", ".", "x", "Ab9", " ", "\n", '"', "passwords", "KEY"]
 KEY_TEXT = st.lists(st.sampled_from(KEY_PIECES), max_size=60).map("".join)
@@ -69,3 +72,12 @@ def test_an_address_local_part_found_on_the_reversed_text_begins_where_walking_b
         while start > 0 and at - start <= 64 and text[start - 1] in LOCAL_CHARS:
             start -= 1
         assert contact.local_start(backwards, at) == start
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300) | st.text("ab9Z-_.", max_size=5000))
+def test_entropy_counted_per_distinct_character_is_the_counter_s_to_the_last_bit(value: str) -> None:
+    counts = Counter(value[:4096]).values()
+    n = min(len(value), 4096)
+    expected = math.log2(n) - math.fsum(c * math.log2(c) for c in counts) / n if n else 0.0
+    assert values.entropy(value) == expected
