@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from ..patterns import lazy
 from ..spans import Span
-from . import Detector, Hint, register
+from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
 from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, prose, said_password
 
@@ -109,6 +109,7 @@ _PUBLISHED_TOKENS = frozenset({"7f75367e7881255134e1375e723d1dea8ad5f6a4fdb79d93
 _PREFIX_AT = {"_live_": 2, "_test_": 2}
 # Each family's pattern with its prefixes and where they sit.
 _FAMILY_PREFIXES = [(pattern, prefixes, _PREFIX_AT.get(prefixes[0], 0)) for prefixes, pattern in _TOKEN_FAMILIES]
+_ANY_PREFIX = lazy(literal_union(prefix for prefixes, _ in _TOKEN_FAMILIES for prefix in prefixes))
 # Failed tries of one family after which its next match is searched for instead.
 _MISSES_BEFORE_SEARCH = 8
 
@@ -119,6 +120,8 @@ def _token_matches(text: str) -> Iterator[re.Match[str]]:
     re from skipping ahead to its literal, so twenty whole-text scans cost more than the rest of
     dense text's detectors. A family whose prefix keeps failing (``xoxb-xoxb-...``) is then
     searched for from there on, in C: its next match says which of its places to skip."""
+    if _ANY_PREFIX.search(text) is None:
+        return  # most texts hold no prefix at all: one search says so, not one find per prefix
     for pattern, prefixes, offset in _FAMILY_PREFIXES:
         yield from _family_matches(text, pattern, prefixes, offset)
 
