@@ -90,10 +90,14 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     found: list[Span] = []
     size = len(text)
     whole: dict[str, list[int]] = {}
-    zones = fast.zones(text, want, whole)
-    # Each zone costs what reading ~100 more characters would: dense text is read whole.
-    if zones is None or sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
-        return _structured(text, want)
+    present: set[str] = set()
+    zones = fast.zones(text, want, whole, present)
+    # Each zone costs what reading ~100 more characters would: dense text is read whole, by
+    # the detectors whose hints match somewhere in it (a detector finds nothing where none does).
+    if zones is None:
+        return _structured(text, want, only=present)
+    if sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
+        return _structured(text, want, only=fast.present(text, want))
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
         for span in _structured(text[lo:hi], want, zoned=True):
@@ -106,11 +110,12 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
 
 
 def _structured(
-    text: str, want: frozenset[str], *, zoned: bool = False, whole: dict[str, list[int]] | None = None
+    text: str, want: frozenset[str], *, zoned: bool = False, whole: dict[str, list[int]] | None = None,
+    only: set[str] | None = None,
 ) -> list[Span]:
-    """Every detector for ``want`` over ``text``; inside a zone (``zoned``), not those that read
-    the whole text; with ``whole``, only those of them named in it, each told where the
-    pre-pass matched its hints."""
+    """Every detector for ``want`` over ``text`` (with ``only``, those named in it); inside a
+    zone (``zoned``), not those that read the whole text; with ``whole``, only those of them
+    named in it, each told where the pre-pass matched its hints."""
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lowered; keep offsets true
         low = text.translate(_ASCII_LOWER)
@@ -118,6 +123,8 @@ def _structured(
         low = low.translate(_FOLD_LOWER)  # (a translate of non-ASCII text costs ~200 ns a character: only when needed)
     found: list[Span] = []
     finders, runs = _plan(want)
+    if only is not None:
+        finders, runs = [d for d in finders if d.name in only], [d for d in runs if d.name in only]
     for detector in finders:
         if (zoned and detector.whole) or (whole is not None and detector.name not in whole):
             continue

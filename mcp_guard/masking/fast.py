@@ -15,17 +15,14 @@ whole text, with the same results.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import platform
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
+from . import databases
 from .detectors import REGISTRY, Hint
 
-__all__ = ["AVAILABLE", "warm", "zones"]
+__all__ = ["AVAILABLE", "present", "warm", "zones"]
 
 try:
     import hyperscan
@@ -130,15 +127,16 @@ class _Family:
     """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "cut", "expression", "flags", "fwd", "hint", "labels", "som", "whole")
+    __slots__ = ("back", "cut", "detector", "expression", "flags", "fwd", "hint", "labels", "som", "whole")
 
-    def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None) -> None:
+    def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None, detector: str = "") -> None:
         pattern = hint.pattern
         caseless = pattern.startswith("(?i)")
         loose, self.cut = _loosen(pattern[4:] if caseless else pattern)
         self.hint = hint
         self.labels = labels
         self.whole = whole  # the name of a detector that reads the whole text: a match only says it must run
+        self.detector = detector
         self.expression = loose.encode()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
@@ -166,16 +164,15 @@ _RUN_REACH = 60
 def _families() -> list[_Family]:
     """Every hint of every detector in the registry: what the runner can find, this looks for."""
     return [
-        _Family(detector.labels, hint, detector.name if detector.whole else None)
+        _Family(detector.labels, hint, detector.name if detector.whole else None, detector.name)
         for detector in REGISTRY
         for hint in detector.hints
     ]
 
 
-_db: Any = None
 _built: list[_Family] | None = None
 _reaching: list[_Family] | None = None  # the families once their zones' reach is worked out
-_wanted: dict[frozenset[str], list[bool]] = {}
+_wanted: dict[frozenset[str], tuple[list[bool], frozenset[int] | None]] = {}
 
 
 def warm() -> None:
@@ -183,17 +180,17 @@ def warm() -> None:
     it (each pattern loosened, its zone's reach) are worked out on the first scan: loading a
     compiled database needs neither, and a guard's start does not wait for them."""
     if AVAILABLE:
-        _database()
+        databases.database(_family_list())
 
 
-def _scanner() -> tuple[Any, list[_Family]]:
+def _scanner() -> list[_Family]:
     global _reaching
-    db, families = _database(), _family_list()
+    families = _family_list()
     if _reaching is not families:
         for family in families:  # the same values in whichever thread gets here first
             family.reach()
         _reaching = families
-    return db, families
+    return families
 
 
 def _family_list() -> list[_Family]:
@@ -201,58 +198,6 @@ def _family_list() -> list[_Family]:
     if _built is None:
         _built = _families()
     return _built
-
-
-def _database() -> Any:
-    global _db
-    if _db is None:
-        _db = _cached() or _compile(_family_list())
-    return _db
-
-
-def _compile(families: list[_Family]) -> Any:
-    db = hyperscan.Database()
-    db.compile(
-        expressions=[f.expression for f in families], ids=list(range(len(families))), elements=len(families),
-        flags=[f.flags for f in families],
-    )
-    _store(db)
-    return db
-
-
-def _cache_path() -> Path:
-    """Compiling takes ~80 ms of start-up; a compiled database is kept in the home, named by
-    what it is compiled from: every hint (its pattern and `som`; their order is the ids), the
-    code here that loosens them, Python's (whose ``re`` it uses), Hyperscan's build, the machine."""
-    from ..store import guard_home
-
-    build = os.stat(hyperscan.__file__)  # the installed build (cheaper to ask than its metadata)
-    hints = [(hint.pattern, hint.som) for detector in REGISTRY for hint in detector.hints]
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    key = hashlib.sha256(
-        repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
-    )
-    return guard_home() / "cache" / f"hyperscan-{key.hexdigest()[:20]}.db"
-
-
-def _cached() -> Any:
-    try:
-        db = hyperscan.loadb(_cache_path().read_bytes(), hyperscan.HS_MODE_BLOCK)
-        db.scratch = hyperscan.Scratch(db)
-        return db
-    except Exception:  # none yet, unreadable, or from another build: compile
-        return None
-
-
-def _store(db: Any) -> None:
-    try:
-        path = _cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(hyperscan.dumpb(db))
-        partial.replace(path)
-    except OSError:
-        pass  # a read-only home: compile again next time
 
 
 # Python's patterns read \d, \w, \s and \b the Unicode way; Hyperscan's here read ASCII. So
@@ -295,7 +240,7 @@ def _asciify(text: str) -> str:
 
 # After this many characters, a text whose zones already cover most of what was read is read
 # whole (detect.py does that for dense text anyway): asking on would only cost callbacks.
-DENSE_AFTER = 32_768
+DENSE_AFTER = 4_096
 DENSE_SHARE = 0.8
 
 
@@ -336,26 +281,31 @@ class _Zones:
 
 
 def zones(
-    text: str, want: frozenset[str], whole: dict[str, list[int]] | None = None
+    text: str, want: frozenset[str], whole: dict[str, list[int]] | None = None, present: set[str] | None = None
 ) -> list[tuple[int, int]] | None:
     """Stretches of ``text`` outside of which no detector for ``want`` can match; ``None``
     when they would cover so much of it that reading it whole costs less. ``whole`` gets the
     detectors that read the whole text (Detector.whole) whose hints matched, each with where
-    its matches ended: the others cannot find anything in it."""
-    db, families = _scanner()
+    its matches ended: the others cannot find anything in it. When the answer is ``None``,
+    ``present`` gets the names of the detectors any of whose hints match anywhere in the text
+    (one more pass, each hint reported once at most): the others cannot find anything in it
+    either, so dense text is read whole by those only."""
+    families = _scanner()
     size = len(text)
-    wanted = _wanted.get(want)
-    if wanted is None:  # a handful of label sets per process: the policy's, per server, scan's
-        wanted = _wanted[want] = [bool(f.labels & want) for f in families]
+    wanted, subset = _wanted_families(families, want)
+    if subset is not None and not subset:
+        return []  # no detector for these labels
     found = _Zones(families, wanted, size)
+    subject = _subject(text)
     try:
-        plain = text.isascii() and _SEPARATORS.search(text) is None
-        db.scan((text if plain else _asciify(text)).encode("ascii"), match_event_handler=found.hit)
+        databases.database(families, subset).scan(subject, match_event_handler=found.hit)
     except hyperscan.ScanTerminated:
         pass
     if whole is not None:
         whole.update(found.whole)
     if found.dense:
+        if present is not None:
+            present.update(_present(subject, families, subset))
         return None
     if not found.spans:
         return []
@@ -367,3 +317,37 @@ def zones(
         else:
             merged.append([lo, hi])
     return [(lo, hi) for lo, hi in merged]
+
+
+def _subject(text: str) -> bytes:
+    plain = text.isascii() and _SEPARATORS.search(text) is None
+    return (text if plain else _asciify(text)).encode("ascii")
+
+
+def _wanted_families(families: list[_Family], want: frozenset[str]) -> tuple[list[bool], frozenset[int] | None]:
+    """Which families a label set wants, and their indices (``None``: all of them). A handful of
+    label sets per process (the policy's, per server, scan's), each scanned with a database of
+    its own families only: one that matches everywhere but is not wanted costs no callbacks."""
+    entry = _wanted.get(want)
+    if entry is None:
+        wanted = [bool(f.labels & want) for f in families]
+        entry = _wanted[want] = (wanted, None if all(wanted) else frozenset(i for i, w in enumerate(wanted) if w))
+    return entry
+
+
+def present(text: str, want: frozenset[str] | None = None) -> set[str]:
+    """The names of the detectors (for ``want``; ``None``: all) any of whose hints match somewhere in ``text``."""
+    families = _scanner()
+    subset = None if want is None else _wanted_families(families, want)[1]
+    return _present(_subject(text), families, subset) if subset is None or subset else set()
+
+
+def _present(subject: bytes, families: list[_Family], subset: frozenset[int] | None) -> set[str]:
+    seen: set[int] = set()
+
+    def hit(index: int, start: int, end: int, flags: int, context: Any) -> bool:
+        seen.add(index)
+        return False
+
+    databases.database(families, subset, single=True).scan(subject, match_event_handler=hit)
+    return {families[index].detector for index in seen}

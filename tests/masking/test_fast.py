@@ -176,3 +176,32 @@ def test_every_detectors_examples_inside_a_long_text_get_the_spans_of_a_whole_re
 def test_a_quoted_value_with_brackets_under_a_key_is_found_by_the_pre_pass() -> None:
     text = _padded('const TOKEN = "Zx9QvL[2mT8rP4kW7nB3c]+";')
     assert [s.label for s in detect_text(text)] == ["SECRET"]
+
+
+def _read_by_present(text: str) -> bool:
+    """Reading ``text`` whole with only the detectors whose hints match in it (as dense text is
+    read) finds what reading it with all of them finds."""
+    everything = frozenset(detect_module.FINDERS)
+    return detect_module._structured(text, everything, only=fast.present(text, everything)) == detect_module._structured(text, everything)
+
+
+@pytest.mark.parametrize("kind", ["clean", "dense"])
+def test_a_detector_whose_hints_match_nowhere_finds_nothing_in_the_corpus(kind: str) -> None:
+    for text in tool_results(kind, 8192, seed=8):
+        assert _read_by_present(text)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], deadline=None)
+@given(LONG_TEXT)
+def test_a_detector_whose_hints_match_nowhere_finds_nothing_in_any_text(text: str) -> None:
+    assert _read_by_present(text)
+
+
+def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_hostile_shapes() -> None:
+    """Text that is dense for one detector (a URL scheme, a key word, a digit repeated) is read
+    whole by the detectors present in it: the same spans as reading it with every detector."""
+    from tests.masking.test_linear import SHAPES
+
+    for shape in SHAPES.values():
+        text = shape(40_000)
+        assert detect_text(text) == whole(text)

@@ -43,3 +43,17 @@ PIECES = ["AKIA", "sk_live_", "rk_test_", "ghp_", "eyJ", "AC", "SK", "xoxb-", "s
 @given(st.lists(st.sampled_from(PIECES), max_size=24).map("".join))
 def test_token_families_tried_only_at_their_prefixes_find_what_whole_text_scans_find(text: str) -> None:
     assert sorted(m.span() for m in secrets._token_matches(text)) == _each_family_whole(text)
+
+
+# Many failed tries of one family in a row (the places "xoxb-xoxb-..." gives), then the rest:
+# past a few misses a family is searched for ahead, and must still find what the whole scan finds.
+FAILING = st.sampled_from(["xoxb-", "AKIA", "ghp_", "sk-", "AC", "sk_live_", "eyJ"]).flatmap(
+    lambda unit: st.tuples(st.integers(8, 60), st.lists(st.sampled_from(PIECES), max_size=24))
+    .map(lambda t: unit * t[0] + "".join(t[1]))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(FAILING, st.lists(st.sampled_from(PIECES), max_size=12).map("".join)), min_size=1, max_size=4).map("".join))
+def test_a_family_that_keeps_failing_is_searched_ahead_and_finds_what_whole_text_scans_find(text: str) -> None:
+    assert sorted(m.span() for m in secrets._token_matches(text)) == _each_family_whole(text)

@@ -44,8 +44,6 @@ _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
 _WORD_CHAR = lazy(r"[\w-]")
 # A distinctive prefix may follow a joiner (``send_AKIA...``, ``x-ghp_...``): only a letter or digit glues it.
 _ALNUM = lazy(r"[A-Za-z0-9]")
-# One search tells which families' prefixes occur at all (cheaper than a test per prefix).
-_PREFIX_OF = {prefix: pattern for prefixes, pattern in _TOKEN_FAMILIES for prefix in prefixes}
 
 _SLACK_HOOK = lazy(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{20,32}"
@@ -109,25 +107,53 @@ _PUBLISHED_TOKENS = frozenset({"7f75367e7881255134e1375e723d1dea8ad5f6a4fdb79d93
 
 # Where a family's prefix sits in its token: Stripe's "_live_" follows "sk", "rk" or "pk".
 _PREFIX_AT = {"_live_": 2, "_test_": 2}
-# Every place any prefix begins (a lookahead, so prefixes that overlap are all seen).
-_PREFIX_PLACES = lazy(f"(?=(?:{literal_union(_PREFIX_OF)}))")
+# Each family's pattern with its prefixes and where they sit.
+_FAMILY_PREFIXES = [(pattern, prefixes, _PREFIX_AT.get(prefixes[0], 0)) for prefixes, pattern in _TOKEN_FAMILIES]
+_ANY_PREFIX = lazy(literal_union(prefix for prefixes, _ in _TOKEN_FAMILIES for prefix in prefixes))
+# Failed tries of one family after which its next match is searched for instead.
+_MISSES_BEFORE_SEARCH = 8
 
 
 def _token_matches(text: str) -> Iterator[re.Match[str]]:
     """What each family's pattern.finditer(text) gives, but each pattern is only tried where its
-    prefix is: every pattern opens with a lookbehind, which keeps Python's re from skipping ahead
-    to its literal, so twenty whole-text scans cost more than the rest of dense text's detectors."""
-    ends: dict[re.Pattern[str], int] = {}
-    for place in _PREFIX_PLACES.finditer(text):
-        at = place.start()
-        for prefix, pattern in _PREFIX_OF.items():
-            start = at - _PREFIX_AT.get(prefix, 0)
-            if start < ends.get(pattern, 0) or not text.startswith(prefix, at):
-                continue
-            m = pattern.match(text, start)
+    prefix is (found with str.find): every pattern opens with a lookbehind, which keeps Python's
+    re from skipping ahead to its literal, so twenty whole-text scans cost more than the rest of
+    dense text's detectors. A family whose prefix keeps failing (``xoxb-xoxb-...``) is then
+    searched for from there on, in C: its next match says which of its places to skip."""
+    if _ANY_PREFIX.search(text) is None:
+        return  # most texts hold no prefix at all: one search says so, not one find per prefix
+    for pattern, prefixes, offset in _FAMILY_PREFIXES:
+        yield from _family_matches(text, pattern, prefixes, offset)
+
+
+def _family_matches(text: str, pattern: re.Pattern[str], prefixes: tuple[str, ...], offset: int) -> Iterator[re.Match[str]]:
+    places = {prefix: at for prefix in prefixes if (at := text.find(prefix)) >= 0}  # each prefix's next place
+    end = misses = 0  # where the last match ended; tries that failed in a row
+    ahead: re.Match[str] | None = None  # a match the search found beyond the place it started at
+    while places:
+        prefix = min(places, key=places.__getitem__)
+        at = places[prefix]
+        start = at - offset
+        if start >= end:
+            if ahead is not None:
+                m = ahead if ahead.start() == start else None
+            elif misses < _MISSES_BEFORE_SEARCH:
+                m = pattern.match(text, start)
+                misses = 0 if m is not None else misses + 1
+            else:
+                ahead = m = pattern.search(text, start)
+                if m is None:
+                    return
+                m = m if m.start() == start else None
             if m is not None:
-                ends[pattern] = m.end()
+                end, ahead = m.end(), None
                 yield m
+        # This prefix's next place: none starts a match before the last one's end, or before a match found ahead.
+        following = text.find(prefix, max(at + 1, end + offset, ahead.start() + offset if ahead is not None else 0))
+        if following < 0:
+            del places[prefix]
+        else:
+            places[prefix] = following
 
 
 def _tokens(text: str, low: str) -> Iterator[Span]:
@@ -172,13 +198,30 @@ def _basic_credentials(text: str, low: str) -> Iterator[Span]:
             yield Span(m.start(1), m.end(1), "SECRET")
 
 
-def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
+class _Read:
+    """How far _key_values has read: a secret it found ends at ``done_until``; the run of value
+    characters from ``start`` to ``end`` has had ``count`` keys' values read in it."""
+
+    __slots__ = ("count", "done_until", "end", "start")
+
+    def __init__(self) -> None:
+        self.done_until = self.start = self.end = -1
+        self.count = 0
+
+
+def _key_words(text: str, low: str, read: _Read) -> Iterator[tuple[int, int, int]]:
     """Each key word in ``text`` (start, end), after where its key begins: up to 40 key
-    characters before it.
-    A run of key characters is walked back once, however many key words it holds."""
+    characters before it. Words that ``read`` already rules out are passed over before any
+    work on them: "key=key=key=..." holds a word every four characters.
+    A run of key characters is walked back once, however many key words it holds (where the
+    walk starts inside a run does not change where it stops, so words passed over need none)."""
     run_start = run_end = -1
     for word in _KEY_WORD_RE.finditer(low):
         at = word.start()
+        if at < read.done_until or (read.start <= at < read.end and read.count >= _KEYS_PER_RUN):
+            continue  # what _key_values would pass over: its key begins before `at`, or its run is read
+        if not _whole_word(text, at, word.end()):
+            continue
         if at >= run_end:  # a new run: find how far back it goes (at most 40) and where it ends
             run_start = at
             while run_start > 0 and at - run_start < 40 and text[run_start - 1] in _KEY_CHARS:
@@ -187,8 +230,7 @@ def _key_words(text: str, low: str) -> Iterator[tuple[int, int, int]]:
             run_end = tail.end() if tail is not None else word.end()
             if at - run_start >= 40:
                 run_start = -1  # longer than 40: every key below begins at `at - 40`
-        if _whole_word(text, at, word.end()):
-            yield max(run_start, at - 40, 0), at, word.end()
+        yield max(run_start, at - 40, 0), at, word.end()
 
 
 _KEY_RUN = lazy(r"[A-Za-z0-9_.-]+")
@@ -205,11 +247,9 @@ def _whole_word(text: str, start: int, end: int) -> bool:
 
 
 def _key_values(text: str, low: str) -> Iterator[Span]:
-    done_until = -1
-    run_start = run_end = -1
-    read = 0
-    for begin, word_start, word_end in _key_words(text, low):
-        if begin < done_until or (run_start <= word_start < run_end and read >= _KEYS_PER_RUN):
+    read = _Read()
+    for begin, word_start, word_end in _key_words(text, low, read):
+        if begin < read.done_until or (read.start <= word_start < read.end and read.count >= _KEYS_PER_RUN):
             continue  # a key inside a value run already read as often as it may be
         separator = _KV_SEPARATOR.match(text, word_end)
         if separator is not None and _ABOUT_A_SECRET.match(text, word_end) is not None:
@@ -220,18 +260,20 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             if separator is None:
                 continue
         at = separator.end()
-        if run_start <= at < run_end:
-            read += 1
-            if read > _KEYS_PER_RUN:
+        if read.start <= at < read.end:
+            read.count += 1
+            if read.count > _KEYS_PER_RUN:
                 continue
         quoted = text[at - 1] in "\"'"
         m = _quoted_value(text, at) if quoted else None
         m = m or _KV_VALUE.match(text, at)
         if m is None:
             continue
-        if not run_start <= at < run_end:
-            run_start, run_end, read = at, m.end(), 1
-        key, value = text[begin:at], _ESCAPED_END.sub("", m.group())  # a JSON string's "\\n" ends the value
+        if not read.start <= at < read.end:
+            read.start, read.end, read.count = at, m.end(), 1
+        key, value = text[begin:at], m.group()
+        if "\\" in value:
+            value = _ESCAPED_END.sub("", value)  # a JSON string's "\\n" ends the value
         if len(value) < 4 or _WHERE_KEY.search(key) is not None:
             continue  # too short once its escapes are off; a key that says where the secret is (token_endpoint)
         if begin >= 2 and text[begin - 2 : begin] == "${":
@@ -258,7 +300,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value.lstrip("?:#@")):
             continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
         if secretish(key, value) and not is_code and not not_a_secret(key, value):
-            done_until = m.start() + len(value)
+            read.done_until = m.start() + len(value)
             yield Span(m.start(), m.start() + len(value), "SECRET")
 
 

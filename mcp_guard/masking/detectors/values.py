@@ -4,7 +4,7 @@ a path, or something that looks like a secret by itself. Shared by the secret de
 from __future__ import annotations
 
 import math
-from collections import Counter
+import re
 
 from ..patterns import lazy
 
@@ -16,12 +16,13 @@ _C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 4097)]  # values are at m
 
 
 def entropy(value: str) -> float:
-    """Shannon entropy in bits per character, from a table: it runs on every candidate value."""
+    """Shannon entropy in bits per character, from a table: it runs on every candidate value.
+    Each distinct character is counted by str.count (fsum's sum is exact, whatever the order)."""
     value = value[:4096]
     n = len(value)
     if not n:
         return 0.0
-    return math.log2(n) - math.fsum(map(_C_LOG_C.__getitem__, Counter(value).values())) / n
+    return math.log2(n) - math.fsum(map(_C_LOG_C.__getitem__, map(value.count, set(value)))) / n
 
 
 
@@ -78,7 +79,8 @@ def named(value: str) -> bool:
     """Whether ``value`` is a name: parts split by "_" or "-", each lowercase (any length) or
     in camel case whose words with lowercase letters have three or more (OAuthProvider,
     DHPrivateKey, Ed25519PrivateKey); random letters (KRioWNWAlPT) have shorter ones."""
-    value = _BUNDLER_SUFFIX.sub("", value)
+    if "$" in value:
+        value = _BUNDLER_SUFFIX.sub("", value)
     if _IDENTIFIER.fullmatch(value) is None:
         return False
     value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
@@ -189,6 +191,7 @@ def said_password(value: str) -> bool:
 _LETTERS = lazy(r"[^a-z0-9]")
 # Words a placeholder is made of, or another credential field's name ("username" in options).
 _PLACEHOLDER_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "api-key", "changeit", "username")
+_PLACEHOLDER_WORD = lazy("|".join(map(re.escape, _PLACEHOLDER_WORDS)))  # one search for any of them
 _PLACEHOLDER = lazy(r":?[A-Za-z0-9_.-]+")  # ":password" is a bind parameter's name
 # A stand-in's word with a number or none ("value1", "hidden2", "key_1234"): a fixture's value, not a credential.
 _STAND_IN = lazy(r"(?i)(?:value|hidden|dummy|fake|sample|placeholder|mock|key)[_-]?\d{0,4}")
@@ -220,7 +223,7 @@ def not_a_secret(key: str, value: str) -> bool:
     if len(spelled) >= 4 and _LETTERS.sub("", key.lower()).endswith(spelled):
         return True
     low = value.lower()
-    if _PLACEHOLDER.fullmatch(value) and any(w in low for w in _PLACEHOLDER_WORDS) and sum(c.isdigit() for c in value) <= 4:
+    if _PLACEHOLDER.fullmatch(value) and _PLACEHOLDER_WORD.search(low) and sum(c.isdigit() for c in value) <= 4:
         return True
     if _MASKED_ALREADY.fullmatch(value) or stand_in(value):  # "****/**/**", "xxxx-xxxx", "value1"
         return True
