@@ -40,6 +40,9 @@ class Settings:
     # This instance's name behind a load balancer ($MCP_GUARD_INSTANCE, its server name there):
     # written into each requestState so a 2026-07-28 retry can be sent back to it.
     instance: str = ""
+    # Where compiled pattern databases are kept ($MCP_GUARD_CACHE); empty: the home's cache/.
+    # They are made from the code alone (no call data), so homes of one user may share them.
+    cache: str = ""
     # A reviewer's credential for `review approve|deny` ($MCP_GUARD_REVIEW_TOKEN); never shown.
     review_token: str = field(default="", repr=False)
     # The environment as it was read: channel secrets (Slack, webhooks) and client config paths.
@@ -60,12 +63,17 @@ class Settings:
             "pg_poll_s": _float(env.get("MCP_GUARD_PG_POLL_S"), 1.0),
             "instance": env.get("MCP_GUARD_INSTANCE", "").strip(),
             "review_token": env.get("MCP_GUARD_REVIEW_TOKEN", "").strip(),
+            "cache": env.get("MCP_GUARD_CACHE", ""),
             "environ": MappingProxyType(env),
         }
         for name, value in given.items():
             if value is not None and value != "":
                 values[name] = Path(value) if name == "home" else value
         return cls(**values)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cache) if self.cache else self.home / "cache"
 
     def with_store(self, url: str | None) -> Settings:
         """These settings with the config file's store, unless argv or the environment named one."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,20 @@ ERAS = ["legacy", "2026-07-28"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_pattern_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Compiled pattern databases (made from the code alone, no test's data) are shared by every
+    test's guard: each compiles in seconds, and a fresh home per test would compile them again."""
+    cache = tmp_path_factory.mktemp("pattern-cache")
+    before = os.environ.get("MCP_GUARD_CACHE")
+    os.environ["MCP_GUARD_CACHE"] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop("MCP_GUARD_CACHE", None)
+    else:
+        os.environ["MCP_GUARD_CACHE"] = before
 
 
 @pytest.fixture(autouse=True)

@@ -63,7 +63,7 @@ class MaskHook(Hook):
         self.serial = anyio.Lock()
         if settings.enabled:
             self._ner = load_ner(settings.ner)
-            fast.warm()
+            fast.warm({labels for _, labels in (self._base, *self._per_server.values())})
 
     def vault(self, session_id: str) -> Vault:
         vault = self._vaults.get(session_id)

@@ -64,7 +64,7 @@ def _cache_path(families: Sequence[Family], kind: str) -> Path:
     """Compiling takes ~80 ms of start-up; a compiled database is kept in the home, named by
     what it is compiled from: every hint (its pattern and `som`; their order is the ids), the
     code that loosens them and this, Python's (whose ``re`` it uses), Hyperscan's build, the machine."""
-    from ..store import guard_home
+    from .. import settings
 
     build = os.stat(hyperscan.__file__)  # the installed build (cheaper to ask than its metadata)
     hints = [(f.hint.pattern, f.hint.som) for f in families]
@@ -73,7 +73,7 @@ def _cache_path(families: Sequence[Family], kind: str) -> Path:
     key = hashlib.sha256(
         repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
     )
-    return guard_home() / "cache" / f"hyperscan-{kind}{key.hexdigest()[:20]}.db"
+    return settings.current().cache_dir / f"hyperscan-{kind}{key.hexdigest()[:20]}.db"
 
 
 def _cached(families: Sequence[Family], kind: str) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from . import databases
@@ -175,12 +176,21 @@ _reaching: list[_Family] | None = None  # the families once their zones' reach i
 _wanted: dict[frozenset[str], tuple[list[bool], frozenset[int] | None]] = {}
 
 
-def warm() -> None:
-    """Load (or compile) the database now, not on the first long result. The families behind
-    it (each pattern loosened, its zone's reach) are worked out on the first scan: loading a
-    compiled database needs neither, and a guard's start does not wait for them."""
-    if AVAILABLE:
-        databases.database(_family_list())
+def warm(label_sets: Iterable[frozenset[str]] = ()) -> None:
+    """Load (or compile) the databases now, not on the first text: the one of every family, and
+    both of each of ``label_sets`` (the label sets the caller will mask). Loading a compiled
+    database is a read of the cache; compiling one takes a second or more, once per machine."""
+    if not AVAILABLE:
+        return
+    databases.database(_family_list())
+    if not label_sets:
+        return
+    families = _scanner()
+    for want in label_sets:
+        _, subset = _wanted_families(families, want)
+        if subset is None or subset:
+            databases.database(families, subset)
+            databases.database(families, subset, single=True)
 
 
 def _scanner() -> list[_Family]:
