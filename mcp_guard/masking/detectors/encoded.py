@@ -53,8 +53,9 @@ def _decoded(run: str) -> str | None:
 
 
 def _mixed(run: str) -> bool:
-    """Base64 of text mixes capitals, small letters and digits; hex digests and words do not."""
-    return any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run)
+    """Base64 of text mixes capitals and small letters; hex digests and lowercase words do not.
+    (Not always digits: the base64 of "4111 1111 1111 1111" has none.)"""
+    return any(c.isupper() for c in run) and any(c.islower() for c in run)
 
 
 def _encoded_secrets(text: str, low: str) -> Iterator[Span]:
@@ -71,9 +72,17 @@ def _encoded_secrets(text: str, low: str) -> Iterator[Span]:
             plain = _decoded(run)
             if plain is None:
                 continue
+            # Values next to each other share a group of four at their edge: their stretches
+            # are merged, or the overlap would leave one of them raw.
+            stretches: list[list[int]] = []
             for span in detect(plain, _DECODED_LABELS):
                 lo = m.start() + span.start // 3 * 4
                 hi = min(m.start() + -(-span.end // 3) * 4, m.end())
+                if stretches and lo <= stretches[-1][1]:
+                    stretches[-1][1] = max(stretches[-1][1], hi)
+                else:
+                    stretches.append([lo, hi])
+            for lo, hi in stretches:
                 yield Span(lo, hi, "SECRET")
     finally:
         _DEPTH[0] -= 1
@@ -89,7 +98,8 @@ register(
         "base64-encoded-secrets", frozenset({"SECRET"}), (Hint(_RUN_HINT, fwd=_MAX_RUN + 16),),
         find=_encoded_secrets,
         examples=(_example(), "contact: " + base64.b64encode(b"jane.doe@example.com").decode(),
-                  "row " + base64.b64encode(b"card 4111 1111 1111 1111").decode()),
+                  "row " + base64.b64encode(b"card 4111 1111 1111 1111").decode(),
+                  "x " + base64.b64encode(b"4111 1111 1111 1111").decode()),
         not_flagged=(
             "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 2).decode(),
