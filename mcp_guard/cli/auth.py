@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -56,13 +55,8 @@ def _list(tokens: list[dict[str, Any]]) -> None:
     """JSON for a script; a table for a person at a terminal (no token is ever stored to show)."""
     import time
 
-    from .term import STATE_STYLE, Column, moment, on_terminal, print_table
+    from .term import STATE_STYLE, Column, moment, print_records
 
-    if not on_terminal():
-        print(json.dumps(tokens))
-        return
-    if not tokens:
-        print("no caller tokens: `mcp-guard auth token create NAME` makes one", file=sys.stderr)
     now = time.time()
 
     def state(t: dict[str, Any]) -> str:
@@ -70,8 +64,9 @@ def _list(tokens: list[dict[str, Any]]) -> None:
 
     columns = (Column("NAME"), Column("GROUPS", "wrap"), Column("CREATED", "keep"), Column("EXPIRES", "keep"),
                Column("LAST USED", "keep"), Column("STATE", "keep", STATE_STYLE))
-    print_table(columns, [(t["name"], ", ".join(t["groups"]) or "-", moment(t["created"]), moment(t["expires"]),
-                           moment(t["last_used"]), state(t)) for t in tokens])
+    print_records(tokens, columns, lambda t: (t["name"], ", ".join(t["groups"]) or "-", moment(t["created"]),
+                                              moment(t["expires"]), moment(t["last_used"]), state(t)),
+                  "no caller tokens: `mcp-guard auth token create NAME` makes one")
 
 
 def _create(args: argparse.Namespace, tokens: Any) -> int:

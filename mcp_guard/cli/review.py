@@ -314,17 +314,13 @@ def cmd_review_token(args: argparse.Namespace) -> int:
 
 def _token_list(tokens: list[dict[str, Any]]) -> None:
     """JSON for a script; a table for a person at a terminal (no token is ever stored to show)."""
-    from .term import STATE_STYLE, Column, moment, on_terminal, print_table
+    from .term import STATE_STYLE, Column, moment, print_records
 
-    if not on_terminal():
-        print(json.dumps(tokens))
-        return
-    if not tokens:
-        print("no reviewer tokens: `mcp-guard review token create NAME --role ROLE` makes one", file=sys.stderr)
     columns = (Column("NAME"), Column("ROLE"), Column("CREATED", "keep"), Column("STATE", "keep", STATE_STYLE),
                Column("REVOKED", "keep"))
-    print_table(columns, [(t["name"], t["role"], moment(t["created"]), "revoked" if t["revoked"] else "live",
-                           moment(t["revoked"])) for t in tokens])
+    print_records(tokens, columns, lambda t: (t["name"], t["role"], moment(t["created"]),
+                                              "revoked" if t["revoked"] else "live", moment(t["revoked"])),
+                  "no reviewer tokens: `mcp-guard review token create NAME --role ROLE` makes one")
 
 
 def _audit(args: argparse.Namespace, action: str, name: str, role: str | None) -> None:

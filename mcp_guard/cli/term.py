@@ -8,15 +8,17 @@ see no escape codes and the same lines.
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from .. import settings
 from ..progress import Progress
 
-__all__ = ["RISK_STYLE", "STATE_STYLE", "Column", "Progress", "Table", "moment", "on_terminal", "painter", "print_table", "table_lines"]
+__all__ = ["RISK_STYLE", "STATE_STYLE", "Column", "Progress", "Table", "moment", "on_terminal", "painter", "print_records",
+           "print_table", "table_lines"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
 _GAP = "  "
@@ -180,6 +182,20 @@ def print_table(columns: Sequence[Column], rows: Sequence[Sequence[object]], str
     """The rows as a table under a header on ``stream`` (default stdout); nothing when there are none."""
     for line in table_lines(columns, rows, stream):
         print(line, file=stream or sys.stdout)
+
+
+def print_records(
+    records: list[dict[str, Any]], columns: Sequence[Column], row: Callable[[dict[str, Any]], Sequence[object]],
+    empty: str,
+) -> None:
+    """Stored records as JSON for a script; for a person at a terminal, a table of ``row`` of
+    each under ``columns``, or ``empty`` on stderr when there are none."""
+    if not on_terminal():
+        print(json.dumps(records))
+        return
+    if not records:
+        print(empty, file=sys.stderr)
+    print_table(columns, [row(record) for record in records])
 
 
 def moment(ts: float | None) -> str:

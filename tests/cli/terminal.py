@@ -6,6 +6,7 @@ A terminal gets a window size (TIOCSWINSZ), as a person's does, so the commands'
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -64,3 +65,32 @@ def offsets(header: str, *titles: str) -> list[int]:
     found = [re.search(rf"(?:^|(?<=  )){re.escape(title)}(?=  |$)", plain) for title in titles]
     assert all(found), (plain, titles)
     return [match.start() for match in found if match]
+
+
+HELLO = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+
+
+def tools_through(argv: list[str], env: dict[str, str]) -> tuple[list[dict[str, object]], str]:
+    """The tools a guard started with ``argv`` lists to a client that stays until its answer
+    (a client closing stdin at once may leave before a slow upstream has answered), and what the
+    guard wrote on stderr meanwhile."""
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               text=True, encoding="utf-8")
+    assert process.stdin and process.stdout and process.stderr
+    for message in ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": HELLO},
+                    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}):
+        process.stdin.write(json.dumps(message) + "\n")
+    process.stdin.flush()
+    tools: list[dict[str, object]] = []
+    for line in process.stdout:
+        answer = json.loads(line)
+        if answer.get("id") == 2:
+            tools = answer["result"]["tools"]
+            break
+    process.stdin.close()  # the guard ends with its client
+    stderr = process.stderr.read()
+    process.wait(timeout=30)
+    process.stdout.close()
+    process.stderr.close()
+    return tools, stderr

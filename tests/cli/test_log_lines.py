@@ -3,13 +3,12 @@ terminal must reach the log as escapes, never as the controls themselves, in bot
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.cli.terminal import tools_through
 from tests.conftest import PY
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -20,32 +19,8 @@ RAW = ("\x1b", "\u202e")
 def _guard_log(home: Path, log_format: str) -> tuple[list[str], str]:
     """The tool names the client was given, and what the guard wrote on stderr meanwhile."""
     env = {**os.environ, "MCP_GUARD_HOME": str(home), "MCP_GUARD_LOG_FORMAT": log_format, "MCP_GUARD_LOG_LEVEL": "info"}
-    process = subprocess.Popen(
-        [PY, "-m", "mcp_guard", "run", "--name", "odd", "--", *SERVER],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8",
-    )
-    assert process.stdin and process.stdout
-    for message in (
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    ):
-        process.stdin.write(json.dumps(message) + "\n")
-    process.stdin.flush()
-    names: list[str] = []
-    for line in process.stdout:
-        answer = json.loads(line)
-        if answer.get("id") == 2:
-            names = [tool["name"] for tool in answer["result"]["tools"]]
-            break
-    process.stdin.close()  # the guard ends with its client
-    assert process.stderr
-    stderr = process.stderr.read()
-    process.wait(timeout=30)
-    process.stdout.close()
-    process.stderr.close()
-    return names, stderr
+    tools, stderr = tools_through([PY, "-m", "mcp_guard", "run", "--name", "odd", "--", *SERVER], env)
+    return [str(tool["name"]) for tool in tools], stderr
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

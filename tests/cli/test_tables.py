@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.terminal import COLOUR, ESCAPE, clean_env, offsets, on_terminal, piped
+from tests.cli.terminal import COLOUR, ESCAPE, clean_env, offsets, on_terminal, piped, tools_through
 from tests.conftest import FIXTURES, PY, free_port
 from tests.policy.cli_servers import risky, write_config
 from tests.reviewing import reviewer_token
@@ -263,10 +263,9 @@ def test_no_color_keeps_the_table_on_a_terminal_but_without_any_escape_code(worl
 def test_tools_check_on_a_terminal_tabulates_each_finding_and_piped_keeps_its_lines(tmp_path: Path) -> None:
     home = tmp_path / "home"
     # A guard lists the tools of a server whose description carries instructions to the model: pinned, scanned.
-    listed = subprocess.run([PY, "-m", "mcp_guard", "run", "--home", str(home), "--", PY, str(FIXTURES / "changing_server.py")],
-                            input=_listing(), capture_output=True, text=True, timeout=60,
-                            env={**clean_env(), "VARIANT": "poisoned"})
-    assert '"tools"' in listed.stdout, listed.stderr
+    tools, stderr = tools_through([PY, "-m", "mcp_guard", "run", "--home", str(home), "--", PY,
+                                   str(FIXTURES / "changing_server.py")], {**clean_env(), "VARIANT": "poisoned"})
+    assert tools, stderr
     argv = [PY, "-m", "mcp_guard", "tools", "check", "--home", str(home)]
     code, out, _ = on_terminal(argv, clean_env(), columns=120)
     assert code == 1 and only_colour_codes(out)
@@ -281,14 +280,6 @@ def test_tools_check_on_a_terminal_tabulates_each_finding_and_piped_keeps_its_li
     first, *findings = pout.splitlines()
     assert first == "changing_server/lookup:" and len(findings) == len(starts)
     assert all(re.fullmatch(r"  \S+ in \S+: ['\"].*['\"]", line) for line in findings)
-
-
-def _listing() -> str:
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    return "".join(json.dumps(m) + "\n" for m in (
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
 
 
 def test_policy_show_on_a_terminal_sets_the_risk_sources_and_rules_as_tables_and_piped_keeps_its_text(
