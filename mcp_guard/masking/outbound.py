@@ -100,8 +100,8 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
 def mask_body(masker: Masker, body: Any, origin: str) -> Any:
     """A message's ``params`` or ``result`` masked, the :data:`STRUCTURAL` fields at its top and
     at the top of its ``_meta`` kept as they are."""
-    if not isinstance(body, dict):
-        return mask_tree(masker, body, origin)
+    if not isinstance(body, dict) or isinstance(body, GuardQuestion):
+        return mask_tree(masker, body, origin)  # (the guard's own question passes as it is)
     kept = {key: body[key] for key in STRUCTURAL.intersection(body)}
     meta = body.get("_meta")
     masked = mask_tree(masker, {k: v for k, v in body.items() if k not in kept and k != "_meta"}, origin)
