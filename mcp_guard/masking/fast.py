@@ -218,9 +218,10 @@ def _family_list() -> list[_Family]:
 # dotless i, long s, Kelvin sign) become those letters. Stand-ins that no pattern spells out
 # (form feed, \x01) fall in or out of an explicit class as the original does; the letter and
 # digit ones may fall in an explicit ASCII class the original is outside of ("é" is no
-# [A-Za-z0-9]), which a guard on such a class allows for (_STAND_INS).
+# [A-Za-z0-9]), which a guard on such a class allows for (_STAND_INS). So may the folded letters:
+# a Kelvin sign is no [A-Za-z0-9] either, but its "k" is.
 _FOLDS = {0x0130: "i", 0x0131: "i", 0x017F: "s", 0x212A: "k"}
-_STAND_INS = "qQ0"
+_STAND_INS = "qQ0" + "".join(sorted(set(_FOLDS.values())))
 
 
 def _stand_in(code: int) -> str:

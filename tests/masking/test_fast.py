@@ -173,6 +173,14 @@ def test_every_detectors_examples_inside_a_long_text_get_the_spans_of_a_whole_re
     assert detect_text(text) == whole(text)
 
 
+@pytest.mark.parametrize("fold", ["\u212a", "\u017f", "\u0131", "\u0130"], ids=["kelvin", "long-s", "dotless-i", "dotted-i"])
+def test_a_token_after_a_letter_case_folding_reads_as_ascii_is_found_through_the_pre_pass(fold: str) -> None:
+    """Hyperscan reads a Kelvin sign as "k" (what case-insensitive patterns take it for); before
+    a token it is still no [A-Za-z0-9] to the detectors, so the token is one (found by hypothesis)."""
+    text = "jane@example.com " + "x" * 600 + fold + "ghp_" + "a" * 36 + " end"
+    assert detect_text(text) == whole(text)
+
+
 def test_a_quoted_value_with_brackets_under_a_key_is_found_by_the_pre_pass() -> None:
     text = _padded('const TOKEN = "Zx9QvL[2mT8rP4kW7nB3c]+";')
     assert [s.label for s in detect_text(text)] == ["SECRET"]
