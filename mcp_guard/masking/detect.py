@@ -92,12 +92,10 @@ def _zoned(text: str, want: frozenset[str]) -> list[Span]:
     whole: dict[str, list[int]] = {}
     present: set[str] = set()
     zones = fast.zones(text, want, whole, present)
-    # Each zone costs what reading ~100 more characters would: dense text is read whole, by
-    # the detectors whose hints match somewhere in it (a detector finds nothing where none does).
+    # Dense text is read whole, by the detectors whose hints match somewhere in it (a detector
+    # finds nothing where none does).
     if zones is None:
         return _structured(text, want, only=present)
-    if sum(hi - lo for lo, hi in zones) + 100 * len(zones) > size:
-        return _structured(text, want, only=fast.present(text, want))
     for lo, hi in zones:
         first, last = (lo + fast.MARGIN if lo else 0), (hi - fast.MARGIN if hi < size else size)
         for span in _structured(text[lo:hi], want, zoned=True):

@@ -38,6 +38,7 @@ MARGIN = 64
 MAX_REACH = 20_000
 # Zones closer than this are read as one.
 JOIN = 256
+ZONE_COST = 100
 
 
 def _strip_lookarounds(pattern: str) -> str:
@@ -314,19 +315,20 @@ def zones(
         pass
     if whole is not None:
         whole.update(found.whole)
-    if found.dense:
+    if not found.dense and not found.spans:
+        return []
+    merged: list[list[int]] = []
+    if not found.dense:
+        for lo, hi in sorted(found.spans):
+            if merged and lo <= merged[-1][1] + JOIN:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+    # Each zone costs what reading ZONE_COST more characters would: past that, reading it whole does.
+    if found.dense or sum(hi - lo for lo, hi in merged) + ZONE_COST * len(merged) > size:
         if present is not None:
             present.update(_present(subject, families, subset))
         return None
-    if not found.spans:
-        return []
-    spans = sorted(found.spans)
-    merged = [list(spans[0])]
-    for lo, hi in spans[1:]:
-        if lo <= merged[-1][1] + JOIN:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
     return [(lo, hi) for lo, hi in merged]
 
 
