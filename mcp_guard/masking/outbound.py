@@ -102,16 +102,16 @@ def mask_body(masker: Masker, body: Any, origin: str) -> Any:
     at the top of its ``_meta`` kept as they are."""
     if not isinstance(body, dict) or isinstance(body, GuardQuestion):
         return mask_tree(masker, body, origin)  # (the guard's own question passes as it is)
-    kept = {key: body[key] for key in STRUCTURAL.intersection(body)}
-    meta = body.get("_meta")
-    masked = mask_tree(masker, {k: v for k, v in body.items() if k not in kept and k != "_meta"}, origin)
-    if isinstance(meta, dict):
-        meta_kept = {key: meta[key] for key in STRUCTURAL.intersection(meta)}
-        rest = mask_tree(masker, {k: v for k, v in meta.items() if k not in meta_kept}, origin)
-        masked = {"_meta": {**rest, **meta_kept}, **masked}
-    elif "_meta" in body:
-        masked = {"_meta": mask_tree(masker, meta, origin), **masked}
-    return {**masked, **kept}
+    return _mask_keeping(masker, body, origin, inner="_meta")
+
+
+def _mask_keeping(masker: Masker, value: dict[str, Any], origin: str, inner: str | None = None) -> dict[str, Any]:
+    """``value`` masked but its :data:`STRUCTURAL` keys; the object under ``inner`` likewise."""
+    kept = {key: value[key] for key in STRUCTURAL.intersection(value)}
+    nested = value.get(inner) if inner is not None else None
+    if isinstance(nested, dict):
+        kept[inner] = _mask_keeping(masker, nested, origin)  # type: ignore[index]
+    return {**mask_tree(masker, {k: v for k, v in value.items() if k not in kept}, origin), **kept}
 
 
 def mask_tree(masker: Masker, value: Any, origin: str) -> Any:
