@@ -163,6 +163,6 @@ def _hints(definition: dict[str, Any] | None) -> dict[str, Any]:
 
 def _version(policy: Policy) -> str:
     """Identifies a policy's content: an approval recorded under one policy is not reused under another."""
-    import hashlib
+    from ..policy.kept import digest
 
-    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
+    return digest(policy)[:16]

@@ -142,10 +142,13 @@ class _Family:
         self.expression = loose.encode()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
-        self.back = self.fwd = 0  # see reach(): the database does not need them, only the zones do
+        # See reach(): worked out at this family's first match (it parses the detector's pattern,
+        # ~0.1 ms; for all of them, a tenth of the guard's start). -1: not yet.
+        self.back = self.fwd = -1
 
     def reach(self) -> None:
-        """Work out the zone around a match (this parses the detector's pattern)."""
+        """Work out the zone around a match. The same values in whichever thread gets here
+        first; ``back`` is set last, and is what says they are known."""
         hint = self.hint
         back = hint.back if hint.back is not None else _width(hint.pattern)
         fwd = hint.fwd if hint.fwd is not None else (_width(hint.pattern) if self.cut else 0)
@@ -153,8 +156,8 @@ class _Family:
             back, fwd = back + _RUN_REACH, _RUN_REACH
         # Without `som` the zone is measured back from the match's end, and a tail guard (see
         # _guards) may have consumed up to two characters past the original's end.
-        self.back = MARGIN if hint.som else back + _GUARD_REACH + MARGIN
         self.fwd = fwd + MARGIN
+        self.back = MARGIN if hint.som else back + _GUARD_REACH + MARGIN
 
 
 # How many characters a tail guard consumes at most ("\.(?:$|\D)").
@@ -173,7 +176,6 @@ def _families() -> list[_Family]:
 
 
 _built: list[_Family] | None = None
-_reaching: list[_Family] | None = None  # the families once their zones' reach is worked out
 _wanted: dict[frozenset[str], tuple[list[bool], frozenset[int] | None]] = {}
 
 
@@ -186,22 +188,12 @@ def warm(label_sets: Iterable[frozenset[str]] = ()) -> None:
     databases.database(_family_list())
     if not label_sets:
         return
-    families = _scanner()
+    families = _family_list()
     for want in label_sets:
         _, subset = _wanted_families(families, want)
         if subset is None or subset:
             databases.database(families, subset)
             databases.database(families, subset, single=True)
-
-
-def _scanner() -> list[_Family]:
-    global _reaching
-    families = _family_list()
-    if _reaching is not families:
-        for family in families:  # the same values in whichever thread gets here first
-            family.reach()
-        _reaching = families
-    return families
 
 
 def _family_list() -> list[_Family]:
@@ -281,6 +273,8 @@ class _Zones:
         if family.whole is not None:  # that detector reads the whole text; it has no zone
             self.whole.setdefault(family.whole, []).append(end)
             return False
+        if family.back < 0:
+            family.reach()
         lo, hi = max(0, (start if family.som else end) - family.back), min(self.size, end + family.fwd)
         self.spans.append((lo, hi))
         if hi > self.reach:
@@ -302,7 +296,7 @@ def zones(
     ``present`` gets the names of the detectors any of whose hints match anywhere in the text
     (one more pass, each hint reported once at most): the others cannot find anything in it
     either, so dense text is read whole by those only."""
-    families = _scanner()
+    families = _family_list()
     size = len(text)
     wanted, subset = _wanted_families(families, want)
     if subset is not None and not subset:
@@ -350,7 +344,7 @@ def _wanted_families(families: list[_Family], want: frozenset[str]) -> tuple[lis
 
 def present(text: str, want: frozenset[str] | None = None) -> set[str]:
     """The names of the detectors (for ``want``; ``None``: all) any of whose hints match somewhere in ``text``."""
-    families = _scanner()
+    families = _family_list()
     subset = None if want is None else _wanted_families(families, want)[1]
     return _present(_subject(text), families, subset) if subset is None or subset else set()
 

@@ -1,15 +1,18 @@
 """Reading a policy file: YAML in, a validated :class:`Policy` out, or an error naming the
-file, the line and the field (``policy.yaml:7: rules[1].action: Input should be ...``)."""
+file, the line and the field (``policy.yaml:7: rules[1].action: Input should be ...``).
+
+A policy validated once is kept (``kept.py``): the next start with the same text rebuilds it
+without parsing YAML or importing pydantic."""
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from ..errors import ConfigError
+from . import kept
 from .model import Policy
 
 
@@ -27,131 +30,55 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    policy = kept.recall(text)
+    if policy is None:
+        policy = _validate(text, source)
+        kept.keep(text, policy)
+    return policy
+
+
+def _validate(text: str, source: str) -> Policy:
+    from .yamldata import dotted, plain_data
+
+    data, lines = plain_data(text, source)
+    pydantic = _pydantic()
     try:
-        _check_depth(text, source)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    if root is None:
-        raise ConfigError(f"{source}: the policy is empty (it needs at least 'version: 1')")
-    lines: dict[tuple[Any, ...], int] = {}
-    try:
-        data = _Builder(lines).build(root, ())
-    except _Refused as exc:
-        raise ConfigError(f"{source}:{exc.line}: {exc.message}") from None
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
+        return _validator(pydantic).validate_python(data)  # type: ignore[no-any-return]
+    except pydantic.ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             line = _line_for(loc, lines)
-            problems.append(f"{source}:{line}: {_dotted(loc)}: {err['msg']}")
+            problems.append(f"{source}:{line}: {dotted(loc)}: {_MESSAGES.get(err['type'], err['msg'])}")
         raise ConfigError("\n".join(problems)) from None
 
 
-def _check_depth(text: str, source: str) -> None:
-    """Refuse deep nesting before composing: PyYAML's composer recurses once per level, so
-    ``[[[[...`` 5,000 deep would overflow the stack. Its parser yields events without recursing."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark is not None else 1
-                raise ConfigError(f"{source}:{line}: the policy nests deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
+# pydantic's words for a dataclass's fields, in the words it uses for models (and always has here).
+_MESSAGES = {"unexpected_keyword_argument": "Extra inputs are not permitted", "missing_argument": "Field required"}
+
+_adapter: Any = None  # pydantic's validator of Policy, built on first use
 
 
-# Aliases let a few lines expand into millions of nodes (or loop on themselves): a policy is
-# small, so past these it is refused rather than built.
-MAX_NODES = 100_000
-MAX_DEPTH = 64
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _Refused(Exception):
-    """A YAML construct a policy may not use; carries the 1-based line."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
+def _validator(pydantic: Any) -> Any:
+    global _adapter
+    if _adapter is None:
+        _adapter = pydantic.TypeAdapter(Policy)
+    return _adapter
 
 
-class _Builder:
-    """Plain data from composed nodes, recording each path's line (1-based).
+def _pydantic() -> Any:
+    """pydantic, without its plugins.
 
-    Stricter than PyYAML's SafeLoader, which keeps the last of two equal keys: a second
-    ``rules:`` would silently drop the first rules, so any repeated key is an error. Merge keys
-    (``<<: *base``) are allowed only with a mapping or a list of mappings; keys written out
-    beside the merge win over merged ones, as YAML says."""
+    Before its first schema, pydantic looks for plugins in the entry points of every installed
+    distribution (30-50 ms). A plugin would see, and could change, how the guard's own security
+    policy is validated; none is wanted. So the guard's process has no pydantic plugins: the
+    loader is a stub that finds none (left as is when something already loaded the real one)."""
+    no_plugins = types.ModuleType("pydantic.plugin._loader")
+    no_plugins.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules.setdefault("pydantic.plugin._loader", no_plugins)
+    import pydantic
 
-    def __init__(self, lines: dict[tuple[Any, ...], int]) -> None:
-        self.lines = lines
-        self.nodes = 0
-
-    def build(self, node: yaml.Node, path: tuple[Any, ...], depth: int = 0) -> Any:
-        line = node.start_mark.line + 1
-        self.nodes += 1
-        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
-            raise _Refused(line, f"the policy expands past {MAX_NODES} values or {MAX_DEPTH} levels (aliases?)")
-        self.lines.setdefault(path, line)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        loader = yaml.SafeLoader("")
-        try:
-            return loader.construct_object(node, deep=True)
-        finally:
-            loader.dispose()
-
-    def _mapping(self, node: yaml.MappingNode, path: tuple[Any, ...], depth: int) -> dict[Any, Any]:
-        out: dict[Any, Any] = {}
-        seen: dict[Any, int] = {}
-        merged: dict[Any, Any] = {}
-        merge_line: int | None = None
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE_TAG:
-                if merge_line is not None:
-                    where = _dotted(path)
-                    raise _Refused(line, f"{where}: a second merge key '<<' (the first is on line {merge_line})")
-                merge_line = line
-                merged = self._merge(value_node, path, depth)
-                continue
-            key = self._key(key_node)
-            if key in seen:
-                raise _Refused(line, f"{_dotted((*path, key))}: duplicate key (first set on line {seen[key]}); "
-                                     "YAML would keep only the last one")
-            seen[key] = line
-            self.lines[(*path, key)] = line
-            out[key] = self.build(value_node, (*path, key), depth + 1)
-            self.lines[(*path, key)] = line
-        return {**{k: v for k, v in merged.items() if k not in out}, **out}
-
-    def _merge(self, value: yaml.Node, path: tuple[Any, ...], depth: int) -> dict[Any, Any]:
-        line = value.start_mark.line + 1
-        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-        merged: dict[Any, Any] = {}
-        for source in sources:
-            if not isinstance(source, yaml.MappingNode):
-                raise _Refused(line, f"{_dotted(path)}: a merge key '<<' takes a mapping or a list of mappings")
-            for key, item in self._mapping(source, path, depth + 1).items():
-                merged.setdefault(key, item)  # the first mapping listed wins, as YAML says
-        return merged
-
-    @staticmethod
-    def _key(key_node: yaml.Node) -> Any:
-        if isinstance(key_node, yaml.ScalarNode):
-            return key_node.value
-        raise _Refused(key_node.start_mark.line + 1, "a policy's keys are plain names, not lists or mappings")
+    return pydantic
 
 
 def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
@@ -160,10 +87,3 @@ def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
             return lines[loc]
         loc = loc[:-1]
     return lines.get((), 1)
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"

@@ -9,6 +9,7 @@ listed with what they look at, not evaluated: their outcome depends on each call
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -163,7 +164,8 @@ def _integrity(
 
 
 def _match(match: Match) -> dict[str, Any]:
-    return match.model_dump(exclude_defaults=True)
+    """The fields a rule's match sets (those it leaves at their default match anything)."""
+    return {f.name: getattr(match, f.name) for f in dataclasses.fields(match) if getattr(match, f.name) != f.default}
 
 
 def _rules(
@@ -175,7 +177,7 @@ def _rules(
         depends = [f"args {path} ~ {pattern}" for path, pattern in (rule.match.args or {}).items()]
         if rule.match.labels is not None:
             depends.append("labels " + ", ".join(rule.match.labels))
-        static = rule.match.model_copy(update={"args": None, "labels": None})
+        static = dataclasses.replace(rule.match, args=None, labels=None)
         if not matches(policy, static, facts):
             continue
         found.append({
