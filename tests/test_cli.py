@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import probe
 
 
@@ -112,3 +114,30 @@ def test_a_requester_name_with_escape_codes_or_invisible_characters_stops_the_gu
     assert from_env.returncode == 2 and "MCP_GUARD_USER" in from_env.stderr and "U+200B" in from_env.stderr
     plain = run("run", "--user", "alice", "--no-policy", "--", *probe(), stdin=subprocess.DEVNULL)
     assert plain.returncode == 0, plain.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--", "python", "server.py", "--flag"],
+    ["--log-level", "debug", "run", "--no-policy", "--", "x"],
+    ["run", "--log-level", "info", "--policy", "p.yaml", "--", "x"],
+    ["serve", "--port", "0", "--no-policy", "--", "x"],
+    ["review", "list", "--json"],
+    ["--log-level=warning", "audit", "tail", "-n", "3"],
+    ["policy", "show", "--config", "c.json", "--server", "s", "--tool", "t"],
+])
+def test_a_command_parses_the_same_with_its_group_alone_as_with_the_whole_command_line(argv: list[str]) -> None:
+    from mcp_guard.cli import _command, _parser
+
+    def parsed(parser: argparse.ArgumentParser) -> dict[str, object]:
+        values = vars(parser.parse_args(argv))
+        values.pop("help_of", None)  # the parser objects themselves differ
+        values["func"] = getattr(values.get("func"), "__name__", None)
+        return values
+
+    assert _command(argv) == next(w for w in argv if not w.startswith("-") and w not in ("debug",))
+    assert parsed(_parser(_command(argv))) == parsed(_parser())
+
+
+def test_an_unknown_command_is_refused_by_the_whole_command_line() -> None:
+    done = run("rnu", "--", "x")
+    assert done.returncode == 2 and "invalid choice: 'rnu'" in done.stderr and "run" in done.stderr

@@ -24,9 +24,10 @@ __all__ = ["database"]
 
 
 class Family(Protocol):
-    expression: bytes
     flags: int
     hint: Any
+
+    def loosened(self) -> tuple[bytes, Any]: ...
 
 
 _compiled: dict[tuple[frozenset[int] | None, bool], Any] = {}
@@ -54,7 +55,7 @@ def _compile(families: Sequence[Family], indices: Sequence[int], single: bool, k
     if single:  # where a pattern first matches is all that is asked: no start of match
         flags = [(f & ~hyperscan.HS_FLAG_SOM_LEFTMOST) | hyperscan.HS_FLAG_SINGLEMATCH for f in flags]
     db.compile(
-        expressions=[families[i].expression for i in indices], ids=list(indices), elements=len(indices), flags=flags,
+        expressions=[families[i].loosened()[0] for i in indices], ids=list(indices), elements=len(indices), flags=flags,
     )
     _store(db, families, kind)
     return db

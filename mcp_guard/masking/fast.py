@@ -129,29 +129,36 @@ class _Family:
     """One detector's hint for Hyperscan, and the zone around a match: ``back`` characters
     before its end (or, with ``som``, from its reported start) and ``fwd`` after it."""
 
-    __slots__ = ("back", "cut", "detector", "expression", "flags", "fwd", "hint", "labels", "som", "whole")
+    __slots__ = ("_loose", "back", "detector", "flags", "fwd", "hint", "labels", "som", "whole")
 
     def __init__(self, labels: frozenset[str], hint: Hint, whole: str | None = None, detector: str = "") -> None:
-        pattern = hint.pattern
-        caseless = pattern.startswith("(?i)")
-        loose, self.cut = _loosen(pattern[4:] if caseless else pattern)
+        caseless = hint.pattern.startswith("(?i)")
         self.hint = hint
         self.labels = labels
         self.whole = whole  # the name of a detector that reads the whole text: a match only says it must run
         self.detector = detector
-        self.expression = loose.encode()
+        self._loose: tuple[bytes, bool] | None = None  # see loosened()
         self.flags = (hyperscan.HS_FLAG_CASELESS if caseless else 0) | (hyperscan.HS_FLAG_SOM_LEFTMOST if hint.som else 0)
         self.som = hint.som
         # See reach(): worked out at this family's first match (it parses the detector's pattern,
         # ~0.1 ms; for all of them, a tenth of the guard's start). -1: not yet.
         self.back = self.fwd = -1
 
+    def loosened(self) -> tuple[bytes, bool]:
+        """The hint as Hyperscan compiles it, and whether its final repeat was cut (_loosen).
+        Worked out when first asked: a compiled database loaded from the cache needs neither."""
+        if self._loose is None:
+            pattern = self.hint.pattern
+            loose, cut = _loosen(pattern[4:] if pattern.startswith("(?i)") else pattern)
+            self._loose = (loose.encode(), cut)
+        return self._loose
+
     def reach(self) -> None:
         """Work out the zone around a match. The same values in whichever thread gets here
         first; ``back`` is set last, and is what says they are known."""
         hint = self.hint
         back = hint.back if hint.back is not None else _width(hint.pattern)
-        fwd = hint.fwd if hint.fwd is not None else (_width(hint.pattern) if self.cut else 0)
+        fwd = hint.fwd if hint.fwd is not None else (_width(hint.pattern) if self.loosened()[1] else 0)
         if hint.run:  # a check on detect._numbers' runs: the zone holds the whole run it sees
             back, fwd = back + _RUN_REACH, _RUN_REACH
         # Without `som` the zone is measured back from the match's end, and a tail guard (see
