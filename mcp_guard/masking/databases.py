@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +71,7 @@ def _cache_path(families: Sequence[Family], kind: str) -> Path:
     here = Path(__file__).parent
     code = hashlib.sha256((here / "fast.py").read_bytes() + Path(__file__).read_bytes()).hexdigest()
     key = hashlib.sha256(
-        repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, platform.machine())).encode()
+        repr((hints, code, sys.version, hyperscan.__file__, build.st_size, build.st_mtime_ns, os.uname().machine)).encode()
     )
     return settings.current().cache_dir / f"hyperscan-{kind}{key.hexdigest()[:20]}.db"
 
