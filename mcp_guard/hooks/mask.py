@@ -23,7 +23,7 @@ from ..tokens import shared as shared_encoding
 from ..masking import fast
 from ..masking.mask import DEFAULT_MASKED, Masker, Operator, detect_long
 from ..masking.outbound import (
-    THREAD_CHARS, Masked, carries, in_worker, mask_body, mask_message, off_loop, parts, weight_over,
+    RESULT_FIELDS, THREAD_CHARS, Masked, carries, in_worker, mask_body, mask_message, off_loop, parts, weight_over,
 )
 from ..masking.ner import load_ner
 from ..masking.vault import PLACEHOLDER, Vault
@@ -141,7 +141,7 @@ class MaskHook(Hook):
         if call.method not in ("tools/call", "resources/read", "prompts/get"):
             return  # listings are masked on their way out, after integrity pinned the originals
         heavy = weight_over(call.result, THREAD_CHARS)
-        masked = await off_loop(self.serial, heavy, mask_body, masker, call.result, call.upstream)
+        masked = await off_loop(self.serial, heavy, mask_body, masker, call.result, call.upstream, RESULT_FIELDS)
         call.result = Masked(masked) if isinstance(masked, dict) else masked
         if masker.found:
             call.masked = dict(masker.found)

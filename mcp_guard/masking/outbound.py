@@ -24,6 +24,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,23 +38,30 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_body", "mask_message", "mask_tree", "off_loop", "parts",
+    "PARAMS_FIELDS", "RESULT_FIELDS", "GuardQuestion", "Masked", "STRUCTURAL", "carries", "in_worker", "mask_body", "mask_message", "mask_tree", "off_loop", "parts",
     "weight_over",
 ]
 
 # Fields the client must read as they are (versions, tokens, the numbers of a progress report,
 # the id a cancellation names), and ``requestState``, which only the client holds and returns
-# (the guard's own is sealed). The protocol puts them at the top of a message's ``params`` or
-# ``result`` or of the ``_meta`` there, and only there are they kept (:func:`mask_body`): under
-# the same names anywhere deeper (a record's "id", a schema's "protocolVersion") they are data
-# an upstream wrote, masked like the rest. The message's own ``jsonrpc``, ``id`` and ``method``
-# are the guard's to set. Everything else an upstream wrote is masked, enum-like fields (``type``,
+# (the guard's own is sealed). Each is kept only where the protocol puts it, at the top of a
+# ``result`` (and of its ``_meta``) or of a request's or notification's ``params`` (and of its
+# ``_meta``), and only with the type it has there (:func:`mask_body`): a result's "total", a
+# progress count written as text, a "protocolVersion" that is no date, are data an upstream
+# wrote, masked like the rest, as is every such name anywhere deeper (a record's "id", a
+# schema's "protocolVersion"). The message's own ``jsonrpc``, ``id`` and ``method`` are the
+# guard's to set. Everything else an upstream wrote is masked, enum-like fields (``type``,
 # ``mimeType``, ``level``) and cursors too: an honest value there never looks sensitive, and a
 # hostile one breaks the message rather than leaking.
-STRUCTURAL = frozenset({
-    "protocolVersion", "progressToken", "progress", "total", "requestId", "requestState", "ttlMs",
-    "io.modelcontextprotocol/subscriptionId",
-})
+_NUMBER = "number"
+_ID = "id"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+RESULT_FIELDS = {"protocolVersion": _DATE, "requestState": str, "ttlMs": _NUMBER}
+PARAMS_FIELDS = {
+    "progressToken": _ID, "progress": _NUMBER, "total": _NUMBER, "requestId": _ID,
+    "io.modelcontextprotocol/subscriptionId": _ID,
+}
+STRUCTURAL = frozenset(RESULT_FIELDS) | frozenset(PARAMS_FIELDS)
 # Above this many characters of strings, masking runs in a worker thread, off the event loop.
 THREAD_CHARS = 32_768
 # While a worker thread runs a job in Python it holds the GIL, and the event loop, each time it
@@ -85,7 +93,7 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
     out = dict(message)
     result = message.get("result")
     if result is not None and not isinstance(result, Masked):
-        out["result"] = mask_body(masker, result, origin)
+        out["result"] = mask_body(masker, result, origin, RESULT_FIELDS)
     if isinstance(message.get("error"), dict):
         error = dict(message["error"])
         for key in ("message", "data"):
@@ -93,25 +101,40 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
                 error[key] = mask_tree(masker, error[key], origin)
         out["error"] = error
     if "params" in message:
-        out["params"] = mask_body(masker, message["params"], origin)
+        out["params"] = mask_body(masker, message["params"], origin, PARAMS_FIELDS)
     return out
 
 
-def mask_body(masker: Masker, body: Any, origin: str) -> Any:
-    """A message's ``params`` or ``result`` masked, the :data:`STRUCTURAL` fields at its top and
-    at the top of its ``_meta`` kept as they are."""
+def mask_body(masker: Masker, body: Any, origin: str, fields: dict[str, Any]) -> Any:
+    """A message's ``params`` or ``result`` masked; of ``fields`` (:data:`RESULT_FIELDS` or
+    :data:`PARAMS_FIELDS`), those at its top and at the top of its ``_meta`` that have their
+    type are kept as they are."""
     if not isinstance(body, dict) or isinstance(body, GuardQuestion):
         return mask_tree(masker, body, origin)  # (the guard's own question passes as it is)
-    return _mask_keeping(masker, body, origin, inner="_meta")
+    return _mask_keeping(masker, body, origin, fields, inner="_meta")
 
 
-def _mask_keeping(masker: Masker, value: dict[str, Any], origin: str, inner: str | None = None) -> dict[str, Any]:
-    """``value`` masked but its :data:`STRUCTURAL` keys; the object under ``inner`` likewise."""
-    kept = {key: value[key] for key in STRUCTURAL.intersection(value)}
+def _mask_keeping(
+    masker: Masker, value: dict[str, Any], origin: str, fields: dict[str, Any], inner: str | None = None
+) -> dict[str, Any]:
+    """``value`` masked but those of ``fields`` that have their type; the object under ``inner`` likewise."""
+    kept = {key: value[key] for key, kind in fields.items() if key in value and _typed(value[key], kind)}
     nested = value.get(inner) if inner is not None else None
     if isinstance(nested, dict):
-        kept[inner] = _mask_keeping(masker, nested, origin)  # type: ignore[index]
+        kept[inner] = _mask_keeping(masker, nested, origin, fields)  # type: ignore[index]
     return {**mask_tree(masker, {k: v for k, v in value.items() if k not in kept}, origin), **kept}
+
+
+def _typed(value: Any, kind: Any) -> bool:
+    if isinstance(value, bool):
+        return False  # (a bool is an int to Python, and none of these fields)
+    if kind is _NUMBER:
+        return isinstance(value, int | float)
+    if kind is _ID:
+        return isinstance(value, int | str)
+    if kind is str:
+        return isinstance(value, str)
+    return isinstance(value, str) and kind.fullmatch(value) is not None
 
 
 def mask_tree(masker: Masker, value: Any, origin: str) -> Any:

@@ -195,6 +195,16 @@ async def r_protocol_names(c: LeakClient) -> None:
     assert names["inputSchema"]["properties"]["protocolVersion"]["default"].startswith("<SECRET_")
 
 
+async def r_top_fields(c: LeakClient) -> None:
+    """The fields kept at a message's top are kept only where the protocol puts them, with the
+    type it gives them: a result's "total" or "requestId", text in a progress count, are masked."""
+    reply = await c.call(1, "top_fields")
+    assert reply["result"]["total"].startswith("<SECRET_") and reply["result"]["progress"].startswith("<EMAIL_")
+    await c.call(2, "progress_fields", {"progressToken": "p2"})
+    progress = [m for m in c.seen if m.get("method") == "notifications/progress"]
+    assert progress and progress[-1]["params"]["progress"].startswith("<SECRET_")
+
+
 async def r_split_around(c: LeakClient) -> None:
     reply = await c.call(1, "split_around")
     texts = [b["text"] for b in reply["result"]["content"] if b["type"] == "text"]
@@ -260,7 +270,7 @@ ROUTES: dict[str, Callable[[LeakClient], Awaitable[None]]] = {
     "log": r_log, "progress": r_progress, "meta": r_meta, "split": r_split, "blob": r_blob,
     "sampling": r_sampling, "elicitation": r_elicitation, "subscription": r_subscription,
     "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep, "protocol_names": r_protocol_names,
-    "split_around": r_split_around, "b64_text": r_b64_text,
+    "split_around": r_split_around, "b64_text": r_b64_text, "top_fields": r_top_fields,
 }
 
 
