@@ -2,7 +2,9 @@
 
     python benchmarks/proxy_latency.py [-n 500] [--rounds 3] [--only a,b] [--mcp-proxy PATH | --setup-mcp-proxy]
 
-Client: the MCP Python SDK, handshake era, N sequential ``tools/call echo`` after warm-up.
+Client: the MCP Python SDK, handshake era, N sequential ``tools/call echo`` after warm-up. Each call's
+message carries its own counter (``--args distinct``, the default), so no cache on the guard's path can
+answer from an earlier call; ``--args same`` sends one constant text, the figure a cache flatters.
 Targets, all against server-everything (installed by ``npm ci``):
   direct-stdio     the client spawns the server itself (the baseline)
   bytecopy         client -> benchmarks/bytecopy_relay.py -> server: the floor for any stdio proxy
@@ -101,15 +103,20 @@ def child_pid(parent: int, marker: bytes) -> int | None:
     return None
 
 
+MESSAGES = {"same": lambda i: "hello", "distinct": lambda i: f"hello {i}"}
+MESSAGE = MESSAGES["distinct"]
+
+
 async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[str, float]:
-    for _ in range(warmup):
-        await client.call_tool("echo", {"message": "hello"})
+    for i in range(warmup):
+        await client.call_tool("echo", {"message": MESSAGE(-1 - i)})
     before = proc_stats(pid)[1] if pid else 0.0
     times = []
     start = time.perf_counter()
-    for _ in range(n):
+    for i in range(n):
+        message = MESSAGE(i)
         t0 = time.perf_counter()
-        await client.call_tool("echo", {"message": "hello"})
+        await client.call_tool("echo", {"message": message})
         times.append((time.perf_counter() - t0) * 1000)
     wall = time.perf_counter() - start
     times.sort()
@@ -193,9 +200,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated targets (default: all)")
     parser.add_argument("--sessions", type=int, default=5, help="serve sessions opened to measure a session's cost")
+    parser.add_argument("--args", choices=sorted(MESSAGES), default="distinct",
+                        help="distinct: a counter in each call's text, so no cache answers (default); same: one constant text")
     parser.add_argument("--mcp-proxy", help="path of sparfenyuk's mcp-proxy executable")
     parser.add_argument("--setup-mcp-proxy", action="store_true", help="install mcp-proxy 0.13.0 in bench-out/ first")
     args = parser.parse_args()
+    global MESSAGE
+    MESSAGE = MESSAGES[args.args]
     server = ["node", str(EVERYTHING), "stdio"]
     py_guard = [sys.executable, "-m", "mcp_guard"]
     policy = Path(tempfile.mkdtemp()) / "policy50.yaml"
@@ -256,7 +267,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         return statistics.median(r[key] for r in results[label])
 
     base = med("direct-stdio", "p50")
-    print(f"{args.rounds} rounds x {args.n} sequential echo calls, medians of rounds; baseline direct stdio p50 {base:.3f} ms")
+    print(f"{args.rounds} rounds x {args.n} sequential echo calls ({args.args} arguments), medians of rounds; baseline direct stdio p50 {base:.3f} ms")
     print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}"
           f"{'proxy RSS MB':>14}{'CPU ms/call':>13}")
     for label in results:
