@@ -116,10 +116,13 @@ def _create_key(path: Path) -> None:
         raise StoreError(f"cannot create the key at {path}: {exc}") from exc
 
 
+# Built once: ``json.dumps`` with options makes a new encoder on every call (twice a tool call here).
+_digest_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def digest(key: bytes, value: Any) -> str:
     """A keyed digest (BLAKE2b-128) of a (masked) value: proves what was seen without storing it."""
-    data = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return hashlib.blake2b(data, digest_size=16, key=key[:64]).hexdigest()
+    return hashlib.blake2b(_digest_json(value).encode(), digest_size=16, key=key[:64]).hexdigest()
 
 
 class KeyMissing(StoreError):
