@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -103,18 +104,18 @@ def child_pid(parent: int, marker: bytes) -> int | None:
     return None
 
 
-MESSAGES = {"same": lambda i: "hello", "distinct": lambda i: f"hello {i}"}
-MESSAGE = MESSAGES["distinct"]
+# The message of call number i: "distinct" reaches the detectors every time, "same" is answered from caches.
+MESSAGES: dict[str, Callable[[int], str]] = {"same": lambda i: "hello", "distinct": lambda i: f"hello {i}"}
 
 
-async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[str, float]:
+async def measure(client: Client, n: int, warmup: int, pid: int | None, text: Callable[[int], str]) -> dict[str, float]:
     for i in range(warmup):
-        await client.call_tool("echo", {"message": MESSAGE(-1 - i)})
+        await client.call_tool("echo", {"message": text(-1 - i)})
     before = proc_stats(pid)[1] if pid else 0.0
     times = []
     start = time.perf_counter()
     for i in range(n):
-        message = MESSAGE(i)
+        message = text(i)
         t0 = time.perf_counter()
         await client.call_tool("echo", {"message": message})
         times.append((time.perf_counter() - t0) * 1000)
@@ -127,21 +128,23 @@ async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[
     return out
 
 
-async def run_stdio(argv: list[str], n: int, warmup: int, marker: bytes | None) -> dict[str, float]:
+async def run_stdio(argv: list[str], n: int, warmup: int, marker: bytes | None, text: Callable[[int], str]) -> dict[str, float]:
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=ENV)
     t0 = time.perf_counter()
     async with Client(params, mode="legacy", cache=None) as client:
         await client.list_tools()
         startup = (time.perf_counter() - t0) * 1000
         pid = child_pid(os.getpid(), marker) if marker else None
-        out = await measure(client, n, warmup, pid)
+        out = await measure(client, n, warmup, pid, text)
         out["startup"] = startup
         return out
 
 
-async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_proxy: bool) -> dict[str, float]:
+async def run_http(
+    server_argv: list[str], url: str, n: int, warmup: int, is_proxy: bool, text: Callable[[int], str]
+) -> dict[str, float]:
     async with background(server_argv, url) as process, Client(url, mode="legacy", cache=None) as client:
-        return await measure(client, n, warmup, process.pid if is_proxy else None)
+        return await measure(client, n, warmup, process.pid if is_proxy else None, text)
 
 
 def mcp_proxy_path(args: argparse.Namespace) -> str | None:
@@ -205,8 +208,7 @@ async def main() -> None:
     parser.add_argument("--mcp-proxy", help="path of sparfenyuk's mcp-proxy executable")
     parser.add_argument("--setup-mcp-proxy", action="store_true", help="install mcp-proxy 0.13.0 in bench-out/ first")
     args = parser.parse_args()
-    global MESSAGE
-    MESSAGE = MESSAGES[args.args]
+    text = MESSAGES[args.args]
     server = ["node", str(EVERYTHING), "stdio"]
     py_guard = [sys.executable, "-m", "mcp_guard"]
     policy = Path(tempfile.mkdtemp()) / "policy50.yaml"
@@ -245,14 +247,14 @@ async def main() -> None:
     for _ in range(args.rounds):
         for label, (argv, marker) in stdio_targets.items():
             if not wanted or label in wanted or label == "direct-stdio":
-                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, marker))
+                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, marker, text))
         for label in http_targets(0):
             if wanted and label not in wanted and label != "direct-http":
                 continue
             port = free_port()
             argv, is_proxy = http_targets(port)[label]
             url = f"http://127.0.0.1:{port}/mcp"
-            results.setdefault(label, []).append(await run_http(argv, url, args.n, args.warmup, is_proxy))
+            results.setdefault(label, []).append(await run_http(argv, url, args.n, args.warmup, is_proxy, text))
     report(results, args)
     if args.sessions and (not wanted or "guard-serve" in wanted):
         port = free_port()
