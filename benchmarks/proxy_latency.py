@@ -2,7 +2,9 @@
 
     python benchmarks/proxy_latency.py [-n 500] [--rounds 3] [--only a,b] [--mcp-proxy PATH | --setup-mcp-proxy]
 
-Client: the MCP Python SDK, handshake era, N sequential ``tools/call echo`` after warm-up.
+Client: the MCP Python SDK, handshake era, N sequential ``tools/call echo`` after warm-up. Each call's
+message carries its own counter (``--args distinct``, the default), so no cache on the guard's path can
+answer from an earlier call; ``--args same`` sends one constant text, the figure a cache flatters.
 Targets, all against server-everything (installed by ``npm ci``):
   direct-stdio     the client spawns the server itself (the baseline)
   bytecopy         client -> benchmarks/bytecopy_relay.py -> server: the floor for any stdio proxy
@@ -34,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -101,15 +104,20 @@ def child_pid(parent: int, marker: bytes) -> int | None:
     return None
 
 
-async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[str, float]:
-    for _ in range(warmup):
-        await client.call_tool("echo", {"message": "hello"})
+# The message of call number i: "distinct" reaches the detectors every time, "same" is answered from caches.
+MESSAGES: dict[str, Callable[[int], str]] = {"same": lambda i: "hello", "distinct": lambda i: f"hello {i}"}
+
+
+async def measure(client: Client, n: int, warmup: int, pid: int | None, text: Callable[[int], str]) -> dict[str, float]:
+    for i in range(warmup):
+        await client.call_tool("echo", {"message": text(-1 - i)})
     before = proc_stats(pid)[1] if pid else 0.0
     times = []
     start = time.perf_counter()
-    for _ in range(n):
+    for i in range(n):
+        message = text(i)
         t0 = time.perf_counter()
-        await client.call_tool("echo", {"message": "hello"})
+        await client.call_tool("echo", {"message": message})
         times.append((time.perf_counter() - t0) * 1000)
     wall = time.perf_counter() - start
     times.sort()
@@ -120,21 +128,23 @@ async def measure(client: Client, n: int, warmup: int, pid: int | None) -> dict[
     return out
 
 
-async def run_stdio(argv: list[str], n: int, warmup: int, marker: bytes | None) -> dict[str, float]:
+async def run_stdio(argv: list[str], n: int, warmup: int, marker: bytes | None, text: Callable[[int], str]) -> dict[str, float]:
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=ENV)
     t0 = time.perf_counter()
     async with Client(params, mode="legacy", cache=None) as client:
         await client.list_tools()
         startup = (time.perf_counter() - t0) * 1000
         pid = child_pid(os.getpid(), marker) if marker else None
-        out = await measure(client, n, warmup, pid)
+        out = await measure(client, n, warmup, pid, text)
         out["startup"] = startup
         return out
 
 
-async def run_http(server_argv: list[str], url: str, n: int, warmup: int, is_proxy: bool) -> dict[str, float]:
+async def run_http(
+    server_argv: list[str], url: str, n: int, warmup: int, is_proxy: bool, text: Callable[[int], str]
+) -> dict[str, float]:
     async with background(server_argv, url) as process, Client(url, mode="legacy", cache=None) as client:
-        return await measure(client, n, warmup, process.pid if is_proxy else None)
+        return await measure(client, n, warmup, process.pid if is_proxy else None, text)
 
 
 def mcp_proxy_path(args: argparse.Namespace) -> str | None:
@@ -193,9 +203,12 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated targets (default: all)")
     parser.add_argument("--sessions", type=int, default=5, help="serve sessions opened to measure a session's cost")
+    parser.add_argument("--args", choices=sorted(MESSAGES), default="distinct",
+                        help="distinct: a counter in each call's text, so no cache answers (default); same: one constant text")
     parser.add_argument("--mcp-proxy", help="path of sparfenyuk's mcp-proxy executable")
     parser.add_argument("--setup-mcp-proxy", action="store_true", help="install mcp-proxy 0.13.0 in bench-out/ first")
     args = parser.parse_args()
+    text = MESSAGES[args.args]
     server = ["node", str(EVERYTHING), "stdio"]
     py_guard = [sys.executable, "-m", "mcp_guard"]
     policy = Path(tempfile.mkdtemp()) / "policy50.yaml"
@@ -234,14 +247,14 @@ async def main() -> None:
     for _ in range(args.rounds):
         for label, (argv, marker) in stdio_targets.items():
             if not wanted or label in wanted or label == "direct-stdio":
-                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, marker))
+                results.setdefault(label, []).append(await run_stdio(argv, args.n, args.warmup, marker, text))
         for label in http_targets(0):
             if wanted and label not in wanted and label != "direct-http":
                 continue
             port = free_port()
             argv, is_proxy = http_targets(port)[label]
             url = f"http://127.0.0.1:{port}/mcp"
-            results.setdefault(label, []).append(await run_http(argv, url, args.n, args.warmup, is_proxy))
+            results.setdefault(label, []).append(await run_http(argv, url, args.n, args.warmup, is_proxy, text))
     report(results, args)
     if args.sessions and (not wanted or "guard-serve" in wanted):
         port = free_port()
@@ -256,7 +269,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         return statistics.median(r[key] for r in results[label])
 
     base = med("direct-stdio", "p50")
-    print(f"{args.rounds} rounds x {args.n} sequential echo calls, medians of rounds; baseline direct stdio p50 {base:.3f} ms")
+    print(f"{args.rounds} rounds x {args.n} sequential echo calls ({args.args} arguments), medians of rounds; baseline direct stdio p50 {base:.3f} ms")
     print(f"{'target':<15}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>9}{'added p50':>11}{'ratio':>7}"
           f"{'proxy RSS MB':>14}{'CPU ms/call':>13}")
     for label in results:

@@ -69,12 +69,22 @@ class Problem:
     reason: str
 
 
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _canonical(seq: int, ts: float, kind: str, body: Any) -> bytes:
-    return json.dumps({"seq": seq, "ts": ts, "kind": kind, "body": body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical_json({"seq": seq, "ts": ts, "kind": kind, "body": body}).encode()
 
 
 def link(prev: str, seq: int, ts: float, kind: str, body: Any) -> str:
     return hashlib.sha256(prev.encode() + _canonical(seq, ts, kind, body)).hexdigest()
+
+
+def _link_encoded(prev: str, seq: int, ts: float, kind: str, body_json: str) -> str:
+    """:func:`link` from the body's canonical JSON, already made (it is also what the store keeps):
+    the same bytes, as the sorted keys put ``body`` first, then ``kind``, ``seq`` and ``ts``."""
+    tail = f',"kind":{_canonical_json(kind)},"seq":{_canonical_json(seq)},"ts":{_canonical_json(ts)}}}'
+    return hashlib.sha256(f'{prev}{{"body":{body_json}{tail}'.encode()).hexdigest()
 
 
 def load_key(home: Path | None = None, name: str = "audit.key", create: bool = True) -> bytes:
@@ -116,10 +126,13 @@ def _create_key(path: Path) -> None:
         raise StoreError(f"cannot create the key at {path}: {exc}") from exc
 
 
+# Built once: ``json.dumps`` with options makes a new encoder on every call (twice a tool call here).
+_digest_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def digest(key: bytes, value: Any) -> str:
     """A keyed digest (BLAKE2b-128) of a (masked) value: proves what was seen without storing it."""
-    data = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return hashlib.blake2b(data, digest_size=16, key=key[:64]).hexdigest()
+    return hashlib.blake2b(_digest_json(value).encode(), digest_size=16, key=key[:64]).hexdigest()
 
 
 class KeyMissing(StoreError):
@@ -170,8 +183,9 @@ class Audit:
         rows = []
         for ts, kind, body in entries:
             seq += 1
-            prev_hash, prev = prev, link(prev, seq, ts, kind, body)
-            rows.append((seq, ts, kind, json.dumps(body, sort_keys=True, ensure_ascii=False), prev_hash, prev))
+            body_json = _canonical_json(body)  # encoded once: hashed in the link and kept as the row's body
+            prev_hash, prev = prev, _link_encoded(prev, seq, ts, kind, body_json)
+            rows.append((seq, ts, kind, body_json, prev_hash, prev))
             if seq % SEAL_EVERY == 0:
                 self._seal_row(db, seq, prev)
         db.executemany("INSERT INTO audit (seq, ts, kind, body, prev, hash) VALUES (?,?,?,?,?,?)", rows)

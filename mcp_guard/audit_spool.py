@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_line_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once, not per record
+
 
 def read_spool(data: bytes, path: Path) -> list[dict[str, Any]]:
     entries = []
@@ -77,7 +79,7 @@ class Spool:
         with self._cond:
             self._n += 1
             entry = {"n": self._n, "ts": round(time.time(), 6), "kind": kind, "body": body}
-            data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            data = (_line_json(entry) + "\n").encode()
             try:
                 written = os.write(self._fd, data)
             except OSError as exc:

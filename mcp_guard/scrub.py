@@ -19,7 +19,11 @@ _NOT_TEXT = frozenset({
 def scrub_body(body: dict[str, Any]) -> dict[str, Any]:
     """``body`` with every string from a call (tool names, error texts, reasons) passed through
     the detectors: what the store keeps holds placeholders, never a raw secret or personal value."""
-    return {k: v if k in _NOT_TEXT else _scrub(v) for k, v in body.items()}
+    return {k: v if k in _NOT_TEXT or type(v) in _PLAIN else _scrub(v) for k, v in body.items()}
+
+
+# Values with nothing to scrub (counts, flags, latencies): every record has several.
+_PLAIN = frozenset({int, float, bool, type(None)})
 
 
 def _scrub(value: Any) -> Any:

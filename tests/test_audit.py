@@ -162,6 +162,21 @@ async def test_when_the_audit_cannot_be_written_calls_are_refused_until_it_can(t
     assert digest(key, {"message": "recorded again"}) in messages
 
 
+def test_records_folded_from_a_spool_link_and_read_back_as_verify_recomputes_them(guard_home: Path) -> None:
+    audit = Audit(Store(guard_home / "guard.db"))
+    bodies = [
+        {"tool": "écho", "nested": {"z": [1, 2.5, None, True], "a": "line\u2028sep \"quoted\""}},
+        {"tool": "t", "latency_ms": 1e-7, "count": 12345678901234567890},
+        {},
+    ]
+    entries = [{"n": i + 1, "ts": ts, "kind": kind, "body": body}
+               for i, (ts, kind, body) in enumerate(zip([1700000000.123456, 1.0, 0.5e-7], ["call.finished", "ü\"k", "x"], bodies))]
+    assert audit.fold("some-spool", entries) == 3
+    audit.seal()
+    assert audit.verify() is None
+    assert [r["body"] for r in audit.records()][-3:] == bodies
+
+
 def test_guards_starting_together_on_a_fresh_home_all_use_one_whole_key(tmp_path: Path) -> None:
     import threading
 

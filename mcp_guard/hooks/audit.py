@@ -19,6 +19,9 @@ from ..masking.outbound import THREAD_CHARS, in_worker, weight_over
 from ..pipeline import Call, Hook
 
 
+_as_json = json.JSONEncoder(ensure_ascii=False).encode  # what tokens are counted in; built once
+
+
 class AuditHook(Hook):
     def __init__(self, audit: Audit) -> None:
         self.audit = audit
@@ -95,7 +98,7 @@ def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:
     """Tokens of the arguments and of what reached the model (counted off the call's path):
     exact with tiktoken where a token budget loaded it, else estimated (and marked so)."""
     arguments = call.shown_arguments
-    counted = tokens.count(json.dumps(arguments, ensure_ascii=False)) if arguments else (0, True)
+    counted = tokens.count(_as_json(arguments)) if arguments else (0, True)
     body["argument_tokens"] = counted[0]
     exact = counted[1]
     if call.result_tokens is not None:
@@ -103,7 +106,7 @@ def _token_counts(body: dict[str, Any], call: Call, outcome: str) -> None:
     elif outcome == "completed" and isinstance(call.result, dict):
         parts = [b["text"] for b in call.result.get("content") or () if isinstance(b, dict) and isinstance(b.get("text"), str)]
         if call.result.get("structuredContent") is not None:
-            parts.append(json.dumps(call.result["structuredContent"], ensure_ascii=False))
+            parts.append(_as_json(call.result["structuredContent"]))
         result = tokens.count("\n".join(parts))
         body["result_tokens"] = result[0]
         exact = exact and result[1]

@@ -131,6 +131,8 @@ class Masker:
             masked_json = self._json_text(text, origin)
             if masked_json is not None:
                 return masked_json
+        if self.ner is None and len(text) <= _SHORT and _short.get((text, self.labels)) == () and not len(self.vault):
+            return text  # read before and nothing found (most keys, types, a tool's usual words): no walk again
         spans = self.spans(text)
         if not spans:
             return text

@@ -2,10 +2,11 @@
 
 stdin/stdout are read and written through their file descriptors: no thread per direction, no
 copy through asyncio streams. On asyncio a pipe keeps one reader registered with the event loop
-for as long as it is read (:class:`_Readiness`), where ``anyio.wait_readable`` would register and
+for as long as it is read (:class:`Readiness`), where ``anyio.wait_readable`` would register and
 unregister it around every message (two ``epoll_ctl`` calls and a future each time, on both pipes
 of every call). Other backends use ``anyio.wait_readable``. Regular files (``< file``) cannot be
-polled, so those fall back to a worker thread.
+polled, so those fall back to a worker thread. An upstream's pipe keeps its reader registered too,
+through a :class:`Readiness` its transport closes before it closes the pipe (see read_fd_chunks).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import anyio
 
 # A message larger than this is refused; a tool returning a big file should use a resource.
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-READ_CHUNK = 256 * 1024
+# One read's buffer. A pipe holds 64 KiB (Linux's default), so a larger buffer reads no more; and
+# above 128 KiB malloc maps fresh pages for every read (an mmap, page faults and an munmap: ~10 us
+# a message on both pipes of every call, where this size costs well under one).
+READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,19 +79,24 @@ class LineSplitter:
         return line
 
 
-async def read_fd_chunks(fd: int, *, lasting: bool = False) -> AsyncIterator[bytes]:
+async def read_fd_chunks(fd: int, *, lasting: bool = False, readiness: Readiness | None = None) -> AsyncIterator[bytes]:
     """Chunks from ``fd`` until EOF.
 
     ``lasting``: the fd lives as long as the process (the guard's own stdin), so a reader may
     stay registered on it. An upstream's pipes are closed and their numbers reused when it stops,
     and a generator's cleanup can run after that: a lingering registration would then belong to
-    another process's pipe, so those are watched one wait at a time."""
+    another process's pipe. Such a pipe is watched through ``readiness`` (:meth:`Readiness.open`),
+    which its owner closes before it closes the pipe; once closed, this reads no more. Without
+    either, the fd is watched one wait at a time."""
     pollable = _make_nonblocking(fd)
-    readiness = _Readiness.open(fd) if pollable and lasting else None
-    if readiness is not None:
+    if readiness is None and pollable and lasting:
+        readiness = Readiness.open(fd)
+    if readiness is not None and pollable:
         try:
             while True:
                 await readiness.wait()
+                if readiness.closed:
+                    return  # the owner closed the pipe (its number may be another's by now)
                 try:
                     chunk = os.read(fd, READ_CHUNK)
                 except BlockingIOError:
@@ -115,12 +124,13 @@ async def read_fd_chunks(fd: int, *, lasting: bool = False) -> AsyncIterator[byt
         yield chunk
 
 
-class _Readiness:
+class Readiness:
     """A reader that stays registered with the asyncio loop while the fd is read.
 
     Level-triggered: while data waits unread the loop calls :meth:`_ready` on every turn. When
     nobody is waiting (the consumer is busy, say writing to a slow client) the reader pauses
     itself, so a pipe with data in it cannot make the loop spin; the next :meth:`wait` resumes it.
+    After :meth:`close` it never registers again, and :meth:`wait` returns at once.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
@@ -129,10 +139,11 @@ class _Readiness:
         self._event = asyncio.Event()
         self._waiting = False
         self._paused = False
+        self.closed = False
         loop.add_reader(fd, self._ready)
 
     @classmethod
-    def open(cls, fd: int) -> _Readiness | None:
+    def open(cls, fd: int) -> Readiness | None:
         """One for ``fd`` on asyncio; None elsewhere, or where the loop cannot watch the fd."""
         try:
             return cls(asyncio.get_running_loop(), fd)  # RuntimeError: not on asyncio
@@ -146,7 +157,9 @@ class _Readiness:
             self._paused = True
 
     async def wait(self) -> None:
-        """Return once the fd may be readable (a read may still find nothing: EAGAIN)."""
+        """Return once the fd may be readable (a read may still find nothing: EAGAIN) or closed."""
+        if self.closed:
+            return
         if self._paused:
             self._paused = False
             self._loop.add_reader(self._fd, self._ready)
@@ -159,6 +172,11 @@ class _Readiness:
         self._event.clear()
 
     def close(self) -> None:
+        """Unregister for good (idempotent); a reader waiting now wakes and stops."""
+        if self.closed:
+            return
+        self.closed = True
+        self._event.set()
         if not self._paused:
             self._paused = True
             try:

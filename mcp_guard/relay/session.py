@@ -1,11 +1,13 @@
 """One client connection, in either era: dispatch, cancellation, requests toward the client.
 
 Lifecycle: the transport feeds messages to :meth:`Session.feed`. Each client request runs in
-its own task in the session's task group, so a call waiting on a slow upstream (or, later, on
-a human) never blocks the others, and ``notifications/cancelled`` cancels exactly that task,
-which cancels the upstream request with it. When the client goes away the task group is
-cancelled: nothing the client started outlives it, except bridged calls parked in the hub
-for a 2026-07-28 retry, which expire on their own.
+a task of its own in the session's task group, so a call waiting on a slow upstream (or, later,
+on a human) never blocks the others, and ``notifications/cancelled`` cancels exactly that
+request (its own cancel scope), which cancels the upstream request with it. A task that has
+served a request waits for the next one rather than ending (a few stay idle, the rest end):
+spawning an anyio task costs more than the rest of a small call's relaying. When the client goes
+away the task group is cancelled: nothing the client started outlives it, except bridged calls
+parked in the hub for a 2026-07-28 retry, which expire on their own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SendFn = Callable[[jsonrpc.Message, "jsonrpc.RequestId | None"], Awaitable[None]]
+# How many request tasks may wait idle for the next request; past that, a finished one ends.
+IDLE_WORKERS = 4
 
 
 @dataclass
@@ -107,6 +112,8 @@ class Session:
         self._out = Outgoing()  # the guard's requests to the client (sampling, elicitation, roots)
         self._tg: anyio.abc.TaskGroup | None = None
         self._ended = anyio.Event()
+        self._jobs: deque[tuple[Any, ...]] = deque()  # requests taken in, waiting for a task to serve them
+        self._idle: list[anyio.Event] = []  # request tasks waiting for the next request: set one to wake it
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Hold the task group that the client's requests run in, until :meth:`close`."""
@@ -207,7 +214,28 @@ class Session:
             return
         assert self._tg is not None
         scope = self._in.begin(rid)
-        self._tg.start_soon(self._handle, rid, method, params, scope, caller)
+        self._jobs.append((rid, method, params, scope, caller))
+        if self._idle:
+            self._idle.pop().set()
+        else:
+            self._tg.start_soon(self._serve_requests)
+
+    async def _serve_requests(self) -> None:
+        """One request task: serves the requests waiting, then waits for more (or ends, when
+        enough others already wait). A request's own scope cancels that request alone."""
+        while True:
+            if self._jobs:
+                await self._handle(*self._jobs.popleft())
+            elif len(self._idle) >= IDLE_WORKERS:
+                return
+            else:
+                wake = anyio.Event()
+                self._idle.append(wake)
+                try:
+                    await wake.wait()
+                finally:
+                    if wake in self._idle:  # cancelled while idle: no request may be handed to it
+                        self._idle.remove(wake)
 
     async def _handle(
         self, rid: jsonrpc.RequestId, method: str, params: dict[str, Any] | None, scope: anyio.CancelScope,

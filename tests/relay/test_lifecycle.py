@@ -116,6 +116,34 @@ async def test_unknown_methods_are_refused_and_allowlisted_ones_relayed() -> Non
         await process.wait()
 
 
+async def test_calls_in_flight_together_are_all_answered_and_a_cancelled_one_leaves_the_rest_served() -> None:
+    # More calls at once than request tasks are kept idle between calls (relay/session.py), one
+    # cancelled among them; then calls one after another, served by the tasks that are left.
+    process = await open_raw(guard(*probe()))
+    try:
+        with anyio.fail_after(30):
+            client = RawClient(process)
+            await client.initialize()
+            for rid in range(1, 9):
+                await client.send({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                                   "params": {"name": "wait", "arguments": {"seconds": 0.5 if rid == 3 else 0.2}}})
+            await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3}})
+            answered = {}
+            while len(answered) < 7:
+                message = await client.receive()
+                if "id" in message and "method" not in message:
+                    answered[message["id"]] = message
+            assert sorted(answered) == [1, 2, 4, 5, 6, 7, 8]  # the cancelled one gets no answer
+            assert all("result" in m and not m["result"].get("isError") for m in answered.values())
+            for rid in range(10, 30):
+                reply = await client.request(rid, "tools/call", {"name": "echo", "arguments": {"message": f"m{rid}"}})
+                assert reply["result"]["content"][0]["text"] == f"m{rid}"
+            assert 3 not in {m.get("id") for m in client.seen}
+    finally:
+        process.kill()
+        await process.wait()
+
+
 async def test_cancelling_a_call_cancels_it_upstream(tmp_path) -> None:
     log = tmp_path / "probe.jsonl"
     with anyio.fail_after(30):

@@ -42,14 +42,14 @@ async def test_a_pipe_with_unread_data_does_not_wake_the_loop_while_its_reader_i
 ) -> None:
     read_end, write_end = pipe
     wakeups = 0
-    original = lines._Readiness._ready
+    original = lines.Readiness._ready
 
-    def counted(self: lines._Readiness) -> None:
+    def counted(self: lines.Readiness) -> None:
         nonlocal wakeups
         wakeups += 1
         original(self)
 
-    monkeypatch.setattr(lines._Readiness, "_ready", counted)
+    monkeypatch.setattr(lines.Readiness, "_ready", counted)
     chunks = lines.read_fd_chunks(read_end)
     os.write(write_end, b"first\n")
     with anyio.fail_after(5):
@@ -74,14 +74,14 @@ async def test_a_reader_cancelled_while_waiting_leaves_nothing_watching_its_fd(
 ) -> None:
     read_end, write_end = pipe
     wakeups = 0
-    original = lines._Readiness._ready
+    original = lines.Readiness._ready
 
-    def counted(self: lines._Readiness) -> None:
+    def counted(self: lines.Readiness) -> None:
         nonlocal wakeups
         wakeups += 1
         original(self)
 
-    monkeypatch.setattr(lines._Readiness, "_ready", counted)
+    monkeypatch.setattr(lines.Readiness, "_ready", counted)
     started = anyio.Event()
 
     async def read() -> None:
@@ -100,6 +100,38 @@ async def test_a_reader_cancelled_while_waiting_leaves_nothing_watching_its_fd(
     for _ in range(50):
         await anyio.sleep(0)
     assert wakeups == 0
+
+
+@pytest.mark.anyio
+async def test_a_pipe_whose_owner_closed_its_readiness_is_neither_watched_nor_read_again(
+    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_end, write_end = pipe
+    wakeups = 0
+    original = lines.Readiness._ready
+
+    def counted(self: lines.Readiness) -> None:
+        nonlocal wakeups
+        wakeups += 1
+        original(self)
+
+    monkeypatch.setattr(lines.Readiness, "_ready", counted)
+    readiness = lines.Readiness.open(read_end)
+    assert readiness is not None
+    chunks = lines.read_fd_chunks(read_end, readiness=readiness)
+    os.write(write_end, b"first\n")
+    with anyio.fail_after(5):
+        assert await chunks.__anext__() == b"first\n"
+    readiness.close()  # as a transport does before it closes the pipe (whose number may be reused)
+    before = wakeups
+    os.write(write_end, b"not ours any more\n")
+    for _ in range(50):
+        await anyio.sleep(0)
+    assert wakeups == before, "a closed readiness still watched the fd"
+    with anyio.fail_after(5):
+        with pytest.raises(StopAsyncIteration):
+            await chunks.__anext__()
+    assert os.read(read_end, 100) == b"not ours any more\n", "the reader read past its owner's close"
 
 
 @pytest.mark.anyio

@@ -25,7 +25,7 @@ from ...protocol import jsonrpc
 from ...errors import UpstreamError
 from .. import prestart
 from ..prestart import upstream_env
-from ..lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, read_fd_chunks
+from ..lines import DEFAULT_MAX_MESSAGE_BYTES, FdWriter, LineSplitter, Oversize, Readiness, read_fd_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,15 @@ class StdioTransport:
         self.max_message_bytes = max_message_bytes
         self.process: subprocess.Popen[bytes] | None = None
         self._stdin: FdWriter | None = None
+        # Watches the server's stdout between reads (one registration, not two syscalls a message);
+        # closed in aclose() before the pipe is, so it never outlives the fd's number.
+        self._stdout_ready: Readiness | None = None
 
     def describe(self) -> str:
         return " ".join(self.argv)
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._stdout_ready = None  # (a new process, new pipes)
         env = upstream_env(self.env)
         try:
             self.process = prestart.take(self.argv, self.cwd, env) or prestart.spawn(self.argv, self.cwd, env)
@@ -71,7 +75,10 @@ class StdioTransport:
     async def messages(self) -> AsyncIterator[jsonrpc.Message | Oversize | jsonrpc.ParseError]:
         assert self.process is not None and self.process.stdout is not None
         splitter = LineSplitter(self.max_message_bytes)
-        async for chunk in read_fd_chunks(self.process.stdout.fileno()):
+        fd = self.process.stdout.fileno()
+        if self._stdout_ready is None:
+            self._stdout_ready = Readiness.open(fd)
+        async for chunk in read_fd_chunks(fd, readiness=self._stdout_ready):
             for line in splitter.feed(chunk):
                 if isinstance(line, Oversize):
                     yield line
@@ -122,6 +129,8 @@ class StdioTransport:
                 _signal_group(process.pid, sig)
             # The server may have left children in its group (npx -> node); end them too.
             _signal_group(process.pid, signal.SIGKILL)
+            if self._stdout_ready is not None:
+                self._stdout_ready.close()  # before the pipe: its number may be reused at once
             for pipe in (process.stdout, process.stderr):
                 if pipe is not None:
                     pipe.close()
