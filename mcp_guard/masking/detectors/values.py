@@ -34,11 +34,16 @@ def entropy(value: str) -> float:
 # with "#" (this.#res); after a name's opening bracket, whatever follows is the call's.
 _NAME = r"#?[A-Za-z_$][A-Za-z0-9_$]*"
 _CALL_OR_ATTRIBUTE = lazy(rf"!*\(?{_NAME}(?:\.{_NAME})*[(\[)].*|!*\(?{_NAME}(?:\.{_NAME})+\)*|!+\(*{_NAME}\)*")
+# Each of its branches holds one of these: a value with none is no call or attribute chain.
+_CALL_MARK = lazy(r"[(\[).!]")
 _IDENTIFIER = lazy(r"_*[A-Za-z][A-Za-z0-9_-]*\)*")
 _PART_SEPARATORS = lazy(r"[_-]+")
 # The words of a name in snake_case, camelCase or CamelCase (an acronym is one word): a name's
 # words have three letters or more; random letters ("KRioWNWAlPT") do not split like that.
 _NAME_WORD = lazy(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Two of those words made of digits: each maximal run of digits is one of them (the letters'
+# words never take a digit), so one search tells what counting the words would.
+_TWO_NUMBERS = lazy(r"\d\D+\d")
 
 
 _CONSONANT_RUN = lazy(r"[b-df-hj-np-tv-xz]{5,}|^[b-df-hj-np-tv-xz]{4}")
@@ -84,7 +89,11 @@ def named(value: str) -> bool:
     if _IDENTIFIER.fullmatch(value) is None:
         return False
     value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
-    parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
+    if "_" in value or "-" in value:
+        parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
+    else:  # one part: the split's work is not needed (a random token has no separator)
+        whole = value.rstrip(")")
+        parts = [whole] if whole else []
     if not parts:
         return False
     for part in parts:
@@ -92,9 +101,9 @@ def named(value: str) -> bool:
             continue
         if _word_then_acronym(part):
             continue
+        if _TWO_NUMBERS.search(part) is not None:
+            return False  # two runs of digits, two of the words below: no name has them, a random token does
         words = _NAME_WORD.findall(part)
-        if sum(w.isdigit() for w in words) > 1:
-            return False
         letters = [c for c in part if c.isalpha()]
         if not part.isupper() and sum(c.isupper() for c in letters) * 2 > len(letters):
             return False  # CamelCase has a capital per word, not one letter in two
@@ -134,7 +143,8 @@ def code(key: str, value: str) -> bool:
         return True
     if value[0] in "*=" and (len(value) == 1 or named(value[1:]) or value[1] in ".="):
         return True  # ABNF's *rule, a comparison's = or >=.8
-    if _CALL_OR_ATTRIBUTE.fullmatch(value.removesuffix(":")) or _TYPE_UNION.fullmatch(value):
+    if _CALL_MARK.search(value) is not None and _CALL_OR_ATTRIBUTE.fullmatch(value.removesuffix(":")) \
+            or "|" in value and _TYPE_UNION.fullmatch(value):
         return True  # (a Python block's colon after a comparison: "if size > self.max_size:")
     return named(value) and _ENV_KEY.match(key) is None
 
@@ -219,21 +229,22 @@ def not_a_secret(key: str, value: str) -> bool:
     """Values that say what they are, quoted or not: the key's own name again (a constant's
     spelling, ``session_cookie = session_cookie``), a placeholder that names the secret it
     stands for ("my-client-secret", "your_api_key"), a path (PWD='/tmp')."""
-    spelled = _LETTERS.sub("", value.lower())
-    if len(spelled) >= 4 and _LETTERS.sub("", key.lower()).endswith(spelled):
+    spelled, key_low = _LETTERS.sub("", value.lower()), key.lower()
+    if 4 <= len(spelled) <= len(key_low) and _LETTERS.sub("", key_low).endswith(spelled):  # (longer: no suffix of it)
         return True
     low = value.lower()
     if _PLACEHOLDER.fullmatch(value) and _PLACEHOLDER_WORD.search(low) and sum(c.isdigit() for c in value) <= 4:
         return True
     if _MASKED_ALREADY.fullmatch(value) or stand_in(value):  # "****/**/**", "xxxx-xxxx", "value1"
         return True
-    if _CHAR_CLASS.search(value) or _DOC_LINK.fullmatch(value):
+    if "[" in value and _CHAR_CLASS.search(value) or "." in value and _DOC_LINK.fullmatch(value):
         return True
-    if "`" in value or _EMPHASIS.fullmatch(value):  # markup: `code`, :class:`Name`, *(optional)*
+    if "`" in value or "*" in value and _EMPHASIS.fullmatch(value):  # markup: `code`, :class:`Name`, *(optional)*
         return True
     if "://" in value and "@" not in value:
         return True  # a URL without userinfo: the URL detector reads it (and a key in its path or query)
-    if "EXAMPLE" in value or "..." in value or not any(c.isalnum() for c in value) or _REPEATED.search(value):
+    if "EXAMPLE" in value or "..." in value or not (value.isalnum() or any(c.isalnum() for c in value)) \
+            or _REPEATED.search(value):
         return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_..., ghp_...00000000), "***)"
     if _VERSION.fullmatch(value):
         return True  # a dependency's version range ("cookie": "^0.7.1" in a lock file)
