@@ -38,6 +38,8 @@ MAX_FIND_VALUE = 20_000
 # placeholder numbered 0 that stands for no value and is never put back: a hostile upstream
 # cannot grow a session's memory without bound.
 MAX_VALUES = 100_000
+# Spans Vault.replace turns into placeholders under one taking of the lock.
+_REPLACE_BATCH = 1024
 
 
 class Vault:
@@ -56,19 +58,22 @@ class Vault:
         return len(self._by_placeholder)
 
     def placeholder(self, label: str, value: str, origin: str) -> str:
-        key = (label, value)
         with self._lock:
-            found = self._by_value.get(key)
-            if found is None and len(self._by_value) >= self.max_values:
-                return f"<{label}_0>"  # full: masked, but not kept, so never restored
-            if found is None:
-                number = self._counters.get(label, 0) + 1
-                self._counters[label] = number
-                found = f"<{label}_{number}>"
-                self._by_value[key] = found
-                self._by_placeholder[found] = (value, {origin})
-            else:
-                self._by_placeholder[found][1].add(origin)
+            return self._placeholder(label, value, origin)
+
+    def _placeholder(self, label: str, value: str, origin: str) -> str:
+        """placeholder(), with the lock held by the caller."""
+        found = self._by_value.get((label, value))
+        if found is not None:
+            self._by_placeholder[found][1].add(origin)
+            return found
+        if len(self._by_value) >= self.max_values:
+            return f"<{label}_0>"  # full: masked, but not kept, so never restored
+        number = self._counters.get(label, 0) + 1
+        self._counters[label] = number
+        found = f"<{label}_{number}>"
+        self._by_value[(label, value)] = found
+        self._by_placeholder[found] = (value, {origin})
         return found
 
     def find(self, text: str) -> list[Span]:
@@ -94,13 +99,18 @@ class Vault:
     def replace(self, text: str, spans: Iterable[Span], origin: str) -> str:
         """``text`` with each span (in order) replaced by its placeholder; a span inside one
         replaced before it (a secret inside a URL masked whole) is already hidden by it."""
+        spans = spans if isinstance(spans, list) else list(spans)
         out, last = [], 0
-        for span in spans:
-            if span.start < last:
-                continue
-            out.append(text[last : span.start])
-            out.append(self.placeholder(span.label, text[span.start : span.end], origin))
-            last = span.end
+        placeholder = self._placeholder
+        for lo in range(0, len(spans), _REPLACE_BATCH):
+            # The lock is taken once a batch of spans, not once a span, and let go between batches.
+            with self._lock:
+                for span in spans[lo : lo + _REPLACE_BATCH]:
+                    if span.start < last:
+                        continue
+                    out.append(text[last : span.start])
+                    out.append(placeholder(span.label, text[span.start : span.end], origin))
+                    last = span.end
         out.append(text[last:])
         return "".join(out)
 

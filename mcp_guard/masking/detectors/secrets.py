@@ -14,7 +14,7 @@ from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
-from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, prose, said_password
+from .values import code, entropy_at_least, looks_secret, named, not_a_secret, passphrase, prose, said_password
 
 __all__ = ["secret_for_key", "secretish"]
 
@@ -102,7 +102,7 @@ def secretish(key: str, value: str) -> bool:
     if len(value) < 16 or " " in value:
         return False  # a token, key or id has no space; a sentence does ('ttl.RefreshToken', 'define the ...')
     classes = (value != value.upper()) + (value != value.lower()) + (_DIGIT.search(value) is not None)
-    return classes >= 2 and entropy(value) >= 3.0
+    return classes >= 2 and entropy_at_least(value, 3.0)
 
 
 # Documentation's stand-ins for a token: AWS's ...EXAMPLE key ids, runs of x, X, 0 or *.
@@ -187,7 +187,7 @@ def _bearer_tokens(text: str, low: str) -> Iterator[Span]:
         # A token mixes digits and letters; "token authentication_middleware" is prose or code.
         if _COUNTING.search(value) is not None:
             continue  # documentation's example counts (token 1234567890abcdef...); a random token never does
-        if _DIGIT.search(value) is not None and value.lower() != value.upper() and entropy(value) >= 3.0:
+        if _DIGIT.search(value) is not None and value.lower() != value.upper() and entropy_at_least(value, 3.0):
             yield Span(m.start(1), m.end(1), "SECRET")
 
 

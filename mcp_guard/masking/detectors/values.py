@@ -8,7 +8,7 @@ import re
 
 from ..patterns import lazy
 
-__all__ = ["code", "entropy", "looks_secret", "named", "not_a_secret", "passphrase", "prose", "said_password", "stand_in"]
+__all__ = ["code", "entropy", "entropy_at_least", "looks_secret", "named", "not_a_secret", "passphrase", "prose", "said_password", "stand_in"]
 
 _DIGIT = lazy(r"\d")
 
@@ -23,6 +23,26 @@ def entropy(value: str) -> float:
     if not n:
         return 0.0
     return math.log2(n) - math.fsum(map(_C_LOG_C.__getitem__, map(value.count, set(value)))) / n
+
+
+# Far wider than the float error of entropy() (~1e-15), far narrower than any gap the bounds leave.
+_BOUND_MARGIN = 1e-9
+
+
+def entropy_at_least(value: str, bits: float) -> bool:
+    """``entropy(value) >= bits``, told where it can be from the number of distinct characters
+    alone, without counting each: ``k`` of them give at most log2(k) bits a character, and at
+    least what one character repeated ``n - k + 1`` times and the others once give."""
+    value = value[:4096]
+    n = len(value)
+    if not n:
+        return bits <= 0.0
+    k = len(set(value))
+    if math.log2(k) < bits - _BOUND_MARGIN:
+        return False
+    if math.log2(n) - _C_LOG_C[n - k + 1] / n > bits + _BOUND_MARGIN:
+        return True
+    return entropy(value) >= bits
 
 
 
@@ -154,7 +174,7 @@ def looks_secret(value: str) -> bool:
     characters mixing letters and digits, and no name ("password reset", "1 pass is enough")."""
     if len(value) < 8 or not any(c.isalpha() for c in value) or _DIGIT.search(value) is None or named(value):
         return False
-    return entropy(value) >= 2.5
+    return entropy_at_least(value, 2.5)
 
 
 # Words joined by hyphens, as diceware-style generators write them ("copper-orbit-quartz-7"):
