@@ -94,7 +94,8 @@ def test_entropy_bounded_by_the_distinct_characters_compares_as_the_entropy_does
     assert values.entropy_at_least(value, bits) == (values.entropy(value) >= bits)
 
 
-NAME_PIECES = ["a", "Zx", "9", "00", "_", "-", "Q", "v", "٣", "²", "é", "$", ".", "(", ")", "[", "!", "#", ":", "|", "x1"]
+NAME_PIECES = ["a", "Zx", "9", "00", "_", "-", "Q", "v", "٣", "²", "é", "$", ".", "(", ")", "[", "!", "#", ":", "|", "x1", "*",
+               "/", "%x", "0x1F", "•", "~", "]", "+"]
 NAME_TEXT = st.lists(st.sampled_from(NAME_PIECES), max_size=20).map("".join)
 
 
@@ -116,6 +117,11 @@ def test_a_pattern_passed_over_for_want_of_its_literal_matches_nowhere_without_i
         (values._DOC_LINK.fullmatch, "." in value),
         (values._EMPHASIS.fullmatch, "*" in value),
         (secrets._BANG_NAME.fullmatch, value[:1] == "!"),
+        (values._VERSION.fullmatch, "." in value),
+        (values._PATH.fullmatch, "/" in value),
+        (values._MASKED_ALREADY.fullmatch, value[:1] in values._MASK_CHARS),
+        (values._CODE_LITERAL.fullmatch, value[:1] == "%" or value[:1].isdigit()),
+        (lambda v: None if len(values._NAME_JOINS.split(v)) == 1 else v, values._joined(value)),
     ]
     for check, has_literal in guarded:
         assert has_literal or check(value) is None

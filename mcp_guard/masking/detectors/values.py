@@ -154,12 +154,19 @@ _OPERATORS = lazy(r"\|\||&&|\?\.|=>|process\.env\.")
 _CODE_LITERAL = lazy(
     r"0x[0-9A-Fa-f]{1,16}[),;\]]*|\d{1,12}[)\]]+[),;]*|%x[0-9A-Fa-f]{1,8}(?:-[0-9A-Fa-f]{1,8})?|\d{1,3}(?:_\d{3}){1,4}[),;]*"
 )
+
+
+def _code_literal(value: str) -> bool:
+    """_CODE_LITERAL, whose every branch starts with a digit or a "%"."""
+    return (value[:1] == "%" or value[:1].isdigit()) and _CODE_LITERAL.fullmatch(value) is not None
+
+
 # A type union of TypeScript's (httpCredentials: null|{...}): types, not a literal.
 _TYPE_UNION = lazy(r"(?:(?:null|undefined|string|number|boolean|object|any|unknown|never|void)\|){1,4}")
 
 
 def code(key: str, value: str) -> bool:
-    if _OPERATORS.search(value) is not None or _CODE_LITERAL.fullmatch(value) is not None:
+    if _OPERATORS.search(value) is not None or _code_literal(value):
         return True
     if value[0] in "*=" and (len(value) == 1 or named(value[1:]) or value[1] in ".="):
         return True  # ABNF's *rule, a comparison's = or >=.8
@@ -238,6 +245,12 @@ _DOC_LINK = lazy(r"(?i)\.{0,2}/?(?:[\w.-]{1,64}/){0,8}[\w-]{1,64}\.(?:html?|md|m
 _PATH = lazy(r"[~.]?/[\w./-]*")
 _NAME_JOINS = lazy(r"[./:]")
 _MASKED_ALREADY = lazy(r"[*xX•#]+(?:[/.:_ -]+[*xX•#]+)*")
+_MASK_CHARS = frozenset("*xX•#")  # what _MASKED_ALREADY's value starts with
+
+
+def _joined(value: str) -> bool:
+    """Whether _NAME_JOINS has anything to split ``value`` at."""
+    return "." in value or "/" in value or ":" in value
 
 
 _REPEATED = lazy(r"(.)\1{7}")
@@ -255,7 +268,7 @@ def not_a_secret(key: str, value: str) -> bool:
     low = value.lower()
     if _PLACEHOLDER.fullmatch(value) and _PLACEHOLDER_WORD.search(low) and sum(c.isdigit() for c in value) <= 4:
         return True
-    if _MASKED_ALREADY.fullmatch(value) or stand_in(value):  # "****/**/**", "xxxx-xxxx", "value1"
+    if value[:1] in _MASK_CHARS and _MASKED_ALREADY.fullmatch(value) or stand_in(value):  # "****/**/**", "xxxx-xxxx", "value1"
         return True
     if "[" in value and _CHAR_CLASS.search(value) or "." in value and _DOC_LINK.fullmatch(value):
         return True
@@ -266,11 +279,11 @@ def not_a_secret(key: str, value: str) -> bool:
     if "EXAMPLE" in value or "..." in value or not (value.isalnum() or any(c.isalnum() for c in value)) \
             or _REPEATED.search(value):
         return True  # documentation's stand-ins (AWS's ...EXAMPLEKEY, sk_test_..., ghp_...00000000), "***)"
-    if _VERSION.fullmatch(value):
+    if "." in value and _VERSION.fullmatch(value):
         return True  # a dependency's version range ("cookie": "^0.7.1" in a lock file)
-    parts = _NAME_JOINS.split(value)
+    parts = _NAME_JOINS.split(value) if _joined(value) else [value]
     if len(parts) > 1 and all(named(p) for p in parts):  # "context.eval_ctx", "io.example/subscriptionId"
         return True
-    return _PATH.fullmatch(value) is not None and value.lower() == value  # paths are lowercase; base64 is not
+    return "/" in value and _PATH.fullmatch(value) is not None and value.lower() == value  # paths are lowercase; base64 is not
 
 
