@@ -301,7 +301,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             continue  # a YAML tag (password: !vault |) or a negation in code (!!passThrough)
         if value[0] in "(@" or "{" in value and "}" in value:
             continue  # a call's arguments, a host after userinfo, a template's field (user:{user_id})
-        if _UUID.fullmatch(value) and _ID_KEY.search(key):
+        if len(value) == 36 and _UUID.fullmatch(value) and _ID_KEY.search(key):
             continue  # a credential's id (credential_id, key_id) names it; it is not the secret
         if not quoted and _DESCRIBED.match(text, m.end()) is not None and _DESCRIBED_KEY.search(key) is not None:
             continue  # a docstring's "client_secret: Auth0 application client secret" describes the key

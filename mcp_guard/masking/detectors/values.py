@@ -91,7 +91,7 @@ _ACRONYM_AFTER = lazy(r"([a-z]{2,8})[A-Z]{2,8}")
 
 
 def _word_then_acronym(part: str) -> bool:
-    m = _ACRONYM_AFTER.fullmatch(part)
+    m = _ACRONYM_AFTER.fullmatch(part) if "a" <= part[:1] <= "z" else None
     if m is None:
         return False
     word = m.group(1)
@@ -108,7 +108,8 @@ def named(value: str) -> bool:
         value = _BUNDLER_SUFFIX.sub("", value)
     if _IDENTIFIER.fullmatch(value) is None:
         return False
-    value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
+    if "a" <= value[:1] <= "z":
+        value = _HUNGARIAN.sub("", value)  # kEnumerableProperty, mState: a one-letter kind before the name
     if "_" in value or "-" in value:
         parts = [p for p in _PART_SEPARATORS.split(value.rstrip(")")) if p]
     else:  # one part: the split's work is not needed (a random token has no separator)
@@ -232,10 +233,11 @@ _PLACEHOLDER_WORD = lazy("|".join(map(re.escape, _PLACEHOLDER_WORDS)))  # one se
 _PLACEHOLDER = lazy(r":?[A-Za-z0-9_.-]+")  # ":password" is a bind parameter's name
 # A stand-in's word with a number or none ("value1", "hidden2", "key_1234"): a fixture's value, not a credential.
 _STAND_IN = lazy(r"(?i)(?:value|hidden|dummy|fake|sample|placeholder|mock|key)[_-]?\d{0,4}")
+_STAND_IN_LONGEST = len("placeholder") + 1 + 4
 
 
 def stand_in(value: str) -> bool:
-    return _STAND_IN.fullmatch(value) is not None
+    return len(value) <= _STAND_IN_LONGEST and _STAND_IN.fullmatch(value) is not None
 
 
 # A character class with a range and a quantifier ("[A-Za-z0-9._~+/-]+"): a pattern for tokens, not one.
