@@ -95,7 +95,8 @@ def test_entropy_bounded_by_the_distinct_characters_compares_as_the_entropy_does
 
 
 NAME_PIECES = ["a", "Zx", "9", "00", "_", "-", "Q", "v", "٣", "²", "é", "$", ".", "(", ")", "[", "!", "#", ":", "|", "x1", "*",
-               "/", "%x", "0x1F", "•", "~", "]", "+", "toJSON", "mState", "placeholder", "Value", "ſ", "K", "8f14e45f-ceea-167a"]
+               "/", "%x", "0x1F", "•", "~", "]", "+", "toJSON", "mState", "placeholder", "Value", "ſ", "K", "8f14e45f-ceea-167a",
+               "None", "TRUE", "xX", "{{", "}", "<", ">", "%", "ſecret", "Int"]
 NAME_TEXT = st.lists(st.sampled_from(NAME_PIECES), max_size=20).map("".join)
 
 
@@ -126,6 +127,7 @@ def test_a_pattern_passed_over_for_want_of_its_literal_matches_nowhere_without_i
         (values._ACRONYM_AFTER.fullmatch, "a" <= value[:1] <= "z"),
         (values._STAND_IN.fullmatch, len(value) <= values._STAND_IN_LONGEST),
         (secrets._UUID.fullmatch, len(value) == 36),
+        (secrets._NOT_A_VALUE.match, value[:1].lower() in secrets._NOT_A_VALUE_FIRST or not value[:1].isascii()),
     ]
     for check, has_literal in guarded:
         assert has_literal or check(value) is None

@@ -91,11 +91,24 @@ _NOT_A_VALUE = lazy(
 )
 
 
+# What a match of _NOT_A_VALUE starts with, lowercased (its words, x, *, ., $, %, <, {).
+_NOT_A_VALUE_FIRST = frozenset("*x.ntfyurcesbidoap$%<{")
+
+
+def _not_a_value(value: str) -> bool:
+    """_NOT_A_VALUE matches, tried only where the first character can begin a match (a
+    non-ASCII one may be a case-folded letter: ſ for s)."""
+    first = value[:1]
+    if first.lower() not in _NOT_A_VALUE_FIRST and first.isascii():
+        return False
+    return _NOT_A_VALUE.match(value) is not None
+
+
 _DIGIT = lazy(r"\d")
 
 
 def secretish(key: str, value: str) -> bool:
-    if _NOT_A_VALUE.match(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
+    if _not_a_value(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
         return False  # ("Password:" is a form's label)
     if _passwordish(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
