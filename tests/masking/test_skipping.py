@@ -144,3 +144,11 @@ def test_key_checks_on_the_lowercase_form_answer_as_the_case_folding_patterns(ke
     assert secrets._where_key(key) == (secrets._WHERE_KEY.search(key) is not None)
     for at in range(len(key) + 1):
         assert secrets._about_a_secret(key, at) == (secrets._ABOUT_A_SECRET.match(key, at) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("aZ9_.-:é ", max_size=12))
+def test_a_value_of_ascii_letters_and_digits_is_what_placeholders_and_spelling_take_it_for(value: str) -> None:
+    if value.isascii() and value.isalnum():
+        assert values._LETTERS.sub("", value.lower()) == value.lower()
+        assert values._PLACEHOLDER.fullmatch(value) is not None

@@ -174,7 +174,7 @@ def code(key: str, value: str) -> bool:
     if _CALL_MARK.search(value) is not None and _CALL_OR_ATTRIBUTE.fullmatch(value.removesuffix(":")) \
             or "|" in value and _TYPE_UNION.fullmatch(value):
         return True  # (a Python block's colon after a comparison: "if size > self.max_size:")
-    return named(value) and _ENV_KEY.match(key) is None
+    return _ENV_KEY.match(key) is None and named(value)
 
 
 def looks_secret(value: str) -> bool:
@@ -264,11 +264,12 @@ def not_a_secret(key: str, value: str) -> bool:
     """Values that say what they are, quoted or not: the key's own name again (a constant's
     spelling, ``session_cookie = session_cookie``), a placeholder that names the secret it
     stands for ("my-client-secret", "your_api_key"), a path (PWD='/tmp')."""
-    spelled, key_low = _LETTERS.sub("", value.lower()), key.lower()
+    low, key_low = value.lower(), key.lower()
+    plain = value.isascii() and value.isalnum()  # letters and digits: nothing for _LETTERS to drop, _PLACEHOLDER's shape
+    spelled = low if plain else _LETTERS.sub("", low)
     if 4 <= len(spelled) <= len(key_low) and _LETTERS.sub("", key_low).endswith(spelled):  # (longer: no suffix of it)
         return True
-    low = value.lower()
-    if _PLACEHOLDER.fullmatch(value) and _PLACEHOLDER_WORD.search(low) and sum(c.isdigit() for c in value) <= 4:
+    if (plain or _PLACEHOLDER.fullmatch(value)) and _PLACEHOLDER_WORD.search(low) and sum(c.isdigit() for c in value) <= 4:
         return True
     if value[:1] in _MASK_CHARS and _MASKED_ALREADY.fullmatch(value) or stand_in(value):  # "****/**/**", "xxxx-xxxx", "value1"
         return True
