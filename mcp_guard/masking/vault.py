@@ -47,7 +47,10 @@ class Vault:
 
     def __init__(self, flows: Iterable[tuple[str, str, frozenset[str] | None]] = ()) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
-        self._by_placeholder: dict[str, tuple[str, set[str]]] = {}
+        # placeholder -> (value, its origin, or the set of them once there are several). A pair of
+        # strings is one object the garbage collector stops watching; a set per value, tens of
+        # thousands of them after one large result, made every full collection longer.
+        self._by_placeholder: dict[str, tuple[str, str | frozenset[str]]] = {}
         self._counters: dict[str, int] = {}
         # (from server, to server, labels or None for all) that may carry values across.
         self._flows = list(flows)
@@ -65,7 +68,9 @@ class Vault:
         """placeholder(), with the lock held by the caller."""
         found = self._by_value.get((label, value))
         if found is not None:
-            self._by_placeholder[found][1].add(origin)
+            kept, origins = self._by_placeholder[found]
+            if origins != origin and (isinstance(origins, str) or origin not in origins):
+                self._by_placeholder[found] = (kept, _origin_set(origins) | {origin})
             return found
         if len(self._by_value) >= self.max_values:
             return f"<{label}_0>"  # full: masked, but not kept, so never restored
@@ -73,7 +78,7 @@ class Vault:
         self._counters[label] = number
         found = f"<{label}_{number}>"
         self._by_value[(label, value)] = found
-        self._by_placeholder[found] = (value, {origin})
+        self._by_placeholder[found] = (value, origin)
         return found
 
     def find(self, text: str) -> list[Span]:
@@ -118,7 +123,7 @@ class Vault:
         entry = self._by_placeholder.get(placeholder)
         if entry is None:
             return False
-        origins = entry[1]
+        origins = _origin_set(entry[1])
         if target in origins:
             return True
         label = placeholder[1:].rsplit("_", 1)[0]
@@ -127,7 +132,7 @@ class Vault:
     def origins(self, placeholder: str) -> tuple[str, ...] | None:
         """The servers the value behind ``placeholder`` came from, or None if it is not ours."""
         entry = self._by_placeholder.get(placeholder)
-        return tuple(sorted(entry[1])) if entry is not None else None
+        return tuple(sorted(_origin_set(entry[1]))) if entry is not None else None
 
     def rehydrate_text(self, text: str, target: str) -> tuple[str, int, int]:
         """``text`` with the placeholders ``target`` may see put back; (text, put back, kept)."""
@@ -165,6 +170,10 @@ class Vault:
                 r, k = r + r1, k + k1
             return items, r, k
         return value, 0, 0
+
+
+def _origin_set(origins: str | frozenset[str]) -> frozenset[str]:
+    return frozenset((origins,)) if isinstance(origins, str) else origins
 
 
 class _Finder:
