@@ -127,7 +127,7 @@ def test_a_pattern_passed_over_for_want_of_its_literal_matches_nowhere_without_i
         (values._ACRONYM_AFTER.fullmatch, "a" <= value[:1] <= "z"),
         (values._STAND_IN.fullmatch, len(value) <= values._STAND_IN_LONGEST),
         (secrets._UUID.fullmatch, len(value) == 36),
-        (secrets._NOT_A_VALUE.match, value[:1].lower() in secrets._NOT_A_VALUE_FIRST or not value[:1].isascii()),
+        (values._NOT_A_VALUE.match, value[:1].lower() in values._NOT_A_VALUE_FIRST or not value[:1].isascii()),
     ]
     for check, has_literal in guarded:
         assert has_literal or check(value) is None
@@ -140,7 +140,7 @@ FOLDING_KEY_PIECES = [*KEY_PIECES, "ſ", "K", "İ", "ı", "Url", "_uri", "-endpo
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(FOLDING_KEY_PIECES), max_size=12).map("".join))
 def test_key_checks_on_the_lowercase_form_answer_as_the_case_folding_patterns(key: str) -> None:
-    assert secrets._passwordish(key) == (secrets._PASSWORDISH.search(key) is not None)
+    assert values.passwordish(key) == (values._PASSWORDISH.search(key) is not None)
     assert secrets._where_key(key) == (secrets._WHERE_KEY.search(key) is not None)
     for at in range(len(key) + 1):
         assert secrets._about_a_secret(key, at) == (secrets._ABOUT_A_SECRET.match(key, at) is not None)

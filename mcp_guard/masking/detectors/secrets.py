@@ -14,7 +14,9 @@ from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
-from .values import code, entropy_at_least, looks_secret, named, not_a_secret, passphrase, prose, said_password
+from .values import (
+    code, entropy_at_least, looks_secret, named, no_value, not_a_secret, passphrase, passwordish, prose, said_password,
+)
 
 __all__ = ["secret_for_key", "secretish"]
 
@@ -73,44 +75,15 @@ _KV_VALUE = lazy(r"[^\s\"',;&<>{}\[\]]{4,512}")
 # times its length, however many keys hostile text packs into a run.
 _KEYS_PER_RUN = 8
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_PASSWORDISH_WORDS = r"pass|pwd|secret|private|credential|signing|cookie|salt"
-_PASSWORDISH = lazy("(?i)" + _PASSWORDISH_WORDS)
-# On an ASCII key's lowercase form, the same words without (?i): Python's re cannot skip ahead to a
-# case-insensitive alternation's letters, and tries each at every position (a key is ASCII but for
-# a key word the lowercasing folded, ſ for s).
-_PASSWORDISH_LOW = lazy(_PASSWORDISH_WORDS)
-
-
-def _passwordish(key: str) -> bool:
-    return (_PASSWORDISH_LOW.search(key.lower()) if key.isascii() else _PASSWORDISH.search(key)) is not None
-_NOT_A_VALUE = lazy(
-    r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example"
-    r"|(?:string|number|boolean|bool|int|integer|float|double|binary|bytes|object|array|any)(?:\[\])?\??"  # a schema's types
-    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
-    r"|%\([^)]*\)[sdr])$"
-)
-
-
-# What a match of _NOT_A_VALUE starts with, lowercased (its words, x, *, ., $, %, <, {).
-_NOT_A_VALUE_FIRST = frozenset("*x.ntfyurcesbidoap$%<{")
-
-
-def _not_a_value(value: str) -> bool:
-    """_NOT_A_VALUE matches, tried only where the first character can begin a match (a
-    non-ASCII one may be a case-folded letter: ſ for s)."""
-    first = value[:1]
-    if first.lower() not in _NOT_A_VALUE_FIRST and first.isascii():
-        return False
-    return _NOT_A_VALUE.match(value) is not None
 
 
 _DIGIT = lazy(r"\d")
 
 
 def secretish(key: str, value: str) -> bool:
-    if _not_a_value(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
+    if no_value(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
         return False  # ("Password:" is a form's label)
-    if _passwordish(key):
+    if passwordish(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
     if len(value) < 16 or " " in value:
         return False  # a token, key or id has no space; a sentence does ('ttl.RefreshToken', 'define the ...')
@@ -322,7 +295,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
         if not secretish(key, value) or not_a_secret(key, value):
             continue
-        if not quoted and code(key, value) and not (_passwordish(key) and passphrase(value)):
+        if not quoted and code(key, value) and not (passwordish(key) and passphrase(value)):
             continue  # code's name, call or attribute (password = self.password), but for a passphrase
         read.done_until = m.start() + len(value)
         yield Span(m.start(), m.start() + len(value), "SECRET")
@@ -433,7 +406,7 @@ _ENV_ENTRY = lazy(
 
 def _env_entries(text: str, low: str) -> Iterator[Span]:
     for m in _ENV_ENTRY.finditer(text):
-        if not _NOT_A_VALUE.match(m.group(2)) and not not_a_secret(m.group(1), m.group(2)):
+        if not no_value(m.group(2)) and not not_a_secret(m.group(1), m.group(2)):
             yield Span(m.start(2), m.end(2), "SECRET")
 
 

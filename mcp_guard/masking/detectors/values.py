@@ -8,7 +8,10 @@ import re
 
 from ..patterns import lazy
 
-__all__ = ["code", "entropy", "entropy_at_least", "looks_secret", "named", "not_a_secret", "passphrase", "prose", "said_password", "stand_in"]
+__all__ = [
+    "code", "entropy", "entropy_at_least", "looks_secret", "named", "no_value", "not_a_secret", "passphrase", "passwordish",
+    "prose", "said_password", "stand_in",
+]
 
 _DIGIT = lazy(r"\d")
 
@@ -45,6 +48,39 @@ def entropy_at_least(value: str, bits: float) -> bool:
     return entropy(value) >= bits
 
 
+_PASSWORDISH_WORDS = r"pass|pwd|secret|private|credential|signing|cookie|salt"
+_PASSWORDISH = lazy("(?i)" + _PASSWORDISH_WORDS)
+# On an ASCII key's lowercase form, the same words without (?i): Python's re cannot skip ahead to a
+# case-insensitive alternation's letters, and tries each at every position (a key is ASCII but for
+# a key word the lowercasing folded, ſ for s).
+_PASSWORDISH_LOW = lazy(_PASSWORDISH_WORDS)
+
+
+def passwordish(key: str) -> bool:
+    """Whether ``key`` names a password-like secret (a password, a private key, a cookie, a salt)."""
+    return (_PASSWORDISH_LOW.search(key.lower()) if key.isascii() else _PASSWORDISH.search(key)) is not None
+
+
+# Values that stand for none: a placeholder, a schema's type, a template or variable, a form's label.
+_NOT_A_VALUE = lazy(
+    r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example"
+    r"|(?:string|number|boolean|bool|int|integer|float|double|binary|bytes|object|array|any)(?:\[\])?\??"  # a schema's types
+    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
+    r"|%\([^)]*\)[sdr])$"
+)
+
+
+# What a match of _NOT_A_VALUE starts with, lowercased (its words, x, *, ., $, %, <, {).
+_NOT_A_VALUE_FIRST = frozenset("*x.ntfyurcesbidoap$%<{")
+
+
+def no_value(value: str) -> bool:
+    """Whether ``value`` stands for none (null, a schema's type, a template): _NOT_A_VALUE, tried
+    only where the first character can begin a match (a non-ASCII one may be a folded letter, ſ for s)."""
+    first = value[:1]
+    if first.lower() not in _NOT_A_VALUE_FIRST and first.isascii():
+        return False
+    return _NOT_A_VALUE.match(value) is not None
 
 
 # What code writes, unquoted, on the right of `password =` or `token:`: a name, an attribute
