@@ -15,6 +15,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from .detect import Span, detect, secret_for_key, with_repeats
@@ -46,6 +47,7 @@ class Operator:
 
 
 _PLACEHOLDER = Operator("placeholder")
+_LABEL = attrgetter("label")
 
 # The detectors share one Hyperscan scratch space (masking/fast.py), which serves one scan at a
 # time, and a scan releases the GIL. Masking now also runs in worker threads, so every detector
@@ -99,10 +101,13 @@ def detect_long(text: str, labels: frozenset[str] | None = None, ner: NerFinder 
         lo = max(0, start - _CONTEXT)
         with DETECT_LOCK:  # copies of what a window found are looked for once, in the whole text, below
             spans = detect(text[lo : limit + _CONTEXT], labels, ner, repeats=False)
+        last = found[-1].end if found else -1
         for span in spans:
-            at, end = span.start + lo, span.end + lo
-            if start <= at < limit and (not found or at >= found[-1].end):
-                found.append(Span(at, end, span.label))
+            at = span.start + lo
+            if start <= at < limit and at >= last:
+                kept = span if not lo else Span(at, span.end + lo, span.label)
+                found.append(kept)
+                last = kept.end
         start = max(limit, found[-1].end if found else limit)
     return with_repeats(text, found)  # pure Python over the whole text: the detectors' lock is not needed
 
@@ -180,9 +185,10 @@ class Masker:
         return outermost(detect_long(text, self.labels, self.ner))
 
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
-        if any(self._operator(s.label) != "placeholder" for s in spans):
+        labels = list(map(_LABEL, spans))  # (a text may hold tens of thousands of spans of a few labels)
+        if any(self._operator(label) != "placeholder" for label in set(labels)):
             return self._presidio(text, spans, origin)
-        self.found.update(span.label for span in spans)
+        self.found.update(labels)
         return self.vault.replace(text, spans, origin)
 
     def _presidio(self, text: str, spans: list[Span], origin: str) -> str:

@@ -9,6 +9,8 @@ in one pass over the unclaimed stretches of the text, not in one pass per value.
 from __future__ import annotations
 
 import bisect
+import itertools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -120,8 +122,8 @@ def resolve(spans: list[Span]) -> list[Span]:
     """Keep one of overlapping spans: a SECRET first; then the longest (an IBAN over the card
     number its digits resemble); a URL last, so what is inside it stays visible to masking.
     The one nesting allowed: a URL around the spans it holds wholly (sorted before them)."""
-    if len(spans) < 2:
-        return spans
+    if len(spans) < 2 or all(a.end <= b.start for a, b in itertools.pairwise(spans)):
+        return spans  # in order and apart already (the usual case): each span is a cluster of its own
     ordered = sorted(spans, key=lambda s: (s.start, s.end))
     kept: list[Span] = []
     for group in _clusters(ordered):
@@ -180,14 +182,21 @@ def _gaps(text: str, spans: list[Span]) -> Iterator[tuple[int, int]]:
 
 
 def _copies_many(text: str, values: dict[str, str], spans: list[Span]) -> Iterator[Span]:
-    """Every copy of any of ``values`` in one pass: each position's first MIN_REPEAT characters
-    are looked up once, and only where they begin some value are that value's lengths tried."""
+    """Every copy of any of ``values`` in one pass: each position whose character begins some
+    value (found by a search in C) has its first MIN_REPEAT characters looked up once, and only
+    where they begin some value are that value's lengths tried."""
     lengths: dict[str, set[int]] = {}
     for value in values:
         lengths.setdefault(value[:MIN_REPEAT], set()).add(len(value))
     by_prefix = {prefix: sorted(sizes) for prefix, sizes in lengths.items()}
+    if not by_prefix:
+        return
+    first = re.compile("[" + "".join(sorted({re.escape(prefix[0]) for prefix in by_prefix})) + "]")
     for lo, hi in _gaps(text, spans):
-        for at in range(lo, hi - MIN_REPEAT + 1):
+        if hi - lo < MIN_REPEAT:
+            continue  # (most gaps, between values a space apart)
+        for start in first.finditer(text, lo, hi - MIN_REPEAT + 1):
+            at = start.start()
             sizes = by_prefix.get(text[at : at + MIN_REPEAT])
             if sizes is None:
                 continue

@@ -38,6 +38,8 @@ MAX_FIND_VALUE = 20_000
 # placeholder numbered 0 that stands for no value and is never put back: a hostile upstream
 # cannot grow a session's memory without bound.
 MAX_VALUES = 100_000
+# Spans Vault.replace turns into placeholders under one taking of the lock.
+_REPLACE_BATCH = 1024
 
 
 class Vault:
@@ -45,7 +47,10 @@ class Vault:
 
     def __init__(self, flows: Iterable[tuple[str, str, frozenset[str] | None]] = ()) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
-        self._by_placeholder: dict[str, tuple[str, set[str]]] = {}
+        # placeholder -> (value, its origin, or the set of them once there are several). A pair of
+        # strings is one object the garbage collector stops watching; a set per value, tens of
+        # thousands of them after one large result, made every full collection longer.
+        self._by_placeholder: dict[str, tuple[str, str | frozenset[str]]] = {}
         self._counters: dict[str, int] = {}
         # (from server, to server, labels or None for all) that may carry values across.
         self._flows = list(flows)
@@ -56,19 +61,24 @@ class Vault:
         return len(self._by_placeholder)
 
     def placeholder(self, label: str, value: str, origin: str) -> str:
-        key = (label, value)
         with self._lock:
-            found = self._by_value.get(key)
-            if found is None and len(self._by_value) >= self.max_values:
-                return f"<{label}_0>"  # full: masked, but not kept, so never restored
-            if found is None:
-                number = self._counters.get(label, 0) + 1
-                self._counters[label] = number
-                found = f"<{label}_{number}>"
-                self._by_value[key] = found
-                self._by_placeholder[found] = (value, {origin})
-            else:
-                self._by_placeholder[found][1].add(origin)
+            return self._placeholder(label, value, origin)
+
+    def _placeholder(self, label: str, value: str, origin: str) -> str:
+        """placeholder(), with the lock held by the caller."""
+        found = self._by_value.get((label, value))
+        if found is not None:
+            kept, origins = self._by_placeholder[found]
+            if origins != origin and (isinstance(origins, str) or origin not in origins):
+                self._by_placeholder[found] = (kept, _origin_set(origins) | {origin})
+            return found
+        if len(self._by_value) >= self.max_values:
+            return f"<{label}_0>"  # full: masked, but not kept, so never restored
+        number = self._counters.get(label, 0) + 1
+        self._counters[label] = number
+        found = f"<{label}_{number}>"
+        self._by_value[(label, value)] = found
+        self._by_placeholder[found] = (value, origin)
         return found
 
     def find(self, text: str) -> list[Span]:
@@ -94,13 +104,18 @@ class Vault:
     def replace(self, text: str, spans: Iterable[Span], origin: str) -> str:
         """``text`` with each span (in order) replaced by its placeholder; a span inside one
         replaced before it (a secret inside a URL masked whole) is already hidden by it."""
+        spans = spans if isinstance(spans, list) else list(spans)
         out, last = [], 0
-        for span in spans:
-            if span.start < last:
-                continue
-            out.append(text[last : span.start])
-            out.append(self.placeholder(span.label, text[span.start : span.end], origin))
-            last = span.end
+        placeholder = self._placeholder
+        for lo in range(0, len(spans), _REPLACE_BATCH):
+            # The lock is taken once a batch of spans, not once a span, and let go between batches.
+            with self._lock:
+                for span in spans[lo : lo + _REPLACE_BATCH]:
+                    if span.start < last:
+                        continue
+                    out.append(text[last : span.start])
+                    out.append(placeholder(span.label, text[span.start : span.end], origin))
+                    last = span.end
         out.append(text[last:])
         return "".join(out)
 
@@ -108,7 +123,7 @@ class Vault:
         entry = self._by_placeholder.get(placeholder)
         if entry is None:
             return False
-        origins = entry[1]
+        origins = _origin_set(entry[1])
         if target in origins:
             return True
         label = placeholder[1:].rsplit("_", 1)[0]
@@ -117,7 +132,7 @@ class Vault:
     def origins(self, placeholder: str) -> tuple[str, ...] | None:
         """The servers the value behind ``placeholder`` came from, or None if it is not ours."""
         entry = self._by_placeholder.get(placeholder)
-        return tuple(sorted(entry[1])) if entry is not None else None
+        return tuple(sorted(_origin_set(entry[1]))) if entry is not None else None
 
     def rehydrate_text(self, text: str, target: str) -> tuple[str, int, int]:
         """``text`` with the placeholders ``target`` may see put back; (text, put back, kept)."""
@@ -155,6 +170,10 @@ class Vault:
                 r, k = r + r1, k + k1
             return items, r, k
         return value, 0, 0
+
+
+def _origin_set(origins: str | frozenset[str]) -> frozenset[str]:
+    return frozenset((origins,)) if isinstance(origins, str) else origins
 
 
 class _Finder:

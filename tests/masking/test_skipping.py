@@ -81,3 +81,74 @@ def test_entropy_counted_per_distinct_character_is_the_counter_s_to_the_last_bit
     n = min(len(value), 4096)
     expected = math.log2(n) - math.fsum(c * math.log2(c) for c in counts) / n if n else 0.0
     assert values.entropy(value) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(max_size=300) | st.text("ab9Z-_.", max_size=600) | st.text("aaaab", max_size=40)
+    | st.permutations("abcdefgh").map("".join) | st.permutations("abcdefghijklmnop").map("".join),
+    st.sampled_from([0.5, 1.0, 2.0, 2.5, 3.0, 3.5, 4.0]),
+)
+def test_entropy_bounded_by_the_distinct_characters_compares_as_the_entropy_does(value: str, bits: float) -> None:
+    """Eight characters once each are exactly 3 bits: the bounds leave that to the count."""
+    assert values.entropy_at_least(value, bits) == (values.entropy(value) >= bits)
+
+
+NAME_PIECES = ["a", "Zx", "9", "00", "_", "-", "Q", "v", "٣", "²", "é", "$", ".", "(", ")", "[", "!", "#", ":", "|", "x1", "*",
+               "/", "%x", "0x1F", "•", "~", "]", "+", "toJSON", "mState", "placeholder", "Value", "ſ", "K", "8f14e45f-ceea-167a",
+               "None", "TRUE", "xX", "{{", "}", "<", ">", "%", "ſecret", "Int"]
+NAME_TEXT = st.lists(st.sampled_from(NAME_PIECES), max_size=20).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(NAME_TEXT)
+def test_two_runs_of_digits_are_two_number_words_of_a_name(part: str) -> None:
+    numbers = sum(w.isdigit() for w in values._NAME_WORD.findall(part))
+    assert (values._TWO_NUMBERS.search(part) is not None) == (numbers > 1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(NAME_TEXT)
+def test_a_pattern_passed_over_for_want_of_its_literal_matches_nowhere_without_it(value: str) -> None:
+    """Each check that a cheap test of a character skips cannot match a value without that character."""
+    guarded = [
+        (values._CALL_OR_ATTRIBUTE.fullmatch, values._CALL_MARK.search(value) is not None),
+        (values._TYPE_UNION.fullmatch, "|" in value),
+        (values._CHAR_CLASS.search, "[" in value),
+        (values._DOC_LINK.fullmatch, "." in value),
+        (values._EMPHASIS.fullmatch, "*" in value),
+        (secrets._BANG_NAME.fullmatch, value[:1] == "!"),
+        (values._VERSION.fullmatch, "." in value),
+        (values._PATH.fullmatch, "/" in value),
+        (values._MASKED_ALREADY.fullmatch, value[:1] in values._MASK_CHARS),
+        (values._CODE_LITERAL.fullmatch, value[:1] == "%" or value[:1].isdigit()),
+        (lambda v: None if len(values._NAME_JOINS.split(v)) == 1 else v, values._joined(value)),
+        (values._HUNGARIAN.match, "a" <= value[:1] <= "z"),
+        (values._ACRONYM_AFTER.fullmatch, "a" <= value[:1] <= "z"),
+        (values._STAND_IN.fullmatch, len(value) <= values._STAND_IN_LONGEST),
+        (secrets._UUID.fullmatch, len(value) == 36),
+        (values._NOT_A_VALUE.match, value[:1].lower() in values._NOT_A_VALUE_FIRST or not value[:1].isascii()),
+    ]
+    for check, has_literal in guarded:
+        assert has_literal or check(value) is None
+
+
+FOLDING_KEY_PIECES = [*KEY_PIECES, "ſ", "K", "İ", "ı", "Url", "_uri", "-endpoint", "HREF", "link", "_type", ".len", "Secret",
+                      "PWD", "cookie", "1"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(FOLDING_KEY_PIECES), max_size=12).map("".join))
+def test_key_checks_on_the_lowercase_form_answer_as_the_case_folding_patterns(key: str) -> None:
+    assert values.passwordish(key) == (values._PASSWORDISH.search(key) is not None)
+    assert secrets._where_key(key) == (secrets._WHERE_KEY.search(key) is not None)
+    for at in range(len(key) + 1):
+        assert secrets._about_a_secret(key, at) == (secrets._ABOUT_A_SECRET.match(key, at) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("aZ9_.-:é ", max_size=12))
+def test_a_value_of_ascii_letters_and_digits_is_what_placeholders_and_spelling_take_it_for(value: str) -> None:
+    if value.isascii() and value.isalnum():
+        assert values._LETTERS.sub("", value.lower()) == value.lower()
+        assert values._PLACEHOLDER.fullmatch(value) is not None

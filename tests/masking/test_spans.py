@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_guard.masking import detect
-from mcp_guard.masking.spans import FEW_VALUES, Span, _rank, resolve, with_repeats
+from mcp_guard.masking.spans import FEW_VALUES, MIN_REPEAT, Span, _copies_many, _gaps, _rank, resolve, with_repeats
 
 LABELS = ["SECRET", "EMAIL", "PHONE", "URL", "IBAN", "CREDIT_CARD"]
 SPANS = st.lists(
@@ -74,3 +74,27 @@ def test_copies_overlapping_a_span_are_left_to_that_span() -> None:
     text = "k" * 30 + " id=abcdef1234 token abcdef1234x"
     spans = [Span(4 + 30, 14 + 30, "SECRET"), Span(21 + 30, 32 + 30, "EMAIL")]
     assert with_repeats(text, spans) == spans
+
+
+WORDS = st.lists(st.text("ab]^\\-.\n", min_size=MIN_REPEAT, max_size=9), min_size=1, max_size=4)
+PICKS = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["", " ", "a", "]-"]), st.booleans()), max_size=30)
+
+
+@settings(max_examples=500, deadline=None)
+@given(WORDS, PICKS)
+def test_copies_of_many_values_are_every_place_a_value_lies_inside_a_gap(words: list[str], picks: list[tuple[int, str, bool]]) -> None:
+    """The definition: at every position of every stretch no span covers, each value that starts
+    there and ends inside the stretch (the search looks only where a value's first character is)."""
+    text, spans = "", []
+    for i, separator, found in picks:  # words found at some places, copies of them at others
+        word = words[i % len(words)]
+        if found:
+            spans.append(Span(len(text), len(text) + len(word), "SECRET"))
+        text += word + separator
+    values = {s.text(text): "SECRET" for s in spans}
+    expected = [
+        Span(at, at + len(value), label)
+        for lo, hi in _gaps(text, spans) for at in range(lo, hi) for value, label in sorted(values.items(), key=lambda v: len(v[0]))
+        if text.startswith(value, at) and at + len(value) <= hi
+    ]
+    assert list(_copies_many(text, values, spans)) == expected

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, RunCheck, register
-from .values import entropy, named, stand_in
+from .values import entropy_at_least, named, stand_in
 
 # A full stop may end the sentence an address ends ("the host is 10.0.0.1."), but not go on
 # into a longer dotted number (1.2.3.4.5, an OID, a version).
@@ -140,7 +140,7 @@ def _capabilities(text: str, url: Span) -> Iterator[Span]:
     host = text.find("/", text.find("://", url.start) + 3, url.end)
     for m in _URL_PART.finditer(text, host if host > 0 else url.end, url.end):
         part = m.group()
-        if _HEX.fullmatch(part) or named(part) or entropy(part) < 3.5 or _slug(part):
+        if _HEX.fullmatch(part) or named(part) or not entropy_at_least(part, 3.5) or _slug(part):
             continue
         if any(c.isupper() for c in part) and any(c.islower() for c in part) and any(c.isdigit() for c in part):
             yield Span(m.start(), m.end(), "SECRET")

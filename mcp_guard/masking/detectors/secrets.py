@@ -14,7 +14,9 @@ from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
-from .values import code, entropy, looks_secret, named, not_a_secret, passphrase, prose, said_password
+from .values import (
+    code, entropy_at_least, looks_secret, named, no_value, not_a_secret, passphrase, passwordish, prose, said_password,
+)
 
 __all__ = ["secret_for_key", "secretish"]
 
@@ -73,27 +75,20 @@ _KV_VALUE = lazy(r"[^\s\"',;&<>{}\[\]]{4,512}")
 # times its length, however many keys hostile text packs into a run.
 _KEYS_PER_RUN = 8
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_PASSWORDISH = lazy(r"(?i)pass|pwd|secret|private|credential|signing|cookie|salt")
-_NOT_A_VALUE = lazy(
-    r"(?i)^(?:\*+|x{3,}|\.{3,}|null|none|nil|true|false|yes|no|undefined|redacted|changeme|example"
-    r"|(?:string|number|boolean|bool|int|integer|float|double|binary|bytes|object|array|any)(?:\[\])?\??"  # a schema's types
-    r"|required|optional|password|secret|token|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|%[A-Z_]+%|<[^>]*>|\{\{[^}]*\}\}"
-    r"|%\([^)]*\)[sdr])$"
-)
 
 
 _DIGIT = lazy(r"\d")
 
 
 def secretish(key: str, value: str) -> bool:
-    if _NOT_A_VALUE.match(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
+    if no_value(value.rstrip(":")) or value.startswith("<") and value.endswith(">") or " " in value and prose(value):
         return False  # ("Password:" is a form's label)
-    if _PASSWORDISH.search(key):
+    if passwordish(key):
         return len(value) >= 4 and not value.isalpha() or len(value) >= 8
     if len(value) < 16 or " " in value:
         return False  # a token, key or id has no space; a sentence does ('ttl.RefreshToken', 'define the ...')
     classes = (value != value.upper()) + (value != value.lower()) + (_DIGIT.search(value) is not None)
-    return classes >= 2 and entropy(value) >= 3.0
+    return classes >= 2 and entropy_at_least(value, 3.0)
 
 
 # Documentation's stand-ins for a token: AWS's ...EXAMPLE key ids, runs of x, X, 0 or *.
@@ -178,7 +173,7 @@ def _bearer_tokens(text: str, low: str) -> Iterator[Span]:
         # A token mixes digits and letters; "token authentication_middleware" is prose or code.
         if _COUNTING.search(value) is not None:
             continue  # documentation's example counts (token 1234567890abcdef...); a random token never does
-        if _DIGIT.search(value) is not None and value.lower() != value.upper() and entropy(value) >= 3.0:
+        if _DIGIT.search(value) is not None and value.lower() != value.upper() and entropy_at_least(value, 3.0):
             yield Span(m.start(1), m.end(1), "SECRET")
 
 
@@ -252,7 +247,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         if begin < read.done_until or (read.start <= word_start < read.end and read.count >= _KEYS_PER_RUN):
             continue  # a key inside a value run already read as often as it may be
         separator = _KV_SEPARATOR.match(text, word_end)
-        if separator is not None and _ABOUT_A_SECRET.match(text, word_end) is not None:
+        if separator is not None and _about_a_secret(text, word_end):
             continue  # the key says what kind of secret, not which one: jwtSecretAlgorithm, token_type, password_length
         loose = separator is None
         if loose:
@@ -274,7 +269,7 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
         key, value = text[begin:at], m.group()
         if "\\" in value:
             value = _ESCAPED_END.sub("", value)  # a JSON string's "\\n" ends the value
-        if len(value) < 4 or _WHERE_KEY.search(key) is not None:
+        if len(value) < 4 or _where_key(key):
             continue  # too short once its escapes are off; a key that says where the secret is (token_endpoint)
         if begin >= 2 and text[begin - 2 : begin] == "${":
             continue  # a shell default inside a variable (${DB_PASSWORD:?must be set}) is no value
@@ -288,20 +283,22 @@ def _key_values(text: str, low: str) -> Iterator[Span]:
             continue  # a bare "key" is any key ({"key": "theme"}): its value is a secret only if token-like (%23 is no digit)
         if text.startswith("\\b", begin - 1) and _REGEX_MARK.search(value) is not None:
             continue  # a key inside a regular expression (/\bclient_secret=\w+/): what follows is the pattern
-        if not quoted and _BANG_NAME.fullmatch(value) and named(value.lstrip("!")):
+        if not quoted and value[0] == "!" and _BANG_NAME.fullmatch(value) and named(value.lstrip("!")):
             continue  # a YAML tag (password: !vault |) or a negation in code (!!passThrough)
         if value[0] in "(@" or "{" in value and "}" in value:
             continue  # a call's arguments, a host after userinfo, a template's field (user:{user_id})
-        if _ID_KEY.search(key) and _UUID.fullmatch(value):
+        if len(value) == 36 and _UUID.fullmatch(value) and _ID_KEY.search(key):
             continue  # a credential's id (credential_id, key_id) names it; it is not the secret
-        is_code = not quoted and code(key, value) and not (_PASSWORDISH.search(key) and passphrase(value))
         if not quoted and _DESCRIBED.match(text, m.end()) is not None and _DESCRIBED_KEY.search(key) is not None:
             continue  # a docstring's "client_secret: Auth0 application client secret" describes the key
         if quoted and _SAID.search(key) is None and _SECRET_WORD.search(key) is None and named(value.lstrip("?:#@")):
             continue  # a cookie's, salt's or credential's name ("lookupCookie": "language"), not its value
-        if secretish(key, value) and not is_code and not not_a_secret(key, value):
-            read.done_until = m.start() + len(value)
-            yield Span(m.start(), m.start() + len(value), "SECRET")
+        if not secretish(key, value) or not_a_secret(key, value):
+            continue
+        if not quoted and code(key, value) and not (passwordish(key) and passphrase(value)):
+            continue  # code's name, call or attribute (password = self.password), but for a passphrase
+        read.done_until = m.start() + len(value)
+        yield Span(m.start(), m.start() + len(value), "SECRET")
 
 
 # The words after which a sentence gives a password itself ("the DB password is ..."); a bare
@@ -315,12 +312,30 @@ _ABOUT_A_SECRET = lazy(
     r"|sha\d*|md5|hash|digest|checksum|fingerprint)"
     r"(?-i:(?![a-z]))"
 )
+
+
+def _about_a_secret(text: str, at: int) -> bool:
+    """_ABOUT_A_SECRET at ``at``, which needs a letter there or after one joiner: most keys go on
+    with a separator or a digit, and are told apart without the pattern's case-folded words."""
+    head = text[at : at + 2]
+    if not head or not (head[0].isalpha() or head[0] in "_.-" and head[1:].isalpha()):
+        return False
+    return _ABOUT_A_SECRET.match(text, at) is not None
+
+
 _SECRET_WORD = lazy(r"(?i)secret")
 # JSON's escapes at a value's end: "hunter22\\n" holds the password hunter22.
 _ESCAPED_END = lazy(r"(?:\\u[0-9A-Fa-f]{4}|\\[nrt])+$")
 # A key whose last word says where a secret is kept or asked for, not what it is: a URL, an
 # endpoint, a link (SECRET_STORAGE_DOCS_URL, upstream_token_endpoint, tokenUrl).
 _WHERE_KEY = lazy(r"(?:[_.-]|(?<=[a-z])(?=[A-Z]))(?i:url|uri|endpoint|href|link)[\"']?[ \t]*\S{1,3}[ \t]*[\"']?$")
+_WHERE_WORD = lazy(r"ur[li]|endpoint|href|link")  # its words, on an ASCII key's lowercase form
+
+
+def _where_key(key: str) -> bool:
+    if key.isascii() and _WHERE_WORD.search(key.lower()) is None:
+        return False  # none of its words: the search for where one ends the key is not needed
+    return _WHERE_KEY.search(key) is not None
 _ASSIGNMENT = lazy(r"[A-Za-z_][\w.-]*=")
 _REGEX_MARK = lazy(r"\\[wdsSWD]|[\[(|+*?]")
 # After a value, the rest of a sentence (two words on): the line describes the key, as a
@@ -391,7 +406,7 @@ _ENV_ENTRY = lazy(
 
 def _env_entries(text: str, low: str) -> Iterator[Span]:
     for m in _ENV_ENTRY.finditer(text):
-        if not _NOT_A_VALUE.match(m.group(2)) and not not_a_secret(m.group(1), m.group(2)):
+        if not no_value(m.group(2)) and not not_a_secret(m.group(1), m.group(2)):
             yield Span(m.start(2), m.end(2), "SECRET")
 
 
