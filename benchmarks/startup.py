@@ -1,6 +1,6 @@
 """What the guard adds to a stdio server's start: spawn to the first answer, with and without it.
 
-    python benchmarks/startup.py [--rounds 15] [--server tiny|probe|everything]
+    python benchmarks/startup.py [--rounds 15] [--server tiny|probe|everything] [--pyc] [--installed]
 
 Each round starts, interleaved, the server alone and the server behind ``mcp-guard run`` (with
 the shipped default policy, as a wrapped config runs it, and with ``--no-policy``), sends
@@ -15,6 +15,10 @@ figure is nearly all the guard's); ``probe`` is the Python SDK server of the tes
 With ``PYTHONDONTWRITEBYTECODE`` set (as in some shells and CI), an editable checkout's modules
 are compiled from source at every start, which an installed guard (pip writes its .pyc) never
 does; ``--pyc`` measures as installed: the children keep their bytecode in a temporary folder.
+An editable checkout also loads setuptools' editable finder at every start (~10 ms, with the
+modules it imports); ``--installed`` measures the guard as ``pip install .`` leaves it: built as
+a wheel, installed into a fresh virtual environment whose other packages are this one's (the
+tiny and probe servers run on that interpreter too, so the baseline is the same).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -54,12 +59,26 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
-def server(kind: str) -> list[str]:
+def server(kind: str, python: str) -> list[str]:
     if kind == "tiny":
-        return [sys.executable, "-c", TINY]
+        return [python, "-c", TINY]
     if kind == "everything":
         return [str(ROOT / "node_modules" / ".bin" / "mcp-server-everything")]
-    return [sys.executable, str(ROOT / "fixtures" / "probe_server.py")]
+    return [python, str(ROOT / "fixtures" / "probe_server.py")]
+
+
+def installed_python() -> str:
+    """An interpreter that imports mcp-guard from an installed wheel (no editable finder), with
+    this environment's packages for its dependencies."""
+    base = Path(tempfile.mkdtemp(prefix="mcp-guard-bench-installed-"))
+    pip = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(base / "wheel"), str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")], check=True)
+    site = next((base / "venv" / "lib").glob("python*/site-packages"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), *map(str, (base / "wheel").glob("*.whl"))], check=True)
+    # A path listed in a .pth file is added as it is: its own .pth files (the editable finder's) are not run.
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return str(base / "venv" / "bin" / "python")
 
 
 def once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -99,15 +118,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default: 15)")
     parser.add_argument("--server", choices=("tiny", "probe", "everything"), default="tiny", help="the upstream (default: tiny)")
     parser.add_argument("--pyc", action="store_true", help="let the children keep bytecode (in a temporary folder)")
+    parser.add_argument("--installed", action="store_true", help="run the guard from a wheel installed in a fresh environment")
     args = parser.parse_args()
+    python = installed_python() if args.installed else sys.executable
+    if args.installed:
+        os.chdir(tempfile.mkdtemp(prefix="mcp-guard-bench-cwd-"))  # `-m mcp_guard` would find the checkout here
     env = {**os.environ, "MCP_GUARD_HOME": tempfile.mkdtemp(prefix="mcp-guard-bench-")}
     if args.pyc:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="mcp-guard-bench-pyc-")
     elif env.get("PYTHONDONTWRITEBYTECODE"):
         print("(PYTHONDONTWRITEBYTECODE is set: the guard compiles its modules at every start; see --pyc)")
-    upstream = server(args.server)
-    guard = [sys.executable, "-m", "mcp_guard", "run", "--name", "bench"]
+    upstream = server(args.server, python)
+    guard = [python, "-m", "mcp_guard", "run", "--name", "bench"]
     targets = {
         "server alone": upstream,
         "guard, default policy": [*guard, "--", *upstream],
@@ -120,7 +143,7 @@ def main() -> None:
             times[name].append(once(argv, env))
     base_init = statistics.median(t[0] for t in times["server alone"])
     base_list = statistics.median(t[1] for t in times["server alone"])
-    print(f"{args.server} server, {args.rounds} rounds, medians (ms)")
+    print(f"{args.server} server, {args.rounds} rounds, medians (ms){', installed guard' if args.installed else ''}")
     print(f"{'target':<24} {'initialize':>10} {'+tools/list':>12} {'added':>8}")
     for name, samples in times.items():
         init = statistics.median(t[0] for t in samples)

@@ -112,3 +112,23 @@ def test_the_dry_run_diff_of_a_file_with_no_final_newline_applies_with_patch(tmp
     assert applied.returncode == 0, applied.stderr
     assert run("wrap", "--client", "claude-code", "--file", str(path)).returncode == 0
     assert patched.read_bytes() == path.read_bytes()
+
+
+def test_wrap_prepares_the_first_start_so_the_wrapped_guard_neither_compiles_nor_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.relay.test_startup_imports import loaded_by_run
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MCP_GUARD_CACHE", str(cache))  # a first start: nothing compiled or kept yet
+    path = tmp_path / SHAPES["claude-desktop"]
+    shutil.copy(FIXTURES / "clients" / SHAPES["claude-desktop"], path)
+    done = subprocess.run([sys.executable, "-m", "mcp_guard", "wrap", "--client", "claude-desktop", "--file", str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    prepared = sorted(p.name for p in cache.iterdir())
+    assert any(n.startswith("hyperscan-") for n in prepared) and any(n.startswith("policy-") for n in prepared)
+    modules, answers = loaded_by_run(tmp_path)
+    assert [a["id"] for a in answers] == [1, 2]
+    assert "pydantic" not in modules  # the policy was validated by wrap and kept
+    assert sorted(p.name for p in cache.iterdir()) == prepared  # and no pattern database was compiled at start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .support import EXIT_OK
+from .support import EXIT_OK, policy_path
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -42,6 +42,26 @@ def cmd_wrap(args: argparse.Namespace) -> int:
     elif args.verb == "wrap":
         kept = f"; {len(done.notes)} left as they were (above)" if done.notes else ""
         print(f"{path}: {len(done.changed)} server(s) now run through mcp-guard{kept}; restart the client", file=sys.stderr)
+        _prepare_first_start()
     else:
         print(f"{path}: {len(done.changed)} server(s) restored; everything else kept as it is now", file=sys.stderr)
     return EXIT_OK
+
+
+def _prepare_first_start() -> None:
+    """What a guard's first start in this home would otherwise do while the client waits: compile
+    the masking patterns (seconds, once) and validate the policy (kept for the next starts)."""
+    from ..errors import ConfigError
+    from ..hooks.mask import label_sets
+    from ..masking import fast
+    from ..policy import load_policy
+    from ..progress import Progress
+
+    with Progress().step("preparing the guard's first start (policy, masking patterns)"):
+        try:
+            policy = load_policy(policy_path(None, None))
+        except ConfigError as exc:
+            print(f"mcp-guard: the policy the wrapped servers will run under does not load: {exc}", file=sys.stderr)
+            return
+        if policy.masking.enabled:
+            fast.warm(label_sets(policy.masking))

@@ -49,6 +49,12 @@ def _with_labels(operators: dict[str, Operator]) -> tuple[dict[str, Operator], f
     return operators, frozenset(label for label, op in operators.items() if op.name != "keep")
 
 
+def label_sets(settings: Masking) -> set[frozenset[str]]:
+    """The label sets a guard under ``settings`` masks with: the policy's, and each server's own."""
+    base = _with_labels(_operators(settings.labels))[1]
+    return {base, *(_with_labels(_operators(settings.labels, s.labels))[1] for s in settings.servers.values())}
+
+
 class MaskHook(Hook):
     def __init__(self, settings: Masking) -> None:
         self.settings = settings
@@ -63,7 +69,7 @@ class MaskHook(Hook):
         self.serial = anyio.Lock()
         if settings.enabled:
             self._ner = load_ner(settings.ner)
-            fast.warm({labels for _, labels in (self._base, *self._per_server.values())})
+            fast.warm(label_sets(settings))
 
     def vault(self, session_id: str) -> Vault:
         vault = self._vaults.get(session_id)
