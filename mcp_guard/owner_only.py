@@ -16,7 +16,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["HomeNotPrivate", "private_file", "private_home"]
+__all__ = ["HomeNotPrivate", "private_file", "private_home", "read_own", "write_own"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +60,36 @@ def private_file(path: Path) -> None:
     if info.st_mode & OTHERS and info.st_uid == os.geteuid():
         logger.warning("%s was open to other accounts (mode %o): narrowed to 600", path, stat.S_IMODE(info.st_mode))
         os.chmod(path, stat.S_IMODE(info.st_mode) & ~OTHERS)
+
+
+def read_own(path: Path) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file of this account that no other account can
+    write (a kept policy, a compiled pattern database); else None, and the caller builds it anew.
+
+    A cache folder may be shared, even writable by others: what another account put there, or
+    could have changed, is never taken for the guard's own work. Checked on the open file, so a
+    file swapped after the check is not the one read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        return file.read()
+
+
+def write_own(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``, whole or not at all, readable by this account only.
+    Raises OSError (a read-only or foreign folder): the caller goes on without its cache."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+

@@ -141,3 +141,13 @@ def test_a_command_parses_the_same_with_its_group_alone_as_with_the_whole_comman
 def test_an_unknown_command_is_refused_by_the_whole_command_line() -> None:
     done = run("rnu", "--", "x")
     assert done.returncode == 2 and "invalid choice: 'rnu'" in done.stderr and "run" in done.stderr
+
+
+def test_the_top_level_help_asked_before_a_command_lists_every_command() -> None:
+    done = run("--help", "review")
+    assert done.returncode == 0 and all(name in done.stdout for name in ("run", "serve", "audit", "wrap", "unwrap"))
+
+
+def test_an_unknown_log_level_is_refused_with_the_levels_there_are() -> None:
+    done = run("--log-level=bogus", "run", "--", "x")
+    assert done.returncode == 2 and "invalid choice: 'bogus'" in done.stderr and "warning" in done.stderr

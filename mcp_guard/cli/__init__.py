@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from .. import settings
 from ..errors import ConfigError, GuardError
 from .support import EXIT_PROBLEM, EXIT_USAGE
-from .usage import EXIT_PIPE, LOG_LEVEL_HELP, Version, cmd_completion, everywhere, os_problem
+from .usage import EXIT_PIPE, LOG_LEVEL_HELP, LOG_LEVELS, Version, cmd_completion, everywhere, os_problem
 
 __all__ = ["main"]
 
@@ -80,6 +80,8 @@ def _command(argv: Sequence[str]) -> str | None:
     for word in words:
         if word == "--log-level":
             next(words, None)
+        elif word in ("-h", "--help", "--"):
+            return None  # the top level's own help, or a word it must refuse: the whole command line
         elif not word.startswith("-"):
             return word if word in _GROUPS else None
     return None
@@ -89,7 +91,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or, for a command of group ``only``, that group alone: building
     every group's options costs ~15 ms of the guard's start, and parses that command the same."""
     parser = argparse.ArgumentParser(prog="mcp-guard", description="A tool-call firewall for the Model Context Protocol.")
-    parser.add_argument("--log-level", default=None, help=LOG_LEVEL_HELP)
+    parser.add_argument("--log-level", default=None, type=str.lower, choices=LOG_LEVELS, help=LOG_LEVEL_HELP)
     parser.add_argument("--version", action=Version, nargs=0, help="print the installed version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
     for name in (only,) if only else _GROUPS:

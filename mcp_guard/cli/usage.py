@@ -23,6 +23,7 @@ def os_problem(exc: OSError, args: argparse.Namespace) -> str:
 
 
 LOG_LEVEL_HELP = "debug, info, warning or error (default: $MCP_GUARD_LOG_LEVEL, else warning); logs go to stderr"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class Version(argparse.Action):
@@ -75,7 +76,7 @@ def everywhere(parser: argparse.ArgumentParser) -> None:
             parser.set_defaults(help_of=parser)
             for child in action.choices.values():
                 # SUPPRESS: a value given before the subcommand is not reset by the child's default.
-                child.add_argument("--log-level", default=argparse.SUPPRESS, help=LOG_LEVEL_HELP)
+                child.add_argument("--log-level", default=argparse.SUPPRESS, type=str.lower, choices=LOG_LEVELS, help=LOG_LEVEL_HELP)
                 everywhere(child)
 
 

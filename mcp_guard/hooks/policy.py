@@ -43,14 +43,16 @@ class PolicySource:
     def from_file(cls, path: str | Path) -> PolicySource:
         return cls(load_policy(path), path)
 
-    def _stat(self) -> tuple[float, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
+        """What changes with any write to the file or its replacement: ctime and the inode too,
+        since a copy that keeps timestamps (cp -p, rsync -a, tar) keeps size and mtime."""
         if self.path is None:
             return None
         try:
             st = os.stat(self.path)
         except OSError:
             return None
-        return (st.st_mtime, st.st_size)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     @property
     def current(self) -> Policy:

@@ -77,8 +77,13 @@ def _cache_path(families: Sequence[Family], kind: str) -> Path:
 
 
 def _cached(families: Sequence[Family], kind: str) -> Any:
+    from ..owner_only import read_own
+
     try:
-        db = hyperscan.loadb(_cache_path(families, kind).read_bytes(), hyperscan.HS_MODE_BLOCK)
+        data = read_own(_cache_path(families, kind))  # never another account's, or one it could change
+        if data is None:
+            return None
+        db = hyperscan.loadb(data, hyperscan.HS_MODE_BLOCK)
         db.scratch = hyperscan.Scratch(db)
         return db
     except Exception:  # none yet, unreadable, or from another build: compile
@@ -86,11 +91,9 @@ def _cached(families: Sequence[Family], kind: str) -> Any:
 
 
 def _store(db: Any, families: Sequence[Family], kind: str) -> None:
+    from ..owner_only import write_own
+
     try:
-        path = _cache_path(families, kind)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(hyperscan.dumpb(db))
-        partial.replace(path)
+        write_own(_cache_path(families, kind), hyperscan.dumpb(db))
     except OSError:
         pass  # a read-only home: compile again next time

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from ..protocol.era import GuardState
+
 if TYPE_CHECKING:
     from .mask import Masker
 
@@ -56,12 +58,16 @@ __all__ = [
 _NUMBER = "number"
 _ID = "id"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-RESULT_FIELDS = {"protocolVersion": _DATE, "requestState": str, "ttlMs": _NUMBER}
+# requestState: only the guard's own (era.GuardState; an upstream's goes out sealed inside one).
+RESULT_FIELDS = {"protocolVersion": _DATE, "requestState": GuardState, "ttlMs": _NUMBER}
+# In params, by method (the relay itself writes these: the client's own progress token, the id
+# of the guard's request a cancellation names), and in the _meta of any params.
 PARAMS_FIELDS = {
-    "progressToken": _ID, "progress": _NUMBER, "total": _NUMBER, "requestId": _ID,
-    "io.modelcontextprotocol/subscriptionId": _ID,
+    "notifications/progress": {"progressToken": _ID, "progress": _NUMBER, "total": _NUMBER},
+    "notifications/cancelled": {"requestId": _ID},
 }
-STRUCTURAL = frozenset(RESULT_FIELDS) | frozenset(PARAMS_FIELDS)
+PARAMS_META = {"io.modelcontextprotocol/subscriptionId": _ID}
+STRUCTURAL = frozenset(RESULT_FIELDS).union(*PARAMS_FIELDS.values(), PARAMS_META)
 # Above this many characters of strings, masking runs in a worker thread, off the event loop.
 THREAD_CHARS = 32_768
 # While a worker thread runs a job in Python it holds the GIL, and the event loop, each time it
@@ -101,27 +107,29 @@ def mask_message(masker: Masker, message: dict[str, Any], origin: str) -> dict[s
                 error[key] = mask_tree(masker, error[key], origin)
         out["error"] = error
     if "params" in message:
-        out["params"] = mask_body(masker, message["params"], origin, PARAMS_FIELDS)
+        fields = PARAMS_FIELDS.get(message.get("method"), {})  # type: ignore[call-overload]
+        out["params"] = mask_body(masker, message["params"], origin, fields, PARAMS_META)
     return out
 
 
-def mask_body(masker: Masker, body: Any, origin: str, fields: dict[str, Any]) -> Any:
-    """A message's ``params`` or ``result`` masked; of ``fields`` (:data:`RESULT_FIELDS` or
-    :data:`PARAMS_FIELDS`), those at its top and at the top of its ``_meta`` that have their
-    type are kept as they are."""
+def mask_body(
+    masker: Masker, body: Any, origin: str, fields: dict[str, Any], meta: dict[str, Any] | None = None
+) -> Any:
+    """A message's ``params`` or ``result`` masked, but those of ``fields`` at its top, and of
+    ``meta`` (default: ``fields``) at the top of its ``_meta``, that have their type there."""
     if not isinstance(body, dict) or isinstance(body, GuardQuestion):
         return mask_tree(masker, body, origin)  # (the guard's own question passes as it is)
-    return _mask_keeping(masker, body, origin, fields, inner="_meta")
+    return _mask_keeping(masker, body, origin, fields, fields if meta is None else meta)
 
 
 def _mask_keeping(
-    masker: Masker, value: dict[str, Any], origin: str, fields: dict[str, Any], inner: str | None = None
+    masker: Masker, value: dict[str, Any], origin: str, fields: dict[str, Any], meta: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """``value`` masked but those of ``fields`` that have their type; the object under ``inner`` likewise."""
+    """``value`` masked but those of ``fields`` that have their type; its ``_meta`` by ``meta``."""
     kept = {key: value[key] for key, kind in fields.items() if key in value and _typed(value[key], kind)}
-    nested = value.get(inner) if inner is not None else None
+    nested = value.get("_meta") if meta is not None else None
     if isinstance(nested, dict):
-        kept[inner] = _mask_keeping(masker, nested, origin, fields)  # type: ignore[index]
+        kept["_meta"] = _mask_keeping(masker, nested, origin, meta, None)  # type: ignore[arg-type]
     return {**mask_tree(masker, {k: v for k, v in value.items() if k not in kept}, origin), **kept}
 
 
@@ -132,8 +140,8 @@ def _typed(value: Any, kind: Any) -> bool:
         return isinstance(value, int | float)
     if kind is _ID:
         return isinstance(value, int | str)
-    if kind is str:
-        return isinstance(value, str)
+    if isinstance(kind, type):
+        return isinstance(value, kind)
     return isinstance(value, str) and kind.fullmatch(value) is not None
 
 

@@ -7,9 +7,11 @@ validated policy is kept in the cache folder (``MCP_GUARD_CACHE``, by default th
 its dataclasses: a start with the same text and the same schema rebuilds it from that data.
 Anything else (another text, another schema, an unreadable or damaged entry) is validated.
 
-The cache folder is trusted as the home is: it also holds the compiled pattern databases the
-masking relies on, and the home holds the grants. Entries are written owner-only, whole or not
-at all; an entry carries the digest of its own content and is refused when that does not hold.
+Entries are written owner-only, whole or not at all, and read only when they are this
+account's and no other account can write them (``owner_only.read_own``), so a cache folder
+shared with other accounts cannot hand a guard someone else's policy. An entry names the key
+it was written under and carries the digest of its content; it is refused when either does not
+hold. Within the account the cache is trusted as the home is (which holds the grants).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..owner_only import read_own, write_own
 from .model import CLASSES, Policy
 
 # Bumped when the encoding below changes.
@@ -36,10 +39,13 @@ def recall(text: str) -> Policy | None:
     """The policy ``text`` was validated to before, or None."""
     try:
         path = _path(text)
-        entry = json.loads(path.read_bytes())
-        data = entry["policy"]
-        if entry.get("sha256") != hashlib.sha256(_dumps(data)).hexdigest():
+        raw = read_own(path)
+        if raw is None:
             return None
+        entry = json.loads(raw)
+        data = entry["policy"]
+        if entry.get("key") != path.stem or entry.get("sha256") != hashlib.sha256(_dumps(data)).hexdigest():
+            return None  # another text's entry under this name, or changed after it was written
         policy = decode(data)
     except Exception:  # none kept yet, unreadable, damaged or from another schema: validate
         return None
@@ -51,13 +57,8 @@ def keep(text: str, policy: Policy) -> None:
     try:
         path = _path(text)
         data = encode(policy)
-        body = json.dumps({"format": FORMAT, "sha256": hashlib.sha256(_dumps(data)).hexdigest(), "policy": data})
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-        os.replace(partial, path)
+        entry = {"format": FORMAT, "key": path.stem, "sha256": hashlib.sha256(_dumps(data)).hexdigest(), "policy": data}
+        write_own(path, json.dumps(entry).encode())
     except OSError:
         pass
 

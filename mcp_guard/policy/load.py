@@ -6,6 +6,8 @@ without parsing YAML or importing pydantic."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import types
 from pathlib import Path
@@ -20,6 +22,8 @@ def load_policy(path: str | Path) -> Policy:
     """Load and validate a policy file; raises :class:`ConfigError` with file, line and field."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+            raise ConfigError(f"{path}: cannot read the policy: not a regular file")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy: {exc.strerror or exc}") from exc

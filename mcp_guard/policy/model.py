@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -70,7 +71,11 @@ class Check:
 
 def _over(limit: float, inclusive: bool = False) -> Check:
     def check(value: Any) -> Any:
-        if value is not None and (value < limit or (value == limit and not inclusive)):
+        if value is None:
+            return value
+        if not math.isfinite(value):  # .inf would wait forever, .nan compares as nothing
+            raise ValueError(f"must be a finite number, got {value!r}")
+        if value < limit or (value == limit and not inclusive):
             raise ValueError(f"must be {'at least' if inclusive else 'more than'} {limit:g}, got {value!r}")
         return value
 

@@ -148,5 +148,13 @@ def make_private(result: Any) -> None:
         result["cacheScope"] = "private"
 
 
+class GuardState(str):
+    """A ``requestState`` the guard made itself (a sealed state, a bridged call's handle). The
+    egress passes only these unmasked: a JSON parser never builds one, so whatever an upstream
+    or a client wrote under that name is data like any other."""
+
+    __slots__ = ()
+
+
 def is_input_required(result: Any) -> bool:
     return isinstance(result, dict) and result.get("resultType") == "input_required"

@@ -83,7 +83,7 @@ class BridgedCall:
         self.params = params
         self.binding = binding(method, params, upstream.name)
         # The instance's tag (relay/state.py) lets a load balancer send the retry back here.
-        self.handle = STATE_PREFIX + hub.sealer.tag + secrets.token_urlsafe(32)
+        self.handle = era.GuardState(STATE_PREFIX + hub.sealer.tag + secrets.token_urlsafe(32))
         self.progress: ProgressFn | None = None  # the open round's sink
         self._inflight = Inflight(ctx.session, None, bridge=self)
         self._events_in, self._events_out = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)

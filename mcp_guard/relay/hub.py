@@ -281,10 +281,13 @@ class Hub:
             raise
         if method == "tools/list":
             self.router.remember_tools(up, params, result)
-        if ctx.modern and era.is_input_required(result) and (call.approved or call.preapproved):
-            # The upstream asks the client next; the retry must not ask the person again.
+        if ctx.modern and era.is_input_required(result) and not isinstance(result.get("requestState"), era.GuardState):
+            # The upstream asks the client next. Its own state goes out sealed inside the guard's,
+            # bound to this call and caller (the egress passes no other requestState unmasked);
+            # after an approval, the retry must not ask the person again.
             result = dict(result)
-            result["requestState"] = self.gate.seal(call, up.name, approved=True, up=result.get("requestState"))
+            approved = bool(call.approved or call.preapproved)
+            result["requestState"] = self.gate.seal(call, up.name, approved=approved, up=result.get("requestState"))
         call.result = result
         await self.pipeline.run_response(call)
         if call.verdict is not None:

@@ -25,7 +25,7 @@ import secrets
 import time
 from typing import Any
 
-from ..protocol import jsonrpc
+from ..protocol import era, jsonrpc
 from ..errors import ConfigError, RPCError
 
 PREFIX = "mcp-guard.s."
@@ -61,7 +61,7 @@ class Sealer:
         body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
         signed = self.tag + body
         mac = hmac.new(self._key, signed.encode(), hashlib.sha256).hexdigest()
-        return f"{PREFIX}{signed}.{mac}"
+        return era.GuardState(f"{PREFIX}{signed}.{mac}")
 
     def open(self, state: str, binding: str) -> dict[str, Any]:
         """The sealed fields; RPCError (-32602) when forged, expired, reused or for another call."""

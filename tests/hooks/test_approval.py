@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,23 @@ async def test_the_question_for_a_poisoned_tool_says_its_description_instructs_t
     assert result.is_error and len(person.questions) == 1
     why = next(line for line in person.questions[0].splitlines() if line.startswith("Why: "))
     assert "description carries instructions to the model" in why and "high-needs-you" in why
+
+
+async def test_a_policy_replaced_by_a_copy_that_keeps_size_and_timestamps_is_reloaded(tmp_path: Path) -> None:
+    """cp -p, rsync -a and tar keep a file's mtime: a tightened policy copied so must still apply."""
+    policy = tmp_path / "p.yaml"
+    allow = "version: 1\nrules:\n  - name: ok-notes\n    match: {tool: note}\n    action: allow\n"
+    deny = allow.replace("ok-notes", "no-notes").replace("allow\n", "deny\n ")
+    assert len(deny) == len(allow)
+    policy.write_text(allow)
+    argv = guard(sys.executable, str(ROOT / "examples" / "risky_server.py"), policy=str(policy))
+    with anyio.fail_after(30):
+        async with connect(argv, "legacy", env={"PYTHONPATH": str(ROOT)}) as client:
+            assert not (await client.call_tool("note", {"text": "hi"})).is_error
+            before = policy.stat()
+            copy = tmp_path / "copy.yaml"
+            copy.write_text(deny)
+            os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+            os.replace(copy, policy)  # a new file of the same size and mtime, as `cp -p` leaves it
+            while not (await client.call_tool("note", {"text": "hi"})).is_error:
+                await anyio.sleep(0.1)  # the guard looks at the file at most once a second

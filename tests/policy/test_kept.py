@@ -116,3 +116,49 @@ def test_policy_check_reports_an_edited_policy_even_after_its_earlier_text_was_k
     policy.write_text(EVERY_KIND.replace("quorum: 2", "quorum: 0"))
     bad = subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", str(policy)], capture_output=True, text=True)
     assert bad.returncode != 0 and "rules[0].quorum" in bad.stderr
+
+
+@pytest.mark.parametrize("tampering", ["another account's", "writable by others", "a symlink"])
+def test_a_kept_entry_another_account_wrote_or_could_change_is_never_used(tampering: str, tmp_path: Path) -> None:
+    text = EVERY_KIND.replace("quorum: 2", "quorum: 4") + f"# {tampering}\n"
+    parse_policy(text)
+    path = kept._path(text)
+    assert kept.recall(text) is not None
+    if tampering == "another account's":
+        os.chown(path, 65534, 65534)
+    elif tampering == "writable by others":
+        os.chmod(path, 0o666)
+    else:
+        elsewhere = tmp_path / "entry.json"
+        path.rename(elsewhere)
+        path.symlink_to(elsewhere)
+    assert kept.recall(text) is None
+
+
+def test_a_pattern_database_another_account_wrote_is_compiled_again_rather_than_loaded(tmp_path: Path) -> None:
+    from mcp_guard.masking import databases, fast
+
+    families = fast._family_list()
+    databases.database(families)  # compiled or loaded: the file is there and ours
+    path = databases._cache_path(families, "")
+    assert databases._cached(families, "") is not None
+    os.chown(path, 65534, 65534)
+    try:
+        assert databases._cached(families, "") is None
+    finally:
+        os.chown(path, os.geteuid(), os.getegid())
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "1e400"])
+def test_a_timeout_that_is_not_a_finite_number_is_refused_where_it_is_written(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"p.yaml:4: rules\[0\].timeout: Value error, must be a finite number"):
+        parse_policy(f"version: 1\nrules:\n  - action: approve\n    timeout: {value}\n", "p.yaml")
+
+
+def test_a_policy_path_that_is_a_fifo_is_refused_at_once_instead_of_read(tmp_path: Path) -> None:
+    from mcp_guard.policy import load_policy
+
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_policy(fifo)
