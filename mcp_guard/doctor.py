@@ -66,7 +66,7 @@ def run(
         from .policy import load_policy
 
         try:
-            policy = load_policy(policy_path)
+            policy = load_policy(policy_path, recall=False)
             report.ok(f"policy: {policy_path} ({len(policy.rules)} rules)")
             if policy.masking.max_result_tokens:
                 from .tokens import encoding

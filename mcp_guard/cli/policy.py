@@ -67,7 +67,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in files:
         try:
-            policy = load_policy(path)
+            policy = load_policy(path, recall=False)  # the check reads the file itself, never a kept result
         except ConfigError as exc:
             print(f"{exc}", file=sys.stderr)
             status = EXIT_PROBLEM

@@ -18,8 +18,9 @@ from . import kept
 from .model import Policy
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load and validate a policy file; raises :class:`ConfigError` with file, line and field."""
+def load_policy(path: str | Path, *, recall: bool = True) -> Policy:
+    """Load and validate a policy file; raises :class:`ConfigError` with file, line and field.
+    ``recall=False`` validates even a text validated before (and keeps the result anew)."""
     path = Path(path)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
@@ -30,11 +31,11 @@ def load_policy(path: str | Path) -> Policy:
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); a policy is UTF-8") from None
-    return parse_policy(text, str(path))
+    return parse_policy(text, str(path), recall=recall)
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    policy = kept.recall(text)
+def parse_policy(text: str, source: str = "<policy>", *, recall: bool = True) -> Policy:
+    policy = kept.recall(text) if recall else None
     if policy is None:
         policy = _validate(text, source)
         kept.keep(text, policy)

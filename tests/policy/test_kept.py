@@ -162,3 +162,19 @@ def test_a_policy_path_that_is_a_fifo_is_refused_at_once_instead_of_read(tmp_pat
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="not a regular file"):
         load_policy(fifo)
+
+
+def test_policy_check_reads_the_file_itself_and_repairs_a_kept_entry_that_says_otherwise(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    text = EVERY_KIND + f"# {tmp_path.name}\n"
+    policy.write_text(text)
+    parse_policy(text)
+    path = kept._path(text)
+    entry = json.loads(path.read_text())
+    entry["policy"]["f"]["rules"] = []  # the same account rewrote it, digest and all
+    entry["sha256"] = kept.hashlib.sha256(kept._dumps(entry["policy"])).hexdigest()
+    path.write_text(json.dumps(entry))
+    assert kept.recall(text).rules == []
+    done = subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", str(policy)], capture_output=True, text=True)
+    assert done.returncode == 0 and "2 rules" in done.stdout + done.stderr
+    assert len(kept.recall(text).rules) == 2  # what the check validated is what is kept now
