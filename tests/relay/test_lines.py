@@ -36,30 +36,35 @@ def pipe() -> Iterator[tuple[int, int]]:
             pass
 
 
-@pytest.mark.anyio
-async def test_a_pipe_with_unread_data_does_not_wake_the_loop_while_its_reader_is_busy(
-    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    read_end, write_end = pipe
-    wakeups = 0
+@pytest.fixture
+def wakeups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry for each time a pipe's readiness woke the loop."""
+    woken: list[int] = []
     original = lines.Readiness._ready
 
     def counted(self: lines.Readiness) -> None:
-        nonlocal wakeups
-        wakeups += 1
+        woken.append(1)
         original(self)
 
     monkeypatch.setattr(lines.Readiness, "_ready", counted)
+    return woken
+
+
+@pytest.mark.anyio
+async def test_a_pipe_with_unread_data_does_not_wake_the_loop_while_its_reader_is_busy(
+    pipe: tuple[int, int], wakeups: list[int]
+) -> None:
+    read_end, write_end = pipe
     chunks = lines.read_fd_chunks(read_end)
     os.write(write_end, b"first\n")
     with anyio.fail_after(5):
         assert await chunks.__anext__() == b"first\n"
     # The consumer is now busy elsewhere while more data waits in the pipe.
     os.write(write_end, b"second\n")
-    before = wakeups
+    before = len(wakeups)
     for _ in range(200):
         await anyio.sleep(0)
-    assert wakeups - before <= 1, "the reader kept waking the loop while nobody read"
+    assert len(wakeups) - before <= 1, "the reader kept waking the loop while nobody read"
     with anyio.fail_after(5):
         assert await chunks.__anext__() == b"second\n"
     os.close(write_end)
@@ -70,18 +75,9 @@ async def test_a_pipe_with_unread_data_does_not_wake_the_loop_while_its_reader_i
 
 @pytest.mark.anyio
 async def test_a_reader_cancelled_while_waiting_leaves_nothing_watching_its_fd(
-    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+    pipe: tuple[int, int], wakeups: list[int]
 ) -> None:
     read_end, write_end = pipe
-    wakeups = 0
-    original = lines.Readiness._ready
-
-    def counted(self: lines.Readiness) -> None:
-        nonlocal wakeups
-        wakeups += 1
-        original(self)
-
-    monkeypatch.setattr(lines.Readiness, "_ready", counted)
     started = anyio.Event()
 
     async def read() -> None:
@@ -99,23 +95,14 @@ async def test_a_reader_cancelled_while_waiting_leaves_nothing_watching_its_fd(
     os.write(write_end, b"late\n")
     for _ in range(50):
         await anyio.sleep(0)
-    assert wakeups == 0
+    assert not wakeups
 
 
 @pytest.mark.anyio
 async def test_a_pipe_whose_owner_closed_its_readiness_is_neither_watched_nor_read_again(
-    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+    pipe: tuple[int, int], wakeups: list[int]
 ) -> None:
     read_end, write_end = pipe
-    wakeups = 0
-    original = lines.Readiness._ready
-
-    def counted(self: lines.Readiness) -> None:
-        nonlocal wakeups
-        wakeups += 1
-        original(self)
-
-    monkeypatch.setattr(lines.Readiness, "_ready", counted)
     readiness = lines.Readiness.open(read_end)
     assert readiness is not None
     chunks = lines.read_fd_chunks(read_end, readiness=readiness)
@@ -123,11 +110,11 @@ async def test_a_pipe_whose_owner_closed_its_readiness_is_neither_watched_nor_re
     with anyio.fail_after(5):
         assert await chunks.__anext__() == b"first\n"
     readiness.close()  # as a transport does before it closes the pipe (whose number may be reused)
-    before = wakeups
+    before = len(wakeups)
     os.write(write_end, b"not ours any more\n")
     for _ in range(50):
         await anyio.sleep(0)
-    assert wakeups == before, "a closed readiness still watched the fd"
+    assert len(wakeups) == before, "a closed readiness still watched the fd"
     with anyio.fail_after(5):
         with pytest.raises(StopAsyncIteration):
             await chunks.__anext__()
