@@ -26,6 +26,11 @@ _BLOCK_LABEL = lazy(
     r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?)"
     r"[ \t]{0,8}:?[ \t]{0,8}\r?\n"
 )
+# A label over an address alone: "Mailing address", "Registered office:"; every line under it is a place.
+_PLACE_LABEL = lazy(
+    r"(?im)^[ \t]{0,8}(?:(?:home|mailing|postal|billing|shipping|delivery|street|registered|business|work|office"
+    r"|permanent|current|residential)[ \t]{1,4})?(?:address|office)[ \t]{0,8}:?[ \t]{0,8}\r?\n"
+)
 # A line that is another field, not an address line: a key, a phone, a mail address.
 _NOT_ADDRESS = lazy(r"(?i)[^\n]*[@:]|[ \t]*(?:tel|phone|fax|mobile|e-?mail|vat|iban|bic|ref)\b")
 
@@ -34,23 +39,28 @@ _LINE = 120  # longer lines are no address lines; and the pre-pass's zone reache
 
 
 def _blocks(text: str, low: str) -> Iterator[Span]:
-    for m in _BLOCK_LABEL.finditer(text):
-        at, first = m.end(), True
-        for _ in range(5):
-            end = text.find("\n", at)
-            end = len(text) if end < 0 else end
-            line = text[at:end].rstrip("\r")
-            value = line.strip()
-            if not value or len(line) > _LINE or _NOT_ADDRESS.match(line):
-                break
-            start = at + line.index(value)
-            if first and person(value):
-                yield Span(start, start + len(value), "PERSON")
-            elif not first and place(value):
-                yield Span(start, start + len(value), "LOCATION")
-            elif not first:
-                break
-            first, at = False, end + 1
+    for label, names_first in ((_BLOCK_LABEL, True), (_PLACE_LABEL, False)):
+        for m in label.finditer(text):
+            yield from _block_lines(text, m.end(), names_first)
+
+
+def _block_lines(text: str, at: int, names_first: bool) -> Iterator[Span]:
+    first = names_first
+    for _ in range(5):
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        line = text[at:end].rstrip("\r")
+        value = line.strip()
+        if not value or len(line) > _LINE or _NOT_ADDRESS.match(line):
+            break
+        start = at + line.index(value)
+        if first and person(value):
+            yield Span(start, start + len(value), "PERSON")
+        elif not first and place(value):
+            yield Span(start, start + len(value), "LOCATION")
+        elif not first:
+            break
+        first, at = False, end + 1
 
 
 # -- sign-offs and chat speakers -----------------------------------------------------------------
@@ -58,7 +68,9 @@ def _blocks(text: str, low: str) -> Iterator[Span]:
 _SIGN_OFF = lazy(
     r"(?im)^[ \t]{0,8}(?:(?:kind|best|warm|many)[ \t]{1,4})?"
     r"(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]{1,4}(?:sincerely|truly))[,!.]?[ \t]{0,8}\r?\n"
-    r"[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
+    r"(?:[ \t]{0,8}\r?\n)?[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
+    # a signature under its delimiter line (RFC 3676's "-- "), a role or a company after "|" or ","
+    r"|^--[ \t]?\r?\n[ \t]{0,8}([^\n|,]{2,60}?)[ \t]{0,8}(?:[|,][^\n]{0,80})?(?:\r?\n|$)"
 )
 # "[09:14] Diego: ...", "[11/04/2025, 10:02:11] Mei O'Sullivan: ...", "<Henrik> ...",
 # "Noor Santos 11/04/2025 10:02" (a chat export's message header).
@@ -70,8 +82,9 @@ _SPEAKER = lazy(
 
 def _sign_offs(text: str, low: str) -> Iterator[Span]:
     for m in _SIGN_OFF.finditer(text):
-        if person(m.group(1)):
-            yield Span(m.start(1), m.end(1), "PERSON")
+        group = 1 if m.group(1) is not None else 2
+        if person(m.group(group), one_word=group == 1):
+            yield Span(m.start(group), m.end(group), "PERSON")
 
 
 def _speakers(text: str, low: str) -> Iterator[Span]:
@@ -87,12 +100,15 @@ def _speakers(text: str, low: str) -> Iterator[Span]:
 
 _XML_PERSON = (
     r"(?:full|first|last|given|family|sur|customer|contact|display|holder|account|card)?name|surname|Nm|holder"
+    r"|creator|author|contributor|assignee|reporter|owner"
 )
 _XML_PLACE = (
     r"(?:street|home|billing|shipping|postal)?address(?:line\d?)?|AdrLine|StrtNm|TwnNm|CtrySubDvsn|street|city|town"
+    r"|country(?:name)?|locality|suburb|province|county|birthplace|placeofbirth"
 )
 # The closing tag is compared in Python: the pre-pass has no back-references.
-_XML = lazy(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</([A-Za-z]{{1,30}})>")
+# An element may have a namespace's prefix (Dublin Core's <dc:creator>, Atom's <atom:name>).
+_XML = lazy(rf"(?i)<((?:[\w-]{{1,20}}:)?(?:{_XML_PERSON}|{_XML_PLACE}))>([^<>\n]{{2,80}})</([\w:-]{{1,50}})>")
 _XML_PLACE_KEY = lazy(rf"(?i){_XML_PLACE}")
 
 
@@ -101,8 +117,9 @@ def _elements(text: str, low: str) -> Iterator[Span]:
         if m.group(3) != m.group(1):
             continue
         value = m.group(2).strip()
-        label = "LOCATION" if _XML_PLACE_KEY.fullmatch(m.group(1)) else "PERSON"
-        one_word = m.group(1).lower() in ("firstname", "lastname", "givenname", "familyname", "surname")
+        tag = m.group(1).rpartition(":")[2]
+        label = "LOCATION" if _XML_PLACE_KEY.fullmatch(tag) else "PERSON"
+        one_word = tag.lower() in ("firstname", "lastname", "givenname", "familyname", "surname")
         if (place(value) if label == "LOCATION" else person(value, one_word=one_word)):
             start = m.start(2) + m.group(2).index(value)
             yield Span(start, start + len(value), label)
@@ -186,15 +203,17 @@ _NAMED = frozenset({"PERSON", "LOCATION"})
 _OTHER_LABELS = ("recipient", "beneficiary", "consignee")
 register(
     Detector(
-        "address-blocks", _NAMED, (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)),), find=_blocks,
-        when=lambda text, low: "to" in low or ":5" in text or any(w in low for w in _OTHER_LABELS),
+        "address-blocks", _NAMED,
+        (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)), Hint(_PLACE_LABEL.pattern, fwd=5 * (_LINE + 2))),
+        find=_blocks,
+        when=lambda text, low: "to" in low or ":5" in text or any(w in low for w in (*_OTHER_LABELS, "address", "office")),
         examples=("Bill to:\nJane Doe\n12 Main Street\n10115 Berlin\n", "SHIP TO:\nAna Lopez\nRua Augusta 10\n",
                   ":59:/DE89370400440532013000\nJane Doe\n"),
         not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n"),
     ),
     Detector(
         "sign-offs", frozenset({"PERSON"}), (Hint(_SIGN_OFF.pattern),), find=_sign_offs,
-        when=lambda text, low: any(w in low for w in ("regards", "thank", "cheers", "sincerely", "best")),
+        when=lambda text, low: any(w in low for w in ("regards", "thank", "cheers", "sincerely", "best", "--")),
         examples=("Kind regards,\nJane Doe",),
         not_flagged=("Thanks,\nthe team", "Best,\nSupport Team Lead Desk Ops"),
     ),
