@@ -208,14 +208,16 @@ register(
         find=_blocks,
         when=lambda text, low: "to" in low or ":5" in text or any(w in low for w in (*_OTHER_LABELS, "address", "office")),
         examples=("Bill to:\nJane Doe\n12 Main Street\n10115 Berlin\n", "SHIP TO:\nAna Lopez\nRua Augusta 10\n",
-                  ":59:/DE89370400440532013000\nJane Doe\n"),
-        not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n"),
+                  ":59:/DE89370400440532013000\nJane Doe\n", "Mailing address\n221B Baker Street\nLondon NW1 6XE\n"),
+        not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n", "Address\n0x7ffd5e8c\n",
+                     "address\nSee the docs\n"),
     ),
     Detector(
         "sign-offs", frozenset({"PERSON"}), (Hint(_SIGN_OFF.pattern),), find=_sign_offs,
         when=lambda text, low: any(w in low for w in ("regards", "thank", "cheers", "sincerely", "best", "--")),
-        examples=("Kind regards,\nJane Doe",),
-        not_flagged=("Thanks,\nthe team", "Best,\nSupport Team Lead Desk Ops"),
+        examples=("Kind regards,\nJane Doe", "Best regards,\n\nJane Doe\n", "Regards\nRavi\n", "-- \nJane Doe | Acme\n"),
+        not_flagged=("Thanks,\nthe team", "Best,\nSupport Team Lead Desk Ops", "--\nSELECT Name FROM users;",
+                     "Thanks,\nAnd another thing"),
     ),
     Detector(
         "chat-speakers", frozenset({"PERSON"}), (Hint(_SPEAKER.pattern),), find=_speakers,
@@ -226,8 +228,10 @@ register(
     ),
     Detector(
         "xml-elements", _NAMED, (Hint(_XML.pattern),), find=_elements, when=lambda text, low: "</" in text,
-        examples=("<Name>Jane Doe</Name>", "<Cdtr><Nm>Jane Doe</Nm><PstlAdr><TwnNm>Tampere</TwnNm></PstlAdr>"),
-        not_flagged=("<name>read_file</name>", "<city>{{ city }}</city>"),
+        examples=("<Name>Jane Doe</Name>", "<Cdtr><Nm>Jane Doe</Nm><PstlAdr><TwnNm>Tampere</TwnNm></PstlAdr>",
+                  "<dc:creator>Nadia Haddad</dc:creator>", "<Country>Lebanon</Country>"),
+        not_flagged=("<name>read_file</name>", "<city>{{ city }}</city>", "<name>Main Window</name>",
+                     "<dc:creator>sphinx-build</dc:creator>"),
     ),
     Detector(
         "hl7-segments", _NAMED | {"DATE"}, (Hint(_HL7_SEGMENT.pattern),), find=_hl7, when=lambda text, low: "|" in text,

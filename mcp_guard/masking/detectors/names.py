@@ -78,7 +78,11 @@ _THINGS = frozenset({
     "step", "workflow", "action", "actions", "release", "deploy", "deployment", "checks", "lint", "docs", "example",
     "sample", "demo", "my", "your", "our", "install", "setup", "run", "create", "update", "dependencies", "checkout",
     "error", "handler", "request", "response", "type", "markup", "format", "version", "node", "cluster", "contributors",
+    "there", "customer", "customers", "developer", "developers", "sir", "madam", "reader", "readers", "friend", "friends",
+    "everybody", "user", "ops", "room", "conference", "policy", "retry", "key", "primary", "maintainers", "colleagues",
+    "guys", "community", "members", "world!", "value", "field", "table", "column", "index", "object", "class", "method",
 })
+_MIXED_TOKEN = lazy(r"0[xX][0-9a-fA-F]+|(?=[^\s]*\d)(?=[^\s]*[A-Za-z])[^\s]{9,}")  # 0x7ffd5e8c, a1b2c3d4e5: ids
 _STATES = frozenset({
     "running", "pending", "active", "inactive", "open", "closed", "enabled", "disabled", "ready", "failed", "success",
     "succeeded", "default", "unknown", "stopped", "started", "done", "new", "none", "draft", "published", "ok", "error",
@@ -115,7 +119,7 @@ def place(value: str) -> bool:
     first = value[0]
     if not (first.isupper() or first.isdigit()) or len(value.split()) > 6:
         return False
-    if " " not in value and (_CAMEL_HUMP.search(value) or value.lower() in _STATES):
+    if " " not in value and (_CAMEL_HUMP.search(value) or value.lower() in _STATES or _MIXED_TOKEN.fullmatch(value)):
         return False  # StateBlock, DefaultRegion: a type or a constant, not a place
     if any(word.lower() in _THINGS for word in value.split()) and not any(c.isdigit() for c in value):
         return False
@@ -295,10 +299,15 @@ register(
         when=lambda text, low: ":" in text or "=" in text,
         context_keys=("name", "full_name", "first_name", "surname", "address", "city", "country", "postcode", "location"),
         examples=('{"full_name": "Jane Doe", "city": "Lisbon"}', "first_name: Maria\nlast_name: da Silva",
-                  'address = "12 Main Street, Springfield"', "author: Ana María López"),
+                  'address = "12 Main Street, Springfield"', "author: Ana María López",
+                  'level=info msg="signup" name="Dara Kelly" city=Galway', "Patient: SHANKAR, Ravi",
+                  '{"locality": "New York", "nickname": "Maja Berg"}', "Deliver to: Zara Ali, 221B Baker Street"),
         not_flagged=('{"name": "read_file", "description": "Reads a file"}', "state: running", "location: us-east-1",
                      "username: jdoe", "filename: report.pdf", '{"name": "RUNNING"}', "    last_name = None",
-                     "    name = 'Pango Markup'", "    location = ObjectIdentifier(oid)", "        state: Final"),
+                     "    name = 'Pango Markup'", "    location = ObjectIdentifier(oid)", "        state: Final",
+                     "    city = get_city()", "state: Running", '{"name": "Build Docker Image"}',
+                     "  - name: Install Dependencies", 'logger.info("name=%s city=%s", name, city)',
+                     'f(name="Main Window", city=default)', "Address: 0x7ffd5e8c"),
     ),
     Detector(
         "form-fields", _NAMED, (Hint("(?i)" + _FORM.pattern),), find=_form_fields,
@@ -312,7 +321,11 @@ register(
         find=_cards,
         when=lambda text, low: ":" in text or "=" in text,
         examples=("BEGIN:VCARD\nFN:Jane Doe\nN:Doe;Jane;;;\nEND:VCARD", "ORGANIZER;CN=John Smith:mailto:john@example.com",
-                  "LOCATION:Conference Room 4\\, 1 Main Street"),
-        not_flagged=("CN=example.com", "LOCATION:https://meet.example.com/abc"),
+                  "LOCATION:Conference Room 4\\, 1 Main Street", "item1.ADR;type=HOME:;;12 Elm St;Leeds;;LS1 1AA;UK",
+                  'LOCATION;ALTREP="http://x.example/f123.vcf":Room F123\\, Bldg. 2',
+                  'ATTENDEE;CN="Doe, John":mailto:j@example.com', "CN=Doe\\, Jane,OU=Users,DC=corp",
+                  "subject=CN=web,O=Example Ltd,L=Leeds,C=GB"),
+        not_flagged=("CN=example.com", "LOCATION:https://meet.example.com/abc", "CN=Users,DC=corp,DC=example",
+                     "cn=admin,dc=example,dc=com", "ATTENDEE;CN=Conference Room:mailto:room", "ST=California"),
     ),
 )
