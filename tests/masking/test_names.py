@@ -131,3 +131,26 @@ LOOK_ALIKES = [
 @pytest.mark.parametrize("text", LOOK_ALIKES)
 def test_code_tools_and_teams_under_name_like_structure_are_not_people_or_places(text: str) -> None:
     assert named(text) == set()
+
+
+MORE = [
+    ('{"params": [{"name": "first_name", "value": "Dara"}, {"name": "city", "value": "Galway"}]}', "LOCATION",
+     "Galway"),
+    ('{"Tags": [{"Key": "Owner", "Value": "Ines Duarte"}]}', "PERSON", "Ines Duarte"),
+    ('{"author": {"username": "dkelly", "global_name": "Dara Kelly"}}', "PERSON", "Dara Kelly"),
+    ("Referring physician: Dr. Amara Diallo\n", "PERSON", "Dr. Amara Diallo"),
+    ("[10:02] <Henrik> deploy done", "PERSON", "Henrik"),
+    ("03/02/2025, 18:01 - Zoe Adler: see you at six", "PERSON", "Zoe Adler"),
+    ("FROM:\nJoon Park\n14 Harbour Road\n", "PERSON", "Joon Park"),
+]
+
+
+@pytest.mark.parametrize(("text", "label", "value"), MORE)
+def test_name_value_objects_chat_lines_and_label_blocks_name_people_and_places(
+    text: str, label: str, value: str
+) -> None:
+    assert (label, value) in named(text)
+
+
+def test_a_name_value_object_naming_a_header_is_not_a_person() -> None:
+    assert named('{"name": "Content-Type", "value": "Text Html"}') == set()

@@ -23,7 +23,8 @@ from .names import person, place
 _BLOCK_LABEL = lazy(
     r"(?im)^[ \t]{0,8}(?:bill(?:ed)?[ \t]{1,4}to|ship(?:ped)?[ \t]{1,4}to|sold[ \t]{1,4}to|deliver(?:y)?[ \t]{1,4}to"
     r"|remit[ \t]{1,4}to"
-    r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?)"
+    r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?"
+    r"|sender|shipper|from(?=[ \t]{0,8}:))"  # a shipping label's sender block
     r"[ \t]{0,8}:?[ \t]{0,8}\r?\n"
 )
 # A label over an address alone: "Mailing address", "Registered office:"; every line under it is a place.
@@ -75,8 +76,11 @@ _SIGN_OFF = lazy(
 # "[09:14] Diego: ...", "[11/04/2025, 10:02:11] Mei O'Sullivan: ...", "<Henrik> ...",
 # "Noor Santos 11/04/2025 10:02" (a chat export's message header).
 _SPEAKER = lazy(
-    r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]{1,4}([^\n:\[\]<>]{2,40}):[ \t]|<([^\s<>@]{2,30})>[ \t]"
-    r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]{1,4}\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}[ \t]{0,8}$)"
+    r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]{1,4}([^\n:\[\]<>]{2,40}):[ \t]"
+    r"|(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?[ \t]{1,4})?<[ @+]?([^\s<>@]{2,30})>[ \t]"  # IRC: "[10:02] <Henrik> ..."
+    r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]{1,4}\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}[ \t]{0,8}$"
+    # WhatsApp's export on Android: "03/02/2025, 18:01 - Zoe Adler: see you"
+    r"|\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}(?:[ \t]?[AaPp][Mm])?[ \t]{1,4}-[ \t]{1,4}([^\n:@<>\[\]]{2,40}?):[ \t])"
 )
 
 
@@ -89,7 +93,7 @@ def _sign_offs(text: str, low: str) -> Iterator[Span]:
 
 def _speakers(text: str, low: str) -> Iterator[Span]:
     for m in _SPEAKER.finditer(text):
-        group = next(g for g in (1, 2, 3) if m.group(g) is not None)
+        group = next(g for g in (1, 2, 3, 4) if m.group(g) is not None)
         value = m.group(group).strip()
         if person(value, one_word=group != 3):
             start = m.start(group) + m.group(group).index(value)
@@ -206,9 +210,10 @@ register(
         "address-blocks", _NAMED,
         (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)), Hint(_PLACE_LABEL.pattern, fwd=5 * (_LINE + 2))),
         find=_blocks,
-        when=lambda text, low: "to" in low or ":5" in text or any(w in low for w in (*_OTHER_LABELS, "address", "office")),
+        when=lambda text, low: "to" in low or ":5" in text or any(
+            w in low for w in (*_OTHER_LABELS, "address", "office", "sender", "shipper", "from")),
         examples=("Bill to:\nJane Doe\n12 Main Street\n10115 Berlin\n", "SHIP TO:\nAna Lopez\nRua Augusta 10\n",
-                  ":59:/DE89370400440532013000\nJane Doe\n", "Mailing address\n221B Baker Street\nLondon NW1 6XE\n"),
+                  ":59:/DE89370400440532013000\nJane Doe\n", "FROM:\nJane Doe\n12 Main Street\n", "Mailing address\n221B Baker Street\nLondon NW1 6XE\n"),
         not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n", "Address\n0x7ffd5e8c\n",
                      "address\nSee the docs\n"),
     ),
@@ -223,7 +228,7 @@ register(
         "chat-speakers", frozenset({"PERSON"}), (Hint(_SPEAKER.pattern),), find=_speakers,
         when=lambda text, low: "[" in text or "<" in text or "/" in text,
         examples=("[09:14] Diego: rotate it", "[11/04/2025, 10:02:11] Mei O'Sullivan: hi",
-                  "Noor Santos 11/04/2025 10:02\nhey"),
+                  "Noor Santos 11/04/2025 10:02\nhey", "[10:02] <Henrik> deploy done", "03/02/2025, 18:01 - Zoe Adler: ok"),
         not_flagged=("[2025-04-11 08:00:01] INFO: started", "[1/3] building: ok", "<div> hello"),
     ),
     Detector(

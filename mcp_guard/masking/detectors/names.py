@@ -16,12 +16,15 @@ from . import Detector, Hint, register
 
 _PERSON_KEYS = (
     r"(?:first|last|given|family|full|middle|maiden|customer|contact|display|legal|account[_ -]?holder|card[_ -]?holder"
+    r"|account|global"
     r"|owner|sender|recipient|guest|passenger|traveller|traveler|applicant|patient|employee|member|student|tenant"
     r"|nick|preferred|spouse|parent|guardian|emergency[_ -]?contact|next[_ -]?of[_ -]?kin)"
     r"[_ -]?name|name[_ -]?on[_ -]?card|surname|name|nickname|author|recipient|cardholder|patient|employee|assignee"
     r"|attendee|organi[sz]er|real[_ -]?name|holder|beneficiary|payee|user(?:[_ -]?name)?|maintainer|reviewer|reporter"
     r"|owner|passenger|guest|traveller|traveler|applicant|tenant|landlord|spouse|guardian|next[_ -]?of[_ -]?kin"
-    r"|emergency[_ -]?contact|contact[_ -]?person|attn|attention|(?:prepared|requested|reported|approved|signed"
+    r"|emergency[_ -]?contact|contact(?:[_ -]?person)?|attn|attention|physician|doctor|nurse|clinician|surgeon"
+    r"|pharmacist|caregiver|witness|cashier|signatory|(?:referring|attending)[_ -]?(?:physician|doctor)?"
+    r"|(?:prepared|requested|reported|approved|signed"
     r"|submitted|created|assigned|issued|ordered)[_ -](?:by|to)"
 )
 _ONE_WORD_KEYS = lazy(r"(?i)first|last|given|family|middle|maiden|surname|display|nick|preferred")
@@ -80,7 +83,7 @@ _THINGS = frozenset({
     "error", "handler", "request", "response", "type", "markup", "format", "version", "node", "cluster", "contributors",
     "there", "customer", "customers", "developer", "developers", "sir", "madam", "reader", "readers", "friend", "friends",
     "everybody", "user", "ops", "room", "conference", "policy", "retry", "key", "primary", "maintainers", "colleagues",
-    "guys", "community", "members", "world!", "value", "field", "table", "column", "index", "object", "class", "method",
+    "guys", "community", "members", "account", "world!", "value", "field", "table", "column", "index", "object", "class", "method",
 })
 _MIXED_TOKEN = lazy(r"0[xX][0-9a-fA-F]+|(?=[^\s]*\d)(?=[^\s]*[A-Za-z])[^\s]{9,}")  # 0x7ffd5e8c, a1b2c3d4e5: ids
 _STATES = frozenset({
@@ -208,6 +211,29 @@ def _form_fields(text: str, low: str) -> Iterator[Span]:
             yield Span(m.start(2), m.end(2), "PERSON")
 
 
+# A name/value object: HAR's params and headers, AWS tags ({"Key": "city", "Value": "..."}),
+# custom fields; the name says what the value is.
+_NAME_VALUE = lazy(
+    r"(?i)\{[ \t\r\n]{0,40}\"(?:name|key|field)\"[ \t]{0,4}:[ \t]{0,4}\"([\w .-]{2,40})\"[ \t]{0,4},[ \t\r\n]{0,40}"
+    r"\"value\"[ \t]{0,4}:[ \t]{0,4}\"([^\"\r\n]{2,80})\""
+)
+_ANY_KEY = lazy(rf"(?:{_PERSON_KEYS}|{_PLACE_KEYS}|family|given)")
+
+
+def _name_values(text: str, low: str) -> Iterator[Span]:
+    for m in _NAME_VALUE.finditer(text):
+        key = m.group(1).lower()
+        if _ANY_KEY.fullmatch(key) is None:
+            continue
+        value = m.group(2).strip()
+        start = m.start(2) + m.group(2).index(value) if value else m.start(2)
+        if _PLACE_KEY.fullmatch(key):
+            if place(value):
+                yield Span(start, start + len(value), "LOCATION")
+        elif person(value, one_word=_ONE_WORD_KEYS.search(key) is not None):
+            yield Span(start, start + len(value), "PERSON")
+
+
 def _spaces(text: str, at: int) -> int:
     return len(text[at : at + 8]) - len(text[at : at + 8].lstrip(" \t"))
 
@@ -308,6 +334,12 @@ register(
                      "    city = get_city()", "state: Running", '{"name": "Build Docker Image"}',
                      "  - name: Install Dependencies", 'logger.info("name=%s city=%s", name, city)',
                      'f(name="Main Window", city=default)', "Address: 0x7ffd5e8c"),
+    ),
+    Detector(
+        "name-value-objects", _NAMED, (Hint(_NAME_VALUE.pattern),), find=_name_values,
+        when=lambda text, low: "value" in low,
+        examples=('{"name": "first_name", "value": "Dara"}', '{"Key": "City", "Value": "Galway"}'),
+        not_flagged=('{"name": "Content-Type", "value": "Text Html"}', '{"name": "city", "value": "{{ city }}"}'),
     ),
     Detector(
         "form-fields", _NAMED, (Hint("(?i)" + _FORM.pattern),), find=_form_fields,
