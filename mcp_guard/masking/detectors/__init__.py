@@ -103,4 +103,4 @@ def register(*detectors: Detector) -> None:
 
 
 # The families, in the order their spans are gathered (order does not decide overlaps).
-from . import secrets, providers, pairs, context, encoded, contact, network, finance, dates, names, tables, blocks  # noqa: E402,F401
+from . import secrets, providers, pairs, context, encoded, contact, network, finance, dates, names, headers, tables, blocks  # noqa: E402,F401

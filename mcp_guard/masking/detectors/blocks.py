@@ -23,8 +23,14 @@ from .names import person, place
 _BLOCK_LABEL = lazy(
     r"(?im)^[ \t]{0,8}(?:bill(?:ed)?[ \t]{1,4}to|ship(?:ped)?[ \t]{1,4}to|sold[ \t]{1,4}to|deliver(?:y)?[ \t]{1,4}to"
     r"|remit[ \t]{1,4}to"
-    r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?)"
+    r"|invoice[ \t]{1,4}to|consignee|recipient|beneficiary|ordering[ \t]{1,4}customer|:5[09][AFK]?:(?:/[^\n]{0,40})?"
+    r"|sender|shipper|from(?=[ \t]{0,8}:))"  # a shipping label's sender block
     r"[ \t]{0,8}:?[ \t]{0,8}\r?\n"
+)
+# A label over an address alone: "Mailing address", "Registered office:"; every line under it is a place.
+_PLACE_LABEL = lazy(
+    r"(?im)^[ \t]{0,8}(?:(?:home|mailing|postal|billing|shipping|delivery|street|registered|business|work|office"
+    r"|permanent|current|residential)[ \t]{1,4})?(?:address|office)[ \t]{0,8}:?[ \t]{0,8}\r?\n"
 )
 # A line that is another field, not an address line: a key, a phone, a mail address.
 _NOT_ADDRESS = lazy(r"(?i)[^\n]*[@:]|[ \t]*(?:tel|phone|fax|mobile|e-?mail|vat|iban|bic|ref)\b")
@@ -34,23 +40,28 @@ _LINE = 120  # longer lines are no address lines; and the pre-pass's zone reache
 
 
 def _blocks(text: str, low: str) -> Iterator[Span]:
-    for m in _BLOCK_LABEL.finditer(text):
-        at, first = m.end(), True
-        for _ in range(5):
-            end = text.find("\n", at)
-            end = len(text) if end < 0 else end
-            line = text[at:end].rstrip("\r")
-            value = line.strip()
-            if not value or len(line) > _LINE or _NOT_ADDRESS.match(line):
-                break
-            start = at + line.index(value)
-            if first and person(value):
-                yield Span(start, start + len(value), "PERSON")
-            elif not first and place(value):
-                yield Span(start, start + len(value), "LOCATION")
-            elif not first:
-                break
-            first, at = False, end + 1
+    for label, names_first in ((_BLOCK_LABEL, True), (_PLACE_LABEL, False)):
+        for m in label.finditer(text):
+            yield from _block_lines(text, m.end(), names_first)
+
+
+def _block_lines(text: str, at: int, names_first: bool) -> Iterator[Span]:
+    first = names_first
+    for _ in range(5):
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        line = text[at:end].rstrip("\r")
+        value = line.strip()
+        if not value or len(line) > _LINE or _NOT_ADDRESS.match(line):
+            break
+        start = at + line.index(value)
+        if first and person(value):
+            yield Span(start, start + len(value), "PERSON")
+        elif not first and place(value):
+            yield Span(start, start + len(value), "LOCATION")
+        elif not first:
+            break
+        first, at = False, end + 1
 
 
 # -- sign-offs and chat speakers -----------------------------------------------------------------
@@ -58,25 +69,31 @@ def _blocks(text: str, low: str) -> Iterator[Span]:
 _SIGN_OFF = lazy(
     r"(?im)^[ \t]{0,8}(?:(?:kind|best|warm|many)[ \t]{1,4})?"
     r"(?:regards|thanks|thank you|cheers|sincerely|best|yours[ \t]{1,4}(?:sincerely|truly))[,!.]?[ \t]{0,8}\r?\n"
-    r"[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
+    r"(?:[ \t]{0,8}\r?\n)?[ \t]{0,8}(?:--[ \t]{0,4})?([^\n]{2,60}?)[ \t]{0,8}(?:\r?\n|$)"
+    # a signature under its delimiter line (RFC 3676's "-- "), a role or a company after "|" or ","
+    r"|^--[ \t]?\r?\n[ \t]{0,8}([^\n|,]{2,60}?)[ \t]{0,8}(?:[|,][^\n]{0,80})?(?:\r?\n|$)"
 )
 # "[09:14] Diego: ...", "[11/04/2025, 10:02:11] Mei O'Sullivan: ...", "<Henrik> ...",
 # "Noor Santos 11/04/2025 10:02" (a chat export's message header).
 _SPEAKER = lazy(
-    r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]{1,4}([^\n:\[\]<>]{2,40}):[ \t]|<([^\s<>@]{2,30})>[ \t]"
-    r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]{1,4}\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}[ \t]{0,8}$)"
+    r"(?m)^(?:\[[^\]\n]{0,30}\d[^\]\n]{0,30}\][ \t]{1,4}([^\n:\[\]<>]{2,40}):[ \t]"
+    r"|(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?[ \t]{1,4})?<[ @+]?([^\s<>@]{2,30})>[ \t]"  # IRC: "[10:02] <Henrik> ..."
+    r"|([^\n\d:@<>\[\]]{2,40}?)[ \t]{1,4}\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}[ \t]{0,8}$"
+    # WhatsApp's export on Android: "03/02/2025, 18:01 - Zoe Adler: see you"
+    r"|\d{1,2}/\d{1,2}/\d{2,4},?[ \t]{1,4}\d{1,2}:\d{2}(?:[ \t]?[AaPp][Mm])?[ \t]{1,4}-[ \t]{1,4}([^\n:@<>\[\]]{2,40}?):[ \t])"
 )
 
 
 def _sign_offs(text: str, low: str) -> Iterator[Span]:
     for m in _SIGN_OFF.finditer(text):
-        if person(m.group(1)):
-            yield Span(m.start(1), m.end(1), "PERSON")
+        group = 1 if m.group(1) is not None else 2
+        if person(m.group(group), one_word=group == 1):
+            yield Span(m.start(group), m.end(group), "PERSON")
 
 
 def _speakers(text: str, low: str) -> Iterator[Span]:
     for m in _SPEAKER.finditer(text):
-        group = next(g for g in (1, 2, 3) if m.group(g) is not None)
+        group = next(g for g in (1, 2, 3, 4) if m.group(g) is not None)
         value = m.group(group).strip()
         if person(value, one_word=group != 3):
             start = m.start(group) + m.group(group).index(value)
@@ -87,12 +104,15 @@ def _speakers(text: str, low: str) -> Iterator[Span]:
 
 _XML_PERSON = (
     r"(?:full|first|last|given|family|sur|customer|contact|display|holder|account|card)?name|surname|Nm|holder"
+    r"|creator|author|contributor|assignee|reporter|owner"
 )
 _XML_PLACE = (
     r"(?:street|home|billing|shipping|postal)?address(?:line\d?)?|AdrLine|StrtNm|TwnNm|CtrySubDvsn|street|city|town"
+    r"|country(?:name)?|locality|suburb|province|county|birthplace|placeofbirth"
 )
 # The closing tag is compared in Python: the pre-pass has no back-references.
-_XML = lazy(rf"(?i)<({_XML_PERSON}|{_XML_PLACE})>([^<>\n]{{2,80}})</([A-Za-z]{{1,30}})>")
+# An element may have a namespace's prefix (Dublin Core's <dc:creator>, Atom's <atom:name>).
+_XML = lazy(rf"(?i)<((?:[\w-]{{1,20}}:)?(?:{_XML_PERSON}|{_XML_PLACE}))>([^<>\n]{{2,80}})</([\w:-]{{1,50}})>")
 _XML_PLACE_KEY = lazy(rf"(?i){_XML_PLACE}")
 
 
@@ -101,8 +121,9 @@ def _elements(text: str, low: str) -> Iterator[Span]:
         if m.group(3) != m.group(1):
             continue
         value = m.group(2).strip()
-        label = "LOCATION" if _XML_PLACE_KEY.fullmatch(m.group(1)) else "PERSON"
-        one_word = m.group(1).lower() in ("firstname", "lastname", "givenname", "familyname", "surname")
+        tag = m.group(1).rpartition(":")[2]
+        label = "LOCATION" if _XML_PLACE_KEY.fullmatch(tag) else "PERSON"
+        one_word = tag.lower() in ("firstname", "lastname", "givenname", "familyname", "surname")
         if (place(value) if label == "LOCATION" else person(value, one_word=one_word)):
             start = m.start(2) + m.group(2).index(value)
             yield Span(start, start + len(value), label)
@@ -186,29 +207,36 @@ _NAMED = frozenset({"PERSON", "LOCATION"})
 _OTHER_LABELS = ("recipient", "beneficiary", "consignee")
 register(
     Detector(
-        "address-blocks", _NAMED, (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)),), find=_blocks,
-        when=lambda text, low: "to" in low or ":5" in text or any(w in low for w in _OTHER_LABELS),
+        "address-blocks", _NAMED,
+        (Hint(_BLOCK_LABEL.pattern, fwd=5 * (_LINE + 2)), Hint(_PLACE_LABEL.pattern, fwd=5 * (_LINE + 2))),
+        find=_blocks,
+        when=lambda text, low: "to" in low or ":5" in text or any(
+            w in low for w in (*_OTHER_LABELS, "address", "office", "sender", "shipper", "from")),
         examples=("Bill to:\nJane Doe\n12 Main Street\n10115 Berlin\n", "SHIP TO:\nAna Lopez\nRua Augusta 10\n",
-                  ":59:/DE89370400440532013000\nJane Doe\n"),
-        not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n"),
+                  ":59:/DE89370400440532013000\nJane Doe\n", "FROM:\nJane Doe\n12 Main Street\n", "Mailing address\n221B Baker Street\nLondon NW1 6XE\n"),
+        not_flagged=("Ship to:\n\nnothing yet", "Bill to:\nsee attached\n", "Address\n0x7ffd5e8c\n",
+                     "address\nSee the docs\n"),
     ),
     Detector(
         "sign-offs", frozenset({"PERSON"}), (Hint(_SIGN_OFF.pattern),), find=_sign_offs,
-        when=lambda text, low: any(w in low for w in ("regards", "thank", "cheers", "sincerely", "best")),
-        examples=("Kind regards,\nJane Doe",),
-        not_flagged=("Thanks,\nthe team", "Best,\nSupport Team Lead Desk Ops"),
+        when=lambda text, low: any(w in low for w in ("regards", "thank", "cheers", "sincerely", "best", "--")),
+        examples=("Kind regards,\nJane Doe", "Best regards,\n\nJane Doe\n", "Regards\nRavi\n", "-- \nJane Doe | Acme\n"),
+        not_flagged=("Thanks,\nthe team", "Best,\nSupport Team Lead Desk Ops", "--\nSELECT Name FROM users;",
+                     "Thanks,\nAnd another thing"),
     ),
     Detector(
         "chat-speakers", frozenset({"PERSON"}), (Hint(_SPEAKER.pattern),), find=_speakers,
         when=lambda text, low: "[" in text or "<" in text or "/" in text,
         examples=("[09:14] Diego: rotate it", "[11/04/2025, 10:02:11] Mei O'Sullivan: hi",
-                  "Noor Santos 11/04/2025 10:02\nhey"),
+                  "Noor Santos 11/04/2025 10:02\nhey", "[10:02] <Henrik> deploy done", "03/02/2025, 18:01 - Zoe Adler: ok"),
         not_flagged=("[2025-04-11 08:00:01] INFO: started", "[1/3] building: ok", "<div> hello"),
     ),
     Detector(
         "xml-elements", _NAMED, (Hint(_XML.pattern),), find=_elements, when=lambda text, low: "</" in text,
-        examples=("<Name>Jane Doe</Name>", "<Cdtr><Nm>Jane Doe</Nm><PstlAdr><TwnNm>Tampere</TwnNm></PstlAdr>"),
-        not_flagged=("<name>read_file</name>", "<city>{{ city }}</city>"),
+        examples=("<Name>Jane Doe</Name>", "<Cdtr><Nm>Jane Doe</Nm><PstlAdr><TwnNm>Tampere</TwnNm></PstlAdr>",
+                  "<dc:creator>Nadia Haddad</dc:creator>", "<Country>Lebanon</Country>"),
+        not_flagged=("<name>read_file</name>", "<city>{{ city }}</city>", "<name>Main Window</name>",
+                     "<dc:creator>sphinx-build</dc:creator>"),
     ),
     Detector(
         "hl7-segments", _NAMED | {"DATE"}, (Hint(_HL7_SEGMENT.pattern),), find=_hl7, when=lambda text, low: "|" in text,

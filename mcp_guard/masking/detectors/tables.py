@@ -25,9 +25,15 @@ from .names import person, place
 _COLUMNS: list[tuple[re.Pattern[str], str]] = [
     (lazy(r"(?:customer_|contact_|employee_|patient_|account_|card_?|display_|legal_|real_)?(?:full_)?name"
                 r"|(?:first|last|given|family|middle|sur)_?names?|surname|holder|card_?holder|account_?holder"
-                r"|customer|employee|patient|recipient|beneficiary|payee|attendee|contact"), "PERSON"),
+                r"|customer|employee|patient|recipient|beneficiary|payee|attendee|contact"
+                r"|author|owner|assignee|reporter|maintainer|reviewer|guest|passenger|tenant|applicant"
+                # French, Spanish, Italian, German, Dutch exports' headers
+                r"|nom|pr[ée]nom|nom_de_famille|nombre|apellidos?|nome|cognome|vorname|nachname|voornaam|achternaam"),
+     "PERSON"),
     (lazy(r"(?:home_|billing_|shipping_|street_|postal_|mailing_|work_)?address(?:_?line_?\d)?|street|city|town"
-                r"|country|county|province|region|location|place_of_birth|birthplace|ship_to|bill_to"), "LOCATION"),
+                r"|country|county|province|region|location|place_of_birth|birthplace|ship_to|bill_to|locality|suburb"
+                r"|ville|pays|adresse|ciudad|pa[ií]s|direcci[oó]n|localidad|citt[aà]|indirizzo|stadt|stra(?:ss|ß)e"
+                r"|wohnort|plaats|woonplaats|adres"), "LOCATION"),
     (lazy(r"(?:home_|work_|mobile_|cell_|contact_)?(?:phone|telephone|tel|mobile|cell|fax|msisdn)"
                 r"(?:_?(?:no|num|number))?"), "PHONE"),
     (lazy(r"ssn|us_ssn|ssn_?(?:no|number)|social_security(?:_(?:no|number))?|soc_sec(?:_no)?"), "US_SSN"),
@@ -37,6 +43,9 @@ _ONE_WORD = lazy(r"first|last|given|family|middle|sur|display")
 _HEADER_WORD = lazy(
     r"name|holder|customer|employee|patient|recipient|beneficiary|payee|attendee|contact|address|street|city|town"
     r"|countr|county|province|region|location|place|ship|bill|phone|tel|mobile|cell|fax|msisdn|ssn|soc"
+    r"|author|owner|assignee|reporter|maintainer|reviewer|guest|passenger|tenant|applicant|locality|suburb"
+    r"|nom|apellido|cognome|ville|pays|adres|ciudad|pa[ií]s|direcci|localidad|citt|indirizzo|stadt|stra(?:ss|ß)e"
+    r"|wohnort|plaats"
 )  # every column of _COLUMNS holds one of these words (test_structure checks it)
 _LONGEST_HEADER = 2000
 _NOT_HEADER = lazy(r"[@:/=(){}<>]")
@@ -227,9 +236,12 @@ register(
         context_keys=("name", "full_name", "city", "address", "phone", "ssn"),
         examples=("id,full_name,ssn\n1,Jane Doe,123456789\n",
                   "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
-                  "name\tphone\nJane Doe\t(02) 9347 8166\n", "     name   phone\n0  Jane Doe  020 7946 0958"),
+                  "name\tphone\nJane Doe\t(02) 9347 8166\n", "     name   phone\n0  Jane Doe  020 7946 0958",
+                  "| Author | Commits |\n|---|---|\n| Zara Ali | 12 |\n", "id;nom;ville\n1;Zara Ali;Lyon\n"),
         not_flagged=("id,name,size\n1,README.md,120\n", "| name | type |\n|---|---|\n| read_file | tool |",
-                     "name,phone\nfoo,12\n"),
+                     "name,phone\nfoo,12\n", "Name,Version\nrequests,2.31.0\nurllib3,2.0.4\n",
+                     "| Owner | Description |\n|---|---|\n| Platform Team | runs infra |\n",
+                     "Name\tType\tDefault\nRetry Policy\tstr\tnone\n"),
     ),
     Detector(
         "sql-columns", _TABLE_LABELS, (Hint(_SQL_COLUMNS.pattern),), find=_sql, whole=True,
