@@ -235,10 +235,6 @@ def _stand_in(code: int) -> str:
     return "\f" if char.isspace() else "\x01"
 
 
-# ASCII that Python's \s reads as whitespace and Hyperscan's does not: the information separators.
-_SEPARATORS = re.compile("[\x1c-\x1f]")
-
-
 # What _asciify rewrites. It rewrites each run of them apart: str.translate is fast on ASCII
 # only, so a mostly-ASCII text costs a regex pass and a few short translations, not ~200 ns a character.
 _REWRITTEN = re.compile("[^\x00-\x1b\x20-\x7f]+")
@@ -334,7 +330,10 @@ def zones(
 
 
 def _subject(text: str) -> bytes:
-    plain = text.isascii() and _SEPARATORS.search(text) is None
+    # ASCII that Python's \s reads as whitespace and Hyperscan's does not (the information
+    # separators) is rewritten too. Four substring tests take ~0.3 us on 8 KB, a search for
+    # their class 20 (an eighth of what clean text cost in all, the pre-pass included).
+    plain = text.isascii() and not ("\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text)
     return (text if plain else _asciify(text)).encode("ascii")
 
 

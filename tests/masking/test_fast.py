@@ -3,6 +3,7 @@ must give exactly what the detectors give reading the whole text."""
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -213,3 +214,14 @@ def test_the_pre_pass_finds_exactly_what_the_detectors_find_in_hostile_shapes() 
     for shape in SHAPES.values():
         text = shape(40_000)
         assert detect_text(text) == whole(text)
+
+
+@pytest.mark.parametrize("before", ["«", "\u00a0", "😀", "é", "٣", "\u212a", "ſ", "_"])
+def test_base64_after_any_character_is_read_alike_with_and_without_the_pre_pass(before: str) -> None:
+    """A base64 run starts after no letter or digit of any script: after a non-ASCII one, which
+    the pre-pass reads as an ASCII letter, neither finds a run; after punctuation both do."""
+    blob = base64.b64encode(b"contact jane.doe@example.com").decode()
+    text = "x " * 300 + before + blob + " y" * 300
+    found = detect_text(text)
+    assert found == whole(text)
+    assert any(s.label == "SECRET" for s in found) == (not before.isalnum())

@@ -190,9 +190,13 @@ register(
     Detector(
         "url", frozenset({"URL", "SECRET"}),
         (
-            # A URL runs to the first character _URL_REST stops at; its scheme is just before.
-            Hint(r"[A-Za-z0-9+.-]{0,21}://[^\s<>\"'`{}|\\^\[\]]{0,2048}(?:$|[\s<>\"'`{}|\\^\[\]])", fwd=0, som=True),
-            Hint(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
+            # A URL runs to the first character _URL_REST stops at, from its "://"; its scheme
+            # (up to 21 characters) is before, in the zone of the "://" alone, which the zone of
+            # the rest overlaps. (A start of match tracked over the scheme's characters, which
+            # fill any text, slowed the whole pre-pass by a quarter; from "://" it costs nothing.)
+            Hint(r"://", back=24, fwd=0),
+            Hint(r"://[^\s<>\"'`{}|\\^\[\]]{0,2048}(?:$|[\s<>\"'`{}|\\^\[\]])", fwd=0, som=True),
+            Hint(r"://[^\s:/@\"'<>]{0,256}:[^\s@/\"'<>]{1,256}@", fwd=8, som=True),
         ),
         find=lambda text, low: _urls(text), when=lambda text, low: "://" in text,
         examples=("see https://example.com/a?b=c.", "https://files.example/s/Qm9xT4kLw2ZpR8vN3sY7uC1?dl=1",
