@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audit_spool import read_spool, spool_prefix
+from .owner_only import write_own
 from .scrub import scrub_body
 from .store import Store, StoreError, guard_home
 
@@ -253,7 +254,7 @@ class Audit:
                 logger.error("the audit chain no longer holds the sealed head in %s (record %d); it is kept as evidence", path, current[0])
                 return
         try:
-            _write_private(path, f"{seq}:{head}:{mac}\n")
+            write_own(path, f"{seq}:{head}:{mac}\n".encode(), sync=True)
         except OSError as exc:
             logger.error("could not write the sealed audit head to %s: %s", path, exc)
 
@@ -465,20 +466,6 @@ def _read_head_file(path: Path) -> tuple[int, str, str] | None:
         return int(seq), head, mac
     except (OSError, ValueError):
         return None
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text``, readable by the owner only."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _track_spool(spools: dict[str, int], seq: int, kind: str, body: Any) -> None:

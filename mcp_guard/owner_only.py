@@ -80,15 +80,19 @@ def read_own(path: Path) -> bytes | None:
         return file.read()
 
 
-def write_own(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``, whole or not at all, readable by this account only.
-    Raises OSError (a read-only or foreign folder): the caller goes on without its cache."""
+def write_own(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Replace ``path`` with ``data``, whole or not at all, readable by this account only; with
+    ``sync``, on disk before it replaces the old file. Raises OSError (a read-only or foreign
+    folder): a cache's caller goes on without it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from . import wrap_clients as clients
 from .errors import ConfigError
+from .owner_only import write_own
 from .store import guard_home
 from .wrap_clients import CLIENTS, default_path
 
@@ -163,7 +164,7 @@ def _replace(servers: Any, name: str, entry: dict[str, Any], client: str) -> Non
 def _commit_wrap(path: Path, record: dict[str, Any], outcome: Outcome, sidecars: dict[Path, dict[str, Any]]) -> None:
     first = record.get("wrote") is None
     for target, body in sidecars.items():
-        _write_private(target, json.dumps(body, indent=2) + "\n")
+        write_own(target, (json.dumps(body, indent=2) + "\n").encode())  # headers may hold credentials
     backup = _backup(path)
     if first and not backup.exists():
         backup.write_bytes(outcome.old.encode("utf-8"))
@@ -203,14 +204,6 @@ def _write_keeping_mode(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a crash mid-write never leaves the client half a file
 
 
-def _write_private(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # headers may hold credentials
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.chmod(target, 0o600)
-
-
 def _key(path: Path) -> str:
     return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
@@ -231,7 +224,7 @@ def _load_record(path: Path) -> dict[str, Any]:
 
 def _save_record(path: Path, record: dict[str, Any]) -> None:
     # The "before" entries are the client's own, credentials included: private like the sidecars.
-    _write_private(_record_path(path), json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    write_own(_record_path(path), (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
 
 
 def _backup(path: Path) -> Path:
