@@ -17,6 +17,7 @@ hold. Within the account the cache is trusted as the home is (which holds the gr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -97,10 +98,18 @@ _SCHEMA = [Path(__file__).with_name(name) for name in ("model.py", "jsonpath.py"
 def _path(text: str) -> Path:
     from .. import settings
 
-    key = hashlib.sha256()
-    for part in (str(FORMAT).encode(), *(p.read_bytes() for p in _SCHEMA), _pydantic_build(), text.encode("utf-8", "surrogatepass")):
-        key.update(hashlib.sha256(part).digest())
+    key = hashlib.sha256(_schema_key())
+    key.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
     return settings.current().cache_dir / f"policy-{key.hexdigest()[:32]}.json"
+
+
+@functools.cache
+def _schema_key() -> bytes:
+    """The schema's part of every key, worked out once a process (the classes loaded are fixed)."""
+    key = hashlib.sha256()
+    for part in (str(FORMAT).encode(), *(p.read_bytes() for p in _SCHEMA), _pydantic_build()):
+        key.update(hashlib.sha256(part).digest())
+    return key.digest()
 
 
 def _pydantic_build() -> bytes:
