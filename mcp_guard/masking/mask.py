@@ -34,6 +34,15 @@ _WINDOW = 65_536
 _CONTEXT = 8_192
 # Below this many values the vault's search is rebuilt whenever the vault grows.
 _EXACT_UNTIL = 32
+# A value of at most this many characters, on one line, under an object key is also read with
+# its key before it (``"city": "Lisbon"``), as the detectors see it in the raw JSON text: names,
+# places, bare SSNs and phones are labeled by their key. (Longer values are text of their own.)
+_FIELD = 200
+_SCALARS = (str, int, float)
+# The name of a name/value object (FHIR's telecom, a settings list, a form's fields), by key.
+_NAME_KEYS = ("name", "key", "system", "label", "field", "type", "Name", "Key")
+# DynamoDB's typed attribute values: {"S": "Jane Doe"} is still its key's value.
+_TYPE_TAGS = frozenset({"S", "N", "SS", "NS"})
 
 
 class Operator:
@@ -128,7 +137,8 @@ class Masker:
 
     # -- text -----------------------------------------------------------------------------------
 
-    def text(self, text: str, origin: str) -> str:
+    def text(self, text: str, origin: str, lead: str = "") -> str:
+        """``text`` masked. ``lead`` is what stood before it in its JSON (:meth:`field`)."""
         if not text or not (self.labels or len(self.vault)):
             return text
         stripped = text.lstrip()
@@ -136,17 +146,20 @@ class Masker:
             masked_json = self._json_text(text, origin)
             if masked_json is not None:
                 return masked_json
-        if self.ner is None and len(text) <= _SHORT and _short.get((text, self.labels)) == () and not len(self.vault):
+        if (
+            self.ner is None and len(text) <= _SHORT and _short.get((text, self.labels)) == () and not len(self.vault)
+            and (not lead or _short.get((lead + text + '"', self.labels)) == ())
+        ):
             return text  # read before and nothing found (most keys, types, a tool's usual words): no walk again
-        spans = self.spans(text)
+        spans = self.spans(text, lead)
         if not spans:
             return text
         return self._apply(text, spans, origin)
 
-    def spans(self, text: str) -> list[Span]:
+    def spans(self, text: str, lead: str = "") -> list[Span]:
         """What to mask in ``text``: the detectors' finds, and values the vault already holds
         wherever they reappear (a value laundered through a server comes back masked)."""
-        found = self._detect(text) if self.labels else []
+        found = self._detect(text, lead) if self.labels else []
         known = self._known(text)
         if not known:
             return found
@@ -179,10 +192,21 @@ class Masker:
             finder = self._finder = self.vault.finder()
         return finder.find(text)  # type: ignore[no-any-return]
 
-    def _detect(self, text: str) -> list[Span]:
+    def _detect(self, text: str, lead: str = "") -> list[Span]:
         # Nested spans come only from a URL around what it holds, when URLs are masked too: the
         # URL's placeholder hides all of it.
-        return outermost(detect_long(text, self.labels, self.ner))
+        found = outermost(detect_long(text, self.labels, self.ner))
+        if not lead or len(text) > _FIELD or "\n" in text:
+            return found
+        # Read again after its key, as in the raw JSON: what the key labels is added to what the
+        # value alone holds (alone, a value is read at a line's start: a vCard's "FN:" line).
+        shift, end = len(lead), len(lead) + len(text)
+        keyed = [
+            Span(max(s.start, shift) - shift, min(s.end, end) - shift, s.label)
+            for s in outermost(detect_long(lead + text + '"', self.labels, self.ner))
+            if s.end > shift and s.start < end
+        ]
+        return _merge(found, keyed) if keyed else found
 
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
         labels = list(map(_LABEL, spans))  # (a text may hold tens of thousands of spans of a few labels)
@@ -221,16 +245,15 @@ class Masker:
 
     # -- JSON values ----------------------------------------------------------------------------
 
-    def value(self, value: Any, origin: str) -> Any:
+    def value(self, value: Any, origin: str, lead: str = "") -> Any:
         if isinstance(value, str):
-            return self.text(value, origin)
+            return self.text(value, origin, lead)
         if isinstance(value, dict):
-            return {self.key(key, origin): self._keyed(key, item, origin) for key, item in value.items()}
+            return {self.key(key, origin): self.field(read_as(value, key), item, origin) for key, item in value.items()}
         if isinstance(value, list):
             return [self.value(item, origin) for item in value]
-        if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= _NUMBER_DIGITS:
-            as_text = str(value)
-            masked = self.text(as_text, origin)
+        if isinstance(value, int | float) and not isinstance(value, bool) and (as_text := _digits(value)):
+            masked = self.text(as_text, origin, lead)
             return value if masked == as_text else masked
         return value
 
@@ -238,11 +261,22 @@ class Masker:
         """An object key masked like any text: a server can put an email or a token there too."""
         return self.text(key, origin) if isinstance(key, str) and len(key) >= 4 else key
 
-    def _keyed(self, key: Any, item: Any, origin: str) -> Any:
-        """A value under a secret-like key is a secret whatever it looks like ({"password": ...})."""
+    def field(self, key: Any, item: Any, origin: str) -> Any:
+        """A value under an object key. Under a secret-like key it is a secret whatever it looks
+        like (``{"password": ...}``); a string or number (or a list of them) is also read with its
+        key before it, as the raw JSON text has it (``"full_name": "Jane Doe"``, ``"ssn":
+        123456789``, ``"given": ["Jane"]``), so the key can say what it is."""
         if isinstance(item, str) and self.keyed_secret(key, item):
             return self.secret(item, origin)
-        return self.value(item, origin)
+        if not isinstance(key, str) or len(key) > _FIELD:
+            return self.value(item, origin)
+        if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in _TYPE_TAGS:
+            ((tag, inner),) = item.items()  # DynamoDB's {"S": "..."}: the value is still the key's
+            return {tag: self.field(key, inner, origin)}
+        if isinstance(item, list):
+            lead = json.dumps(key, ensure_ascii=False) + ': ["'
+            return [self.value(one, origin, lead if isinstance(one, _SCALARS) else "") for one in item]
+        return self.value(item, origin, json.dumps(key, ensure_ascii=False) + ': "')
 
     def keyed_secret(self, key: Any, item: str) -> bool:
         return isinstance(key, str) and "SECRET" in self.labels and secret_for_key(key, item)
@@ -349,6 +383,38 @@ class Masker:
                 request = {**request, "params": self.toward_client(request["method"], request.get("params"), origin)}
             out[key] = request
         return out
+
+
+def read_as(obj: dict[str, Any], key: Any) -> Any:
+    """The key a value of ``obj`` is read under: its own, but a name/value object's ``value``
+    under the name (``{"system": "phone", "value": ...}``, ``{"name": "api_token", "value": ...}``)."""
+    if key == "value" and len(obj) <= 4:
+        for name_key in _NAME_KEYS:
+            name = obj.get(name_key)
+            if isinstance(name, str) and 0 < len(name) <= 64:
+                return name
+    return key
+
+
+def in_field(item: Any) -> bool:
+    """Whether :meth:`Masker.field` reads ``item`` with its key: a string or number, a list of
+    them, or a type-tagged one."""
+    if isinstance(item, list):
+        return all(isinstance(one, _SCALARS) for one in item)
+    if isinstance(item, dict):
+        return len(item) == 1 and next(iter(item)) in _TYPE_TAGS and isinstance(next(iter(item.values())), _SCALARS)
+    return isinstance(item, _SCALARS)
+
+
+def _digits(number: int | float) -> str:
+    """A JSON number as the digits a card, SSN or phone would be written with ("" when it is too
+    short to be one): 4111111111111111.0 is a card number written as a float."""
+    if isinstance(number, float):
+        if not number.is_integer() or abs(number) >= 1e19:
+            return ""
+        number = int(number)
+    as_text = str(number)
+    return as_text if len(as_text.lstrip("-")) >= _NUMBER_DIGITS else ""
 
 
 def _merge(first: list[Span], second: list[Span]) -> list[Span]:

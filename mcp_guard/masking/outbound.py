@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 
 from ..protocol.era import GuardState
+from .mask import in_field, read_as
 
 if TYPE_CHECKING:
     from .mask import Masker
@@ -164,8 +165,8 @@ def _mask_dict(masker: Masker, value: dict[str, Any], origin: str) -> dict[str, 
     for key, item in value.items():
         if key == binary:
             return _mask_binary(masker, value, key, origin)
-        elif isinstance(item, str) and masker.keyed_secret(key, item):
-            out[masker.key(key, origin)] = masker.secret(item, origin)
+        elif in_field(item):
+            out[masker.key(key, origin)] = masker.field(read_as(value, key), item, origin)  # read with its key
         else:
             out[masker.key(key, origin)] = mask_tree(masker, item, origin)
     return out

@@ -290,6 +290,27 @@ async def test_no_canary_from_a_hostile_upstream_reaches_the_client_by_any_route
     assert_clean(raw, seen, [*values.values(), *pieces])
 
 
+async def test_a_json_record_reaches_the_client_with_the_values_its_keys_name_masked(tmp_path: Path) -> None:
+    """Names, places, SSNs and phones are labeled by their keys; the guard parses a JSON result
+    (a text block and structuredContent), and each value is still read under its key."""
+    surname = "".join(secrets.choice("bcdfgklmnprstvz") + secrets.choice("aeiou") for _ in range(4)).capitalize()
+    person = {"name": f"Maren {surname}", "city": f"{surname}ville", "ssn": f"{secrets.randbelow(500) + 100}"
+              f"{secrets.randbelow(89) + 10}{secrets.randbelow(8999) + 1000}", "phone": f"415555{secrets.randbelow(8999) + 1000}",
+              "mobile": f"+1 415 555 {secrets.randbelow(8999) + 1000}"}
+    with anyio.fail_after(60):
+        process, client = await open_leaky(tmp_path, {"LEAK_RECORD": json.dumps(person)})
+        async with process:
+            try:
+                reply = await client.call(1, "records")
+            finally:
+                await client.process.stdin.aclose()  # type: ignore[union-attr]
+    result = reply["result"]
+    assert result["structuredContent"]["customer"]["full_name"].startswith("<PERSON_")
+    assert json.loads(result["content"][0]["text"])["customer"]["ssn"].startswith("<US_SSN_")
+    raw, seen = client.since_handshake()
+    assert_clean(raw, seen, list(person.values()))
+
+
 async def test_a_ping_is_answered_while_a_large_result_is_being_masked(tmp_path: Path) -> None:
     """Masking runs off the event loop: the ping, sent once the upstream has written a large
     result, is answered before that result (ordered by events, not by time)."""

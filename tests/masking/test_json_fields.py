@@ -1,0 +1,118 @@
+"""JSON is masked value by value, and each value is read with its key, as the raw text has it.
+
+The detectors label names, places, bare SSNs and phones by the key before them (``"city":
+"Lisbon"``). A tool result that is JSON (a text block, structuredContent, a resource, an
+upstream's message toward the client) is parsed and walked, so each walker must give a value its
+key back: these tests hold every walker to what `detect` finds in the same JSON text."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from mcp_guard.masking.detect import detect
+from mcp_guard.masking.mask import Masker, default_operators
+from mcp_guard.masking.outbound import mask_message, mask_tree
+from mcp_guard.masking.vault import Vault
+
+
+def masker() -> Masker:
+    return Masker(default_operators(), Vault())
+
+
+def luhn_card(rng: random.Random) -> str:
+    digits = [4] + [rng.randrange(10) for _ in range(14)]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        d = d * 2 if i % 2 == 0 else d
+        total += d - 9 if d > 9 else d
+    return "".join(map(str, digits)) + str((10 - total % 10) % 10)
+
+
+def record(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """A CRM-shaped record with values made at run time; the second item maps each to its label."""
+    rng = random.Random(seed)
+    surname = rng.choice("BCDFGKLMNPRSTVZ") + "".join(rng.choice("aeiou") + rng.choice("lnrstv") for _ in range(3))
+    name, city = f"Maren {surname}", rng.choice(["Lisbon", "Porto", "Leeds", "Bergen", "Ghent"])
+    ssn = f"{rng.randrange(100, 600)}{rng.randrange(10, 99)}{rng.randrange(1000, 9999)}"
+    phone, card = int(f"415555{rng.randrange(1000, 9999)}"), luhn_card(rng)
+    data = {
+        "customer": {"full_name": name, "city": city, "ssn": ssn},
+        "phone": phone,
+        "card_number": float(card),
+        "telecom": [{"system": "phone", "value": f"+1 415 555 {rng.randrange(1000, 9999)}"}],
+        "owner": {"name": {"S": f"Ines {surname}"}},
+        "given": [f"Joana {surname}"],
+    }
+    labels = {
+        name: "PERSON", city: "LOCATION", ssn: "US_SSN", str(phone): "PHONE", card: "CREDIT_CARD",
+        data["telecom"][0]["value"]: "PHONE", f"Ines {surname}": "PERSON", f"Joana {surname}": "PERSON",
+    }
+    return data, labels
+
+
+def leaked(masked: Any, labels: dict[str, str]) -> list[str]:
+    text = json.dumps(masked, ensure_ascii=False)
+    return [label for value, label in labels.items() if value in text]
+
+
+def test_detect_labels_every_value_of_the_record_in_its_json_text() -> None:
+    """The premise: the detectors find each value in the raw JSON text by its key."""
+    data, labels = record(1)
+    text = json.dumps(data)
+    found = {text[s.start : s.end] for s in detect(text)}
+    card = next(v for v, label in labels.items() if label == "CREDIT_CARD")
+    missing = [label for value, label in labels.items() if value not in found and value != card]
+    assert missing == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_json_text_block_is_masked_as_its_text_is_read(seed: int) -> None:
+    data, labels = record(seed)
+    out = masker().text(json.dumps(data, indent=2), "crm")
+    assert leaked(json.loads(out), labels) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_structured_content_is_masked_with_each_value_read_under_its_key(seed: int) -> None:
+    data, labels = record(seed)
+    out = masker().tool_result({"content": [], "structuredContent": data}, "crm")
+    assert leaked(out["structuredContent"], labels) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_egress_walker_reads_each_value_under_its_key_too(seed: int) -> None:
+    data, labels = record(seed)
+    message = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": data}}
+    assert leaked(mask_message(masker(), message, "crm"), labels) == []
+    assert leaked(mask_tree(masker(), {"error": data}, "crm"), labels) == []
+
+
+def test_a_card_number_written_as_a_float_is_masked_and_other_floats_are_kept() -> None:
+    m = masker()
+    out = m.value({"card": 4111111111111111.0, "ratio": 0.25, "big": 1e300, "count": 12.0}, "shop")
+    assert out["card"].startswith("<CREDIT_CARD_")
+    assert (out["ratio"], out["big"], out["count"]) == (0.25, 1e300, 12.0)
+
+
+def test_a_value_under_a_name_value_objects_secret_name_is_a_secret() -> None:
+    rng = random.Random(5)
+    token = "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(28))
+    out = masker().value([{"name": "azure_token", "value": token}, {"name": "region", "value": "westeurope"}], "cfg")
+    assert token not in json.dumps(out)
+    assert out[1]["value"] == "westeurope"
+
+
+def test_words_under_keys_that_name_no_person_or_place_are_left_as_they_are() -> None:
+    data = {"title": "Quarterly Plan", "status": "Running", "name": "read_file", "type": "Object", "city_id": 4412,
+            "tags": ["Alpha Beta"], "version": 123456789012}
+    assert masker().value(data, "srv") == data
+
+
+def test_a_multi_line_value_is_still_read_from_its_own_line_starts() -> None:
+    vcard = "BEGIN:VCARD\nVERSION:4.0\nFN:Maren Tovalis\nEND:VCARD"
+    out = masker().value({"card": vcard}, "contacts")
+    assert "Maren Tovalis" not in out["card"]
