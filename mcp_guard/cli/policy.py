@@ -57,6 +57,7 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
     from ..policy import load_policy
+    from ..policy.load import policy_warnings
 
     files = list(args.files)
     listed: dict[str, list[dict[str, object]] | str] | None = None
@@ -72,6 +73,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
             print(f"{exc}", file=sys.stderr)
             status = EXIT_PROBLEM
             continue
+        for warning in policy_warnings(policy):
+            print(f"{path}: warning: {warning}", file=sys.stderr)
         dead = _dead_rules(policy, listed)
         for problem in dead:
             print(f"{path}: {problem}", file=sys.stderr)

@@ -226,14 +226,7 @@ class Masker:
                     "custom", {"lambda": lambda value, _l=label: self.vault.placeholder(_l, value, origin)}
                 )
             else:
-                params = dict(op.params)
-                if op.name == "replace":
-                    params.setdefault("new_value", f"<{label}>")
-                if op.name == "mask":
-                    params.setdefault("masking_char", "*")
-                    params.setdefault("chars_to_mask", 100)
-                    params.setdefault("from_end", False)
-                operators[label] = OperatorConfig(op.name, params)
+                operators[label] = OperatorConfig(op.name, presidio_params(op.name, op.params, label))
         results = [RecognizerResult(s.label, s.start, s.end, 1.0) for s in spans]
         for span in spans:
             self.found[span.label] += 1
@@ -383,6 +376,38 @@ class Masker:
                 request = {**request, "params": self.toward_client(request["method"], request.get("params"), origin)}
             out[key] = request
         return out
+
+
+def presidio_params(name: str, params: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """A presidio operator's parameters as the guard passes them: ours, and defaults where the
+    policy gave none (``replace`` by ``<LABEL>``, ``mask`` every character with ``*``)."""
+    out = dict(params)
+    if name == "replace":
+        out.setdefault("new_value", f"<{label}>")
+    if name == "mask":
+        out.setdefault("masking_char", "*")
+        out.setdefault("chars_to_mask", 100)
+        out.setdefault("from_end", False)
+    return out
+
+
+def operator_refusal(name: str, params: Mapping[str, Any], label: str) -> str | None:
+    """Why presidio would refuse this operator's parameters (a short ``encrypt`` key, an unknown
+    ``hash_type``), or None: said when the policy is read, not at the first call that masks."""
+    if name not in PRESIDIO_OPERATORS:
+        return None
+    from presidio_anonymizer.operators import OperatorsFactory, OperatorType
+
+    operator = OperatorsFactory().create_operator_class(name, OperatorType.Anonymize)
+    try:
+        operator.validate(presidio_params(name, params, label))
+    except Exception as exc:  # presidio's InvalidParamError, or its checks' own TypeError/ValueError
+        said = str(exc)
+        key = params.get("key")
+        if isinstance(key, str) and key:
+            said = said.replace(key, "<the key>")  # an encryption key is never echoed
+        return f"presidio's {name} operator refuses these params: {said}"
+    return None
 
 
 def read_as(obj: dict[str, Any], key: Any) -> Any:

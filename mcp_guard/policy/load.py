@@ -48,7 +48,7 @@ def _validate(text: str, source: str) -> Policy:
     data, lines = plain_data(text, source)
     pydantic = _pydantic()
     try:
-        return _validator(pydantic).validate_python(data)  # type: ignore[no-any-return]
+        policy: Policy = _validator(pydantic).validate_python(data)
     except pydantic.ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -56,6 +56,43 @@ def _validate(text: str, source: str) -> Policy:
             line = _line_for(loc, lines)
             problems.append(f"{source}:{line}: {dotted(loc)}: {_MESSAGES.get(err['type'], err['msg'])}")
         raise ConfigError("\n".join(problems)) from None
+    problems = [f"{source}:{_line_for(loc, lines)}: {dotted(loc)}: {why}" for loc, why in _operator_problems(policy)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return policy
+
+
+def _operator_problems(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+    """Operators presidio would refuse, by where they are written."""
+    from ..masking.mask import operator_refusal
+
+    tables = [(("masking", "labels"), policy.masking.labels)]
+    tables += [(("masking", "servers", name, "labels"), s.labels) for name, s in policy.masking.servers.items()]
+    problems = []
+    for at, labels in tables:
+        for label, op in labels.items():
+            name, params = (op, {}) if isinstance(op, str) else (op.operator, op.params)
+            why = operator_refusal(name, params, label)
+            if why is not None:
+                problems.append(((*at, label), why))
+    return problems
+
+
+def policy_warnings(policy: Policy) -> list[str]:
+    """What is valid but likely not meant: for ``policy check`` to say, never to refuse."""
+    warnings = []
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(policy.rules):
+        if rule.name is not None:
+            if rule.name in seen:
+                warnings.append(f"rules[{i}] has the name {rule.name!r} of rules[{seen[rule.name]}]: the audit and "
+                                "`policy explain` name a decision by its rule, and will not tell them apart")
+            seen.setdefault(rule.name, i)
+        for where, group in (("group", rule.group), ("match.group", rule.match.group)):
+            if group is not None and group not in policy.groups:
+                warnings.append(f"rules[{i}].{where}: {group!r} is not in `groups`; only callers or reviewers whose "
+                                "identity carries that group (and admins, to decide) are in it")
+    return warnings
 
 
 # pydantic's words for a dataclass's fields, in the words it uses for models (and always has here).

@@ -50,7 +50,7 @@ CHANNELS: tuple[Channel, ...] = ("elicitation", "page", "notify", "cli")
 
 # The behaviour hints of MCP's ToolAnnotations a rule may match.
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
-_SCOPE = re.compile(r"^(once|session|ttl:\d+[smhd])$")
+_SCOPE = re.compile(r"^(once|session|ttl:0*[1-9]\d*[smhd])$")  # (ttl:0s would be a grant that never holds)
 _RISK_MATCH = re.compile(r"^(>=|<=|>|<)?(low|medium|high|critical)$")
 
 
@@ -124,7 +124,7 @@ def _paths(value: dict[str, str] | None) -> dict[str, str] | None:
 
 def _scope(value: str | None) -> str | None:
     if value is not None and not _SCOPE.match(value):
-        raise ValueError(f"expected once, session or ttl:<number><s|m|h|d>, got {value!r}")
+        raise ValueError(f"expected once, session or ttl:<number><s|m|h|d> (a number above 0), got {value!r}")
     return value
 
 

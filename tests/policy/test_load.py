@@ -44,10 +44,19 @@ BROKEN = [
     ("version: 1\nrules:\n  - action: approve\n    scope: forever\n", "p.yaml:4: rules[0].scope: Value error, expected once, session or ttl"),
     ("version: 1\nrules:\n  - match: {args: {path: x}}\n    action: deny\n", "p.yaml:3: rules[0].match.args: Value error, argument paths are JSONPath"),
     ("", "p.yaml: the policy is empty"),
+    ("version: 1\nrules:\n  - action: approve\n    scope: ttl:0s\n", "p.yaml:4: rules[0].scope: Value error, expected once, session or ttl"),
+    ("version: 1\nmasking:\n  labels:\n    EMAIL: {operator: encrypt, params: {key: short-key}}\n",
+     "p.yaml:4: masking.labels.EMAIL: presidio's encrypt operator refuses these params: Invalid input, key must be of length"),
+    ("version: 1\nmasking:\n  labels:\n    EMAIL: encrypt\n", "p.yaml:4: masking.labels.EMAIL: presidio's encrypt operator refuses"),
+    ("version: 1\nmasking:\n  servers:\n    db:\n      labels:\n        PHONE: {operator: hash, params: {hash_type: md9}}\n",
+     "p.yaml:6: masking.servers.db.labels.PHONE: presidio's hash operator refuses these params"),
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), BROKEN, ids=["yaml", "action", "type", "unknown-field", "risk", "version", "scope", "jsonpath", "empty"])
+@pytest.mark.parametrize(("text", "message"), BROKEN, ids=[
+    "yaml", "action", "type", "unknown-field", "risk", "version", "scope", "jsonpath", "empty", "zero-ttl", "short-encrypt-key",
+    "encrypt-without-key", "unknown-hash-type",
+])
 def test_broken_policies_say_where_and_what(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_policy(text, "p.yaml")
@@ -65,6 +74,35 @@ def test_policy_check_exits_1_naming_the_error_and_0_when_valid(tmp_path: Path) 
     assert f"{bad}:4: rules[0].action" in failed.stderr
     passed = subprocess.run([*run, str(good)], capture_output=True, text=True, timeout=30)
     assert passed.returncode == 0
+
+
+def test_an_encryption_key_presidio_refuses_is_never_echoed_in_the_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_policy("version: 1\nmasking:\n  labels:\n    EMAIL: {operator: encrypt, params: {key: hunter2hunter}}\n", "p.yaml")
+    assert "hunter2hunter" not in str(info.value)
+
+
+def test_valid_operators_with_presidio_params_load() -> None:
+    policy = parse_policy(
+        "version: 1\nmasking:\n  labels:\n    EMAIL: {operator: encrypt, params: {key: 0123456789abcdef}}\n"
+        "    PHONE: mask\n    IBAN: {operator: hash, params: {hash_type: sha512}}\n", "p.yaml"
+    )
+    assert sorted(policy.masking.labels) == ["EMAIL", "IBAN", "PHONE"]
+
+
+def test_policy_check_warns_of_twin_rule_names_and_groups_it_does_not_define_but_passes(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ngroups: {dba: [alice]}\nrules:\n  - {name: db, action: deny, match: {tool: drop}}\n"
+        "  - {name: db, action: approve, approvers: reviewers, group: secops, match: {tool: alter}}\n"
+        "  - {name: ok, action: approve, approvers: reviewers, group: dba, match: {tool: grant}}\n"
+    )
+    checked = subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", str(policy)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0
+    warnings = [line for line in checked.stderr.splitlines() if ": warning: " in line]
+    assert len(warnings) == 2
+    assert "rules[1] has the name 'db' of rules[0]" in warnings[0]
+    assert "rules[1].group: 'secops' is not in `groups`" in warnings[1]
 
 
 # YAML's own loaders keep the last of two equal keys: a second `rules:` silently drops the
