@@ -73,6 +73,15 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
             print(f"{exc}", file=sys.stderr)
             status = EXIT_PROBLEM
             continue
+        if policy.masking.ner not in ("auto", "off"):
+            try:  # the named model is loaded as `run` would load it (run refuses to start without it)
+                from ..masking.ner import load_ner
+
+                load_ner(policy.masking.ner)
+            except ConfigError as exc:
+                print(f"{path}: {exc}", file=sys.stderr)
+                status = EXIT_PROBLEM
+                continue
         for warning in policy_warnings(policy):
             print(f"{path}: warning: {warning}", file=sys.stderr)
         dead = _dead_rules(policy, listed)

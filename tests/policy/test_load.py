@@ -105,6 +105,14 @@ def test_policy_check_warns_of_twin_rule_names_and_groups_it_does_not_define_but
     assert "rules[1].group: 'secops' is not in `groups`" in warnings[1]
 
 
+def test_policy_check_fails_on_a_ner_model_that_run_could_not_load(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"version: 1\nmasking:\n  ner: {tmp_path / 'no-such-model'}\n")
+    checked = subprocess.run([sys.executable, "-m", "mcp_guard", "policy", "check", str(policy)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 1
+    assert "masking.ner:" in checked.stderr and ": ok" not in checked.stderr
+
+
 # YAML's own loaders keep the last of two equal keys: a second `rules:` silently drops the
 # first rules. Each of these would load a weaker policy than the one written.
 REPEATED = [
