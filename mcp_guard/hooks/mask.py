@@ -21,7 +21,7 @@ import anyio
 
 from ..tokens import shared as shared_encoding
 from ..masking import fast
-from ..masking.mask import DEFAULT_MASKED, Masker, Operator, detect_long
+from ..masking.mask import DEFAULT_MASKED, Masker, Operator, labels_in
 from ..masking.outbound import (
     RESULT_FIELDS, THREAD_CHARS, Masked, carries, in_worker, mask_body, mask_message, off_loop, parts, weight_over,
 )
@@ -173,21 +173,13 @@ def _placeholders(vault: Vault, arguments: Any, target: str) -> dict[str, tuple[
 
 
 def _raw_labels(arguments: Any) -> frozenset[str]:
-    """Labels of sensitive values the model wrote itself (placeholders are not counted)."""
-    found: set[str] = set()
-    stack = [arguments]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            text = PLACEHOLDER.sub(" ", value) if "<" in value else value
-            found.update(span.label for span in detect_long(text))
-        elif isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            found.update(span.label for span in detect_long(str(value)))
-    return frozenset(found)
+    """Labels of sensitive values the model wrote itself (placeholders are not counted), each
+    value read under its key as masking reads it (``{"ssn": "123456789"}`` holds a US_SSN)."""
+    return frozenset(labels_in(arguments, skip=_without_placeholders))
+
+
+def _without_placeholders(text: str) -> str:
+    return PLACEHOLDER.sub(" ", text) if "<" in text else text
 
 
 class _TokenBudget:

@@ -195,18 +195,7 @@ class Masker:
     def _detect(self, text: str, lead: str = "") -> list[Span]:
         # Nested spans come only from a URL around what it holds, when URLs are masked too: the
         # URL's placeholder hides all of it.
-        found = outermost(detect_long(text, self.labels, self.ner))
-        if not lead or len(text) > _FIELD or "\n" in text:
-            return found
-        # Read again after its key, as in the raw JSON: what the key labels is added to what the
-        # value alone holds (alone, a value is read at a line's start: a vCard's "FN:" line).
-        shift, end = len(lead), len(lead) + len(text)
-        keyed = [
-            Span(max(s.start, shift) - shift, min(s.end, end) - shift, s.label)
-            for s in outermost(detect_long(lead + text + '"', self.labels, self.ner))
-            if s.end > shift and s.start < end
-        ]
-        return _merge(found, keyed) if keyed else found
+        return outermost(detect_field(text, lead, self.labels, self.ner))
 
     def _apply(self, text: str, spans: list[Span], origin: str) -> str:
         labels = list(map(_LABEL, spans))  # (a text may hold tens of thousands of spans of a few labels)
@@ -261,15 +250,15 @@ class Masker:
         123456789``, ``"given": ["Jane"]``), so the key can say what it is."""
         if isinstance(item, str) and self.keyed_secret(key, item):
             return self.secret(item, origin)
-        if not isinstance(key, str) or len(key) > _FIELD:
+        lead = lead_of(key, item)
+        if not lead:
             return self.value(item, origin)
-        if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in _TYPE_TAGS:
+        if isinstance(item, dict):
             ((tag, inner),) = item.items()  # DynamoDB's {"S": "..."}: the value is still the key's
             return {tag: self.field(key, inner, origin)}
         if isinstance(item, list):
-            lead = json.dumps(key, ensure_ascii=False) + ': ["'
             return [self.value(one, origin, lead if isinstance(one, _SCALARS) else "") for one in item]
-        return self.value(item, origin, json.dumps(key, ensure_ascii=False) + ': "')
+        return self.value(item, origin, lead)
 
     def keyed_secret(self, key: Any, item: str) -> bool:
         return isinstance(key, str) and "SECRET" in self.labels and secret_for_key(key, item)
@@ -376,6 +365,58 @@ class Masker:
                 request = {**request, "params": self.toward_client(request["method"], request.get("params"), origin)}
             out[key] = request
         return out
+
+
+def detect_field(
+    text: str, lead: str = "", labels: frozenset[str] | None = None, ner: NerFinder | None = None
+) -> list[Span]:
+    """The spans of ``text``, a JSON value; ``lead`` is what stood before it (``"city": "``). A
+    short one-line value is read again after its key, as the detectors see it in the raw JSON,
+    and what the key labels is added to what the value alone holds (alone, a value is read from
+    a line's start, where a vCard's ``FN:`` is)."""
+    found = detect_long(text, labels, ner)
+    if not lead or len(text) > _FIELD or "\n" in text:
+        return found
+    shift, end = len(lead), len(lead) + len(text)
+    keyed = [
+        Span(max(s.start, shift) - shift, min(s.end, end) - shift, s.label)
+        for s in outermost(detect_long(lead + text + '"', labels, ner))
+        if s.end > shift and s.start < end
+    ]
+    return _merge(sorted(found, key=attrgetter("start")), keyed) if keyed else found
+
+
+def lead_of(key: Any, item: Any) -> str:
+    """What stands before ``item`` in the JSON when it is read with its key (``"full_name": "``,
+    ``"given": ["``), or "" when it is read alone (an object, a long key)."""
+    if not isinstance(key, str) or len(key) > _FIELD or not in_field(item):
+        return ""
+    return json.dumps(key, ensure_ascii=False) + (': ["' if isinstance(item, list) else ': "')
+
+
+def labels_in(value: Any, labels: frozenset[str] | None = None, skip: Callable[[str], str] | None = None) -> set[str]:
+    """The labels of what ``value`` (a JSON value) holds, each string and number read as the
+    walkers of :class:`Masker` read it (under its key). ``skip`` rewrites a string first."""
+    found: set[str] = set()
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, lead = stack.pop()
+        if isinstance(item, str):
+            found.update(s.label for s in detect_field(skip(item) if skip else item, lead, labels))
+        elif isinstance(item, dict):
+            if lead and len(item) == 1 and next(iter(item)) in _TYPE_TAGS:
+                stack.append((next(iter(item.values())), lead))
+                continue
+            for key, one in item.items():
+                name = read_as(item, key)
+                if isinstance(one, str) and isinstance(name, str) and secret_for_key(name, one):
+                    found.add("SECRET")
+                stack.append((one, lead_of(name, one)))
+        elif isinstance(item, list):
+            stack.extend((one, lead if isinstance(one, _SCALARS) else "") for one in item)
+        elif isinstance(item, int | float) and not isinstance(item, bool) and (digits := _digits(item)):
+            found.update(s.label for s in detect_field(digits, lead, labels))
+    return found if labels is None else found & labels
 
 
 def presidio_params(name: str, params: Mapping[str, Any], label: str) -> dict[str, Any]:

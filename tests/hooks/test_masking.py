@@ -85,6 +85,23 @@ async def test_raw_values_the_model_writes_are_seen_by_policy_rules(tmp_path: Pa
     assert (tmp_path / "b.txt").read_text() == "mail <EMAIL_1>"
 
 
+async def test_a_rule_on_labels_sees_values_that_only_their_keys_name(tmp_path: Path) -> None:
+    """A bare SSN or a name says what it is only by its key: the rules see it as masking does."""
+    from tests.conftest import FIXTURES
+
+    policy = policy_file(tmp_path, ALLOW_ALL + "rules:\n  - name: no-ssn-out\n    match: {labels: [US_SSN]}\n    action: deny\n"
+                         "  - name: no-names-out\n    match: {labels: [PERSON]}\n    action: deny\n")
+    argv = guard(PY, str(FIXTURES / "echo_server.py"), policy=policy)
+    with anyio.fail_after(30):
+        async with connect(argv) as client:
+            ssn = await client.call_tool("echo", {"message": "hi", "patient": {"ssn": "219099999", "dob": "1980"}})
+            name = await client.call_tool("echo", {"message": "hi", "patient": {"given": ["Maren"], "full_name": "Maren Tovalis"}})
+            plain = await client.call_tool("echo", {"message": "hi", "patient": {"id": "219099999", "name": "lookup"}})
+    assert ssn.is_error and "no-ssn-out" in ssn.content[0].text  # type: ignore[union-attr]
+    assert name.is_error and "no-names-out" in name.content[0].text  # type: ignore[union-attr]
+    assert not plain.is_error
+
+
 async def test_a_result_over_the_token_budget_is_cut_with_a_notice(tmp_path: Path) -> None:
     from tests.conftest import probe
 
