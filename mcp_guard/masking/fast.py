@@ -247,7 +247,7 @@ def _asciify(text: str) -> str:
 
 # After this many characters, a text whose zones already cover most of what was read is read
 # whole (detect.py does that for dense text anyway): asking on would only cost callbacks.
-DENSE_AFTER = 4_096
+DENSE_AFTER = 512
 DENSE_SHARE = 0.8
 
 
