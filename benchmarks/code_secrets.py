@@ -48,13 +48,24 @@ def shape(value: str) -> str:
 
 
 _CREDIT = re.compile(r"(?i)author|maintainer|contributor|creator")
+_CREDITS_OPEN = re.compile(r"(?i)(?:authors?|maintainers?|contributors?|creators?)[\"']?[ \t]*:[ \t]*([\[{])")
 
 
 def credit(text: str, start: int) -> bool:
     """Whether a PERSON at ``start`` is a credit: an author, maintainer or contributor field
-    before it in the same object (``"author": {"name": ...}``, ``"contributors": [{"name": ...``)."""
-    before = text[max(0, start - 160) : start]
-    return _CREDIT.search(before[before.rfind("}") + 1 :]) is not None
+    before it on its line (``"author": "..."``, ``# Author: ...``) or around it (``"authors":
+    [{"name": ...}, ...]``, ``"author": {"name": ...}``)."""
+    line = text[text.rfind("\n", 0, start) + 1 : start]
+    if _CREDIT.search(line):
+        return True
+    opener = None
+    for opener in _CREDITS_OPEN.finditer(text, max(0, start - 20000), start):
+        pass
+    if opener is None:
+        return False
+    inside = text[opener.end(1) : start]
+    bracket = opener.group(1)
+    return inside.count(bracket) >= inside.count("]" if bracket == "[" else "}")
 
 
 def package_of(root: Path, path: Path) -> str:
@@ -96,7 +107,7 @@ def sweep(root: Path, max_bytes: int, examples: int, others: int) -> None:
           f"{(labels['PERSON'] - credits) / mb:.2f}; LOCATION/MB {labels['LOCATION'] / mb:.2f}")
     worst = sorted(by_package, key=lambda p: -by_package[p])[:12]
     print("  SECRET by package: " + ", ".join(f"{p} {by_package[p]} ({sizes[p] / 1e6:.2f} MB)" for p in worst))
-    for label in sorted(shown, key=lambda k: (k != "SECRET", k)):
+    for label in sorted((k for k in shown if shown[k]), key=lambda k: (k != "SECRET", k)):
         print(f"  {label}:" + "".join("\n" + line for line in shown[label]))
 
 

@@ -182,6 +182,10 @@ CODE = [
      "    steps:\n      - name: Upload Current Results\n        uses: actions/upload-artifact@v4\n"),
     ("a licence in an SBOM", '{"license": {"name": "MIT License"}}'),
     ("a browser channel's name", "ChromeBHTML: {name: 'Chrome Beta', id: 'com.google.chrome.beta'},\n"),
+    ("a JavaScript object literal's members", 'const students = [{ name: "Mia Park", surname: "Lund" }];\n'),
+    ("a signature's continued line", "        self, location: Link, package_name: str | None = None\n"),
+    ("a typeshed alias", "    state: Incomplete\n"),
+    ("a region's code in a config", 'region: "GB"\ncountry: US\n'),
 ]
 
 
@@ -201,6 +205,7 @@ RECORDS = [
     ("a surname with a hump", '{"full_name": "Ronald McDonald"}', "PERSON", "Ronald McDonald"),
     ("a given name with a hump", '{"name": "DeShawn Jones", "email": "dj@example.com"}', "PERSON", "DeShawn Jones"),
     ("a form in parentheses", "Login ok (user: Jane Doe)\nname: Ines Duarte\n", "PERSON", "Ines Duarte"),
+    ("a YAML name in quotes", 'owner:\n  name: "Ines Duarte"\n  email: ines@example.com\n', "PERSON", "Ines Duarte"),
     ("a package's author", '{"name": "left-pad", "author": "Ines Duarte <ines@example.com>"}', "PERSON",
      "Ines Duarte"),
 ]

@@ -51,6 +51,7 @@ _LITERALS = frozenset({
     "None", "True", "False", "Null", "NULL", "Undefined", "NaN", "Nil", "N/A", "TBD", "Unknown", "Final", "Literal",
     "Optional", "Any", "Union", "List", "Dict", "Tuple", "Set", "Sequence", "Mapping", "Callable", "Type", "ClassVar",
     "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
+    "Incomplete",
 })
 _PLACE_KEY = lazy(rf"(?i)(?:{_PLACE_KEYS})")
 # A vCard or iCalendar property's group ("item1.") and parameters, a quoted one holding ":"
@@ -151,7 +152,7 @@ def place(value: str) -> bool:
         return False  # StateBlock, DefaultRegion: a type or a constant, not a place
     if any(word.lower() in _THINGS for word in value.split()) and not any(c.isdigit() for c in value):
         return False
-    return not (value.isupper() and len(value) > 3 and " " not in value)
+    return not (value.isupper() and " " not in value and (len(value) > 3 or value.isalpha()))  # ENABLED, US, ZIP: codes
 
 
 _GAP = lazy(r" {2,}|\t")  # a form's next field on the same line: "Employee: Jo Doe    SSN: ..."
@@ -179,6 +180,8 @@ def _logfmt(text: str, m_start: int, separator_at: int) -> bool:
 
 _CALL_OPEN = lazy(r"[\w$>\]]\(")  # f(, obj.method(, <T>( : a call's or a signature's parenthesis
 _TYPE_AFTER = lazy(r"[ \t]*(?:[\[<]|=[^=]|;[ \t]*(?:\r?\n|$))")  # State[T], Array<T>, State = OPEN, Location;
+_METHOD_PARAMS = lazy(r"[ \t]*(?:self|cls),")  # a signature's continued line: "    self, location: Link,"
+_MEMBER_END = lazy(r"[ \t]*[,}]")
 # A CI pipeline's keys: beside them, `name:` names a job or a step (GitHub Actions, GitLab CI).
 _PIPELINE_KEY = lazy(r"(?m)^[ \t]*(?:-[ \t]+)?(?:uses|run|runs-on|with|steps|jobs|needs|on|script|stage|image):")
 
@@ -193,6 +196,10 @@ def _code(text: str, at: int, key: str, value: str, end: int, quote: str) -> boo
     opened = before.rfind("(")
     if opened >= 0 and before.count("(") > before.count(")") and _CALL_OPEN.match(before, max(0, opened - 1)):
         return True
+    if _METHOD_PARAMS.match(before):
+        return True
+    if quote and text[at] not in "\"'" and _MEMBER_END.match(text, end + 1):
+        return True  # a JavaScript object literal's member: {name: 'Edge Beta', id: ...}, surname: 'Acme',
     words = value.replace("_", " ").lower().split()
     if words and all(w in key.lower() for w in words):
         return True
