@@ -154,3 +154,65 @@ def test_name_value_objects_chat_lines_and_label_blocks_name_people_and_places(
 
 def test_a_name_value_object_naming_a_header_is_not_a_person() -> None:
     assert named('{"name": "Content-Type", "value": "Text Html"}') == set()
+
+
+# Code read as a file (issue 15): shapes of Python, TypeScript, JavaScript, YAML CI and docstrings,
+# written here from each language's grammar; none may give a name or a place.
+CODE = [
+    ("a Python parameter's annotation", "    def ending(self, state: State[RT, CT], index: int) -> None:\n"),
+    ("a TypeScript arrow's parameters", "export declare const useReducer: <T, A>(reducer: (state: T, action: A) => T) => T;\n"),
+    ("a TypeScript interface member", "interface Paused {\n    location: Location;\n    reason: string;\n}\n"),
+    ("an attribute annotated with a generic", "    state: NDArray[uint64]\n"),
+    ("an annotation with a default", "    state: State = CONNECTING,\n"),
+    ("a field typed by a class the file imports", "from .region import Region\n\nclass Layout:\n    region: Region\n"),
+    ("a dotted type", "    location: Debugger.Location;\n"),
+    ("an acronym run into a type name", "    address: HTMLAttributes;\n"),
+    ("a component's display name", "Box.displayName = 'InternalBox';\n"),
+    ("a dict passed to a call", 'weather = await client.call_tool("forecast", {"city": "London"})\n'),
+    ("an object literal passed to a call", "const result = handler({ city: 'San Francisco' });\n"),
+    ("keyword arguments of a call", "athlete = Athlete(firstName='John', lastName='Doe', sport='track')\n"),
+    ("a message printed by a call", 'print("Creating user: Hiro Hamada")\n'),
+    ("a label repeating its key", "labels = {\n    'address': 'Address',\n    'zip_code': 'ZIP',\n}\n"),
+    ("a docstring's parameter", "    :param state: Shared secret to prevent CSRF attack.\n"),
+    ("a docstring's sentence with a digit", "    :param address: The IPv6 address in binary form.\n"),
+    ("a comment's sentence", "# Default TTL for session state: 1 day in seconds\n"),
+    ("a numpy docstring's type line", "    zip : ZipFile instance\n"),
+    ("a workflow's name", "name: Dependency Review\non:\n  pull_request:\n"),
+    ("a workflow step's name",
+     "    steps:\n      - name: Upload Current Results\n        uses: actions/upload-artifact@v4\n"),
+    ("a licence in an SBOM", '{"license": {"name": "MIT License"}}'),
+    ("a browser channel's name", "ChromeBHTML: {name: 'Chrome Beta', id: 'com.google.chrome.beta'},\n"),
+    ("a JavaScript object literal's members", 'const students = [{ name: "Mia Park", surname: "Lund" }];\n'),
+    ("a signature's continued line", "        self, location: Link, package_name: str | None = None\n"),
+    ("a typeshed alias", "    state: Incomplete\n"),
+    ("a region's code in a config", 'region: "GB"\ncountry: US\n'),
+]
+
+
+@pytest.mark.parametrize(("shape", "text"), CODE, ids=[c[0] for c in CODE])
+def test_code_that_looks_like_a_record_names_no_person_or_place(shape: str, text: str) -> None:
+    assert named(text) == set()
+
+
+# Records that tools return, in the shapes code has too: their names and places stay.
+RECORDS = [
+    ("a YAML list of contacts", "contacts:\n  - name: Dmitri Esposito\n    role: landlord\n    phone: 912 379 096\n",
+     "PERSON", "Dmitri Esposito"),
+    ("a YAML region", "customer:\n  region: Europe\n  city: Lisbon\n", "LOCATION", "Lisbon"),
+    ("a French street", '{"address": "12 rue de la Paix", "city": "Paris"}', "LOCATION", "12 rue de la Paix"),
+    ("an Italian street", '{"street": "Via del Corso 12"}', "LOCATION", "Via del Corso 12"),
+    ("a town with a particle", "city: Newcastle upon Tyne\n", "LOCATION", "Newcastle upon Tyne"),
+    ("a surname with a hump", '{"full_name": "Ronald McDonald"}', "PERSON", "Ronald McDonald"),
+    ("a given name with a hump", '{"name": "DeShawn Jones", "email": "dj@example.com"}', "PERSON", "DeShawn Jones"),
+    ("a form in parentheses", "Login ok (user: Jane Doe)\nname: Ines Duarte\n", "PERSON", "Ines Duarte"),
+    ("a YAML name in quotes", 'owner:\n  name: "Ines Duarte"\n  email: ines@example.com\n', "PERSON", "Ines Duarte"),
+    ("a package's author", '{"name": "left-pad", "author": "Ines Duarte <ines@example.com>"}', "PERSON",
+     "Ines Duarte"),
+]
+
+
+@pytest.mark.parametrize(("shape", "text", "label", "value"), RECORDS, ids=[r[0] for r in RECORDS])
+def test_a_record_in_a_shape_code_also_has_keeps_its_names_and_places(
+    shape: str, text: str, label: str, value: str
+) -> None:
+    assert (label, value) in named(text)
