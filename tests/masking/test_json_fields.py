@@ -116,3 +116,11 @@ def test_a_multi_line_value_is_still_read_from_its_own_line_starts() -> None:
     vcard = "BEGIN:VCARD\nVERSION:4.0\nFN:Maren Tovalis\nEND:VCARD"
     out = masker().value({"card": vcard}, "contacts")
     assert "Maren Tovalis" not in out["card"]
+
+
+def test_a_listings_file_and_channel_names_are_not_read_as_people_under_a_bare_name_key() -> None:
+    names = ["Meeting Notes", "Annual Report", "Getting Started", "Weekly Sync", "Google Drive", "Invoice Template"]
+    listing = {"resources": [{"name": n, "uri": f"file:///docs/{i}"} for i, n in enumerate(names)]}
+    assert masker().value(listing, "drive") == listing
+    person = masker().value({"resources": [{"name": "Maren Tovalis", "uri": "file:///x"}]}, "drive")
+    assert person["resources"][0]["name"].startswith("<PERSON_")

@@ -86,6 +86,12 @@ _THINGS = frozenset({
     "there", "customer", "customers", "developer", "developers", "sir", "madam", "reader", "readers", "friend", "friends",
     "everybody", "user", "ops", "room", "conference", "policy", "retry", "key", "primary", "maintainers", "colleagues",
     "guys", "community", "members", "account", "world!", "value", "field", "table", "column", "index", "object", "class", "method",
+    # what a listing's bare "name" holds when it is no person: files, pages, channels, meetings
+    "notes", "report", "reports", "plan", "plans", "roadmap", "template", "templates", "started", "getting", "drive",
+    "channel", "folder", "files", "meeting", "meetings", "summary", "draft", "agenda", "minutes", "budget", "invoice",
+    "invoices", "photo", "photos", "slides", "deck", "wiki", "readme", "sync", "doc", "sheet", "spreadsheet", "document",
+    "documents", "notebook", "backlog", "sprint", "standup", "kickoff", "onboarding", "overview", "changelog", "quick",
+    "start", "homepage", "google", "slack", "weekly", "daily", "monthly", "quarterly", "annual", "product", "design",
     # software's things: licences, releases, channels, options and CI steps
     "license", "licence", "corporation", "options", "option", "model", "dataset", "recognizer", "category", "beta",
     "alpha", "dev", "nightly", "canary", "stable", "preview", "source", "open", "check", "review", "results", "upload",
