@@ -375,8 +375,8 @@ def detect_field(
     and what the key labels is added to what the value alone holds (alone, a value is read from
     a line's start, where a vCard's ``FN:`` is)."""
     found = detect_long(text, labels, ner)
-    if not lead or len(text) > _FIELD or "\n" in text:
-        return found
+    if not lead or len(text) > _FIELD or "\n" in text or (len(found) == 1 and found[0].end - found[0].start == len(text)):
+        return found  # (a value found whole, an address or a phone, has nothing more to say under its key)
     shift, end = len(lead), len(lead) + len(text)
     keyed = [
         Span(max(s.start, shift) - shift, min(s.end, end) - shift, s.label)
