@@ -1,24 +1,20 @@
 """False spans in clean code: what the detectors find in the sources of installed packages.
 
     python benchmarks/code_secrets.py                       # this venv's site-packages and ./node_modules
-    python benchmarks/code_secrets.py DIR [DIR ...] [--examples 40] [--others 12] [--max-file-kb 2000]
+    python benchmarks/code_secrets.py DIR [DIR ...] [--examples 40] [--max-file-kb 2000]
 
-Installed packages are public, reviewed code and configuration: every SECRET, and every PERSON or
-LOCATION but a credit, found in them is a false one as far as a coding agent reading them through
-the guard is concerned (a placeholder where the code had a name breaks the edit it writes). Issue
-15's bar is at most one false span per MB. A credit is a PERSON under an author, maintainer or
-contributor field (package.json, an SBOM, a module's ``Author:`` line): a real person's name, as
-git's ``Author:`` line is, so it is counted apart and not as false.
-Per root this prints MB read, spans per MB by label and in all, PERSON credits per MB, SECRET per MB
-by top-level package, and, for the spans of each label, where they are and the text before them; a
-value is shown by its shape only (length and character classes), never as written, since a detector
-took it for a secret or a name. Minified bundles (*.min.js) and files over --max-file-kb are skipped.
+Installed packages are public, reviewed code and configuration: every SECRET found in them is a
+false one as far as a coding agent reading them through the guard is concerned (a placeholder
+where the code had a name breaks the edit it writes). Issue 15's bar is at most one SECRET per MB.
+Per root this prints MB read, spans per MB by label, SECRET per MB by top-level package, and, for
+the SECRET spans, where they are and the text before them; a value is shown by its shape only
+(length and character classes), never as written, since a detector took it for a secret.
+Minified bundles (*.min.js) and files over --max-file-kb are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import sysconfig
 import time
@@ -47,27 +43,6 @@ def shape(value: str) -> str:
     return f"{len(value)} chars [{kinds}{'~' if any(not c.isalnum() for c in value) else ''}]"
 
 
-_CREDIT = re.compile(r"(?i)author|maintainer|contributor|creator")
-_CREDITS_OPEN = re.compile(r"(?i)(?:authors?|maintainers?|contributors?|creators?)[\"']?[ \t]*:[ \t]*([\[{])")
-
-
-def credit(text: str, start: int) -> bool:
-    """Whether a PERSON at ``start`` is a credit: an author, maintainer or contributor field
-    before it on its line (``"author": "..."``, ``# Author: ...``) or around it (``"authors":
-    [{"name": ...}, ...]``, ``"author": {"name": ...}``)."""
-    line = text[text.rfind("\n", 0, start) + 1 : start]
-    if _CREDIT.search(line):
-        return True
-    opener = None
-    for opener in _CREDITS_OPEN.finditer(text, max(0, start - 20000), start):
-        pass
-    if opener is None:
-        return False
-    inside = text[opener.end(1) : start]
-    bracket = opener.group(1)
-    return inside.count(bracket) >= inside.count("]" if bracket == "[" else "}")
-
-
 def package_of(root: Path, path: Path) -> str:
     parts = path.relative_to(root).parts
     if len(parts) > 1 and parts[0].startswith("@"):
@@ -75,9 +50,8 @@ def package_of(root: Path, path: Path) -> str:
     return parts[0]
 
 
-def sweep(root: Path, max_bytes: int, examples: int, others: int) -> None:
-    size, labels, by_package, sizes, credits = 0, Counter[str](), Counter[str](), Counter[str](), 0
-    shown: dict[str, list[str]] = {}
+def sweep(root: Path, max_bytes: int, examples: int) -> None:
+    size, labels, by_package, sizes, shown = 0, Counter[str](), Counter[str](), Counter[str](), []
     started = time.perf_counter()
     for path in files(root, max_bytes):
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -89,38 +63,29 @@ def sweep(root: Path, max_bytes: int, examples: int, others: int) -> None:
             labels[span.label] += 1
             if span.label == "SECRET":
                 by_package[package] += 1
-            if span.label == "PERSON" and credit(text, span.start):
-                credits += 1
-                continue
-            examples_of = shown.setdefault(span.label, [])
-            if len(examples_of) < (examples if span.label == "SECRET" else others):
-                before = text[max(0, span.start - 40) : span.start]
-                examples_of.append(f"    {path.relative_to(root)}: {before!r} + {shape(text[span.start:span.end])}")
+                if len(shown) < examples:
+                    before = text[max(0, span.start - 40) : span.start]
+                    shown.append(f"  {path.relative_to(root)}: {before!r} + {shape(text[span.start:span.end])}")
     mb = size / 1e6
     if not mb:
         print(f"== {root}: nothing to read")
         return
     print(f"== {root}: {mb:.1f} MB in {time.perf_counter() - started:.0f} s; SECRET/MB {labels['SECRET'] / mb:.2f}")
-    print("  spans/MB by label: " + ", ".join(f"{k} {v / mb:.2f}" for k, v in labels.most_common())
-          + f"; all {sum(labels.values()) / mb:.2f}")
-    print(f"  PERSON/MB {labels['PERSON'] / mb:.2f}, of which credits {credits / mb:.2f} and others "
-          f"{(labels['PERSON'] - credits) / mb:.2f}; LOCATION/MB {labels['LOCATION'] / mb:.2f}")
+    print("  spans/MB by label: " + ", ".join(f"{k} {v / mb:.2f}" for k, v in labels.most_common()))
     worst = sorted(by_package, key=lambda p: -by_package[p])[:12]
     print("  SECRET by package: " + ", ".join(f"{p} {by_package[p]} ({sizes[p] / 1e6:.2f} MB)" for p in worst))
-    for label in sorted((k for k in shown if shown[k]), key=lambda k: (k != "SECRET", k)):
-        print(f"  {label}:" + "".join("\n" + line for line in shown[label]))
+    print("\n".join(shown))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", nargs="*", type=Path)
     parser.add_argument("--examples", type=int, default=40, help="SECRET spans shown per root")
-    parser.add_argument("--others", type=int, default=12, help="spans of each other label shown per root")
     parser.add_argument("--max-file-kb", type=int, default=2000)
     args = parser.parse_args()
     roots = args.roots or [Path(sysconfig.get_paths()["purelib"]), ROOT / "node_modules"]
     for root in roots:
-        sweep(root.resolve(), args.max_file_kb * 1000, args.examples, args.others)
+        sweep(root.resolve(), args.max_file_kb * 1000, args.examples)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Prose stays with the NER extra (ner.py); these are the values tool results carry
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import unquote_plus
 
@@ -51,7 +50,6 @@ _LITERALS = frozenset({
     "None", "True", "False", "Null", "NULL", "Undefined", "NaN", "Nil", "N/A", "TBD", "Unknown", "Final", "Literal",
     "Optional", "Any", "Union", "List", "Dict", "Tuple", "Set", "Sequence", "Mapping", "Callable", "Type", "ClassVar",
     "Annotated", "Required", "NotRequired", "Self", "Never", "Object", "String", "Integer", "Boolean", "Number",
-    "Incomplete",
 })
 _PLACE_KEY = lazy(rf"(?i)(?:{_PLACE_KEYS})")
 # A vCard or iCalendar property's group ("item1.") and parameters, a quoted one holding ":"
@@ -92,10 +90,6 @@ _THINGS = frozenset({
     "invoices", "photo", "photos", "slides", "deck", "wiki", "readme", "sync", "doc", "sheet", "spreadsheet", "document",
     "documents", "notebook", "backlog", "sprint", "standup", "kickoff", "onboarding", "overview", "changelog", "quick",
     "start", "homepage", "google", "slack", "weekly", "daily", "monthly", "quarterly", "annual", "product", "design",
-    # software's things: licences, releases, channels, options and CI steps
-    "license", "licence", "corporation", "options", "option", "model", "dataset", "recognizer", "category", "beta",
-    "alpha", "dev", "nightly", "canary", "stable", "preview", "source", "open", "check", "review", "results", "upload",
-    "download", "parallel", "finished", "automerge", "dependabot", "dependency", "target", "threads", "lock",
 })
 _MIXED_TOKEN = lazy(r"0[xX][0-9a-fA-F]+|(?=[^\s]*\d)(?=[^\s]*[A-Za-z])[^\s]{9,}")  # 0x7ffd5e8c, a1b2c3d4e5: ids
 _STATES = frozenset({
@@ -103,22 +97,6 @@ _STATES = frozenset({
     "succeeded", "default", "unknown", "stopped", "started", "done", "new", "none", "draft", "published", "ok", "error",
     "complete", "completed", "healthy", "unhealthy", "available", "terminated", "paused", "idle", "online", "offline",
 })
-
-
-# Code's names inside a word: a hump after more than a name's prefix (InternalApp, but McDonald,
-# DeShawn, LaToya), an acronym run into a word (HTMLAttributes, NDArray), an attribute chain (Debugger.Location).
-_CODE_WORD = lazy(r"(?!(?:Mc|Mac|O'|D'|De|Di|Da|Du|La|Le|Van|Von|Fitz)[A-Z])[A-Za-z]{2,}[a-z][A-Z]|[A-Z]{2}[a-z]|[a-z]\.[A-Za-z]")
-# Lowercase words an address holds: particles and kinds of street (12 rue de la Paix, Via del Corso).
-_ADDRESS_WORDS = _PARTICLES | frozenset({
-    "a", "e", "o", "do", "des", "den", "dem", "am", "im", "an", "auf", "op", "ten", "ter", "upon", "on", "of", "en", "sur",
-    "les", "lès", "las", "los", "rue", "avenue", "boulevard", "bd", "chemin", "allée", "impasse", "quai", "cours",
-    "calle", "avenida", "plaza", "paseo", "carrer", "via", "viale", "piazza", "corso", "largo", "rua", "travessa",
-    "ul", "al", "apt", "floor", "suite", "unit", "flat", "no",
-})
-
-
-def _code_word(value: str) -> bool:
-    return _CODE_WORD.search(value) is not None
 
 
 def person(value: str, one_word: bool = False, capitals: bool = False) -> bool:
@@ -131,8 +109,6 @@ def person(value: str, one_word: bool = False, capitals: bool = False) -> bool:
         return person(head, True, True) and person(tail, True, capitals)
     words = value.split()
     if not words or len(words) > 4 or (len(words) == 1 and not one_word):
-        return False
-    if _code_word(value):
         return False
     for i, word in enumerate(words):
         if _NAME_WORD.fullmatch(word) is None or word.lower() in _THINGS:
@@ -147,10 +123,8 @@ def person(value: str, one_word: bool = False, capitals: bool = False) -> bool:
 def place(value: str) -> bool:
     """A place or an address line: letters, and capitalised or numbered (12 Main St, Lisbon,
     SW1A 1AA), not an identifier (us-east-1, open, /var/run) nor a state (Running)."""
-    if "://" in value or any(c in "_/()[]{}=!?" for c in value) or not any(c.isalpha() for c in value):
+    if "://" in value or any(c in "_/()[]{}=" for c in value) or not any(c.isalpha() for c in value):
         return False
-    if _code_word(value) or any(w.isalpha() and w.islower() and w not in _ADDRESS_WORDS for w in value.split()):
-        return False  # ZipFile, Debugger.Location; "The IPv4 address in binary form": a sentence
     first = value[0]
     if not (first.isupper() or first.isdigit()) or len(value.split()) > 6:
         return False
@@ -158,7 +132,7 @@ def place(value: str) -> bool:
         return False  # StateBlock, DefaultRegion: a type or a constant, not a place
     if any(word.lower() in _THINGS for word in value.split()) and not any(c.isdigit() for c in value):
         return False
-    return not (value.isupper() and " " not in value and (len(value) > 3 or value.isalpha()))  # ENABLED, US, ZIP: codes
+    return not (value.isupper() and len(value) > 3 and " " not in value)
 
 
 _GAP = lazy(r" {2,}|\t")  # a form's next field on the same line: "Employee: Jo Doe    SSN: ..."
@@ -182,44 +156,6 @@ def _logfmt(text: str, m_start: int, separator_at: int) -> bool:
     hi = text.find("\n", m_start)
     line = text[lo : len(text) if hi < 0 else hi]
     return "(" not in text[lo:m_start] and len(_LOGFMT.findall(line)) >= 2
-
-
-_CALL_OPEN = lazy(r"[\w$>\]]\(")  # f(, obj.method(, <T>( : a call's or a signature's parenthesis
-_TYPE_AFTER = lazy(r"[ \t]*(?:[\[<]|=[^=]|;[ \t]*(?:\r?\n|$))")  # State[T], Array<T>, State = OPEN, Location;
-_METHOD_PARAMS = lazy(r"[ \t]*(?:self|cls),")  # a signature's continued line: "    self, location: Link,"
-_MEMBER_END = lazy(r"[ \t]*[,}]")
-# A CI pipeline's keys: beside them, `name:` names a job or a step (GitHub Actions, GitLab CI).
-_PIPELINE_KEY = lazy(r"(?m)^[ \t]*(?:-[ \t]+)?(?:uses|run|runs-on|with|steps|jobs|needs|on|script|stage|image):")
-
-
-def _code(text: str, at: int, key: str, value: str, end: int, quote: str) -> bool:
-    """The key and value are code, not a record: an argument or a parameter (``f({"city":
-    "London"})``, ``def f(state: State)``), a type (``location: Location;``, ``state: NDArray[T]``),
-    a name the code defines or calls (``region: Region`` beside ``class Region``), a label that
-    repeats its key (``'address': 'Address'``), or a CI job's or step's name."""
-    line_start = text.rfind("\n", 0, at) + 1
-    before = text[line_start:at]
-    opened = before.rfind("(")
-    if opened >= 0 and before.count("(") > before.count(")") and _CALL_OPEN.match(before, max(0, opened - 1)):
-        return True
-    if _METHOD_PARAMS.match(before):
-        return True
-    if quote and text[at] not in "\"'" and _MEMBER_END.match(text, end + 1):
-        return True  # a JavaScript object literal's member: {name: 'Edge Beta', id: ...}, surname: 'Acme',
-    words = value.replace("_", " ").lower().split()
-    if words and all(w in key.lower() for w in words):
-        return True
-    if " " not in value:
-        if not quote and _TYPE_AFTER.match(text, end):
-            return True
-        defined = rf"\b(?:class|interface|type|enum|struct|import|new|extends|implements)[ \t]+{re.escape(value)}\b"
-        if re.search(rf"{defined}|\b{re.escape(value)}(?:\.[A-Za-z_]|[(<\[])", text):
-            return True
-    if key.lower() == "name":
-        window = text[max(0, line_start - 200) : text.find("\n", end, end + 400) + 1 or end + 400]
-        if _PIPELINE_KEY.search(window):
-            return True
-    return False
 
 
 def _keyed(text: str, low: str) -> Iterator[Span]:
@@ -249,8 +185,6 @@ def _keyed(text: str, low: str) -> Iterator[Span]:
                 continue
         start = m.start(4) + lead
         end = start + len(value)
-        if _code(text, m.start(), key, value, end, quote):
-            continue
         if _TO_KEY.fullmatch(key) and person(value):  # "Ship to: Jane Doe, 12 Main St": the name first
             yield Span(start, end, "PERSON")
             after = _address_end(text, end, quote)
