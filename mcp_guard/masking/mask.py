@@ -11,6 +11,7 @@ messages, and the sampling and elicitation requests upstreams send toward the cl
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import Counter
@@ -148,7 +149,7 @@ class Masker:
                 return masked_json
         if (
             self.ner is None and len(text) <= _SHORT and _short.get((text, self.labels)) == () and not len(self.vault)
-            and (not lead or _short.get((lead + text + '"', self.labels)) == ())
+            and (not lead or _short.get((_keyed_text(lead, text), self.labels)) == ())
         ):
             return text  # read before and nothing found (most keys, types, a tool's usual words): no walk again
         spans = self.spans(text, lead)
@@ -380,10 +381,15 @@ def detect_field(
     shift, end = len(lead), len(lead) + len(text)
     keyed = [
         Span(max(s.start, shift) - shift, min(s.end, end) - shift, s.label)
-        for s in outermost(detect_long(lead + text + '"', labels, ner))
+        for s in outermost(detect_long(_keyed_text(lead, text), labels, ner))
         if s.end > shift and s.start < end
     ]
     return _merge(sorted(found, key=attrgetter("start")), keyed) if keyed else found
+
+
+def _keyed_text(lead: str, text: str) -> str:
+    """A JSON value as the raw text has it after its key (what :func:`detect_field` reads)."""
+    return lead + text + '"'
 
 
 def lead_of(key: Any, item: Any) -> str:
@@ -391,7 +397,14 @@ def lead_of(key: Any, item: Any) -> str:
     ``"given": ["``), or "" when it is read alone (an object, a long key)."""
     if not isinstance(key, str) or len(key) > _FIELD or not in_field(item):
         return ""
-    return json.dumps(key, ensure_ascii=False) + (': ["' if isinstance(item, list) else ': "')
+    return _leads(key)[isinstance(item, list)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _leads(key: str) -> tuple[str, str]:
+    """A key's leads, for a value and for a list (most keys recur in every message: encoded once)."""
+    quoted = json.dumps(key, ensure_ascii=False)
+    return quoted + ': "', quoted + ': ["'
 
 
 def labels_in(value: Any, labels: frozenset[str] | None = None, skip: Callable[[str], str] | None = None) -> set[str]:

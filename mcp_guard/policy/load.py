@@ -64,17 +64,23 @@ def _validate(text: str, source: str) -> Policy:
 
 def _operator_problems(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     """Operators presidio would refuse, by where they are written."""
-    from ..masking.mask import operator_refusal
-
     tables = [(("masking", "labels"), policy.masking.labels)]
     tables += [(("masking", "servers", name, "labels"), s.labels) for name, s in policy.masking.servers.items()]
+    written = [
+        ((*at, label), *((op, {}) if isinstance(op, str) else (op.operator, op.params)))
+        for at, labels in tables for label, op in labels.items()
+    ]
+    # The guard's own operators take no params: a policy without presidio's loads no masking code.
+    written = [(loc, name, params) for loc, name, params in written if name not in ("placeholder", "keep")]
+    if not written:
+        return []
+    from ..masking.mask import operator_refusal
+
     problems = []
-    for at, labels in tables:
-        for label, op in labels.items():
-            name, params = (op, {}) if isinstance(op, str) else (op.operator, op.params)
-            why = operator_refusal(name, params, label)
-            if why is not None:
-                problems.append(((*at, label), why))
+    for loc, name, params in written:
+        why = operator_refusal(name, params, loc[-1])
+        if why is not None:
+            problems.append((loc, why))
     return problems
 
 
