@@ -168,7 +168,7 @@ class Masker:
 
     def _json_text(self, text: str, origin: str) -> str | None:
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_object)
         except (ValueError, RecursionError):
             return None
         if not isinstance(data, (dict, list, str)):
@@ -231,6 +231,8 @@ class Masker:
     def value(self, value: Any, origin: str, lead: str = "") -> Any:
         if isinstance(value, str):
             return self.text(value, origin, lead)
+        if isinstance(value, Repeated):
+            return Repeated([(self.key(key, origin), self.field(read_as(value, key), item, origin)) for key, item in value.pairs])
         if isinstance(value, dict):
             return {self.key(key, origin): self.field(read_as(value, key), item, origin) for key, item in value.items()}
         if isinstance(value, list):
@@ -430,6 +432,25 @@ def labels_in(value: Any, labels: frozenset[str] | None = None, skip: Callable[[
         elif isinstance(item, int | float) and not isinstance(item, bool) and (digits := _digits(item)):
             found.update(s.label for s in detect_field(digits, lead, labels))
     return found if labels is None else found & labels
+
+
+class Repeated(dict[str, Any]):
+    """A JSON object whose text repeats a key (``{"email": "jo@x.io", "email": null}``). As a dict
+    it holds the last value, as parsers read it; ``pairs`` keeps every one, since the model reads
+    the text (the first value too), and the masked text is written back with all of them."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+    def items(self) -> Any:  # what json.dumps writes: every pair, repeats included
+        return list(self.pairs)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook: a plain dict, or a :class:`Repeated` when a key repeats."""
+    out = dict(pairs)
+    return out if len(out) == len(pairs) else Repeated(pairs)
 
 
 def presidio_params(name: str, params: Mapping[str, Any], label: str) -> dict[str, Any]:

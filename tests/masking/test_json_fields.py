@@ -124,3 +124,25 @@ def test_a_listings_file_and_channel_names_are_not_read_as_people_under_a_bare_n
     assert masker().value(listing, "drive") == listing
     person = masker().value({"resources": [{"name": "Maren Tovalis", "uri": "file:///x"}]}, "drive")
     assert person["resources"][0]["name"].startswith("<PERSON_")
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_text_that_repeats_a_key_has_every_value_of_the_key_masked(indent: int | None) -> None:
+    """Parsed, ``{"email": "jo@x.io", "email": null}`` holds only the clean last value; the model
+    reads the text. Each value of a repeated key is masked, and the pairs stay in their order."""
+    data, labels = record(7)
+    pairs = [(f'"{key}"', json.dumps(value)) for key, value in data["customer"].items()]
+    inner = ", ".join(f"{key}: {value}, {key}: null" for key, value in pairs)
+    text = f'{{"customer": {{{inner}}}, "n": 1, "n": 2}}'
+    if indent:
+        text = text.replace(", ", ",\n  ")
+    masked = masker().text(text, "crm")
+    assert leaked(masked, labels) == []
+    keys = [key for key, _ in json.loads(masked, object_pairs_hook=lambda p: p)[0][1]]
+    assert keys == [key for key in data["customer"] for _ in range(2)]
+    assert masked.count('"n"') == 2
+
+
+def test_json_text_that_repeats_a_key_with_nothing_to_mask_is_returned_as_it_was() -> None:
+    text = '{"status": "ok", "status": "done", "items": [{"id": 1, "id": 2}]}'
+    assert masker().text(text, "crm") == text

@@ -211,6 +211,19 @@ async def r_split_around(c: LeakClient) -> None:
     assert texts[0].startswith("key <SECRET_") and len(reply["result"]["content"]) == 4
 
 
+async def r_repeated_keys(c: LeakClient) -> None:
+    """JSON text that repeats a key reads clean when parsed (the last value wins), but the model
+    reads the text, first value and all: every value of the key is masked, the text stays JSON."""
+    reply = await c.call(1, "repeated_keys")
+    blocks = reply["result"]["content"]
+    assert "<EMAIL_" in blocks[0]["text"] and blocks[0]["text"].count("<SECRET_") == 1
+    assert "<SECRET_" in blocks[1]["resource"]["text"]
+    logs = [m for m in c.seen if m.get("method") == "notifications/message"]
+    assert logs and "<SECRET_" in json.dumps(logs)
+    error = await c.call(2, "repeated_keys_error")
+    assert "<EMAIL_" in error["error"]["message"]
+
+
 async def r_b64_text(c: LeakClient) -> None:
     reply = await c.call(1, "b64_text")
     assert reply["result"]["content"][0]["text"].count("<SECRET_") == 2
@@ -271,6 +284,7 @@ ROUTES: dict[str, Callable[[LeakClient], Awaitable[None]]] = {
     "sampling": r_sampling, "elicitation": r_elicitation, "subscription": r_subscription,
     "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep, "protocol_names": r_protocol_names,
     "split_around": r_split_around, "b64_text": r_b64_text, "top_fields": r_top_fields,
+    "repeated_keys": r_repeated_keys,
 }
 
 
