@@ -20,7 +20,8 @@ from operator import attrgetter
 from typing import Any
 
 from .detect import Span, detect, secret_for_key, with_repeats
-from .spans import outermost
+from .detectors.tables import column_value, key_column
+from .spans import PRIORITY, outermost
 from .vault import Vault
 
 NerFinder = Callable[[str], list[Span]]
@@ -41,7 +42,11 @@ _EXACT_UNTIL = 32
 _FIELD = 200
 _SCALARS = (str, int, float)
 # The name of a name/value object (FHIR's telecom, a settings list, a form's fields), by key.
-_NAME_KEYS = ("name", "key", "system", "label", "field", "type", "Name", "Key")
+_NAME_KEYS = (
+    "name", "key", "system", "label", "field", "type", "kind", "Name", "Key", "Type", "Kind", "Label", "Field",
+    "ParameterKey", "OptionName", "variable", "Variable", "attribute", "Attribute",
+)
+_VALUE_KEYS = ("value", "Value", "ParameterValue", "number", "Number", "val")
 # DynamoDB's typed attribute values: {"S": "Jane Doe"} is still its key's value.
 _TYPE_TAGS = frozenset({"S", "N", "SS", "NS"})
 
@@ -251,8 +256,11 @@ class Masker:
         like (``{"password": ...}``); a string or number (or a list of them) is also read with its
         key before it, as the raw JSON text has it (``"full_name": "Jane Doe"``, ``"ssn":
         123456789``, ``"given": ["Jane"]``), so the key can say what it is."""
-        if isinstance(item, str) and self.keyed_secret(key, item):
-            return self.secret(item, origin)
+        if "SECRET" in self.labels and secret_under(key, item):
+            return self.secret(str(item), origin)
+        if isinstance(item, dict) and (inner := bare_value_key(item)) is not None:
+            # {"api_key": {"value": ...}}, {"ssn": {"value": ..., "verified": true}}: the key's value still
+            return {self.key(k, origin): self.field(key if k == inner else k, one, origin) for k, one in item.items()}
         lead = lead_of(key, item)
         if not lead:
             return self.value(item, origin)
@@ -260,11 +268,12 @@ class Masker:
             ((tag, inner),) = item.items()  # DynamoDB's {"S": "..."}: the value is still the key's
             return {tag: self.field(key, inner, origin)}
         if isinstance(item, list):
-            return [self.value(one, origin, lead if isinstance(one, _SCALARS) else "") for one in item]
+            return [
+                self.secret(str(one), origin) if "SECRET" in self.labels and secret_under(key, one)
+                else self.value(one, origin, lead if isinstance(one, _SCALARS) else "")
+                for one in item
+            ]
         return self.value(item, origin, lead)
-
-    def keyed_secret(self, key: Any, item: str) -> bool:
-        return isinstance(key, str) and "SECRET" in self.labels and secret_for_key(key, item)
 
     def secret(self, item: str, origin: str) -> str:
         return self._apply(item, [Span(0, len(item), "SECRET")], origin)
@@ -380,6 +389,12 @@ def detect_field(
     found = detect_long(text, labels, ner)
     if not lead or len(text) > _FIELD or "\n" in text or (len(found) == 1 and found[0].end - found[0].start == len(text)):
         return found  # (a value found whole, an address or a phone, has nothing more to say under its key)
+    key, column = _lead_column(lead)
+    if (
+        column is not None and (labels is None or column in labels) and column_value(column, key, text)
+        and all(PRIORITY[s.label] >= PRIORITY[column] for s in found)
+    ):
+        return [Span(0, len(text), column)]  # the key names it, and it looks like what the key names
     shift, end = len(lead), len(lead) + len(text)
     keyed = [
         Span(max(s.start, shift) - shift, min(s.end, end) - shift, s.label)
@@ -392,6 +407,16 @@ def detect_field(
 def _keyed_text(lead: str, text: str) -> str:
     """A JSON value as the raw text has it after its key (what :func:`detect_field` reads)."""
     return lead + text + '"'
+
+
+@functools.lru_cache(maxsize=4096)
+def _lead_column(lead: str) -> tuple[str, str | None]:
+    """A lead's key, and the label that key names as a table's column would (``home_phone``)."""
+    try:
+        key = json.loads(lead[: lead.rindex(":")])
+    except ValueError:
+        return "", None
+    return (key, key_column(key)) if isinstance(key, str) else ("", None)
 
 
 def lead_of(key: Any, item: Any) -> str:
@@ -424,7 +449,11 @@ def labels_in(value: Any, labels: frozenset[str] | None = None, skip: Callable[[
                 continue
             for key, one in item.items():
                 name = read_as(item, key)
-                if isinstance(one, str) and isinstance(name, str) and secret_for_key(name, one):
+                if isinstance(one, dict) and (inner := bare_value_key(one)) is not None:
+                    stack.append(({name: one[inner]}, ""))  # {"ssn": {"value": ...}}: read under "ssn"
+                    stack.extend((rest, lead_of(k, rest)) for k, rest in one.items() if k != inner)
+                    continue
+                if secret_under(name, one) or isinstance(one, list) and any(secret_under(name, v) for v in one):
                     found.add("SECRET")
                 stack.append((one, lead_of(name, one)))
         elif isinstance(item, list):
@@ -486,14 +515,36 @@ def operator_refusal(name: str, params: Mapping[str, Any], label: str) -> str | 
 
 
 def read_as(obj: dict[str, Any], key: Any) -> Any:
-    """The key a value of ``obj`` is read under: its own, but a name/value object's ``value``
-    under the name (``{"system": "phone", "value": ...}``, ``{"name": "api_token", "value": ...}``)."""
-    if key == "value" and len(obj) <= 4:
+    """The key a value of ``obj`` is read under: its own, but a name/value object's value under
+    the name (``{"system": "phone", "value": ...}``, ``{"Name": "DB_PASSWORD", "Value": ...}``,
+    ``{"ParameterKey": "DbPassword", "ParameterValue": ...}``, ``{"type": "mobile", "number": ...}``)."""
+    if key in _VALUE_KEYS and len(obj) <= 4:
         for name_key in _NAME_KEYS:
             name = obj.get(name_key)
-            if isinstance(name, str) and 0 < len(name) <= 64:
+            if isinstance(name, str) and 0 < len(name) <= 64 and name_key != key:
                 return name
     return key
+
+
+def bare_value_key(obj: dict[str, Any]) -> str | None:
+    """The value key of a small object that has no name of its own (``{"value": ..., "verified":
+    true}``): its value is read under the key the object stands under. None otherwise."""
+    if len(obj) > 4:
+        return None
+    for key in _VALUE_KEYS:
+        if key in obj and in_field(obj[key]) and read_as(obj, key) == key:
+            return key
+    return None
+
+
+def secret_under(key: Any, item: Any) -> bool:
+    """Whether ``item``, a string or number under the object key ``key``, is a secret by its key
+    (``{"password": ...}``, ``{"pin": 4821}``)."""
+    if not isinstance(key, str) or isinstance(item, bool):
+        return False
+    if isinstance(item, int):
+        item = str(item)
+    return isinstance(item, str) and secret_for_key(key, item)
 
 
 def in_field(item: Any) -> bool:

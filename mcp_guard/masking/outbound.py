@@ -33,7 +33,7 @@ import anyio
 import anyio.to_thread
 
 from ..protocol.era import GuardState
-from .mask import in_field, read_as
+from .mask import bare_value_key, in_field, read_as
 
 if TYPE_CHECKING:
     from .mask import Masker
@@ -165,7 +165,7 @@ def _mask_dict(masker: Masker, value: dict[str, Any], origin: str) -> dict[str, 
     for key, item in value.items():
         if key == binary:
             return _mask_binary(masker, value, key, origin)
-        elif in_field(item):
+        elif in_field(item) or isinstance(item, dict) and bare_value_key(item) is not None:
             out[masker.key(key, origin)] = masker.field(read_as(value, key), item, origin)  # read with its key
         else:
             out[masker.key(key, origin)] = mask_tree(masker, item, origin)

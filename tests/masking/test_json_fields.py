@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mcp_guard.masking.detect import detect
-from mcp_guard.masking.mask import Masker, default_operators
+from mcp_guard.masking.mask import Masker, default_operators, labels_in
 from mcp_guard.masking.outbound import mask_message, mask_tree
 from mcp_guard.masking.vault import Vault
 
@@ -146,3 +146,46 @@ def test_json_text_that_repeats_a_key_has_every_value_of_the_key_masked(indent: 
 def test_json_text_that_repeats_a_key_with_nothing_to_mask_is_returned_as_it_was() -> None:
     text = '{"status": "ok", "status": "done", "items": [{"id": 1, "id": 2}]}'
     assert masker().text(text, "crm") == text
+
+
+KEYED = [
+    ({"home_phone": "4155550143"}, "PHONE"), ({"phone2": 4155550143}, "PHONE"), ({"contactNumber": "+1 415 555 0143"}, "PHONE"),
+    ({"social_security_number": "219099999"}, "US_SSN"), ({"tax_id": "219-09-9999"}, "US_SSN"),
+    ({"fname": "Maren"}, "PERSON"), ({"customer": "Maren Kowalczyk"}, "PERSON"), ({"person": "Maren Kowalczyk"}, "PERSON"),
+    ({"emergencyContactName": "Ines Brandt"}, "PERSON"), ({"full_name": "Conan O'Brien"}, "PERSON"),
+    ({"municipality": "Lisbon"}, "LOCATION"), ({"placeOfBirth": "Porto"}, "LOCATION"),
+    ({"Name": "DB_PASSWORD", "Value": "t4lkT0me"}, "SECRET"), ({"ParameterKey": "DbPassword", "ParameterValue": "t4lkT0me"}, "SECRET"),
+    ({"type": "mobile", "number": "4155550143"}, "PHONE"), ({"password": ["t4lkT0me", "hunter22"]}, "SECRET"),
+    ({"password": 83920174}, "SECRET"), ({"pin": "8391"}, "SECRET"), ({"cvv": 123}, "SECRET"),
+    ({"ssn": {"value": "219099999", "verified": True}}, "US_SSN"), ({"secret": {"value": "t4lkT0me-Q8x"}}, "SECRET"),
+    ({"Item": {"profile": {"M": {"full_name": {"S": "Maren Kowalczyk"}}}}}, "PERSON"),
+]
+
+
+def _scalars(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for key, one in value.items() if key not in ("Name", "ParameterKey", "type", "verified") for s in _scalars(one)]
+    if isinstance(value, list):
+        return [s for one in value for s in _scalars(one)]
+    return [] if isinstance(value, bool) else [str(value)]
+
+
+@pytest.mark.parametrize(("data", "label"), KEYED, ids=[json.dumps(d)[:40] for d, _ in KEYED])
+def test_a_value_is_masked_when_its_key_names_what_it_is(data: dict[str, Any], label: str) -> None:
+    """Keys name columns as a table's header does (``home_phone``, ``fname``, camelCase too);
+    name/value pairs in other casings, lists and ``{"value": ...}`` objects keep their key; short
+    codes (PIN, CVV) and numeric passwords are secrets by their key. Every walker agrees."""
+    values = _scalars(data)
+    for masked in (masker().value(data, "crm"), mask_tree(masker(), data, "crm"), masker().text(json.dumps(data), "crm")):
+        text = masked if isinstance(masked, str) else json.dumps(masked)
+        assert not [v for v in values if f'"{v}"' in text or f" {v}" in text or f": {v}" in text], text
+        assert f"<{label}_" in text
+    assert label in labels_in(data)
+
+
+@pytest.mark.parametrize("data", [
+    {"client": "Chrome"}, {"contact": "Support Team"}, {"district": "3"}, {"tax_id": "12-3456789x"}, {"phone2": "n/a"},
+    {"pin": "on"}, {"person": "active"}, {"municipality": 12},
+])
+def test_a_value_that_does_not_look_like_what_its_key_names_is_kept(data: dict[str, Any]) -> None:
+    assert masker().value(data, "crm") == data

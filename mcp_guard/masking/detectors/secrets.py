@@ -365,8 +365,17 @@ _SECRET_KEY = lazy(
 )
 
 
+# A key whose few digits are a secret: a card's security code, a PIN, a one-time code.
+_CODE_KEY = lazy(
+    r"(?i)(?:(?:card|atm|debit|sim|security|verification|access|one_?time|mfa|2fa|sms)_?)?"
+    r"(?:pin|cvv2?|cvc2?|cid|otp|passcode|security_?code|pin_?code|verification_?code)"
+)
+
+
 def secret_for_key(key: str, value: str) -> bool:
     """Whether ``value``, stored under ``key`` (a JSON key, an env name), is a secret."""
+    if 3 <= len(value) <= 12 and value.isdigit() and value.isascii() and _CODE_KEY.fullmatch(key.replace("-", "_")):
+        return True
     return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
 
 

@@ -13,6 +13,7 @@ miss a row. It costs one search for header words, and one split per row of a tab
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -23,27 +24,35 @@ from .names import person, place
 
 # A header cell, lowercased, its spaces, dots and dashes made "_": the label of its column.
 _COLUMNS: list[tuple[re.Pattern[str], str]] = [
-    (lazy(r"(?:customer_|contact_|employee_|patient_|account_|card_?|display_|legal_|real_)?(?:full_)?name"
-                r"|(?:first|last|given|family|middle|sur)_?names?|surname|holder|card_?holder|account_?holder"
-                r"|customer|employee|patient|recipient|beneficiary|payee|attendee|contact"
+    (lazy(r"(?:customer_|contact_|employee_|patient_|account_|card_?|display_|legal_|real_|person_|client_"
+                r"|emergency_contact_|spouse_|guardian_|parent_|driver_|user_)?(?:full_)?name"
+                r"|(?:first|last|given|family|middle|sur|maiden|birth)_?names?|[fl]_?name|surname|holder|card_?holder"
+                r"|account_?holder|customer|employee|patient|recipient|beneficiary|payee|attendee|contact|person"
+                r"|client|emergency_contact|next_of_kin|spouse|guardian|signatory"
                 r"|author|owner|assignee|reporter|maintainer|reviewer|guest|passenger|tenant|applicant"
                 # French, Spanish, Italian, German, Dutch exports' headers
                 r"|nom|pr[ée]nom|nom_de_famille|nombre|apellidos?|nome|cognome|vorname|nachname|voornaam|achternaam"),
      "PERSON"),
     (lazy(r"(?:home_|billing_|shipping_|street_|postal_|mailing_|work_)?address(?:_?line_?\d)?|street|city|town"
-                r"|country|county|province|region|location|place_of_birth|birthplace|ship_to|bill_to|locality|suburb"
+                r"|country|county|province|region|location|place_of_birth|birth_?place|city_of_birth|birth_?city|hometown"
+                r"|municipality|ship_to|bill_to|locality|suburb|district|neighbou?rhood"
                 r"|ville|pays|adresse|ciudad|pa[ií]s|direcci[oó]n|localidad|citt[aà]|indirizzo|stadt|stra(?:ss|ß)e"
                 r"|wohnort|plaats|woonplaats|adres"), "LOCATION"),
-    (lazy(r"(?:home_|work_|mobile_|cell_|contact_)?(?:phone|telephone|tel|mobile|cell|fax|msisdn)"
-                r"(?:_?(?:no|num|number))?"), "PHONE"),
-    (lazy(r"ssn|us_ssn|ssn_?(?:no|number)|social_security(?:_(?:no|number))?|soc_sec(?:_no)?"), "US_SSN"),
+    (lazy(r"(?:(?:home|work|office|mobile|cell|contact|alt|alternate|other|emergency|primary|secondary|business"
+                r"|personal|private|direct|daytime|evening|customer|patient|guardian)_?)?"
+                r"(?:phone|telephone|tel|mobile|cell|fax|msisdn|whatsapp)(?:_?(?:no|num|nbr|number))?_?\d?"
+                r"|contact_?(?:no|num|number)|mobile_?number|call_?back_?number"), "PHONE"),
+    (lazy(r"(?:us_|customer_|patient_|employee_|spouse_)?ssn(?:_?(?:no|num|number))?_?\d?"
+                r"|social_?security(?:_?(?:no|num|number))?|soc_sec(?:_no)?|tax_?(?:payer_)?(?:id|no|number)|itin"),
+     "US_SSN"),
 ]
-_ONE_WORD = lazy(r"first|last|given|family|middle|sur|display")
+_ONE_WORD = lazy(r"first|last|given|family|middle|sur|display|maiden|^[fl]_?name$")
 # A header word: the pre-pass looks for it, and each line holding one is read as a possible header.
 _HEADER_WORD = lazy(
     r"name|holder|customer|employee|patient|recipient|beneficiary|payee|attendee|contact|address|street|city|town"
     r"|countr|county|province|region|location|place|ship|bill|phone|tel|mobile|cell|fax|msisdn|ssn|soc"
     r"|author|owner|assignee|reporter|maintainer|reviewer|guest|passenger|tenant|applicant|locality|suburb"
+    r"|person|client|kin|spouse|guardian|signatory|birth|hometown|municipal|district|neighbo|whatsapp|tax|itin"
     r"|nom|apellido|cognome|ville|pays|adres|ciudad|pa[ií]s|direcci|localidad|citt|indirizzo|stadt|stra(?:ss|ß)e"
     r"|wohnort|plaats"
 )  # every column of _COLUMNS holds one of these words (test_structure checks it)
@@ -56,6 +65,7 @@ _SQL_COLUMNS = lazy(
 _MD_RULE = lazy(r"[\s|:+-]*-{2,}[\s|:+-]*")
 _SPACES = lazy(r" {2,}|\t")
 _PHONE_CHARS = lazy(r"\+?[\d ().-]{7,24}")
+_CAMEL = lazy(r"(?<=[a-z0-9])(?=[A-Z])")
 _SSN_VALUE = lazy(r"(\d{3})-?(\d{2})-?(\d{4})")
 
 
@@ -65,6 +75,20 @@ def _column(header: str) -> str | None:
         if pattern.fullmatch(key):
             return label
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def key_column(key: str) -> str | None:
+    """The label a JSON key (or an env name) names, as a table's header would: ``home_phone``,
+    ``social_security_number``, ``fname``, ``municipality``; None for most keys."""
+    if not 0 < len(key) <= 64:
+        return None
+    return _column(_CAMEL.sub("_", key))  # homePhone, placeOfBirth: as home_phone, place_of_birth
+
+
+def column_value(label: str, key: str, value: str) -> bool:
+    """Whether ``value``, under a key naming a column of ``label``, looks like what it names."""
+    return 0 < len(value) <= 200 and _cell_label(label, key, value)
 
 
 def _cell_label(label: str, header: str, value: str) -> bool:
@@ -237,7 +261,8 @@ register(
         examples=("id,full_name,ssn\n1,Jane Doe,123456789\n",
                   "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
                   "name\tphone\nJane Doe\t(02) 9347 8166\n", "     name   phone\n0  Jane Doe  020 7946 0958",
-                  "| Author | Commits |\n|---|---|\n| Zara Ali | 12 |\n", "id;nom;ville\n1;Zara Ali;Lyon\n"),
+                  "| Author | Commits |\n|---|---|\n| Zara Ali | 12 |\n", "id;nom;ville\n1;Zara Ali;Lyon\n",
+                  "fname,home_phone,tax_id\nZara,4155550143,219099999\n"),
         not_flagged=("id,name,size\n1,README.md,120\n", "| name | type |\n|---|---|\n| read_file | tool |",
                      "name,phone\nfoo,12\n", "Name,Version\nrequests,2.31.0\nurllib3,2.0.4\n",
                      "| Owner | Description |\n|---|---|\n| Platform Team | runs infra |\n",
