@@ -20,6 +20,7 @@ from operator import attrgetter
 from typing import Any
 
 from .detect import Span, detect, secret_for_key, with_repeats
+from .detectors.secrets import number_secret_for_key
 from .detectors.tables import column_value, key_column
 from .spans import PRIORITY, outermost
 from .vault import Vault
@@ -543,7 +544,7 @@ def secret_under(key: Any, item: Any) -> bool:
     if not isinstance(key, str) or isinstance(item, bool):
         return False
     if isinstance(item, int):
-        item = str(item)
+        return number_secret_for_key(key, item) or secret_for_key(key, str(item))
     return isinstance(item, str) and secret_for_key(key, item)
 
 

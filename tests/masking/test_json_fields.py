@@ -159,6 +159,9 @@ KEYED = [
     ({"password": 83920174}, "SECRET"), ({"pin": "8391"}, "SECRET"), ({"cvv": 123}, "SECRET"),
     ({"ssn": {"value": "219099999", "verified": True}}, "US_SSN"), ({"secret": {"value": "t4lkT0me-Q8x"}}, "SECRET"),
     ({"Item": {"profile": {"M": {"full_name": {"S": "Maren Kowalczyk"}}}}}, "PERSON"),
+    ({"token": 84213377}, "SECRET"), ({"authToken": 5501927}, "SECRET"), ({"api_key": 99120455310}, "SECRET"),
+    ({"pw": "t4lkT0me"}, "SECRET"), ({"db_pw": "t4lkT0me"}, "SECRET"), ({"userPw": "hunter2!"}, "SECRET"),
+    ({"PW": 20240917}, "SECRET"),
 ]
 
 
@@ -186,6 +189,8 @@ def test_a_value_is_masked_when_its_key_names_what_it_is(data: dict[str, Any], l
 @pytest.mark.parametrize("data", [
     {"client": "Chrome"}, {"contact": "Support Team"}, {"district": "3"}, {"tax_id": "12-3456789x"}, {"phone2": "n/a"},
     {"pin": "on"}, {"person": "active"}, {"municipality": 12},
+    {"max_tokens": 4096}, {"total_tokens": 18233}, {"token_count": 5120}, {"next_page_token": 20001},
+    {"tokenLimit": 8192}, {"stepwise": "t4lkT0me"}, {"token": 12},
 ])
 def test_a_value_that_does_not_look_like_what_its_key_names_is_kept(data: dict[str, Any]) -> None:
     assert masker().value(data, "crm") == data

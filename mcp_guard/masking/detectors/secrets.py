@@ -15,10 +15,10 @@ from ..spans import Span
 from . import Detector, Hint, literal_union, register
 from .providers import github_checksum_ok
 from .values import (
-    code, entropy_at_least, looks_secret, named, no_value, not_a_secret, passphrase, passwordish, prose, said_password,
+    code, entropy_at_least, looks_secret, named, no_value, not_a_secret, passphrase, passwordish, prose, pw_key, said_password,
 )
 
-__all__ = ["secret_for_key", "secretish"]
+__all__ = ["number_secret_for_key", "secret_for_key", "secretish"]
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
@@ -60,7 +60,7 @@ _PEM_BEGIN = lazy(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY( BLOCK)?-----")
 _KEY_WORD_RE = lazy(
     r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth(?!or)(?:[_-]?key)?"
     r"|credentials?|session[_-]?(?:id|key)|signing[_-]?key|salt|cookie|(?:account|shared[_-]?access|master|encryption|license|client|secret)[_-]?key"
-    r"|key"
+    r"|key|pw"
 )
 # key = value, key: value, key := value (Go, make), key => value, <key>value</key>; and, looser,
 # a value after spaces ("password s3cr3t" in .netrc, "aws_secret_access_key AbC..." on a command
@@ -376,7 +376,27 @@ def secret_for_key(key: str, value: str) -> bool:
     """Whether ``value``, stored under ``key`` (a JSON key, an env name), is a secret."""
     if 3 <= len(value) <= 12 and value.isdigit() and value.isascii() and _CODE_KEY.fullmatch(key.replace("-", "_")):
         return True
-    return bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
+    by_key = _SECRET_KEY.search(key) is not None or pw_key(key)
+    return by_key and 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
+
+
+# A key whose last word names one secret (a token, a password), not a count of them (max_tokens,
+# token_count) nor a pager's place (next_page_token): a number under it is the secret, as a
+# one-time token or a numeric password is.
+_NUMBER_SECRET_WORDS = frozenset({"token", "password", "passwd", "pwd", "pw", "passcode", "passphrase", "secret", "apikey"})
+_NOT_NUMBER_SECRET_WORDS = frozenset({"page", "cursor", "next", "continuation", "sync", "resume", "count", "max", "min"})
+_KEY_WORD = lazy(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def number_secret_for_key(key: str, number: int) -> bool:
+    """Whether an integer of four digits or more under ``key`` is a secret by its key
+    (``{"token": 84213377}``, ``{"db_pw": 20240917}``)."""
+    if not 0 < len(key) <= 64 or len(str(abs(number))) < 4:
+        return False
+    words = [word.lower() for word in _KEY_WORD.findall(key)]
+    if len(words) >= 2 and words[-2:] == ["api", "key"]:
+        words[-2:] = ["apikey"]
+    return bool(words) and words[-1] in _NUMBER_SECRET_WORDS and _NOT_NUMBER_SECRET_WORDS.isdisjoint(words)
 
 
 # A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,
@@ -473,7 +493,7 @@ register(
             # value as long as _secretish could call secret for that kind of key; or, with spaces
             # only between (_KV_LOOSE), a value of eight characters or more.
             Hint(
-                r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
+                r"(?i)(?:pass|pw|secret|private|credential|signing|cookie|salt)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}"
                 r"(?::{1,3}=|[?+.]=|=>|<-|[:=>])[ \t]{0,8}" + _HINT_VALUE.format(n=4),
                 back=200, fwd=520,
             ),
@@ -483,7 +503,7 @@ register(
                 back=200, fwd=520,
             ),
             Hint(
-                r"(?i)(?:pass|pwd|secret|private|credential|signing|cookie|salt|token|key|auth|session)[A-Za-z0-9_.-]{0,40}"
+                r"(?i)(?:pass|pw|secret|private|credential|signing|cookie|salt|token|key|auth|session)[A-Za-z0-9_.-]{0,40}"
                 r"[\"']?[ \t]{1,8}(?:(?:is|was|of)[ \t]{1,8})?" + _HINT_VALUE.format(n=4),
                 back=200, fwd=520,
             ),
@@ -495,7 +515,7 @@ register(
             "the staging DB password is Zx9Qv!L2mT8", "machine api.example.com login bob password s3cr3tPa55",
             "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzK3Y9",
             "<secret>Zx9QvL2mT8rP4kW7</secret>", "DB_PASS := Zx9QvL2mT8rP", "[DEBUG] Using Key=Zx9QvL2mT8rP4kW7nB3c",
-            "Connect-AzAccount -ClientSecret 'Zx9Qv~L2mT8rP4kW7nB3c'",
+            "Connect-AzAccount -ClientSecret 'Zx9Qv~L2mT8rP4kW7nB3c'", "DB_PW=t4lkT0me", "mysql -u app --pw Zx9QvL2m!",
         ),
         not_flagged=(
             "password_min_length=12 token_count=5000", "password: ******** api_key: ${API_KEY}",
@@ -507,6 +527,7 @@ register(
             "token = os.getenv('TOKEN')", "secret = settings.SECRET_KEY",
             "the password is required", "1 pass is sufficient.", "if pass_arg is _PassArg.environment:",
             "multiple cookies existed.", '{"key": "theme_dark"}', 'META_KEY = "io.example.protocol/subscriptionId"',
+            "stepwise=t4lkT0me", "PWM_CHANNEL=t4lkT0me2", "pw = self.pw",
         ),
     ),
 )

@@ -10,7 +10,7 @@ from ..patterns import lazy
 
 __all__ = [
     "code", "entropy", "entropy_at_least", "looks_secret", "named", "no_value", "not_a_secret", "passphrase", "passwordish",
-    "prose", "said_password", "stand_in",
+    "prose", "pw_key", "said_password", "stand_in",
 ]
 
 _DIGIT = lazy(r"\d")
@@ -56,9 +56,20 @@ _PASSWORDISH = lazy("(?i)" + _PASSWORDISH_WORDS)
 _PASSWORDISH_LOW = lazy(_PASSWORDISH_WORDS)
 
 
+# "pw" as a word of its own (pw, db_pw, userPw, DB_PW): too short to look for inside other words
+# (stepwise, PWM, upward).
+_PW_WORD = lazy(r"(?<![A-Za-z])pw(?![a-z])|(?<![A-Z])Pw(?![a-z])|(?<![A-Z])PW(?![A-Za-z])")
+
+
+def pw_key(key: str) -> bool:
+    """Whether ``key`` names a password by the abbreviation "pw" (``pw``, ``db_pw``, ``userPw``)."""
+    return ("pw" in key or "Pw" in key or "PW" in key) and _PW_WORD.search(key) is not None
+
+
 def passwordish(key: str) -> bool:
     """Whether ``key`` names a password-like secret (a password, a private key, a cookie, a salt)."""
-    return (_PASSWORDISH_LOW.search(key.lower()) if key.isascii() else _PASSWORDISH.search(key)) is not None
+    found = _PASSWORDISH_LOW.search(key.lower()) if key.isascii() else _PASSWORDISH.search(key)
+    return found is not None or pw_key(key)
 
 
 # Values that stand for none: a placeholder, a schema's type, a template or variable, a form's label.
