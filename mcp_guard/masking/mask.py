@@ -20,7 +20,7 @@ from operator import attrgetter
 from typing import Any
 
 from .detect import Span, detect, secret_for_key, with_repeats
-from .detectors.secrets import number_secret_for_key
+from .detectors.secrets import number_secret_for_key, secret_in_tree, secret_tree_key
 from .detectors.tables import column_value, key_column
 from .spans import PRIORITY, outermost
 from .vault import Vault
@@ -259,6 +259,8 @@ class Masker:
         123456789``, ``"given": ["Jane"]``), so the key can say what it is."""
         if "SECRET" in self.labels and secret_under(key, item):
             return self.secret(str(item), origin)
+        if "SECRET" in self.labels and isinstance(item, dict | list) and isinstance(key, str) and secret_tree_key(key):
+            return self.secret_tree(key, item, origin)
         if isinstance(item, dict) and (inner := bare_value_key(item)) is not None:
             # {"api_key": {"value": ...}}, {"ssn": {"value": ..., "verified": true}}: the key's value still
             return {self.key(k, origin): self.field(key if k == inner else k, one, origin) for k, one in item.items()}
@@ -275,6 +277,20 @@ class Masker:
                 for one in item
             ]
         return self.value(item, origin, lead)
+
+    def secret_tree(self, tree_key: str, item: Any, origin: str, key: str = "") -> Any:
+        """An object or list under a key that names secrets (``{"secrets": {"db": ...}}``,
+        ``{"api_keys": [...]}``, ``{"password": {"current": ...}}``): each value in it is one of
+        them unless its own key says it describes one (``type``, ``name``, ``expires_at``)."""
+        if isinstance(item, Repeated):
+            return Repeated([(self.key(k, origin), self.secret_tree(tree_key, one, origin, k)) for k, one in item.pairs])
+        if isinstance(item, dict):
+            return {self.key(k, origin): self.secret_tree(tree_key, one, origin, k) for k, one in item.items()}
+        if isinstance(item, list):
+            return [self.secret_tree(tree_key, one, origin, key) for one in item]
+        if isinstance(item, str) and secret_in_tree(tree_key, key, item) or not key and secret_under(tree_key, item):
+            return self.secret(str(item), origin)
+        return self.field(key, item, origin) if key else self.value(item, origin)
 
     def secret(self, item: str, origin: str) -> str:
         return self._apply(item, [Span(0, len(item), "SECRET")], origin)
@@ -456,6 +472,8 @@ def labels_in(value: Any, labels: frozenset[str] | None = None, skip: Callable[[
                     continue
                 if secret_under(name, one) or isinstance(one, list) and any(secret_under(name, v) for v in one):
                     found.add("SECRET")
+                elif isinstance(one, dict | list) and secret_tree_key(name) and _tree_holds_secret(name, one):
+                    found.add("SECRET")
                 stack.append((one, lead_of(name, one)))
         elif isinstance(item, list):
             stack.extend((one, lead if isinstance(one, _SCALARS) else "") for one in item)
@@ -536,6 +554,15 @@ def bare_value_key(obj: dict[str, Any]) -> str | None:
         if key in obj and in_field(obj[key]) and read_as(obj, key) == key:
             return key
     return None
+
+
+def _tree_holds_secret(tree_key: str, item: Any, key: str = "") -> bool:
+    """Whether :meth:`Masker.secret_tree` would find a secret in ``item`` by the tree's key."""
+    if isinstance(item, dict):
+        return any(_tree_holds_secret(tree_key, one, k) for k, one in item.items())
+    if isinstance(item, list):
+        return any(_tree_holds_secret(tree_key, one, key) for one in item)
+    return isinstance(item, str) and secret_in_tree(tree_key, key, item) or not key and secret_under(tree_key, item)
 
 
 def secret_under(key: Any, item: Any) -> bool:

@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 
 from ..protocol.era import GuardState
+from .detectors.secrets import secret_tree_key
 from .mask import bare_value_key, in_field, read_as
 
 if TYPE_CHECKING:
@@ -165,6 +166,8 @@ def _mask_dict(masker: Masker, value: dict[str, Any], origin: str) -> dict[str, 
     for key, item in value.items():
         if key == binary:
             return _mask_binary(masker, value, key, origin)
+        elif isinstance(item, dict | list) and "SECRET" in masker.labels and secret_tree_key(key):
+            out[masker.key(key, origin)] = masker.secret_tree(key, item, origin)  # {"secrets": {...}}, {"api_keys": [...]}
         elif in_field(item) or isinstance(item, dict) and bare_value_key(item) is not None:
             out[masker.key(key, origin)] = masker.field(read_as(value, key), item, origin)  # read with its key
         else:

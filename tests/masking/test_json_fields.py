@@ -194,3 +194,41 @@ def test_a_value_is_masked_when_its_key_names_what_it_is(data: dict[str, Any], l
 ])
 def test_a_value_that_does_not_look_like_what_its_key_names_is_kept(data: dict[str, Any]) -> None:
     assert masker().value(data, "crm") == data
+
+
+NAMED_SECRETS = [
+    {"api_key": "Tr0ub4dor&84"}, {"access_token": "Ta6tO#kRmgfk80"}, {"token": "327783421379761232"},
+    {"x-api-key": "1686019379"}, {"apiKey": "5767561873"}, {"password": "correct horse battery staple"},
+    {"sessionId": "a81b2c3d4e"},
+]
+SECRET_TREES = [
+    {"secrets": {"db": "Zq7rTm2pXkL9wB4n"}}, {"password": {"current": "Zq7rTm2pXkL9wB4n"}},
+    {"auth": {"user": "admin", "data": "Zq7rTm2pXkL9wB4n"}}, {"api_keys": ["Zq7rTm2pXkL9wB4n", "Wv3sQe8uYh1jKc6d"]},
+    {"tokens": [{"value": "Zq7rTm2pXkL9wB4n"}]}, {"credentials": [{"label": "ci", "secret_value": "Zq7rTm2pXkL9wB4n"}]},
+]
+
+
+@pytest.mark.parametrize("data", NAMED_SECRETS + SECRET_TREES, ids=[json.dumps(d)[:40] for d in NAMED_SECRETS + SECRET_TREES])
+def test_a_value_under_a_key_that_names_a_secret_is_masked_whatever_it_looks_like(data: dict[str, Any]) -> None:
+    """The last word of the key says it (``api_key``, ``x-api-key``, ``access_token``): the value
+    need not look like a token; a whole object or list under ``secrets``, ``tokens``, ``api_keys``
+    or ``password`` holds secrets. Every walker agrees, and a policy rule on labels sees SECRET."""
+    values = [v for v in _scalars(data) if len(v) >= 8]
+    for masked in (masker().value(data, "crm"), mask_tree(masker(), data, "crm"), masker().text(json.dumps(data), "crm")):
+        text = masked if isinstance(masked, str) else json.dumps(masked)
+        assert not [v for v in values if v in text], text
+        assert "<SECRET_" in text
+    assert "SECRET" in labels_in(data)
+
+
+@pytest.mark.parametrize("data", [
+    {"token": "<YOUR_TOKEN>"}, {"api_key": "your_api_key"}, {"token_type": "Bearer"}, {"auth": "required"},
+    {"secret": "${SECRET}"}, {"apiKey": "xxxxxxxxxxxx"}, {"tokens": ["Hello", "tokenization"]},
+    {"usage": {"max_tokens": {"input": "12000000"}}}, {"keys": ["display_name", "created_at"]},
+    {"properties": {"token": {"type": "string", "pattern": "^[A-Za-z0-9]{32}$", "description": "The API token"}}},
+    {"api_keys": [{"name": "ci-deploy-key", "created_at": "2024-05-01T10:00:00Z"}]},
+])
+def test_stand_ins_counts_and_descriptions_under_secret_keys_are_kept(data: dict[str, Any]) -> None:
+    for masked in (masker().value(data, "crm"), mask_tree(masker(), data, "crm")):
+        assert masked == data
+    assert "SECRET" not in labels_in(data)

@@ -18,7 +18,7 @@ from .values import (
     code, entropy_at_least, looks_secret, named, no_value, not_a_secret, passphrase, passwordish, prose, pw_key, said_password,
 )
 
-__all__ = ["number_secret_for_key", "secret_for_key", "secretish"]
+__all__ = ["number_secret_for_key", "secret_for_key", "secret_in_tree", "secret_tree_key", "secretish"]
 
 # Token families, each found only where its literal prefix occurs (a cheap `in` test first).
 _TOKEN_FAMILIES: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
@@ -377,7 +377,84 @@ def secret_for_key(key: str, value: str) -> bool:
     if 3 <= len(value) <= 12 and value.isdigit() and value.isascii() and _CODE_KEY.fullmatch(key.replace("-", "_")):
         return True
     by_key = _SECRET_KEY.search(key) is not None or pw_key(key)
-    return by_key and 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
+    if not by_key:
+        return False
+    if _named_secret(key, value.strip()):
+        return True
+    return 4 <= len(value) <= 4096 and " " not in value.strip() and secretish(key, value)
+
+
+# The last word of a key that names exactly one secret: any value under it is that secret, whatever
+# it looks like (a value under a key that merely holds such a word must also look like one).
+_PASSWORD_WORDS = frozenset({"password", "passwd", "pwd", "pw", "passphrase"})
+_SECRET_WORDS = frozenset({
+    "token", "apikey", "secret", "jwt", "bearer", "credential", "credentials", "cred", "creds", "auth", "sessionid",
+    "secretkey", "privatekey", "accesskey", "clientsecret",
+})
+_JOINED = {("api", "key"): "apikey", ("session", "id"): "sessionid", ("secret", "key"): "secretkey",
+           ("private", "key"): "privatekey", ("access", "key"): "accesskey", ("client", "secret"): "clientsecret"}
+
+
+def _last_word(key: str) -> str:
+    """A key's last word, lowercased, two-word names joined (x-api-key: apikey; sessionId: sessionid)."""
+    words = _KEY_WORD.findall(key[-64:])
+    if not words:
+        return ""
+    last = words[-1].lower()
+    if len(words) >= 2:
+        return _JOINED.get((words[-2].lower(), last), last)
+    return last
+
+
+# Keys under which a whole object or list is secrets ({"secrets": {"db": ...}}, {"api_keys": [...]},
+# {"password": {"current": ...}}), and the keys inside one that describe, not hold (a schema's).
+_SECRET_TREE_WORDS = _PASSWORD_WORDS | _SECRET_WORDS | {
+    "passwords", "secrets", "tokens", "apikeys", "passphrases", "secretkeys", "privatekeys", "accesskeys", "keys",
+}
+_DESCRIBING_KEYS = frozenset({
+    "type", "description", "title", "format", "pattern", "enum", "default", "examples", "example", "$ref", "$schema",
+    "required", "minLength", "maxLength", "name", "kind", "id", "created", "created_at", "updated_at", "expires_at",
+    "expires", "expiry", "expires_in", "scope", "scopes", "status", "algorithm", "alg", "token_type", "url", "uri",
+})
+
+
+def secret_tree_key(key: str) -> bool:
+    """Whether an object or list under ``key`` holds secrets in every value (``secrets``, ``tokens``,
+    ``api_keys``, ``password``): a bare "keys" only with another word (``ssh_keys``, not ``keys``)."""
+    last = _last_word(key)
+    if last == "keys":
+        return len(_KEY_WORD.findall(key[-64:])) >= 2 and _last_word(key[:-4].rstrip("_-. ")) in ("api", "ssh", "secret")
+    if last not in _SECRET_TREE_WORDS or not _NOT_NUMBER_SECRET_WORDS.isdisjoint(w.lower() for w in _KEY_WORD.findall(key)):
+        return False  # max_tokens, token_count: counts
+    return _SECRET_KEY.search(key) is not None or pw_key(key) or last == "jwt"
+
+
+def secret_in_tree(tree_key: str, key: str, value: str) -> bool:
+    """Whether ``value``, under ``key`` inside a tree of secrets under ``tree_key``, is one of its
+    secrets, not what describes one (its type, name, dates). Under a tree of tokens or keys a
+    value also holds a letter and a digit: a tokenizer's {"tokens": ["tokenization"]} is words."""
+    if key in _DESCRIBING_KEYS:
+        return False
+    value = value.strip()
+    if not 8 <= len(value) <= 4096 or any(c.isspace() for c in value) or no_value(value):
+        return False
+    if _EXAMPLE_TOKEN.search(value) is not None:
+        return False
+    if passwordish(tree_key) or pw_key(tree_key):
+        return True
+    return _DIGIT.search(value) is not None and any(c.isalpha() for c in value)
+
+
+def _named_secret(key: str, value: str) -> bool:
+    """Whether ``value`` is the secret its key names by its last word (``api_key``, ``x-api-key``,
+    ``access_token``, ``password``): then it need not look like a token ("Tr0ub4dor&84", "1686019379",
+    a passphrase with spaces), but not a stand-in for one (``<YOUR_TOKEN>``, ``${TOKEN}``, ``xxxxxxxx``)."""
+    last = _last_word(key)
+    if last in _PASSWORD_WORDS:
+        fits = 4 <= len(value) <= 256 and "\n" not in value  # a passphrase may hold spaces
+    else:
+        fits = last in _SECRET_WORDS and 8 <= len(value) <= 4096 and not any(c.isspace() for c in value)
+    return fits and not no_value(value) and _EXAMPLE_TOKEN.search(value) is None and not not_a_secret(key, value)
 
 
 # A key whose last word names one secret (a token, a password), not a count of them (max_tokens,
@@ -393,10 +470,8 @@ def number_secret_for_key(key: str, number: int) -> bool:
     (``{"token": 84213377}``, ``{"db_pw": 20240917}``)."""
     if not 0 < len(key) <= 64 or len(str(abs(number))) < 4:
         return False
-    words = [word.lower() for word in _KEY_WORD.findall(key)]
-    if len(words) >= 2 and words[-2:] == ["api", "key"]:
-        words[-2:] = ["apikey"]
-    return bool(words) and words[-1] in _NUMBER_SECRET_WORDS and _NOT_NUMBER_SECRET_WORDS.isdisjoint(words)
+    words = {word.lower() for word in _KEY_WORD.findall(key)}
+    return _last_word(key) in _NUMBER_SECRET_WORDS and _NOT_NUMBER_SECRET_WORDS.isdisjoint(words)
 
 
 # A key's body: after line breaks (or JSON's escaped ones) and any "Name: value" header lines,

@@ -21,6 +21,7 @@ from ..patterns import lazy
 from ..spans import Span
 from . import Detector, Hint, register
 from .names import person, place
+from .secrets import secret_for_key
 
 # A header cell, lowercased, its spaces, dots and dashes made "_": the label of its column.
 _COLUMNS: list[tuple[re.Pattern[str], str]] = [
@@ -45,6 +46,8 @@ _COLUMNS: list[tuple[re.Pattern[str], str]] = [
     (lazy(r"(?:us_|customer_|patient_|employee_|spouse_)?ssn(?:_?(?:no|num|number))?_?\d?"
                 r"|social_?security(?:_?(?:no|num|number))?|soc_sec(?:_no)?|tax_?(?:payer_)?(?:id|no|number)|itin"),
      "US_SSN"),
+    (lazy(r"(?:[a-z0-9]+_){0,3}(?:password|passwd|pwd|pw|passphrase|secret|api_?key|apikey|access_?key|private_?key"
+                r"|secret_?key|client_secret|(?:access|auth|refresh|bearer|api|session)_?token|token)"), "SECRET"),
 ]
 _ONE_WORD = lazy(r"first|last|given|family|middle|sur|display|maiden|^[fl]_?name$")
 # A header word: the pre-pass looks for it, and each line holding one is read as a possible header.
@@ -54,7 +57,7 @@ _HEADER_WORD = lazy(
     r"|author|owner|assignee|reporter|maintainer|reviewer|guest|passenger|tenant|applicant|locality|suburb"
     r"|person|client|kin|spouse|guardian|signatory|birth|hometown|municipal|district|neighbo|whatsapp|tax|itin"
     r"|nom|apellido|cognome|ville|pays|adres|ciudad|pa[ií]s|direcci|localidad|citt|indirizzo|stadt|stra(?:ss|ß)e"
-    r"|wohnort|plaats"
+    r"|wohnort|plaats|pass|pw|secret|api_?key|apikey|access_?key|private_?key|token"
 )  # every column of _COLUMNS holds one of these words (test_structure checks it)
 _LONGEST_HEADER = 2000
 _NOT_HEADER = lazy(r"[@:/=(){}<>]")
@@ -98,6 +101,8 @@ def _cell_label(label: str, header: str, value: str) -> bool:
         return place(value)
     if label == "PHONE":
         return _PHONE_CHARS.fullmatch(value) is not None and 7 <= sum(c.isdigit() for c in value) <= 15
+    if label == "SECRET":
+        return secret_for_key(header, value)
     m = _SSN_VALUE.fullmatch(value)
     return m is not None and _ssn_valid(*m.groups())
 
@@ -251,7 +256,7 @@ def _sql_values(text: str, at: int, headers: list[str]) -> Iterator[Span]:
                 break
 
 
-_TABLE_LABELS = frozenset({"PERSON", "LOCATION", "PHONE", "US_SSN"})
+_TABLE_LABELS = frozenset({"PERSON", "LOCATION", "PHONE", "US_SSN", "SECRET"})
 
 register(
     Detector(
@@ -262,7 +267,8 @@ register(
                   "| Name | Phone |\n|---|---|\n| Ana Lopez | 020 7946 0958 |",
                   "name\tphone\nJane Doe\t(02) 9347 8166\n", "     name   phone\n0  Jane Doe  020 7946 0958",
                   "| Author | Commits |\n|---|---|\n| Zara Ali | 12 |\n", "id;nom;ville\n1;Zara Ali;Lyon\n",
-                  "fname,home_phone,tax_id\nZara,4155550143,219099999\n"),
+                  "fname,home_phone,tax_id\nZara,4155550143,219099999\n", "user,password\nadmin,nHFr#SVgbp57\n",
+                  "| service | api_key |\n|---|---|\n| billing | G1t8w!5l3Xek49 |\n"),
         not_flagged=("id,name,size\n1,README.md,120\n", "| name | type |\n|---|---|\n| read_file | tool |",
                      "name,phone\nfoo,12\n", "Name,Version\nrequests,2.31.0\nurllib3,2.0.4\n",
                      "| Owner | Description |\n|---|---|\n| Platform Team | runs infra |\n",
@@ -272,7 +278,9 @@ register(
         "sql-columns", _TABLE_LABELS, (Hint(_SQL_COLUMNS.pattern),), find=_sql, whole=True,
         when=lambda text, low: "insert" in low or "copy" in low,
         examples=("INSERT INTO users (id, name, ssn) VALUES (1, 'Jane Doe', '123456789');",
+                  "INSERT INTO users (login, password) VALUES ('admin', 'egCbF!wqPPX094');",
                   "COPY public.people (id, full_name, city) FROM stdin;\n7\tJane Doe\tLisbon\n\\.\n"),
-        not_flagged=("INSERT INTO tools (id, name) VALUES (1, 'read_file');",),
+        not_flagged=("INSERT INTO tools (id, name) VALUES (1, 'read_file');",
+                     "INSERT INTO users (login, password) VALUES ('admin', ?);"),
     ),
 )
