@@ -209,14 +209,29 @@ def _cut_run(masker: Masker, blocks: list[dict[str, Any]], origin: str) -> list[
         bounds.append((at, at + len(text)))
         at += len(text)
     joined = "".join(texts)
-    across = [s for s in masker.spans(joined) if _block_of(bounds, s.start) != _block_of(bounds, s.end - 1)]
+    across, inside = [], {}
+    for span in masker.spans(joined):
+        first = _block_of(bounds, span.start)
+        if first != _block_of(bounds, span.end - 1):
+            across.append(span)
+        else:
+            inside.setdefault(first, []).append(span)
+    # A value inside one block that only the text before it names ("password=" | "Zq7r..."):
+    # the block read alone does not find it, the text the model reads does.
+    for k, spans in inside.items():
+        own = [(o.start + bounds[k][0], o.end + bounds[k][0]) for o in masker.spans(texts[k])]
+        across.extend(s for s in spans if not any(a <= s.start and s.end <= b for a, b in own))
     if not across:
         return blocks
+    across.sort(key=lambda s: s.start)
     out_texts = list(texts)
     for span in reversed(across):  # right to left, so earlier offsets still hold
         first, last = _block_of(bounds, span.start), _block_of(bounds, span.end - 1)
         placeholder = masker.mask_span(joined, span, origin)
         lo, hi = bounds[first][0], bounds[last][0]
+        if first == last:
+            out_texts[first] = out_texts[first][: span.start - lo] + placeholder + out_texts[first][span.end - lo :]
+            continue
         out_texts[last] = out_texts[last][span.end - hi :]
         for middle in range(first + 1, last):
             out_texts[middle] = ""

@@ -278,13 +278,26 @@ async def r_deep(c: LeakClient) -> None:
     assert (await c.request(2, "ping"))["result"] == {}
 
 
+async def r_split_key_value(c: LeakClient) -> None:
+    """A key that ends one text block names the value that starts the next; the model reads them
+    as one text, so the value is masked in the block that holds it."""
+    reply = await c.call(1, "split_key_value")
+    texts = [b["text"] for b in reply["result"]["content"]]
+    assert texts[1].startswith("<SECRET_") and texts[3].startswith("<SECRET_")
+
+
+async def r_secret_trees(c: LeakClient) -> None:
+    reply = await c.call(1, "secret_trees")
+    assert json.dumps(reply["result"]).count("<SECRET_") >= 6
+
+
 ROUTES: dict[str, Callable[[LeakClient], Awaitable[None]]] = {
     "instructions": r_instructions, "listings": r_listings, "completion": r_completion, "error": r_error,
     "log": r_log, "progress": r_progress, "meta": r_meta, "split": r_split, "blob": r_blob,
     "sampling": r_sampling, "elicitation": r_elicitation, "subscription": r_subscription,
     "uri_echo": r_uri_echo, "laundering": r_laundering, "deep": r_deep, "protocol_names": r_protocol_names,
     "split_around": r_split_around, "b64_text": r_b64_text, "top_fields": r_top_fields,
-    "repeated_keys": r_repeated_keys,
+    "repeated_keys": r_repeated_keys, "split_key_value": r_split_key_value, "secret_trees": r_secret_trees,
 }
 
 
@@ -299,6 +312,8 @@ async def test_no_canary_from_a_hostile_upstream_reaches_the_client_by_any_route
             finally:
                 await client.process.stdin.aclose()  # type: ignore[union-attr]
     pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route in ("split", "split_around") else []
+    if route in ("split_key_value", "secret_trees"):
+        pieces = [values["LEAK_PASSWORD"][::-1], values["LEAK_PASSWORD"][2:14]]
     # Each route is judged on what came after the handshake; the handshake is a route of its own.
     raw, seen = (bytes(client.raw), client.seen) if route == "instructions" else client.since_handshake()
     assert_clean(raw, seen, [*values.values(), *pieces])
@@ -437,6 +452,8 @@ async def test_a_2026_client_over_run_gets_every_route_masked_too(tmp_path: Path
             await client.process.stdin.aclose()  # type: ignore[union-attr]
     assert "result" in reply or "error" in reply
     pieces = [values["LEAK_KEY"][:10], values["LEAK_KEY"][10:]] if route in ("split", "split_around") else []
+    if route in ("split_key_value", "secret_trees"):
+        pieces = [values["LEAK_PASSWORD"][::-1], values["LEAK_PASSWORD"][2:14]]
     assert_clean(bytes(client.raw), client.seen, [*values.values(), *pieces])
 
 
