@@ -288,7 +288,7 @@ class Masker:
             return {self.key(k, origin): self.secret_tree(tree_key, one, origin, k) for k, one in item.items()}
         if isinstance(item, list):
             return [self.secret_tree(tree_key, one, origin, key) for one in item]
-        if isinstance(item, str) and secret_in_tree(tree_key, key, item) or not key and secret_under(tree_key, item):
+        if _tree_leaf_secret(tree_key, key, item):
             return self.secret(str(item), origin)
         return self.field(key, item, origin) if key else self.value(item, origin)
 
@@ -562,6 +562,12 @@ def _tree_holds_secret(tree_key: str, item: Any, key: str = "") -> bool:
         return any(_tree_holds_secret(tree_key, one, k) for k, one in item.items())
     if isinstance(item, list):
         return any(_tree_holds_secret(tree_key, one, key) for one in item)
+    return _tree_leaf_secret(tree_key, key, item)
+
+
+def _tree_leaf_secret(tree_key: str, key: str, item: Any) -> bool:
+    """Whether a string or number in a tree of secrets is one: by the tree's reading under its own
+    key, or, straight in a list under the tree's key, as a value under that key."""
     return isinstance(item, str) and secret_in_tree(tree_key, key, item) or not key and secret_under(tree_key, item)
 
 

@@ -27,6 +27,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -38,6 +39,7 @@ from .mask import bare_value_key, in_field, read_as
 
 if TYPE_CHECKING:
     from .mask import Masker
+    from .spans import Span
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +221,7 @@ def _cut_run(masker: Masker, blocks: list[dict[str, Any]], origin: str) -> list[
     # A value inside one block that only the text before it names ("password=" | "Zq7r..."):
     # the block read alone does not find it, the text the model reads does.
     for k, spans in inside.items():
-        own = [(o.start + bounds[k][0], o.end + bounds[k][0]) for o in masker.spans(texts[k])]
-        across.extend(s for s in spans if not any(a <= s.start and s.end <= b for a, b in own))
+        across.extend(_not_within(spans, masker.spans(texts[k]), bounds[k][0]))
     if not across:
         return blocks
     across.sort(key=lambda s: s.start)
@@ -237,6 +238,20 @@ def _cut_run(masker: Masker, blocks: list[dict[str, Any]], origin: str) -> list[
             out_texts[middle] = ""
         out_texts[first] = out_texts[first][: span.start - lo] + placeholder
     return [{**b, "text": t} for b, t in zip(blocks, out_texts)]
+
+
+def _not_within(spans: list[Span], own: list[Span], shift: int) -> Iterator[Span]:
+    """The spans of ``spans`` that no span of ``own`` (offsets ``shift`` lower) contains, in one
+    sweep of both by start: a span is contained when the furthest end among the own spans that
+    start at or before it reaches its end."""
+    ends = sorted((o.start + shift, o.end + shift) for o in own)
+    j, reach = 0, -1
+    for span in sorted(spans, key=attrgetter("start")):
+        while j < len(ends) and ends[j][0] <= span.start:
+            reach = max(reach, ends[j][1])
+            j += 1
+        if reach < span.end:
+            yield span
 
 
 def _block_of(bounds: list[tuple[int, int]], offset: int) -> int:

@@ -436,13 +436,19 @@ def secret_in_tree(tree_key: str, key: str, value: str) -> bool:
     if key in _DESCRIBING_KEYS:
         return False
     value = value.strip()
-    if not 8 <= len(value) <= 4096 or any(c.isspace() for c in value) or no_value(value):
+    if not _one_word(value) or _stands_for_none(value):
         return False
-    if _EXAMPLE_TOKEN.search(value) is not None:
-        return False
-    if passwordish(tree_key) or pw_key(tree_key):
-        return True
-    return _DIGIT.search(value) is not None and any(c.isalpha() for c in value)
+    return passwordish(tree_key) or _DIGIT.search(value) is not None and any(c.isalpha() for c in value)
+
+
+def _one_word(value: str) -> bool:
+    """Eight characters to 4 KB with no white space: a token's, a key's shape."""
+    return 8 <= len(value) <= 4096 and not any(c.isspace() for c in value)
+
+
+def _stands_for_none(value: str) -> bool:
+    """A placeholder, a variable, a schema's type, or documentation's example token."""
+    return no_value(value) or _EXAMPLE_TOKEN.search(value) is not None
 
 
 def _named_secret(key: str, value: str) -> bool:
@@ -453,14 +459,14 @@ def _named_secret(key: str, value: str) -> bool:
     if last in _PASSWORD_WORDS:
         fits = 4 <= len(value) <= 256 and "\n" not in value  # a passphrase may hold spaces
     else:
-        fits = last in _SECRET_WORDS and 8 <= len(value) <= 4096 and not any(c.isspace() for c in value)
-    return fits and not no_value(value) and _EXAMPLE_TOKEN.search(value) is None and not not_a_secret(key, value)
+        fits = last in _SECRET_WORDS and _one_word(value)
+    return fits and not _stands_for_none(value) and not not_a_secret(key, value)
 
 
 # A key whose last word names one secret (a token, a password), not a count of them (max_tokens,
 # token_count) nor a pager's place (next_page_token): a number under it is the secret, as a
 # one-time token or a numeric password is.
-_NUMBER_SECRET_WORDS = frozenset({"token", "password", "passwd", "pwd", "pw", "passcode", "passphrase", "secret", "apikey"})
+_NUMBER_SECRET_WORDS = _PASSWORD_WORDS | {"token", "passcode", "secret", "apikey"}
 _NOT_NUMBER_SECRET_WORDS = frozenset({"page", "cursor", "next", "continuation", "sync", "resume", "count", "max", "min"})
 _KEY_WORD = lazy(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
